@@ -1,0 +1,308 @@
+//! `Aggregator`: the actor that analyses every round and writes the outputs.
+//!
+//! It receives one [`RoundReport`] per round (every sensor's outcome, readings included) and every
+//! [`SupervisionEvent`] from the supervisor, in the order they happened. Per sensor it keeps
+//! streaming statistics, a bounded rolling window, an EWMA and its detectors' state: memory is
+//! fixed per sensor whatever the run length. It counts every read into exactly one outcome,
+//! records round and read latencies in fixed-size histograms, logs one line per round and, on
+//! [`Finish`], returns the [`Summary`] and writes `summary.json`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler};
+use chrono::Utc;
+use hdrhistogram::Histogram;
+
+use crate::analysis::{AnalysisConfig, Detector, DetectorKind, Observation};
+use crate::config::SensorSpec;
+use crate::messages::{EventKind, Finish, Outcome, RoundReport, SupervisionEvent};
+use crate::report::{
+    rfc3339, AnomalyLine, EventLine, OutputError, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
+    SensorSummary, Summary,
+};
+use crate::stats::{Ewma, RollingWindow, RunningStats};
+
+/// Latencies above this (one hour) are recorded as this in the histograms.
+const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+
+/// What the aggregator keeps per sensor.
+struct Track {
+    id: Arc<str>,
+    kind: Arc<str>,
+    unit: Arc<str>,
+    range: Option<(f64, f64)>,
+    stats: RunningStats,
+    window: RollingWindow,
+    ewma: Ewma,
+    last: Option<f64>,
+    detectors: Vec<(DetectorKind, Box<dyn Detector>)>,
+    anomalies: u64,
+}
+
+/// The analysis and output actor.
+pub struct Aggregator {
+    tracks: Vec<Track>,
+    analysis: AnalysisConfig,
+    rounds: u64,
+    reads: ReadCounts,
+    round_us: Histogram<u64>,
+    read_us: Histogram<u64>,
+    anomalies: BTreeMap<DetectorKind, u64>,
+    events: BTreeMap<EventKind, u64>,
+    /// Where the lines go; `None` without `--out`. Dropped (and so closed) with the actor.
+    outputs: Option<Outputs>,
+    /// The first output error; writing stops there and [`Finish`] reports it.
+    output_error: Option<OutputError>,
+    /// Wall-clock start of the run, for `process.wall_seconds`.
+    started: std::time::Instant,
+    /// Reused buffer for the detectors' order statistics.
+    scratch: Vec<f64>,
+}
+
+impl Aggregator {
+    /// An aggregator for `sensors`, writing to `outputs` when given.
+    pub fn new(sensors: &[SensorSpec], analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
+        let tracks = sensors
+            .iter()
+            .map(|s| Track {
+                id: s.id.clone(),
+                kind: s.kind.clone(),
+                unit: s.unit.clone(),
+                range: analysis.range_for(&s.kind, s.range),
+                stats: RunningStats::default(),
+                window: RollingWindow::new(analysis.window),
+                ewma: Ewma::default(),
+                last: None,
+                detectors: analysis.build(),
+                anomalies: 0,
+            })
+            .collect();
+        let histogram = || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
+        Aggregator {
+            tracks,
+            analysis,
+            rounds: 0,
+            reads: ReadCounts::default(),
+            round_us: histogram(),
+            read_us: histogram(),
+            anomalies: BTreeMap::new(),
+            events: BTreeMap::new(),
+            outputs,
+            output_error: None,
+            started: std::time::Instant::now(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, f: impl FnOnce(&mut Outputs) -> Result<(), OutputError>) {
+        if self.output_error.is_some() {
+            return;
+        }
+        if let Some(outputs) = self.outputs.as_mut() {
+            if let Err(e) = f(outputs) {
+                log::error!("{e}; no further output is written");
+                self.output_error = Some(e);
+            }
+        }
+    }
+
+    fn process(&mut self) -> ProcessStats {
+        ProcessStats { wall_seconds: self.started.elapsed().as_secs_f64(), ..ProcessStats::measure() }
+    }
+
+    fn record(histogram: &mut Histogram<u64>, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, HISTOGRAM_MAX_US);
+        histogram.saturating_record(us);
+    }
+
+    fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        Percentiles { p50: ms(0.5), p95: ms(0.95), p99: ms(0.99), max: histogram.max() as f64 / 1000.0 }
+    }
+}
+
+impl Actor for Aggregator {
+    type Context = Context<Self>;
+}
+
+impl Handler<RoundReport> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, report: RoundReport, _ctx: &mut Context<Self>) {
+        self.rounds += 1;
+        Self::record(&mut self.round_us, report.wall);
+        let round = report.round;
+        let mut counts = ReadCounts::default();
+        let mut found = 0u64;
+        let round_time = Utc::now();
+        let mut outputs = self.outputs.take();
+        let mut output_error = None;
+        for (track, outcome) in self.tracks.iter_mut().zip(&report.outcomes) {
+            counts.requested += 1;
+            let reading = match outcome {
+                Outcome::Ok(r) => {
+                    counts.ok += 1;
+                    Self::record(&mut self.read_us, r.latency);
+                    Some(r)
+                }
+                Outcome::Failed { .. } => {
+                    counts.failed += 1;
+                    None
+                }
+                Outcome::TimedOut => {
+                    counts.timed_out += 1;
+                    None
+                }
+                Outcome::Unavailable(_) => {
+                    counts.unavailable += 1;
+                    None
+                }
+            };
+            let value = reading.map(|r| r.value);
+            let timestamp = reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
+            if let (Some(r), Some(out), None) = (reading, outputs.as_mut(), &output_error) {
+                let line = ReadingLine {
+                    round,
+                    sensor: &track.id,
+                    kind: &track.kind,
+                    value: r.value,
+                    unit: &track.unit,
+                    timestamp: timestamp.clone(),
+                    latency_ms: r.latency.as_secs_f64() * 1000.0,
+                    source_row: r.source_row,
+                    source_time: r.source_time.as_deref(),
+                };
+                output_error = out.reading(&line).err();
+            }
+            let mut obs = Observation {
+                round,
+                value,
+                window: &track.window,
+                range: track.range,
+                scratch: &mut self.scratch,
+            };
+            for (kind, detector) in track.detectors.iter_mut() {
+                if let Some(detail) = detector.observe(&mut obs) {
+                    found += 1;
+                    track.anomalies += 1;
+                    *self.anomalies.entry(*kind).or_default() += 1;
+                    log::debug!("round {round}: {} {}: {detail}", track.id, kind.as_str());
+                    if let (Some(out), None) = (outputs.as_mut(), &output_error) {
+                        let line = AnomalyLine {
+                            round,
+                            sensor: &track.id,
+                            timestamp: timestamp.clone(),
+                            value,
+                            detector: kind.as_str(),
+                            detail,
+                            source_row: reading.and_then(|r| r.source_row),
+                        };
+                        output_error = out.anomaly(&line).err();
+                    }
+                }
+            }
+            if let Some(v) = value {
+                track.stats.push(v);
+                track.window.push(v);
+                track.ewma.push(v, self.analysis.ewma_alpha);
+                track.last = Some(v);
+            }
+        }
+        self.outputs = outputs;
+        if let Some(e) = output_error {
+            log::error!("{e}; no further output is written");
+            self.output_error.get_or_insert(e);
+        }
+        self.write(Outputs::flush);
+        self.reads.requested += counts.requested;
+        self.reads.ok += counts.ok;
+        self.reads.failed += counts.failed;
+        self.reads.timed_out += counts.timed_out;
+        self.reads.unavailable += counts.unavailable;
+        let process = self.process();
+        log::info!(
+            "round {round}: {} ok, {} failed, {} timed out, {} unavailable in {:.1} ms{}; {found} anomalies; rss {:.1} MiB, cpu {:.2} s",
+            counts.ok,
+            counts.failed,
+            counts.timed_out,
+            counts.unavailable,
+            report.wall.as_secs_f64() * 1000.0,
+            if report.skipped_before > 0 { format!(" ({} ticks skipped before)", report.skipped_before) } else { String::new() },
+            process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            process.cpu_seconds,
+        );
+    }
+}
+
+impl Handler<SupervisionEvent> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, event: SupervisionEvent, _ctx: &mut Context<Self>) {
+        *self.events.entry(event.event).or_default() += 1;
+        let line = EventLine {
+            timestamp: rfc3339(&event.timestamp),
+            sensor: &event.sensor,
+            event: event.event.as_str(),
+            cause: event.cause.as_deref(),
+            delay_ms: event.delay.map(|d| d.as_millis() as u64),
+            restarts: event.restarts,
+        };
+        if let Some(outputs) = self.outputs.as_mut().filter(|_| self.output_error.is_none()) {
+            if let Err(e) = outputs.event(&line) {
+                log::error!("{e}; no further output is written");
+                self.output_error = Some(e);
+            }
+        }
+    }
+}
+
+impl Handler<Finish> for Aggregator {
+    type Result = Result<Summary, OutputError>;
+
+    fn handle(&mut self, finish: Finish, _ctx: &mut Context<Self>) -> Self::Result {
+        let sensors = self
+            .tracks
+            .iter()
+            .zip(&finish.sensors)
+            .map(|(t, (state, restarts))| SensorSummary {
+                id: t.id.to_string(),
+                kind: t.kind.to_string(),
+                unit: t.unit.to_string(),
+                state: state.as_str().to_string(),
+                restarts: *restarts,
+                count: t.stats.count(),
+                min: t.stats.min(),
+                max: t.stats.max(),
+                mean: t.stats.mean(),
+                stddev: t.stats.stddev(),
+                ewma: t.ewma.value(),
+                last: t.last,
+                anomalies: t.anomalies,
+            })
+            .collect();
+        let summary = Summary {
+            rounds: self.rounds,
+            skipped_rounds: finish.skipped_rounds,
+            reads: self.reads,
+            restarts: finish.sensors.iter().map(|(_, r)| u64::from(*r)).sum(),
+            round_ms: Self::percentiles(&self.round_us),
+            read_latency_ms: Self::percentiles(&self.read_us),
+            anomalies: self.anomalies.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            events: self.events.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            seed: finish.seed,
+            sensors,
+            process: self.process(),
+        };
+        let summary_ref = &summary;
+        self.write(|o| o.finish(summary_ref));
+        match self.output_error.take() {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+}

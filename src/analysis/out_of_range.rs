@@ -1,0 +1,64 @@
+//! `out_of_range`: a value outside the valid range of its sensor.
+//!
+//! The range is the sensor's own `range` key when set, else the bounds of its kind in
+//! `[analysis.out_of_range] bounds`. Every reading outside fires; a sensor with no known range is
+//! never checked.
+
+use std::collections::BTreeMap;
+
+use super::{Detector, Observation};
+
+/// Bounds per kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Valid `[min, max]` per sensor kind.
+    pub bounds: BTreeMap<String, (f64, f64)>,
+}
+
+impl Default for Settings {
+    /// Operating ranges of common industrial parts: temperature -40..85 C, relative humidity
+    /// 0..100 %, barometric pressure 300..1100 hPa.
+    fn default() -> Self {
+        let bounds = [("temperature", (-40.0, 85.0)), ("humidity", (0.0, 100.0)), ("pressure", (300.0, 1100.0))]
+            .into_iter()
+            .map(|(k, r)| (k.to_string(), r))
+            .collect();
+        Settings { bounds }
+    }
+}
+
+/// The detector; the range arrives with each observation.
+#[derive(Debug, Default)]
+pub struct OutOfRange;
+
+impl OutOfRange {
+    /// A boxed detector.
+    pub fn boxed() -> Box<dyn Detector> {
+        Box::new(OutOfRange)
+    }
+}
+
+impl Detector for OutOfRange {
+    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+        let (value, (lo, hi)) = (obs.value?, obs.range?);
+        (value < lo || value > hi).then(|| format!("value {value} outside the valid range [{lo}, {hi}]"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{clean_walk, fired};
+    use super::*;
+
+    #[test]
+    fn fires_outside_and_only_there() {
+        let series = [Some(20.0), Some(90.0), Some(-41.0), Some(85.0), Some(-40.0), None];
+        assert_eq!(fired(&mut OutOfRange, &series, 30, Some((-40.0, 85.0))), [2, 3]);
+    }
+
+    #[test]
+    fn quiet_on_clean_data_and_without_range() {
+        assert!(fired(&mut OutOfRange, &clean_walk(2000, 1), 30, Some((-40.0, 85.0))).is_empty());
+        assert!(fired(&mut OutOfRange, &[Some(1e9)], 30, None).is_empty());
+    }
+}

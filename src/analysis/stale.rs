@@ -1,0 +1,70 @@
+//! `stale`: no successful reading for `rounds` rounds in a row.
+//!
+//! A round without a reading is one where the sensor failed, timed out or was unavailable. Fires
+//! once per episode, in the round that completes it; the next reading ends the episode.
+
+use super::{Detector, Observation};
+
+/// Stale settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Consecutive rounds without a reading that make a sensor stale.
+    pub rounds: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { rounds: 5 }
+    }
+}
+
+/// The detector's per-sensor state.
+#[derive(Debug)]
+pub struct Stale {
+    settings: Settings,
+    missed: u32,
+}
+
+impl Stale {
+    /// A boxed detector.
+    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
+        Box::new(Stale { settings, missed: 0 })
+    }
+}
+
+impl Detector for Stale {
+    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+        if obs.value.is_some() {
+            self.missed = 0;
+            return None;
+        }
+        self.missed = self.missed.saturating_add(1);
+        (self.missed == self.settings.rounds).then(|| format!("no reading for {} rounds", self.missed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{clean_walk, fired};
+    use super::*;
+
+    #[test]
+    fn fires_once_per_gap() {
+        let mut series = vec![Some(1.0); 3];
+        series.extend([None; 7]);
+        series.push(Some(1.0));
+        series.extend([None; 5]);
+        series.extend([None; 1]);
+        let hits = fired(&mut *Stale::boxed(Settings::default()), &series, 30, None);
+        assert_eq!(hits, [8, 16]);
+    }
+
+    #[test]
+    fn quiet_with_short_gaps() {
+        let mut series = clean_walk(100, 3);
+        for i in (0..100).step_by(5) {
+            series[i] = None;
+        }
+        assert!(fired(&mut *Stale::boxed(Settings::default()), &series, 30, None).is_empty());
+    }
+}

@@ -1,0 +1,69 @@
+//! `stuck`: the same value read `reads` times in a row.
+//!
+//! Fires once per episode, on the read that completes the run of identical values; a different
+//! value ends the episode. Missed rounds neither extend nor end a run.
+
+use super::{Detector, Observation};
+
+/// Stuck settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Identical consecutive reads that make a stuck sensor.
+    pub reads: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { reads: 10 }
+    }
+}
+
+/// The detector's per-sensor state.
+#[derive(Debug)]
+pub struct Stuck {
+    settings: Settings,
+    last: Option<f64>,
+    run: u32,
+}
+
+impl Stuck {
+    /// A boxed detector.
+    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
+        Box::new(Stuck { settings, last: None, run: 0 })
+    }
+}
+
+impl Detector for Stuck {
+    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+        let value = obs.value?;
+        if self.last == Some(value) {
+            self.run = self.run.saturating_add(1);
+        } else {
+            self.last = Some(value);
+            self.run = 1;
+        }
+        (self.run == self.settings.reads).then(|| format!("value {value} unchanged for {} reads", self.run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{clean_walk, fired};
+    use super::*;
+
+    #[test]
+    fn fires_once_per_episode() {
+        let mut series = vec![Some(1.0), Some(2.0)];
+        series.extend(std::iter::repeat_n(Some(3.0), 25));
+        series.push(None);
+        series.push(Some(4.0));
+        series.extend(std::iter::repeat_n(Some(4.0), 9));
+        let hits = fired(&mut *Stuck::boxed(Settings::default()), &series, 30, None);
+        assert_eq!(hits, [12, 39]);
+    }
+
+    #[test]
+    fn quiet_on_a_clean_walk() {
+        assert!(fired(&mut *Stuck::boxed(Settings::default()), &clean_walk(5000, 2), 30, None).is_empty());
+    }
+}

@@ -1,0 +1,164 @@
+//! Sensor drivers: where a sensor's readings come from.
+//!
+//! A [`Driver`] makes one read at a time for one sensor; the [`SensorActor`](crate::sensor::SensorActor)
+//! that owns it turns the outcome into a reply. Which drivers exist is the closed enum
+//! [`DriverSpec`], parsed from a `[[sensors]]` entry by [`DriverSpec::parse`] and turned into a
+//! driver by [`DriverSpec::build`]. Adding a driver is one new file in this folder plus one line in
+//! each `match` below (the compiler lists them). Drivers written outside the crate plug in through
+//! [`DriverSpec::Custom`] and a [`DriverFactory`].
+//!
+//! What every driver must do is specified in `docs/extending.md`: return errors, never panic on
+//! purpose (a panic is caught and treated as a fatal failure of that sensor only), take all
+//! randomness from the seed it is built with, and leave deadlines to the round.
+
+pub mod simulated;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::ConfigError;
+
+/// The future of one read. It runs on the sensor's arbiter, so it need not be `Send`.
+pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>;
+
+/// Makes reads for one sensor.
+pub trait Driver: 'static {
+    /// Starts the read of `round`. Slow reads are fine: the round enforces the deadline and
+    /// discards late results.
+    fn read(&mut self, round: u64) -> ReadFuture;
+}
+
+/// A value read from a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The measured value.
+    pub value: f64,
+    /// For replayed data: the 1-based data row of the source file.
+    pub source_row: Option<u64>,
+    /// For replayed data: the time recorded with the value, as written in the source.
+    pub source_time: Option<Arc<str>>,
+}
+
+impl Sample {
+    /// A sample with a value only.
+    pub fn value(value: f64) -> Self {
+        Sample { value, source_row: None, source_time: None }
+    }
+}
+
+/// Why a read gave no value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadError {
+    /// A transient failure: counted `failed`, the sensor keeps running.
+    #[error("{0}")]
+    Failed(String),
+    /// A failure the sensor cannot recover from by itself: it must be restarted.
+    #[error("fatal: {0}")]
+    Fatal(String),
+    /// The device reports itself offline: counted `unavailable`.
+    #[error("offline")]
+    Offline,
+    /// The source has no more data: the sensor stops normally.
+    #[error("exhausted")]
+    Exhausted,
+    /// The driver panicked; the panic was caught at the sensor.
+    #[error("panic: {0}")]
+    Panic(String),
+}
+
+/// What a driver is built from besides its settings.
+#[derive(Debug, Clone)]
+pub struct DriverContext {
+    /// The sensor's id.
+    pub id: Arc<str>,
+    /// The sensor's kind.
+    pub kind: Arc<str>,
+    /// The sensor's index in the configuration.
+    pub index: usize,
+    /// How many times this sensor was started before (0 for the first start).
+    pub incarnation: u32,
+    /// Seed of this driver's random draws, derived from the run's seed, the index and the
+    /// incarnation, so every sensor has its own reproducible stream.
+    pub seed: u64,
+}
+
+/// Builds drivers of a kind defined outside this crate.
+pub trait DriverFactory: Send + Sync + fmt::Debug + 'static {
+    /// The name shown in logs and docs.
+    fn name(&self) -> &str;
+    /// Builds a fresh driver (on first start and on every restart).
+    fn build(&self, ctx: &DriverContext) -> Box<dyn Driver>;
+}
+
+/// The closed list of driver kinds, with their validated settings.
+#[derive(Debug, Clone)]
+pub enum DriverSpec {
+    /// Random-walk values with random latency and faults (`driver = "simulated"`).
+    Simulated(simulated::Settings),
+    /// A driver from outside the crate (not reachable from a config file).
+    Custom(Arc<dyn DriverFactory>),
+}
+
+/// The names accepted by `driver = "..."`.
+pub const DRIVER_NAMES: &[&str] = &["simulated"];
+
+impl DriverSpec {
+    /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path).
+    pub fn parse(name: &str, table: toml::Table, origin: &str, at: &str) -> Result<DriverSpec, ConfigError> {
+        match name {
+            "simulated" => Ok(DriverSpec::Simulated(simulated::Settings::parse(table, origin, at)?)),
+            other => Err(ConfigError::new(
+                origin,
+                format!("{at}.driver"),
+                format!("expected one of {}, got \"{other}\"", DRIVER_NAMES.join(", ")),
+            )),
+        }
+    }
+
+    /// The kind of sensor the driver makes when the entry names none.
+    pub fn default_kind(&self) -> &str {
+        match self {
+            DriverSpec::Simulated(_) => "temperature",
+            DriverSpec::Custom(f) => f.name(),
+        }
+    }
+
+    /// Builds a fresh driver.
+    pub fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
+        match self {
+            DriverSpec::Simulated(settings) => Box::new(simulated::Simulated::new(settings.clone(), ctx)),
+            DriverSpec::Custom(factory) => factory.build(ctx),
+        }
+    }
+}
+
+/// Derives the seed of one driver from the run's seed (splitmix64 steps, so neighbouring
+/// indices get unrelated streams).
+pub fn driver_seed(run_seed: u64, index: usize, incarnation: u32) -> u64 {
+    let mut x = splitmix64(run_seed ^ splitmix64(index as u64));
+    x ^= splitmix64(u64::from(incarnation).wrapping_add(0x5851_f42d_4c95_7f2d));
+    splitmix64(x)
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_seeds_differ_by_index_and_incarnation() {
+        let a = driver_seed(42, 0, 0);
+        assert_eq!(a, driver_seed(42, 0, 0));
+        assert_ne!(a, driver_seed(42, 1, 0));
+        assert_ne!(a, driver_seed(42, 0, 1));
+        assert_ne!(a, driver_seed(43, 0, 0));
+    }
+}

@@ -1,0 +1,112 @@
+//! sensor-actors: collect IoT sensor data with actors.
+//!
+//! Data moves one way: sensor -> supervisor round -> aggregator -> outputs.
+//!
+//! - [`config`]: the TOML configuration, read in two stages (raw serde structs, then a validated
+//!   [`Config`]); every error names file, field and expectation.
+//! - [`driver`]: the [`Driver`](driver::Driver) trait and the closed list of drivers
+//!   (`simulated`, plus drivers from outside the crate through [`DriverFactory`](driver::DriverFactory)).
+//! - [`sensor`]: [`SensorActor`](sensor::SensorActor), one actor per sensor, answering
+//!   [`Read`](messages::Read); a panicking driver fails that sensor only.
+//! - [`round`]: one collection round: fan `Read` out, one deadline per read, exactly one
+//!   [`Outcome`](messages::Outcome) per sensor.
+//! - [`supervisor`]: [`SensorSupervisor`](supervisor::SensorSupervisor) starts sensors from their
+//!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
+//! - [`aggregator`]: [`Aggregator`](aggregator::Aggregator) keeps streaming statistics, runs the
+//!   [`analysis`] detectors, counts every read and writes the outputs of [`report`].
+//! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
+//!   [`panic`]: keeps caught sensor panics out of stderr.
+//!
+//! [`run`] wires them together for one run and returns its [`Summary`](report::Summary).
+
+pub mod aggregator;
+pub mod analysis;
+pub mod config;
+pub mod driver;
+pub mod messages;
+pub mod panic;
+pub mod report;
+pub mod round;
+pub mod sensor;
+pub mod stats;
+pub mod supervisor;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::{Actor, Arbiter};
+use tokio::sync::oneshot;
+
+pub use config::{Config, ConfigError};
+pub use report::{OutputError, Summary};
+
+use aggregator::Aggregator;
+use messages::Shutdown;
+use report::Outputs;
+use supervisor::SensorSupervisor;
+
+/// A run that could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An output file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The actor system stopped before the run could report.
+    #[error("the actor system stopped before the run finished")]
+    Interrupted,
+}
+
+/// Where a run writes, besides the log.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The `--out DIR` folder; no files are written without it.
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `config` until its rounds or duration are done, every sensor has stopped, or `shutdown`
+/// completes; then settles the round in flight, flushes the outputs and returns the summary.
+///
+/// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
+pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
+    let seed = config.collection.seed.unwrap_or_else(rand::random);
+    log::info!(
+        "starting {} sensors, interval {}, read timeout {}, seed {seed}",
+        config.sensors.len(),
+        humantime::format_duration(config.collection.interval),
+        humantime::format_duration(config.collection.read_timeout)
+    );
+    let outputs = match &options.out {
+        Some(dir) => Some(Outputs::create(dir)?),
+        None => None,
+    };
+    let aggregator = Aggregator::new(&config.sensors, config.analysis.clone(), outputs).start();
+    let arbiters: Vec<Arbiter> = match config.runtime.arbiters {
+        Some(n) if n > 1 => (0..n).map(|_| Arbiter::new()).collect(),
+        _ => Vec::new(),
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    let specs: Arc<[config::SensorSpec]> = config.sensors.into();
+    let supervisor = SensorSupervisor::new(
+        specs,
+        config.collection,
+        seed,
+        aggregator,
+        arbiters.iter().map(Arbiter::handle).collect(),
+        done_tx,
+    )
+    .start();
+    let shutdown = std::pin::pin!(shutdown);
+    let mut done_rx = std::pin::pin!(done_rx);
+    let result = match futures::future::select(shutdown, done_rx.as_mut()).await {
+        futures::future::Either::Left(((), _)) => {
+            supervisor.do_send(Shutdown);
+            done_rx.await
+        }
+        futures::future::Either::Right((result, _)) => result,
+    };
+    for arbiter in &arbiters {
+        arbiter.stop();
+    }
+    Ok(result.map_err(|_| RunError::Interrupted)??)
+}

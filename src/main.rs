@@ -1,0 +1,150 @@
+//! The `sensor-actors` binary: parse the command line, validate, run, print the summary.
+//!
+//! Exit codes: 0 success; 2 bad usage or bad configuration (one line naming file, field and
+//! expectation); 1 a runtime failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sensor_actors::{run, Config, RunOptions};
+
+/// Collect IoT sensor data with supervised actors.
+#[derive(Debug, Parser)]
+#[command(name = "sensor-actors", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector (default: 20 simulated temperature sensors until Ctrl-C).
+    Run(RunArgs),
+    /// Validate a configuration file: exit 0, or exit 2 with the reason.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Number of simulated sensors (the one `count` entry of the configuration).
+    #[arg(long, value_name = "N")]
+    sensors: Option<usize>,
+    /// Stop after N rounds.
+    #[arg(long, value_name = "N")]
+    rounds: Option<u64>,
+    /// Stop scheduling rounds after this long, e.g. 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Time between round starts, e.g. 1s; 0s runs rounds back to back.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// Deadline of each read, e.g. 2s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    read_timeout: Option<Duration>,
+    /// Seed of every random draw, for a reproducible run.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Write readings.jsonl, anomalies.jsonl, events.jsonl and summary.json here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|_| format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""))
+}
+
+/// Failures, by exit code.
+enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Run(args) => run_command(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("sensor-actors: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("sensor-actors: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> Result<(), Failure> {
+    let config = Config::load(file).map_err(|e| Failure::Usage(e.into()))?;
+    println!("{}: ok, {} sensors", file.display(), config.sensors.len());
+    Ok(())
+}
+
+/// Builds the configuration from the file (or the default scenario) and the flags.
+fn configure(args: &RunArgs) -> Result<Config, sensor_actors::ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default_scenario(),
+    };
+    if let Some(n) = args.sensors {
+        config.set_sensor_count(n)?;
+    }
+    let c = &mut config.collection;
+    c.rounds = args.rounds.or(c.rounds);
+    c.duration = args.duration.or(c.duration);
+    c.interval = args.interval.unwrap_or(c.interval);
+    c.read_timeout = args.read_timeout.unwrap_or(c.read_timeout);
+    c.seed = args.seed.or(c.seed);
+    config.check_collection("command line")?;
+    Ok(config)
+}
+
+fn run_command(args: RunArgs) -> Result<(), Failure> {
+    let config = configure(&args).map_err(|e| Failure::Usage(e.into()))?;
+    let options = RunOptions { out: args.out.clone() };
+    let system = actix_rt::System::new();
+    let summary = system
+        .block_on(run(config, options, shutdown_signal()))
+        .context("run failed")
+        .map_err(Failure::Runtime)?;
+    print!("{}", summary.render_table());
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => log::info!("Ctrl-C received"),
+        _ = terminate => log::info!("SIGTERM received"),
+    }
+}

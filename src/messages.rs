@@ -1,0 +1,182 @@
+//! Every message that crosses between actors, in one place.
+//!
+//! Requests are verbs ([`Read`], [`Shutdown`], [`Finish`]); events are nouns ([`RoundReport`],
+//! [`SupervisionEvent`]). The flow of one run:
+//! `SensorSupervisor --Read--> SensorActor --ReadReply--> SensorSupervisor --RoundReport--> Aggregator`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Message;
+use chrono::{DateTime, Utc};
+
+use crate::driver::{ReadError, Sample};
+use crate::report::Summary;
+
+/// Asks a sensor for one reading, on behalf of round `round`.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "ReadReply")]
+pub struct Read {
+    /// The round asking; echoed in the reply so a reply can never be counted in another round.
+    pub round: u64,
+}
+
+/// A sensor's answer to [`Read`].
+#[derive(Debug, Clone)]
+pub struct ReadReply {
+    /// The round of the `Read` this answers.
+    pub round: u64,
+    /// The sample, or why there is none.
+    pub result: Result<Sample, ReadError>,
+    /// Time from receiving `Read` to the result.
+    pub latency: Duration,
+    /// Wall-clock time of the result.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// The outcome of one sensor in one round: exactly one of four.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A reading arrived within the deadline.
+    Ok(Reading),
+    /// The sensor answered with an error within the deadline.
+    Failed {
+        /// What went wrong, such as `panic: boom` or `simulated read failure`.
+        cause: String,
+        /// Whether the failure needs a restart (fatal error or panic).
+        fatal: bool,
+    },
+    /// No answer within the deadline.
+    TimedOut,
+    /// No read was possible: the sensor is offline, stopped, restarting or given up.
+    Unavailable(Absence),
+}
+
+/// Why a sensor was `unavailable` in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absence {
+    /// The supervisor had no running actor for it (restarting, given up, or its group given up).
+    Down,
+    /// The device answered that it is offline.
+    Offline,
+    /// Its actor had stopped (mailbox closed) when the round asked.
+    Closed,
+    /// Its source has no more data: it stops normally.
+    Exhausted,
+}
+
+/// A successful reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The value.
+    pub value: f64,
+    /// When the value was read.
+    pub timestamp: DateTime<Utc>,
+    /// How long the read took.
+    pub latency: Duration,
+    /// For replayed data: the 1-based data row of the source file.
+    pub source_row: Option<u64>,
+    /// For replayed data: the recorded time of the value.
+    pub source_time: Option<Arc<str>>,
+}
+
+impl Reading {
+    /// Builds a reading from a driver sample and the reply's timing.
+    pub fn new(sample: Sample, timestamp: DateTime<Utc>, latency: Duration) -> Self {
+        Reading {
+            value: sample.value,
+            timestamp,
+            latency,
+            source_row: sample.source_row,
+            source_time: sample.source_time,
+        }
+    }
+}
+
+/// One finished round, sent by the supervisor to the aggregator.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RoundReport {
+    /// The round number, from 1.
+    pub round: u64,
+    /// Wall time of the round, from the first `Read` sent to the last outcome known.
+    pub wall: Duration,
+    /// Ticks skipped since the previous round because a round overran the interval.
+    pub skipped_before: u64,
+    /// One outcome per sensor, indexed like the configuration's sensors.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The kinds of supervision event, as written to `events.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// The sensor's actor was started.
+    Started,
+    /// The sensor failed (cause given).
+    Failed,
+    /// A restart is scheduled after a delay.
+    RestartScheduled,
+    /// The sensor was restarted.
+    Restarted,
+    /// The sensor (or group) was given up.
+    GaveUp,
+    /// A group passed a failure to its parent.
+    Escalated,
+    /// The sensor stopped normally.
+    Stopped,
+}
+
+impl EventKind {
+    /// The name used in `events.jsonl` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Failed => "failed",
+            EventKind::RestartScheduled => "restart_scheduled",
+            EventKind::Restarted => "restarted",
+            EventKind::GaveUp => "gave_up",
+            EventKind::Escalated => "escalated",
+            EventKind::Stopped => "stopped",
+        }
+    }
+}
+
+/// One entry of the supervision journal.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct SupervisionEvent {
+    /// Wall-clock time of the event.
+    pub timestamp: DateTime<Utc>,
+    /// The sensor (or group) id.
+    pub sensor: Arc<str>,
+    /// What happened.
+    pub event: EventKind,
+    /// Why, for failures and give-ups.
+    pub cause: Option<String>,
+    /// The backoff delay, for `restart_scheduled`.
+    pub delay: Option<Duration>,
+    /// Restarts so far, where it applies.
+    pub restarts: Option<u32>,
+}
+
+/// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Asks a sensor actor to stop; the supervisor sends it before dropping the actor's address.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StopSensor;
+
+/// Asks the aggregator for the final summary and to flush every output.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Summary, crate::report::OutputError>")]
+pub struct Finish {
+    /// The run's seed.
+    pub seed: u64,
+    /// Ticks skipped over the run.
+    pub skipped_rounds: u64,
+    /// Per sensor: final supervision state and restart count.
+    pub sensors: Vec<(crate::supervisor::SensorState, u32)>,
+}

@@ -1,0 +1,346 @@
+//! What a run reports: the output files under `--out DIR` and the final [`Summary`].
+//!
+//! [`Outputs`] writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line through
+//! buffers flushed after every round, so a run that is stopped or fails loses nothing it already
+//! collected; `summary.json` is written once at the end. The schemas are in `docs/outputs.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// An output file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct OutputError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The final report of a run, written as `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Rounds run.
+    pub rounds: u64,
+    /// Ticks skipped because a round overran the interval.
+    pub skipped_rounds: u64,
+    /// Read accounting: `requested = ok + failed + timed_out + unavailable`.
+    pub reads: ReadCounts,
+    /// Restarts over every sensor.
+    pub restarts: u64,
+    /// Round wall time percentiles, in milliseconds.
+    pub round_ms: Percentiles,
+    /// Latency percentiles of successful reads, in milliseconds.
+    pub read_latency_ms: Percentiles,
+    /// Anomalies per detector.
+    pub anomalies: BTreeMap<String, u64>,
+    /// Supervision events per kind.
+    pub events: BTreeMap<String, u64>,
+    /// The seed of the run (pass it with `--seed` to reproduce the run).
+    pub seed: u64,
+    /// Per-sensor statistics, in configuration order.
+    pub sensors: Vec<SensorSummary>,
+    /// What the process cost.
+    pub process: ProcessStats,
+}
+
+/// Read accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCounts {
+    /// Reads the rounds asked for (one per sensor per round).
+    pub requested: u64,
+    /// Readings received in time.
+    pub ok: u64,
+    /// Errors received in time.
+    pub failed: u64,
+    /// No answer in time.
+    pub timed_out: u64,
+    /// Sensor offline, stopped, restarting or given up.
+    pub unavailable: u64,
+}
+
+/// Latency percentiles in milliseconds (0 when nothing was measured).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// One sensor's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorSummary {
+    /// Sensor id.
+    pub id: String,
+    /// Sensor kind.
+    pub kind: String,
+    /// Unit of the values.
+    pub unit: String,
+    /// Final supervision state: `running`, `restarting`, `stopped` or `given_up`.
+    pub state: String,
+    /// Restarts of this sensor.
+    pub restarts: u32,
+    /// Successful readings.
+    pub count: u64,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean value.
+    pub mean: Option<f64>,
+    /// Sample standard deviation.
+    pub stddev: Option<f64>,
+    /// Exponentially weighted moving average.
+    pub ewma: Option<f64>,
+    /// Last value read.
+    pub last: Option<f64>,
+    /// Anomalies detected on this sensor.
+    pub anomalies: u64,
+}
+
+/// CPU, memory and time used by the process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Peak resident set size.
+    pub peak_rss_bytes: u64,
+    /// User plus system CPU time.
+    pub cpu_seconds: f64,
+    /// Wall time since the run started.
+    pub wall_seconds: f64,
+}
+
+impl ProcessStats {
+    /// Measures the process now; `wall_seconds` is left for the caller.
+    pub fn measure() -> ProcessStats {
+        // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+                return ProcessStats::default();
+            }
+            usage
+        };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        // Linux reports ru_maxrss in KiB, macOS in bytes.
+        let rss_unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+        ProcessStats {
+            peak_rss_bytes: (usage.ru_maxrss.max(0) as u64) * rss_unit,
+            cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            wall_seconds: 0.0,
+        }
+    }
+}
+
+impl Summary {
+    /// Writes the summary as an aligned text table, as printed at the end of a run.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let r = &self.reads;
+        let _ = writeln!(
+            out,
+            "{} rounds ({} skipped), seed {}: {} reads requested, {} ok, {} failed, {} timed out, {} unavailable; {} restarts",
+            self.rounds, self.skipped_rounds, self.seed, r.requested, r.ok, r.failed, r.timed_out, r.unavailable, self.restarts
+        );
+        let p = &self.round_ms;
+        let _ = writeln!(
+            out,
+            "round ms: p50 {:.1}, p95 {:.1}, p99 {:.1}, max {:.1}; anomalies: {}",
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max,
+            if self.anomalies.is_empty() {
+                "none".to_string()
+            } else {
+                self.anomalies.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            }
+        );
+        let _ = writeln!(
+            out,
+            "process: peak rss {:.1} MiB, cpu {:.2} s, wall {:.2} s",
+            self.process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            self.process.cpu_seconds,
+            self.process.wall_seconds
+        );
+        let width = self.sensors.iter().map(|s| s.id.len()).max().unwrap_or(2).max(6);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<11} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+            "sensor", "state", "restarts", "count", "min", "max", "mean", "stddev", "anomalies"
+        );
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+        for s in &self.sensors {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<11} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+                s.id,
+                s.state,
+                s.restarts,
+                s.count,
+                num(s.min),
+                num(s.max),
+                num(s.mean),
+                num(s.stddev),
+                s.anomalies
+            );
+        }
+        out
+    }
+}
+
+/// A JSON Lines file being written.
+struct JsonLines {
+    path: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl JsonLines {
+    fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
+        let file = File::create(&path).map_err(|source| OutputError { path: path.clone(), source })?;
+        Ok(JsonLines { path, writer: BufWriter::with_capacity(1 << 16, file) })
+    }
+
+    fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
+        let err = |source| OutputError { path: self.path.clone(), source };
+        serde_json::to_writer(&mut self.writer, line).map_err(|e| err(e.into()))?;
+        self.writer.write_all(b"\n").map_err(err)
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.writer.flush().map_err(|source| OutputError { path: self.path.clone(), source })
+    }
+}
+
+/// The files of `--out DIR`.
+pub struct Outputs {
+    dir: PathBuf,
+    readings: JsonLines,
+    anomalies: JsonLines,
+    events: JsonLines,
+}
+
+/// One line of `readings.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadingLine<'a> {
+    /// Round number.
+    pub round: u64,
+    /// Sensor id.
+    pub sensor: &'a str,
+    /// Sensor kind.
+    pub kind: &'a str,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'a str,
+    /// RFC 3339 time of the reading.
+    pub timestamp: String,
+    /// Read latency in milliseconds.
+    pub latency_ms: f64,
+    /// Replayed data: 1-based data row of the source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_row: Option<u64>,
+    /// Replayed data: the recorded time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<&'a str>,
+}
+
+/// One line of `anomalies.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AnomalyLine<'a> {
+    /// Round number.
+    pub round: u64,
+    /// Sensor id.
+    pub sensor: &'a str,
+    /// RFC 3339 time of the reading (or of the round, for `stale`).
+    pub timestamp: String,
+    /// The value judged (`null` for `stale`).
+    pub value: Option<f64>,
+    /// Detector name.
+    pub detector: &'a str,
+    /// What it found.
+    pub detail: String,
+    /// Replayed data: 1-based data row of the source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_row: Option<u64>,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventLine<'a> {
+    /// RFC 3339 time of the event.
+    pub timestamp: String,
+    /// Sensor (or group) id.
+    pub sensor: &'a str,
+    /// Event name.
+    pub event: &'a str,
+    /// Why, for failures and give-ups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'a str>,
+    /// Backoff delay, for `restart_scheduled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Restarts so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+}
+
+impl Outputs {
+    /// Creates `dir` and the three line files in it (truncating earlier ones).
+    pub fn create(dir: &Path) -> Result<Outputs, OutputError> {
+        std::fs::create_dir_all(dir).map_err(|source| OutputError { path: dir.to_path_buf(), source })?;
+        Ok(Outputs {
+            dir: dir.to_path_buf(),
+            readings: JsonLines::create(dir.join("readings.jsonl"))?,
+            anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
+            events: JsonLines::create(dir.join("events.jsonl"))?,
+        })
+    }
+
+    /// Appends a reading.
+    pub fn reading(&mut self, line: &ReadingLine<'_>) -> Result<(), OutputError> {
+        self.readings.write(line)
+    }
+
+    /// Appends an anomaly.
+    pub fn anomaly(&mut self, line: &AnomalyLine<'_>) -> Result<(), OutputError> {
+        self.anomalies.write(line)
+    }
+
+    /// Appends a supervision event.
+    pub fn event(&mut self, line: &EventLine<'_>) -> Result<(), OutputError> {
+        self.events.write(line)
+    }
+
+    /// Flushes the three line files.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.readings.flush()?;
+        self.anomalies.flush()?;
+        self.events.flush()
+    }
+
+    /// Flushes everything and writes `summary.json`.
+    pub fn finish(&mut self, summary: &Summary) -> Result<(), OutputError> {
+        self.flush()?;
+        let path = self.dir.join("summary.json");
+        let err = |source| OutputError { path: path.clone(), source };
+        let mut text = serde_json::to_vec_pretty(summary).map_err(|e| err(e.into()))?;
+        text.push(b'\n');
+        std::fs::write(&path, text).map_err(err)
+    }
+}
+
+/// Formats a timestamp as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

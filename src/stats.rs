@@ -1,0 +1,217 @@
+//! Streaming statistics of one sensor's values: count, min, max, mean and standard deviation
+//! (Welford's numerically stable update), a bounded rolling window with robust location and scale
+//! (median, MAD), and an exponentially weighted moving average. Memory is fixed per sensor,
+//! whatever the run length.
+
+/// Count, min, max, mean and variance over every value seen (Welford).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunningStats {
+    count: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl RunningStats {
+    /// Adds one value.
+    pub fn push(&mut self, x: f64) {
+        self.count += 1;
+        if self.count == 1 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Smallest value, if any.
+    pub fn min(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Largest value, if any.
+    pub fn max(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.max)
+    }
+
+    /// Mean, if any value.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.mean)
+    }
+
+    /// Sample standard deviation (n - 1 in the denominator); needs two values.
+    pub fn stddev(&self) -> Option<f64> {
+        (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).sqrt())
+    }
+}
+
+/// The last `capacity` values, oldest first.
+#[derive(Debug, Clone)]
+pub struct RollingWindow {
+    values: Box<[f64]>,
+    /// Index of the oldest value once full; the next write position.
+    head: usize,
+    len: usize,
+}
+
+impl RollingWindow {
+    /// An empty window holding at most `capacity` (at least 1) values.
+    pub fn new(capacity: usize) -> Self {
+        RollingWindow { values: vec![0.0; capacity.max(1)].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    /// Adds a value, dropping the oldest when full.
+    pub fn push(&mut self, x: f64) {
+        self.values[self.head] = x;
+        self.head = (self.head + 1) % self.values.len();
+        self.len = (self.len + 1).min(self.values.len());
+    }
+
+    /// Number of values held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no value is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most recent value.
+    pub fn last(&self) -> Option<f64> {
+        (self.len > 0).then(|| self.values[(self.head + self.values.len() - 1) % self.values.len()])
+    }
+
+    /// The values held, in no particular order.
+    pub fn values(&self) -> &[f64] {
+        // Until the window is full, values sit at 0..len; once full, every slot is a value.
+        &self.values[..self.len]
+    }
+
+    /// Median and median absolute deviation of the values held, if any.
+    pub fn median_mad(&self, scratch: &mut Vec<f64>) -> Option<(f64, f64)> {
+        if self.len == 0 {
+            return None;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(self.values());
+        let median = median_in_place(scratch);
+        for v in scratch.iter_mut() {
+            *v = (*v - median).abs();
+        }
+        let mad = median_in_place(scratch);
+        Some((median, mad))
+    }
+}
+
+/// Median of `values` (reorders them); `values` must not be empty.
+pub fn median_in_place(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    let mid = n / 2;
+    let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower = values[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + upper) / 2.0
+    }
+}
+
+/// Exponentially weighted moving average.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ewma {
+    value: Option<f64>,
+}
+
+impl Ewma {
+    /// Adds a value with weight `alpha` (0 < alpha <= 1); the first value starts the average.
+    pub fn push(&mut self, x: f64, alpha: f64) {
+        self.value = Some(match self.value {
+            Some(v) => v + alpha * (x - v),
+            None => x,
+        });
+    }
+
+    /// The current average.
+    pub fn value(&self) -> Option<f64> {
+        self.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_mean_std(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var.sqrt())
+    }
+
+    #[test]
+    fn welford_matches_two_pass() {
+        let mut state = 12345u64;
+        let xs: Vec<f64> = (0..10_000)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                1e6 + (state >> 33) as f64 / 1e6
+            })
+            .collect();
+        let mut s = RunningStats::default();
+        xs.iter().for_each(|&x| s.push(x));
+        let (mean, std) = naive_mean_std(&xs);
+        assert_eq!(s.count(), 10_000);
+        assert!((s.mean().unwrap() - mean).abs() < 1e-9);
+        assert!((s.stddev().unwrap() - std).abs() / std < 1e-9);
+        assert_eq!(s.min().unwrap(), xs.iter().copied().fold(f64::INFINITY, f64::min));
+        assert_eq!(s.max().unwrap(), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+
+    #[test]
+    fn empty_and_single() {
+        let mut s = RunningStats::default();
+        assert_eq!((s.mean(), s.stddev(), s.min()), (None, None, None));
+        s.push(3.0);
+        assert_eq!((s.mean(), s.stddev(), s.max()), (Some(3.0), None, Some(3.0)));
+    }
+
+    #[test]
+    fn window_keeps_the_last_values() {
+        let mut w = RollingWindow::new(3);
+        for x in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            w.push(x);
+        }
+        let mut v = w.values().to_vec();
+        v.sort_by(f64::total_cmp);
+        assert_eq!(v, [3.0, 4.0, 5.0]);
+        assert_eq!(w.last(), Some(5.0));
+        let mut scratch = Vec::new();
+        assert_eq!(w.median_mad(&mut scratch), Some((4.0, 1.0)));
+    }
+
+    #[test]
+    fn median_of_even_count() {
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_in_place(&mut [7.0]), 7.0);
+    }
+
+    #[test]
+    fn ewma_follows() {
+        let mut e = Ewma::default();
+        e.push(10.0, 0.5);
+        e.push(20.0, 0.5);
+        assert_eq!(e.value(), Some(15.0));
+    }
+}
