@@ -79,7 +79,8 @@ impl Aggregator {
                 anomalies: 0,
             })
             .collect();
-        let histogram = || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
+        let histogram =
+            || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
         Aggregator {
             tracks,
             analysis,
@@ -109,7 +110,10 @@ impl Aggregator {
     }
 
     fn process(&mut self) -> ProcessStats {
-        ProcessStats { wall_seconds: self.started.elapsed().as_secs_f64(), ..ProcessStats::measure() }
+        ProcessStats {
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            ..ProcessStats::measure()
+        }
     }
 
     fn record(histogram: &mut Histogram<u64>, d: Duration) {
@@ -122,7 +126,12 @@ impl Aggregator {
             return Percentiles::default();
         }
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-        Percentiles { p50: ms(0.5), p95: ms(0.95), p99: ms(0.99), max: histogram.max() as f64 / 1000.0 }
+        Percentiles {
+            p50: ms(0.5),
+            p95: ms(0.95),
+            p99: ms(0.99),
+            max: histogram.max() as f64 / 1000.0,
+        }
     }
 }
 
@@ -173,7 +182,7 @@ impl Handler<RoundReport> for Aggregator {
                     value: r.value,
                     unit: &track.unit,
                     timestamp: timestamp.clone(),
-                    latency_ms: r.latency.as_secs_f64() * 1000.0,
+                    latency_ms: r.latency.as_micros() as f64 / 1000.0,
                     source_row: r.source_row,
                     source_time: r.source_time.as_deref(),
                 };
@@ -292,7 +301,11 @@ impl Handler<Finish> for Aggregator {
             restarts: finish.sensors.iter().map(|(_, r)| u64::from(*r)).sum(),
             round_ms: Self::percentiles(&self.round_us),
             read_latency_ms: Self::percentiles(&self.read_us),
-            anomalies: self.anomalies.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            anomalies: self
+                .anomalies
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect(),
             events: self.events.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             seed: finish.seed,
             sensors,

@@ -180,9 +180,8 @@ pub struct SensorSpec {
 impl Config {
     /// The default run: the seed scenario of [`DEFAULT_SENSOR_COUNT`] simulated temperature sensors.
     pub fn default_scenario() -> Config {
-        let text = format!(
-            "[[sensors]]\ndriver = \"simulated\"\nkind = \"temperature\"\ncount = {DEFAULT_SENSOR_COUNT}\n"
-        );
+        let text =
+            format!("[[sensors]]\ndriver = \"simulated\"\nkind = \"temperature\"\ncount = {DEFAULT_SENSOR_COUNT}\n");
         Config::from_toml_str(&text, "default configuration").expect("the default configuration is valid")
     }
 
@@ -281,14 +280,14 @@ fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Config
 }
 
 /// Deserializes one already-parsed TOML table (a `[[sensors]]` entry's driver settings).
-pub(crate) fn from_table<T: DeserializeOwned>(
-    table: toml::Table,
-    origin: &str,
-    at: &str,
-) -> Result<T, ConfigError> {
+pub(crate) fn from_table<T: DeserializeOwned>(table: toml::Table, origin: &str, at: &str) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { at.to_string() } else { format!("{at}.{path}") };
+        let field = if path == "." {
+            at.to_string()
+        } else {
+            format!("{at}.{path}")
+        };
         ConfigError::new(origin, field, e.into_inner().message().to_string())
     })
 }
@@ -296,7 +295,11 @@ pub(crate) fn from_table<T: DeserializeOwned>(
 /// Parses a duration string such as `"250ms"` or `"1s"`.
 pub(crate) fn parse_duration(origin: &str, field: &str, text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text.trim()).map_err(|_| {
-        ConfigError::new(origin, field, format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""))
+        ConfigError::new(
+            origin,
+            field,
+            format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""),
+        )
     })
 }
 
@@ -305,7 +308,11 @@ pub(crate) fn check_probability(origin: &str, field: &str, value: f64) -> Result
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::new(origin, field, format!("expected a probability in 0..=1, got {value}")))
+        Err(ConfigError::new(
+            origin,
+            field,
+            format!("expected a probability in 0..=1, got {value}"),
+        ))
     }
 }
 
@@ -334,7 +341,11 @@ pub(crate) fn check_range(origin: &str, field: &str, pair: [f64; 2]) -> Result<(
         return Err(ConfigError::new(origin, field, "expected finite numbers"));
     }
     if min > max {
-        return Err(ConfigError::new(origin, field, format!("min {min} is greater than max {max}")));
+        return Err(ConfigError::new(
+            origin,
+            field,
+            format!("min {min} is greater than max {max}"),
+        ));
     }
     Ok((min, max))
 }
@@ -450,14 +461,24 @@ impl RawSensorCommon {
 impl RawConfig {
     fn validate(self, origin: &str) -> Result<Config, ConfigError> {
         let collection = self.collection.validate(origin)?;
-        let supervision = self.supervision.validate(origin, "supervision", &RestartPolicy::default())?;
+        let supervision = self
+            .supervision
+            .validate(origin, "supervision", &RestartPolicy::default())?;
         let groups = validate_groups(self.groups, origin)?;
         let analysis = self.analysis.validate(origin)?;
         if self.runtime.arbiters == Some(0) {
-            return Err(ConfigError::new(origin, "runtime.arbiters", "expected at least 1 arbiter"));
+            return Err(ConfigError::new(
+                origin,
+                "runtime.arbiters",
+                "expected at least 1 arbiter",
+            ));
         }
         if self.sensors.is_empty() {
-            return Err(ConfigError::new(origin, "sensors", "expected at least one [[sensors]] entry"));
+            return Err(ConfigError::new(
+                origin,
+                "sensors",
+                "expected at least one [[sensors]] entry",
+            ));
         }
         let mut sensors = Vec::new();
         for (i, table) in self.sensors.into_iter().enumerate() {
@@ -466,7 +487,11 @@ impl RawConfig {
         let mut seen = HashSet::new();
         for s in &sensors {
             if !seen.insert(s.id.clone()) {
-                return Err(ConfigError::new(origin, "sensors", format!("duplicate sensor id \"{}\"", s.id)));
+                return Err(ConfigError::new(
+                    origin,
+                    "sensors",
+                    format!("duplicate sensor id \"{}\"", s.id),
+                ));
             }
         }
         let config = Config {
@@ -475,7 +500,9 @@ impl RawConfig {
             sensors,
             groups,
             analysis,
-            runtime: RuntimeConfig { arbiters: self.runtime.arbiters },
+            runtime: RuntimeConfig {
+                arbiters: self.runtime.arbiters,
+            },
         };
         config.check_collection(origin)?;
         Ok(config)
@@ -491,17 +518,29 @@ impl RawCollection {
         let interval = dur("interval", &self.interval, DEFAULT_INTERVAL)?;
         let read_timeout = dur("read_timeout", &self.read_timeout, DEFAULT_READ_TIMEOUT)?;
         if read_timeout.is_zero() {
-            return Err(ConfigError::new(origin, "collection.read_timeout", "expected a duration above 0s"));
+            return Err(ConfigError::new(
+                origin,
+                "collection.read_timeout",
+                "expected a duration above 0s",
+            ));
         }
         let duration = match &self.duration {
             Some(s) => Some(parse_duration(origin, "collection.duration", s)?),
             None => None,
         };
         if self.rounds == Some(0) {
-            return Err(ConfigError::new(origin, "collection.rounds", "expected at least 1 round"));
+            return Err(ConfigError::new(
+                origin,
+                "collection.rounds",
+                "expected at least 1 round",
+            ));
         }
         if duration.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::new(origin, "collection.duration", "expected a duration above 0s"));
+            return Err(ConfigError::new(
+                origin,
+                "collection.duration",
+                "expected a duration above 0s",
+            ));
         }
         Ok(CollectionConfig {
             interval,
@@ -529,7 +568,11 @@ impl RawPolicy {
             hung_after: self.hung_after.unwrap_or(base.hung_after),
         };
         if policy.within.is_zero() {
-            return Err(ConfigError::new(origin, format!("{at}.within"), "expected a duration above 0s"));
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.within"),
+                "expected a duration above 0s",
+            ));
         }
         if policy.backoff_min > policy.backoff_max {
             return Err(ConfigError::new(
@@ -543,7 +586,11 @@ impl RawPolicy {
             ));
         }
         if policy.hung_after == 0 {
-            return Err(ConfigError::new(origin, format!("{at}.hung_after"), "expected at least 1 timeout"));
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.hung_after"),
+                "expected at least 1 timeout",
+            ));
         }
         Ok(policy)
     }
@@ -554,17 +601,29 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
     for (i, g) in raw.into_iter().enumerate() {
         let at = format!("groups[{i}]");
         if g.name.trim().is_empty() {
-            return Err(ConfigError::new(origin, format!("{at}.name"), "expected a non-empty name"));
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.name"),
+                "expected a non-empty name",
+            ));
         }
         if groups.iter().any(|other| other.name == g.name) {
-            return Err(ConfigError::new(origin, format!("{at}.name"), format!("duplicate group \"{}\"", g.name)));
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.name"),
+                format!("duplicate group \"{}\"", g.name),
+            ));
         }
         let within = match &g.within {
             Some(s) => parse_duration(origin, &format!("{at}.within"), s)?,
             None => Duration::from_secs(10),
         };
         if within.is_zero() {
-            return Err(ConfigError::new(origin, format!("{at}.within"), "expected a duration above 0s"));
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.within"),
+                "expected a duration above 0s",
+            ));
         }
         groups.push(GroupSpec {
             name: g.name,
@@ -594,13 +653,34 @@ fn expand_entry(
     }
     let common: RawSensorCommon = from_table(common_table, origin, &at)?;
     let driver_name = common.driver.as_deref().unwrap_or("simulated");
-    let driver = DriverSpec::parse(driver_name, table, origin, &at)?;
+    let driver = DriverSpec::parse(driver_name, table, origin, &at).map_err(|mut e| {
+        if e.message.starts_with("unknown field") {
+            e.message = format!(
+                "{}, or a key of every sensor: {}",
+                e.message,
+                RawSensorCommon::KEYS.join(", ")
+            );
+        }
+        e
+    })?;
     let policy = common.policy().validate(origin, &at, defaults)?;
-    let kind: Arc<str> = common.kind.clone().unwrap_or_else(|| driver.default_kind().to_string()).into();
+    let kind: Arc<str> = common
+        .kind
+        .clone()
+        .unwrap_or_else(|| driver.default_kind().to_string())
+        .into();
     if kind.is_empty() {
-        return Err(ConfigError::new(origin, format!("{at}.kind"), "expected a non-empty kind"));
+        return Err(ConfigError::new(
+            origin,
+            format!("{at}.kind"),
+            "expected a non-empty kind",
+        ));
     }
-    let unit: Arc<str> = common.unit.clone().unwrap_or_else(|| default_unit(&kind).to_string()).into();
+    let unit: Arc<str> = common
+        .unit
+        .clone()
+        .unwrap_or_else(|| default_unit(&kind).to_string())
+        .into();
     let group = match &common.group {
         Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
             return Err(ConfigError::new(
@@ -618,7 +698,11 @@ fn expand_entry(
     };
     let ids: Vec<String> = match (&common.id, common.count) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::new(origin, format!("{at}.id"), "expected either `id` or `count`, not both"))
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.id"),
+                "expected either `id` or `count`, not both",
+            ))
         }
         (Some(id), None) if id.trim().is_empty() => {
             return Err(ConfigError::new(origin, format!("{at}.id"), "expected a non-empty id"))
@@ -706,11 +790,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_their_path() {
-        assert!(err("[collection]\nintervall = \"1s\"\n[[sensors]]\ncount=1\n")
-            .starts_with("c.toml: collection: unknown field `intervall`"));
+        let e = err("[collection]\nintervall = \"1s\"\n[[sensors]]\ncount=1\n");
+        assert!(
+            e.starts_with("c.toml: collection.intervall: unknown field `intervall`, expected one of `interval`"),
+            "{e}"
+        );
+        assert!(e.ends_with("(line 2)"), "{e}");
         let e = err("[[sensors]]\ncount = 1\nlatncy = [\"1ms\", \"2ms\"]\n");
-        assert!(e.starts_with("c.toml: sensors[0]: unknown field `latncy`"), "{e}");
-        assert!(err("[bogus]\n[[sensors]]\ncount=1\n").starts_with("c.toml: toml: unknown field `bogus`"));
+        assert!(
+            e.starts_with("c.toml: sensors[0].latncy: unknown field `latncy`, expected one of `latency`"),
+            "{e}"
+        );
+        assert!(e.ends_with("or a key of every sensor: driver, kind, name, id, count, unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after"), "{e}");
+        assert!(err("[bogus]\n[[sensors]]\ncount=1\n").starts_with("c.toml: bogus: unknown field `bogus`"));
     }
 
     #[test]
@@ -723,7 +815,10 @@ mod tests {
             err("[[sensors]]\ncount = 1\nerror_rate = 1.5\n"),
             "c.toml: sensors[0].error_rate: expected a probability in 0..=1, got 1.5"
         );
-        assert_eq!(err("[collection]\n"), "c.toml: sensors: expected at least one [[sensors]] entry");
+        assert_eq!(
+            err("[collection]\n"),
+            "c.toml: sensors: expected at least one [[sensors]] entry"
+        );
         assert_eq!(
             err("[[sensors]]\ncount = 0\n"),
             "c.toml: sensors[0].count: expected at least 1 sensor, got 0"

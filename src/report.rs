@@ -163,7 +163,11 @@ impl Summary {
             if self.anomalies.is_empty() {
                 "none".to_string()
             } else {
-                self.anomalies.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                self.anomalies
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
         let _ = writeln!(
@@ -207,18 +211,30 @@ struct JsonLines {
 
 impl JsonLines {
     fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
-        let file = File::create(&path).map_err(|source| OutputError { path: path.clone(), source })?;
-        Ok(JsonLines { path, writer: BufWriter::with_capacity(1 << 16, file) })
+        let file = File::create(&path).map_err(|source| OutputError {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(JsonLines {
+            path,
+            writer: BufWriter::with_capacity(1 << 16, file),
+        })
     }
 
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
-        let err = |source| OutputError { path: self.path.clone(), source };
+        let err = |source| OutputError {
+            path: self.path.clone(),
+            source,
+        };
         serde_json::to_writer(&mut self.writer, line).map_err(|e| err(e.into()))?;
         self.writer.write_all(b"\n").map_err(err)
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {
-        self.writer.flush().map_err(|source| OutputError { path: self.path.clone(), source })
+        self.writer.flush().map_err(|source| OutputError {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -298,7 +314,10 @@ pub struct EventLine<'a> {
 impl Outputs {
     /// Creates `dir` and the three line files in it (truncating earlier ones).
     pub fn create(dir: &Path) -> Result<Outputs, OutputError> {
-        std::fs::create_dir_all(dir).map_err(|source| OutputError { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| OutputError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         Ok(Outputs {
             dir: dir.to_path_buf(),
             readings: JsonLines::create(dir.join("readings.jsonl"))?,
@@ -333,7 +352,10 @@ impl Outputs {
     pub fn finish(&mut self, summary: &Summary) -> Result<(), OutputError> {
         self.flush()?;
         let path = self.dir.join("summary.json");
-        let err = |source| OutputError { path: path.clone(), source };
+        let err = |source| OutputError {
+            path: path.clone(),
+            source,
+        };
         let mut text = serde_json::to_vec_pretty(summary).map_err(|e| err(e.into()))?;
         text.push(b'\n');
         std::fs::write(&path, text).map_err(err)

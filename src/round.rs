@@ -61,16 +61,20 @@ pub fn outcome(round: u64, reply: Result<ReadReply, MailboxError>) -> Outcome {
             log::debug!("discarded a reply of round {} in round {round}", reply.round);
             Outcome::TimedOut
         }
-        Ok(ReadReply { result: Ok(sample), timestamp, latency, .. }) => {
-            Outcome::Ok(Reading::new(sample, timestamp, latency))
-        }
+        Ok(ReadReply {
+            result: Ok(sample),
+            timestamp,
+            latency,
+            ..
+        }) => Outcome::Ok(Reading::new(sample, timestamp, latency)),
         Ok(ReadReply { result: Err(error), .. }) => match error {
             ReadError::Failed(cause) => Outcome::Failed { cause, fatal: false },
             ReadError::Offline => Outcome::Unavailable(Absence::Offline),
             ReadError::Exhausted => Outcome::Unavailable(Absence::Exhausted),
-            fatal @ (ReadError::Fatal(_) | ReadError::Panic(_)) => {
-                Outcome::Failed { cause: fatal.to_string(), fatal: true }
-            }
+            fatal @ (ReadError::Fatal(_) | ReadError::Panic(_)) => Outcome::Failed {
+                cause: fatal.to_string(),
+                fatal: true,
+            },
         },
         Err(MailboxError::Timeout) => Outcome::TimedOut,
         Err(MailboxError::Closed) => Outcome::Unavailable(Absence::Closed),

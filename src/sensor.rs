@@ -54,7 +54,12 @@ impl Handler<Read> for SensorActor {
             if let Err(ReadError::Panic(message)) = &result {
                 log::debug!("{id}: read {round} panicked: {message}");
             }
-            ReadReply { round, result, latency: started.elapsed(), timestamp: chrono::Utc::now() }
+            ReadReply {
+                round,
+                result,
+                latency: started.elapsed(),
+                timestamp: chrono::Utc::now(),
+            }
         })
     }
 }

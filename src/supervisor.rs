@@ -193,12 +193,25 @@ impl SensorSupervisor {
         }
     }
 
-    fn journal(&self, index: usize, event: EventKind, cause: Option<String>, delay: Option<Duration>, restarts: Option<u32>) {
+    fn journal(
+        &self,
+        index: usize,
+        event: EventKind,
+        cause: Option<String>,
+        delay: Option<Duration>,
+        restarts: Option<u32>,
+    ) {
         let sensor = self.specs[index].id.clone();
+        // The first starts are summarised in one line by `started()`; every later event is logged.
+        let level = if event == EventKind::Started && self.round == 0 {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
         match (&cause, delay) {
-            (Some(cause), _) => log::info!("{sensor}: {} ({cause})", event.as_str()),
-            (None, Some(d)) => log::info!("{sensor}: {} in {} ms", event.as_str(), d.as_millis()),
-            (None, None) => log::info!("{sensor}: {}", event.as_str()),
+            (Some(cause), _) => log::log!(level, "{sensor}: {} ({cause})", event.as_str()),
+            (None, Some(d)) => log::log!(level, "{sensor}: {} in {} ms", event.as_str(), d.as_millis()),
+            (None, None) => log::log!(level, "{sensor}: {}", event.as_str()),
         }
         self.aggregator.do_send(SupervisionEvent {
             timestamp: chrono::Utc::now(),
@@ -247,7 +260,12 @@ impl SensorSupervisor {
         let round = self.round;
         let targets: Vec<_> = self.children.iter().map(|c| c.addr.clone()).collect();
         let incarnations: Vec<u32> = self.children.iter().map(|c| c.incarnation).collect();
-        let read = round::collect(targets, round, self.collection.read_timeout, self.collection.max_in_flight);
+        let read = round::collect(
+            targets,
+            round,
+            self.collection.read_timeout,
+            self.collection.max_in_flight,
+        );
         ctx.spawn(read.into_actor(self).map(move |outcomes, act, ctx| {
             act.finish_round(round, now, t0, incarnations, outcomes, ctx);
         }));
@@ -275,7 +293,10 @@ impl SensorSupervisor {
                     child.timeouts += 1;
                     let hung_after = self.specs[index].policy.hung_after;
                     if child.timeouts >= hung_after {
-                        actions.push((index, Action::Fail(format!("hung: {} consecutive read timeouts", child.timeouts))));
+                        actions.push((
+                            index,
+                            Action::Fail(format!("hung: {} consecutive read timeouts", child.timeouts)),
+                        ));
                     }
                 }
                 Outcome::Failed { cause, fatal: true } => actions.push((index, Action::Fail(cause.clone()))),
@@ -287,14 +308,22 @@ impl SensorSupervisor {
             }
         }
         let (next, skipped) = self.schedule.next_after(self.tick, now - t0);
-        self.aggregator.do_send(RoundReport { round, wall: now - started, skipped_before: 0, outcomes });
+        self.aggregator.do_send(RoundReport {
+            round,
+            wall: now - started,
+            skipped_before: 0,
+            outcomes,
+        });
         for (index, action) in actions {
             match action {
                 Action::Fail(cause) => self.fail(index, cause, ctx),
                 Action::Exit(why) => self.exit(index, why, ctx),
             }
         }
-        let all_done = self.children.iter().all(|c| matches!(c.state, SensorState::Stopped | SensorState::GivenUp));
+        let all_done = self
+            .children
+            .iter()
+            .all(|c| matches!(c.state, SensorState::Stopped | SensorState::GivenUp));
         let rounds_done = self.collection.rounds.is_some_and(|n| round >= n);
         let next_at = self.schedule.offset(next).max(now - t0);
         let time_done = self.collection.duration.is_some_and(|d| next_at >= d);
@@ -329,7 +358,13 @@ impl SensorSupervisor {
             RestartType::Permanent | RestartType::Transient => self.schedule_restart(index, ctx),
             RestartType::Temporary => {
                 self.children[index].state = SensorState::Stopped;
-                self.journal(index, EventKind::Stopped, Some("temporary: not restarted".into()), None, None);
+                self.journal(
+                    index,
+                    EventKind::Stopped,
+                    Some("temporary: not restarted".into()),
+                    None,
+                    None,
+                );
             }
         }
     }
@@ -348,7 +383,11 @@ impl SensorSupervisor {
         let policy = self.specs[index].policy.clone();
         let now = Instant::now();
         let child = &mut self.children[index];
-        while child.recent.front().is_some_and(|t| now.duration_since(*t) >= policy.within) {
+        while child
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= policy.within)
+        {
             child.recent.pop_front();
         }
         if child.recent.len() >= policy.max_restarts as usize {
@@ -403,7 +442,10 @@ impl SensorSupervisor {
         }
         ctx.spawn(self.aggregator.send(finish).into_actor(self).map(|reply, act, ctx| {
             let result = reply.unwrap_or_else(|e| {
-                Err(OutputError { path: "aggregator".into(), source: std::io::Error::other(e.to_string()) })
+                Err(OutputError {
+                    path: "aggregator".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
             });
             if let Some(done) = act.done.take() {
                 let _ = done.send(result);
@@ -421,6 +463,7 @@ impl Actor for SensorSupervisor {
             self.spawn(index);
             self.journal(index, EventKind::Started, None, None, None);
         }
+        log::info!("started {} sensor actors", self.children.len());
         self.start_round(ctx);
     }
 }
@@ -432,7 +475,14 @@ impl Handler<Shutdown> for SensorSupervisor {
         if self.stopping {
             return;
         }
-        log::info!("shutting down: {}", if self.in_flight { "settling the round in flight" } else { "no round in flight" });
+        log::info!(
+            "shutting down: {}",
+            if self.in_flight {
+                "settling the round in flight"
+            } else {
+                "no round in flight"
+            }
+        );
         if self.in_flight {
             self.stopping = true;
             if let Some(timer) = self.next_round.take() {

@@ -57,8 +57,12 @@ pub enum DetectorKind {
 
 impl DetectorKind {
     /// Every detector, in the order they run.
-    pub const ALL: [DetectorKind; 4] =
-        [DetectorKind::OutOfRange, DetectorKind::Spike, DetectorKind::Stuck, DetectorKind::Stale];
+    pub const ALL: [DetectorKind; 4] = [
+        DetectorKind::OutOfRange,
+        DetectorKind::Spike,
+        DetectorKind::Stuck,
+        DetectorKind::Stale,
+    ];
 
     /// The name used in `anomalies.jsonl`.
     pub fn as_str(self) -> &'static str {
@@ -178,14 +182,24 @@ impl RawAnalysis {
         let d = AnalysisConfig::default();
         let window = self.window.unwrap_or(d.window);
         if window < 3 {
-            return Err(ConfigError::new(origin, "analysis.window", format!("expected at least 3 reads, got {window}")));
+            return Err(ConfigError::new(
+                origin,
+                "analysis.window",
+                format!("expected at least 3 reads, got {window}"),
+            ));
         }
         let ewma_alpha = self.ewma_alpha.unwrap_or(d.ewma_alpha);
         if !(ewma_alpha > 0.0 && ewma_alpha <= 1.0) {
-            return Err(ConfigError::new(origin, "analysis.ewma_alpha", format!("expected a number in (0, 1], got {ewma_alpha}")));
+            return Err(ConfigError::new(
+                origin,
+                "analysis.ewma_alpha",
+                format!("expected a number in (0, 1], got {ewma_alpha}"),
+            ));
         }
         let out_of_range = match self.out_of_range {
-            Some(RawOutOfRange { enabled: Some(false), .. }) => None,
+            Some(RawOutOfRange {
+                enabled: Some(false), ..
+            }) => None,
             Some(RawOutOfRange { bounds: Some(raw), .. }) => {
                 let mut bounds = out_of_range::Settings::default().bounds;
                 for (kind, pair) in raw {
@@ -197,7 +211,9 @@ impl RawAnalysis {
             _ => d.out_of_range,
         };
         let spike = match self.spike {
-            Some(RawSpike { enabled: Some(false), .. }) => None,
+            Some(RawSpike {
+                enabled: Some(false), ..
+            }) => None,
             Some(raw) => {
                 let base = spike::Settings::default();
                 let s = spike::Settings {
@@ -206,7 +222,11 @@ impl RawAnalysis {
                     min_deviation: raw.min_deviation.unwrap_or(base.min_deviation),
                 };
                 if !(s.threshold.is_finite() && s.threshold > 0.0) {
-                    return Err(ConfigError::new(origin, "analysis.spike.threshold", format!("expected a number above 0, got {}", s.threshold)));
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.spike.threshold",
+                        format!("expected a number above 0, got {}", s.threshold),
+                    ));
                 }
                 if s.min_samples < 3 || s.min_samples > window {
                     return Err(ConfigError::new(
@@ -216,35 +236,58 @@ impl RawAnalysis {
                     ));
                 }
                 if !(s.min_deviation.is_finite() && s.min_deviation >= 0.0) {
-                    return Err(ConfigError::new(origin, "analysis.spike.min_deviation", format!("expected a number >= 0, got {}", s.min_deviation)));
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.spike.min_deviation",
+                        format!("expected a number >= 0, got {}", s.min_deviation),
+                    ));
                 }
                 Some(s)
             }
             None => d.spike,
         };
         let stuck = match self.stuck {
-            Some(RawStuck { enabled: Some(false), .. }) => None,
+            Some(RawStuck {
+                enabled: Some(false), ..
+            }) => None,
             Some(RawStuck { reads, .. }) => {
                 let reads = reads.unwrap_or(stuck::Settings::default().reads);
                 if reads < 2 {
-                    return Err(ConfigError::new(origin, "analysis.stuck.reads", format!("expected at least 2 reads, got {reads}")));
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.stuck.reads",
+                        format!("expected at least 2 reads, got {reads}"),
+                    ));
                 }
                 Some(stuck::Settings { reads })
             }
             None => d.stuck,
         };
         let stale = match self.stale {
-            Some(RawStale { enabled: Some(false), .. }) => None,
+            Some(RawStale {
+                enabled: Some(false), ..
+            }) => None,
             Some(RawStale { rounds, .. }) => {
                 let rounds = rounds.unwrap_or(stale::Settings::default().rounds);
                 if rounds < 1 {
-                    return Err(ConfigError::new(origin, "analysis.stale.rounds", "expected at least 1 round, got 0"));
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.stale.rounds",
+                        "expected at least 1 round, got 0",
+                    ));
                 }
                 Some(stale::Settings { rounds })
             }
             None => d.stale,
         };
-        Ok(AnalysisConfig { window, ewma_alpha, out_of_range, spike, stuck, stale })
+        Ok(AnalysisConfig {
+            window,
+            ewma_alpha,
+            out_of_range,
+            spike,
+            stuck,
+            stale,
+        })
     }
 }
 
@@ -254,12 +297,23 @@ pub(crate) mod testing {
 
     /// Feeds `series` (None = missed round) to `detector` the way the aggregator does and
     /// returns the 1-based positions that fired.
-    pub fn fired(detector: &mut dyn Detector, series: &[Option<f64>], window: usize, range: Option<(f64, f64)>) -> Vec<usize> {
+    pub fn fired(
+        detector: &mut dyn Detector,
+        series: &[Option<f64>],
+        window: usize,
+        range: Option<(f64, f64)>,
+    ) -> Vec<usize> {
         let mut w = RollingWindow::new(window);
         let mut scratch = Vec::new();
         let mut hits = Vec::new();
         for (i, value) in series.iter().enumerate() {
-            let mut obs = Observation { round: i as u64 + 1, value: *value, window: &w, range, scratch: &mut scratch };
+            let mut obs = Observation {
+                round: i as u64 + 1,
+                value: *value,
+                window: &w,
+                range,
+                scratch: &mut scratch,
+            };
             if detector.observe(&mut obs).is_some() {
                 hits.push(i + 1);
             }
@@ -276,7 +330,9 @@ pub(crate) mod testing {
         let mut v = 25.0;
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 v += ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
                 Some(v)
             })

@@ -19,10 +19,14 @@ impl Default for Settings {
     /// Operating ranges of common industrial parts: temperature -40..85 C, relative humidity
     /// 0..100 %, barometric pressure 300..1100 hPa.
     fn default() -> Self {
-        let bounds = [("temperature", (-40.0, 85.0)), ("humidity", (0.0, 100.0)), ("pressure", (300.0, 1100.0))]
-            .into_iter()
-            .map(|(k, r)| (k.to_string(), r))
-            .collect();
+        let bounds = [
+            ("temperature", (-40.0, 85.0)),
+            ("humidity", (0.0, 100.0)),
+            ("pressure", (300.0, 1100.0)),
+        ]
+        .into_iter()
+        .map(|(k, r)| (k.to_string(), r))
+        .collect();
         Settings { bounds }
     }
 }

@@ -1,24 +1,23 @@
-//! `spike`: a value far from its sensor's recent values.
+//! `spike`: a value that jumps away from its sensor's recent values.
 //!
-//! The distance is measured in robust standard deviations from the rolling window's median:
-//! `|value - median| / (1.4826 * MAD)`. Median and MAD (median absolute deviation) ignore the
-//! outliers already in the window, so one spike neither hides the next nor inflates the scale.
-//! When the MAD is zero (more than half the window identical), the scale falls back to
-//! `1.2533 * mean absolute deviation` from the median. A reading fires when the distance exceeds
-//! `threshold`, its absolute deviation exceeds `min_deviation`, and the window holds at least
-//! `min_samples` values.
+//! Two robust z-scores must both exceed `threshold`:
+//! - the *level* score, `|value - median| / scale` over the rolling window, and
+//! - the *step* score, `|step - median step| / scale` of the step from the previous value,
+//!   measured against the steps between consecutive values in the window.
+//!
+//! The scale is `1.4826 * MAD` (or `1.2533 * mean absolute deviation` when the MAD is zero), so
+//! outliers already in the window neither hide the next spike nor inflate the scale. The step
+//! score keeps a slowly trending series (a random walk, a warming machine) quiet; the level score
+//! keeps the return from a spike (a big step back to normal) quiet. A reading fires only when the
+//! window holds `min_samples` values and its deviation from the median exceeds `min_deviation`.
 
 use super::{Detector, Observation};
-
-/// Consistency constant: 1.4826 * MAD estimates the standard deviation of normal data.
-const MAD_TO_SD: f64 = 1.4826;
-/// Consistency constant for the mean absolute deviation of normal data (sqrt(pi / 2)).
-const MEAN_AD_TO_SD: f64 = 1.2533;
+use crate::stats::robust_location_scale;
 
 /// Spike settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Robust standard deviations from the median that make a spike.
+    /// Robust standard deviations (of level and of step) that make a spike.
     pub threshold: f64,
     /// Values the window must hold before the detector judges.
     pub min_samples: usize,
@@ -28,7 +27,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { threshold: 6.0, min_samples: 10, min_deviation: 0.0 }
+        Settings {
+            threshold: 6.0,
+            min_samples: 10,
+            min_deviation: 0.0,
+        }
     }
 }
 
@@ -45,26 +48,50 @@ impl Spike {
     }
 }
 
+/// `deviation / scale`; infinite for a nonzero deviation on a zero scale.
+fn score(deviation: f64, scale: f64) -> f64 {
+    if deviation == 0.0 {
+        0.0
+    } else if scale > 0.0 {
+        deviation / scale
+    } else {
+        f64::INFINITY
+    }
+}
+
 impl Detector for Spike {
     fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
         let value = obs.value?;
-        if obs.window.len() < self.settings.min_samples {
+        let window = obs.window;
+        if window.len() < self.settings.min_samples.max(3) {
             return None;
         }
-        let (median, mad) = obs.window.median_mad(obs.scratch)?;
+        let scratch = &mut *obs.scratch;
+        scratch.clear();
+        scratch.extend(window.iter());
+        let (median, level_scale) = robust_location_scale(scratch)?;
         let deviation = (value - median).abs();
         if deviation <= self.settings.min_deviation {
             return None;
         }
-        let mut scale = MAD_TO_SD * mad;
-        if scale == 0.0 {
-            let values = obs.window.values();
-            scale = MEAN_AD_TO_SD * values.iter().map(|v| (v - median).abs()).sum::<f64>() / values.len() as f64;
+        let level = score(deviation, level_scale);
+        if level <= self.settings.threshold {
+            return None;
         }
-        let score = if scale > 0.0 { deviation / scale } else { f64::INFINITY };
-        (score > self.settings.threshold).then(|| {
+        let last = window.last()?;
+        scratch.clear();
+        let mut previous = None;
+        for v in window.iter() {
+            if let Some(p) = previous {
+                scratch.push(v - p);
+            }
+            previous = Some(v);
+        }
+        let (median_step, step_scale) = robust_location_scale(scratch)?;
+        let step = score((value - last - median_step).abs(), step_scale);
+        (step > self.settings.threshold).then(|| {
             format!(
-                "value {value:.3} is {score:.1} robust sd from the window median {median:.3} (threshold {})",
+                "value {value:.3} is {level:.1} robust sd from the window median {median:.3} and a step of {step:.1} robust sd (threshold {})",
                 self.settings.threshold
             )
         })
@@ -86,11 +113,18 @@ mod tests {
     }
 
     #[test]
-    fn quiet_on_a_clean_walk() {
+    fn quiet_on_a_clean_walk_and_a_steady_trend() {
         for seed in 0..20 {
-            let hits = fired(&mut *Spike::boxed(Settings::default()), &clean_walk(2000, seed), 30, None);
+            let hits = fired(
+                &mut *Spike::boxed(Settings::default()),
+                &clean_walk(2000, seed),
+                30,
+                None,
+            );
             assert!(hits.is_empty(), "seed {seed}: {hits:?}");
         }
+        let trend: Vec<Option<f64>> = (0..500).map(|i| Some(20.0 + 0.3 * i as f64)).collect();
+        assert!(fired(&mut *Spike::boxed(Settings::default()), &trend, 30, None).is_empty());
     }
 
     #[test]
@@ -100,11 +134,14 @@ mod tests {
     }
 
     #[test]
-    fn flat_window_uses_mean_deviation_and_min_deviation() {
+    fn flat_window_fires_on_any_jump_unless_within_min_deviation() {
         let mut series = vec![Some(5.0); 20];
         series.push(Some(5.5));
         assert_eq!(fired(&mut *Spike::boxed(Settings::default()), &series, 30, None), [21]);
-        let tolerant = Settings { min_deviation: 1.0, ..Settings::default() };
+        let tolerant = Settings {
+            min_deviation: 1.0,
+            ..Settings::default()
+        };
         assert!(fired(&mut *Spike::boxed(tolerant), &series, 30, None).is_empty());
     }
 }

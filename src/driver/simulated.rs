@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::Deserialize;
 
-use super::{DriverContext, Driver, ReadError, ReadFuture, Sample};
+use super::{Driver, DriverContext, ReadError, ReadFuture, Sample};
 use crate::config::{check_probability, check_range, from_table, parse_duration_range, ConfigError};
 
 /// Validated settings of a simulated entry.
@@ -66,7 +66,11 @@ impl Settings {
         let field = |name: &str| format!("{at}.{name}");
         let step = raw.step.unwrap_or(d.step);
         if !(step.is_finite() && step >= 0.0) {
-            return Err(ConfigError::new(origin, field("step"), format!("expected a number >= 0, got {step}")));
+            return Err(ConfigError::new(
+                origin,
+                field("step"),
+                format!("expected a number >= 0, got {step}"),
+            ));
         }
         Ok(Settings {
             latency: match &raw.latency {
@@ -79,7 +83,11 @@ impl Settings {
             },
             step,
             error_rate: check_probability(origin, &field("error_rate"), raw.error_rate.unwrap_or(d.error_rate))?,
-            offline_rate: check_probability(origin, &field("offline_rate"), raw.offline_rate.unwrap_or(d.offline_rate))?,
+            offline_rate: check_probability(
+                origin,
+                &field("offline_rate"),
+                raw.offline_rate.unwrap_or(d.offline_rate),
+            )?,
             online_rate: check_probability(origin, &field("online_rate"), raw.online_rate.unwrap_or(d.online_rate))?,
         })
     }
@@ -99,7 +107,12 @@ impl Simulated {
     pub fn new(settings: Settings, ctx: &DriverContext) -> Self {
         let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
         let value = uniform(&mut rng, settings.base.0, settings.base.1);
-        Simulated { settings, rng, value, offline: false }
+        Simulated {
+            settings,
+            rng,
+            value,
+            offline: false,
+        }
     }
 
     /// Makes the draws of one read: its latency and its result.
@@ -153,7 +166,13 @@ mod tests {
     use super::*;
 
     fn ctx(seed: u64) -> DriverContext {
-        DriverContext { id: "t-1".into(), kind: "temperature".into(), index: 0, incarnation: 0, seed }
+        DriverContext {
+            id: "t-1".into(),
+            kind: "temperature".into(),
+            index: 0,
+            incarnation: 0,
+            seed,
+        }
     }
 
     #[test]
@@ -167,7 +186,10 @@ mod tests {
 
     #[test]
     fn walk_steps_and_latency_stay_in_bounds() {
-        let settings = Settings { error_rate: 0.0, ..Settings::default() };
+        let settings = Settings {
+            error_rate: 0.0,
+            ..Settings::default()
+        };
         let mut d = Simulated::new(settings, &ctx(1));
         assert!((20.0..=30.0).contains(&d.value));
         let mut last = d.value;
@@ -184,12 +206,20 @@ mod tests {
     fn error_rate_is_honoured() {
         let mut d = Simulated::new(Settings::default(), &ctx(3));
         let failed = (0..10_000).filter(|_| d.next().1.is_err()).count();
-        assert!((800..1200).contains(&failed), "{failed} failures in 10000 reads at rate 0.1");
+        assert!(
+            (800..1200).contains(&failed),
+            "{failed} failures in 10000 reads at rate 0.1"
+        );
     }
 
     #[test]
     fn offline_device_answers_offline_until_back() {
-        let settings = Settings { offline_rate: 1.0, online_rate: 0.0, error_rate: 0.0, ..Settings::default() };
+        let settings = Settings {
+            offline_rate: 1.0,
+            online_rate: 0.0,
+            error_rate: 0.0,
+            ..Settings::default()
+        };
         let mut d = Simulated::new(settings, &ctx(3));
         for _ in 0..10 {
             assert_eq!(d.next().1, Err(ReadError::Offline));
