@@ -721,6 +721,17 @@ fn expand_entry(
             (1..=count).map(|i| sensor_id(&name, i, count)).collect()
         }
     };
+    if let DriverSpec::Simulated(settings) = &driver {
+        for (i, fault) in settings.faults.iter().enumerate() {
+            if let Some(sensor) = fault.sensor.as_deref().filter(|s| !ids.iter().any(|id| id == s)) {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{at}.faults[{i}].sensor"),
+                    format!("expected the id of a sensor of this entry, got \"{sensor}\""),
+                ));
+            }
+        }
+    }
     for id in ids {
         out.push(SensorSpec {
             id: id.into(),
@@ -841,6 +852,14 @@ mod tests {
         );
         assert!(err("[collection]\ninterval = 5\n[[sensors]]\ncount=1\n")
             .starts_with("c.toml: collection.interval: invalid type: integer `5`, expected a string"));
+        assert_eq!(
+            err("[[sensors]]\ncount = 2\nfaults = [{ round = 1, fault = \"hang\", sensor = \"temperature-3\" }]\n"),
+            "c.toml: sensors[0].faults[0].sensor: expected the id of a sensor of this entry, got \"temperature-3\""
+        );
+        assert_eq!(
+            err("[[sensors]]\ncount = 1\nfaults = [{ round = 1, fault = \"melt\" }]\n"),
+            "c.toml: sensors[0].faults[0].fault: unknown variant `melt`, expected one of `panic`, `hang`, `fatal`, `error`, `flap`, `stuck`, `spike`, `drift`"
+        );
         assert_eq!(
             err("[supervision]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n[[sensors]]\ncount = 1\n"),
             "c.toml: supervision.backoff_min: 2s is greater than backoff_max 1s"

@@ -8,7 +8,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Context, Handler, ResponseFuture};
+use actix::{Actor, ActorContext, Context, Handler, ResponseActFuture, WrapFuture};
 use futures::FutureExt;
 
 use crate::driver::{Driver, ReadError};
@@ -35,7 +35,9 @@ impl Actor for SensorActor {
 }
 
 impl Handler<Read> for SensorActor {
-    type Result = ResponseFuture<ReadReply>;
+    // Spawned in the actor's context (not detached): stopping the actor drops a read that never
+    // finishes, so a hung sensor's restart leaks nothing.
+    type Result = ResponseActFuture<Self, ReadReply>;
 
     fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
         let started = actix_rt::time::Instant::now();
@@ -43,7 +45,7 @@ impl Handler<Read> for SensorActor {
         let driver = &mut self.driver;
         let read = panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))));
         let id = self.id.clone();
-        Box::pin(async move {
+        let reply = async move {
             let result = match read {
                 Ok(fut) => match panics::Quiet::new(AssertUnwindSafe(fut).catch_unwind()).await {
                     Ok(result) => result,
@@ -60,7 +62,8 @@ impl Handler<Read> for SensorActor {
                 latency: started.elapsed(),
                 timestamp: chrono::Utc::now(),
             }
-        })
+        };
+        Box::pin(reply.into_actor(self))
     }
 }
 

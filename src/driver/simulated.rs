@@ -6,8 +6,14 @@
 //! (counted `failed`). The device goes offline with probability `offline_rate` per read and comes
 //! back with probability `online_rate` per read; while offline it answers `offline` (counted
 //! `unavailable`). Every draw comes from the driver's own seeded generator, in a fixed order per
-//! read (latency, offline state, failure, step), so a run is reproducible from its seed.
+//! read (latency, offline state, faults, failure, step), so a run is reproducible from its seed.
+//!
+//! Fault injection, for studying supervision: `fatal_rate`, `panic_rate` and `hang_rate` per
+//! read, and scripted [`Fault`]s at given rounds (`panic`, `hang`, `fatal`, `error` once;
+//! `flap`, `stuck`, `drift` for a stretch of rounds; `spike` once). A hung driver never answers
+//! again; only a restart (a fresh driver) cures it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -32,6 +38,79 @@ pub struct Settings {
     pub offline_rate: f64,
     /// Probability per read that an offline device comes back.
     pub online_rate: f64,
+    /// Probability that a read fails fatally (the sensor must be restarted).
+    pub fatal_rate: f64,
+    /// Probability that a read panics.
+    pub panic_rate: f64,
+    /// Probability that a read hangs, and the sensor with it, until restarted.
+    pub hang_rate: f64,
+    /// Scripted faults.
+    pub faults: Vec<Fault>,
+}
+
+/// What a scripted fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The read of that round panics.
+    Panic,
+    /// From that round the sensor never answers, until restarted.
+    Hang,
+    /// The read of that round fails fatally.
+    Fatal,
+    /// The read of that round fails (transient).
+    Error,
+    /// Every `every`-th round's read fails (transient) while active.
+    Flap,
+    /// The value stops changing while active.
+    Stuck,
+    /// The read of that round is off by `magnitude`.
+    Spike,
+    /// The value gains `rate` per read while active.
+    Drift,
+}
+
+/// A scripted fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// First round it applies to.
+    pub round: u64,
+    /// What it does.
+    pub kind: FaultKind,
+    /// The one sensor of the entry it applies to; `None` for all of them.
+    pub sensor: Option<Arc<str>>,
+    /// How many rounds `flap`, `stuck` and `drift` last; `None` for the rest of the run.
+    pub rounds: Option<u64>,
+    /// `flap`: every how many rounds a read fails.
+    pub every: u64,
+    /// `spike`: offset of the value.
+    pub magnitude: f64,
+    /// `drift`: change of the value per read.
+    pub rate: f64,
+}
+
+impl Fault {
+    /// Whether the fault holds in `round`.
+    fn active(&self, round: u64) -> bool {
+        match self.kind {
+            FaultKind::Flap | FaultKind::Stuck | FaultKind::Drift => {
+                round >= self.round && self.rounds.is_none_or(|n| round < self.round.saturating_add(n))
+            }
+            _ => round == self.round,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    round: u64,
+    fault: FaultKind,
+    sensor: Option<String>,
+    rounds: Option<u64>,
+    every: Option<u64>,
+    magnitude: Option<f64>,
+    rate: Option<f64>,
 }
 
 impl Default for Settings {
@@ -43,6 +122,10 @@ impl Default for Settings {
             error_rate: 0.1,
             offline_rate: 0.0,
             online_rate: 0.5,
+            fatal_rate: 0.0,
+            panic_rate: 0.0,
+            hang_rate: 0.0,
+            faults: Vec::new(),
         }
     }
 }
@@ -56,6 +139,10 @@ struct RawSettings {
     error_rate: Option<f64>,
     offline_rate: Option<f64>,
     online_rate: Option<f64>,
+    fatal_rate: Option<f64>,
+    panic_rate: Option<f64>,
+    hang_rate: Option<f64>,
+    faults: Option<Vec<RawFault>>,
 }
 
 impl Settings {
@@ -65,6 +152,43 @@ impl Settings {
         let d = Settings::default();
         let field = |name: &str| format!("{at}.{name}");
         let step = raw.step.unwrap_or(d.step);
+        let rate = |name: &str, v: Option<f64>| check_probability(origin, &field(name), v.unwrap_or(0.0));
+        let mut faults = Vec::new();
+        for (i, f) in raw.faults.into_iter().flatten().enumerate() {
+            let at = format!("faults[{i}]");
+            if f.round == 0 {
+                return Err(ConfigError::new(
+                    origin,
+                    field(&format!("{at}.round")),
+                    "expected a round from 1",
+                ));
+            }
+            if f.every == Some(0) {
+                return Err(ConfigError::new(
+                    origin,
+                    field(&format!("{at}.every")),
+                    "expected at least 1",
+                ));
+            }
+            for (name, v) in [("magnitude", f.magnitude), ("rate", f.rate)] {
+                if v.is_some_and(|v| !v.is_finite()) {
+                    return Err(ConfigError::new(
+                        origin,
+                        field(&format!("{at}.{name}")),
+                        "expected a finite number",
+                    ));
+                }
+            }
+            faults.push(Fault {
+                round: f.round,
+                kind: f.fault,
+                sensor: f.sensor.map(Arc::from),
+                rounds: f.rounds,
+                every: f.every.unwrap_or(2),
+                magnitude: f.magnitude.unwrap_or(10.0),
+                rate: f.rate.unwrap_or(0.1),
+            });
+        }
         if !(step.is_finite() && step >= 0.0) {
             return Err(ConfigError::new(
                 origin,
@@ -89,6 +213,10 @@ impl Settings {
                 raw.offline_rate.unwrap_or(d.offline_rate),
             )?,
             online_rate: check_probability(origin, &field("online_rate"), raw.online_rate.unwrap_or(d.online_rate))?,
+            fatal_rate: rate("fatal_rate", raw.fatal_rate)?,
+            panic_rate: rate("panic_rate", raw.panic_rate)?,
+            hang_rate: rate("hang_rate", raw.hang_rate)?,
+            faults,
         })
     }
 }
@@ -100,11 +228,25 @@ pub struct Simulated {
     rng: Pcg64Mcg,
     value: f64,
     offline: bool,
+    /// Set by a hang: from then on no read answers.
+    hung: bool,
+}
+
+/// How one read ends.
+#[derive(Debug, PartialEq)]
+enum Behaviour {
+    Answer(Result<Sample, ReadError>),
+    Hang,
+    Panic(String),
 }
 
 impl Simulated {
-    /// Builds the driver; the starting value is the first draw of its generator.
-    pub fn new(settings: Settings, ctx: &DriverContext) -> Self {
+    /// Builds the driver for the sensor of `ctx`, keeping only the faults aimed at it; the
+    /// starting value is the first draw of its generator.
+    pub fn new(mut settings: Settings, ctx: &DriverContext) -> Self {
+        settings
+            .faults
+            .retain(|f| f.sensor.as_ref().is_none_or(|s| *s == ctx.id));
         let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
         let value = uniform(&mut rng, settings.base.0, settings.base.1);
         Simulated {
@@ -112,32 +254,69 @@ impl Simulated {
             rng,
             value,
             offline: false,
+            hung: false,
         }
     }
 
-    /// Makes the draws of one read: its latency and its result.
-    fn next(&mut self) -> (Duration, Result<Sample, ReadError>) {
-        let s = &self.settings;
-        let latency = if s.latency.0 == s.latency.1 {
-            s.latency.0
+    fn draw(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random_bool(p)
+    }
+
+    fn scripted(&self, round: u64, kind: FaultKind) -> Option<&Fault> {
+        self.settings.faults.iter().find(|f| f.kind == kind && f.active(round))
+    }
+
+    /// Makes the draws of one read: its latency and how it ends.
+    fn next(&mut self, round: u64) -> (Duration, Behaviour) {
+        if self.hung {
+            return (Duration::ZERO, Behaviour::Hang);
+        }
+        let (min, max) = self.settings.latency;
+        let latency = if min == max {
+            min
         } else {
-            self.rng.random_range(s.latency.0..=s.latency.1)
+            self.rng.random_range(min..=max)
         };
+        let (online_rate, offline_rate) = (self.settings.online_rate, self.settings.offline_rate);
         if self.offline {
-            if self.rng.random_bool(s.online_rate) {
+            if self.draw(online_rate) {
                 self.offline = false;
             }
-        } else if s.offline_rate > 0.0 && self.rng.random_bool(s.offline_rate) {
+        } else if self.draw(offline_rate) {
             self.offline = true;
         }
         if self.offline {
-            return (latency, Err(ReadError::Offline));
+            return (latency, Behaviour::Answer(Err(ReadError::Offline)));
         }
-        if s.error_rate > 0.0 && self.rng.random_bool(s.error_rate) {
-            return (latency, Err(ReadError::Failed("simulated read failure".into())));
+        let s = &self.settings;
+        let (hang_rate, panic_rate, fatal_rate, error_rate) = (s.hang_rate, s.panic_rate, s.fatal_rate, s.error_rate);
+        if self.scripted(round, FaultKind::Hang).is_some() || self.draw(hang_rate) {
+            self.hung = true;
+            return (latency, Behaviour::Hang);
         }
-        self.value += uniform(&mut self.rng, -s.step, s.step);
-        (latency, Ok(Sample::value(self.value)))
+        if self.scripted(round, FaultKind::Panic).is_some() || self.draw(panic_rate) {
+            return (latency, Behaviour::Panic(format!("injected panic in round {round}")));
+        }
+        if self.scripted(round, FaultKind::Fatal).is_some() || self.draw(fatal_rate) {
+            let error = ReadError::Fatal(format!("injected fatal error in round {round}"));
+            return (latency, Behaviour::Answer(Err(error)));
+        }
+        let flapping = self
+            .scripted(round, FaultKind::Flap)
+            .is_some_and(|f| (round - f.round + 1) % f.every == 0);
+        if self.scripted(round, FaultKind::Error).is_some() || flapping || self.draw(error_rate) {
+            let error = ReadError::Failed("simulated read failure".into());
+            return (latency, Behaviour::Answer(Err(error)));
+        }
+        let step = uniform(&mut self.rng, -self.settings.step, self.settings.step);
+        if self.scripted(round, FaultKind::Stuck).is_none() {
+            self.value += step;
+        }
+        if let Some(drift) = self.scripted(round, FaultKind::Drift) {
+            self.value += drift.rate;
+        }
+        let spike = self.scripted(round, FaultKind::Spike).map_or(0.0, |f| f.magnitude);
+        (latency, Behaviour::Answer(Ok(Sample::value(self.value + spike))))
     }
 }
 
@@ -150,8 +329,13 @@ fn uniform(rng: &mut Pcg64Mcg, lo: f64, hi: f64) -> f64 {
 }
 
 impl Driver for Simulated {
-    fn read(&mut self, _round: u64) -> ReadFuture {
-        let (latency, result) = self.next();
+    fn read(&mut self, round: u64) -> ReadFuture {
+        let (latency, behaviour) = self.next(round);
+        let result = match behaviour {
+            Behaviour::Answer(result) => result,
+            Behaviour::Hang => return Box::pin(std::future::pending()),
+            Behaviour::Panic(message) => panic!("{message}"),
+        };
         Box::pin(async move {
             if !latency.is_zero() {
                 actix_rt::time::sleep(latency).await;
@@ -175,12 +359,19 @@ mod tests {
         }
     }
 
+    fn answer(d: &mut Simulated, round: u64) -> Result<Sample, ReadError> {
+        match d.next(round).1 {
+            Behaviour::Answer(r) => r,
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+
     #[test]
     fn same_seed_same_draws() {
         let mut a = Simulated::new(Settings::default(), &ctx(7));
         let mut b = Simulated::new(Settings::default(), &ctx(7));
-        for _ in 0..200 {
-            assert_eq!(a.next(), b.next());
+        for round in 1..200 {
+            assert_eq!(a.next(round), b.next(round));
         }
     }
 
@@ -193,10 +384,13 @@ mod tests {
         let mut d = Simulated::new(settings, &ctx(1));
         assert!((20.0..=30.0).contains(&d.value));
         let mut last = d.value;
-        for _ in 0..1000 {
-            let (latency, result) = d.next();
+        for round in 1..1000 {
+            let (latency, behaviour) = d.next(round);
             assert!((Duration::from_millis(100)..=Duration::from_millis(500)).contains(&latency));
-            let v = result.unwrap().value;
+            let Behaviour::Answer(Ok(sample)) = behaviour else {
+                panic!("round {round}: {behaviour:?}")
+            };
+            let v = sample.value;
             assert!((v - last).abs() <= 0.5 + 1e-12);
             last = v;
         }
@@ -205,7 +399,7 @@ mod tests {
     #[test]
     fn error_rate_is_honoured() {
         let mut d = Simulated::new(Settings::default(), &ctx(3));
-        let failed = (0..10_000).filter(|_| d.next().1.is_err()).count();
+        let failed = (1..=10_000).filter(|r| answer(&mut d, *r).is_err()).count();
         assert!(
             (800..1200).contains(&failed),
             "{failed} failures in 10000 reads at rate 0.1"
@@ -221,8 +415,51 @@ mod tests {
             ..Settings::default()
         };
         let mut d = Simulated::new(settings, &ctx(3));
-        for _ in 0..10 {
-            assert_eq!(d.next().1, Err(ReadError::Offline));
+        for round in 1..10 {
+            assert_eq!(answer(&mut d, round), Err(ReadError::Offline));
         }
+    }
+
+    fn scripted(faults: &str) -> Simulated {
+        let table: toml::Table = toml::from_str(&format!("error_rate = 0.0\nstep = 0.0\nfaults = {faults}")).unwrap();
+        let settings = Settings::parse(table, "c.toml", "sensors[0]").unwrap();
+        Simulated::new(settings, &ctx(1))
+    }
+
+    #[test]
+    fn scripted_faults_fire_in_their_rounds() {
+        let mut d = scripted(
+            r#"[{ round = 2, fault = "panic" }, { round = 3, fault = "fatal" }, { round = 4, fault = "error" },
+                { round = 5, fault = "spike", magnitude = 7.0 }, { round = 6, fault = "hang" }]"#,
+        );
+        let base = answer(&mut d, 1).unwrap().value;
+        assert_eq!(d.next(2).1, Behaviour::Panic("injected panic in round 2".into()));
+        assert_eq!(
+            answer(&mut d, 3),
+            Err(ReadError::Fatal("injected fatal error in round 3".into()))
+        );
+        assert!(matches!(answer(&mut d, 4), Err(ReadError::Failed(_))));
+        assert_eq!(answer(&mut d, 5).unwrap().value, base + 7.0);
+        assert_eq!(d.next(6).1, Behaviour::Hang);
+        assert_eq!(d.next(7).1, Behaviour::Hang, "a hung driver stays hung");
+    }
+
+    #[test]
+    fn flap_stuck_and_drift_last_their_rounds() {
+        let mut d = scripted(r#"[{ round = 3, fault = "flap", every = 2, rounds = 4 }]"#);
+        let failed: Vec<u64> = (1..=10).filter(|r| answer(&mut d, *r).is_err()).collect();
+        assert_eq!(failed, [4, 6]);
+        let mut d = scripted(r#"[{ round = 2, fault = "drift", rate = 0.5, rounds = 2 }]"#);
+        let values: Vec<f64> = (1..=4).map(|r| answer(&mut d, r).unwrap().value).collect();
+        assert_eq!(
+            [values[1] - values[0], values[2] - values[1], values[3] - values[2]],
+            [0.5, 0.5, 0.0]
+        );
+    }
+
+    #[test]
+    fn faults_aimed_at_another_sensor_are_ignored() {
+        let mut d = scripted(r#"[{ round = 1, fault = "fatal", sensor = "t-2" }]"#);
+        assert!(answer(&mut d, 1).is_ok());
     }
 }
