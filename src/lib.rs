@@ -89,6 +89,7 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     let specs: Arc<[config::SensorSpec]> = config.sensors.into();
     let supervisor = SensorSupervisor::new(
         specs,
+        config.groups,
         config.collection,
         seed,
         aggregator,

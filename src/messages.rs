@@ -164,6 +164,43 @@ pub struct SupervisionEvent {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Asks a group supervisor to read its sensors for one round.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "GroupRound")]
+pub struct ReadGroup {
+    /// The round.
+    pub round: u64,
+}
+
+/// A group's answer to [`ReadGroup`].
+#[derive(Debug, Clone, actix::MessageResponse)]
+pub struct GroupRound {
+    /// One outcome per member, in the group's member order.
+    pub outcomes: Vec<Outcome>,
+    /// Whether any member is still running or waiting for a restart.
+    pub live: bool,
+}
+
+/// A group exceeded its restart intensity and gives up: sent by the group to the root.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Escalation {
+    /// The group's position among the root's groups.
+    pub group: usize,
+    /// Why it escalated.
+    pub cause: String,
+}
+
+/// Asks a group for its members' supervision states and restart counts, in member order.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<(crate::supervisor::SensorState, u32)>")]
+pub struct ReportStates;
+
+/// Asks a group supervisor to stop its sensors and itself.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StopGroup;
+
 /// Asks a sensor actor to stop; the supervisor sends it before dropping the actor's address.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]

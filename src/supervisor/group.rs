@@ -1,0 +1,462 @@
+//! `GroupSupervisor`: the nested supervisor of a set of sensors (a gateway, a bus, or a shard).
+//!
+//! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
+//! one [`ReadGroup`] to every group, and the group fans `Read` out to its own sensors, gathers
+//! their outcomes, applies supervision to them and answers with one [`GroupRound`] batch.
+//!
+//! Two kinds of group exist:
+//! - a configured group (`[[groups]]`) restarts its members by its strategy (`one_for_one`,
+//!   `one_for_all`, `rest_for_one`) and counts its own restart intensity; when that is exceeded it
+//!   escalates to the root, which gives the group up (its sensors unavailable) while the run
+//!   goes on;
+//! - a shard holds the sensors that name no group; it restarts one for one and applies each
+//!   sensor's own intensity, giving up just that sensor when exceeded.
+//!
+//! Failures are the ones of `docs/supervision.md`: a fatal read error, a caught panic, a hang
+//! (`hung_after` consecutive timeouts) and a stopped actor. A transient read error is only
+//! counted. Every decision is journaled as a [`SupervisionEvent`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_rt::time::Instant;
+
+use super::{backoff_delay, jitter, SensorState};
+use crate::config::{GroupStrategy, RestartType, SensorSpec};
+use crate::driver::{driver_seed, DriverContext};
+use crate::messages::{
+    Absence, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, StopGroup, StopSensor,
+    SupervisionEvent,
+};
+use crate::round;
+use crate::sensor::SensorActor;
+
+/// How a group restarts and when it gives up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupKind {
+    /// A `[[groups]]` entry: its strategy, and its own intensity (more than `max_restarts`
+    /// restarts within `within` escalates).
+    Configured {
+        /// Which members restart with a failed one.
+        strategy: GroupStrategy,
+        /// Restarts allowed within `within`.
+        max_restarts: u32,
+        /// The intensity window.
+        within: Duration,
+    },
+    /// Ungrouped sensors: one for one, each sensor with its own intensity.
+    Shard,
+}
+
+/// What the group keeps per member.
+#[derive(Debug)]
+struct Child {
+    /// The running actor; `None` while restarting, stopped or given up. Taken (with a
+    /// [`StopSensor`]) to end the actor.
+    addr: Option<Addr<SensorActor>>,
+    state: SensorState,
+    /// Starts so far minus one: part of the driver seed, and a guard against acting on outcomes
+    /// of an actor that was replaced meanwhile.
+    incarnation: u32,
+    /// Restarts over the run.
+    restarts: u32,
+    /// When this sensor's restarts inside its intensity window happened (shards only).
+    recent: VecDeque<Instant>,
+    /// Exponent of the next backoff delay.
+    backoff_step: u32,
+    /// Backoff delays drawn so far: feeds the jitter, so every delay has its own draw.
+    backoffs: u32,
+    /// When the current actor started; the backoff resets once it ran `within` without failing.
+    running_since: Instant,
+    /// Consecutive read timeouts.
+    timeouts: u32,
+}
+
+/// What an outcome asks of the group.
+enum Action {
+    Fail(String),
+    Exit(&'static str),
+}
+
+/// Everything a group is built from.
+pub struct GroupSetup {
+    /// The group's position among the root's groups.
+    pub slot: usize,
+    /// Its name (the id used in the journal for group events).
+    pub name: Arc<str>,
+    /// Configured group or shard.
+    pub kind: GroupKind,
+    /// Every sensor's spec.
+    pub specs: Arc<[SensorSpec]>,
+    /// The sensors of this group (indices into `specs`), in configuration order.
+    pub members: Arc<[usize]>,
+    /// The run's seed.
+    pub seed: u64,
+    /// Deadline of each read.
+    pub read_timeout: Duration,
+    /// Cap on concurrent reads; 0 for none.
+    pub max_in_flight: usize,
+    /// Where journal events go (the aggregator).
+    pub journal: Recipient<SupervisionEvent>,
+    /// Where an escalation goes (the root).
+    pub root: Recipient<Escalation>,
+}
+
+/// A nested supervisor of some sensors.
+pub struct GroupSupervisor {
+    setup: GroupSetup,
+    children: Vec<Child>,
+    /// When the group's restarts inside its intensity window happened (configured groups).
+    recent: VecDeque<Instant>,
+    /// Set once the group has escalated: nothing is restarted any more.
+    escalated: bool,
+    /// Whether the first starts are done (they are logged at debug level).
+    started: bool,
+}
+
+impl GroupSupervisor {
+    /// A group that starts its members when it starts.
+    pub fn new(setup: GroupSetup) -> Self {
+        let now = Instant::now();
+        let children = setup
+            .members
+            .iter()
+            .map(|_| Child {
+                addr: None,
+                state: SensorState::Stopped,
+                incarnation: 0,
+                restarts: 0,
+                recent: VecDeque::new(),
+                backoff_step: 0,
+                backoffs: 0,
+                running_since: now,
+                timeouts: 0,
+            })
+            .collect();
+        GroupSupervisor {
+            setup,
+            children,
+            recent: VecDeque::new(),
+            escalated: false,
+            started: false,
+        }
+    }
+
+    fn spec(&self, local: usize) -> &SensorSpec {
+        &self.setup.specs[self.setup.members[local]]
+    }
+
+    fn journal_as(
+        &self,
+        sensor: Arc<str>,
+        event: EventKind,
+        cause: Option<String>,
+        delay: Option<Duration>,
+        restarts: Option<u32>,
+    ) {
+        let level = if self.started {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        match (&cause, delay) {
+            (Some(cause), _) => log::log!(level, "{sensor}: {} ({cause})", event.as_str()),
+            (None, Some(d)) => log::log!(level, "{sensor}: {} in {} ms", event.as_str(), d.as_millis()),
+            (None, None) => log::log!(level, "{sensor}: {}", event.as_str()),
+        }
+        self.setup.journal.do_send(SupervisionEvent {
+            timestamp: chrono::Utc::now(),
+            sensor,
+            event,
+            cause,
+            delay,
+            restarts,
+        });
+    }
+
+    fn journal(
+        &self,
+        local: usize,
+        event: EventKind,
+        cause: Option<String>,
+        delay: Option<Duration>,
+        restarts: Option<u32>,
+    ) {
+        self.journal_as(self.spec(local).id.clone(), event, cause, delay, restarts);
+    }
+
+    /// Builds the member's driver and actor from its spec, on this group's arbiter.
+    fn spawn(&mut self, local: usize) {
+        let index = self.setup.members[local];
+        let spec = &self.setup.specs[index];
+        let child = &mut self.children[local];
+        let ctx = DriverContext {
+            id: spec.id.clone(),
+            kind: spec.kind.clone(),
+            index,
+            incarnation: child.incarnation,
+            seed: driver_seed(self.setup.seed, index, child.incarnation),
+        };
+        child.addr = Some(SensorActor::new(spec.id.clone(), spec.driver.build(&ctx)).start());
+        child.state = SensorState::Running;
+        child.running_since = Instant::now();
+        child.timeouts = 0;
+    }
+
+    fn stop_actor(&mut self, local: usize) {
+        if let Some(addr) = self.children[local].addr.take() {
+            addr.do_send(StopSensor);
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.children
+            .iter()
+            .any(|c| matches!(c.state, SensorState::Running | SensorState::Restarting))
+    }
+
+    /// Applies supervision to one round's outcomes (`incarnations` as they were when it started).
+    fn supervise(&mut self, incarnations: &[u32], outcomes: &[Outcome], ctx: &mut Context<Self>) {
+        let mut actions = Vec::new();
+        for (local, outcome) in outcomes.iter().enumerate() {
+            let hung_after = self.spec(local).policy.hung_after;
+            let child = &mut self.children[local];
+            if child.incarnation != incarnations[local] || child.state != SensorState::Running {
+                continue;
+            }
+            match outcome {
+                Outcome::TimedOut => {
+                    child.timeouts += 1;
+                    if child.timeouts >= hung_after {
+                        let cause = format!("hung: {} consecutive read timeouts", child.timeouts);
+                        actions.push((local, Action::Fail(cause)));
+                    }
+                }
+                Outcome::Failed { cause, fatal: true } => actions.push((local, Action::Fail(cause.clone()))),
+                Outcome::Unavailable(Absence::Closed) => {
+                    actions.push((local, Action::Fail("stopped: mailbox closed".into())))
+                }
+                Outcome::Unavailable(Absence::Exhausted) => actions.push((local, Action::Exit("exhausted"))),
+                _ => child.timeouts = 0,
+            }
+        }
+        for (local, action) in actions {
+            match action {
+                Action::Fail(cause) => self.fail(local, cause, ctx),
+                Action::Exit(why) => self.exit(local, why, ctx),
+            }
+        }
+    }
+
+    /// A failure: journal it, then restart as the restart type and strategy say.
+    fn fail(&mut self, local: usize, cause: String, ctx: &mut Context<Self>) {
+        // A sibling's restart in this same round may already have stopped this sensor.
+        let running = self.children[local].state == SensorState::Running;
+        self.journal(local, EventKind::Failed, Some(cause), None, None);
+        if !running {
+            return;
+        }
+        self.stop_actor(local);
+        if self.spec(local).policy.restart == RestartType::Temporary {
+            self.children[local].state = SensorState::Stopped;
+            self.journal(
+                local,
+                EventKind::Stopped,
+                Some("temporary: not restarted".into()),
+                None,
+                None,
+            );
+            return;
+        }
+        self.restart_by_strategy(local, ctx);
+    }
+
+    /// A normal exit: only a permanent sensor is restarted.
+    fn exit(&mut self, local: usize, why: &'static str, ctx: &mut Context<Self>) {
+        self.stop_actor(local);
+        self.journal(local, EventKind::Stopped, Some(why.into()), None, None);
+        if self.spec(local).policy.restart == RestartType::Permanent {
+            self.restart_by_strategy(local, ctx);
+        } else {
+            self.children[local].state = SensorState::Stopped;
+        }
+    }
+
+    /// Restarts `local` and, by the group's strategy, its siblings, after `local`'s backoff;
+    /// or gives up when the intensity is exceeded.
+    fn restart_by_strategy(&mut self, local: usize, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let strategy = match &self.setup.kind {
+            GroupKind::Configured { strategy, .. } => *strategy,
+            GroupKind::Shard => GroupStrategy::OneForOne,
+        };
+        let running = |c: &Child| c.state == SensorState::Running;
+        let set: Vec<usize> = match strategy {
+            GroupStrategy::OneForOne => vec![local],
+            GroupStrategy::OneForAll => (0..self.children.len())
+                .filter(|&s| s == local || running(&self.children[s]))
+                .collect(),
+            GroupStrategy::RestForOne => (local..self.children.len())
+                .filter(|&s| s == local || running(&self.children[s]))
+                .collect(),
+        };
+        let failed_id = self.spec(local).id.clone();
+        for &s in set.iter().filter(|&&s| s != local) {
+            self.stop_actor(s);
+            let cause = format!("{}: restarting with {failed_id}", strategy_name(strategy));
+            self.children[s].state = SensorState::Restarting;
+            self.journal(s, EventKind::Stopped, Some(cause), None, None);
+        }
+        match self.setup.kind.clone() {
+            GroupKind::Configured {
+                max_restarts, within, ..
+            } => {
+                prune(&mut self.recent, now, within);
+                if self.recent.len() >= max_restarts as usize {
+                    let cause = format!(
+                        "more than {max_restarts} restarts within {}",
+                        humantime::format_duration(within)
+                    );
+                    self.escalate(cause);
+                    return;
+                }
+                self.recent.push_back(now);
+            }
+            GroupKind::Shard => {
+                let policy = self.spec(local).policy.clone();
+                let child = &mut self.children[local];
+                prune(&mut child.recent, now, policy.within);
+                if child.recent.len() >= policy.max_restarts as usize {
+                    child.state = SensorState::GivenUp;
+                    let restarts = child.restarts;
+                    let cause = format!(
+                        "more than {} restarts within {}",
+                        policy.max_restarts,
+                        humantime::format_duration(policy.within)
+                    );
+                    self.journal(local, EventKind::GaveUp, Some(cause), None, Some(restarts));
+                    return;
+                }
+                child.recent.push_back(now);
+            }
+        }
+        let index = self.setup.members[local];
+        let policy = self.spec(local).policy.clone();
+        let child = &mut self.children[local];
+        if now.duration_since(child.running_since) >= policy.within {
+            child.backoff_step = 0;
+        }
+        let draw = jitter(self.setup.seed, index, child.backoffs);
+        let delay = backoff_delay(policy.backoff_min, policy.backoff_max, child.backoff_step, draw);
+        child.backoff_step = child.backoff_step.saturating_add(1);
+        child.backoffs = child.backoffs.wrapping_add(1);
+        for &s in &set {
+            self.children[s].state = SensorState::Restarting;
+            let restarts = self.children[s].restarts;
+            self.journal(s, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+        }
+        ctx.run_later(delay, move |act, _ctx| act.restart(&set));
+    }
+
+    fn restart(&mut self, set: &[usize]) {
+        if self.escalated {
+            return;
+        }
+        for &local in set {
+            if self.children[local].state != SensorState::Restarting {
+                continue;
+            }
+            let child = &mut self.children[local];
+            child.incarnation += 1;
+            child.restarts += 1;
+            let restarts = child.restarts;
+            self.spawn(local);
+            self.journal(local, EventKind::Restarted, None, None, Some(restarts));
+        }
+    }
+
+    /// The group exceeded its intensity: stop every member and pass the failure to the root.
+    fn escalate(&mut self, cause: String) {
+        self.escalated = true;
+        for local in 0..self.children.len() {
+            self.stop_actor(local);
+            self.children[local].state = SensorState::GivenUp;
+        }
+        self.journal_as(
+            self.setup.name.clone(),
+            EventKind::Escalated,
+            Some(cause.clone()),
+            None,
+            None,
+        );
+        self.setup.root.do_send(Escalation {
+            group: self.setup.slot,
+            cause,
+        });
+    }
+}
+
+fn strategy_name(strategy: GroupStrategy) -> &'static str {
+    match strategy {
+        GroupStrategy::OneForOne => "one_for_one",
+        GroupStrategy::OneForAll => "one_for_all",
+        GroupStrategy::RestForOne => "rest_for_one",
+    }
+}
+
+/// Drops the instants older than `within` from the front of `recent`.
+fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
+    while recent.front().is_some_and(|t| now.duration_since(*t) >= within) {
+        recent.pop_front();
+    }
+}
+
+impl Actor for GroupSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        for local in 0..self.children.len() {
+            self.spawn(local);
+            self.journal(local, EventKind::Started, None, None, None);
+        }
+        self.started = true;
+    }
+}
+
+impl Handler<ReadGroup> for GroupSupervisor {
+    type Result = ResponseActFuture<Self, GroupRound>;
+
+    fn handle(&mut self, msg: ReadGroup, _ctx: &mut Context<Self>) -> Self::Result {
+        let targets = self.children.iter().map(|c| c.addr.clone()).collect();
+        let incarnations: Vec<u32> = self.children.iter().map(|c| c.incarnation).collect();
+        let read = round::collect(targets, msg.round, self.setup.read_timeout, self.setup.max_in_flight);
+        Box::pin(read.into_actor(self).map(move |outcomes, act, ctx| {
+            act.supervise(&incarnations, &outcomes, ctx);
+            GroupRound {
+                outcomes,
+                live: act.live(),
+            }
+        }))
+    }
+}
+
+impl Handler<ReportStates> for GroupSupervisor {
+    type Result = MessageResult<ReportStates>;
+
+    fn handle(&mut self, _msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
+    }
+}
+
+impl Handler<StopGroup> for GroupSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopGroup, ctx: &mut Context<Self>) {
+        for local in 0..self.children.len() {
+            self.stop_actor(local);
+        }
+        ctx.stop();
+    }
+}

@@ -1,0 +1,464 @@
+//! Supervision: the root [`SensorSupervisor`] and the nested [`GroupSupervisor`]s.
+//!
+//! The root owns every sensor's [`SensorSpec`], starts one group supervisor per `[[groups]]`
+//! entry and one shard per arbiter for the sensors that name no group, and schedules rounds on a
+//! drift-free grid (`t0 + k * interval`): a round that overruns makes the ticks it covered skip
+//! (counted), never a burst of catch-up rounds. Each round it sends one [`ReadGroup`] to every
+//! group, merges their answers into one outcome per sensor, sends the [`RoundReport`] to the
+//! aggregator, and decides whether to go on. Groups build their sensors from the specs, read them
+//! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
+//! which gives it up and journals `gave_up` for it. The rules are in `docs/supervision.md`.
+
+pub mod group;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_rt::time::Instant;
+use tokio::sync::oneshot;
+
+pub use group::{GroupKind, GroupSetup, GroupSupervisor};
+
+use crate::aggregator::Aggregator;
+use crate::config::{CollectionConfig, GroupSpec, SensorSpec};
+use crate::driver::driver_seed;
+use crate::messages::{
+    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, Shutdown,
+    StopGroup, SupervisionEvent,
+};
+use crate::report::{OutputError, Summary};
+
+/// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
+pub const BACKOFF_JITTER: f64 = 0.2;
+
+/// A sensor's supervision state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorState {
+    /// Its actor runs and is read every round.
+    Running,
+    /// It failed and waits for its restart (unavailable meanwhile).
+    Restarting,
+    /// It stopped and is not restarted (normal end, or a temporary sensor's failure).
+    Stopped,
+    /// Its restart intensity was exceeded: unavailable for the rest of the run.
+    GivenUp,
+}
+
+impl SensorState {
+    /// The name used in `summary.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorState::Running => "running",
+            SensorState::Restarting => "restarting",
+            SensorState::Stopped => "stopped",
+            SensorState::GivenUp => "given_up",
+        }
+    }
+}
+
+/// The drift-free round grid: tick `k` is at `t0 + k * interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    interval: Duration,
+}
+
+impl Schedule {
+    /// A grid of `interval`; zero runs rounds back to back.
+    pub fn new(interval: Duration) -> Self {
+        Schedule { interval }
+    }
+
+    /// Offset of tick `k` from `t0`.
+    pub fn offset(&self, k: u64) -> Duration {
+        Duration::from_nanos((self.interval.as_nanos() as u64).saturating_mul(k))
+    }
+
+    /// After the round of tick `k` ended `elapsed` after `t0`: the tick of the next round and
+    /// how many ticks were skipped because the round overran them.
+    pub fn next_after(&self, k: u64, elapsed: Duration) -> (u64, u64) {
+        if self.interval.is_zero() {
+            return (k + 1, 0);
+        }
+        let interval = self.interval.as_nanos();
+        let first_not_past = elapsed.as_nanos().div_ceil(interval) as u64;
+        let next = first_not_past.max(k + 1);
+        (next, next - (k + 1))
+    }
+}
+
+/// The backoff before restart number `step` (0-based): `min * 2^step`, capped at `max`, plus up
+/// to [`BACKOFF_JITTER`] of itself scaled by `jitter` (in `0..1`), still capped at `max`.
+pub fn backoff_delay(min: Duration, max: Duration, step: u32, jitter: f64) -> Duration {
+    let base = min.saturating_mul(2u32.saturating_pow(step.min(31))).min(max);
+    base.mul_f64(1.0 + BACKOFF_JITTER * jitter.clamp(0.0, 1.0)).min(max)
+}
+
+/// A uniform draw in `0..1` for the `attempt`-th backoff of sensor `index`, derived from the
+/// run's seed: the same for every layout of actors, so the journal is reproducible.
+pub fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
+    let bits = driver_seed(seed ^ 0x6a09_e667_f3bc_c909, index, attempt);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What the root keeps per group.
+struct GroupSlot {
+    name: Arc<str>,
+    /// Sensor indices of the group's members, in the group's order.
+    members: Arc<[usize]>,
+    /// The group actor; asked every round, told to stop at the end.
+    addr: Addr<GroupSupervisor>,
+    /// Whether any member was running or restarting after the last round.
+    live: bool,
+    /// Set when the group escalated and the root gave it up.
+    given_up: bool,
+}
+
+/// The root supervisor actor.
+pub struct SensorSupervisor {
+    specs: Arc<[SensorSpec]>,
+    groups_config: Vec<GroupSpec>,
+    collection: CollectionConfig,
+    seed: u64,
+    groups: Vec<GroupSlot>,
+    /// Receives round reports, journal events and the final `Finish`.
+    aggregator: Addr<Aggregator>,
+    /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
+    arbiters: Vec<ArbiterHandle>,
+    schedule: Schedule,
+    /// When tick 0 was; set when the first round starts.
+    t0: Option<Instant>,
+    /// Rounds started so far (the number of the current or last round).
+    round: u64,
+    /// Tick of the current or last round.
+    tick: u64,
+    skipped: u64,
+    /// The pending next-round timer; cancelled on shutdown.
+    next_round: Option<SpawnHandle>,
+    in_flight: bool,
+    stopping: bool,
+    /// Where the summary goes when the run ends; taken once.
+    done: Option<oneshot::Sender<Result<Summary, OutputError>>>,
+}
+
+impl SensorSupervisor {
+    /// A supervisor for `specs`, grouped by `groups`; it starts them when it starts and reports
+    /// the summary on `done`.
+    pub fn new(
+        specs: Arc<[SensorSpec]>,
+        groups: Vec<GroupSpec>,
+        collection: CollectionConfig,
+        seed: u64,
+        aggregator: Addr<Aggregator>,
+        arbiters: Vec<ArbiterHandle>,
+        done: oneshot::Sender<Result<Summary, OutputError>>,
+    ) -> Self {
+        SensorSupervisor {
+            schedule: Schedule::new(collection.interval),
+            specs,
+            groups_config: groups,
+            collection,
+            seed,
+            groups: Vec::new(),
+            aggregator,
+            arbiters,
+            t0: None,
+            round: 0,
+            tick: 0,
+            skipped: 0,
+            next_round: None,
+            in_flight: false,
+            stopping: false,
+            done: Some(done),
+        }
+    }
+
+    /// The groups to start: configured groups in order, then the ungrouped sensors split into
+    /// one contiguous shard per arbiter.
+    fn plan(&self) -> Vec<(Arc<str>, GroupKind, Vec<usize>)> {
+        let mut plan: Vec<(Arc<str>, GroupKind, Vec<usize>)> = self
+            .groups_config
+            .iter()
+            .map(|g| {
+                let members = (0..self.specs.len())
+                    .filter(|&i| self.specs[i].group.as_deref() == Some(g.name.as_str()))
+                    .collect();
+                let kind = GroupKind::Configured {
+                    strategy: g.strategy,
+                    max_restarts: g.max_restarts,
+                    within: g.within,
+                };
+                (Arc::from(g.name.as_str()), kind, members)
+            })
+            .filter(|(_, _, members): &(_, _, Vec<usize>)| !members.is_empty())
+            .collect();
+        let ungrouped: Vec<usize> = (0..self.specs.len())
+            .filter(|&i| self.specs[i].group.is_none())
+            .collect();
+        let shards = self.arbiters.len().max(1);
+        let size = ungrouped.len().div_ceil(shards).max(1);
+        for (k, chunk) in ungrouped.chunks(size).enumerate() {
+            plan.push((format!("shard-{}", k + 1).into(), GroupKind::Shard, chunk.to_vec()));
+        }
+        plan
+    }
+
+    fn start_groups(&mut self, ctx: &mut Context<Self>) {
+        let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
+        let root = ctx.address().recipient::<Escalation>();
+        for (slot, (name, kind, members)) in self.plan().into_iter().enumerate() {
+            let members: Arc<[usize]> = members.into();
+            let setup = GroupSetup {
+                slot,
+                name: name.clone(),
+                kind,
+                specs: self.specs.clone(),
+                members: members.clone(),
+                seed: self.seed,
+                read_timeout: self.collection.read_timeout,
+                max_in_flight: self.collection.max_in_flight,
+                journal: journal.clone(),
+                root: root.clone(),
+            };
+            let addr = if self.arbiters.is_empty() {
+                GroupSupervisor::new(setup).start()
+            } else {
+                let arbiter = &self.arbiters[slot % self.arbiters.len()];
+                GroupSupervisor::start_in_arbiter(arbiter, move |_| GroupSupervisor::new(setup))
+            };
+            self.groups.push(GroupSlot {
+                name,
+                members,
+                addr,
+                live: true,
+                given_up: false,
+            });
+        }
+    }
+
+    fn start_round(&mut self, ctx: &mut Context<Self>) {
+        self.next_round = None;
+        if self.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let t0 = *self.t0.get_or_insert(now);
+        self.round += 1;
+        self.in_flight = true;
+        let round = self.round;
+        // Every group is asked first, then the answers are awaited in order: each group bounds
+        // its own round by the per-read deadlines, so no extra timeout is needed here.
+        let requests: Vec<_> = self.groups.iter().map(|g| g.addr.send(ReadGroup { round })).collect();
+        let gather = async move {
+            let mut replies = Vec::with_capacity(requests.len());
+            for request in requests {
+                replies.push(request.await);
+            }
+            replies
+        };
+        ctx.spawn(gather.into_actor(self).map(move |replies, act, ctx| {
+            act.finish_round(round, now, t0, replies, ctx);
+        }));
+    }
+
+    fn finish_round(
+        &mut self,
+        round: u64,
+        started: Instant,
+        t0: Instant,
+        replies: Vec<Result<GroupRound, MailboxError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight = false;
+        let now = Instant::now();
+        let mut outcomes = vec![Outcome::Unavailable(Absence::Down); self.specs.len()];
+        for (group, reply) in self.groups.iter_mut().zip(replies) {
+            match reply {
+                Ok(GroupRound { outcomes: theirs, live }) => {
+                    group.live = live && !group.given_up;
+                    for (&index, outcome) in group.members.iter().zip(theirs) {
+                        outcomes[index] = outcome;
+                    }
+                }
+                Err(e) => {
+                    log::error!("group {} did not answer round {round}: {e}", group.name);
+                    group.live = false;
+                }
+            }
+        }
+        let (next, skipped) = self.schedule.next_after(self.tick, now - t0);
+        self.aggregator.do_send(RoundReport {
+            round,
+            wall: now - started,
+            skipped_before: 0,
+            outcomes,
+        });
+        let all_done = self.groups.iter().all(|g| !g.live);
+        let rounds_done = self.collection.rounds.is_some_and(|n| round >= n);
+        let next_at = self.schedule.offset(next).max(now - t0);
+        let time_done = self.collection.duration.is_some_and(|d| next_at >= d);
+        if self.stopping || rounds_done || time_done || all_done {
+            if all_done {
+                log::info!("every sensor has stopped or was given up; ending the run");
+            }
+            self.finish(ctx);
+            return;
+        }
+        self.skipped += skipped;
+        if skipped > 0 {
+            log::warn!("round {round} overran the interval: {skipped} tick(s) skipped");
+        }
+        self.tick = next;
+        let delay = (t0 + self.schedule.offset(next)).saturating_duration_since(now);
+        self.next_round = Some(ctx.run_later(delay, |act, ctx| act.start_round(ctx)));
+    }
+
+    /// Ends the run: collects the sensors' final states, asks the aggregator for the summary,
+    /// passes it on and stops every group.
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        if let Some(timer) = self.next_round.take() {
+            ctx.cancel_future(timer);
+        }
+        let requests: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| (g.members.clone(), g.addr.send(ReportStates)))
+            .collect();
+        let aggregator = self.aggregator.clone();
+        let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.specs.len());
+        let report = async move {
+            let mut sensors = vec![(SensorState::GivenUp, 0); n];
+            for (members, request) in requests {
+                if let Ok(states) = request.await {
+                    for (&index, state) in members.iter().zip(states) {
+                        sensors[index] = state;
+                    }
+                }
+            }
+            aggregator
+                .send(Finish {
+                    seed,
+                    skipped_rounds,
+                    sensors,
+                })
+                .await
+        };
+        ctx.spawn(report.into_actor(self).map(|reply, act, ctx| {
+            let result = reply.unwrap_or_else(|e| {
+                Err(OutputError {
+                    path: "aggregator".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+            for group in &act.groups {
+                group.addr.do_send(StopGroup);
+            }
+            if let Some(done) = act.done.take() {
+                let _ = done.send(result);
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+impl Actor for SensorSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_groups(ctx);
+        log::info!(
+            "started {} sensor actors in {} group(s)",
+            self.specs.len(),
+            self.groups.len()
+        );
+        self.start_round(ctx);
+    }
+}
+
+impl Handler<Escalation> for SensorSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Escalation, _ctx: &mut Context<Self>) {
+        let Some(group) = self.groups.get_mut(msg.group) else {
+            return;
+        };
+        group.given_up = true;
+        group.live = false;
+        let cause = format!("escalated: {}", msg.cause);
+        log::info!("{}: gave_up ({cause})", group.name);
+        self.aggregator.do_send(SupervisionEvent {
+            timestamp: chrono::Utc::now(),
+            sensor: group.name.clone(),
+            event: EventKind::GaveUp,
+            cause: Some(cause),
+            delay: None,
+            restarts: None,
+        });
+    }
+}
+
+impl Handler<Shutdown> for SensorSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        log::info!(
+            "shutting down: {}",
+            if self.in_flight {
+                "settling the round in flight"
+            } else {
+                "no round in flight"
+            }
+        );
+        if self.in_flight {
+            self.stopping = true;
+            if let Some(timer) = self.next_round.take() {
+                ctx.cancel_future(timer);
+            }
+        } else {
+            self.finish(ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn schedule_skips_overrun_ticks() {
+        let s = Schedule::new(Duration::from_secs(1));
+        assert_eq!(s.next_after(0, 500 * MS), (1, 0));
+        assert_eq!(s.next_after(0, 1000 * MS), (1, 0));
+        assert_eq!(s.next_after(0, 1500 * MS), (2, 1));
+        assert_eq!(s.next_after(3, 6200 * MS), (7, 3));
+        assert_eq!(s.offset(7), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn zero_interval_runs_back_to_back() {
+        let s = Schedule::new(Duration::ZERO);
+        assert_eq!(s.next_after(4, Duration::from_secs(9)), (5, 0));
+        assert_eq!(s.offset(5), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let (min, max) = (100 * MS, 5000 * MS);
+        let delays: Vec<_> = (0..10).map(|k| backoff_delay(min, max, k, 0.0)).collect();
+        assert_eq!(&delays[..4], [100 * MS, 200 * MS, 400 * MS, 800 * MS]);
+        assert_eq!(delays[9], max);
+        for k in 0..40 {
+            for j in [0.0, 0.5, 0.999] {
+                let d = backoff_delay(min, max, k, j);
+                assert!(d >= min.min(max) && d <= max, "{d:?}");
+            }
+        }
+        assert_eq!(backoff_delay(min, max, 1, 1.0), 240 * MS);
+    }
+}
