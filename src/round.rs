@@ -71,6 +71,8 @@ pub fn outcome(round: u64, reply: Result<ReadReply, MailboxError>) -> Outcome {
             ReadError::Failed(cause) => Outcome::Failed { cause, fatal: false },
             ReadError::Offline => Outcome::Unavailable(Absence::Offline),
             ReadError::Exhausted => Outcome::Unavailable(Absence::Exhausted),
+            // The sensor never answers a crash (it stops first); should one arrive, it is the same.
+            ReadError::Crash(_) => Outcome::Unavailable(Absence::Closed),
             fatal @ (ReadError::Fatal(_) | ReadError::Panic(_)) => Outcome::Failed {
                 cause: fatal.to_string(),
                 fatal: true,

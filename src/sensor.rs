@@ -3,12 +3,13 @@
 //! The actor owns its driver and nothing else. A read runs as a future spawned in the actor's
 //! context, so a slow or hung read never blocks the mailbox. A panic inside the driver, whether
 //! while starting the read or while its future runs, is caught here and answered as
-//! [`ReadError::Panic`]: it never takes down another actor, the arbiter or the system.
+//! [`ReadError::Panic`]: it never takes down another actor, the arbiter or the system. A driver
+//! that answers [`ReadError::Crash`] makes the actor stop without answering (a closed mailbox).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use futures::FutureExt;
 
 use crate::driver::{Driver, ReadError};
@@ -63,7 +64,20 @@ impl Handler<Read> for SensorActor {
                 timestamp: chrono::Utc::now(),
             }
         };
-        Box::pin(reply.into_actor(self))
+        Box::pin(reply.into_actor(self).then(|reply, _act, ctx| {
+            let crash = matches!(reply.result, Err(ReadError::Crash(_)));
+            if crash {
+                // Stop without answering: the pending reply is dropped with the actor, so the
+                // round sees a closed mailbox, as for an actor that died.
+                ctx.stop();
+            }
+            actix::fut::wrap_future(async move {
+                if crash {
+                    std::future::pending::<()>().await;
+                }
+                reply
+            })
+        }))
     }
 }
 

@@ -70,6 +70,10 @@ pub enum ReadError {
     /// The driver panicked; the panic was caught at the sensor.
     #[error("panic: {0}")]
     Panic(String),
+    /// The sensor's actor must stop without answering, as an actor that dies outside its driver
+    /// would (its mailbox closes; the supervisor sees a stopped actor).
+    #[error("crash: {0}")]
+    Crash(String),
 }
 
 /// What a driver is built from besides its settings.

@@ -9,7 +9,7 @@
 //! read (latency, offline state, faults, failure, step), so a run is reproducible from its seed.
 //!
 //! Fault injection, for studying supervision: `fatal_rate`, `panic_rate` and `hang_rate` per
-//! read, and scripted [`Fault`]s at given rounds (`panic`, `hang`, `fatal`, `error` once;
+//! read, and scripted [`Fault`]s at given rounds (`panic`, `crash`, `hang`, `fatal`, `error` once;
 //! `flap`, `stuck`, `drift` for a stretch of rounds; `spike` once). A hung driver never answers
 //! again; only a restart (a fresh driver) cures it.
 
@@ -54,6 +54,8 @@ pub struct Settings {
 pub enum FaultKind {
     /// The read of that round panics.
     Panic,
+    /// The sensor's actor stops in that round without answering (a closed mailbox).
+    Crash,
     /// From that round the sensor never answers, until restarted.
     Hang,
     /// The read of that round fails fatally.
@@ -296,6 +298,10 @@ impl Simulated {
         }
         if self.scripted(round, FaultKind::Panic).is_some() || self.draw(panic_rate) {
             return (latency, Behaviour::Panic(format!("injected panic in round {round}")));
+        }
+        if self.scripted(round, FaultKind::Crash).is_some() {
+            let error = ReadError::Crash(format!("injected crash in round {round}"));
+            return (latency, Behaviour::Answer(Err(error)));
         }
         if self.scripted(round, FaultKind::Fatal).is_some() || self.draw(fatal_rate) {
             let error = ReadError::Fatal(format!("injected fatal error in round {round}"));
