@@ -4,7 +4,6 @@
 use std::future::pending;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sensor_actors::config::{RestartType, SensorSpec};
 use sensor_actors::driver::{Driver, DriverContext, DriverFactory, DriverSpec, ReadError, ReadFuture, Sample};
