@@ -177,7 +177,49 @@ pub struct SensorSpec {
     pub range: Option<(f64, f64)>,
 }
 
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            interval: DEFAULT_INTERVAL,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            rounds: None,
+            duration: None,
+            seed: None,
+            max_in_flight: 0,
+        }
+    }
+}
+
+impl SensorSpec {
+    /// A sensor of `kind` reading through `driver`, with the default restart policy, the kind's
+    /// default unit, no group and no own range: the starting point for sensors built in code.
+    pub fn new(id: &str, kind: &str, driver: DriverSpec) -> Self {
+        SensorSpec {
+            id: id.into(),
+            kind: kind.into(),
+            unit: default_unit(kind).into(),
+            driver,
+            policy: RestartPolicy::default(),
+            group: None,
+            range: None,
+        }
+    }
+}
+
 impl Config {
+    /// A configuration of `sensors` with every other setting at its default (built in code,
+    /// e.g. for drivers defined outside the crate).
+    pub fn with_sensors(sensors: Vec<SensorSpec>) -> Config {
+        Config {
+            collection: CollectionConfig::default(),
+            supervision: RestartPolicy::default(),
+            sensors,
+            groups: Vec::new(),
+            analysis: AnalysisConfig::default(),
+            runtime: RuntimeConfig { arbiters: None },
+        }
+    }
+
     /// The default run: the seed scenario of [`DEFAULT_SENSOR_COUNT`] simulated temperature sensors.
     pub fn default_scenario() -> Config {
         let text =
@@ -515,8 +557,9 @@ impl RawCollection {
             Some(s) => parse_duration(origin, &format!("collection.{field}"), s),
             None => Ok(default),
         };
-        let interval = dur("interval", &self.interval, DEFAULT_INTERVAL)?;
-        let read_timeout = dur("read_timeout", &self.read_timeout, DEFAULT_READ_TIMEOUT)?;
+        let d = CollectionConfig::default();
+        let interval = dur("interval", &self.interval, d.interval)?;
+        let read_timeout = dur("read_timeout", &self.read_timeout, d.read_timeout)?;
         if read_timeout.is_zero() {
             return Err(ConfigError::new(
                 origin,
