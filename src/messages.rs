@@ -164,6 +164,35 @@ pub struct SupervisionEvent {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Asks a supervised sensor to read for round `round` and report on its group's answer channel
+/// (the batched counterpart of [`Read`]).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StartRead {
+    /// The round asking.
+    pub round: u64,
+}
+
+/// What a supervised sensor reports to its group.
+#[derive(Debug)]
+pub struct SensorAnswer {
+    /// The sensor's position in its group.
+    pub member: u32,
+    /// Which start of the sensor answered; answers of a replaced actor are ignored.
+    pub incarnation: u32,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// The content of a [`SensorAnswer`].
+#[derive(Debug)]
+pub enum Answer {
+    /// A finished read (its round inside).
+    Reply(ReadReply),
+    /// The actor ended (stopped, crashed or unwound): any read it had is lost.
+    Stopped,
+}
+
 /// Asks a group supervisor to read its sensors for one round.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "GroupRound")]

@@ -2,14 +2,12 @@
 //! the default hook's stderr text and backtrace.
 //!
 //! [`install_hook`] wraps the process's panic hook once; the wrapper stays silent while the
-//! current thread is inside [`quietly`] or polling a [`Quiet`] future, and defers to the previous
-//! hook everywhere else, so panics outside sensor reads still print as usual.
+//! current thread is inside [`quietly`] (the sensor starts and polls its driver's reads there),
+//! and defers to the previous hook everywhere else, so panics outside sensor reads still print
+//! as usual.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Once;
-use std::task::{Context, Poll};
 
 thread_local! {
     /// Depth of quiet sections on this thread.
@@ -41,27 +39,6 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
     QUIET.with(|q| q.set(q.get() + 1));
     let _reset = Reset;
     f()
-}
-
-/// A future whose polls run with the panic hook silenced.
-pub struct Quiet<F> {
-    inner: F,
-}
-
-impl<F: Future + Unpin> Quiet<F> {
-    /// Wraps `inner`.
-    pub fn new(inner: F) -> Self {
-        Quiet { inner }
-    }
-}
-
-impl<F: Future + Unpin> Future for Quiet<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let inner = Pin::new(&mut self.inner);
-        quietly(|| inner.poll(cx))
-    }
 }
 
 /// The message of a panic payload.

@@ -1,20 +1,65 @@
-//! `SensorActor`: one actor per sensor, answering [`Read`] with a [`ReadReply`].
+//! `SensorActor`: one actor per sensor. It owns its driver and nothing else.
 //!
-//! The actor owns its driver and nothing else. A read runs as a future spawned in the actor's
-//! context, so a slow or hung read never blocks the mailbox. A panic inside the driver, whether
-//! while starting the read or while its future runs, is caught here and answered as
+//! Two ways to read it:
+//! - [`Read`], request/reply: the caller awaits a [`ReadReply`] (used by [`round::collect`] and
+//!   by code that drives sensors directly, like `examples/seed_round.rs`);
+//! - [`StartRead`], the batched path used by the supervisors: the sensor reports its
+//!   [`SensorAnswer`] on its group's answer channel, so a round costs no reply channel and no
+//!   timer per read. A read that completes at once (zero latency) is answered inline; a slower
+//!   one runs as a future spawned in the actor's context.
+//!
+//! Either way a slow or hung read never blocks the mailbox, and stopping the actor drops a read
+//! that never finishes, so a hung sensor's restart leaks nothing. A panic inside the driver,
+//! whether while starting the read or while its future runs, is caught here and answered as
 //! [`ReadError::Panic`]: it never takes down another actor, the arbiter or the system. A driver
-//! that answers [`ReadError::Crash`] makes the actor stop without answering (a closed mailbox).
+//! that answers [`ReadError::Crash`] makes the actor stop without answering. When an actor linked
+//! to a group ends for any reason (stopped, crashed, or unwound by a panic in its own code), its
+//! [`GroupLink`] tells the group, as an Erlang monitor or an Akka watch would.
+//!
+//! [`round::collect`]: crate::round::collect
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
-use actix::{Actor, ActorContext, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use futures::FutureExt;
+use tokio::sync::mpsc::UnboundedSender;
 
-use crate::driver::{Driver, ReadError};
-use crate::messages::{Read, ReadReply, StopSensor};
+use crate::driver::{Driver, ReadError, ReadFuture, Sample};
+use crate::messages::{Answer, Read, ReadReply, SensorAnswer, StartRead, StopSensor};
 use crate::panic::{self as panics, panic_message};
+
+/// Where a supervised sensor reports, and who it is there.
+#[derive(Debug)]
+pub struct GroupLink {
+    /// The group's answer channel (cloning it costs one atomic increment, no allocation).
+    pub answers: UnboundedSender<SensorAnswer>,
+    /// The sensor's position in its group.
+    pub member: u32,
+    /// Which start of the sensor this actor is.
+    pub incarnation: u32,
+}
+
+impl GroupLink {
+    fn send(&self, answer: Answer) {
+        // The group may have stopped (end of the run): then nobody is waiting for the answer.
+        let _ = self.answers.send(SensorAnswer {
+            member: self.member,
+            incarnation: self.incarnation,
+            answer,
+        });
+    }
+}
+
+impl Drop for GroupLink {
+    /// Runs when the actor is dropped, whatever ended it, including a panic unwinding its task.
+    fn drop(&mut self) {
+        self.send(Answer::Stopped);
+    }
+}
 
 /// One sensor.
 pub struct SensorActor {
@@ -22,12 +67,55 @@ pub struct SensorActor {
     id: Arc<str>,
     /// Makes the reads; replaced only by restarting the actor.
     driver: Box<dyn Driver>,
+    /// The group this sensor answers to; `None` for a sensor read only through [`Read`].
+    link: Option<GroupLink>,
+}
+
+/// A read in progress: the driver's future, polled with its panics caught and kept quiet. A
+/// panic ends the read with [`ReadError::Panic`].
+struct GuardedRead(ReadFuture);
+
+impl Future for GuardedRead {
+    type Output = Result<Sample, ReadError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let read = &mut self.0;
+        panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))))
+            .unwrap_or_else(|payload| Poll::Ready(Err(ReadError::Panic(panic_message(&*payload)))))
+    }
 }
 
 impl SensorActor {
-    /// A sensor reading through `driver`.
+    /// A sensor reading through `driver`, read with [`Read`].
     pub fn new(id: Arc<str>, driver: Box<dyn Driver>) -> Self {
-        SensorActor { id, driver }
+        SensorActor { id, driver, link: None }
+    }
+
+    /// A sensor reading through `driver` that answers [`StartRead`] on its group's channel.
+    pub fn linked(id: Arc<str>, driver: Box<dyn Driver>, link: GroupLink) -> Self {
+        SensorActor {
+            id,
+            driver,
+            link: Some(link),
+        }
+    }
+
+    /// Starts the driver's read of `round`, catching a panic while starting it or while it runs.
+    fn start(&mut self, round: u64) -> Result<GuardedRead, ReadError> {
+        let driver = &mut self.driver;
+        panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))))
+            .map(GuardedRead)
+            .map_err(|payload| ReadError::Panic(panic_message(&*payload)))
+    }
+}
+
+/// Builds the reply of a finished read.
+fn reply(round: u64, started: actix_rt::time::Instant, result: Result<Sample, ReadError>) -> ReadReply {
+    ReadReply {
+        round,
+        result,
+        latency: started.elapsed(),
+        timestamp: chrono::Utc::now(),
     }
 }
 
@@ -36,39 +124,29 @@ impl Actor for SensorActor {
 }
 
 impl Handler<Read> for SensorActor {
-    // Spawned in the actor's context (not detached): stopping the actor drops a read that never
-    // finishes, so a hung sensor's restart leaks nothing.
+    // Spawned in the actor's context (not detached), like the batched path.
     type Result = ResponseActFuture<Self, ReadReply>;
 
     fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
         let started = actix_rt::time::Instant::now();
         let round = msg.round;
-        let driver = &mut self.driver;
-        let read = panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))));
+        let read = self.start(round);
         let id = self.id.clone();
         let reply = async move {
             let result = match read {
-                Ok(fut) => match panics::Quiet::new(AssertUnwindSafe(fut).catch_unwind()).await {
-                    Ok(result) => result,
-                    Err(payload) => Err(ReadError::Panic(panic_message(&*payload))),
-                },
-                Err(payload) => Err(ReadError::Panic(panic_message(&*payload))),
+                Ok(read) => read.await,
+                Err(error) => Err(error),
             };
             if let Err(ReadError::Panic(message)) = &result {
                 log::debug!("{id}: read {round} panicked: {message}");
             }
-            ReadReply {
-                round,
-                result,
-                latency: started.elapsed(),
-                timestamp: chrono::Utc::now(),
-            }
+            reply(round, started, result)
         };
         Box::pin(reply.into_actor(self).then(|reply, _act, ctx| {
             let crash = matches!(reply.result, Err(ReadError::Crash(_)));
             if crash {
                 // Stop without answering: the pending reply is dropped with the actor, so the
-                // round sees a closed mailbox, as for an actor that died.
+                // caller sees a closed mailbox, as for an actor that died.
                 ctx.stop();
             }
             actix::fut::wrap_future(async move {
@@ -78,6 +156,43 @@ impl Handler<Read> for SensorActor {
                 reply
             })
         }))
+    }
+}
+
+impl SensorActor {
+    /// Reports a finished read to the group, or stops without answering on a crash.
+    fn finish(&mut self, reply: ReadReply, ctx: &mut Context<Self>) {
+        match &reply.result {
+            Err(ReadError::Crash(_)) => ctx.stop(),
+            Err(ReadError::Panic(message)) => log::debug!("{}: read {} panicked: {message}", self.id, reply.round),
+            _ => {}
+        }
+        if !matches!(reply.result, Err(ReadError::Crash(_))) {
+            if let Some(link) = &self.link {
+                link.send(Answer::Reply(reply));
+            }
+        }
+    }
+}
+
+impl Handler<StartRead> for SensorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartRead, ctx: &mut Context<Self>) {
+        let started = actix_rt::time::Instant::now();
+        let round = msg.round;
+        let mut read = match self.start(round) {
+            Ok(read) => read,
+            Err(error) => return self.finish(reply(round, started, Err(error)), ctx),
+        };
+        // Most zero-latency reads are ready at once: answer inline, with nothing spawned.
+        if let Some(result) = (&mut read).now_or_never() {
+            return self.finish(reply(round, started, result), ctx);
+        }
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |result, act, ctx| act.finish(reply(round, started, result), ctx)),
+        );
     }
 }
 

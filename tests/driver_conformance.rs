@@ -11,7 +11,11 @@ use sensor_actors::driver::{DriverContext, DriverSpec, ReadError, Sample};
 
 /// One spec per shipped driver, parsed from the TOML a user would write.
 fn drivers() -> Vec<(&'static str, DriverSpec)> {
-    let parse = |toml: &str| Config::from_toml_str(toml, "conformance.toml").unwrap().sensors[0].driver.clone();
+    let parse = |toml: &str| {
+        Config::from_toml_str(toml, "conformance.toml").unwrap().sensors[0]
+            .driver
+            .clone()
+    };
     vec![
         ("simulated", parse("[[sensors]]\ndriver = \"simulated\"\nlatency = [\"0ms\", \"5ms\"]\nerror_rate = 0.2\n")),
         (
@@ -24,7 +28,13 @@ fn drivers() -> Vec<(&'static str, DriverSpec)> {
 }
 
 fn context(seed: u64) -> DriverContext {
-    DriverContext { id: "conformance-1".into(), kind: "temperature".into(), index: 0, incarnation: 0, seed }
+    DriverContext {
+        id: "conformance-1".into(),
+        kind: "temperature".into(),
+        index: 0,
+        incarnation: 0,
+        seed,
+    }
 }
 
 /// Reads `rounds` rounds from a fresh driver, catching any panic as a test failure.
@@ -33,7 +43,10 @@ async fn read_all(spec: &DriverSpec, seed: u64, rounds: u64) -> Vec<Result<Sampl
     let mut results = Vec::new();
     for round in 1..=rounds {
         let read = std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))).expect("read() panicked");
-        let result = AssertUnwindSafe(read).catch_unwind().await.expect("the read future panicked");
+        let result = AssertUnwindSafe(read)
+            .catch_unwind()
+            .await
+            .expect("the read future panicked");
         results.push(result);
     }
     results

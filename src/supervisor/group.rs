@@ -1,8 +1,16 @@
 //! `GroupSupervisor`: the nested supervisor of a set of sensors (a gateway, a bus, or a shard).
 //!
 //! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
-//! one [`ReadGroup`] to every group, and the group fans `Read` out to its own sensors, gathers
-//! their outcomes, applies supervision to them and answers with one [`GroupRound`] batch.
+//! one [`ReadGroup`] to every group, and the group reads its own sensors, gathers their outcomes,
+//! applies supervision to them and answers with one [`GroupRound`] batch.
+//!
+//! The group reads with [`StartRead`] and collects the [`SensorAnswer`]s on one channel that all
+//! its sensors share, so a read costs no reply channel and no timer of its own. Deadlines follow
+//! the round's rules: each read's deadline is `read_timeout` after its `StartRead` was sent; as
+//! reads are sent in order with the same timeout, the deadlines form a queue and one timer (for
+//! the earliest) serves them all. An answer for another round, for a read already settled, or
+//! from a replaced actor is discarded. With `max_in_flight`, at most that many reads of the group
+//! are outstanding; the next is sent as one settles.
 //!
 //! Two kinds of group exist:
 //! - a configured group (`[[groups]]`) restarts its members by its strategy (`one_for_one`,
@@ -22,16 +30,17 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{backoff_delay, jitter, SensorState};
 use crate::config::{GroupStrategy, RestartType, SensorSpec};
 use crate::driver::{driver_seed, DriverContext};
 use crate::messages::{
-    Absence, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, StopGroup, StopSensor,
-    SupervisionEvent,
+    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, StartRead,
+    StopGroup, StopSensor, SupervisionEvent,
 };
 use crate::round;
-use crate::sensor::SensorActor;
+use crate::sensor::{GroupLink, SensorActor};
 
 /// How a group restarts and when it gives up.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,10 +113,38 @@ pub struct GroupSetup {
     pub root: Recipient<Escalation>,
 }
 
+/// The round a group is reading.
+struct RoundInFlight {
+    round: u64,
+    /// One per member; `Unavailable(Down)` until settled otherwise.
+    outcomes: Vec<Outcome>,
+    /// Whether the member's read was sent and is not settled yet.
+    awaiting: Vec<bool>,
+    /// Members' incarnations when the round began.
+    incarnations: Vec<u32>,
+    /// Members whose read is not sent yet (only with `max_in_flight`).
+    queue: VecDeque<usize>,
+    /// Reads sent and not settled.
+    in_flight: usize,
+    /// Reads not settled, sent or not.
+    left: usize,
+    /// Deadline of each sent read, in send order (so in deadline order).
+    deadlines: VecDeque<(Instant, usize)>,
+    /// The timer of the earliest deadline; cancelled when the round completes.
+    timer: Option<SpawnHandle>,
+    /// Where the batch goes when every read is settled.
+    done: oneshot::Sender<GroupRound>,
+}
+
 /// A nested supervisor of some sensors.
 pub struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
+    /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
+    /// `started`, dropped with the group.
+    answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
+    /// The round being read, if any.
+    current: Option<RoundInFlight>,
     /// When the group's restarts inside its intensity window happened (configured groups).
     recent: VecDeque<Instant>,
     /// Set once the group has escalated: nothing is restarted any more.
@@ -138,6 +175,8 @@ impl GroupSupervisor {
         GroupSupervisor {
             setup,
             children,
+            answers: None,
+            current: None,
             recent: VecDeque::new(),
             escalated: false,
             started: false,
@@ -199,7 +238,15 @@ impl GroupSupervisor {
             incarnation: child.incarnation,
             seed: driver_seed(self.setup.seed, index, child.incarnation),
         };
-        child.addr = Some(SensorActor::new(spec.id.clone(), spec.driver.build(&ctx)).start());
+        let link = GroupLink {
+            answers: self
+                .answers
+                .clone()
+                .expect("the answer channel is set before any sensor starts"),
+            member: local as u32,
+            incarnation: child.incarnation,
+        };
+        child.addr = Some(SensorActor::linked(spec.id.clone(), spec.driver.build(&ctx), link).start());
         child.state = SensorState::Running;
         child.running_since = Instant::now();
         child.timeouts = 0;
@@ -413,10 +460,85 @@ fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
     }
 }
 
+impl GroupSupervisor {
+    /// Sends queued reads while the cap allows, and arms the timer of the earliest deadline.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        let Some(cur) = self.current.as_mut() else { return };
+        let cap = match self.setup.max_in_flight {
+            0 => usize::MAX,
+            cap => cap,
+        };
+        let now = Instant::now();
+        let deadline = now + self.setup.read_timeout;
+        while cur.in_flight < cap {
+            let Some(local) = cur.queue.pop_front() else { break };
+            match &self.children[local].addr {
+                Some(addr) if addr.connected() => {
+                    addr.do_send(StartRead { round: cur.round });
+                    cur.awaiting[local] = true;
+                    cur.in_flight += 1;
+                    cur.deadlines.push_back((deadline, local));
+                }
+                _ => {
+                    cur.outcomes[local] = Outcome::Unavailable(Absence::Closed);
+                    cur.left -= 1;
+                }
+            }
+        }
+        while cur.deadlines.front().is_some_and(|&(_, local)| !cur.awaiting[local]) {
+            cur.deadlines.pop_front();
+        }
+        if cur.timer.is_none() {
+            if let Some(&(at, _)) = cur.deadlines.front() {
+                cur.timer = Some(ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.deadline(ctx)));
+            }
+        }
+    }
+
+    /// The earliest deadline passed: every read due by now is timed out.
+    fn deadline(&mut self, ctx: &mut Context<Self>) {
+        let Some(cur) = self.current.as_mut() else { return };
+        cur.timer = None;
+        let now = Instant::now();
+        while let Some(&(at, local)) = cur.deadlines.front() {
+            if at > now {
+                break;
+            }
+            cur.deadlines.pop_front();
+            if std::mem::take(&mut cur.awaiting[local]) {
+                cur.outcomes[local] = Outcome::TimedOut;
+                cur.in_flight -= 1;
+                cur.left -= 1;
+            }
+        }
+        self.pump(ctx);
+        self.complete_if_settled(ctx);
+    }
+
+    /// Hands the round's batch back once every read is settled, after supervising its outcomes.
+    fn complete_if_settled(&mut self, ctx: &mut Context<Self>) {
+        if self.current.as_ref().is_none_or(|cur| cur.left > 0) {
+            return;
+        }
+        let Some(cur) = self.current.take() else { return };
+        if let Some(timer) = cur.timer {
+            ctx.cancel_future(timer);
+        }
+        self.supervise(&cur.incarnations, &cur.outcomes, ctx);
+        let _ = cur.done.send(GroupRound {
+            outcomes: cur.outcomes,
+            live: self.live(),
+        });
+    }
+}
+
 impl Actor for GroupSupervisor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.answers = Some(tx);
+        ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         for local in 0..self.children.len() {
             self.spawn(local);
             self.journal(local, EventKind::Started, None, None, None);
@@ -425,20 +547,71 @@ impl Actor for GroupSupervisor {
     }
 }
 
+impl StreamHandler<SensorAnswer> for GroupSupervisor {
+    fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
+        let Some(cur) = self.current.as_mut() else { return };
+        let local = msg.member as usize;
+        let current = cur.awaiting.get(local).copied().unwrap_or(false) && cur.incarnations[local] == msg.incarnation;
+        let outcome = match msg.answer {
+            Answer::Reply(reply) if current && reply.round == cur.round => round::outcome(cur.round, Ok(reply)),
+            Answer::Stopped if current => Outcome::Unavailable(Absence::Closed),
+            // Late: another round's answer, a settled read, or a replaced actor.
+            _ => return,
+        };
+        cur.awaiting[local] = false;
+        cur.outcomes[local] = outcome;
+        cur.in_flight -= 1;
+        cur.left -= 1;
+        if !cur.queue.is_empty() {
+            self.pump(ctx);
+        }
+        self.complete_if_settled(ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The group holds a sender itself, so the stream only ends with the group.
+    }
+}
+
 impl Handler<ReadGroup> for GroupSupervisor {
     type Result = ResponseActFuture<Self, GroupRound>;
 
-    fn handle(&mut self, msg: ReadGroup, _ctx: &mut Context<Self>) -> Self::Result {
-        let targets = self.children.iter().map(|c| c.addr.clone()).collect();
-        let incarnations: Vec<u32> = self.children.iter().map(|c| c.incarnation).collect();
-        let read = round::collect(targets, msg.round, self.setup.read_timeout, self.setup.max_in_flight);
-        Box::pin(read.into_actor(self).map(move |outcomes, act, ctx| {
-            act.supervise(&incarnations, &outcomes, ctx);
-            GroupRound {
-                outcomes,
-                live: act.live(),
-            }
-        }))
+    fn handle(&mut self, msg: ReadGroup, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, result) = oneshot::channel();
+        let n = self.children.len();
+        let queue: VecDeque<usize> = (0..n).filter(|&local| self.children[local].addr.is_some()).collect();
+        if let Some(stale) = self.current.take() {
+            log::error!(
+                "{}: round {} was still open when round {} began",
+                self.setup.name,
+                stale.round,
+                msg.round
+            );
+        }
+        self.current = Some(RoundInFlight {
+            round: msg.round,
+            outcomes: vec![Outcome::Unavailable(Absence::Down); n],
+            awaiting: vec![false; n],
+            incarnations: self.children.iter().map(|c| c.incarnation).collect(),
+            left: queue.len(),
+            queue,
+            in_flight: 0,
+            deadlines: VecDeque::new(),
+            timer: None,
+            done,
+        });
+        self.pump(ctx);
+        self.complete_if_settled(ctx);
+        Box::pin(
+            async move { result.await }
+                .into_actor(self)
+                .map(move |result, act, _ctx| {
+                    result.unwrap_or_else(|_| GroupRound {
+                        outcomes: vec![Outcome::Unavailable(Absence::Down); act.children.len()],
+                        live: act.live(),
+                    })
+                }),
+        )
     }
 }
 
