@@ -602,16 +602,12 @@ impl Handler<ReadGroup> for GroupSupervisor {
         });
         self.pump(ctx);
         self.complete_if_settled(ctx);
-        Box::pin(
-            async move { result.await }
-                .into_actor(self)
-                .map(move |result, act, _ctx| {
-                    result.unwrap_or_else(|_| GroupRound {
-                        outcomes: vec![Outcome::Unavailable(Absence::Down); act.children.len()],
-                        live: act.live(),
-                    })
-                }),
-        )
+        Box::pin(result.into_actor(self).map(move |result, act, _ctx| {
+            result.unwrap_or_else(|_| GroupRound {
+                outcomes: vec![Outcome::Unavailable(Absence::Down); act.children.len()],
+                live: act.live(),
+            })
+        }))
     }
 }
 
