@@ -103,8 +103,9 @@ pub trait DriverFactory: Send + Sync + fmt::Debug + 'static {
 /// The closed list of driver kinds, with their validated settings.
 #[derive(Debug, Clone)]
 pub enum DriverSpec {
-    /// Random-walk values with random latency and faults (`driver = "simulated"`).
-    Simulated(simulated::Settings),
+    /// Random-walk values with random latency and faults (`driver = "simulated"`); the
+    /// settings are shared by every sensor of the entry.
+    Simulated(Arc<simulated::Settings>),
     /// A driver from outside the crate (not reachable from a config file).
     Custom(Arc<dyn DriverFactory>),
 }
@@ -116,7 +117,7 @@ impl DriverSpec {
     /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path).
     pub fn parse(name: &str, table: toml::Table, origin: &str, at: &str) -> Result<DriverSpec, ConfigError> {
         match name {
-            "simulated" => Ok(DriverSpec::Simulated(simulated::Settings::parse(table, origin, at)?)),
+            "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(table, origin, at)?))),
             other => Err(ConfigError::new(
                 origin,
                 format!("{at}.driver"),

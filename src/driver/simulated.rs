@@ -226,7 +226,10 @@ impl Settings {
 /// A simulated sensor's state.
 #[derive(Debug)]
 pub struct Simulated {
-    settings: Settings,
+    /// The entry's settings, shared by its sensors.
+    settings: Arc<Settings>,
+    /// The scripted faults aimed at this sensor (usually none: no allocation).
+    faults: Vec<Fault>,
     rng: Pcg64Mcg,
     value: f64,
     offline: bool,
@@ -245,14 +248,14 @@ enum Behaviour {
 impl Simulated {
     /// Builds the driver for the sensor of `ctx`, keeping only the faults aimed at it; the
     /// starting value is the first draw of its generator.
-    pub fn new(mut settings: Settings, ctx: &DriverContext) -> Self {
-        settings
-            .faults
-            .retain(|f| f.sensor.as_ref().is_none_or(|s| *s == ctx.id));
+    pub fn new(settings: Arc<Settings>, ctx: &DriverContext) -> Self {
+        let faults =
+            settings.faults.iter().filter(|f| f.sensor.as_ref().is_none_or(|s| *s == ctx.id)).cloned().collect();
         let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
         let value = uniform(&mut rng, settings.base.0, settings.base.1);
         Simulated {
             settings,
+            faults,
             rng,
             value,
             offline: false,
@@ -265,7 +268,7 @@ impl Simulated {
     }
 
     fn scripted(&self, round: u64, kind: FaultKind) -> Option<&Fault> {
-        self.settings.faults.iter().find(|f| f.kind == kind && f.active(round))
+        self.faults.iter().find(|f| f.kind == kind && f.active(round))
     }
 
     /// Makes the draws of one read: its latency and how it ends.
@@ -374,8 +377,8 @@ mod tests {
 
     #[test]
     fn same_seed_same_draws() {
-        let mut a = Simulated::new(Settings::default(), &ctx(7));
-        let mut b = Simulated::new(Settings::default(), &ctx(7));
+        let mut a = Simulated::new(Arc::new(Settings::default()), &ctx(7));
+        let mut b = Simulated::new(Arc::new(Settings::default()), &ctx(7));
         for round in 1..200 {
             assert_eq!(a.next(round), b.next(round));
         }
@@ -387,7 +390,7 @@ mod tests {
             error_rate: 0.0,
             ..Settings::default()
         };
-        let mut d = Simulated::new(settings, &ctx(1));
+        let mut d = Simulated::new(Arc::new(settings), &ctx(1));
         assert!((20.0..=30.0).contains(&d.value));
         let mut last = d.value;
         for round in 1..1000 {
@@ -404,7 +407,7 @@ mod tests {
 
     #[test]
     fn error_rate_is_honoured() {
-        let mut d = Simulated::new(Settings::default(), &ctx(3));
+        let mut d = Simulated::new(Arc::new(Settings::default()), &ctx(3));
         let failed = (1..=10_000).filter(|r| answer(&mut d, *r).is_err()).count();
         assert!(
             (800..1200).contains(&failed),
@@ -420,7 +423,7 @@ mod tests {
             error_rate: 0.0,
             ..Settings::default()
         };
-        let mut d = Simulated::new(settings, &ctx(3));
+        let mut d = Simulated::new(Arc::new(settings), &ctx(3));
         for round in 1..10 {
             assert_eq!(answer(&mut d, round), Err(ReadError::Offline));
         }
@@ -429,7 +432,7 @@ mod tests {
     fn scripted(faults: &str) -> Simulated {
         let table: toml::Table = toml::from_str(&format!("error_rate = 0.0\nstep = 0.0\nfaults = {faults}")).unwrap();
         let settings = Settings::parse(table, "c.toml", "sensors[0]").unwrap();
-        Simulated::new(settings, &ctx(1))
+        Simulated::new(Arc::new(settings), &ctx(1))
     }
 
     #[test]
