@@ -130,7 +130,7 @@ async fn id_column_makes_one_sensor_per_id() {
     let ids: Vec<&str> = summary.sensors.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["mote-b", "mote-a"]);
     let mut got: Vec<(String, f64, u64)> = readings(dir.path()).into_iter().map(|(s, v, r, _)| (s, v, r)).collect();
-    got.sort_by(|x, y| x.2.cmp(&y.2));
+    got.sort_by_key(|r| r.2);
     let expected = [
         ("mote-b", 1.0, 1),
         ("mote-a", 10.0, 2),

@@ -324,7 +324,10 @@ mod tests {
         }
     }
 
-    fn drain(settings: Settings) -> Vec<Result<(f64, u64, Option<String>), ReadError>> {
+    /// Value, source row and source time of one read.
+    type Row = (f64, u64, Option<String>);
+
+    fn drain(settings: Settings) -> Vec<Result<Row, ReadError>> {
         let mut driver = Replay::new(settings, &ctx());
         let mut out = Vec::new();
         loop {
