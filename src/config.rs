@@ -235,13 +235,21 @@ impl Config {
             field: "file".into(),
             message: format!("cannot read: {}", io_reason(&e)),
         })?;
-        Config::from_toml_str(&text, &origin)
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::from_toml_str_in(&text, &origin, base)
     }
 
     /// Parses and validates `text`; `origin` names it in errors (usually the file name).
+    /// Relative file paths in it resolve against the current directory.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str_in(text, origin, Path::new(""))
+    }
+
+    /// Parses and validates `text`, resolving relative file paths in it (a replay's `path`)
+    /// against the folder `base`, as [`Config::load`] does with the file's folder.
+    pub fn from_toml_str_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = parse_toml(text, origin)?;
-        raw.validate(origin)
+        raw.validate(origin, base)
     }
 
     /// Sets the number of simulated sensors (the `--sensors` flag): the count of the only entry
@@ -501,7 +509,7 @@ impl RawSensorCommon {
 // ---- stage two: validation --------------------------------------------------------------------
 
 impl RawConfig {
-    fn validate(self, origin: &str) -> Result<Config, ConfigError> {
+    fn validate(self, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let collection = self.collection.validate(origin)?;
         let supervision = self
             .supervision
@@ -524,7 +532,7 @@ impl RawConfig {
         }
         let mut sensors = Vec::new();
         for (i, table) in self.sensors.into_iter().enumerate() {
-            expand_entry(table, origin, i, &supervision, &groups, &mut sensors)?;
+            expand_entry(table, origin, base, i, &supervision, &groups, &mut sensors)?;
         }
         let mut seen = HashSet::new();
         for s in &sensors {
@@ -682,6 +690,7 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
 fn expand_entry(
     mut table: toml::Table,
     origin: &str,
+    base: &Path,
     index: usize,
     defaults: &RestartPolicy,
     groups: &[GroupSpec],
@@ -696,7 +705,7 @@ fn expand_entry(
     }
     let common: RawSensorCommon = from_table(common_table, origin, &at)?;
     let driver_name = common.driver.as_deref().unwrap_or("simulated");
-    let driver = DriverSpec::parse(driver_name, table, origin, &at).map_err(|mut e| {
+    let driver = DriverSpec::parse(driver_name, table, origin, &at, base).map_err(|mut e| {
         if e.message.starts_with("unknown field") {
             e.message = format!(
                 "{}, or a key of every sensor: {}",
@@ -706,7 +715,9 @@ fn expand_entry(
         }
         e
     })?;
-    let policy = common.policy().validate(origin, &at, defaults)?;
+    let mut raw_policy = common.policy();
+    raw_policy.restart = raw_policy.restart.or(driver.default_restart());
+    let policy = raw_policy.validate(origin, &at, defaults)?;
     let kind: Arc<str> = common
         .kind
         .clone()
@@ -722,7 +733,7 @@ fn expand_entry(
     let unit: Arc<str> = common
         .unit
         .clone()
-        .unwrap_or_else(|| default_unit(&kind).to_string())
+        .unwrap_or_else(|| driver.default_unit().unwrap_or(default_unit(&kind)).to_string())
         .into();
     let group = match &common.group {
         Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
@@ -739,6 +750,31 @@ fn expand_entry(
         Some(pair) => Some(check_range(origin, &format!("{at}.range"), pair)?),
         None => None,
     };
+    if let Some(keyed) = driver.sensor_keys() {
+        if common.id.is_some() || common.count.is_some() {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.id"),
+                "expected no `id` or `count` with `id_column`: ids come from the column",
+            ));
+        }
+        for (key, driver) in keyed {
+            let id = match &common.name {
+                Some(name) => format!("{name}-{key}"),
+                None => key,
+            };
+            out.push(SensorSpec {
+                id: id.into(),
+                kind: kind.clone(),
+                unit: unit.clone(),
+                driver,
+                policy: policy.clone(),
+                group: group.clone(),
+                range,
+            });
+        }
+        return Ok(());
+    }
     let ids: Vec<String> = match (&common.id, common.count) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -891,7 +927,7 @@ mod tests {
         );
         assert_eq!(
             err("[[sensors]]\ndriver = \"laser\"\ncount = 1\n"),
-            "c.toml: sensors[0].driver: expected one of simulated, got \"laser\""
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"laser\""
         );
         assert!(err("[collection]\ninterval = 5\n[[sensors]]\ncount=1\n")
             .starts_with("c.toml: collection.interval: invalid type: integer `5`, expected a string"));

@@ -10,6 +10,7 @@
 //! Settings live in `[analysis]` (see `docs/analysis.md`).
 
 pub mod out_of_range;
+pub mod rate;
 pub mod spike;
 pub mod stale;
 pub mod stuck;
@@ -49,6 +50,8 @@ pub enum DetectorKind {
     OutOfRange,
     /// A value far from its recent window, in robust standard deviations.
     Spike,
+    /// A change over a few reads far outside the sensor's usual changes.
+    Rate,
     /// The same value read too many times in a row.
     Stuck,
     /// No successful reading for too many rounds.
@@ -57,9 +60,10 @@ pub enum DetectorKind {
 
 impl DetectorKind {
     /// Every detector, in the order they run.
-    pub const ALL: [DetectorKind; 4] = [
+    pub const ALL: [DetectorKind; 5] = [
         DetectorKind::OutOfRange,
         DetectorKind::Spike,
+        DetectorKind::Rate,
         DetectorKind::Stuck,
         DetectorKind::Stale,
     ];
@@ -69,6 +73,7 @@ impl DetectorKind {
         match self {
             DetectorKind::OutOfRange => "out_of_range",
             DetectorKind::Spike => "spike",
+            DetectorKind::Rate => "rate",
             DetectorKind::Stuck => "stuck",
             DetectorKind::Stale => "stale",
         }
@@ -91,6 +96,8 @@ pub struct AnalysisConfig {
     pub out_of_range: Option<out_of_range::Settings>,
     /// `spike` settings; `None` when disabled.
     pub spike: Option<spike::Settings>,
+    /// `rate` settings; `None` when disabled.
+    pub rate: Option<rate::Settings>,
     /// `stuck` settings; `None` when disabled.
     pub stuck: Option<stuck::Settings>,
     /// `stale` settings; `None` when disabled.
@@ -104,6 +111,7 @@ impl Default for AnalysisConfig {
             ewma_alpha: DEFAULT_EWMA_ALPHA,
             out_of_range: Some(out_of_range::Settings::default()),
             spike: Some(spike::Settings::default()),
+            rate: Some(rate::Settings::default()),
             stuck: Some(stuck::Settings::default()),
             stale: Some(stale::Settings::default()),
         }
@@ -118,6 +126,7 @@ impl AnalysisConfig {
             let detector: Option<Box<dyn Detector>> = match kind {
                 DetectorKind::OutOfRange => self.out_of_range.as_ref().map(|_| out_of_range::OutOfRange::boxed()),
                 DetectorKind::Spike => self.spike.as_ref().map(|s| spike::Spike::boxed(s.clone())),
+                DetectorKind::Rate => self.rate.as_ref().map(|s| rate::Rate::boxed(s.clone())),
                 DetectorKind::Stuck => self.stuck.as_ref().map(|s| stuck::Stuck::boxed(s.clone())),
                 DetectorKind::Stale => self.stale.as_ref().map(|s| stale::Stale::boxed(s.clone())),
             };
@@ -143,6 +152,7 @@ pub(crate) struct RawAnalysis {
     ewma_alpha: Option<f64>,
     out_of_range: Option<RawOutOfRange>,
     spike: Option<RawSpike>,
+    rate: Option<RawRate>,
     stuck: Option<RawStuck>,
     stale: Option<RawStale>,
 }
@@ -161,6 +171,16 @@ struct RawSpike {
     threshold: Option<f64>,
     min_samples: Option<usize>,
     min_deviation: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    enabled: Option<bool>,
+    threshold: Option<f64>,
+    span: Option<usize>,
+    alpha: Option<f64>,
+    min_samples: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +266,43 @@ impl RawAnalysis {
             }
             None => d.spike,
         };
+        let rate = match self.rate {
+            Some(RawRate {
+                enabled: Some(false), ..
+            }) => None,
+            Some(raw) => {
+                let base = rate::Settings::default();
+                let s = rate::Settings {
+                    threshold: raw.threshold.unwrap_or(base.threshold),
+                    span: raw.span.unwrap_or(base.span),
+                    alpha: raw.alpha.unwrap_or(base.alpha),
+                    min_samples: raw.min_samples.unwrap_or(base.min_samples),
+                };
+                if !(s.threshold.is_finite() && s.threshold > 0.0) {
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.rate.threshold",
+                        format!("expected a number above 0, got {}", s.threshold),
+                    ));
+                }
+                if s.span < 1 {
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.rate.span",
+                        "expected at least 1 read, got 0",
+                    ));
+                }
+                if !(s.alpha > 0.0 && s.alpha <= 1.0) {
+                    return Err(ConfigError::new(
+                        origin,
+                        "analysis.rate.alpha",
+                        format!("expected a number in (0, 1], got {}", s.alpha),
+                    ));
+                }
+                Some(s)
+            }
+            None => d.rate,
+        };
         let stuck = match self.stuck {
             Some(RawStuck {
                 enabled: Some(false), ..
@@ -285,6 +342,7 @@ impl RawAnalysis {
             ewma_alpha,
             out_of_range,
             spike,
+            rate,
             stuck,
             stale,
         })

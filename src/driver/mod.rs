@@ -11,14 +11,17 @@
 //! purpose (a panic is caught and treated as a fatal failure of that sensor only), take all
 //! randomness from the seed it is built with, and leave deadlines to the round.
 
+pub mod replay;
 pub mod simulated;
+pub mod system;
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, RestartType};
 
 /// The future of one read. It runs on the sensor's arbiter, so it need not be `Send`.
 pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>;
@@ -106,18 +109,31 @@ pub enum DriverSpec {
     /// Random-walk values with random latency and faults (`driver = "simulated"`); the
     /// settings are shared by every sensor of the entry.
     Simulated(Arc<simulated::Settings>),
+    /// Recorded readings from a CSV file (`driver = "replay"`).
+    Replay(replay::Settings),
+    /// Metrics of this machine from `/proc` (`driver = "system"`).
+    System(system::Settings),
     /// A driver from outside the crate (not reachable from a config file).
     Custom(Arc<dyn DriverFactory>),
 }
 
 /// The names accepted by `driver = "..."`.
-pub const DRIVER_NAMES: &[&str] = &["simulated"];
+pub const DRIVER_NAMES: &[&str] = &["simulated", "replay", "system"];
 
 impl DriverSpec {
-    /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path).
-    pub fn parse(name: &str, table: toml::Table, origin: &str, at: &str) -> Result<DriverSpec, ConfigError> {
+    /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path); relative
+    /// file paths resolve against `base`, the configuration file's folder.
+    pub fn parse(
+        name: &str,
+        table: toml::Table,
+        origin: &str,
+        at: &str,
+        base: &Path,
+    ) -> Result<DriverSpec, ConfigError> {
         match name {
             "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(table, origin, at)?))),
+            "replay" => Ok(DriverSpec::Replay(replay::Settings::parse(table, origin, at, base)?)),
+            "system" => Ok(DriverSpec::System(system::Settings::parse(table, origin, at)?)),
             other => Err(ConfigError::new(
                 origin,
                 format!("{at}.driver"),
@@ -130,7 +146,42 @@ impl DriverSpec {
     pub fn default_kind(&self) -> &str {
         match self {
             DriverSpec::Simulated(_) => "temperature",
+            DriverSpec::Replay(s) => &s.value_column,
+            DriverSpec::System(s) => s.metric.as_str(),
             DriverSpec::Custom(f) => f.name(),
+        }
+    }
+
+    /// The unit of the values when the entry names none; `None` leaves it to the kind.
+    pub fn default_unit(&self) -> Option<&str> {
+        match self {
+            DriverSpec::System(s) => Some(s.metric.unit()),
+            DriverSpec::Simulated(_) | DriverSpec::Replay(_) | DriverSpec::Custom(_) => None,
+        }
+    }
+
+    /// The restart type when neither the entry nor anything more specific names one; `None`
+    /// leaves it to `[supervision]`. A replay ends when its file does: `transient`, so an
+    /// exhausted sensor is not restarted.
+    pub fn default_restart(&self) -> Option<RestartType> {
+        match self {
+            DriverSpec::Replay(_) => Some(RestartType::Transient),
+            DriverSpec::Simulated(_) | DriverSpec::System(_) | DriverSpec::Custom(_) => None,
+        }
+    }
+
+    /// For an entry that makes one sensor per key found in its source (a replay with
+    /// `id_column`): each key with the driver of its sensor. `None` for an entry whose sensors
+    /// come from `id` or `count`.
+    pub fn sensor_keys(&self) -> Option<Vec<(String, DriverSpec)>> {
+        match self {
+            DriverSpec::Replay(s) => Some(
+                s.sensor_ids()?
+                    .into_iter()
+                    .map(|(id, s)| (id, DriverSpec::Replay(s)))
+                    .collect(),
+            ),
+            DriverSpec::Simulated(_) | DriverSpec::System(_) | DriverSpec::Custom(_) => None,
         }
     }
 
@@ -138,6 +189,8 @@ impl DriverSpec {
     pub fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
         match self {
             DriverSpec::Simulated(settings) => Box::new(simulated::Simulated::new(settings.clone(), ctx)),
+            DriverSpec::Replay(settings) => Box::new(replay::Replay::new(settings.clone(), ctx)),
+            DriverSpec::System(settings) => Box::new(system::System::new(settings.clone(), ctx)),
             DriverSpec::Custom(factory) => factory.build(ctx),
         }
     }

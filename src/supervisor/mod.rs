@@ -310,7 +310,13 @@ impl SensorSupervisor {
         }
         self.tick = next;
         let delay = (t0 + self.schedule.offset(next)).saturating_duration_since(now);
-        self.next_round = Some(ctx.run_later(delay, |act, ctx| act.start_round(ctx)));
+        // A zero delay (`--interval 0s`, or a round that ended right on a tick) starts the next
+        // round at once: a timer would round it up to the timer wheel's 1 ms resolution.
+        self.next_round = Some(if delay.is_zero() {
+            ctx.spawn(actix::fut::ready(()).map(|(), act: &mut Self, ctx| act.start_round(ctx)))
+        } else {
+            ctx.run_later(delay, |act, ctx| act.start_round(ctx))
+        });
     }
 
     /// Ends the run: collects the sensors' final states, asks the aggregator for the summary,

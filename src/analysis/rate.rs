@@ -1,0 +1,162 @@
+//! `rate`: a change over a few reads far outside the sensor's usual changes.
+//!
+//! The detector watches the change over `span` reads, `value - value[span reads ago]`, and keeps
+//! a robust running location and scale of it: an exponentially weighted mean and mean absolute
+//! deviation, updated with residuals clipped (Huber-style) to [`CLIP`] scales, so an anomaly
+//! moves them only slowly (robust exponential smoothing, Gelper, Fried and Croux, *Journal of
+//! Forecasting* 2010). The score of a reading is `|change - mean| / scale`.
+//!
+//! It catches what a window of recent values misses: a ramp or a shift spread over a few reads
+//! (a machine heating or cooling much faster than it ever does), where no single step stands
+//! out. A steady trend is quiet (its changes are its mean), and so is a random walk (its changes
+//! set the scale). Fires once per episode, on the read whose score first exceeds `threshold`; the
+//! episode ends when the score falls below [`REARM`] of the threshold. It judges only after
+//! `min_samples` changes have set the scale; missed rounds are skipped, not counted as changes.
+
+use std::collections::VecDeque;
+
+use super::{Detector, Observation};
+
+/// Residuals are clipped to this many scales before they update the running mean and scale.
+pub const CLIP: f64 = 3.0;
+/// An episode ends when the score falls below this fraction of the threshold.
+pub const REARM: f64 = 0.5;
+
+/// Rate settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Robust standard deviations of the change that make an anomaly.
+    pub threshold: f64,
+    /// Reads the change is measured over.
+    pub span: usize,
+    /// Weight of the newest change in the running mean and scale.
+    pub alpha: f64,
+    /// Changes seen before the detector judges.
+    pub min_samples: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            threshold: 8.0,
+            span: 3,
+            alpha: 0.02,
+            min_samples: 60,
+        }
+    }
+}
+
+/// The detector's per-sensor state.
+#[derive(Debug)]
+pub struct Rate {
+    settings: Settings,
+    /// The last `span` values, oldest first.
+    recent: VecDeque<f64>,
+    /// Running mean of the change.
+    mean: f64,
+    /// Running mean absolute deviation of the change; `None` before the first change.
+    scale: Option<f64>,
+    /// Changes seen.
+    changes: usize,
+    /// Whether a new episode may fire.
+    armed: bool,
+}
+
+impl Rate {
+    /// A boxed detector.
+    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
+        Box::new(Rate {
+            recent: VecDeque::with_capacity(settings.span),
+            settings,
+            mean: 0.0,
+            scale: None,
+            changes: 0,
+            armed: true,
+        })
+    }
+}
+
+impl Detector for Rate {
+    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+        let value = obs.value?;
+        let s = &self.settings;
+        let mut detail = None;
+        if self.recent.len() == s.span {
+            let before = self.recent.pop_front()?;
+            let change = value - before;
+            let residual = change - self.mean;
+            match self.scale {
+                None => self.scale = Some(residual.abs()),
+                Some(scale) => {
+                    let judged = self.changes >= s.min_samples;
+                    if judged {
+                        let score = if residual == 0.0 {
+                            0.0
+                        } else if scale > 0.0 {
+                            residual.abs() / scale
+                        } else {
+                            f64::INFINITY
+                        };
+                        if self.armed && score > s.threshold {
+                            self.armed = false;
+                            detail = Some(format!(
+                                "change {change:+.3} over {} reads is {score:.1} robust sd from the usual {:+.3} (threshold {})",
+                                s.span, self.mean, s.threshold
+                            ));
+                        } else if !self.armed && score < s.threshold * REARM {
+                            self.armed = true;
+                        }
+                    }
+                    let limit = if judged { CLIP * scale } else { f64::INFINITY };
+                    let clipped = residual.clamp(-limit, limit);
+                    self.mean += s.alpha * clipped;
+                    self.scale = Some(scale + s.alpha * (clipped.abs() - scale));
+                }
+            }
+            self.changes += 1;
+        }
+        self.recent.push_back(value);
+        detail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{clean_walk, fired};
+    use super::*;
+
+    #[test]
+    fn fires_once_on_a_fast_ramp() {
+        let mut series = clean_walk(300, 9);
+        let base = series[199].unwrap();
+        for (i, v) in series.iter_mut().enumerate().skip(200).take(10) {
+            *v = Some(base + 2.0 * (i - 199) as f64);
+        }
+        for v in series.iter_mut().skip(210) {
+            *v = v.map(|x| x + 20.0);
+        }
+        let hits = fired(&mut *Rate::boxed(Settings::default()), &series, 30, None);
+        assert_eq!(hits, [202]);
+    }
+
+    #[test]
+    fn quiet_on_clean_walks_gaps_and_trends() {
+        for seed in 0..20 {
+            let mut series = clean_walk(2000, seed);
+            for i in (0..2000).step_by(7) {
+                series[i] = None;
+            }
+            let hits = fired(&mut *Rate::boxed(Settings::default()), &series, 30, None);
+            assert!(hits.is_empty(), "seed {seed}: {hits:?}");
+        }
+        let trend: Vec<Option<f64>> = (0..500).map(|i| Some(20.0 + 0.3 * i as f64)).collect();
+        assert!(fired(&mut *Rate::boxed(Settings::default()), &trend, 30, None).is_empty());
+    }
+
+    #[test]
+    fn waits_for_min_samples() {
+        let mut series = vec![Some(1.0), Some(1.1), Some(1.0), Some(1.1)];
+        series.push(Some(100.0));
+        assert!(fired(&mut *Rate::boxed(Settings::default()), &series, 30, None).is_empty());
+    }
+}
