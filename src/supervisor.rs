@@ -340,7 +340,12 @@ impl SensorSupervisor {
         }
         self.tick = next;
         let delay = (t0 + self.schedule.offset(next)).saturating_duration_since(now);
-        self.next_round = Some(ctx.run_later(delay, |act, ctx| act.start_round(ctx)));
+        // A zero delay must not go through a timer: it would wait for the next 1 ms timer tick.
+        self.next_round = Some(if delay.is_zero() {
+            ctx.spawn(fut::ready(()).map(|(), act: &mut Self, ctx| act.start_round(ctx)))
+        } else {
+            ctx.run_later(delay, |act, ctx| act.start_round(ctx))
+        });
     }
 
     /// Stops the sensor's actor, if it has one.
