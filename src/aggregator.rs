@@ -132,7 +132,7 @@ impl Aggregator {
         if histogram.is_empty() {
             return Percentiles::default();
         }
-        let max = max.as_secs_f64() * 1000.0;
+        let max = max.as_micros() as f64 / 1000.0;
         let ms = |q: f64| (histogram.value_at_quantile(q) as f64 / 1000.0).min(max);
         Percentiles {
             p50: ms(0.5),

@@ -154,7 +154,7 @@ pub struct GroupSpec {
 /// The `[runtime]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// Arbiters (threads) sensor actors are spread over; `None` picks one per core.
+    /// Arbiters (threads) sensor actors are spread over; `None` or 1 keeps them on the supervisor's.
     pub arbiters: Option<usize>,
 }
 
