@@ -10,14 +10,14 @@
 //!   [`Read`](messages::Read); a panicking driver fails that sensor only.
 //! - [`round`]: one collection round: fan `Read` out, one deadline per read, exactly one
 //!   [`Outcome`](messages::Outcome) per sensor.
-//! - [`supervisor`]: [`SensorSupervisor`](supervisor::SensorSupervisor) starts sensors from their
+//! - [`supervisor`]: [`SensorSupervisor`] starts sensors from their
 //!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
-//! - [`aggregator`]: [`Aggregator`](aggregator::Aggregator) keeps streaming statistics, runs the
+//! - [`aggregator`]: [`Aggregator`] keeps streaming statistics, runs the
 //!   [`analysis`] detectors, counts every read and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
-//!   [`panic`]: keeps caught sensor panics out of stderr.
+//!   [`panic`](mod@panic): keeps caught sensor panics out of stderr.
 //!
-//! [`run`] wires them together for one run and returns its [`Summary`](report::Summary).
+//! [`run`] wires them together for one run and returns its [`Summary`].
 
 pub mod aggregator;
 pub mod analysis;
