@@ -49,6 +49,10 @@ pub struct Aggregator {
     reads: ReadCounts,
     round_us: Histogram<u64>,
     read_us: Histogram<u64>,
+    /// Exact largest round and read times: the histograms keep 3 significant digits, so their
+    /// own maximum is the top of a bucket, slightly above any value recorded.
+    round_max: Duration,
+    read_max: Duration,
     anomalies: BTreeMap<DetectorKind, u64>,
     events: BTreeMap<EventKind, u64>,
     /// Where the lines go; `None` without `--out`. Dropped (and so closed) with the actor.
@@ -88,6 +92,8 @@ impl Aggregator {
             reads: ReadCounts::default(),
             round_us: histogram(),
             read_us: histogram(),
+            round_max: Duration::ZERO,
+            read_max: Duration::ZERO,
             anomalies: BTreeMap::new(),
             events: BTreeMap::new(),
             outputs,
@@ -121,16 +127,18 @@ impl Aggregator {
         histogram.saturating_record(us);
     }
 
-    fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
+    /// Percentiles from `histogram` (3 significant digits, never above `max`) and the exact `max`.
+    fn percentiles(histogram: &Histogram<u64>, max: Duration) -> Percentiles {
         if histogram.is_empty() {
             return Percentiles::default();
         }
-        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        let max = max.as_micros() as f64 / 1000.0;
+        let ms = |q: f64| (histogram.value_at_quantile(q) as f64 / 1000.0).min(max);
         Percentiles {
             p50: ms(0.5),
             p95: ms(0.95),
             p99: ms(0.99),
-            max: histogram.max() as f64 / 1000.0,
+            max,
         }
     }
 }
@@ -145,6 +153,7 @@ impl Handler<RoundReport> for Aggregator {
     fn handle(&mut self, report: RoundReport, _ctx: &mut Context<Self>) {
         self.rounds += 1;
         Self::record(&mut self.round_us, report.wall);
+        self.round_max = self.round_max.max(report.wall);
         let round = report.round;
         let mut counts = ReadCounts::default();
         let mut found = 0u64;
@@ -157,6 +166,7 @@ impl Handler<RoundReport> for Aggregator {
                 Outcome::Ok(r) => {
                     counts.ok += 1;
                     Self::record(&mut self.read_us, r.latency);
+                    self.read_max = self.read_max.max(r.latency);
                     Some(r)
                 }
                 Outcome::Failed { .. } => {
@@ -299,8 +309,8 @@ impl Handler<Finish> for Aggregator {
             skipped_rounds: finish.skipped_rounds,
             reads: self.reads,
             restarts: finish.sensors.iter().map(|(_, r)| u64::from(*r)).sum(),
-            round_ms: Self::percentiles(&self.round_us),
-            read_latency_ms: Self::percentiles(&self.read_us),
+            round_ms: Self::percentiles(&self.round_us, self.round_max),
+            read_latency_ms: Self::percentiles(&self.read_us, self.read_max),
             anomalies: self
                 .anomalies
                 .iter()

@@ -154,7 +154,7 @@ pub struct GroupSpec {
 /// The `[runtime]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// Arbiters (threads) sensor actors are spread over; `None` picks one per core.
+    /// Arbiters (threads) sensor actors are spread over; `None` or 1 keeps them on the supervisor's.
     pub arbiters: Option<usize>,
 }
 
@@ -282,17 +282,21 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the cross-field rules of `[collection]` after flags were applied.
+    /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
     pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
         let c = &self.collection;
         if c.read_timeout.is_zero() {
-            return Err(ConfigError::new(origin, "read_timeout", "expected a duration above 0s"));
+            return Err(ConfigError::new(
+                origin,
+                "--read-timeout",
+                "expected a duration above 0s",
+            ));
         }
         if c.rounds == Some(0) {
-            return Err(ConfigError::new(origin, "rounds", "expected at least 1 round"));
+            return Err(ConfigError::new(origin, "--rounds", "expected at least 1 round"));
         }
         if c.duration.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::new(origin, "duration", "expected a duration above 0s"));
+            return Err(ConfigError::new(origin, "--duration", "expected a duration above 0s"));
         }
         Ok(())
     }
@@ -544,7 +548,7 @@ impl RawConfig {
                 ));
             }
         }
-        let config = Config {
+        Ok(Config {
             collection,
             supervision,
             sensors,
@@ -553,9 +557,7 @@ impl RawConfig {
             runtime: RuntimeConfig {
                 arbiters: self.runtime.arbiters,
             },
-        };
-        config.check_collection(origin)?;
-        Ok(config)
+        })
     }
 }
 

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 use sensor_actors::{run, Config, RunOptions};
+use std::error::Error as _;
 
 /// A run allocates small objects at a high rate (a message envelope and a read future per read);
 /// mimalloc serves them several times faster than the system allocator (docs/performance.md).
@@ -47,13 +49,13 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     rounds: Option<u64>,
     /// Stop scheduling rounds after this long, e.g. 30s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     duration: Option<Duration>,
     /// Time between round starts, e.g. 1s; 0s runs rounds back to back.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     interval: Option<Duration>,
     /// Deadline of each read, e.g. 2s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     read_timeout: Option<Duration>,
     /// Seed of every random draw, for a reproducible run.
     #[arg(long, value_name = "N")]
@@ -75,7 +77,14 @@ enum Failure {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            eprintln!("sensor-actors: {}", usage_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let outcome = match cli.command {
         Command::Check { file } => check(&file),
         Command::Run(args) => run_command(args),
@@ -91,6 +100,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A command-line error as one line: `command line: --interval: expected a duration ...`.
+fn usage_line(e: &clap::Error) -> String {
+    if let (Some(ContextValue::String(arg)), Some(reason)) = (e.get(ContextKind::InvalidArg), e.source()) {
+        let flag = arg.split_whitespace().next().unwrap_or(arg);
+        return match e.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) if !reason.to_string().contains("expected") => {
+                format!("command line: {flag}: expected a valid value, got \"{value}\" ({reason})")
+            }
+            _ => format!("command line: {flag}: {reason}"),
+        };
+    }
+    // Clap's own message: its first paragraph, joined into one line.
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!(
+        "command line: {} (see --help)",
+        first.join(" ").trim_start_matches("error: ")
+    )
 }
 
 fn check(file: &std::path::Path) -> Result<(), Failure> {

@@ -9,21 +9,47 @@ use futures::FutureExt;
 use sensor_actors::config::Config;
 use sensor_actors::driver::{DriverContext, DriverSpec, ReadError, Sample};
 
+/// Where a driver's values come from, which decides what its determinism means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// Drawn from the seed: the same seed repeats them, another seed changes them.
+    Seeded,
+    /// Read from a file: the same whatever the seed.
+    Recorded,
+    /// Read from the live machine: no repeatability to check.
+    Live,
+}
+
 /// One spec per shipped driver, parsed from the TOML a user would write.
-fn drivers() -> Vec<(&'static str, DriverSpec)> {
+fn drivers() -> Vec<(&'static str, Source, DriverSpec)> {
     let parse = |toml: &str| {
         Config::from_toml_str(toml, "conformance.toml").unwrap().sensors[0]
             .driver
             .clone()
     };
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     vec![
-        ("simulated", parse("[[sensors]]\ndriver = \"simulated\"\nlatency = [\"0ms\", \"5ms\"]\nerror_rate = 0.2\n")),
+        (
+            "simulated",
+            Source::Seeded,
+            parse("[[sensors]]\ndriver = \"simulated\"\nlatency = [\"0ms\", \"5ms\"]\nerror_rate = 0.2\n"),
+        ),
         (
             "simulated with faults",
-            parse(
-                "[[sensors]]\nlatency = [\"1ms\", \"1ms\"]\noffline_rate = 0.05\nfatal_rate = 0.05\nfaults = [{ round = 7, fault = \"spike\" }, { round = 3, fault = \"flap\", every = 3 }]\n",
-            ),
+            Source::Seeded,
+            parse(concat!(
+                "[[sensors]]\nlatency = [\"1ms\", \"1ms\"]\noffline_rate = 0.05\nfatal_rate = 0.05\n",
+                "faults = [{ round = 7, fault = \"spike\" }, { round = 3, fault = \"flap\", every = 3 }]\n"
+            )),
         ),
+        (
+            "replay",
+            Source::Recorded,
+            parse(&format!(
+                "[[sensors]]\ndriver = \"replay\"\npath = \"{data}/nab/machine_temperature_system_failure.csv\"\nvalue_column = \"value\"\nid = \"m\"\n"
+            )),
+        ),
+        ("system", Source::Live, parse("[[sensors]]\ndriver = \"system\"\nmetric = \"load1\"\nid = \"load\"\n")),
     ]
 }
 

@@ -7,7 +7,7 @@
 //!
 //! The detectors are the closed list [`DetectorKind`]; adding one is a new file in this folder
 //! plus one line in [`DetectorKind::ALL`] and in the `match` of [`AnalysisConfig::build`].
-//! Settings live in `[analysis]` (see `docs/analysis.md`).
+//! Settings live in `[analysis]` (see `docs/configuration.md`).
 
 pub mod out_of_range;
 pub mod rate;

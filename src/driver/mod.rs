@@ -131,7 +131,9 @@ impl DriverSpec {
         base: &Path,
     ) -> Result<DriverSpec, ConfigError> {
         match name {
-            "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(table, origin, at)?))),
+            "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(
+                table, origin, at,
+            )?))),
             "replay" => Ok(DriverSpec::Replay(replay::Settings::parse(table, origin, at, base)?)),
             "system" => Ok(DriverSpec::System(system::Settings::parse(table, origin, at)?)),
             other => Err(ConfigError::new(

@@ -249,8 +249,12 @@ impl Simulated {
     /// Builds the driver for the sensor of `ctx`, keeping only the faults aimed at it; the
     /// starting value is the first draw of its generator.
     pub fn new(settings: Arc<Settings>, ctx: &DriverContext) -> Self {
-        let faults =
-            settings.faults.iter().filter(|f| f.sensor.as_ref().is_none_or(|s| *s == ctx.id)).cloned().collect();
+        let faults = settings
+            .faults
+            .iter()
+            .filter(|f| f.sensor.as_ref().is_none_or(|s| *s == ctx.id))
+            .cloned()
+            .collect();
         let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
         let value = uniform(&mut rng, settings.base.0, settings.base.1);
         Simulated {

@@ -1,0 +1,257 @@
+//! The `sensor-actors` binary as users run it: bad input gives one line and exit code 2, a good
+//! run writes the four output files consistently.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::read_jsonl;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sensor-actors"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    binary().args(args).output().unwrap()
+}
+
+/// Asserts a usage failure: exit code 2, nothing on stdout, one stderr line that is exactly
+/// `sensor-actors: <origin>: <field>: <message>`, without a panic.
+fn assert_bad(output: &Output, origin: &str, field: &str, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let expected = format!("sensor-actors: {origin}: {field}: ");
+    assert!(
+        stderr.starts_with(&expected),
+        "{stderr:?} does not start with {expected:?}"
+    );
+    assert!(
+        stderr.trim_end().ends_with(message) || stderr.contains(message),
+        "{stderr:?} lacks {message:?}"
+    );
+}
+
+/// Every bad configuration file is refused by `check` and by `run --config` alike: exit 2, one
+/// line naming the file, the field and what was expected. Covers an unknown key (in a section and
+/// in a sensor entry), min latency above max, error_rate outside 0..=1 on both sides, zero sensors
+/// (count 0 and no entry), and negative and unparsable durations.
+#[test]
+fn bad_config_files_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[collection]\nintervall = \"1s\"\n[[sensors]]\ncount = 1\n",
+            "collection.intervall",
+            "unknown field `intervall`, expected one of",
+        ),
+        (
+            "[[sensors]]\ncount = 1\nlatncy = [\"1ms\", \"2ms\"]\n",
+            "sensors[0].latncy",
+            "unknown field `latncy`",
+        ),
+        (
+            "[[sensors]]\ncount = 2\nlatency = [\"500ms\", \"100ms\"]\n",
+            "sensors[0].latency",
+            "min 500ms is greater than max 100ms",
+        ),
+        (
+            "[[sensors]]\ncount = 2\nerror_rate = 1.5\n",
+            "sensors[0].error_rate",
+            "expected a probability in 0..=1, got 1.5",
+        ),
+        (
+            "[[sensors]]\ncount = 2\nerror_rate = -0.1\n",
+            "sensors[0].error_rate",
+            "expected a probability in 0..=1, got -0.1",
+        ),
+        (
+            "[[sensors]]\ncount = 0\n",
+            "sensors[0].count",
+            "expected at least 1 sensor, got 0",
+        ),
+        (
+            "[collection]\ninterval = \"1s\"\n",
+            "sensors",
+            "expected at least one [[sensors]] entry",
+        ),
+        (
+            "[collection]\ninterval = \"-1s\"\n[[sensors]]\ncount = 1\n",
+            "collection.interval",
+            "expected a duration like \"250ms\" or \"1s\", got \"-1s\"",
+        ),
+        (
+            "[collection]\nread_timeout = \"soon\"\n[[sensors]]\ncount = 1\n",
+            "collection.read_timeout",
+            "expected a duration like \"250ms\" or \"1s\", got \"soon\"",
+        ),
+        (
+            "[supervision]\nbackoff_max = \"-5s\"\n[[sensors]]\ncount = 1\n",
+            "supervision.backoff_max",
+            "got \"-5s\"",
+        ),
+    ];
+    for (i, (text, field, message)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let file = path.to_str().unwrap();
+        assert_bad(&run(&["check", file]), file, field, message);
+        assert_bad(&run(&["run", "--config", file, "--rounds", "1"]), file, field, message);
+    }
+}
+
+/// Bad flags: negative and unparsable durations (as `--flag value` and `--flag=value`), zero
+/// sensors, zero rounds and a zero read timeout exit 2 with one line naming the flag.
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    let duration = |v: &str| format!("expected a duration like \"250ms\" or \"1s\", got \"{v}\"");
+    let cases: Vec<(Vec<&str>, &str, String)> = vec![
+        (vec!["--interval", "-1s"], "--interval", duration("-1s")),
+        (vec!["--interval=-1s"], "--interval", duration("-1s")),
+        (vec!["--read-timeout", "soon"], "--read-timeout", duration("soon")),
+        (vec!["--duration", "-5s"], "--duration", duration("-5s")),
+        (vec!["--sensors", "0"], "--sensors", "expected at least 1 sensor".into()),
+        (vec!["--rounds", "0"], "--rounds", "expected at least 1 round".into()),
+        (
+            vec!["--read-timeout", "0s"],
+            "--read-timeout",
+            "expected a duration above 0s".into(),
+        ),
+        (vec!["--seed", "x"], "--seed", "got \"x\"".into()),
+    ];
+    for (flags, field, message) in cases {
+        let mut args = vec!["run"];
+        args.extend(flags);
+        assert_bad(&run(&args), "command line", field, &message);
+    }
+}
+
+/// A missing file is one line for `check` and for `run --config`; a good file passes `check`
+/// with exit 0 and the number of sensors.
+#[test]
+fn missing_file_and_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let missing = missing.to_str().unwrap();
+    assert_bad(&run(&["check", missing]), missing, "file", "cannot read: no such file");
+    assert_bad(
+        &run(&["run", "--config", missing]),
+        missing,
+        "file",
+        "cannot read: no such file",
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[collection]\ninterval = \"250ms\"\n[[sensors]]\ncount = 3\nlatency = [\"1ms\", \"2ms\"]\n",
+    )
+    .unwrap();
+    let output = run(&["check", good.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}: ok, 3 sensors\n", good.display())
+    );
+    assert!(output.stderr.is_empty());
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+/// `run --config small.toml --rounds 3 --interval 0s --seed 1 --out DIR` with four fast simulated
+/// sensors (20% failures): exit 0; DIR holds the four files; `summary.json` parses, has 3 rounds
+/// and 12 reads that add up; `readings.jsonl` has exactly `ok` lines, all of rounds 1-3 and known
+/// sensors; `events.jsonl` starts with one `started` per sensor; stdout ends with the summary
+/// table and the log has one line per round.
+#[test]
+fn binary_run_writes_the_four_files_consistently() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "[[sensors]]\ncount = 4\nlatency = [\"1ms\", \"5ms\"]\nerror_rate = 0.2\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = binary()
+        .env("RUST_LOG", "info")
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args([
+            "--rounds",
+            "3",
+            "--interval",
+            "0s",
+            "--seed",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+
+    for file in ["readings.jsonl", "anomalies.jsonl", "events.jsonl", "summary.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let summary = common::read_summary(&out);
+    let r = summary.reads;
+    assert_eq!(summary.rounds, 3);
+    assert_eq!(summary.seed, 1);
+    assert_eq!(r.requested, 12);
+    assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable);
+    assert_eq!(lines(&out.join("readings.jsonl")) as u64, r.ok);
+    let ids: Vec<String> = (1..=4).map(|i| format!("temperature-{i}")).collect();
+    let readings = read_jsonl(&out.join("readings.jsonl"));
+    for line in &readings {
+        assert!((1..=3).contains(&line["round"].as_u64().unwrap()), "{line}");
+        assert!(ids.iter().any(|id| line["sensor"] == id.as_str()), "{line}");
+        assert_eq!(line["kind"], "temperature");
+        assert_eq!(line["unit"], "C");
+        assert!(line["value"].is_f64() && line["latency_ms"].is_f64() && line["timestamp"].is_string());
+    }
+    let per_sensor: Vec<u64> = summary.sensors.iter().map(|s| s.count).collect();
+    let from_lines: Vec<u64> = ids
+        .iter()
+        .map(|id| readings.iter().filter(|l| l["sensor"] == id.as_str()).count() as u64)
+        .collect();
+    assert_eq!(per_sensor, from_lines);
+    let events = read_jsonl(&out.join("events.jsonl"));
+    let started: Vec<&str> = events
+        .iter()
+        .take(4)
+        .map(|e| {
+            assert_eq!(e["event"], "started");
+            e["sensor"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(started, ids);
+    assert_eq!(
+        summary.anomalies.values().sum::<u64>() as usize,
+        lines(&out.join("anomalies.jsonl"))
+    );
+
+    assert!(stdout.starts_with(&format!(
+        "3 rounds (0 skipped), seed 1: 12 reads requested, {} ok",
+        r.ok
+    )));
+    for id in &ids {
+        assert!(stdout.lines().any(|l| l.starts_with(id.as_str())), "{stdout}");
+    }
+    for round in 1..=3 {
+        let marker = format!("round {round}: ");
+        assert_eq!(stderr.lines().filter(|l| l.contains(&marker)).count(), 1, "{stderr}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Collection rounds: how long a round lasts, deadlines and late replies, and the round schedule.
+//! Every test runs on tokio's paused clock, so latencies are virtual and exact.
+
+mod common;
+
+use std::time::Duration;
+
+use actix::Actor;
+use common::{config, ms, on_time, read_jsonl, readings, run_to_end, Scripted, Step};
+use sensor_actors::driver::{DriverContext, ReadError};
+use sensor_actors::messages::Outcome;
+use sensor_actors::round;
+use sensor_actors::sensor::SensorActor;
+use tokio::time::Instant;
+
+/// Fixed latency of each sensor in the round tests, in milliseconds.
+const LATENCIES_MS: [u64; 5] = [120, 480, 250, 90, 300];
+
+fn fixed_latencies() -> Scripted {
+    Scripted::new(|i, round| Step::ok(ms(LATENCIES_MS[i]), round as f64))
+}
+
+/// Five sensors of 120, 480, 250, 90 and 300 ms read in one round (`round::collect`) settle in
+/// 480 ms, the slowest latency, not the 1240 ms sum; every sensor is `ok` with its own latency.
+#[actix_rt::test]
+async fn round_lasts_as_long_as_the_slowest_sensor() {
+    tokio::time::pause();
+    let script = fixed_latencies();
+    let targets = (0..LATENCIES_MS.len())
+        .map(|index| {
+            use sensor_actors::driver::DriverFactory;
+            let ctx = DriverContext {
+                id: format!("s{index}").into(),
+                kind: "temperature".into(),
+                index,
+                incarnation: 0,
+                seed: 0,
+            };
+            Some(SensorActor::new(ctx.id.clone(), script.build(&ctx)).start())
+        })
+        .collect();
+    let t0 = Instant::now();
+    let outcomes = round::collect(targets, 1, Duration::from_secs(2), 0).await;
+    let wall = t0.elapsed();
+    let latencies: Vec<Duration> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Ok(r) => r.latency,
+            other => panic!("expected ok, got {other:?}"),
+        })
+        .collect();
+    for (latency, expected) in latencies.iter().zip(LATENCIES_MS) {
+        assert!(on_time(*latency, ms(expected)), "{latency:?} for {expected} ms");
+    }
+    assert_eq!(wall, *latencies.iter().max().unwrap());
+    assert!(on_time(wall, ms(480)), "{wall:?}");
+}
+
+/// The same five sensors over 4 rounds of a full run: every round takes as long as the 480 ms
+/// sensor, so the summary's `round_ms.max` is the largest read latency (480 ms, up to the timer's
+/// 1 ms tick), far below the 1240 ms sum, and nothing is skipped.
+#[actix_rt::test]
+async fn summary_round_max_is_the_slowest_sensor() {
+    tokio::time::pause();
+    let script = fixed_latencies();
+    let mut config = config(5, "rounds = 4\ninterval = \"1s\"\nread_timeout = \"2s\"\nseed = 1", "");
+    script.install(&mut config);
+    let summary = run_to_end(config, None).await;
+    assert_eq!(summary.rounds, 4);
+    assert_eq!(summary.skipped_rounds, 0);
+    assert_eq!(summary.reads.ok, 20);
+    assert_eq!(summary.round_ms.max, summary.read_latency_ms.max);
+    assert!(
+        on_time(Duration::from_secs_f64(summary.round_ms.max / 1000.0), ms(480)),
+        "{summary:?}"
+    );
+}
+
+/// Three sensors, interval 1 s, read timeout 500 ms. In round 1 sensor 2 takes 2.005 s and would
+/// answer 999; from round 2 on it answers in 10 ms. Round 1 counts it `timed_out`; its late reply
+/// arrives while round 3 is in flight and is dropped: no reading of 999 anywhere, round 3 gets the
+/// fresh value, and the sensor is read normally in rounds 2 to 4.
+#[actix_rt::test]
+async fn slow_sensor_times_out_and_its_late_reply_is_ignored() {
+    tokio::time::pause();
+    let script = Scripted::new(|i, round| {
+        if i == 2 && round == 1 {
+            Step::ok(ms(2005), 999.0)
+        } else {
+            Step::ok(ms(10), round as f64 + i as f64 / 10.0)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(
+        3,
+        "rounds = 4\ninterval = \"1s\"\nread_timeout = \"500ms\"\nseed = 1",
+        "",
+    );
+    script.install(&mut config);
+    let t0 = Instant::now();
+    let summary = run_to_end(config, Some(dir.path())).await;
+    assert_eq!(summary.reads.requested, 12);
+    assert_eq!(summary.reads.timed_out, 1);
+    assert_eq!(summary.reads.ok, 11);
+    assert_eq!(summary.reads.failed + summary.reads.unavailable, 0);
+    assert_eq!(summary.restarts, 0);
+    // Rounds start on the 1 s grid; round 3 (2 s to 2.01 s) is in flight when the late reply lands.
+    let starts = script.start_offsets(2, t0);
+    assert_eq!(starts.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for (round, at) in &starts {
+        assert!(on_time(*at, ms(1000 * (round - 1))), "round {round} started at {at:?}");
+    }
+    assert!(starts[2].1 < ms(2005) && ms(2005) < starts[2].1 + ms(10));
+    let lines = readings(dir.path());
+    assert_eq!(lines.len() as u64, summary.reads.ok);
+    let slow: Vec<(u64, f64)> = lines
+        .iter()
+        .filter(|(_, s, _)| s == "temperature-3")
+        .map(|(r, _, v)| (*r, *v))
+        .collect();
+    assert_eq!(slow, [(2, 2.2), (3, 3.2), (4, 4.2)]);
+    assert!(lines.iter().all(|(_, _, v)| *v != 999.0));
+    let sensor = &summary.sensors[2];
+    assert_eq!((sensor.count, sensor.min, sensor.max), (3, Some(2.2), Some(4.2)));
+}
+
+/// Interval 1 s, one sensor taking 2.5 s (read timeout 3 s), `duration = 10s`: rounds start at
+/// 0, 3, 6 and 9 s, the ticks at 1, 2, 4, 5, 7 and 8 s are skipped (6), never run late in a burst.
+#[actix_rt::test]
+async fn overrunning_rounds_skip_ticks_instead_of_queueing() {
+    tokio::time::pause();
+    let script = Scripted::new(|_, round| Step::ok(ms(2500), round as f64));
+    let mut config = config(
+        1,
+        "duration = \"10s\"\ninterval = \"1s\"\nread_timeout = \"3s\"\nseed = 1",
+        "",
+    );
+    script.install(&mut config);
+    let t0 = Instant::now();
+    let summary = run_to_end(config, None).await;
+    let starts = script.start_offsets(0, t0);
+    assert_eq!(starts.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for ((round, at), expected) in starts.iter().zip([0, 3, 6, 9]) {
+        assert!(
+            on_time(*at, Duration::from_secs(expected)),
+            "round {round} started at {at:?}"
+        );
+    }
+    assert_eq!(summary.rounds, 4);
+    assert_eq!(summary.skipped_rounds, 6);
+    assert_eq!(summary.reads.ok, 4);
+    assert_eq!(summary.reads.timed_out, 0);
+}
+
+/// `interval = 0s`: each round starts the moment the previous one ends. Two sensors of 100 and
+/// 40 ms over 5 rounds: reads start every 100 ms (plus the timer's tick for the sleep itself,
+/// no timer wait between rounds), both sensors at the same instants, and nothing is skipped.
+#[actix_rt::test]
+async fn zero_interval_runs_rounds_back_to_back() {
+    tokio::time::pause();
+    let script = Scripted::new(|i, round| Step::ok(ms(if i == 0 { 100 } else { 40 }), round as f64));
+    let mut config = config(2, "rounds = 5\ninterval = \"0s\"\nseed = 1", "");
+    script.install(&mut config);
+    let t0 = Instant::now();
+    let summary = run_to_end(config, None).await;
+    let starts = script.start_offsets(0, t0);
+    assert_eq!(starts.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(starts[0].1, Duration::ZERO);
+    for pair in starts.windows(2) {
+        assert!(on_time(pair[1].1 - pair[0].1, ms(100)), "{starts:?}");
+    }
+    assert_eq!(script.start_offsets(1, t0), starts);
+    assert!(on_time(t0.elapsed() - starts[4].1, ms(100)));
+    assert_eq!(summary.rounds, 5);
+    assert_eq!(summary.skipped_rounds, 0);
+    assert_eq!(summary.reads.ok, 10);
+}
+
+/// A sensor that answers `offline` is `unavailable`, not `failed`, and the journal has exactly
+/// one `started` event per sensor and nothing else when nothing fails fatally.
+#[actix_rt::test]
+async fn offline_answers_are_unavailable() {
+    tokio::time::pause();
+    let script = Scripted::new(|i, round| {
+        if i == 1 {
+            Step::err(ms(5), ReadError::Offline)
+        } else {
+            Step::ok(ms(5), round as f64)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(2, "rounds = 3\ninterval = \"0s\"\nseed = 1", "");
+    script.install(&mut config);
+    let summary = run_to_end(config, Some(dir.path())).await;
+    assert_eq!(
+        (summary.reads.ok, summary.reads.unavailable, summary.reads.failed),
+        (3, 3, 0)
+    );
+    let events: Vec<(String, String)> = read_jsonl(&dir.path().join("events.jsonl"))
+        .iter()
+        .map(|e| {
+            (
+                e["sensor"].as_str().unwrap().into(),
+                e["event"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("temperature-1".to_string(), "started".to_string()),
+            ("temperature-2".to_string(), "started".to_string())
+        ]
+    );
+}
