@@ -61,6 +61,9 @@ pub struct Aggregator {
     output_error: Option<OutputError>,
     /// Wall-clock start of the run, for `process.wall_seconds`.
     started: std::time::Instant,
+    /// CPU time used before the run started (by a launcher that exec'd this process, or by
+    /// earlier runs in the same process), subtracted from `process.cpu_seconds`.
+    cpu_before: f64,
     /// Reused buffer for the detectors' order statistics.
     scratch: Vec<f64>,
 }
@@ -99,6 +102,7 @@ impl Aggregator {
             outputs,
             output_error: None,
             started: std::time::Instant::now(),
+            cpu_before: ProcessStats::measure().cpu_seconds,
             scratch: Vec::new(),
         }
     }
@@ -116,9 +120,11 @@ impl Aggregator {
     }
 
     fn process(&mut self) -> ProcessStats {
+        let now = ProcessStats::measure();
         ProcessStats {
             wall_seconds: self.started.elapsed().as_secs_f64(),
-            ..ProcessStats::measure()
+            cpu_seconds: (now.cpu_seconds - self.cpu_before).max(0.0),
+            ..now
         }
     }
 

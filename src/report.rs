@@ -135,11 +135,26 @@ impl ProcessStats {
         // Linux reports ru_maxrss in KiB, macOS in bytes.
         let rss_unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
         ProcessStats {
-            peak_rss_bytes: (usage.ru_maxrss.max(0) as u64) * rss_unit,
+            peak_rss_bytes: peak_rss_from_proc().unwrap_or((usage.ru_maxrss.max(0) as u64) * rss_unit),
             cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
             wall_seconds: 0.0,
         }
     }
+}
+
+/// The peak resident set size of this program image (`VmHWM` in `/proc/self/status`), which,
+/// unlike `ru_maxrss`, starts afresh when a launcher such as `cargo run` execs the binary.
+fn peak_rss_from_proc() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 impl Summary {

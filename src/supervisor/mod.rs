@@ -133,6 +133,8 @@ pub struct SensorSupervisor {
     /// Tick of the current or last round.
     tick: u64,
     skipped: u64,
+    /// Ticks skipped just before the round in flight (reported with it).
+    skipped_before: u64,
     /// The pending next-round timer; cancelled on shutdown.
     next_round: Option<SpawnHandle>,
     in_flight: bool,
@@ -166,6 +168,7 @@ impl SensorSupervisor {
             round: 0,
             tick: 0,
             skipped: 0,
+            skipped_before: 0,
             next_round: None,
             in_flight: false,
             stopping: false,
@@ -290,7 +293,7 @@ impl SensorSupervisor {
         self.aggregator.do_send(RoundReport {
             round,
             wall: now - started,
-            skipped_before: 0,
+            skipped_before: self.skipped_before,
             outcomes,
         });
         let all_done = self.groups.iter().all(|g| !g.live);
@@ -305,6 +308,7 @@ impl SensorSupervisor {
             return;
         }
         self.skipped += skipped;
+        self.skipped_before = skipped;
         if skipped > 0 {
             log::warn!("round {round} overran the interval: {skipped} tick(s) skipped");
         }
