@@ -89,6 +89,9 @@ pub struct Figures {
     pub reads: u64,
     /// Steady-state reads per second, first read of round 1 to first read of the last round.
     pub reads_per_second: f64,
+    /// The same reads over the CPU time the process spent meanwhile: steadier than wall time on
+    /// a machine shared with other work.
+    pub reads_per_cpu_second: f64,
     /// `N * rounds` over the time from the first read to the summary, teardown included.
     pub end_to_end_reads_per_second: f64,
     /// Median zero-latency round, in milliseconds.
@@ -135,8 +138,8 @@ struct Probe {
     spawned: OnceLock<(Instant, u64)>,
     /// Highest round a read was started for.
     round: AtomicU64,
-    /// First-read time of each round, in order.
-    round_starts: Mutex<Vec<Instant>>,
+    /// First-read time of each round, with the process's CPU seconds then, in order.
+    round_starts: Mutex<Vec<(Instant, f64)>>,
 }
 
 /// Builds simulated drivers wrapped in the probe.
@@ -177,7 +180,7 @@ impl Driver for Probed {
         if round > self.probe.round.load(Ordering::Relaxed) {
             self.probe.round.store(round, Ordering::Relaxed);
             if let Ok(mut starts) = self.probe.round_starts.lock() {
-                starts.push(Instant::now());
+                starts.push((Instant::now(), ProcessStats::measure().cpu_seconds));
             }
         }
         self.inner.read(round)
@@ -189,7 +192,7 @@ struct Pass {
     config_seconds: f64,
     spawn_seconds: f64,
     idle_rss_bytes: u64,
-    round_starts: Vec<Instant>,
+    round_starts: Vec<(Instant, f64)>,
     finished: Instant,
     summary: crate::Summary,
 }
@@ -255,9 +258,10 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
     let baseline_rss_bytes = current_rss_bytes();
     let fast = pass(sensors, rounds, (Duration::ZERO, Duration::ZERO))?;
     let reads = fast.summary.reads.ok;
-    let first = fast.round_starts.first().copied().ok_or("no round started")?;
-    let last = fast.round_starts.last().copied().ok_or("no round started")?;
+    let (first, first_cpu) = fast.round_starts.first().copied().ok_or("no round started")?;
+    let (last, last_cpu) = fast.round_starts.last().copied().ok_or("no round started")?;
     let steady = last.duration_since(first).as_secs_f64();
+    let steady_cpu = last_cpu - first_cpu;
     let steady_reads = (sensors as u64 * (fast.round_starts.len() as u64 - 1)) as f64;
     let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
     let slowest_ms = SLOWEST_LATENCY.as_secs_f64() * 1000.0;
@@ -271,6 +275,11 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
         spawn_seconds: fast.spawn_seconds,
         reads,
         reads_per_second: if steady > 0.0 { steady_reads / steady } else { 0.0 },
+        reads_per_cpu_second: if steady_cpu > 0.0 {
+            steady_reads / steady_cpu
+        } else {
+            0.0
+        },
         end_to_end_reads_per_second: reads as f64 / fast.finished.duration_since(first).as_secs_f64(),
         round_ms_p50: fast.summary.round_ms.p50,
         overhead_ms_p50: slow.summary.round_ms.p50 - slowest_ms,
@@ -384,10 +393,11 @@ pub fn render_table(results: &[Figures]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9}",
         "sensors",
         "spawn ms",
         "reads/s",
+        "reads/cpu-s",
         "e2e reads/s",
         "round ms",
         "ovh p50 ms",
@@ -399,10 +409,11 @@ pub fn render_table(results: &[Figures]) -> String {
     for f in results {
         let _ = writeln!(
             out,
-            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>9.0}",
+            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>9.0}",
             f.sensors,
             f.spawn_seconds * 1000.0,
             f.reads_per_second,
+            f.reads_per_cpu_second,
             f.end_to_end_reads_per_second,
             f.round_ms_p50,
             f.overhead_ms_p50,

@@ -15,9 +15,11 @@
 //! `timed_out`; with request/reply a timed-out read's reply channel is dropped, so a late reply
 //! can never be counted in any round.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
-use actix::{Addr, MailboxError};
+use actix::{Addr, MailboxError, Response};
 use futures::StreamExt;
 
 use crate::driver::ReadError;
@@ -52,6 +54,23 @@ pub async fn collect(
         }
     }
     outcomes
+}
+
+/// A handler's reply that is sent at once when `reply` is ready on its first poll, as it is for
+/// any driver that answers without waiting; otherwise it runs to completion as a task of its own.
+///
+/// actix's `ResponseFuture` spawns a task for every message, ready or not; on the read path that
+/// spawn (an aligned allocation, a scheduling round trip, a deallocation) costs more than the
+/// rest of a zero-latency read.
+pub fn respond<T: 'static>(reply: impl Future<Output = T> + 'static) -> Response<T> {
+    let mut reply = Box::pin(reply);
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    match reply.as_mut().poll(&mut cx) {
+        Poll::Ready(value) => Response::reply(value),
+        // Futures re-register their waker on every poll, so the spawned task's waker replaces
+        // the no-op one on its first poll.
+        Poll::Pending => Response::fut(reply),
+    }
 }
 
 /// Classifies one reply.

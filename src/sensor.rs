@@ -8,7 +8,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Context, Handler, ResponseFuture};
+use actix::{Actor, ActorContext, Context, Handler, Response};
 use futures::FutureExt;
 
 use crate::driver::{Driver, ReadError};
@@ -35,7 +35,7 @@ impl Actor for SensorActor {
 }
 
 impl Handler<Read> for SensorActor {
-    type Result = ResponseFuture<ReadReply>;
+    type Result = Response<ReadReply>;
 
     fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
         let started = actix_rt::time::Instant::now();
@@ -43,7 +43,7 @@ impl Handler<Read> for SensorActor {
         let driver = &mut self.driver;
         let read = panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))));
         let id = self.id.clone();
-        Box::pin(async move {
+        crate::round::respond(async move {
             let result = match read {
                 Ok(fut) => match panics::Quiet::new(AssertUnwindSafe(fut).catch_unwind()).await {
                     Ok(result) => result,
