@@ -1,7 +1,7 @@
 //! `sensor-actors bench`: what a run costs, per number of sensors.
 //!
 //! For each N the binary starts a fresh child process of itself (`bench --child`), so that every
-//! N gets its own baseline and peak RSS. The child runs two passes through [`run`](crate::run),
+//! N gets its own baseline and peak RSS. The child runs two passes through [`run`],
 //! the same code path as `sensor-actors run`, with statistics and every detector on and no file
 //! outputs:
 //!

@@ -16,7 +16,7 @@
 //!   [`analysis`] detectors, counts every read and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
 //!   [`panic`]: keeps caught sensor panics out of stderr.
-//! - [`bench`]: the `sensor-actors bench` measurements (spawn, round overhead, throughput, memory).
+//! - [`bench`](mod@bench): the `sensor-actors bench` measurements (spawn, round overhead, throughput, memory).
 //!
 //! [`run`] wires them together for one run and returns its [`Summary`](report::Summary).
 
