@@ -189,7 +189,8 @@ impl Handler<RoundReport> for Aggregator {
                 }
             };
             let value = reading.map(|r| r.value);
-            let timestamp = reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
+            // Formatted only for a line that is written: most reads write none.
+            let timestamp = || reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
             if let (Some(r), Some(out), None) = (reading, outputs.as_mut(), &output_error) {
                 let line = ReadingLine {
                     round,
@@ -197,7 +198,7 @@ impl Handler<RoundReport> for Aggregator {
                     kind: &track.kind,
                     value: r.value,
                     unit: &track.unit,
-                    timestamp: timestamp.clone(),
+                    timestamp: timestamp(),
                     latency_ms: r.latency.as_micros() as f64 / 1000.0,
                     source_row: r.source_row,
                     source_time: r.source_time.as_deref(),
@@ -221,7 +222,7 @@ impl Handler<RoundReport> for Aggregator {
                         let line = AnomalyLine {
                             round,
                             sensor: &track.id,
-                            timestamp: timestamp.clone(),
+                            timestamp: timestamp(),
                             value,
                             detector: kind.as_str(),
                             detail,

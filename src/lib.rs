@@ -16,11 +16,13 @@
 //!   [`analysis`] detectors, counts every read and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
 //!   [`panic`](mod@panic): keeps caught sensor panics out of stderr.
+//! - [`bench`](mod@bench): the `sensor-actors bench` measurements (spawn, round overhead, throughput, memory).
 //!
 //! [`run`] wires them together for one run and returns its [`Summary`].
 
 pub mod aggregator;
 pub mod analysis;
+pub mod bench;
 pub mod config;
 pub mod driver;
 pub mod messages;

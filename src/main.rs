@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use sensor_actors::{run, Config, RunOptions};
 use std::error::Error as _;
 
-/// A run allocates small objects at a high rate (a message envelope and a read future per read);
-/// mimalloc serves them several times faster than the system allocator (docs/performance.md).
+/// The binary allocates through mimalloc: the read path makes a few small allocations per read,
+/// and glibc's allocator spent a third of the CPU time on them (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -35,6 +35,27 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Measure spawn time, round overhead, throughput and memory per number of sensors.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Sensor counts to measure, e.g. 20,1000,10k,100k,1M.
+    #[arg(long, value_name = "LIST")]
+    sensors: Option<String>,
+    /// Zero-latency rounds of the throughput pass (at least 2).
+    #[arg(long, value_name = "N", default_value_t = sensor_actors::bench::DEFAULT_ROUNDS)]
+    rounds: u64,
+    /// Rounds with 100-500 ms latencies of the overhead pass.
+    #[arg(long, value_name = "N", default_value_t = sensor_actors::bench::DEFAULT_LATENCY_ROUNDS)]
+    latency_rounds: u64,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Measure the one N given in this process and print its figures as JSON (used internally).
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +97,6 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
@@ -85,9 +105,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let quiet = matches!(cli.command, Command::Bench(_));
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if quiet { "warn" } else { "info" }))
+        .init();
     let outcome = match cli.command {
         Command::Check { file } => check(&file),
         Command::Run(args) => run_command(args),
+        Command::Bench(args) => bench_command(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,6 +184,63 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
         .context("run failed")
         .map_err(Failure::Runtime)?;
     print!("{}", summary.render_table());
+    Ok(())
+}
+
+fn bench_command(args: BenchArgs) -> Result<(), Failure> {
+    use sensor_actors::bench;
+    let counts = match &args.sensors {
+        Some(list) => bench::parse_sensor_counts(list)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("command line: --sensors: {e}")))?,
+        None => bench::DEFAULT_SENSOR_COUNTS.to_vec(),
+    };
+    if args.child {
+        let [n] = counts[..] else {
+            return Err(Failure::Usage(anyhow::anyhow!("--child: expected one sensor count")));
+        };
+        let figures =
+            bench::measure(n, args.rounds, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+        println!(
+            "{}",
+            serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?
+        );
+        return Ok(());
+    }
+    if args.rounds < 2 || args.latency_rounds == 0 {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "command line: --rounds: expected at least 2 (and --latency-rounds at least 1)"
+        )));
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find this program's path")
+        .map_err(Failure::Runtime)?;
+    let mut header = false;
+    let report = bench::measure_in_children(&exe, &counts, args.rounds, args.latency_rounds, |f| {
+        let table = bench::render_table(std::slice::from_ref(f));
+        let mut lines = table.lines();
+        if !std::mem::replace(&mut header, true) {
+            println!("{}", lines.next().unwrap_or_default());
+        } else {
+            lines.next();
+        }
+        lines.for_each(|l| println!("{l}"));
+    });
+    let m = &report.machine;
+    println!(
+        "machine: {} cpus, {}, {:.1} GiB",
+        m.cpus,
+        m.cpu_model,
+        m.memory_bytes as f64 / f64::from(1 << 30)
+    );
+    for (n, why) in &report.failures {
+        println!("{n} sensors: not measured: {why}");
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::Runtime)?;
+    }
     Ok(())
 }
 

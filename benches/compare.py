@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Side by side: sensor-actors, the plain-tokio floor and the seed's Python asyncio design.
+
+    python3 benches/compare.py [--sensors 20,1000,10000,100000] [--rounds 10] [--latency-rounds 3]
+                               [--python-max 100000] [--json FILE]
+
+Builds the release binary and the floor, then for each N runs, one after the other in this
+session, `benches/asyncio_peer.py`, `cargo bench --bench tokio_floor` and `sensor-actors bench`,
+each in a fresh process with the same rounds, and prints their figures and the ratios
+sensor-actors / asyncio and sensor-actors / tokio for throughput (wall clock and per CPU second)
+and round overhead. Standard library only. Figures: docs/performance.md.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def counts(text):
+    out = []
+    for item in text.split(","):
+        item = item.strip().replace("_", "").lower()
+        factor = 1
+        if item.endswith("k"):
+            item, factor = item[:-1], 1_000
+        elif item.endswith("m"):
+            item, factor = item[:-1], 1_000_000
+        out.append(int(item) * factor)
+    return out
+
+
+def run_json(cmd):
+    result = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        return None
+    lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
+
+
+def sensor_actors(n, rounds, latency_rounds):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.json")
+        cmd = ["target/release/sensor-actors", "bench", "--sensors", str(n), "--rounds", str(rounds),
+               "--latency-rounds", str(latency_rounds), "--json", path]
+        if subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
+            return None
+        with open(path) as f:
+            results = json.load(f)["results"]
+        return results[0] if results else None
+
+
+def ratio(a, b):
+    return a / b if a and b else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sensors", type=counts, default=[20, 1000, 10_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--latency-rounds", type=int, default=3)
+    parser.add_argument("--python-max", type=int, default=100_000,
+                        help="largest N for the asyncio design (it needs ~30 s per round at 1M)")
+    parser.add_argument("--json", help="also write every figure here")
+    args = parser.parse_args()
+
+    build = [["cargo", "build", "--release", "--bin", "sensor-actors"],
+             ["cargo", "bench", "--bench", "tokio_floor", "--no-run"]]
+    for cmd in build:
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    rows = []
+    for n in args.sensors:
+        common = ["--sensors", str(n), "--rounds", str(args.rounds), "--latency-rounds", str(args.latency_rounds)]
+        row = {"sensors": n}
+        row["asyncio"] = (run_json([sys.executable, "benches/asyncio_peer.py", *common])
+                          if n <= args.python_max else None)
+        row["tokio"] = run_json(["cargo", "bench", "-q", "--bench", "tokio_floor", "--", *common])
+        row["sensor_actors"] = sensor_actors(n, args.rounds, args.latency_rounds)
+        rows.append(row)
+        print_row(row, header=len(rows) == 1)
+        sys.stdout.flush()
+
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    print(f"machine: {os.cpu_count()} cpus, {model}; rounds {args.rounds}, latency rounds {args.latency_rounds}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rounds": args.rounds, "latency_rounds": args.latency_rounds, "rows": rows}, f, indent=2)
+            f.write("\n")
+
+
+def print_row(row, header):
+    designs = [("asyncio", row["asyncio"]), ("tokio", row["tokio"]), ("sensor-actors", row["sensor_actors"])]
+    if header:
+        print(f"{'sensors':>8} {'design':<14} {'reads/s':>11} {'reads/cpu-s':>12} {'ovh p50 ms':>11} "
+              f"{'ovh max ms':>11} {'spawn ms':>9} {'peak B/sensor':>14} {'idle B/sensor':>14}")
+    for name, f in designs:
+        if f is None:
+            print(f"{row['sensors']:>8} {name:<14} {'not run':>11}")
+            continue
+        print(f"{row['sensors']:>8} {name:<14} {f['reads_per_second']:>11.0f} {f['reads_per_cpu_second']:>12.0f} "
+              f"{f['overhead_ms_p50']:>11.1f} {f['overhead_ms_max']:>11.1f} {f['spawn_seconds'] * 1000:>9.1f} "
+              f"{f['peak_bytes_per_sensor']:>14.0f} {f['idle_bytes_per_sensor']:>14.0f}")
+    sa, py, tk = row["sensor_actors"] or {}, row["asyncio"] or {}, row["tokio"] or {}
+    get = lambda d, k: d.get(k)  # noqa: E731
+    print(f"{'':>8} ratios: throughput sensor-actors/asyncio {ratio(get(sa, 'reads_per_second'), get(py, 'reads_per_second')):.2f}"
+          f" (per cpu-s {ratio(get(sa, 'reads_per_cpu_second'), get(py, 'reads_per_cpu_second')):.2f}),"
+          f" sensor-actors/tokio {ratio(get(sa, 'reads_per_second'), get(tk, 'reads_per_second')):.2f}"
+          f" (per cpu-s {ratio(get(sa, 'reads_per_cpu_second'), get(tk, 'reads_per_cpu_second')):.2f});"
+          f" overhead p50 sensor-actors/asyncio {ratio(get(sa, 'overhead_ms_p50'), get(py, 'overhead_ms_p50')):.2f},"
+          f" sensor-actors/tokio {ratio(get(sa, 'overhead_ms_p50'), get(tk, 'overhead_ms_p50')):.2f}")
+
+
+if __name__ == "__main__":
+    main()
