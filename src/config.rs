@@ -154,8 +154,30 @@ pub struct GroupSpec {
 /// The `[runtime]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// Arbiters (threads) sensor actors are spread over; `None` or 1 keeps them on the supervisor's.
+    /// Threads (arbiters) the run uses; `None` picks by the number of sensors (see
+    /// [`RuntimeConfig::threads`]).
     pub arbiters: Option<usize>,
+}
+
+/// From this many sensors on, a run without `[runtime] arbiters` uses one arbiter per core.
+/// Below it, one thread is faster: a round's cross-thread hand-offs cost more than the second
+/// core gives back (docs/performance.md).
+pub const PARALLEL_FROM_SENSORS: usize = 50_000;
+
+impl RuntimeConfig {
+    /// The number of arbiters for a run of `sensors` sensors: the configured number, or one per
+    /// core from [`PARALLEL_FROM_SENSORS`] sensors on, else 1. With one, everything runs on the
+    /// calling thread; with N >= 2, the aggregator gets an arbiter of its own and the sensors are
+    /// spread over the other N - 1 (the calling thread's included).
+    pub fn threads(&self, sensors: usize) -> usize {
+        self.arbiters.unwrap_or_else(|| {
+            if sensors >= PARALLEL_FROM_SENSORS {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                1
+            }
+        })
+    }
 }
 
 /// One sensor: everything needed to build (and rebuild) it.

@@ -37,7 +37,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix::{Actor, Arbiter};
+use actix::{Actor, Arbiter, ArbiterHandle};
 use tokio::sync::oneshot;
 
 pub use config::{Config, ConfigError};
@@ -82,11 +82,24 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         Some(dir) => Some(Outputs::create(dir)?),
         None => None,
     };
-    let aggregator = Aggregator::new(&config.sensors, config.analysis.clone(), outputs).start();
-    let arbiters: Vec<Arbiter> = match config.runtime.arbiters {
-        Some(n) if n > 1 => (0..n).map(|_| Arbiter::new()).collect(),
-        _ => Vec::new(),
+    // One thread: everything here. More: analysis and output get an arbiter of their own (and
+    // overlap with the next round's reads); the sensors' shards use the others, this one included.
+    let threads = config.runtime.threads(config.sensors.len()).max(1);
+    let aggregator = Aggregator::new(&config.sensors, config.analysis.clone(), outputs);
+    let analysis_arbiter = (threads > 1).then(Arbiter::new);
+    let aggregator = match &analysis_arbiter {
+        Some(arbiter) => Aggregator::start_in_arbiter(&arbiter.handle(), move |_| aggregator),
+        None => aggregator.start(),
     };
+    let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
+    let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {
+        std::iter::once(Arbiter::current())
+            .chain(arbiters.iter().map(Arbiter::handle))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    log::info!("{threads} thread(s): {} for sensors", sensor_arbiters.len().max(1));
     let (done_tx, done_rx) = oneshot::channel();
     let specs: Arc<[config::SensorSpec]> = config.sensors.into();
     let supervisor = SensorSupervisor::new(
@@ -95,7 +108,7 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         config.collection,
         seed,
         aggregator,
-        arbiters.iter().map(Arbiter::handle).collect(),
+        sensor_arbiters,
         done_tx,
     )
     .start();
@@ -108,7 +121,7 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         }
         futures::future::Either::Right((result, _)) => result,
     };
-    for arbiter in &arbiters {
+    for arbiter in arbiters.iter().chain(analysis_arbiter.as_ref()) {
         arbiter.stop();
     }
     Ok(result.map_err(|_| RunError::Interrupted)??)

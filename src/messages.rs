@@ -94,7 +94,7 @@ impl Reading {
 }
 
 /// One finished round, sent by the supervisor to the aggregator.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RoundReport {
     /// The round number, from 1.
@@ -105,6 +105,10 @@ pub struct RoundReport {
     pub skipped_before: u64,
     /// One outcome per sensor, indexed like the configuration's sensors.
     pub outcomes: Vec<Outcome>,
+    /// Signalled (by dropping it) once the aggregator has processed the report. The supervisor
+    /// waits for it before sending the next report, so at most one report waits in the
+    /// aggregator's mailbox however far analysis falls behind collection.
+    pub processed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The kinds of supervision event, as written to `events.jsonl`.

@@ -135,6 +135,8 @@ pub struct SensorSupervisor {
     skipped: u64,
     /// Ticks skipped just before the round in flight (reported with it).
     skipped_before: u64,
+    /// Completes when the aggregator has processed the last report; the next report waits for it.
+    report_processed: Option<oneshot::Receiver<()>>,
     /// The pending next-round timer; cancelled on shutdown.
     next_round: Option<SpawnHandle>,
     in_flight: bool,
@@ -169,6 +171,7 @@ impl SensorSupervisor {
             tick: 0,
             skipped: 0,
             skipped_before: 0,
+            report_processed: None,
             next_round: None,
             in_flight: false,
             stopping: false,
@@ -252,10 +255,16 @@ impl SensorSupervisor {
         // Every group is asked first, then the answers are awaited in order: each group bounds
         // its own round by the per-read deadlines, so no extra timeout is needed here.
         let requests: Vec<_> = self.groups.iter().map(|g| g.addr.send(ReadGroup { round })).collect();
+        let previous_report = self.report_processed.take();
         let gather = async move {
             let mut replies = Vec::with_capacity(requests.len());
             for request in requests {
                 replies.push(request.await);
+            }
+            // Analysis of the previous round runs on the aggregator's thread meanwhile; wait for
+            // it before reporting this round, so reports never pile up.
+            if let Some(processed) = previous_report {
+                let _ = processed.await;
             }
             replies
         };
@@ -290,10 +299,13 @@ impl SensorSupervisor {
             }
         }
         let (next, skipped) = self.schedule.next_after(self.tick, now - t0);
+        let (processed, report_processed) = oneshot::channel();
+        self.report_processed = Some(report_processed);
         self.aggregator.do_send(RoundReport {
             round,
             wall: now - started,
             skipped_before: self.skipped_before,
+            processed: Some(processed),
             outcomes,
         });
         let all_done = self.groups.iter().all(|g| !g.live);
