@@ -55,10 +55,13 @@ impl RunningStats {
     }
 }
 
-/// The last `capacity` values, oldest first.
+/// The last `capacity` values, oldest first, also kept in sorted order so that the robust
+/// location and scale ([`RollingWindow::robust`]) cost a few dozen operations, not a sort.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
     values: Box<[f64]>,
+    /// The same values, ascending (the first `len` slots).
+    sorted: Box<[f64]>,
     /// Index of the oldest value once full; the next write position.
     head: usize,
     len: usize,
@@ -67,8 +70,10 @@ pub struct RollingWindow {
 impl RollingWindow {
     /// An empty window holding at most `capacity` (at least 1) values.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         RollingWindow {
-            values: vec![0.0; capacity.max(1)].into_boxed_slice(),
+            values: vec![0.0; capacity].into_boxed_slice(),
+            sorted: vec![0.0; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
         }
@@ -76,9 +81,21 @@ impl RollingWindow {
 
     /// Adds a value, dropping the oldest when full.
     pub fn push(&mut self, x: f64) {
+        let capacity = self.values.len();
+        if self.len == capacity {
+            let oldest = self.values[self.head];
+            let sorted = &mut self.sorted[..self.len];
+            let at = sorted.partition_point(|v| v.total_cmp(&oldest).is_lt());
+            sorted.copy_within(at + 1.., at);
+            self.len -= 1;
+        }
+        let sorted = &mut self.sorted[..=self.len];
+        let at = sorted[..self.len].partition_point(|v| v.total_cmp(&x).is_le());
+        sorted.copy_within(at..self.len, at + 1);
+        sorted[at] = x;
         self.values[self.head] = x;
-        self.head = (self.head + 1) % self.values.len();
-        self.len = (self.len + 1).min(self.values.len());
+        self.head = (self.head + 1) % capacity;
+        self.len += 1;
     }
 
     /// Number of values held.
@@ -106,6 +123,49 @@ impl RollingWindow {
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         let start = if self.len == self.values.len() { self.head } else { 0 };
         (0..self.len).map(move |i| self.values[(start + i) % self.values.len()])
+    }
+}
+
+impl RollingWindow {
+    /// The window's median and robust scale, as [`robust_location_scale`] computes them, from the
+    /// sorted values: the median directly, the MAD by merging the deviations below and above it
+    /// (both already in order). `None` when empty.
+    pub fn robust(&self) -> Option<(f64, f64)> {
+        let s = &self.sorted[..self.len];
+        let n = s.len();
+        if n == 0 {
+            return None;
+        }
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        let (mut left, mut right) = (s.partition_point(|&v| v < median), 0);
+        right += left;
+        let (mut previous, mut current) = (0.0, 0.0);
+        for _ in 0..=n / 2 {
+            let take_left = left > 0 && (right == n || median - s[left - 1] <= s[right] - median);
+            previous = current;
+            current = if take_left {
+                left -= 1;
+                median - s[left]
+            } else {
+                right += 1;
+                s[right - 1] - median
+            };
+        }
+        let mad = if n % 2 == 1 {
+            current
+        } else {
+            (previous + current) / 2.0
+        };
+        let scale = if mad > 0.0 {
+            MAD_TO_SD * mad
+        } else {
+            MEAN_AD_TO_SD * s.iter().map(|v| (v - median).abs()).sum::<f64>() / n as f64
+        };
+        Some((median, scale))
     }
 }
 
@@ -227,6 +287,31 @@ mod tests {
             robust_location_scale(&mut [2.0, 2.0, 2.0, 6.0]),
             Some((2.0, MEAN_AD_TO_SD))
         );
+    }
+
+    #[test]
+    fn sorted_window_matches_the_naive_robust_scale() {
+        let mut state = 99u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Coarse values so that ties, and zero MADs, happen too.
+            ((state >> 40) % 7) as f64 * 0.5
+        };
+        for capacity in [1, 2, 3, 4, 7, 30] {
+            let mut w = RollingWindow::new(capacity);
+            for _ in 0..500 {
+                w.push(next());
+                let mut naive = w.iter().collect::<Vec<_>>();
+                let ((m1, s1), (m2, s2)) = (w.robust().unwrap(), robust_location_scale(&mut naive).unwrap());
+                assert_eq!(m1, m2, "capacity {capacity}");
+                assert!((s1 - s2).abs() <= 1e-12 * s2.abs(), "capacity {capacity}: {s1} vs {s2}");
+                let mut sorted = w.iter().collect::<Vec<_>>();
+                sorted.sort_by(f64::total_cmp);
+                assert_eq!(&w.sorted[..w.len], &sorted[..]);
+            }
+        }
     }
 
     #[test]

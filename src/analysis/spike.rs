@@ -66,10 +66,7 @@ impl Detector for Spike {
         if window.len() < self.settings.min_samples.max(3) {
             return None;
         }
-        let scratch = &mut *obs.scratch;
-        scratch.clear();
-        scratch.extend(window.iter());
-        let (median, level_scale) = robust_location_scale(scratch)?;
+        let (median, level_scale) = window.robust()?;
         let deviation = (value - median).abs();
         if deviation <= self.settings.min_deviation {
             return None;
@@ -79,6 +76,7 @@ impl Detector for Spike {
             return None;
         }
         let last = window.last()?;
+        let scratch = &mut *obs.scratch;
         scratch.clear();
         let mut previous = None;
         for v in window.iter() {
