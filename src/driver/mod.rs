@@ -103,16 +103,17 @@ pub trait DriverFactory: Send + Sync + fmt::Debug + 'static {
     fn build(&self, ctx: &DriverContext) -> Box<dyn Driver>;
 }
 
-/// The closed list of driver kinds, with their validated settings.
+/// The closed list of driver kinds, with their validated settings (behind an `Arc`, so a spec
+/// stays small and the sensors of an entry share one copy).
 #[derive(Debug, Clone)]
 pub enum DriverSpec {
     /// Random-walk values with random latency and faults (`driver = "simulated"`); the
     /// settings are shared by every sensor of the entry.
     Simulated(Arc<simulated::Settings>),
     /// Recorded readings from a CSV file (`driver = "replay"`).
-    Replay(replay::Settings),
+    Replay(Arc<replay::Settings>),
     /// Metrics of this machine from `/proc` (`driver = "system"`).
-    System(system::Settings),
+    System(Arc<system::Settings>),
     /// A driver from outside the crate (not reachable from a config file).
     Custom(Arc<dyn DriverFactory>),
 }
@@ -134,8 +135,12 @@ impl DriverSpec {
             "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(
                 table, origin, at,
             )?))),
-            "replay" => Ok(DriverSpec::Replay(replay::Settings::parse(table, origin, at, base)?)),
-            "system" => Ok(DriverSpec::System(system::Settings::parse(table, origin, at)?)),
+            "replay" => Ok(DriverSpec::Replay(Arc::new(replay::Settings::parse(
+                table, origin, at, base,
+            )?))),
+            "system" => Ok(DriverSpec::System(Arc::new(system::Settings::parse(
+                table, origin, at,
+            )?))),
             other => Err(ConfigError::new(
                 origin,
                 format!("{at}.driver"),
@@ -180,7 +185,7 @@ impl DriverSpec {
             DriverSpec::Replay(s) => Some(
                 s.sensor_ids()?
                     .into_iter()
-                    .map(|(id, s)| (id, DriverSpec::Replay(s)))
+                    .map(|(id, s)| (id, DriverSpec::Replay(Arc::new(s))))
                     .collect(),
             ),
             DriverSpec::Simulated(_) | DriverSpec::System(_) | DriverSpec::Custom(_) => None,
@@ -191,8 +196,8 @@ impl DriverSpec {
     pub fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
         match self {
             DriverSpec::Simulated(settings) => Box::new(simulated::Simulated::new(settings.clone(), ctx)),
-            DriverSpec::Replay(settings) => Box::new(replay::Replay::new(settings.clone(), ctx)),
-            DriverSpec::System(settings) => Box::new(system::System::new(settings.clone(), ctx)),
+            DriverSpec::Replay(settings) => Box::new(replay::Replay::new((**settings).clone(), ctx)),
+            DriverSpec::System(settings) => Box::new(system::System::new((**settings).clone(), ctx)),
             DriverSpec::Custom(factory) => factory.build(ctx),
         }
     }

@@ -135,6 +135,9 @@ pub struct SensorSupervisor {
     skipped: u64,
     /// Ticks skipped just before the round in flight (reported with it).
     skipped_before: u64,
+    /// Whether one group holds every sensor in order (the usual single shard): its batch is then
+    /// the round's outcomes as they are, with no copy.
+    whole: bool,
     /// Completes when the aggregator has processed the last report; the next report waits for it.
     report_processed: Option<oneshot::Receiver<()>>,
     /// The pending next-round timer; cancelled on shutdown.
@@ -172,6 +175,7 @@ impl SensorSupervisor {
             skipped: 0,
             skipped_before: 0,
             report_processed: None,
+            whole: false,
             next_round: None,
             in_flight: false,
             stopping: false,
@@ -283,11 +287,18 @@ impl SensorSupervisor {
     ) {
         self.in_flight = false;
         let now = Instant::now();
-        let mut outcomes = vec![Outcome::Unavailable(Absence::Down); self.specs.len()];
+        let n = self.specs.len();
+        let whole = self.whole;
+        let mut outcomes = Vec::new();
         for (group, reply) in self.groups.iter_mut().zip(replies) {
             match reply {
                 Ok(GroupRound { outcomes: theirs, live }) => {
                     group.live = live && !group.given_up;
+                    if whole {
+                        outcomes = theirs;
+                        continue;
+                    }
+                    outcomes.resize(n, Outcome::Unavailable(Absence::Down));
                     for (&index, outcome) in group.members.iter().zip(theirs) {
                         outcomes[index] = outcome;
                     }
@@ -298,6 +309,7 @@ impl SensorSupervisor {
                 }
             }
         }
+        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
         let (next, skipped) = self.schedule.next_after(self.tick, now - t0);
         let (processed, report_processed) = oneshot::channel();
         self.report_processed = Some(report_processed);
