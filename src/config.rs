@@ -167,8 +167,9 @@ pub const PARALLEL_FROM_SENSORS: usize = 50_000;
 impl RuntimeConfig {
     /// The number of arbiters for a run of `sensors` sensors: the configured number, or one per
     /// core from [`PARALLEL_FROM_SENSORS`] sensors on, else 1. With one, everything runs on the
-    /// calling thread; with N >= 2, the aggregator gets an arbiter of its own and the sensors are
-    /// spread over the other N - 1 (the calling thread's included).
+    /// calling thread; with N >= 2, the aggregator gets an arbiter of its own and the sensors
+    /// are split into N shards, one per arbiter (the calling thread's and the aggregator's
+    /// included).
     pub fn threads(&self, sensors: usize) -> usize {
         self.arbiters.unwrap_or_else(|| {
             if sensors >= PARALLEL_FROM_SENSORS {
