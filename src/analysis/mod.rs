@@ -15,11 +15,9 @@ pub mod spike;
 pub mod stale;
 pub mod stuck;
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
-use crate::config::{check_range, ConfigError};
+use crate::config::ConfigError;
 use crate::stats::RollingWindow;
 
 /// What a detector sees of one sensor in one round.
@@ -150,51 +148,56 @@ impl AnalysisConfig {
 pub(crate) struct RawAnalysis {
     window: Option<usize>,
     ewma_alpha: Option<f64>,
-    out_of_range: Option<RawOutOfRange>,
-    spike: Option<RawSpike>,
-    rate: Option<RawRate>,
-    stuck: Option<RawStuck>,
-    stale: Option<RawStale>,
+    out_of_range: Option<out_of_range::Raw>,
+    spike: Option<spike::Raw>,
+    rate: Option<rate::Raw>,
+    stuck: Option<stuck::Raw>,
+    stale: Option<stale::Raw>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutOfRange {
-    enabled: Option<bool>,
-    bounds: Option<BTreeMap<String, [f64; 2]>>,
+/// A detector's raw table, which may say `enabled = false`.
+trait Toggle {
+    /// Whether the table leaves the detector on.
+    fn enabled(&self) -> bool;
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpike {
-    enabled: Option<bool>,
-    threshold: Option<f64>,
-    min_samples: Option<usize>,
-    min_deviation: Option<f64>,
+/// Resolves one detector's table: absent gives the defaults, `enabled = false` gives `None`,
+/// anything else is validated by `validate`.
+fn resolve<R: Toggle, S: Default>(
+    raw: Option<R>,
+    validate: impl FnOnce(R) -> Result<S, ConfigError>,
+) -> Result<Option<S>, ConfigError> {
+    match raw {
+        None => Ok(Some(S::default())),
+        Some(raw) if !raw.enabled() => Ok(None),
+        Some(raw) => validate(raw).map(Some),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRate {
-    enabled: Option<bool>,
-    threshold: Option<f64>,
-    span: Option<usize>,
-    alpha: Option<f64>,
-    min_samples: Option<usize>,
+/// Checks a finite number above zero.
+fn above_zero(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            origin,
+            field,
+            format!("expected a number above 0, got {value}"),
+        ))
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStuck {
-    enabled: Option<bool>,
-    reads: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStale {
-    enabled: Option<bool>,
-    rounds: Option<u32>,
+/// Checks a number in (0, 1].
+fn fraction(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            origin,
+            field,
+            format!("expected a number in (0, 1], got {value}"),
+        ))
+    }
 }
 
 impl RawAnalysis {
@@ -208,143 +211,14 @@ impl RawAnalysis {
                 format!("expected at least 3 reads, got {window}"),
             ));
         }
-        let ewma_alpha = self.ewma_alpha.unwrap_or(d.ewma_alpha);
-        if !(ewma_alpha > 0.0 && ewma_alpha <= 1.0) {
-            return Err(ConfigError::new(
-                origin,
-                "analysis.ewma_alpha",
-                format!("expected a number in (0, 1], got {ewma_alpha}"),
-            ));
-        }
-        let out_of_range = match self.out_of_range {
-            Some(RawOutOfRange {
-                enabled: Some(false), ..
-            }) => None,
-            Some(RawOutOfRange { bounds: Some(raw), .. }) => {
-                let mut bounds = out_of_range::Settings::default().bounds;
-                for (kind, pair) in raw {
-                    let range = check_range(origin, &format!("analysis.out_of_range.bounds.{kind}"), pair)?;
-                    bounds.insert(kind, range);
-                }
-                Some(out_of_range::Settings { bounds })
-            }
-            _ => d.out_of_range,
-        };
-        let spike = match self.spike {
-            Some(RawSpike {
-                enabled: Some(false), ..
-            }) => None,
-            Some(raw) => {
-                let base = spike::Settings::default();
-                let s = spike::Settings {
-                    threshold: raw.threshold.unwrap_or(base.threshold),
-                    min_samples: raw.min_samples.unwrap_or(base.min_samples),
-                    min_deviation: raw.min_deviation.unwrap_or(base.min_deviation),
-                };
-                if !(s.threshold.is_finite() && s.threshold > 0.0) {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.spike.threshold",
-                        format!("expected a number above 0, got {}", s.threshold),
-                    ));
-                }
-                if s.min_samples < 3 || s.min_samples > window {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.spike.min_samples",
-                        format!("expected 3 to analysis.window ({window}), got {}", s.min_samples),
-                    ));
-                }
-                if !(s.min_deviation.is_finite() && s.min_deviation >= 0.0) {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.spike.min_deviation",
-                        format!("expected a number >= 0, got {}", s.min_deviation),
-                    ));
-                }
-                Some(s)
-            }
-            None => d.spike,
-        };
-        let rate = match self.rate {
-            Some(RawRate {
-                enabled: Some(false), ..
-            }) => None,
-            Some(raw) => {
-                let base = rate::Settings::default();
-                let s = rate::Settings {
-                    threshold: raw.threshold.unwrap_or(base.threshold),
-                    span: raw.span.unwrap_or(base.span),
-                    alpha: raw.alpha.unwrap_or(base.alpha),
-                    min_samples: raw.min_samples.unwrap_or(base.min_samples),
-                };
-                if !(s.threshold.is_finite() && s.threshold > 0.0) {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.rate.threshold",
-                        format!("expected a number above 0, got {}", s.threshold),
-                    ));
-                }
-                if s.span < 1 {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.rate.span",
-                        "expected at least 1 read, got 0",
-                    ));
-                }
-                if !(s.alpha > 0.0 && s.alpha <= 1.0) {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.rate.alpha",
-                        format!("expected a number in (0, 1], got {}", s.alpha),
-                    ));
-                }
-                Some(s)
-            }
-            None => d.rate,
-        };
-        let stuck = match self.stuck {
-            Some(RawStuck {
-                enabled: Some(false), ..
-            }) => None,
-            Some(RawStuck { reads, .. }) => {
-                let reads = reads.unwrap_or(stuck::Settings::default().reads);
-                if reads < 2 {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.stuck.reads",
-                        format!("expected at least 2 reads, got {reads}"),
-                    ));
-                }
-                Some(stuck::Settings { reads })
-            }
-            None => d.stuck,
-        };
-        let stale = match self.stale {
-            Some(RawStale {
-                enabled: Some(false), ..
-            }) => None,
-            Some(RawStale { rounds, .. }) => {
-                let rounds = rounds.unwrap_or(stale::Settings::default().rounds);
-                if rounds < 1 {
-                    return Err(ConfigError::new(
-                        origin,
-                        "analysis.stale.rounds",
-                        "expected at least 1 round, got 0",
-                    ));
-                }
-                Some(stale::Settings { rounds })
-            }
-            None => d.stale,
-        };
         Ok(AnalysisConfig {
             window,
-            ewma_alpha,
-            out_of_range,
-            spike,
-            rate,
-            stuck,
-            stale,
+            ewma_alpha: fraction(origin, "analysis.ewma_alpha", self.ewma_alpha.unwrap_or(d.ewma_alpha))?,
+            out_of_range: resolve(self.out_of_range, |raw| out_of_range::Settings::from_raw(raw, origin))?,
+            spike: resolve(self.spike, |raw| spike::Settings::from_raw(raw, origin, window))?,
+            rate: resolve(self.rate, |raw| rate::Settings::from_raw(raw, origin))?,
+            stuck: resolve(self.stuck, |raw| stuck::Settings::from_raw(raw, origin))?,
+            stale: resolve(self.stale, |raw| stale::Settings::from_raw(raw, origin))?,
         })
     }
 }

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use super::Toggle;
 use super::{Detector, Observation};
+use crate::config::{check_range, ConfigError};
 
 /// Bounds per kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,32 @@ impl Detector for OutOfRange {
     fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
         let (value, (lo, hi)) = (obs.value?, obs.range?);
         (value < lo || value > hi).then(|| format!("value {value} outside the valid range [{lo}, {hi}]"))
+    }
+}
+
+/// Raw `[analysis.out_of_range]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    enabled: Option<bool>,
+    bounds: Option<BTreeMap<String, [f64; 2]>>,
+}
+
+impl Toggle for Raw {
+    fn enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+impl Settings {
+    /// Validates `[analysis.out_of_range]`: its bounds are merged into the defaults.
+    pub(crate) fn from_raw(raw: Raw, origin: &str) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::default();
+        for (kind, pair) in raw.bounds.unwrap_or_default() {
+            let range = check_range(origin, &format!("analysis.out_of_range.bounds.{kind}"), pair)?;
+            settings.bounds.insert(kind, range);
+        }
+        Ok(settings)
     }
 }
 

@@ -15,7 +15,9 @@
 
 use std::collections::VecDeque;
 
+use super::{above_zero, fraction, Toggle};
 use super::{Detector, Observation};
+use crate::config::ConfigError;
 
 /// Residuals are clipped to this many scales before they update the running mean and scale.
 pub const CLIP: f64 = 3.0;
@@ -117,6 +119,44 @@ impl Detector for Rate {
         }
         self.recent.push_back(value);
         detail
+    }
+}
+
+/// Raw `[analysis.rate]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    enabled: Option<bool>,
+    threshold: Option<f64>,
+    span: Option<usize>,
+    alpha: Option<f64>,
+    min_samples: Option<usize>,
+}
+
+impl Toggle for Raw {
+    fn enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+impl Settings {
+    /// Validates `[analysis.rate]`.
+    pub(crate) fn from_raw(raw: Raw, origin: &str) -> Result<Settings, ConfigError> {
+        let d = Settings::default();
+        let s = Settings {
+            threshold: above_zero(origin, "analysis.rate.threshold", raw.threshold.unwrap_or(d.threshold))?,
+            span: raw.span.unwrap_or(d.span),
+            alpha: fraction(origin, "analysis.rate.alpha", raw.alpha.unwrap_or(d.alpha))?,
+            min_samples: raw.min_samples.unwrap_or(d.min_samples),
+        };
+        if s.span < 1 {
+            return Err(ConfigError::new(
+                origin,
+                "analysis.rate.span",
+                "expected at least 1 read, got 0",
+            ));
+        }
+        Ok(s)
     }
 }
 

@@ -11,7 +11,10 @@
 //! keeps the return from a spike (a big step back to normal) quiet. A reading fires only when the
 //! window holds `min_samples` values and its deviation from the median exceeds `min_deviation`.
 
+use super::{above_zero, Toggle};
 use super::{Detector, Observation};
+use crate::config::ConfigError;
+
 use crate::stats::robust_location_scale;
 
 /// Spike settings.
@@ -93,6 +96,49 @@ impl Detector for Spike {
                 self.settings.threshold
             )
         })
+    }
+}
+
+/// Raw `[analysis.spike]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    enabled: Option<bool>,
+    threshold: Option<f64>,
+    min_samples: Option<usize>,
+    min_deviation: Option<f64>,
+}
+
+impl Toggle for Raw {
+    fn enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+impl Settings {
+    /// Validates `[analysis.spike]` against the window size.
+    pub(crate) fn from_raw(raw: Raw, origin: &str, window: usize) -> Result<Settings, ConfigError> {
+        let d = Settings::default();
+        let s = Settings {
+            threshold: above_zero(origin, "analysis.spike.threshold", raw.threshold.unwrap_or(d.threshold))?,
+            min_samples: raw.min_samples.unwrap_or(d.min_samples),
+            min_deviation: raw.min_deviation.unwrap_or(d.min_deviation),
+        };
+        if s.min_samples < 3 || s.min_samples > window {
+            return Err(ConfigError::new(
+                origin,
+                "analysis.spike.min_samples",
+                format!("expected 3 to analysis.window ({window}), got {}", s.min_samples),
+            ));
+        }
+        if !(s.min_deviation.is_finite() && s.min_deviation >= 0.0) {
+            return Err(ConfigError::new(
+                origin,
+                "analysis.spike.min_deviation",
+                format!("expected a number >= 0, got {}", s.min_deviation),
+            ));
+        }
+        Ok(s)
     }
 }
 

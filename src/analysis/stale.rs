@@ -3,7 +3,9 @@
 //! A round without a reading is one where the sensor failed, timed out or was unavailable. Fires
 //! once per episode, in the round that completes it; the next reading ends the episode.
 
+use super::Toggle;
 use super::{Detector, Observation};
+use crate::config::ConfigError;
 
 /// Stale settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,35 @@ impl Detector for Stale {
         }
         self.missed = self.missed.saturating_add(1);
         (self.missed == self.settings.rounds).then(|| format!("no reading for {} rounds", self.missed))
+    }
+}
+
+/// Raw `[analysis.stale]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    enabled: Option<bool>,
+    rounds: Option<u32>,
+}
+
+impl Toggle for Raw {
+    fn enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+impl Settings {
+    /// Validates `[analysis.stale]`.
+    pub(crate) fn from_raw(raw: Raw, origin: &str) -> Result<Settings, ConfigError> {
+        let rounds = raw.rounds.unwrap_or(Settings::default().rounds);
+        if rounds < 1 {
+            return Err(ConfigError::new(
+                origin,
+                "analysis.stale.rounds",
+                "expected at least 1 round, got 0",
+            ));
+        }
+        Ok(Settings { rounds })
     }
 }
 

@@ -3,7 +3,9 @@
 //! Fires once per episode, on the read that completes the run of identical values; a different
 //! value ends the episode. Missed rounds neither extend nor end a run.
 
+use super::Toggle;
 use super::{Detector, Observation};
+use crate::config::ConfigError;
 
 /// Stuck settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,35 @@ impl Detector for Stuck {
             self.run = 1;
         }
         (self.run == self.settings.reads).then(|| format!("value {value} unchanged for {} reads", self.run))
+    }
+}
+
+/// Raw `[analysis.stuck]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    enabled: Option<bool>,
+    reads: Option<u32>,
+}
+
+impl Toggle for Raw {
+    fn enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
+impl Settings {
+    /// Validates `[analysis.stuck]`.
+    pub(crate) fn from_raw(raw: Raw, origin: &str) -> Result<Settings, ConfigError> {
+        let reads = raw.reads.unwrap_or(Settings::default().reads);
+        if reads < 2 {
+            return Err(ConfigError::new(
+                origin,
+                "analysis.stuck.reads",
+                format!("expected at least 2 reads, got {reads}"),
+            ));
+        }
+        Ok(Settings { reads })
     }
 }
 
