@@ -113,12 +113,6 @@ impl RollingWindow {
         (self.len > 0).then(|| self.values[(self.head + self.values.len() - 1) % self.values.len()])
     }
 
-    /// The values held, in no particular order.
-    pub fn values(&self) -> &[f64] {
-        // Until the window is full, values sit at 0..len; once full, every slot is a value.
-        &self.values[..self.len]
-    }
-
     /// The values held, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         let start = if self.len == self.values.len() { self.head } else { 0 };
@@ -276,12 +270,12 @@ mod tests {
         for x in [1.0, 2.0, 3.0, 4.0, 5.0] {
             w.push(x);
         }
-        let mut v = w.values().to_vec();
+        let mut v: Vec<f64> = w.iter().collect();
         v.sort_by(f64::total_cmp);
         assert_eq!(v, [3.0, 4.0, 5.0]);
         assert_eq!(w.last(), Some(5.0));
         assert_eq!(w.iter().collect::<Vec<_>>(), [3.0, 4.0, 5.0]);
-        let mut v = w.values().to_vec();
+        let mut v: Vec<f64> = w.iter().collect();
         assert_eq!(robust_location_scale(&mut v), Some((4.0, MAD_TO_SD)));
         assert_eq!(
             robust_location_scale(&mut [2.0, 2.0, 2.0, 6.0]),
