@@ -57,11 +57,15 @@ impl RunningStats {
 
 /// The last `capacity` values, oldest first, also kept in sorted order so that the robust
 /// location and scale ([`RollingWindow::robust`]) cost a few dozen operations, not a sort.
+///
+/// Values are kept as `f32` (7 significant digits, ample for judging anomalies) to halve the
+/// window's memory, the largest part of the per-sensor analysis state; the running statistics
+/// ([`RunningStats`]) stay in `f64`.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
-    values: Box<[f64]>,
+    values: Box<[f32]>,
     /// The same values, ascending (the first `len` slots).
-    sorted: Box<[f64]>,
+    sorted: Box<[f32]>,
     /// Index of the oldest value once full; the next write position.
     head: usize,
     len: usize,
@@ -81,6 +85,7 @@ impl RollingWindow {
 
     /// Adds a value, dropping the oldest when full.
     pub fn push(&mut self, x: f64) {
+        let x = x as f32;
         let capacity = self.values.len();
         if self.len == capacity {
             let oldest = self.values[self.head];
@@ -110,13 +115,13 @@ impl RollingWindow {
 
     /// The most recent value.
     pub fn last(&self) -> Option<f64> {
-        (self.len > 0).then(|| self.values[(self.head + self.values.len() - 1) % self.values.len()])
+        (self.len > 0).then(|| f64::from(self.values[(self.head + self.values.len() - 1) % self.values.len()]))
     }
 
     /// The values held, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         let start = if self.len == self.values.len() { self.head } else { 0 };
-        (0..self.len).map(move |i| self.values[(start + i) % self.values.len()])
+        (0..self.len).map(move |i| f64::from(self.values[(start + i) % self.values.len()]))
     }
 }
 
@@ -125,28 +130,30 @@ impl RollingWindow {
     /// sorted values: the median directly, the MAD by merging the deviations below and above it
     /// (both already in order). `None` when empty.
     pub fn robust(&self) -> Option<(f64, f64)> {
-        let s = &self.sorted[..self.len];
-        let n = s.len();
+        let sorted = &self.sorted[..self.len];
+        let s = |i: usize| f64::from(sorted[i]);
+        let n = sorted.len();
         if n == 0 {
             return None;
         }
         let median = if n % 2 == 1 {
-            s[n / 2]
+            s(n / 2)
         } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2.0
+            (s(n / 2 - 1) + s(n / 2)) / 2.0
         };
-        let (mut left, mut right) = (s.partition_point(|&v| v < median), 0);
-        right += left;
+        // Deviations below the median are taken from `left` downwards, those above from `right`.
+        let mut left = sorted.partition_point(|&v| f64::from(v) < median);
+        let mut right = left;
         let (mut previous, mut current) = (0.0, 0.0);
         for _ in 0..=n / 2 {
-            let take_left = left > 0 && (right == n || median - s[left - 1] <= s[right] - median);
+            let take_left = left > 0 && (right == n || median - s(left - 1) <= s(right) - median);
             previous = current;
             current = if take_left {
                 left -= 1;
-                median - s[left]
+                median - s(left)
             } else {
                 right += 1;
-                s[right - 1] - median
+                s(right - 1) - median
             };
         }
         let mad = if n % 2 == 1 {
@@ -157,7 +164,7 @@ impl RollingWindow {
         let scale = if mad > 0.0 {
             MAD_TO_SD * mad
         } else {
-            MEAN_AD_TO_SD * s.iter().map(|v| (v - median).abs()).sum::<f64>() / n as f64
+            MEAN_AD_TO_SD * (0..n).map(|i| (s(i) - median).abs()).sum::<f64>() / n as f64
         };
         Some((median, scale))
     }
@@ -301,8 +308,8 @@ mod tests {
                 let ((m1, s1), (m2, s2)) = (w.robust().unwrap(), robust_location_scale(&mut naive).unwrap());
                 assert_eq!(m1, m2, "capacity {capacity}");
                 assert!((s1 - s2).abs() <= 1e-12 * s2.abs(), "capacity {capacity}: {s1} vs {s2}");
-                let mut sorted = w.iter().collect::<Vec<_>>();
-                sorted.sort_by(f64::total_cmp);
+                let mut sorted = w.iter().map(|v| v as f32).collect::<Vec<_>>();
+                sorted.sort_by(f32::total_cmp);
                 assert_eq!(&w.sorted[..w.len], &sorted[..]);
             }
         }
