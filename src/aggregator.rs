@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, Context, Handler, MessageResult};
 use chrono::Utc;
 use hdrhistogram::Histogram;
 
@@ -19,7 +19,7 @@ use crate::analysis::{AnalysisConfig, Detector, DetectorKind, Observation};
 use crate::config::SensorSpec;
 use crate::messages::{EventKind, Finish, Outcome, RoundReport, SupervisionEvent};
 use crate::report::{
-    rfc3339, AnomalyLine, EventLine, OutputError, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
+    rfc3339, AnomalyLine, EventLine, Finished, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
     SensorSummary, Summary,
 };
 use crate::stats::{Ewma, RollingWindow, RunningStats};
@@ -57,8 +57,6 @@ pub struct Aggregator {
     events: BTreeMap<EventKind, u64>,
     /// Where the lines go; `None` without `--out`. Dropped (and so closed) with the actor.
     outputs: Option<Outputs>,
-    /// The first output error; writing stops there and [`Finish`] reports it.
-    output_error: Option<OutputError>,
     /// Wall-clock start of the run, for `process.wall_seconds`.
     started: std::time::Instant,
     /// CPU time used before the run started (by a launcher that exec'd this process, or by
@@ -100,22 +98,9 @@ impl Aggregator {
             anomalies: BTreeMap::new(),
             events: BTreeMap::new(),
             outputs,
-            output_error: None,
             started: std::time::Instant::now(),
             cpu_before: ProcessStats::measure().cpu_seconds,
             scratch: Vec::new(),
-        }
-    }
-
-    fn write(&mut self, f: impl FnOnce(&mut Outputs) -> Result<(), OutputError>) {
-        if self.output_error.is_some() {
-            return;
-        }
-        if let Some(outputs) = self.outputs.as_mut() {
-            if let Err(e) = f(outputs) {
-                log::error!("{e}; no further output is written");
-                self.output_error = Some(e);
-            }
         }
     }
 
@@ -164,8 +149,7 @@ impl Handler<RoundReport> for Aggregator {
         let mut counts = ReadCounts::default();
         let mut found = 0u64;
         let round_time = Utc::now();
-        let mut outputs = self.outputs.take();
-        let mut output_error = None;
+        let outputs = &mut self.outputs;
         for (track, outcome) in self.tracks.iter_mut().zip(&report.outcomes) {
             counts.requested += 1;
             let reading = match outcome {
@@ -191,7 +175,7 @@ impl Handler<RoundReport> for Aggregator {
             let value = reading.map(|r| r.value);
             // Formatted only for a line that is written: most reads write none.
             let timestamp = || reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
-            if let (Some(r), Some(out), None) = (reading, outputs.as_mut(), &output_error) {
+            if let (Some(r), Some(out)) = (reading, outputs.as_mut()) {
                 let line = ReadingLine {
                     round,
                     sensor: &track.id,
@@ -203,7 +187,7 @@ impl Handler<RoundReport> for Aggregator {
                     source_row: r.source_row,
                     source_time: r.source_time.as_deref(),
                 };
-                output_error = out.reading(&line).err();
+                out.reading(&line);
             }
             let mut obs = Observation {
                 round,
@@ -218,7 +202,7 @@ impl Handler<RoundReport> for Aggregator {
                     track.anomalies += 1;
                     *self.anomalies.entry(*kind).or_default() += 1;
                     log::debug!("round {round}: {} {}: {detail}", track.id, kind.as_str());
-                    if let (Some(out), None) = (outputs.as_mut(), &output_error) {
+                    if let Some(out) = outputs.as_mut() {
                         let line = AnomalyLine {
                             round,
                             sensor: &track.id,
@@ -228,7 +212,7 @@ impl Handler<RoundReport> for Aggregator {
                             detail,
                             source_row: reading.and_then(|r| r.source_row),
                         };
-                        output_error = out.anomaly(&line).err();
+                        out.anomaly(&line);
                     }
                 }
             }
@@ -239,12 +223,9 @@ impl Handler<RoundReport> for Aggregator {
                 track.last = Some(v);
             }
         }
-        self.outputs = outputs;
-        if let Some(e) = output_error {
-            log::error!("{e}; no further output is written");
-            self.output_error.get_or_insert(e);
+        if let Some(out) = self.outputs.as_mut() {
+            out.flush();
         }
-        self.write(Outputs::flush);
         self.reads.requested += counts.requested;
         self.reads.ok += counts.ok;
         self.reads.failed += counts.failed;
@@ -278,17 +259,14 @@ impl Handler<SupervisionEvent> for Aggregator {
             delay_ms: event.delay.map(|d| d.as_millis() as u64),
             restarts: event.restarts,
         };
-        if let Some(outputs) = self.outputs.as_mut().filter(|_| self.output_error.is_none()) {
-            if let Err(e) = outputs.event(&line) {
-                log::error!("{e}; no further output is written");
-                self.output_error = Some(e);
-            }
+        if let Some(outputs) = self.outputs.as_mut() {
+            outputs.event(&line);
         }
     }
 }
 
 impl Handler<Finish> for Aggregator {
-    type Result = Result<Summary, OutputError>;
+    type Result = MessageResult<Finish>;
 
     fn handle(&mut self, finish: Finish, _ctx: &mut Context<Self>) -> Self::Result {
         let sensors = self
@@ -328,11 +306,7 @@ impl Handler<Finish> for Aggregator {
             sensors,
             process: self.process(),
         };
-        let summary_ref = &summary;
-        self.write(|o| o.finish(summary_ref));
-        match self.output_error.take() {
-            Some(e) => Err(e),
-            None => Ok(summary),
-        }
+        let output_error = self.outputs.as_mut().and_then(|outputs| outputs.finish(&summary).err());
+        MessageResult(Finished { summary, output_error })
     }
 }

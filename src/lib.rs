@@ -51,9 +51,19 @@ use supervisor::SensorSupervisor;
 /// A run that could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// An output file could not be written.
+    /// The output folder or files could not be created: nothing was collected.
     #[error(transparent)]
-    Output(#[from] OutputError),
+    Setup(OutputError),
+    /// An output file could not be written during the run. Collection went on; the summary is
+    /// complete, but the files stop at the failed write.
+    #[error("an output file could not be written")]
+    Output {
+        /// The first write error.
+        #[source]
+        source: OutputError,
+        /// The run's summary.
+        summary: Box<Summary>,
+    },
     /// The actor system stopped before the run could report.
     #[error("the actor system stopped before the run finished")]
     Interrupted,
@@ -79,7 +89,7 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         humantime::format_duration(config.collection.read_timeout)
     );
     let outputs = match &options.out {
-        Some(dir) => Some(Outputs::create(dir)?),
+        Some(dir) => Some(Outputs::create(dir).map_err(RunError::Setup)?),
         None => None,
     };
     // One thread: everything here. More: analysis and output get an arbiter of their own, where
@@ -131,5 +141,12 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     for arbiter in arbiters.iter().chain(analysis_arbiter.as_ref()) {
         arbiter.stop();
     }
-    Ok(result.map_err(|_| RunError::Interrupted)??)
+    let finished = result.map_err(|_| RunError::Interrupted)?;
+    match finished.output_error {
+        None => Ok(finished.summary),
+        Some(source) => Err(RunError::Output {
+            source,
+            summary: Box::new(finished.summary),
+        }),
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use sensor_actors::{run, Config, RunOptions};
+use sensor_actors::{run, Config, RunError, RunOptions};
 use std::error::Error as _;
 
 /// The binary allocates through mimalloc: the read path makes a few small allocations per read,
@@ -179,12 +179,20 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
     let config = configure(&args).map_err(|e| Failure::Usage(e.into()))?;
     let options = RunOptions { out: args.out.clone() };
     let system = actix_rt::System::new();
-    let summary = system
-        .block_on(run(config, options, shutdown_signal()))
-        .context("run failed")
-        .map_err(Failure::Runtime)?;
-    print!("{}", summary.render_table());
-    Ok(())
+    match system.block_on(run(config, options, shutdown_signal())) {
+        Ok(summary) => {
+            print!("{}", summary.render_table());
+            Ok(())
+        }
+        // What was collected is still reported; the exit code says the files are incomplete.
+        Err(RunError::Output { source, summary }) => {
+            print!("{}", summary.render_table());
+            Err(Failure::Runtime(
+                anyhow::Error::new(source).context("writing the outputs failed"),
+            ))
+        }
+        Err(e) => Err(Failure::Runtime(anyhow::Error::new(e).context("run failed"))),
+    }
 }
 
 fn bench_command(args: BenchArgs) -> Result<(), Failure> {

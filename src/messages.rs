@@ -11,7 +11,6 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 
 use crate::driver::{ReadError, Sample};
-use crate::report::Summary;
 
 /// Asks a sensor for one reading, on behalf of round `round`.
 #[derive(Debug, Clone, Copy, Message)]
@@ -241,7 +240,7 @@ pub struct StopSensor;
 
 /// Asks the aggregator for the final summary and to flush every output.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Summary, crate::report::OutputError>")]
+#[rtype(result = "crate::report::Finished")]
 pub struct Finish {
     /// The run's seed.
     pub seed: u64,

@@ -14,13 +14,23 @@ use serde::{Deserialize, Serialize};
 
 /// An output file could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}", path.display())]
 pub struct OutputError {
     /// The file or folder.
     pub path: PathBuf,
     /// The I/O error.
     #[source]
     pub source: std::io::Error,
+}
+
+/// What the aggregator hands back at the end of a run: the summary, and the first output error
+/// if a file could not be written (collection went on regardless).
+#[derive(Debug)]
+pub struct Finished {
+    /// The complete summary.
+    pub summary: Summary,
+    /// The first write error of the run, if any.
+    pub output_error: Option<OutputError>,
 }
 
 /// The final report of a run, written as `summary.json`.
@@ -218,10 +228,12 @@ impl Summary {
     }
 }
 
-/// A JSON Lines file being written.
+/// A JSON Lines file being written. After a failed write or flush it writes nothing more (a
+/// partial line is never followed by more lines).
 struct JsonLines {
     path: PathBuf,
     writer: BufWriter<File>,
+    failed: bool,
 }
 
 impl JsonLines {
@@ -233,23 +245,37 @@ impl JsonLines {
         Ok(JsonLines {
             path,
             writer: BufWriter::with_capacity(1 << 16, file),
+            failed: false,
+        })
+    }
+
+    /// Runs `io` on the writer unless the file already failed; a failure is reported once.
+    fn attempt(&mut self, io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), OutputError> {
+        if self.failed {
+            return Ok(());
+        }
+        io(&mut self.writer).map_err(|source| {
+            self.failed = true;
+            log::error!(
+                "{}: {source}; nothing more is written to this file",
+                self.path.display()
+            );
+            OutputError {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
-        let err = |source| OutputError {
-            path: self.path.clone(),
-            source,
-        };
-        serde_json::to_writer(&mut self.writer, line).map_err(|e| err(e.into()))?;
-        self.writer.write_all(b"\n").map_err(err)
+        self.attempt(|w| {
+            serde_json::to_writer(&mut *w, line)?;
+            w.write_all(b"\n")
+        })
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {
-        self.writer.flush().map_err(|source| OutputError {
-            path: self.path.clone(),
-            source,
-        })
+        self.attempt(|w| w.flush())
     }
 }
 
@@ -259,6 +285,8 @@ pub struct Outputs {
     readings: JsonLines,
     anomalies: JsonLines,
     events: JsonLines,
+    /// The first write error of the run, reported when it ends.
+    error: Option<OutputError>,
 }
 
 /// One line of `readings.jsonl`.
@@ -338,42 +366,55 @@ impl Outputs {
             readings: JsonLines::create(dir.join("readings.jsonl"))?,
             anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
             events: JsonLines::create(dir.join("events.jsonl"))?,
+            error: None,
         })
     }
 
+    /// Keeps the first error of the run; the run goes on collecting and the other files go on.
+    fn note(&mut self, result: Result<(), OutputError>) {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+
     /// Appends a reading.
-    pub fn reading(&mut self, line: &ReadingLine<'_>) -> Result<(), OutputError> {
-        self.readings.write(line)
+    pub fn reading(&mut self, line: &ReadingLine<'_>) {
+        let result = self.readings.write(line);
+        self.note(result);
     }
 
     /// Appends an anomaly.
-    pub fn anomaly(&mut self, line: &AnomalyLine<'_>) -> Result<(), OutputError> {
-        self.anomalies.write(line)
+    pub fn anomaly(&mut self, line: &AnomalyLine<'_>) {
+        let result = self.anomalies.write(line);
+        self.note(result);
     }
 
     /// Appends a supervision event.
-    pub fn event(&mut self, line: &EventLine<'_>) -> Result<(), OutputError> {
-        self.events.write(line)
+    pub fn event(&mut self, line: &EventLine<'_>) {
+        let result = self.events.write(line);
+        self.note(result);
     }
 
-    /// Flushes the three line files.
-    pub fn flush(&mut self) -> Result<(), OutputError> {
-        self.readings.flush()?;
-        self.anomalies.flush()?;
-        self.events.flush()
+    /// Flushes the three line files (after every round).
+    pub fn flush(&mut self) {
+        for result in [self.readings.flush(), self.anomalies.flush(), self.events.flush()] {
+            self.note(result);
+        }
     }
 
-    /// Flushes everything and writes `summary.json`.
+    /// Flushes everything, writes `summary.json`, and returns the first error of the run, if any.
     pub fn finish(&mut self, summary: &Summary) -> Result<(), OutputError> {
-        self.flush()?;
+        self.flush();
         let path = self.dir.join("summary.json");
-        let err = |source| OutputError {
-            path: path.clone(),
-            source,
-        };
-        let mut text = serde_json::to_vec_pretty(summary).map_err(|e| err(e.into()))?;
-        text.push(b'\n');
-        std::fs::write(&path, text).map_err(err)
+        let written = serde_json::to_vec_pretty(summary)
+            .map_err(std::io::Error::from)
+            .and_then(|mut text| {
+                text.push(b'\n');
+                std::fs::write(&path, text)
+            })
+            .map_err(|source| OutputError { path, source });
+        self.note(written);
+        self.error.take().map_or(Ok(()), Err)
     }
 }
 

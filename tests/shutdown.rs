@@ -45,3 +45,34 @@ async fn shutdown_settles_the_round_in_flight_and_flushes() {
     assert_eq!(written.reads, summary.reads);
     assert_eq!(written.rounds, 3);
 }
+
+/// A write that fails mid-run (here `readings.jsonl` is `/dev/full`, a disk with no space):
+/// collection goes on, the run ends with an output error that carries the complete summary, and
+/// the other files, `summary.json` included, are still written.
+#[cfg(target_os = "linux")]
+#[actix_rt::test]
+async fn a_failing_output_keeps_the_summary() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("readings.jsonl")).unwrap();
+    let config = Config::from_toml_str(
+        "[collection]\nrounds = 3\ninterval = \"1s\"\nseed = 1\n[[sensors]]\ncount = 2\nlatency = [\"10ms\", \"10ms\"]\nerror_rate = 0.0\n",
+        "full.toml",
+    )
+    .unwrap();
+    let options = RunOptions {
+        out: Some(dir.path().to_path_buf()),
+    };
+    match run(config, options, std::future::pending()).await {
+        Err(sensor_actors::RunError::Output { source, summary }) => {
+            assert!(source.to_string().contains("readings.jsonl"), "{source}");
+            assert_eq!((summary.rounds, summary.reads.ok), (3, 6));
+        }
+        other => panic!("expected an output error, got {other:?}"),
+    }
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 2);
+    let written: sensor_actors::Summary =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written.reads.ok, 6);
+}

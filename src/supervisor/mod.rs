@@ -27,7 +27,7 @@ use crate::messages::{
     Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, Shutdown,
     StopGroup, SupervisionEvent,
 };
-use crate::report::{OutputError, Summary};
+use crate::report::Finished;
 
 /// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
 pub const BACKOFF_JITTER: f64 = 0.2;
@@ -145,7 +145,7 @@ pub struct SensorSupervisor {
     in_flight: bool,
     stopping: bool,
     /// Where the summary goes when the run ends; taken once.
-    done: Option<oneshot::Sender<Result<Summary, OutputError>>>,
+    done: Option<oneshot::Sender<Finished>>,
 }
 
 impl SensorSupervisor {
@@ -158,7 +158,7 @@ impl SensorSupervisor {
         seed: u64,
         aggregator: Addr<Aggregator>,
         arbiters: Vec<ArbiterHandle>,
-        done: oneshot::Sender<Result<Summary, OutputError>>,
+        done: oneshot::Sender<Finished>,
     ) -> Self {
         SensorSupervisor {
             schedule: Schedule::new(collection.interval),
@@ -379,17 +379,16 @@ impl SensorSupervisor {
                 .await
         };
         ctx.spawn(report.into_actor(self).map(|reply, act, ctx| {
-            let result = reply.unwrap_or_else(|e| {
-                Err(OutputError {
-                    path: "aggregator".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
             for group in &act.groups {
                 group.addr.do_send(StopGroup);
             }
-            if let Some(done) = act.done.take() {
-                let _ = done.send(result);
+            match (reply, act.done.take()) {
+                (Ok(finished), Some(done)) => {
+                    let _ = done.send(finished);
+                }
+                // Dropping `done` tells `run` the summary is lost.
+                (Err(e), _) => log::error!("the aggregator did not report: {e}"),
+                (Ok(_), None) => {}
             }
             ctx.stop();
         }));
