@@ -213,3 +213,35 @@ async fn offline_answers_are_unavailable() {
         ]
     );
 }
+
+/// `max_in_flight = 2` over six sensors of 100 ms (the last one 300 ms) with a 250 ms deadline:
+/// reads go out two at a time as earlier ones settle (at 0, 100 and 200 ms), and each read's
+/// deadline runs from its own send, so the fifth read (sent at 200 ms, done at 300 ms) is `ok`
+/// although the round is past 250 ms, and the sixth times out at 450 ms, when the round ends.
+#[actix_rt::test]
+async fn max_in_flight_caps_concurrent_reads_with_per_read_deadlines() {
+    tokio::time::pause();
+    let script = Scripted::new(|i, round| Step::ok(ms(if i == 5 { 300 } else { 100 }), round as f64));
+    let mut config = config(
+        6,
+        "rounds = 1\ninterval = \"1s\"\nread_timeout = \"250ms\"\nmax_in_flight = 2\nseed = 1",
+        "",
+    );
+    script.install(&mut config);
+    let t0 = Instant::now();
+    let summary = run_to_end(config, None).await;
+    let starts: Vec<Duration> = (0..6).map(|i| script.start_offsets(i, t0)[0].1).collect();
+    for (i, expected) in [0, 0, 100, 100, 200, 200].into_iter().enumerate() {
+        // Each wave waits for the previous one's answers, which the paused clock may deliver up
+        // to a timer tick late, and the lateness adds up over the waves.
+        let tolerance = ms(expected / 100 + 1);
+        assert!(
+            starts[i] >= ms(expected) && starts[i] <= ms(expected) + tolerance,
+            "sensor {i} started at {:?}, expected {expected} ms",
+            starts[i]
+        );
+    }
+    assert_eq!((summary.reads.ok, summary.reads.timed_out), (5, 1));
+    let wall = Duration::from_secs_f64(summary.round_ms.max / 1000.0);
+    assert!(wall >= ms(450) && wall <= ms(453), "round took {wall:?}");
+}
