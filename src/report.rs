@@ -168,7 +168,8 @@ fn peak_rss_from_proc() -> Option<u64> {
 }
 
 impl Summary {
-    /// Writes the summary as an aligned text table, as printed at the end of a run.
+    /// Writes the summary as an aligned text table, as printed at the end of a run: every sensor
+    /// up to [`TABLE_ROWS`], else only the notable ones.
     pub fn render_table(&self) -> String {
         let mut out = String::new();
         let r = &self.reads;
@@ -202,14 +203,22 @@ impl Summary {
             self.process.cpu_seconds,
             self.process.wall_seconds
         );
-        let width = self.sensors.iter().map(|s| s.id.len()).max().unwrap_or(2).max(6);
+        // A large run lists only the sensors worth a look (not running, restarted, or with
+        // anomalies), up to a screenful; summary.json always has every sensor.
+        let notable = |s: &&SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
+        let shown: Vec<&SensorSummary> = if self.sensors.len() <= TABLE_ROWS {
+            self.sensors.iter().collect()
+        } else {
+            self.sensors.iter().filter(notable).take(TABLE_ROWS).collect()
+        };
+        let width = shown.iter().map(|s| s.id.len()).max().unwrap_or(2).max(6);
         let _ = writeln!(
             out,
             "{:<width$}  {:<11} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
             "sensor", "state", "restarts", "count", "min", "max", "mean", "stddev", "anomalies"
         );
         let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-        for s in &self.sensors {
+        for s in &shown {
             let _ = writeln!(
                 out,
                 "{:<width$}  {:<11} {:>8} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
@@ -224,9 +233,21 @@ impl Summary {
                 s.anomalies
             );
         }
+        if shown.len() < self.sensors.len() {
+            let quiet = self.sensors.len() - self.sensors.iter().filter(notable).count();
+            let _ = writeln!(
+                out,
+                "({} of {} sensors listed: those not running, restarted or with anomalies; {quiet} ran quietly; summary.json has them all)",
+                shown.len(),
+                self.sensors.len()
+            );
+        }
         out
     }
 }
+
+/// Sensors the summary table lists in full; above this it lists only the notable ones.
+pub const TABLE_ROWS: usize = 50;
 
 /// A JSON Lines file being written. After a failed write or flush it writes nothing more (a
 /// partial line is never followed by more lines).
@@ -421,4 +442,64 @@ impl Outputs {
 /// Formats a timestamp as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(i: usize, state: &str, restarts: u32) -> SensorSummary {
+        SensorSummary {
+            id: format!("t-{i}"),
+            kind: "temperature".into(),
+            unit: "C".into(),
+            state: state.into(),
+            restarts,
+            count: 3,
+            min: Some(1.0),
+            max: Some(2.0),
+            mean: Some(1.5),
+            stddev: Some(0.5),
+            ewma: Some(1.5),
+            last: Some(2.0),
+            anomalies: 0,
+        }
+    }
+
+    fn summary(sensors: Vec<SensorSummary>) -> Summary {
+        Summary {
+            rounds: 3,
+            skipped_rounds: 0,
+            reads: ReadCounts::default(),
+            restarts: 0,
+            round_ms: Percentiles::default(),
+            read_latency_ms: Percentiles::default(),
+            anomalies: BTreeMap::new(),
+            events: BTreeMap::new(),
+            seed: 1,
+            sensors,
+            process: ProcessStats::default(),
+        }
+    }
+
+    #[test]
+    fn table_lists_every_sensor_of_a_small_run() {
+        let table = summary((0..TABLE_ROWS).map(|i| sensor(i, "running", 0)).collect()).render_table();
+        assert_eq!(table.lines().filter(|l| l.starts_with("t-")).count(), TABLE_ROWS);
+    }
+
+    #[test]
+    fn table_of_a_large_run_lists_the_notable_sensors() {
+        let mut sensors: Vec<SensorSummary> = (0..500).map(|i| sensor(i, "running", 0)).collect();
+        sensors[7] = sensor(7, "given_up", 5);
+        sensors[300] = sensor(300, "running", 1);
+        let table = summary(sensors).render_table();
+        let listed: Vec<&str> = table.lines().filter(|l| l.starts_with("t-")).collect();
+        assert_eq!(listed.len(), 2);
+        assert!(
+            listed[0].starts_with("t-7 ") && listed[1].starts_with("t-300 "),
+            "{table}"
+        );
+        assert!(table.ends_with("(2 of 500 sensors listed: those not running, restarted or with anomalies; 498 ran quietly; summary.json has them all)\n"));
+    }
 }
