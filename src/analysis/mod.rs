@@ -17,8 +17,9 @@ pub mod stuck;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{from_table, ConfigError};
 use crate::stats::RollingWindow;
+use serde::de::DeserializeOwned;
 
 /// What a detector sees of one sensor in one round.
 #[derive(Debug)]
@@ -148,30 +149,44 @@ impl AnalysisConfig {
 pub(crate) struct RawAnalysis {
     window: Option<usize>,
     ewma_alpha: Option<f64>,
-    out_of_range: Option<out_of_range::Raw>,
-    spike: Option<spike::Raw>,
-    rate: Option<rate::Raw>,
-    stuck: Option<stuck::Raw>,
-    stale: Option<stale::Raw>,
+    out_of_range: Option<toml::Table>,
+    spike: Option<toml::Table>,
+    rate: Option<toml::Table>,
+    stuck: Option<toml::Table>,
+    stale: Option<toml::Table>,
 }
 
-/// A detector's raw table, which may say `enabled = false`.
-trait Toggle {
-    /// Whether the table leaves the detector on.
-    fn enabled(&self) -> bool;
-}
-
-/// Resolves one detector's table: absent gives the defaults, `enabled = false` gives `None`,
-/// anything else is validated by `validate`.
-fn resolve<R: Toggle, S: Default>(
-    raw: Option<R>,
+/// Resolves the table of detector `name`: absent gives the defaults; otherwise `enabled`
+/// (default true) is taken out, the rest is parsed into the detector's raw settings (unknown keys
+/// rejected) and validated by `validate`, and `enabled = false` gives `None`.
+fn resolve<R: DeserializeOwned, S: Default>(
+    table: Option<toml::Table>,
+    origin: &str,
+    name: &str,
     validate: impl FnOnce(R) -> Result<S, ConfigError>,
 ) -> Result<Option<S>, ConfigError> {
-    match raw {
-        None => Ok(Some(S::default())),
-        Some(raw) if !raw.enabled() => Ok(None),
-        Some(raw) => validate(raw).map(Some),
-    }
+    let Some(mut table) = table else {
+        return Ok(Some(S::default()));
+    };
+    let enabled = match table.remove("enabled") {
+        None => true,
+        Some(toml::Value::Boolean(enabled)) => enabled,
+        Some(other) => {
+            return Err(ConfigError::new(
+                origin,
+                format!("analysis.{name}.enabled"),
+                format!("expected true or false, got {other}"),
+            ))
+        }
+    };
+    let raw = from_table(table, origin, &format!("analysis.{name}")).map_err(|mut e| {
+        if e.message.starts_with("unknown field") {
+            e.message.push_str(", or `enabled`");
+        }
+        e
+    })?;
+    let settings = validate(raw)?;
+    Ok(enabled.then_some(settings))
 }
 
 /// Checks a finite number above zero.
@@ -214,11 +229,19 @@ impl RawAnalysis {
         Ok(AnalysisConfig {
             window,
             ewma_alpha: fraction(origin, "analysis.ewma_alpha", self.ewma_alpha.unwrap_or(d.ewma_alpha))?,
-            out_of_range: resolve(self.out_of_range, |raw| out_of_range::Settings::from_raw(raw, origin))?,
-            spike: resolve(self.spike, |raw| spike::Settings::from_raw(raw, origin, window))?,
-            rate: resolve(self.rate, |raw| rate::Settings::from_raw(raw, origin))?,
-            stuck: resolve(self.stuck, |raw| stuck::Settings::from_raw(raw, origin))?,
-            stale: resolve(self.stale, |raw| stale::Settings::from_raw(raw, origin))?,
+            out_of_range: resolve(self.out_of_range, origin, "out_of_range", |raw| {
+                out_of_range::Settings::from_raw(raw, origin)
+            })?,
+            spike: resolve(self.spike, origin, "spike", |raw| {
+                spike::Settings::from_raw(raw, origin, window)
+            })?,
+            rate: resolve(self.rate, origin, "rate", |raw| rate::Settings::from_raw(raw, origin))?,
+            stuck: resolve(self.stuck, origin, "stuck", |raw| {
+                stuck::Settings::from_raw(raw, origin)
+            })?,
+            stale: resolve(self.stale, origin, "stale", |raw| {
+                stale::Settings::from_raw(raw, origin)
+            })?,
         })
     }
 }
@@ -281,6 +304,23 @@ mod tests {
         let built = AnalysisConfig::default().build();
         let kinds: Vec<_> = built.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, DetectorKind::ALL);
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_name_the_detector() {
+        let parse = |t: &str| raw(t).validate("c.toml").unwrap_err().to_string();
+        assert_eq!(
+            parse("spike = { enabld = false }"),
+            "c.toml: analysis.spike.enabld: unknown field `enabld`, expected one of `threshold`, `min_samples`, `min_deviation`, or `enabled`"
+        );
+        assert_eq!(
+            parse("stale = { enabled = 1 }"),
+            "c.toml: analysis.stale.enabled: expected true or false, got 1"
+        );
+    }
+
+    fn raw(text: &str) -> RawAnalysis {
+        toml::from_str(text).unwrap()
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use super::Toggle;
 use super::{Detector, Observation};
 use crate::config::{check_range, ConfigError};
 
@@ -55,14 +54,7 @@ impl Detector for OutOfRange {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    enabled: Option<bool>,
     bounds: Option<BTreeMap<String, [f64; 2]>>,
-}
-
-impl Toggle for Raw {
-    fn enabled(&self) -> bool {
-        self.enabled != Some(false)
-    }
 }
 
 impl Settings {

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use super::{above_zero, fraction, Toggle};
+use super::{above_zero, fraction};
 use super::{Detector, Observation};
 use crate::config::ConfigError;
 
@@ -126,17 +126,10 @@ impl Detector for Rate {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    enabled: Option<bool>,
     threshold: Option<f64>,
     span: Option<usize>,
     alpha: Option<f64>,
     min_samples: Option<usize>,
-}
-
-impl Toggle for Raw {
-    fn enabled(&self) -> bool {
-        self.enabled != Some(false)
-    }
 }
 
 impl Settings {

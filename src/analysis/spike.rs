@@ -11,7 +11,7 @@
 //! keeps the return from a spike (a big step back to normal) quiet. A reading fires only when the
 //! window holds `min_samples` values and its deviation from the median exceeds `min_deviation`.
 
-use super::{above_zero, Toggle};
+use super::above_zero;
 use super::{Detector, Observation};
 use crate::config::ConfigError;
 
@@ -103,16 +103,9 @@ impl Detector for Spike {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    enabled: Option<bool>,
     threshold: Option<f64>,
     min_samples: Option<usize>,
     min_deviation: Option<f64>,
-}
-
-impl Toggle for Raw {
-    fn enabled(&self) -> bool {
-        self.enabled != Some(false)
-    }
 }
 
 impl Settings {

@@ -3,7 +3,6 @@
 //! A round without a reading is one where the sensor failed, timed out or was unavailable. Fires
 //! once per episode, in the round that completes it; the next reading ends the episode.
 
-use super::Toggle;
 use super::{Detector, Observation};
 use crate::config::ConfigError;
 
@@ -49,14 +48,7 @@ impl Detector for Stale {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    enabled: Option<bool>,
     rounds: Option<u32>,
-}
-
-impl Toggle for Raw {
-    fn enabled(&self) -> bool {
-        self.enabled != Some(false)
-    }
 }
 
 impl Settings {

@@ -3,7 +3,6 @@
 //! Fires once per episode, on the read that completes the run of identical values; a different
 //! value ends the episode. Missed rounds neither extend nor end a run.
 
-use super::Toggle;
 use super::{Detector, Observation};
 use crate::config::ConfigError;
 
@@ -56,14 +55,7 @@ impl Detector for Stuck {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    enabled: Option<bool>,
     reads: Option<u32>,
-}
-
-impl Toggle for Raw {
-    fn enabled(&self) -> bool {
-        self.enabled != Some(false)
-    }
 }
 
 impl Settings {
