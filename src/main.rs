@@ -152,7 +152,8 @@ fn usage_line(e: &clap::Error) -> String {
 
 fn check(file: &std::path::Path) -> Result<(), Failure> {
     let config = Config::load(file).map_err(|e| Failure::Usage(e.into()))?;
-    println!("{}: ok, {} sensors", file.display(), config.sensors.len());
+    let n = config.sensors.len();
+    println!("{}: ok, {n} sensor{}", file.display(), if n == 1 { "" } else { "s" });
     Ok(())
 }
 
