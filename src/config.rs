@@ -307,19 +307,31 @@ impl Config {
 
     /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
     pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
-        let c = &self.collection;
-        if c.read_timeout.is_zero() {
+        self.collection
+            .check(origin, |key| format!("--{}", key.replace('_', "-")))
+    }
+}
+
+impl CollectionConfig {
+    /// The rules no single key's parser checks; `field` spells a key the way the input does
+    /// (`collection.rounds` in a file, `--rounds` on the command line).
+    fn check(&self, origin: &str, field: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.read_timeout.is_zero() {
             return Err(ConfigError::new(
                 origin,
-                "--read-timeout",
+                field("read_timeout"),
                 "expected a duration above 0s",
             ));
         }
-        if c.rounds == Some(0) {
-            return Err(ConfigError::new(origin, "--rounds", "expected at least 1 round"));
+        if self.rounds == Some(0) {
+            return Err(ConfigError::new(origin, field("rounds"), "expected at least 1 round"));
         }
-        if c.duration.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::new(origin, "--duration", "expected a duration above 0s"));
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                origin,
+                field("duration"),
+                "expected a duration above 0s",
+            ));
         }
         Ok(())
     }
@@ -591,41 +603,19 @@ impl RawCollection {
             None => Ok(default),
         };
         let d = CollectionConfig::default();
-        let interval = dur("interval", &self.interval, d.interval)?;
-        let read_timeout = dur("read_timeout", &self.read_timeout, d.read_timeout)?;
-        if read_timeout.is_zero() {
-            return Err(ConfigError::new(
-                origin,
-                "collection.read_timeout",
-                "expected a duration above 0s",
-            ));
-        }
-        let duration = match &self.duration {
-            Some(s) => Some(parse_duration(origin, "collection.duration", s)?),
-            None => None,
-        };
-        if self.rounds == Some(0) {
-            return Err(ConfigError::new(
-                origin,
-                "collection.rounds",
-                "expected at least 1 round",
-            ));
-        }
-        if duration.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::new(
-                origin,
-                "collection.duration",
-                "expected a duration above 0s",
-            ));
-        }
-        Ok(CollectionConfig {
-            interval,
-            read_timeout,
+        let collection = CollectionConfig {
+            interval: dur("interval", &self.interval, d.interval)?,
+            read_timeout: dur("read_timeout", &self.read_timeout, d.read_timeout)?,
             rounds: self.rounds,
-            duration,
+            duration: match &self.duration {
+                Some(s) => Some(parse_duration(origin, "collection.duration", s)?),
+                None => None,
+            },
             seed: self.seed,
             max_in_flight: self.max_in_flight.unwrap_or(0),
-        })
+        };
+        collection.check(origin, |key| format!("collection.{key}"))?;
+        Ok(collection)
     }
 }
 
