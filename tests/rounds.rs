@@ -245,3 +245,41 @@ async fn max_in_flight_caps_concurrent_reads_with_per_read_deadlines() {
     let wall = Duration::from_secs_f64(summary.round_ms.max / 1000.0);
     assert!(wall >= ms(450) && wall <= ms(453), "round took {wall:?}");
 }
+
+/// 2,500 sensors in one shard go out in three fan-out slices (the group yields to its sensors
+/// between slices of 1,024): over 3 rounds every sensor is read exactly once per round, in member
+/// order, every read starts at its round's start (yielding takes no time), and the one slow
+/// sensor, in the last slice, times out alone, once per round.
+#[actix_rt::test]
+async fn a_round_larger_than_a_fan_out_slice_reads_every_sensor_once() {
+    tokio::time::pause();
+    const SENSORS: usize = 2500;
+    const SLOW: usize = 2400;
+    let script = Scripted::new(|i, round| Step::ok(ms(if i == SLOW { 900 } else { 10 }), round as f64));
+    let mut config = config(
+        SENSORS,
+        "rounds = 3\ninterval = \"1s\"\nread_timeout = \"500ms\"\nseed = 1",
+        "",
+    );
+    script.install(&mut config);
+    let t0 = Instant::now();
+    let summary = run_to_end(config, None).await;
+    assert_eq!(summary.reads.requested, 3 * SENSORS as u64);
+    assert_eq!(
+        (summary.reads.ok, summary.reads.timed_out),
+        (3 * (SENSORS as u64 - 1), 3)
+    );
+    let starts = script.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 3 * SENSORS);
+    for (k, start) in starts.iter().enumerate() {
+        let round = k / SENSORS + 1;
+        let first = starts[(round - 1) * SENSORS].at;
+        assert_eq!((start.round, start.index), (round as u64, k % SENSORS), "read {k}");
+        assert_eq!(start.at, first, "read {k}");
+        assert!(on_time(first - t0, ms(1000 * (round as u64 - 1))), "round {round}");
+    }
+    for (i, sensor) in summary.sensors.iter().enumerate() {
+        let expected = if i == SLOW { 0 } else { 3 };
+        assert_eq!(sensor.count, expected, "sensor {i}");
+    }
+}

@@ -134,7 +134,14 @@ struct RoundInFlight {
     timer: Option<SpawnHandle>,
     /// Where the batch goes when every read is settled.
     done: oneshot::Sender<GroupRound>,
+    /// Whether a continuation of the fan-out is scheduled (see [`FAN_OUT_SLICE`]).
+    resuming: bool,
 }
+
+/// Reads a group sends before it yields to its sensors: they answer (and their envelopes are
+/// freed, still in cache) while the rest of the round goes out, instead of every envelope of a
+/// large group being allocated before the first is handled.
+const FAN_OUT_SLICE: usize = 1024;
 
 /// A nested supervisor of some sensors.
 pub struct GroupSupervisor {
@@ -470,8 +477,14 @@ impl GroupSupervisor {
         };
         let now = Instant::now();
         let deadline = now + self.setup.read_timeout;
+        let (mut sent, mut resume) = (0, false);
         while cur.in_flight < cap {
+            if sent == FAN_OUT_SLICE {
+                resume = !std::mem::replace(&mut cur.resuming, true);
+                break;
+            }
             let Some(local) = cur.queue.pop_front() else { break };
+            sent += 1;
             match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
                     addr.do_send(StartRead { round: cur.round });
@@ -492,6 +505,14 @@ impl GroupSupervisor {
             if let Some(&(at, _)) = cur.deadlines.front() {
                 cur.timer = Some(ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.deadline(ctx)));
             }
+        }
+        if resume {
+            ctx.spawn(tokio::task::yield_now().into_actor(self).map(|(), act, ctx| {
+                if let Some(cur) = act.current.as_mut() {
+                    cur.resuming = false;
+                }
+                act.pump(ctx);
+            }));
         }
     }
 
@@ -599,6 +620,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             deadlines: VecDeque::new(),
             timer: None,
             done,
+            resuming: false,
         });
         self.pump(ctx);
         self.complete_if_settled(ctx);
