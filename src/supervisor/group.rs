@@ -118,17 +118,18 @@ struct RoundInFlight {
     round: u64,
     /// One per member; `Unavailable(Down)` until settled otherwise.
     outcomes: Vec<Outcome>,
-    /// Whether the member's read was sent and is not settled yet.
-    awaiting: Vec<bool>,
-    /// Members' incarnations when the round began.
-    incarnations: Vec<u32>,
-    /// Members whose read is not sent yet (only with `max_in_flight`).
-    queue: VecDeque<usize>,
+    /// The round's bookkeeping, handed back to the group (for the next round) when it ends.
+    books: Books,
+    /// Reads sent so far: `books.order[..sent]`.
+    sent: usize,
+    /// Reads whose deadline has been handled: `books.order[..expired]`.
+    expired: usize,
     /// Reads sent and not settled.
     in_flight: usize,
     /// Reads not settled, sent or not.
     left: usize,
-    /// Deadline of each sent read, in send order (so in deadline order).
+    /// Deadlines of the sent reads in send order, one entry per burst of sends: `(deadline,
+    /// end)` covers `books.order[previous end..end]`, all sent at the same instant.
     deadlines: VecDeque<(Instant, usize)>,
     /// The timer of the earliest deadline; cancelled when the round completes.
     timer: Option<SpawnHandle>,
@@ -136,6 +137,18 @@ struct RoundInFlight {
     done: oneshot::Sender<GroupRound>,
     /// Whether a continuation of the fan-out is scheduled (see [`FAN_OUT_SLICE`]).
     resuming: bool,
+}
+
+/// Per-member vectors of a round that do not leave the group, reused from round to round so a
+/// round allocates only the outcome vector it hands on.
+#[derive(Default)]
+struct Books {
+    /// Whether the member's read was sent and is not settled yet.
+    awaiting: Vec<bool>,
+    /// Members' incarnations when the round began.
+    incarnations: Vec<u32>,
+    /// The members read this round (those with an actor when it began), in send order.
+    order: Vec<u32>,
 }
 
 /// Reads a group sends before it yields to its sensors: they answer (and their envelopes are
@@ -152,6 +165,8 @@ pub struct GroupSupervisor {
     answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
     /// The round being read, if any.
     current: Option<RoundInFlight>,
+    /// The last round's bookkeeping vectors, kept for the next one.
+    spare: Books,
     /// When the group's restarts inside its intensity window happened (configured groups).
     recent: VecDeque<Instant>,
     /// Set once the group has escalated: nothing is restarted any more.
@@ -184,6 +199,7 @@ impl GroupSupervisor {
             children,
             answers: None,
             current: None,
+            spare: Books::default(),
             recent: VecDeque::new(),
             escalated: false,
             started: false,
@@ -468,7 +484,8 @@ fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
 }
 
 impl GroupSupervisor {
-    /// Sends queued reads while the cap allows, and arms the timer of the earliest deadline.
+    /// Sends the next reads while the cap allows (at most a slice before yielding), and arms
+    /// the timer of the earliest deadline.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
         let cap = match self.setup.max_in_flight {
@@ -476,21 +493,20 @@ impl GroupSupervisor {
             cap => cap,
         };
         let now = Instant::now();
-        let deadline = now + self.setup.read_timeout;
-        let (mut sent, mut resume) = (0, false);
-        while cur.in_flight < cap {
-            if sent == FAN_OUT_SLICE {
+        let first = cur.sent;
+        let mut resume = false;
+        while cur.in_flight < cap && cur.sent < cur.books.order.len() {
+            if cur.sent - first == FAN_OUT_SLICE {
                 resume = !std::mem::replace(&mut cur.resuming, true);
                 break;
             }
-            let Some(local) = cur.queue.pop_front() else { break };
-            sent += 1;
+            let local = cur.books.order[cur.sent] as usize;
+            cur.sent += 1;
             match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
                     addr.do_send(StartRead { round: cur.round });
-                    cur.awaiting[local] = true;
+                    cur.books.awaiting[local] = true;
                     cur.in_flight += 1;
-                    cur.deadlines.push_back((deadline, local));
                 }
                 _ => {
                     cur.outcomes[local] = Outcome::Unavailable(Absence::Closed);
@@ -498,8 +514,8 @@ impl GroupSupervisor {
                 }
             }
         }
-        while cur.deadlines.front().is_some_and(|&(_, local)| !cur.awaiting[local]) {
-            cur.deadlines.pop_front();
+        if cur.sent > first {
+            cur.deadlines.push_back((now + self.setup.read_timeout, cur.sent));
         }
         if cur.timer.is_none() {
             if let Some(&(at, _)) = cur.deadlines.front() {
@@ -516,21 +532,25 @@ impl GroupSupervisor {
         }
     }
 
-    /// The earliest deadline passed: every read due by now is timed out.
+    /// The earliest deadline passed: every read due by now and not settled is timed out.
     fn deadline(&mut self, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
         cur.timer = None;
         let now = Instant::now();
-        while let Some(&(at, local)) = cur.deadlines.front() {
+        while let Some(&(at, end)) = cur.deadlines.front() {
             if at > now {
                 break;
             }
             cur.deadlines.pop_front();
-            if std::mem::take(&mut cur.awaiting[local]) {
-                cur.outcomes[local] = Outcome::TimedOut;
-                cur.in_flight -= 1;
-                cur.left -= 1;
+            for &local in &cur.books.order[cur.expired..end] {
+                let local = local as usize;
+                if std::mem::take(&mut cur.books.awaiting[local]) {
+                    cur.outcomes[local] = Outcome::TimedOut;
+                    cur.in_flight -= 1;
+                    cur.left -= 1;
+                }
             }
+            cur.expired = end;
         }
         self.pump(ctx);
         self.complete_if_settled(ctx);
@@ -545,7 +565,8 @@ impl GroupSupervisor {
         if let Some(timer) = cur.timer {
             ctx.cancel_future(timer);
         }
-        self.supervise(&cur.incarnations, &cur.outcomes, ctx);
+        self.supervise(&cur.books.incarnations, &cur.outcomes, ctx);
+        self.spare = cur.books;
         let _ = cur.done.send(GroupRound {
             outcomes: cur.outcomes,
             live: self.live(),
@@ -572,18 +593,19 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
     fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
         let local = msg.member as usize;
-        let current = cur.awaiting.get(local).copied().unwrap_or(false) && cur.incarnations[local] == msg.incarnation;
+        let current =
+            cur.books.awaiting.get(local).copied().unwrap_or(false) && cur.books.incarnations[local] == msg.incarnation;
         let outcome = match msg.answer {
             Answer::Reply(reply) if current && reply.round == cur.round => round::outcome(cur.round, Ok(reply)),
             Answer::Stopped if current => Outcome::Unavailable(Absence::Closed),
             // Late: another round's answer, a settled read, or a replaced actor.
             _ => return,
         };
-        cur.awaiting[local] = false;
+        cur.books.awaiting[local] = false;
         cur.outcomes[local] = outcome;
         cur.in_flight -= 1;
         cur.left -= 1;
-        if !cur.queue.is_empty() {
+        if cur.sent < cur.books.order.len() && !cur.resuming {
             self.pump(ctx);
         }
         self.complete_if_settled(ctx);
@@ -600,7 +622,6 @@ impl Handler<ReadGroup> for GroupSupervisor {
     fn handle(&mut self, msg: ReadGroup, ctx: &mut Context<Self>) -> Self::Result {
         let (done, result) = oneshot::channel();
         let n = self.children.len();
-        let queue: VecDeque<usize> = (0..n).filter(|&local| self.children[local].addr.is_some()).collect();
         if let Some(stale) = self.current.take() {
             log::error!(
                 "{}: round {} was still open when round {} began",
@@ -609,13 +630,22 @@ impl Handler<ReadGroup> for GroupSupervisor {
                 msg.round
             );
         }
+        let mut books = std::mem::take(&mut self.spare);
+        books.awaiting.clear();
+        books.awaiting.resize(n, false);
+        books.incarnations.clear();
+        books.incarnations.extend(self.children.iter().map(|c| c.incarnation));
+        books.order.clear();
+        books
+            .order
+            .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
         self.current = Some(RoundInFlight {
             round: msg.round,
             outcomes: vec![Outcome::Unavailable(Absence::Down); n],
-            awaiting: vec![false; n],
-            incarnations: self.children.iter().map(|c| c.incarnation).collect(),
-            left: queue.len(),
-            queue,
+            left: books.order.len(),
+            books,
+            sent: 0,
+            expired: 0,
             in_flight: 0,
             deadlines: VecDeque::new(),
             timer: None,
