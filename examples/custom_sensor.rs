@@ -38,7 +38,7 @@ impl Driver for Pressure {
             self.value += self.rng.random_range(-0.3..=0.3);
             Ok(Sample::value(self.value))
         };
-        Box::pin(async move {
+        ReadFuture::new(async move {
             actix_rt::time::sleep(latency).await;
             result
         })

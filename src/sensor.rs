@@ -80,7 +80,7 @@ impl Future for GuardedRead {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let read = &mut self.0;
-        panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| read.as_mut().poll(cx))))
+        panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *read).poll(cx))))
             .unwrap_or_else(|payload| Poll::Ready(Err(ReadError::Panic(panic_message(&*payload)))))
     }
 }
@@ -185,8 +185,9 @@ impl Handler<StartRead> for SensorActor {
             Ok(read) => read,
             Err(error) => return self.finish(reply(round, started, Err(error)), ctx),
         };
-        // Most zero-latency reads are ready at once: answer inline, with nothing spawned.
-        if let Some(result) = (&mut read).now_or_never() {
+        // A read made ready by its driver (a file, /proc, zero latency) or done at its first
+        // poll is answered inline, with nothing spawned.
+        if let Some(result) = read.0.take_ready().or_else(|| (&mut read).now_or_never()) {
             return self.finish(reply(round, started, result), ctx);
         }
         ctx.spawn(

@@ -271,7 +271,7 @@ impl Driver for FiniteDriver {
             self.left -= 1;
             Ok(Sample::value(round as f64))
         };
-        Box::pin(async move { result })
+        ReadFuture::ready(result)
     }
 }
 

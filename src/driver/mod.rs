@@ -23,8 +23,59 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, RestartType};
 
-/// The future of one read. It runs on the sensor's arbiter, so it need not be `Send`.
-pub type ReadFuture = Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>;
+/// One read, as a driver starts it: either already done ([`ReadFuture::ready`], as for a file,
+/// `/proc` or a zero-latency simulation: no allocation, answered inside the sensor's handler) or
+/// a future to wait on ([`ReadFuture::new`]). It runs on the sensor's arbiter, so it need not be
+/// `Send`.
+pub struct ReadFuture(ReadState);
+
+enum ReadState {
+    /// The result, until taken.
+    Ready(Option<Result<Sample, ReadError>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>),
+}
+
+impl ReadFuture {
+    /// A read that is already done.
+    pub fn ready(result: Result<Sample, ReadError>) -> Self {
+        ReadFuture(ReadState::Ready(Some(result)))
+    }
+
+    /// A read that completes when `future` does.
+    pub fn new(future: impl Future<Output = Result<Sample, ReadError>> + 'static) -> Self {
+        ReadFuture(ReadState::Waiting(Box::pin(future)))
+    }
+
+    /// Takes the result of a read made with [`ReadFuture::ready`] (once); `None` for a future.
+    pub fn take_ready(&mut self) -> Option<Result<Sample, ReadError>> {
+        match &mut self.0 {
+            ReadState::Ready(result) => result.take(),
+            ReadState::Waiting(_) => None,
+        }
+    }
+}
+
+impl Future for ReadFuture {
+    type Output = Result<Sample, ReadError>;
+
+    /// Polls the driver's future; a ready read answers at once. Polling again after the result
+    /// was taken is a bug of the caller and panics, as for any finished future.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            ReadState::Ready(result) => std::task::Poll::Ready(result.take().expect("a ready read is taken once")),
+            ReadState::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for ReadFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ReadState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            ReadState::Waiting(_) => f.write_str("Waiting"),
+        }
+    }
+}
 
 /// Makes reads for one sensor.
 pub trait Driver: 'static {

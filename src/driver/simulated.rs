@@ -346,13 +346,14 @@ impl Driver for Simulated {
         let (latency, behaviour) = self.next(round);
         let result = match behaviour {
             Behaviour::Answer(result) => result,
-            Behaviour::Hang => return Box::pin(std::future::pending()),
+            Behaviour::Hang => return ReadFuture::new(std::future::pending()),
             Behaviour::Panic(message) => panic!("{message}"),
         };
-        Box::pin(async move {
-            if !latency.is_zero() {
-                actix_rt::time::sleep(latency).await;
-            }
+        if latency.is_zero() {
+            return ReadFuture::ready(result);
+        }
+        ReadFuture::new(async move {
+            actix_rt::time::sleep(latency).await;
             result
         })
     }

@@ -190,7 +190,7 @@ impl Driver for System {
         let result = read(self.settings.metric, &self.settings.path)
             .map(Sample::value)
             .map_err(ReadError::Failed);
-        Box::pin(std::future::ready(result))
+        ReadFuture::ready(result)
     }
 }
 

@@ -120,7 +120,7 @@ impl Driver for ScriptedDriver {
             at: Instant::now(),
         });
         let step = (self.script)(self.index, round);
-        Box::pin(async move {
+        ReadFuture::new(async move {
             tokio::time::sleep(step.latency).await;
             step.result
         })
