@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 
 use crate::analysis::{AnalysisConfig, Detector, DetectorKind, Observation};
 use crate::config::SensorSpec;
-use crate::messages::{EventKind, Finish, Outcome, RoundReport, SupervisionEvent};
+use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{
     rfc3339, AnomalyLine, EventLine, Finished, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
     SensorSummary, Summary,
@@ -261,6 +261,27 @@ impl Handler<SupervisionEvent> for Aggregator {
         };
         if let Some(outputs) = self.outputs.as_mut() {
             outputs.event(&line);
+        }
+    }
+}
+
+impl Handler<SensorsStarted> for Aggregator {
+    type Result = ();
+
+    /// One `started` event per sensor, all with the group's time.
+    fn handle(&mut self, started: SensorsStarted, _ctx: &mut Context<Self>) {
+        *self.events.entry(EventKind::Started).or_default() += started.sensors.len() as u64;
+        let Some(outputs) = self.outputs.as_mut() else { return };
+        let timestamp = rfc3339(&started.timestamp);
+        for &index in started.sensors.iter() {
+            outputs.event(&EventLine {
+                timestamp: timestamp.clone(),
+                sensor: &self.tracks[index].id,
+                event: EventKind::Started.as_str(),
+                cause: None,
+                delay_ms: None,
+                restarts: None,
+            });
         }
     }
 }

@@ -162,6 +162,17 @@ pub struct SupervisionEvent {
     pub restarts: Option<u32>,
 }
 
+/// A group's sensors all started (the journal's `started` events, one per sensor, sent as one
+/// message: at start-up a group of N sensors would otherwise queue N events).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SensorsStarted {
+    /// Wall-clock time the group started them.
+    pub timestamp: DateTime<Utc>,
+    /// The sensors, as indices into the configuration's sensors.
+    pub sensors: Arc<[usize]>,
+}
+
 /// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]

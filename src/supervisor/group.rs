@@ -36,8 +36,8 @@ use super::{backoff_delay, jitter, SensorState};
 use crate::config::{GroupStrategy, RestartType, SensorSpec};
 use crate::driver::{driver_seed, DriverContext};
 use crate::messages::{
-    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, StartRead,
-    StopGroup, StopSensor, SupervisionEvent,
+    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, SensorsStarted,
+    StartRead, StopGroup, StopSensor, SupervisionEvent,
 };
 use crate::round;
 use crate::sensor::{GroupLink, SensorActor};
@@ -109,6 +109,8 @@ pub struct GroupSetup {
     pub max_in_flight: usize,
     /// Where journal events go (the aggregator).
     pub journal: Recipient<SupervisionEvent>,
+    /// Where the first start of the members is journaled (the aggregator).
+    pub started: Recipient<SensorsStarted>,
     /// Where an escalation goes (the root).
     pub root: Recipient<Escalation>,
 }
@@ -583,8 +585,12 @@ impl Actor for GroupSupervisor {
         ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
         for local in 0..self.children.len() {
             self.spawn(local);
-            self.journal(local, EventKind::Started, None, None, None);
         }
+        log::debug!("{}: {} sensors started", self.setup.name, self.children.len());
+        self.setup.started.do_send(SensorsStarted {
+            timestamp: chrono::Utc::now(),
+            sensors: self.setup.members.clone(),
+        });
         self.started = true;
     }
 }

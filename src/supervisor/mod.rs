@@ -24,8 +24,8 @@ use crate::aggregator::Aggregator;
 use crate::config::{CollectionConfig, GroupSpec, SensorSpec};
 use crate::driver::driver_seed;
 use crate::messages::{
-    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, Shutdown,
-    StopGroup, SupervisionEvent,
+    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, SensorsStarted,
+    Shutdown, StopGroup, SupervisionEvent,
 };
 use crate::report::Finished;
 
@@ -215,6 +215,7 @@ impl SensorSupervisor {
 
     fn start_groups(&mut self, ctx: &mut Context<Self>) {
         let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
+        let started = self.aggregator.clone().recipient::<SensorsStarted>();
         let root = ctx.address().recipient::<Escalation>();
         for (slot, (name, kind, members)) in self.plan().into_iter().enumerate() {
             let members: Arc<[usize]> = members.into();
@@ -228,6 +229,7 @@ impl SensorSupervisor {
                 read_timeout: self.collection.read_timeout,
                 max_in_flight: self.collection.max_in_flight,
                 journal: journal.clone(),
+                started: started.clone(),
                 root: root.clone(),
             };
             let addr = if self.arbiters.is_empty() {
