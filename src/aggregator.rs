@@ -16,7 +16,7 @@ use chrono::Utc;
 use hdrhistogram::Histogram;
 
 use crate::analysis::{AnalysisConfig, Detector, DetectorKind, Observation};
-use crate::config::SensorSpec;
+use crate::config::SensorTable;
 use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{
     rfc3339, AnomalyLine, EventLine, Finished, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
@@ -68,11 +68,11 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// An aggregator for `sensors`, writing to `outputs` when given.
-    pub fn new(sensors: &[SensorSpec], analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
-        let tracks = sensors
-            .iter()
-            .map(|s| Track {
-                id: s.id.clone(),
+    pub fn new(sensors: &SensorTable, analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
+        let tracks = (0..sensors.len())
+            .map(|i| (sensors.id(i), sensors.entry(i)))
+            .map(|(id, s)| Track {
+                id: id.clone(),
                 kind: s.kind.clone(),
                 unit: s.unit.clone(),
                 range: analysis.range_for(&s.kind, s.range),

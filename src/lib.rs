@@ -98,15 +98,15 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     // on 2 cores this beats keeping the analysis thread free of sensors on both throughput and
     // round overhead).
     let threads = config.runtime.threads(config.sensors.len()).max(1);
-    let specs: Arc<[config::SensorSpec]> = config.sensors.into();
+    let sensors = Arc::new(config::SensorTable::new(config.sensors));
     let analysis_arbiter = (threads > 1).then(Arbiter::new);
     let aggregator = match &analysis_arbiter {
         // Built on its own thread, while the sensors are spawned on the others.
         Some(arbiter) => {
-            let (specs, analysis) = (specs.clone(), config.analysis.clone());
-            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(&specs, analysis, outputs))
+            let (sensors, analysis) = (sensors.clone(), config.analysis.clone());
+            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(&sensors, analysis, outputs))
         }
-        None => Aggregator::new(&specs, config.analysis.clone(), outputs).start(),
+        None => Aggregator::new(&sensors, config.analysis.clone(), outputs).start(),
     };
     let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
     let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {
@@ -120,7 +120,7 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     log::info!("{threads} thread(s): {} for sensors", sensor_arbiters.len().max(1));
     let (done_tx, done_rx) = oneshot::channel();
     let supervisor = SensorSupervisor::new(
-        specs,
+        sensors,
         config.groups,
         config.collection,
         seed,

@@ -173,6 +173,17 @@ pub enum DriverSpec {
 pub const DRIVER_NAMES: &[&str] = &["simulated", "replay", "system"];
 
 impl DriverSpec {
+    /// Whether both are the same settings (the same shared instance, not equal copies).
+    pub fn same(&self, other: &DriverSpec) -> bool {
+        match (self, other) {
+            (DriverSpec::Simulated(a), DriverSpec::Simulated(b)) => Arc::ptr_eq(a, b),
+            (DriverSpec::Replay(a), DriverSpec::Replay(b)) => Arc::ptr_eq(a, b),
+            (DriverSpec::System(a), DriverSpec::System(b)) => Arc::ptr_eq(a, b),
+            (DriverSpec::Custom(a), DriverSpec::Custom(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
+
     /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path); relative
     /// file paths resolve against `base`, the configuration file's folder.
     pub fn parse(

@@ -33,7 +33,7 @@ use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{backoff_delay, jitter, SensorState};
-use crate::config::{GroupStrategy, RestartType, SensorSpec};
+use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
 use crate::driver::{driver_seed, DriverContext};
 use crate::messages::{
     Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, SensorsStarted,
@@ -97,9 +97,9 @@ pub struct GroupSetup {
     pub name: Arc<str>,
     /// Configured group or shard.
     pub kind: GroupKind,
-    /// Every sensor's spec.
-    pub specs: Arc<[SensorSpec]>,
-    /// The sensors of this group (indices into `specs`), in configuration order.
+    /// Every sensor of the run.
+    pub sensors: Arc<SensorTable>,
+    /// The sensors of this group (indices into `sensors`), in configuration order.
     pub members: Arc<[usize]>,
     /// The run's seed.
     pub seed: u64,
@@ -208,8 +208,12 @@ impl GroupSupervisor {
         }
     }
 
-    fn spec(&self, local: usize) -> &SensorSpec {
-        &self.setup.specs[self.setup.members[local]]
+    fn spec(&self, local: usize) -> &SensorEntry {
+        self.setup.sensors.entry(self.setup.members[local])
+    }
+
+    fn id(&self, local: usize) -> &Arc<str> {
+        self.setup.sensors.id(self.setup.members[local])
     }
 
     fn journal_as(
@@ -248,16 +252,16 @@ impl GroupSupervisor {
         delay: Option<Duration>,
         restarts: Option<u32>,
     ) {
-        self.journal_as(self.spec(local).id.clone(), event, cause, delay, restarts);
+        self.journal_as(self.id(local).clone(), event, cause, delay, restarts);
     }
 
     /// Builds the member's driver and actor from its spec, on this group's arbiter.
     fn spawn(&mut self, local: usize) {
         let index = self.setup.members[local];
-        let spec = &self.setup.specs[index];
+        let (id, spec) = (self.setup.sensors.id(index), self.setup.sensors.entry(index));
         let child = &mut self.children[local];
         let ctx = DriverContext {
-            id: spec.id.clone(),
+            id: id.clone(),
             kind: spec.kind.clone(),
             index,
             incarnation: child.incarnation,
@@ -271,7 +275,7 @@ impl GroupSupervisor {
             member: local as u32,
             incarnation: child.incarnation,
         };
-        child.addr = Some(SensorActor::linked(spec.id.clone(), spec.driver.build(&ctx), link).start());
+        child.addr = Some(SensorActor::linked(id.clone(), spec.driver.build(&ctx), link).start());
         child.state = SensorState::Running;
         child.running_since = Instant::now();
         child.timeouts = 0;
@@ -374,7 +378,7 @@ impl GroupSupervisor {
                 .filter(|&s| s == local || running(&self.children[s]))
                 .collect(),
         };
-        let failed_id = self.spec(local).id.clone();
+        let failed_id = self.id(local).clone();
         for &s in set.iter().filter(|&&s| s != local) {
             self.stop_actor(s);
             let cause = format!("{}: restarting with {failed_id}", strategy_name(strategy));

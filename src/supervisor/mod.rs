@@ -1,6 +1,6 @@
 //! Supervision: the root [`SensorSupervisor`] and the nested [`GroupSupervisor`]s.
 //!
-//! The root owns every sensor's [`SensorSpec`], starts one group supervisor per `[[groups]]`
+//! The root owns the run's [`SensorTable`] (every sensor's id and settings), starts one group supervisor per `[[groups]]`
 //! entry and one shard per arbiter for the sensors that name no group, and schedules rounds on a
 //! drift-free grid (`t0 + k * interval`): a round that overruns makes the ticks it covered skip
 //! (counted), never a burst of catch-up rounds. Each round it sends one [`ReadGroup`] to every
@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 pub use group::{GroupKind, GroupSetup, GroupSupervisor};
 
 use crate::aggregator::Aggregator;
-use crate::config::{CollectionConfig, GroupSpec, SensorSpec};
+use crate::config::{CollectionConfig, GroupSpec, SensorTable};
 use crate::driver::driver_seed;
 use crate::messages::{
     Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, SensorsStarted,
@@ -116,7 +116,7 @@ struct GroupSlot {
 
 /// The root supervisor actor.
 pub struct SensorSupervisor {
-    specs: Arc<[SensorSpec]>,
+    sensors: Arc<SensorTable>,
     groups_config: Vec<GroupSpec>,
     collection: CollectionConfig,
     seed: u64,
@@ -149,10 +149,10 @@ pub struct SensorSupervisor {
 }
 
 impl SensorSupervisor {
-    /// A supervisor for `specs`, grouped by `groups`; it starts them when it starts and reports
+    /// A supervisor for `sensors`, grouped by `groups`; it starts them when it starts and reports
     /// the summary on `done`.
     pub fn new(
-        specs: Arc<[SensorSpec]>,
+        sensors: Arc<SensorTable>,
         groups: Vec<GroupSpec>,
         collection: CollectionConfig,
         seed: u64,
@@ -162,7 +162,7 @@ impl SensorSupervisor {
     ) -> Self {
         SensorSupervisor {
             schedule: Schedule::new(collection.interval),
-            specs,
+            sensors,
             groups_config: groups,
             collection,
             seed,
@@ -190,8 +190,8 @@ impl SensorSupervisor {
             .groups_config
             .iter()
             .map(|g| {
-                let members = (0..self.specs.len())
-                    .filter(|&i| self.specs[i].group.as_deref() == Some(g.name.as_str()))
+                let members = (0..self.sensors.len())
+                    .filter(|&i| self.sensors.entry(i).group.as_deref() == Some(g.name.as_str()))
                     .collect();
                 let kind = GroupKind::Configured {
                     strategy: g.strategy,
@@ -202,8 +202,8 @@ impl SensorSupervisor {
             })
             .filter(|(_, _, members): &(_, _, Vec<usize>)| !members.is_empty())
             .collect();
-        let ungrouped: Vec<usize> = (0..self.specs.len())
-            .filter(|&i| self.specs[i].group.is_none())
+        let ungrouped: Vec<usize> = (0..self.sensors.len())
+            .filter(|&i| self.sensors.entry(i).group.is_none())
             .collect();
         let shards = self.arbiters.len().max(1);
         let size = ungrouped.len().div_ceil(shards).max(1);
@@ -223,7 +223,7 @@ impl SensorSupervisor {
                 slot,
                 name: name.clone(),
                 kind,
-                specs: self.specs.clone(),
+                sensors: self.sensors.clone(),
                 members: members.clone(),
                 seed: self.seed,
                 read_timeout: self.collection.read_timeout,
@@ -289,7 +289,7 @@ impl SensorSupervisor {
     ) {
         self.in_flight = false;
         let now = Instant::now();
-        let n = self.specs.len();
+        let n = self.sensors.len();
         let whole = self.whole;
         let mut outcomes = Vec::new();
         for (group, reply) in self.groups.iter_mut().zip(replies) {
@@ -362,7 +362,7 @@ impl SensorSupervisor {
             .map(|g| (g.members.clone(), g.addr.send(ReportStates)))
             .collect();
         let aggregator = self.aggregator.clone();
-        let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.specs.len());
+        let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
         let report = async move {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
             for (members, request) in requests {
@@ -404,7 +404,7 @@ impl Actor for SensorSupervisor {
         self.start_groups(ctx);
         log::info!(
             "started {} sensor actors in {} group(s)",
-            self.specs.len(),
+            self.sensors.len(),
             self.groups.len()
         );
         self.start_round(ctx);
