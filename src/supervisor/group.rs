@@ -71,8 +71,9 @@ struct Child {
     incarnation: u32,
     /// Restarts over the run.
     restarts: u32,
-    /// When this sensor's restarts inside its intensity window happened (shards only).
-    recent: VecDeque<Instant>,
+    /// When this sensor's restarts inside its intensity window happened (shards only); boxed
+    /// on the first restart, so a sensor that never restarts keeps 8 bytes for it, not 32.
+    recent: Option<Box<VecDeque<Instant>>>,
     /// Exponent of the next backoff delay.
     backoff_step: u32,
     /// Backoff delays drawn so far: feeds the jitter, so every delay has its own draw.
@@ -189,7 +190,7 @@ impl GroupSupervisor {
                 state: SensorState::Stopped,
                 incarnation: 0,
                 restarts: 0,
-                recent: VecDeque::new(),
+                recent: None,
                 backoff_step: 0,
                 backoffs: 0,
                 running_since: now,
@@ -403,8 +404,9 @@ impl GroupSupervisor {
             GroupKind::Shard => {
                 let policy = self.spec(local).policy.clone();
                 let child = &mut self.children[local];
-                prune(&mut child.recent, now, policy.within);
-                if child.recent.len() >= policy.max_restarts as usize {
+                let recent = child.recent.get_or_insert_with(Default::default);
+                prune(recent, now, policy.within);
+                if recent.len() >= policy.max_restarts as usize {
                     child.state = SensorState::GivenUp;
                     let restarts = child.restarts;
                     let cause = format!(
@@ -415,7 +417,7 @@ impl GroupSupervisor {
                     self.journal(local, EventKind::GaveUp, Some(cause), None, Some(restarts));
                     return;
                 }
-                child.recent.push_back(now);
+                recent.push_back(now);
             }
         }
         let index = self.setup.members[local];
