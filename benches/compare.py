@@ -5,10 +5,11 @@
                                [--python-max 100000] [--json FILE]
 
 Builds the release binary and the floor, then for each N runs, one after the other in this
-session, `benches/asyncio_peer.py`, `cargo bench --bench tokio_floor` and `sensor-actors bench`,
-each in a fresh process with the same rounds, and prints their figures and the ratios
-sensor-actors / asyncio and sensor-actors / tokio for throughput (wall clock and per CPU second)
-and round overhead. Standard library only. Figures: docs/performance.md.
+session, `benches/asyncio_peer.py`, `cargo bench --bench tokio_floor` twice (on one thread, and
+on tokio's multi-thread runtime with one worker per CPU) and `sensor-actors bench`, each in a
+fresh process with the same rounds, and prints their figures and the ratios of sensor-actors to
+each for throughput (wall clock and per CPU second) and round overhead. Standard library only.
+Figures: docs/performance.md.
 """
 
 import argparse
@@ -79,7 +80,9 @@ def main():
         row = {"sensors": n}
         row["asyncio"] = (run_json([sys.executable, "benches/asyncio_peer.py", *common])
                           if n <= args.python_max else None)
-        row["tokio"] = run_json(["cargo", "bench", "-q", "--bench", "tokio_floor", "--", *common])
+        floor = ["cargo", "bench", "-q", "--bench", "tokio_floor", "--", *common]
+        row["tokio"] = run_json([*floor, "--threads", "1"])
+        row["tokio_mt"] = run_json([*floor, "--threads", str(os.cpu_count())])
         row["sensor_actors"] = sensor_actors(n, args.rounds, args.latency_rounds)
         rows.append(row)
         print_row(row, header=len(rows) == 1)
@@ -95,7 +98,8 @@ def main():
 
 
 def print_row(row, header):
-    designs = [("asyncio", row["asyncio"]), ("tokio", row["tokio"]), ("sensor-actors", row["sensor_actors"])]
+    designs = [("asyncio", row["asyncio"]), ("tokio 1 thread", row["tokio"]),
+               (f"tokio {os.cpu_count()} thr", row["tokio_mt"]), ("sensor-actors", row["sensor_actors"])]
     if header:
         print(f"{'sensors':>8} {'design':<14} {'reads/s':>11} {'reads/cpu-s':>12} {'ovh p50 ms':>11} "
               f"{'ovh max ms':>11} {'spawn ms':>9} {'peak B/sensor':>14} {'idle B/sensor':>14}")
@@ -106,14 +110,14 @@ def print_row(row, header):
         print(f"{row['sensors']:>8} {name:<14} {f['reads_per_second']:>11.0f} {f['reads_per_cpu_second']:>12.0f} "
               f"{f['overhead_ms_p50']:>11.1f} {f['overhead_ms_max']:>11.1f} {f['spawn_seconds'] * 1000:>9.1f} "
               f"{f['peak_bytes_per_sensor']:>14.0f} {f['idle_bytes_per_sensor']:>14.0f}")
-    sa, py, tk = row["sensor_actors"] or {}, row["asyncio"] or {}, row["tokio"] or {}
-    get = lambda d, k: d.get(k)  # noqa: E731
-    print(f"{'':>8} ratios: throughput sensor-actors/asyncio {ratio(get(sa, 'reads_per_second'), get(py, 'reads_per_second')):.2f}"
-          f" (per cpu-s {ratio(get(sa, 'reads_per_cpu_second'), get(py, 'reads_per_cpu_second')):.2f}),"
-          f" sensor-actors/tokio {ratio(get(sa, 'reads_per_second'), get(tk, 'reads_per_second')):.2f}"
-          f" (per cpu-s {ratio(get(sa, 'reads_per_cpu_second'), get(tk, 'reads_per_cpu_second')):.2f});"
-          f" overhead p50 sensor-actors/asyncio {ratio(get(sa, 'overhead_ms_p50'), get(py, 'overhead_ms_p50')):.2f},"
-          f" sensor-actors/tokio {ratio(get(sa, 'overhead_ms_p50'), get(tk, 'overhead_ms_p50')):.2f}")
+    sa = row["sensor_actors"] or {}
+    for name, peer in [("asyncio", row["asyncio"]), ("tokio 1 thread", row["tokio"]),
+                       (f"tokio {os.cpu_count()} threads", row["tokio_mt"])]:
+        peer = peer or {}
+        print(f"{'':>8} sensor-actors / {name}: throughput "
+              f"{ratio(sa.get('reads_per_second'), peer.get('reads_per_second')):.2f}"
+              f" (per cpu-s {ratio(sa.get('reads_per_cpu_second'), peer.get('reads_per_cpu_second')):.2f}),"
+              f" overhead p50 {ratio(sa.get('overhead_ms_p50'), peer.get('overhead_ms_p50')):.2f}")
 
 
 if __name__ == "__main__":

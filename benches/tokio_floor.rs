@@ -1,6 +1,6 @@
 //! The floor: the collection round done with plain tokio tasks and channels, no actors.
 //!
-//! `cargo bench --bench tokio_floor -- --sensors 100000 [--rounds 10] [--latency-rounds 4]`
+//! `cargo bench --bench tokio_floor -- --sensors 100000 [--rounds 10] [--latency-rounds 4] [--threads 1]`
 //! prints one JSON object with the figures of `sensor-actors bench` (spawn, reads per second,
 //! round overhead, memory). `benches/compare.py` runs it next to `sensor-actors bench` and the
 //! Python asyncio design at the same N.
@@ -9,7 +9,9 @@
 //! round sends every sensor a request carrying a oneshot reply channel, then awaits the replies
 //! in send order against the round's deadline (the same gather as `src/round.rs`), and forwards
 //! each reading over a channel to a processor task that keeps running statistics per sensor.
-//! Like one actix arbiter, everything runs on one thread (a current-thread runtime). The binary
+//! With `--threads 1` (the default) everything runs on one thread (a current-thread runtime), like
+//! one actix arbiter; with `--threads N` on tokio's multi-thread runtime with N workers, as
+//! `#[tokio::main]` would run it on an N-core machine. The binary
 //! uses the same allocator as `sensor-actors`, so the comparison is of designs, not allocators.
 
 use std::time::{Duration, Instant};
@@ -146,10 +148,16 @@ fn main() {
     let rounds = arg(&args, "--rounds", 10).max(1);
     let latency_rounds = arg(&args, "--latency-rounds", 4).max(1);
     let baseline = current_rss_bytes();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime starts");
+    let threads = arg(&args, "--threads", 1).max(1) as usize;
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_time().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_time()
+            .build()
+    }
+    .expect("the runtime starts");
     let fast = runtime.block_on(pass(n, rounds, (Duration::ZERO, Duration::ZERO)));
     let slowest = Duration::from_millis(500);
     let slow = runtime.block_on(pass(n, latency_rounds, (Duration::from_millis(100), slowest)));
@@ -163,6 +171,7 @@ fn main() {
     let per_sensor = |rss: u64| rss.saturating_sub(baseline) as f64 / n as f64;
     let figures = serde_json::json!({
         "sensors": n,
+        "threads": threads,
         "rounds": rounds,
         "latency_rounds": latency_rounds,
         "spawn_seconds": fast.spawn_seconds,
