@@ -878,7 +878,9 @@ fn expand_entry(
         }
         return Ok(());
     }
-    let ids: Vec<String> = match (&common.id, common.count) {
+    // The ids are made one at a time as the specs are pushed: at a million sensors a list of
+    // them first would be tens of megabytes of garbage left in the allocator.
+    let (single, count, name) = match (&common.id, common.count) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 origin,
@@ -889,7 +891,7 @@ fn expand_entry(
         (Some(id), None) if id.trim().is_empty() => {
             return Err(ConfigError::new(origin, format!("{at}.id"), "expected a non-empty id"))
         }
-        (Some(id), None) => vec![id.clone()],
+        (Some(id), None) => (Some(id.clone()), 1, String::new()),
         (None, Some(count)) if count < 1 => {
             return Err(ConfigError::new(
                 origin,
@@ -898,14 +900,17 @@ fn expand_entry(
             ))
         }
         (None, count) => {
-            let count = count.unwrap_or(1) as usize;
             let name = common.name.clone().unwrap_or_else(|| kind.to_string());
-            (1..=count).map(|i| sensor_id(&name, i, count)).collect()
+            (None, count.unwrap_or(1) as usize, name)
         }
+    };
+    let id = |i: usize| match &single {
+        Some(id) => id.clone(),
+        None => sensor_id(&name, i, count),
     };
     if let DriverSpec::Simulated(settings) = &driver {
         for (i, fault) in settings.faults.iter().enumerate() {
-            if let Some(sensor) = fault.sensor.as_deref().filter(|s| !ids.iter().any(|id| id == s)) {
+            if let Some(sensor) = fault.sensor.as_deref().filter(|s| !(1..=count).any(|k| id(k) == *s)) {
                 return Err(ConfigError::new(
                     origin,
                     format!("{at}.faults[{i}].sensor"),
@@ -914,9 +919,10 @@ fn expand_entry(
             }
         }
     }
-    for id in ids {
+    out.reserve(count);
+    for i in 1..=count {
         out.push(SensorSpec {
-            id: id.into(),
+            id: id(i).into(),
             kind: kind.clone(),
             unit: unit.clone(),
             driver: driver.clone(),
