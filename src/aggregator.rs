@@ -15,7 +15,7 @@ use actix::{Actor, Context, Handler, MessageResult};
 use chrono::Utc;
 use hdrhistogram::Histogram;
 
-use crate::analysis::{AnalysisConfig, Detector, DetectorKind, Observation};
+use crate::analysis::{AnalysisConfig, DetectorKind, Detectors, Observation};
 use crate::config::SensorTable;
 use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{
@@ -27,22 +27,23 @@ use crate::stats::{Ewma, RollingWindow, RunningStats};
 /// Latencies above this (one hour) are recorded as this in the histograms.
 const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
 
-/// What the aggregator keeps per sensor.
+/// What the aggregator keeps per sensor: a few hundred bytes, its window included (the id,
+/// kind and unit are looked up in the run's [`SensorTable`], the detectors' settings are kept
+/// once in the [`AnalysisConfig`]).
 struct Track {
-    id: Arc<str>,
-    kind: Arc<str>,
-    unit: Arc<str>,
     range: Option<(f64, f64)>,
     stats: RunningStats,
     window: RollingWindow,
     ewma: Ewma,
     last: Option<f64>,
-    detectors: Vec<(DetectorKind, Box<dyn Detector>)>,
+    detectors: Detectors,
     anomalies: u64,
 }
 
 /// The analysis and output actor.
 pub struct Aggregator {
+    /// Every sensor's id, kind and unit, shared with the supervisors.
+    sensors: Arc<SensorTable>,
     tracks: Vec<Track>,
     analysis: AnalysisConfig,
     rounds: u64,
@@ -68,25 +69,23 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// An aggregator for `sensors`, writing to `outputs` when given.
-    pub fn new(sensors: &SensorTable, analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
+    pub fn new(sensors: Arc<SensorTable>, analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
         let tracks = (0..sensors.len())
-            .map(|i| (sensors.id(i), sensors.entry(i)))
-            .map(|(id, s)| Track {
-                id: id.clone(),
-                kind: s.kind.clone(),
-                unit: s.unit.clone(),
+            .map(|i| sensors.entry(i))
+            .map(|s| Track {
                 range: analysis.range_for(&s.kind, s.range),
                 stats: RunningStats::default(),
                 window: RollingWindow::new(analysis.window),
                 ewma: Ewma::default(),
                 last: None,
-                detectors: analysis.build(),
+                detectors: Detectors::default(),
                 anomalies: 0,
             })
             .collect();
         let histogram =
             || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
         Aggregator {
+            sensors,
             tracks,
             analysis,
             rounds: 0,
@@ -150,7 +149,8 @@ impl Handler<RoundReport> for Aggregator {
         let mut found = 0u64;
         let round_time = Utc::now();
         let outputs = &mut self.outputs;
-        for (track, outcome) in self.tracks.iter_mut().zip(&report.outcomes) {
+        let (sensors, analysis, anomalies) = (&*self.sensors, &self.analysis, &mut self.anomalies);
+        for (index, (track, outcome)) in self.tracks.iter_mut().zip(&report.outcomes).enumerate() {
             counts.requested += 1;
             let reading = match outcome {
                 Outcome::Ok(r) => {
@@ -176,12 +176,13 @@ impl Handler<RoundReport> for Aggregator {
             // Formatted only for a line that is written: most reads write none.
             let timestamp = || reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
             if let (Some(r), Some(out)) = (reading, outputs.as_mut()) {
+                let entry = sensors.entry(index);
                 let line = ReadingLine {
                     round,
-                    sensor: &track.id,
-                    kind: &track.kind,
+                    sensor: sensors.id(index),
+                    kind: &entry.kind,
                     value: r.value,
-                    unit: &track.unit,
+                    unit: &entry.unit,
                     timestamp: timestamp(),
                     latency_ms: r.latency.as_micros() as f64 / 1000.0,
                     source_row: r.source_row,
@@ -196,26 +197,25 @@ impl Handler<RoundReport> for Aggregator {
                 range: track.range,
                 scratch: &mut self.scratch,
             };
-            for (kind, detector) in track.detectors.iter_mut() {
-                if let Some(detail) = detector.observe(&mut obs) {
-                    found += 1;
-                    track.anomalies += 1;
-                    *self.anomalies.entry(*kind).or_default() += 1;
-                    log::debug!("round {round}: {} {}: {detail}", track.id, kind.as_str());
-                    if let Some(out) = outputs.as_mut() {
-                        let line = AnomalyLine {
-                            round,
-                            sensor: &track.id,
-                            timestamp: timestamp(),
-                            value,
-                            detector: kind.as_str(),
-                            detail,
-                            source_row: reading.and_then(|r| r.source_row),
-                        };
-                        out.anomaly(&line);
-                    }
+            analysis.observe(&mut track.detectors, &mut obs, |kind, detail| {
+                found += 1;
+                track.anomalies += 1;
+                *anomalies.entry(kind).or_default() += 1;
+                let id = sensors.id(index);
+                log::debug!("round {round}: {id} {}: {detail}", kind.as_str());
+                if let Some(out) = outputs.as_mut() {
+                    let line = AnomalyLine {
+                        round,
+                        sensor: id,
+                        timestamp: timestamp(),
+                        value,
+                        detector: kind.as_str(),
+                        detail,
+                        source_row: reading.and_then(|r| r.source_row),
+                    };
+                    out.anomaly(&line);
                 }
-            }
+            });
             if let Some(v) = value {
                 track.stats.push(v);
                 track.window.push(v);
@@ -276,7 +276,7 @@ impl Handler<SensorsStarted> for Aggregator {
         for &index in started.sensors.iter() {
             outputs.event(&EventLine {
                 timestamp: timestamp.clone(),
-                sensor: &self.tracks[index].id,
+                sensor: self.sensors.id(index),
                 event: EventKind::Started.as_str(),
                 cause: None,
                 delay_ms: None,
@@ -294,10 +294,11 @@ impl Handler<Finish> for Aggregator {
             .tracks
             .iter()
             .zip(&finish.sensors)
-            .map(|(t, (state, restarts))| SensorSummary {
-                id: t.id.to_string(),
-                kind: t.kind.to_string(),
-                unit: t.unit.to_string(),
+            .enumerate()
+            .map(|(index, (t, (state, restarts)))| SensorSummary {
+                id: self.sensors.id(index).to_string(),
+                kind: self.sensors.entry(index).kind.to_string(),
+                unit: self.sensors.entry(index).unit.to_string(),
                 state: state.as_str().to_string(),
                 restarts: *restarts,
                 count: t.stats.count(),

@@ -104,9 +104,9 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         // Built on its own thread, while the sensors are spawned on the others.
         Some(arbiter) => {
             let (sensors, analysis) = (sensors.clone(), config.analysis.clone());
-            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(&sensors, analysis, outputs))
+            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(sensors, analysis, outputs))
         }
-        None => Aggregator::new(&sensors, config.analysis.clone(), outputs).start(),
+        None => Aggregator::new(sensors.clone(), config.analysis.clone(), outputs).start(),
     };
     let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
     let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {

@@ -63,49 +63,59 @@ impl RunningStats {
 /// ([`RunningStats`]) stay in `f64`.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
-    values: Box<[f32]>,
-    /// The same values, ascending (the first `len` slots).
-    sorted: Box<[f32]>,
+    /// One allocation: the ring of values in arrival order (the first `capacity` slots), then the
+    /// same values ascending (the first `len` slots of the second half).
+    slots: Box<[f32]>,
     /// Index of the oldest value once full; the next write position.
-    head: usize,
-    len: usize,
+    head: u32,
+    len: u32,
 }
 
 impl RollingWindow {
     /// An empty window holding at most `capacity` (at least 1) values.
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         RollingWindow {
-            values: vec![0.0; capacity].into_boxed_slice(),
-            sorted: vec![0.0; capacity].into_boxed_slice(),
+            slots: vec![0.0; 2 * capacity].into_boxed_slice(),
             head: 0,
             len: 0,
         }
     }
 
+    fn capacity(&self) -> usize {
+        self.slots.len() / 2
+    }
+
+    /// The values ascending.
+    fn sorted(&self) -> &[f32] {
+        let capacity = self.capacity();
+        &self.slots[capacity..capacity + self.len as usize]
+    }
+
     /// Adds a value, dropping the oldest when full.
     pub fn push(&mut self, x: f64) {
         let x = x as f32;
-        let capacity = self.values.len();
-        if self.len == capacity {
-            let oldest = self.values[self.head];
-            let sorted = &mut self.sorted[..self.len];
-            let at = sorted.partition_point(|v| v.total_cmp(&oldest).is_lt());
-            sorted.copy_within(at + 1.., at);
-            self.len -= 1;
+        let capacity = self.capacity();
+        let (ring, sorted) = self.slots.split_at_mut(capacity);
+        let mut len = self.len as usize;
+        let head = self.head as usize;
+        if len == capacity {
+            let oldest = ring[head];
+            let at = sorted[..len].partition_point(|v| v.total_cmp(&oldest).is_lt());
+            sorted.copy_within(at + 1..len, at);
+            len -= 1;
         }
-        let sorted = &mut self.sorted[..=self.len];
-        let at = sorted[..self.len].partition_point(|v| v.total_cmp(&x).is_le());
-        sorted.copy_within(at..self.len, at + 1);
+        let at = sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
+        sorted.copy_within(at..len, at + 1);
         sorted[at] = x;
-        self.values[self.head] = x;
-        self.head = (self.head + 1) % capacity;
-        self.len += 1;
+        ring[head] = x;
+        self.head = ((head + 1) % capacity) as u32;
+        self.len = (len + 1) as u32;
     }
 
     /// Number of values held.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether no value is held.
@@ -115,13 +125,46 @@ impl RollingWindow {
 
     /// The most recent value.
     pub fn last(&self) -> Option<f64> {
-        (self.len > 0).then(|| f64::from(self.values[(self.head + self.values.len() - 1) % self.values.len()]))
+        self.nth_newest(0)
+    }
+
+    /// The value `n` reads before the most recent one (`0` is the most recent), if held.
+    pub fn nth_newest(&self, n: usize) -> Option<f64> {
+        let capacity = self.capacity();
+        (n < self.len as usize).then(|| f64::from(self.slots[(self.head as usize + capacity - 1 - n) % capacity]))
     }
 
     /// The values held, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
-        let start = if self.len == self.values.len() { self.head } else { 0 };
-        (0..self.len).map(move |i| f64::from(self.values[(start + i) % self.values.len()]))
+        let capacity = self.capacity();
+        let len = self.len as usize;
+        let start = if len == capacity { self.head as usize } else { 0 };
+        (0..len).map(move |i| f64::from(self.slots[(start + i) % capacity]))
+    }
+
+    /// The median of the values (`None` when empty).
+    pub fn median(&self) -> Option<f64> {
+        let sorted = self.sorted();
+        let n = sorted.len();
+        let s = |i: usize| f64::from(sorted[i]);
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(s(n / 2)),
+            _ => Some((s(n / 2 - 1) + s(n / 2)) / 2.0),
+        }
+    }
+
+    /// Whether the MAD about `median` (the window's median) is certainly at least `t` (> 0):
+    /// true when no more than `(n - 1) / 2` values lie strictly within `t` of the median, so the
+    /// middle deviation is `t` or more. A cheap test (two binary searches) that lets a caller skip
+    /// [`RollingWindow::robust`] when only a large enough MAD matters; false means "maybe not".
+    pub fn mad_at_least(&self, median: f64, t: f64) -> bool {
+        let sorted = self.sorted();
+        // On each side of the median the deviation shrinks towards it, so "within t" is one
+        // contiguous run around the median, found by binary search from both sides.
+        let from = sorted.partition_point(|&v| median - f64::from(v) >= t);
+        let to = sorted.partition_point(|&v| f64::from(v) - median < t);
+        to.saturating_sub(from) <= (sorted.len().saturating_sub(1)) / 2
     }
 }
 
@@ -130,7 +173,7 @@ impl RollingWindow {
     /// sorted values: the median directly, the MAD by merging the deviations below and above it
     /// (both already in order). `None` when empty.
     pub fn robust(&self) -> Option<(f64, f64)> {
-        let sorted = &self.sorted[..self.len];
+        let sorted = self.sorted();
         let s = |i: usize| f64::from(sorted[i]);
         let n = sorted.len();
         if n == 0 {
@@ -282,6 +325,11 @@ mod tests {
         assert_eq!(v, [3.0, 4.0, 5.0]);
         assert_eq!(w.last(), Some(5.0));
         assert_eq!(w.iter().collect::<Vec<_>>(), [3.0, 4.0, 5.0]);
+        let newest: Vec<_> = (0..4).map(|n| w.nth_newest(n)).collect();
+        assert_eq!(newest, [Some(5.0), Some(4.0), Some(3.0), None]);
+        let mut young = RollingWindow::new(3);
+        young.push(1.0);
+        assert_eq!((young.nth_newest(0), young.nth_newest(1)), (Some(1.0), None));
         let mut v: Vec<f64> = w.iter().collect();
         assert_eq!(robust_location_scale(&mut v), Some((4.0, MAD_TO_SD)));
         assert_eq!(
@@ -310,7 +358,7 @@ mod tests {
                 assert!((s1 - s2).abs() <= 1e-12 * s2.abs(), "capacity {capacity}: {s1} vs {s2}");
                 let mut sorted = w.iter().map(|v| v as f32).collect::<Vec<_>>();
                 sorted.sort_by(f32::total_cmp);
-                assert_eq!(&w.sorted[..w.len], &sorted[..]);
+                assert_eq!(w.sorted(), &sorted[..]);
             }
         }
     }

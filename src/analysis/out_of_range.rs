@@ -32,19 +32,14 @@ impl Default for Settings {
     }
 }
 
-/// The detector; the range arrives with each observation.
+/// The detector; it keeps no state (the range arrives with each observation).
 #[derive(Debug, Default)]
 pub struct OutOfRange;
 
-impl OutOfRange {
-    /// A boxed detector.
-    pub fn boxed() -> Box<dyn Detector> {
-        Box::new(OutOfRange)
-    }
-}
-
 impl Detector for OutOfRange {
-    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+    type Settings = Settings;
+
+    fn observe(&mut self, _settings: &Settings, obs: &mut Observation<'_>) -> Option<String> {
         let (value, (lo, hi)) = (obs.value?, obs.range?);
         (value < lo || value > hi).then(|| format!("value {value} outside the valid range [{lo}, {hi}]"))
     }
@@ -77,12 +72,15 @@ mod tests {
     #[test]
     fn fires_outside_and_only_there() {
         let series = [Some(20.0), Some(90.0), Some(-41.0), Some(85.0), Some(-40.0), None];
-        assert_eq!(fired(&mut OutOfRange, &series, 30, Some((-40.0, 85.0))), [2, 3]);
+        assert_eq!(
+            fired::<OutOfRange>(&Settings::default(), &series, 30, Some((-40.0, 85.0))),
+            [2, 3]
+        );
     }
 
     #[test]
     fn quiet_on_clean_data_and_without_range() {
-        assert!(fired(&mut OutOfRange, &clean_walk(2000, 1), 30, Some((-40.0, 85.0))).is_empty());
-        assert!(fired(&mut OutOfRange, &[Some(1e9)], 30, None).is_empty());
+        assert!(fired::<OutOfRange>(&Settings::default(), &clean_walk(2000, 1), 30, Some((-40.0, 85.0))).is_empty());
+        assert!(fired::<OutOfRange>(&Settings::default(), &[Some(1e9)], 30, None).is_empty());
     }
 }

@@ -13,8 +13,6 @@
 //! episode ends when the score falls below [`REARM`] of the threshold. It judges only after
 //! `min_samples` changes have set the scale; missed rounds are skipped, not counted as changes.
 
-use std::collections::VecDeque;
-
 use super::{above_zero, fraction};
 use super::{Detector, Observation};
 use crate::config::ConfigError;
@@ -48,12 +46,10 @@ impl Default for Settings {
     }
 }
 
-/// The detector's per-sensor state.
+/// The detector's per-sensor state. The value `span` reads ago comes from the sensor's window
+/// (which holds the successful reads, as this detector counts them).
 #[derive(Debug)]
 pub struct Rate {
-    settings: Settings,
-    /// The last `span` values, oldest first.
-    recent: VecDeque<f64>,
     /// Running mean of the change.
     mean: f64,
     /// Running mean absolute deviation of the change; `None` before the first change.
@@ -64,27 +60,24 @@ pub struct Rate {
     armed: bool,
 }
 
-impl Rate {
-    /// A boxed detector.
-    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
-        Box::new(Rate {
-            recent: VecDeque::with_capacity(settings.span),
-            settings,
+impl Default for Rate {
+    fn default() -> Self {
+        Rate {
             mean: 0.0,
             scale: None,
             changes: 0,
             armed: true,
-        })
+        }
     }
 }
 
 impl Detector for Rate {
-    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+    type Settings = Settings;
+
+    fn observe(&mut self, s: &Settings, obs: &mut Observation<'_>) -> Option<String> {
         let value = obs.value?;
-        let s = &self.settings;
         let mut detail = None;
-        if self.recent.len() == s.span {
-            let before = self.recent.pop_front()?;
+        if let Some(before) = obs.window.nth_newest(s.span - 1) {
             let change = value - before;
             let residual = change - self.mean;
             match self.scale {
@@ -117,7 +110,6 @@ impl Detector for Rate {
             }
             self.changes += 1;
         }
-        self.recent.push_back(value);
         detail
     }
 }
@@ -133,8 +125,9 @@ pub(crate) struct Raw {
 }
 
 impl Settings {
-    /// Validates `[analysis.rate]`.
-    pub(crate) fn from_raw(raw: Raw, origin: &str) -> Result<Settings, ConfigError> {
+    /// Validates `[analysis.rate]` against the window size (the window holds the reads the
+    /// change is measured over).
+    pub(crate) fn from_raw(raw: Raw, origin: &str, window: usize) -> Result<Settings, ConfigError> {
         let d = Settings::default();
         let s = Settings {
             threshold: above_zero(origin, "analysis.rate.threshold", raw.threshold.unwrap_or(d.threshold))?,
@@ -142,11 +135,11 @@ impl Settings {
             alpha: fraction(origin, "analysis.rate.alpha", raw.alpha.unwrap_or(d.alpha))?,
             min_samples: raw.min_samples.unwrap_or(d.min_samples),
         };
-        if s.span < 1 {
+        if s.span < 1 || s.span > window {
             return Err(ConfigError::new(
                 origin,
                 "analysis.rate.span",
-                "expected at least 1 read, got 0",
+                format!("expected 1 to analysis.window ({window}) reads, got {}", s.span),
             ));
         }
         Ok(s)
@@ -168,7 +161,7 @@ mod tests {
         for v in series.iter_mut().skip(210) {
             *v = v.map(|x| x + 20.0);
         }
-        let hits = fired(&mut *Rate::boxed(Settings::default()), &series, 30, None);
+        let hits = fired::<Rate>(&Settings::default(), &series, 30, None);
         assert_eq!(hits, [202]);
     }
 
@@ -179,17 +172,36 @@ mod tests {
             for i in (0..2000).step_by(7) {
                 series[i] = None;
             }
-            let hits = fired(&mut *Rate::boxed(Settings::default()), &series, 30, None);
+            let hits = fired::<Rate>(&Settings::default(), &series, 30, None);
             assert!(hits.is_empty(), "seed {seed}: {hits:?}");
         }
         let trend: Vec<Option<f64>> = (0..500).map(|i| Some(20.0 + 0.3 * i as f64)).collect();
-        assert!(fired(&mut *Rate::boxed(Settings::default()), &trend, 30, None).is_empty());
+        assert!(fired::<Rate>(&Settings::default(), &trend, 30, None).is_empty());
+    }
+
+    #[test]
+    fn span_must_fit_the_window() {
+        let raw = |span| Raw {
+            threshold: None,
+            span: Some(span),
+            alpha: None,
+            min_samples: None,
+        };
+        assert_eq!(Settings::from_raw(raw(30), "c.toml", 30).unwrap().span, 30);
+        assert_eq!(
+            Settings::from_raw(raw(31), "c.toml", 30).unwrap_err().to_string(),
+            "c.toml: analysis.rate.span: expected 1 to analysis.window (30) reads, got 31"
+        );
+        assert_eq!(
+            Settings::from_raw(raw(0), "c.toml", 30).unwrap_err().to_string(),
+            "c.toml: analysis.rate.span: expected 1 to analysis.window (30) reads, got 0"
+        );
     }
 
     #[test]
     fn waits_for_min_samples() {
         let mut series = vec![Some(1.0), Some(1.1), Some(1.0), Some(1.1)];
         series.push(Some(100.0));
-        assert!(fired(&mut *Rate::boxed(Settings::default()), &series, 30, None).is_empty());
+        assert!(fired::<Rate>(&Settings::default(), &series, 30, None).is_empty());
     }
 }

@@ -20,27 +20,21 @@ impl Default for Settings {
 }
 
 /// The detector's per-sensor state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Stale {
-    settings: Settings,
     missed: u32,
 }
 
-impl Stale {
-    /// A boxed detector.
-    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
-        Box::new(Stale { settings, missed: 0 })
-    }
-}
-
 impl Detector for Stale {
-    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+    type Settings = Settings;
+
+    fn observe(&mut self, settings: &Settings, obs: &mut Observation<'_>) -> Option<String> {
         if obs.value.is_some() {
             self.missed = 0;
             return None;
         }
         self.missed = self.missed.saturating_add(1);
-        (self.missed == self.settings.rounds).then(|| format!("no reading for {} rounds", self.missed))
+        (self.missed == settings.rounds).then(|| format!("no reading for {} rounds", self.missed))
     }
 }
 
@@ -78,7 +72,7 @@ mod tests {
         series.push(Some(1.0));
         series.extend([None; 5]);
         series.extend([None; 1]);
-        let hits = fired(&mut *Stale::boxed(Settings::default()), &series, 30, None);
+        let hits = fired::<Stale>(&Settings::default(), &series, 30, None);
         assert_eq!(hits, [8, 16]);
     }
 
@@ -88,6 +82,6 @@ mod tests {
         for i in (0..100).step_by(5) {
             series[i] = None;
         }
-        assert!(fired(&mut *Stale::boxed(Settings::default()), &series, 30, None).is_empty());
+        assert!(fired::<Stale>(&Settings::default(), &series, 30, None).is_empty());
     }
 }

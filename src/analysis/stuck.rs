@@ -20,26 +20,16 @@ impl Default for Settings {
 }
 
 /// The detector's per-sensor state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Stuck {
-    settings: Settings,
     last: Option<f64>,
     run: u32,
 }
 
-impl Stuck {
-    /// A boxed detector.
-    pub fn boxed(settings: Settings) -> Box<dyn Detector> {
-        Box::new(Stuck {
-            settings,
-            last: None,
-            run: 0,
-        })
-    }
-}
-
 impl Detector for Stuck {
-    fn observe(&mut self, obs: &mut Observation<'_>) -> Option<String> {
+    type Settings = Settings;
+
+    fn observe(&mut self, settings: &Settings, obs: &mut Observation<'_>) -> Option<String> {
         let value = obs.value?;
         if self.last == Some(value) {
             self.run = self.run.saturating_add(1);
@@ -47,7 +37,7 @@ impl Detector for Stuck {
             self.last = Some(value);
             self.run = 1;
         }
-        (self.run == self.settings.reads).then(|| format!("value {value} unchanged for {} reads", self.run))
+        (self.run == settings.reads).then(|| format!("value {value} unchanged for {} reads", self.run))
     }
 }
 
@@ -85,12 +75,12 @@ mod tests {
         series.push(None);
         series.push(Some(4.0));
         series.extend(std::iter::repeat_n(Some(4.0), 9));
-        let hits = fired(&mut *Stuck::boxed(Settings::default()), &series, 30, None);
+        let hits = fired::<Stuck>(&Settings::default(), &series, 30, None);
         assert_eq!(hits, [12, 38]);
     }
 
     #[test]
     fn quiet_on_a_clean_walk() {
-        assert!(fired(&mut *Stuck::boxed(Settings::default()), &clean_walk(5000, 2), 30, None).is_empty());
+        assert!(fired::<Stuck>(&Settings::default(), &clean_walk(5000, 2), 30, None).is_empty());
     }
 }
