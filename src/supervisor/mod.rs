@@ -402,12 +402,23 @@ impl Actor for SensorSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.start_groups(ctx);
-        log::info!(
-            "started {} sensor actors in {} group(s)",
-            self.sensors.len(),
-            self.groups.len()
-        );
-        self.start_round(ctx);
+        // Round 1 waits until every group has started its sensors (a group answers after its
+        // own start): with groups on several arbiters, one must not be read while another is
+        // still spawning, which would make round 1 as long as the slowest start.
+        let ready: Vec<_> = self.groups.iter().map(|g| g.addr.send(ReportStates)).collect();
+        let all_ready = async move {
+            for group in ready {
+                let _ = group.await;
+            }
+        };
+        ctx.spawn(all_ready.into_actor(self).map(|(), act, ctx| {
+            log::info!(
+                "started {} sensor actors in {} group(s)",
+                act.sensors.len(),
+                act.groups.len()
+            );
+            act.start_round(ctx);
+        }));
     }
 }
 
