@@ -31,7 +31,6 @@ const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
 /// kind and unit are looked up in the run's [`SensorTable`], the detectors' settings are kept
 /// once in the [`AnalysisConfig`]).
 struct Track {
-    range: Option<(f64, f64)>,
     stats: RunningStats,
     window: RollingWindow,
     ewma: Ewma,
@@ -44,6 +43,8 @@ struct Track {
 pub struct Aggregator {
     /// Every sensor's id, kind and unit, shared with the supervisors.
     sensors: Arc<SensorTable>,
+    /// The valid range of the sensors of each entry of `sensors`.
+    ranges: Vec<Option<(f64, f64)>>,
     tracks: Vec<Track>,
     analysis: AnalysisConfig,
     rounds: u64,
@@ -70,10 +71,13 @@ pub struct Aggregator {
 impl Aggregator {
     /// An aggregator for `sensors`, writing to `outputs` when given.
     pub fn new(sensors: Arc<SensorTable>, analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
+        let ranges = sensors
+            .entries()
+            .iter()
+            .map(|e| analysis.range_for(&e.kind, e.range))
+            .collect();
         let tracks = (0..sensors.len())
-            .map(|i| sensors.entry(i))
-            .map(|s| Track {
-                range: analysis.range_for(&s.kind, s.range),
+            .map(|_| Track {
                 stats: RunningStats::default(),
                 window: RollingWindow::new(analysis.window),
                 ewma: Ewma::default(),
@@ -86,6 +90,7 @@ impl Aggregator {
             || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
         Aggregator {
             sensors,
+            ranges,
             tracks,
             analysis,
             rounds: 0,
@@ -194,7 +199,7 @@ impl Handler<RoundReport> for Aggregator {
                 round,
                 value,
                 window: &track.window,
-                range: track.range,
+                range: self.ranges[sensors.entry_index(index)],
                 scratch: &mut self.scratch,
             };
             analysis.observe(&mut track.detectors, &mut obs, |kind, detail| {

@@ -297,7 +297,17 @@ impl SensorTable {
 
     /// The settings of sensor `index`.
     pub fn entry(&self, index: usize) -> &SensorEntry {
-        &self.entries[self.entry_of[index] as usize]
+        &self.entries[self.entry_index(index)]
+    }
+
+    /// The position of sensor `index`'s entry in [`SensorTable::entries`].
+    pub fn entry_index(&self, index: usize) -> usize {
+        self.entry_of[index] as usize
+    }
+
+    /// The distinct entries, in order.
+    pub fn entries(&self) -> &[SensorEntry] {
+        &self.entries
     }
 }
 

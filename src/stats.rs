@@ -63,54 +63,73 @@ impl RunningStats {
 /// ([`RunningStats`]) stay in `f64`.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
-    /// One allocation: the ring of values in arrival order (the first `capacity` slots), then the
-    /// same values ascending (the first `len` slots of the second half).
-    slots: Box<[f32]>,
+    /// The values held, ascending (the first `len` slots).
+    sorted: Box<[f32]>,
+    /// Arrival order: `order[k]` is the position in `sorted` of the k-th slot of a ring whose
+    /// oldest entry is at `head` once full. Positions, not values: 2 bytes per value instead of 4.
+    order: Box<[u16]>,
     /// Index of the oldest value once full; the next write position.
-    head: u32,
-    len: u32,
+    head: u16,
+    len: u16,
 }
 
+/// The largest rolling window (positions in it are kept as `u16`).
+pub const MAX_WINDOW: usize = u16::MAX as usize;
+
 impl RollingWindow {
-    /// An empty window holding at most `capacity` (at least 1) values.
+    /// An empty window holding at most `capacity` values (1 to [`MAX_WINDOW`]; clamped).
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
+        let capacity = capacity.clamp(1, MAX_WINDOW);
         RollingWindow {
-            slots: vec![0.0; 2 * capacity].into_boxed_slice(),
+            sorted: vec![0.0; capacity].into_boxed_slice(),
+            order: vec![0; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
         }
     }
 
     fn capacity(&self) -> usize {
-        self.slots.len() / 2
+        self.order.len()
     }
 
     /// The values ascending.
     fn sorted(&self) -> &[f32] {
-        let capacity = self.capacity();
-        &self.slots[capacity..capacity + self.len as usize]
+        &self.sorted[..self.len as usize]
     }
 
     /// Adds a value, dropping the oldest when full.
     pub fn push(&mut self, x: f64) {
         let x = x as f32;
         let capacity = self.capacity();
-        let (ring, sorted) = self.slots.split_at_mut(capacity);
-        let mut len = self.len as usize;
         let head = self.head as usize;
+        let mut len = self.len as usize;
         if len == capacity {
-            let oldest = ring[head];
-            let at = sorted[..len].partition_point(|v| v.total_cmp(&oldest).is_lt());
-            sorted.copy_within(at + 1..len, at);
+            let oldest = self.order[head];
+            let at = usize::from(oldest);
+            self.sorted.copy_within(at + 1..len, at);
+            for position in self.order.iter_mut() {
+                *position -= u16::from(*position > oldest);
+            }
             len -= 1;
         }
-        let at = sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
-        sorted.copy_within(at..len, at + 1);
-        sorted[at] = x;
-        ring[head] = x;
-        self.head = ((head + 1) % capacity) as u32;
-        self.len = (len + 1) as u32;
+        let at = self.sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
+        self.sorted.copy_within(at..len, at + 1);
+        self.sorted[at] = x;
+        let held = if len + 1 == capacity { capacity } else { len };
+        let new = at as u16;
+        for (k, position) in self.order.iter_mut().enumerate().take(held) {
+            if k != head {
+                *position += u16::from(*position >= new);
+            }
+        }
+        self.order[head] = new;
+        self.head = ((head + 1) % capacity) as u16;
+        self.len = (len + 1) as u16;
+    }
+
+    /// The value in ring slot `k`.
+    fn at(&self, k: usize) -> f64 {
+        f64::from(self.sorted[usize::from(self.order[k])])
     }
 
     /// Number of values held.
@@ -131,7 +150,7 @@ impl RollingWindow {
     /// The value `n` reads before the most recent one (`0` is the most recent), if held.
     pub fn nth_newest(&self, n: usize) -> Option<f64> {
         let capacity = self.capacity();
-        (n < self.len as usize).then(|| f64::from(self.slots[(self.head as usize + capacity - 1 - n) % capacity]))
+        (n < self.len as usize).then(|| self.at((self.head as usize + capacity - 1 - n) % capacity))
     }
 
     /// The values held, oldest first.
@@ -139,7 +158,7 @@ impl RollingWindow {
         let capacity = self.capacity();
         let len = self.len as usize;
         let start = if len == capacity { self.head as usize } else { 0 };
-        (0..len).map(move |i| f64::from(self.slots[(start + i) % capacity]))
+        (0..len).map(move |i| self.at((start + i) % capacity))
     }
 
     /// The median of the values (`None` when empty).
@@ -350,8 +369,21 @@ mod tests {
         };
         for capacity in [1, 2, 3, 4, 7, 30] {
             let mut w = RollingWindow::new(capacity);
+            let mut naive_ring = std::collections::VecDeque::new();
             for _ in 0..500 {
-                w.push(next());
+                let x = next();
+                w.push(x);
+                naive_ring.push_back(x);
+                if naive_ring.len() > capacity {
+                    naive_ring.pop_front();
+                }
+                assert_eq!(
+                    w.iter().collect::<Vec<_>>(),
+                    Vec::from(naive_ring.clone()),
+                    "capacity {capacity}"
+                );
+                let newest: Vec<_> = (0..naive_ring.len()).map(|n| w.nth_newest(n).unwrap()).collect();
+                assert_eq!(newest, naive_ring.iter().rev().copied().collect::<Vec<_>>());
                 let mut naive = w.iter().collect::<Vec<_>>();
                 let ((m1, s1), (m2, s2)) = (w.robust().unwrap(), robust_location_scale(&mut naive).unwrap());
                 assert_eq!(m1, m2, "capacity {capacity}");

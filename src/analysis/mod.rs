@@ -22,7 +22,7 @@ pub mod stuck;
 use serde::Deserialize;
 
 use crate::config::{from_table, ConfigError};
-use crate::stats::RollingWindow;
+use crate::stats::{RollingWindow, MAX_WINDOW};
 use serde::de::DeserializeOwned;
 
 /// What a detector sees of one sensor in one round.
@@ -261,11 +261,11 @@ impl RawAnalysis {
     pub(crate) fn validate(self, origin: &str) -> Result<AnalysisConfig, ConfigError> {
         let d = AnalysisConfig::default();
         let window = self.window.unwrap_or(d.window);
-        if window < 3 {
+        if !(3..=MAX_WINDOW).contains(&window) {
             return Err(ConfigError::new(
                 origin,
                 "analysis.window",
-                format!("expected at least 3 reads, got {window}"),
+                format!("expected 3 to {MAX_WINDOW} reads, got {window}"),
             ));
         }
         Ok(AnalysisConfig {
@@ -412,6 +412,10 @@ mod tests {
             "c.toml: analysis.spike.threshold: expected a number above 0, got -1"
         );
         assert_eq!(parse("stuck = { enabled = false }").unwrap().stuck, None);
+        assert_eq!(
+            parse("window = 70000").unwrap_err().to_string(),
+            "c.toml: analysis.window: expected 3 to 65535 reads, got 70000"
+        );
         let c = parse("out_of_range = { bounds = { pressure = [900.0, 1100.0] } }").unwrap();
         assert_eq!(c.range_for("pressure", None), Some((900.0, 1100.0)));
         assert_eq!(c.range_for("temperature", None), Some((-40.0, 85.0)));

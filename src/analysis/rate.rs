@@ -52,10 +52,11 @@ impl Default for Settings {
 pub struct Rate {
     /// Running mean of the change.
     mean: f64,
-    /// Running mean absolute deviation of the change; `None` before the first change.
-    scale: Option<f64>,
-    /// Changes seen.
-    changes: usize,
+    /// Running mean absolute deviation of the change; NaN before the first change (a NaN, not
+    /// an `Option`: 8 bytes less per sensor).
+    scale: f64,
+    /// Changes seen (saturating).
+    changes: u32,
     /// Whether a new episode may fire.
     armed: bool,
 }
@@ -64,7 +65,7 @@ impl Default for Rate {
     fn default() -> Self {
         Rate {
             mean: 0.0,
-            scale: None,
+            scale: f64::NAN,
             changes: 0,
             armed: true,
         }
@@ -81,9 +82,9 @@ impl Detector for Rate {
             let change = value - before;
             let residual = change - self.mean;
             match self.scale {
-                None => self.scale = Some(residual.abs()),
-                Some(scale) => {
-                    let judged = self.changes >= s.min_samples;
+                scale if scale.is_nan() => self.scale = residual.abs(),
+                scale => {
+                    let judged = self.changes as usize >= s.min_samples;
                     if judged {
                         let score = if residual == 0.0 {
                             0.0
@@ -105,10 +106,10 @@ impl Detector for Rate {
                     let limit = if judged { CLIP * scale } else { f64::INFINITY };
                     let clipped = residual.clamp(-limit, limit);
                     self.mean += s.alpha * clipped;
-                    self.scale = Some(scale + s.alpha * (clipped.abs() - scale));
+                    self.scale = scale + s.alpha * (clipped.abs() - scale);
                 }
             }
-            self.changes += 1;
+            self.changes = self.changes.saturating_add(1);
         }
         detail
     }

@@ -229,7 +229,7 @@ pub struct Simulated {
     /// The entry's settings, shared by its sensors.
     settings: Arc<Settings>,
     /// The scripted faults aimed at this sensor (usually none: no allocation).
-    faults: Vec<Fault>,
+    faults: Box<[Fault]>,
     rng: Pcg64Mcg,
     value: f64,
     offline: bool,
