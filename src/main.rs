@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand};
 use sensor_actors::{run, Config, RunError, RunOptions};
 use std::error::Error as _;
 
-/// The binary allocates through mimalloc: the read path makes a few small allocations per read,
-/// and glibc's allocator spent a third of the CPU time on them (docs/performance.md).
+/// The binary allocates through mimalloc (its v2 line: less resident memory than v3 here, same
+/// speed): the read path makes a few small allocations per read, and glibc's allocator spent a
+/// third of the CPU time on them (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
