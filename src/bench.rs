@@ -110,6 +110,12 @@ pub struct Figures {
     pub idle_bytes_per_sensor: f64,
     /// `(peak - baseline) / N`.
     pub peak_bytes_per_sensor: f64,
+    /// What each sensor beyond the previous N measured adds to the idle RSS: the slope of idle
+    /// memory against N, free of the fixed costs (runtime, allocator, thread stacks) that
+    /// `idle_bytes_per_sensor` spreads over N. Set by the parent from consecutive Ns; `None` for
+    /// the first.
+    #[serde(default)]
+    pub marginal_idle_bytes_per_sensor: Option<f64>,
     /// CPU time of the child process.
     pub cpu_seconds: f64,
 }
@@ -289,6 +295,7 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
         peak_rss_bytes: process.peak_rss_bytes,
         idle_bytes_per_sensor: per_sensor(fast.idle_rss_bytes),
         peak_bytes_per_sensor: per_sensor(process.peak_rss_bytes),
+        marginal_idle_bytes_per_sensor: None,
         cpu_seconds: process.cpu_seconds,
     })
 }
@@ -374,7 +381,11 @@ pub fn measure_in_children(
             Err(e) => Err(format!("cannot start {}: {e}", exe.display())),
         };
         match figures {
-            Ok(f) => {
+            Ok(mut f) => {
+                if let Some(p) = report.results.last() {
+                    let idle = |f: &Figures| f.idle_rss_bytes as f64 - f.baseline_rss_bytes as f64;
+                    f.marginal_idle_bytes_per_sensor = Some((idle(&f) - idle(p)) / (f.sensors - p.sensors) as f64);
+                }
                 progress(&f);
                 report.results.push(f);
             }
@@ -393,7 +404,7 @@ pub fn render_table(results: &[Figures]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
         "sensors",
         "spawn ms",
         "reads/s",
@@ -404,12 +415,13 @@ pub fn render_table(results: &[Figures]) -> String {
         "ovh max ms",
         "peak MiB",
         "B/sensor",
-        "idle B/s"
+        "idle B/s",
+        "marginal"
     );
     for f in results {
         let _ = writeln!(
             out,
-            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>9.0}",
+            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>9.0} {:>9}",
             f.sensors,
             f.spawn_seconds * 1000.0,
             f.reads_per_second,
@@ -420,7 +432,9 @@ pub fn render_table(results: &[Figures]) -> String {
             f.overhead_ms_max,
             f.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             f.peak_bytes_per_sensor,
-            f.idle_bytes_per_sensor
+            f.idle_bytes_per_sensor,
+            f.marginal_idle_bytes_per_sensor
+                .map_or_else(|| "-".to_string(), |b| format!("{b:.0}"))
         );
     }
     out
