@@ -18,13 +18,17 @@
 //!
 //! [`round::collect`]: crate::round::collect
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use actix_rt::time::Instant;
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::FutureExt;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -110,13 +114,43 @@ impl SensorActor {
 }
 
 /// Builds the reply of a finished read.
-fn reply(round: u64, started: actix_rt::time::Instant, result: Result<Sample, ReadError>) -> ReadReply {
+fn reply(round: u64, started: Instant, result: Result<Sample, ReadError>) -> ReadReply {
+    let finished = Instant::now();
     ReadReply {
         round,
         result,
-        latency: started.elapsed(),
-        timestamp: chrono::Utc::now(),
+        latency: finished - started,
+        timestamp: wall_clock(finished),
     }
+}
+
+/// How long a thread's wall-clock anchor serves before it is read again.
+const REANCHOR_AFTER: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// A moment of this thread in both clocks: monotonic and wall.
+    static ANCHOR: Cell<Option<(Instant, DateTime<Utc>)>> = const { Cell::new(None) };
+}
+
+/// The wall-clock time of `at` (a monotonic instant of this thread, not before earlier ones):
+/// the thread's anchor plus the monotonic time since, the anchor being read again once it is
+/// [`REANCHOR_AFTER`] old. A read's timestamp then costs no wall-clock read and no calendar
+/// conversion, and a step of the wall clock shows within a second.
+fn wall_clock(at: Instant) -> DateTime<Utc> {
+    ANCHOR.with(|anchor| {
+        let (base, wall) = match anchor.get() {
+            Some((base, wall)) if at.saturating_duration_since(base) < REANCHOR_AFTER => (base, wall),
+            _ => {
+                let fresh = (at, Utc::now());
+                anchor.set(Some(fresh));
+                fresh
+            }
+        };
+        TimeDelta::from_std(at.saturating_duration_since(base))
+            .ok()
+            .and_then(|since| wall.checked_add_signed(since))
+            .unwrap_or(wall)
+    })
 }
 
 impl Actor for SensorActor {
@@ -128,7 +162,7 @@ impl Handler<Read> for SensorActor {
     type Result = ResponseActFuture<Self, ReadReply>;
 
     fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
-        let started = actix_rt::time::Instant::now();
+        let started = Instant::now();
         let round = msg.round;
         let read = self.start(round);
         let id = self.id.clone();
@@ -179,7 +213,7 @@ impl Handler<StartRead> for SensorActor {
     type Result = ();
 
     fn handle(&mut self, msg: StartRead, ctx: &mut Context<Self>) {
-        let started = actix_rt::time::Instant::now();
+        let started = Instant::now();
         let round = msg.round;
         let mut read = match self.start(round) {
             Ok(read) => read,
@@ -202,5 +236,30 @@ impl Handler<StopSensor> for SensorActor {
 
     fn handle(&mut self, _msg: StopSensor, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timestamps follow the monotonic clock from the thread's anchor, and the anchor is read
+    /// again once it is older than `REANCHOR_AFTER`.
+    #[test]
+    fn wall_clock_follows_the_monotonic_clock_from_an_anchor() {
+        let t0 = Instant::now();
+        let w0 = wall_clock(t0);
+        assert!((Utc::now() - w0).abs() < TimeDelta::seconds(1));
+        assert_eq!(
+            wall_clock(t0 + Duration::from_millis(250)) - w0,
+            TimeDelta::milliseconds(250)
+        );
+        // Without a new anchor this would be 1.001 s after `w0`; read again, it is about now.
+        let w2 = wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(1));
+        assert!(w2 - w0 < TimeDelta::milliseconds(500), "{w0} {w2}");
+        assert_eq!(
+            wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(11)) - w2,
+            TimeDelta::milliseconds(10)
+        );
     }
 }
