@@ -102,29 +102,36 @@ impl RollingWindow {
         let x = x as f32;
         let capacity = self.capacity();
         let head = self.head as usize;
-        let mut len = self.len as usize;
-        if len == capacity {
-            let oldest = self.order[head];
-            let at = usize::from(oldest);
-            self.sorted.copy_within(at + 1..len, at);
+        let len = self.len as usize;
+        let above = self.sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
+        let at = if len == capacity {
+            // Full: the oldest leaves and `x` enters in one move of the values between them,
+            // and one pass shifts the positions of those values.
+            let oldest = usize::from(self.order[head]);
+            let (at, range, up) = if above > oldest {
+                self.sorted.copy_within(oldest + 1..above, oldest);
+                (above - 1, oldest + 1..above, false)
+            } else {
+                self.sorted.copy_within(above..oldest, above + 1);
+                (above, above..oldest, true)
+            };
+            let (lo, hi) = (range.start as u16, range.end as u16);
             for position in self.order.iter_mut() {
-                *position -= u16::from(*position > oldest);
+                let moved = u16::from(*position >= lo && *position < hi);
+                *position = if up { *position + moved } else { *position - moved };
             }
-            len -= 1;
-        }
-        let at = self.sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
-        self.sorted.copy_within(at..len, at + 1);
+            at
+        } else {
+            self.sorted.copy_within(above..len, above + 1);
+            for position in &mut self.order[..len] {
+                *position += u16::from(usize::from(*position) >= above);
+            }
+            self.len += 1;
+            above
+        };
         self.sorted[at] = x;
-        let held = if len + 1 == capacity { capacity } else { len };
-        let new = at as u16;
-        for (k, position) in self.order.iter_mut().enumerate().take(held) {
-            if k != head {
-                *position += u16::from(*position >= new);
-            }
-        }
-        self.order[head] = new;
+        self.order[head] = at as u16;
         self.head = ((head + 1) % capacity) as u16;
-        self.len = (len + 1) as u16;
     }
 
     /// The value in ring slot `k`.
