@@ -403,6 +403,11 @@ async fn one_for_all_restarts_the_siblings() {
     let restarts: Vec<u32> = out.summary.sensors.iter().map(|s| s.restarts).collect();
     assert_eq!(restarts, [0, 1, 1, 1]);
     assert_eq!(out.read_in(3), ["outside", "bus-1", "bus-2", "bus-3"]);
+    // The journal opens with the first starts, group by group: the configured group, then the
+    // shard of the ungrouped sensor.
+    let started: Vec<&str> = out.events.iter().take(4).map(|e| e.sensor.as_str()).collect();
+    assert!(out.events[..4].iter().all(|e| e.event == "started"), "{:?}", out.events);
+    assert_eq!(started, ["bus-1", "bus-2", "bus-3", "outside"]);
 }
 
 /// rest_for_one: the failure of bus-2 restarts bus-2 and the later bus-3, not the earlier bus-1.
