@@ -11,7 +11,7 @@
 //! the earliest) serves them all. An answer for another round, for a read already settled, or
 //! from a replaced actor is discarded. With `max_in_flight`, at most that many reads of the group
 //! are outstanding; the next is sent as one settles. A large round goes out in slices of
-//! [`FAN_OUT_SLICE`] reads, the group yielding to its sensors between slices.
+//! `FAN_OUT_SLICE` (1,024) reads, the group yielding to its sensors between slices.
 //!
 //! Two kinds of group exist:
 //! - a configured group (`[[groups]]`) restarts its members by its strategy (`one_for_one`,
