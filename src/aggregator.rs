@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 
 use crate::analysis::{AnalysisConfig, DetectorKind, Detectors, Observation};
 use crate::config::SensorTable;
-use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
+use crate::messages::{EventKind, Finish, Outcome, Reading, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{
     rfc3339, AnomalyLine, EventLine, Finished, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
     SensorSummary, Summary,
@@ -190,8 +190,8 @@ impl Handler<RoundReport> for Aggregator {
                     unit: &entry.unit,
                     timestamp: timestamp(),
                     latency_ms: r.latency.as_micros() as f64 / 1000.0,
-                    source_row: r.source_row,
-                    source_time: r.source_time.as_deref(),
+                    source_row: r.source_row(),
+                    source_time: r.source_time(),
                 };
                 out.reading(&line);
             }
@@ -216,7 +216,7 @@ impl Handler<RoundReport> for Aggregator {
                         value,
                         detector: kind.as_str(),
                         detail,
-                        source_row: reading.and_then(|r| r.source_row),
+                        source_row: reading.and_then(Reading::source_row),
                     };
                     out.anomaly(&line);
                 }

@@ -73,22 +73,45 @@ pub struct Reading {
     pub timestamp: DateTime<Utc>,
     /// How long the read took.
     pub latency: Duration,
-    /// For replayed data: the 1-based data row of the source file.
-    pub source_row: Option<u64>,
-    /// For replayed data: the recorded time of the value.
-    pub source_time: Option<Arc<str>>,
+    /// Where a replayed value came from; `None` for live sensors. Boxed: a round holds one
+    /// outcome per sensor, and most sensors have no source (48 bytes per outcome, not 72).
+    pub source: Option<Box<Source>>,
+}
+
+/// Where a replayed value came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The 1-based data row of the source file.
+    pub row: Option<u64>,
+    /// The recorded time of the value, as written in the source.
+    pub time: Option<Arc<str>>,
 }
 
 impl Reading {
     /// Builds a reading from a driver sample and the reply's timing.
     pub fn new(sample: Sample, timestamp: DateTime<Utc>, latency: Duration) -> Self {
+        let source = (sample.source_row.is_some() || sample.source_time.is_some()).then(|| {
+            Box::new(Source {
+                row: sample.source_row,
+                time: sample.source_time,
+            })
+        });
         Reading {
             value: sample.value,
             timestamp,
             latency,
-            source_row: sample.source_row,
-            source_time: sample.source_time,
+            source,
         }
+    }
+
+    /// The source row, for replayed data.
+    pub fn source_row(&self) -> Option<u64> {
+        self.source.as_ref().and_then(|s| s.row)
+    }
+
+    /// The source's recorded time, for replayed data.
+    pub fn source_time(&self) -> Option<&str> {
+        self.source.as_ref().and_then(|s| s.time.as_deref())
     }
 }
 

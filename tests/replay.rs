@@ -174,7 +174,7 @@ async fn bad_rows_are_failed_reads_with_their_cause_and_the_replay_continues() {
     let summary: Vec<Result<(f64, Option<u64>), Outcome>> = outcomes
         .into_iter()
         .map(|o| match o {
-            Outcome::Ok(r) => Ok((r.value, r.source_row)),
+            Outcome::Ok(r) => Ok((r.value, r.source_row())),
             other => Err(other),
         })
         .collect();
