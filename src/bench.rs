@@ -104,12 +104,20 @@ pub struct Figures {
     pub baseline_rss_bytes: u64,
     /// RSS once every sensor of the throughput pass is spawned, before the first round.
     pub idle_rss_bytes: u64,
-    /// Peak RSS of the child process over both passes.
+    /// Peak RSS of the child process over both passes: in the overhead pass every read of a
+    /// round waits at once (a future and a timer each).
     pub peak_rss_bytes: u64,
+    /// Peak RSS of zero-latency collection: when the last round of the throughput pass
+    /// starts (before the final summary, a record per sensor, is built).
+    #[serde(default)]
+    pub rounds_peak_rss_bytes: u64,
     /// `(idle - baseline) / N`.
     pub idle_bytes_per_sensor: f64,
     /// `(peak - baseline) / N`.
     pub peak_bytes_per_sensor: f64,
+    /// `(rounds peak - baseline) / N`.
+    #[serde(default)]
+    pub rounds_peak_bytes_per_sensor: f64,
     /// What each sensor beyond the previous N measured adds to the idle RSS: the slope of idle
     /// memory against N, free of the fixed costs (runtime, allocator, thread stacks) that
     /// `idle_bytes_per_sensor` spreads over N. Set by the parent from consecutive Ns; `None` for
@@ -145,7 +153,7 @@ struct Probe {
     /// Highest round a read was started for.
     round: AtomicU64,
     /// First-read time of each round, with the process's CPU seconds then, in order.
-    round_starts: Mutex<Vec<(Instant, f64)>>,
+    round_starts: Mutex<Vec<(Instant, ProcessStats)>>,
 }
 
 /// Builds simulated drivers wrapped in the probe.
@@ -186,7 +194,7 @@ impl Driver for Probed {
         if round > self.probe.round.load(Ordering::Relaxed) {
             self.probe.round.store(round, Ordering::Relaxed);
             if let Ok(mut starts) = self.probe.round_starts.lock() {
-                starts.push((Instant::now(), ProcessStats::measure().cpu_seconds));
+                starts.push((Instant::now(), ProcessStats::measure()));
             }
         }
         self.inner.read(round)
@@ -198,7 +206,7 @@ struct Pass {
     config_seconds: f64,
     spawn_seconds: f64,
     idle_rss_bytes: u64,
-    round_starts: Vec<(Instant, f64)>,
+    round_starts: Vec<(Instant, ProcessStats)>,
     finished: Instant,
     summary: crate::Summary,
 }
@@ -264,11 +272,15 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
     let baseline_rss_bytes = current_rss_bytes();
     let fast = pass(sensors, rounds, (Duration::ZERO, Duration::ZERO))?;
     let reads = fast.summary.reads.ok;
-    let (first, first_cpu) = fast.round_starts.first().copied().ok_or("no round started")?;
-    let (last, last_cpu) = fast.round_starts.last().copied().ok_or("no round started")?;
+    let (first, first_stats) = fast.round_starts.first().copied().ok_or("no round started")?;
+    let (last, last_stats) = fast.round_starts.last().copied().ok_or("no round started")?;
+    let (first_cpu, last_cpu) = (first_stats.cpu_seconds, last_stats.cpu_seconds);
     let steady = last.duration_since(first).as_secs_f64();
     let steady_cpu = last_cpu - first_cpu;
     let steady_reads = (sensors as u64 * (fast.round_starts.len() as u64 - 1)) as f64;
+    // The peak of collection itself: at the start of the last round, rounds 1 to R-1 are done
+    // and the summary (a record per sensor) is not built yet.
+    let rounds_peak_rss_bytes = last_stats.peak_rss_bytes;
     let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
     let slowest_ms = SLOWEST_LATENCY.as_secs_f64() * 1000.0;
     let process = ProcessStats::measure();
@@ -293,8 +305,10 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
         baseline_rss_bytes,
         idle_rss_bytes: fast.idle_rss_bytes,
         peak_rss_bytes: process.peak_rss_bytes,
+        rounds_peak_rss_bytes,
         idle_bytes_per_sensor: per_sensor(fast.idle_rss_bytes),
         peak_bytes_per_sensor: per_sensor(process.peak_rss_bytes),
+        rounds_peak_bytes_per_sensor: per_sensor(rounds_peak_rss_bytes),
         marginal_idle_bytes_per_sensor: None,
         cpu_seconds: process.cpu_seconds,
     })
@@ -404,7 +418,7 @@ pub fn render_table(results: &[Figures]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>10} {:>9} {:>9}",
         "sensors",
         "spawn ms",
         "reads/s",
@@ -415,13 +429,14 @@ pub fn render_table(results: &[Figures]) -> String {
         "ovh max ms",
         "peak MiB",
         "B/sensor",
+        "rounds B/s",
         "idle B/s",
         "marginal"
     );
     for f in results {
         let _ = writeln!(
             out,
-            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>9.0} {:>9}",
+            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>9.0} {:>9}",
             f.sensors,
             f.spawn_seconds * 1000.0,
             f.reads_per_second,
@@ -432,6 +447,7 @@ pub fn render_table(results: &[Figures]) -> String {
             f.overhead_ms_max,
             f.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             f.peak_bytes_per_sensor,
+            f.rounds_peak_bytes_per_sensor,
             f.idle_bytes_per_sensor,
             f.marginal_idle_bytes_per_sensor
                 .map_or_else(|| "-".to_string(), |b| format!("{b:.0}"))
