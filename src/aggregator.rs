@@ -155,7 +155,8 @@ impl Handler<RoundReport> for Aggregator {
         let round_time = Utc::now();
         let outputs = &mut self.outputs;
         let (sensors, analysis, anomalies) = (&*self.sensors, &self.analysis, &mut self.anomalies);
-        for (index, (track, outcome)) in self.tracks.iter_mut().zip(&report.outcomes).enumerate() {
+        let outcomes = report.outcomes.iter().flatten();
+        for (index, (track, outcome)) in self.tracks.iter_mut().zip(outcomes).enumerate() {
             counts.requested += 1;
             let reading = match outcome {
                 Outcome::Ok(r) => {

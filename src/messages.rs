@@ -125,8 +125,10 @@ pub struct RoundReport {
     pub wall: Duration,
     /// Ticks skipped since the previous round because a round overran the interval.
     pub skipped_before: u64,
-    /// One outcome per sensor, indexed like the configuration's sensors.
-    pub outcomes: Vec<Outcome>,
+    /// One outcome per sensor in configuration order, as consecutive batches: one per group
+    /// when the groups hold consecutive sensors in order (the shards of the ungrouped sensors),
+    /// so that no round's outcomes are copied into one vector; else a single batch.
+    pub outcomes: Vec<Vec<Outcome>>,
     /// Signalled (by dropping it) once the aggregator has processed the report. The supervisor
     /// waits for it before sending the next report, so at most one report waits in the
     /// aggregator's mailbox however far analysis falls behind collection.

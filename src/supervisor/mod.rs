@@ -169,9 +169,10 @@ pub struct SensorSupervisor {
     skipped: u64,
     /// Ticks skipped just before the round in flight (reported with it).
     skipped_before: u64,
-    /// Whether one group holds every sensor in order (the usual single shard): its batch is then
-    /// the round's outcomes as they are, with no copy.
-    whole: bool,
+    /// Whether the groups' members, group after group, are the sensors in configuration order
+    /// (no `[[groups]]`: the shards): the groups' batches are then the round's outcomes as they
+    /// are, with no copy into one vector.
+    in_order: bool,
     /// Completes when the aggregator has processed the last report; the next report waits for it.
     report_processed: Option<oneshot::Receiver<()>>,
     /// The pending next-round timer; cancelled on shutdown.
@@ -209,7 +210,7 @@ impl SensorSupervisor {
             skipped: 0,
             skipped_before: 0,
             report_processed: None,
-            whole: false,
+            in_order: false,
             next_round: None,
             in_flight: false,
             stopping: false,
@@ -286,6 +287,11 @@ impl SensorSupervisor {
                 given_up: false,
             });
         }
+        let mut next = 0;
+        self.in_order = self.groups.iter().flat_map(|g| g.members.iter()).all(|&index| {
+            next += 1;
+            index == next - 1
+        }) && next == self.sensors.len();
     }
 
     fn start_round(&mut self, ctx: &mut Context<Self>) {
@@ -330,28 +336,32 @@ impl SensorSupervisor {
         self.in_flight = false;
         let now = Instant::now();
         let n = self.sensors.len();
-        let whole = self.whole;
-        let mut outcomes = Vec::new();
+        let mut batches = Vec::with_capacity(self.groups.len());
         for (group, reply) in self.groups.iter_mut().zip(replies) {
-            match reply {
-                Ok(GroupRound { outcomes: theirs, live }) => {
+            let theirs = match reply {
+                Ok(GroupRound { outcomes, live }) => {
                     group.live = live && !group.given_up;
-                    if whole {
-                        outcomes = theirs;
-                        continue;
-                    }
-                    outcomes.resize(n, Outcome::Unavailable(Absence::Down));
-                    for (&index, outcome) in group.members.iter().zip(theirs) {
-                        outcomes[index] = outcome;
-                    }
+                    outcomes
                 }
                 Err(e) => {
                     log::error!("group {} did not answer round {round}: {e}", group.name);
                     group.live = false;
+                    vec![Outcome::Unavailable(Absence::Down); group.members.len()]
+                }
+            };
+            batches.push(theirs);
+        }
+        let outcomes = if self.in_order {
+            batches
+        } else {
+            let mut merged = vec![Outcome::Unavailable(Absence::Down); n];
+            for (group, theirs) in self.groups.iter().zip(batches) {
+                for (&index, outcome) in group.members.iter().zip(theirs) {
+                    merged[index] = outcome;
                 }
             }
-        }
-        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
+            vec![merged]
+        };
         let (next, skipped) = self.schedule.next_after(self.tick, now - t0);
         let (processed, report_processed) = oneshot::channel();
         self.report_processed = Some(report_processed);
