@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Side by side: sensor-actors, the plain-tokio floor and the seed's Python asyncio design.
+"""Side by side: sensor-actors, the plain-tokio and bare-actix floors and the seed's asyncio design.
 
     python3 benches/compare.py [--sensors 20,1000,10000,100000] [--rounds 10] [--latency-rounds 3]
                                [--python-max 100000] [--json FILE]
 
-Builds the release binary and the floor, then for each N runs, one after the other in this
+Builds the release binary and the floors, then for each N runs, one after the other in this
 session, `benches/asyncio_peer.py`, `cargo bench --bench tokio_floor` twice (on one thread, and
-on tokio's multi-thread runtime with one worker per CPU) and `sensor-actors bench`, each in a
-fresh process with the same rounds, and prints their figures and the ratios of sensor-actors to
-each for throughput (wall clock and per CPU second) and round overhead. Standard library only.
-Figures: docs/performance.md.
+on tokio's multi-thread runtime with one worker per CPU), `cargo bench --bench actix_floor` twice
+(one arbiter, and one per CPU) and `sensor-actors bench`, each in a fresh process with the same
+rounds, and prints their figures and the ratios of sensor-actors to each for throughput (wall
+clock and per CPU second) and round overhead, and of the actix floor to the tokio floor. Standard
+library only. Figures: docs/performance.md.
 """
 
 import argparse
@@ -70,7 +71,8 @@ def main():
     args = parser.parse_args()
 
     build = [["cargo", "build", "--release", "--bin", "sensor-actors"],
-             ["cargo", "bench", "--bench", "tokio_floor", "--no-run"]]
+             ["cargo", "bench", "--bench", "tokio_floor", "--no-run"],
+             ["cargo", "bench", "--bench", "actix_floor", "--no-run"]]
     for cmd in build:
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -83,6 +85,9 @@ def main():
         floor = ["cargo", "bench", "-q", "--bench", "tokio_floor", "--", *common]
         row["tokio"] = run_json([*floor, "--threads", "1"])
         row["tokio_mt"] = run_json([*floor, "--threads", str(os.cpu_count())])
+        actors = ["cargo", "bench", "-q", "--bench", "actix_floor", "--", *common]
+        row["actix"] = run_json([*actors, "--threads", "1"])
+        row["actix_mt"] = run_json([*actors, "--threads", str(os.cpu_count())])
         row["sensor_actors"] = sensor_actors(n, args.rounds, args.latency_rounds)
         rows.append(row)
         print_row(row, header=len(rows) == 1)
@@ -99,7 +104,8 @@ def main():
 
 def print_row(row, header):
     designs = [("asyncio", row["asyncio"]), ("tokio 1 thread", row["tokio"]),
-               (f"tokio {os.cpu_count()} thr", row["tokio_mt"]), ("sensor-actors", row["sensor_actors"])]
+               (f"tokio {os.cpu_count()} thr", row["tokio_mt"]), ("actix 1 thread", row["actix"]),
+               (f"actix {os.cpu_count()} thr", row["actix_mt"]), ("sensor-actors", row["sensor_actors"])]
     if header:
         print(f"{'sensors':>8} {'design':<14} {'reads/s':>11} {'reads/cpu-s':>12} {'ovh p50 ms':>11} "
               f"{'ovh max ms':>11} {'spawn ms':>9} {'peak B/sensor':>14} {'idle B/sensor':>14}")
@@ -111,13 +117,20 @@ def print_row(row, header):
               f"{f['overhead_ms_p50']:>11.1f} {f['overhead_ms_max']:>11.1f} {f['spawn_seconds'] * 1000:>9.1f} "
               f"{f['peak_bytes_per_sensor']:>14.0f} {f['idle_bytes_per_sensor']:>14.0f}")
     sa = row["sensor_actors"] or {}
-    for name, peer in [("asyncio", row["asyncio"]), ("tokio 1 thread", row["tokio"]),
-                       (f"tokio {os.cpu_count()} threads", row["tokio_mt"])]:
+    cpus = os.cpu_count()
+    pairs = [("sensor-actors", sa, "asyncio", row["asyncio"]),
+             ("sensor-actors", sa, "tokio 1 thread", row["tokio"]),
+             ("sensor-actors", sa, f"tokio {cpus} threads", row["tokio_mt"]),
+             ("sensor-actors", sa, "actix 1 thread", row["actix"]),
+             ("sensor-actors", sa, f"actix {cpus} threads", row["actix_mt"]),
+             ("actix 1 thread", row["actix"] or {}, "tokio 1 thread", row["tokio"]),
+             (f"actix {cpus} threads", row["actix_mt"] or {}, f"tokio {cpus} threads", row["tokio_mt"])]
+    for label, mine, name, peer in pairs:
         peer = peer or {}
-        print(f"{'':>8} sensor-actors / {name}: throughput "
-              f"{ratio(sa.get('reads_per_second'), peer.get('reads_per_second')):.2f}"
-              f" (per cpu-s {ratio(sa.get('reads_per_cpu_second'), peer.get('reads_per_cpu_second')):.2f}),"
-              f" overhead p50 {ratio(sa.get('overhead_ms_p50'), peer.get('overhead_ms_p50')):.2f}")
+        print(f"{'':>8} {label} / {name}: throughput "
+              f"{ratio(mine.get('reads_per_second'), peer.get('reads_per_second')):.2f}"
+              f" (per cpu-s {ratio(mine.get('reads_per_cpu_second'), peer.get('reads_per_cpu_second')):.2f}),"
+              f" overhead p50 {ratio(mine.get('overhead_ms_p50'), peer.get('overhead_ms_p50')):.2f}")
 
 
 if __name__ == "__main__":
