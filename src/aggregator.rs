@@ -145,7 +145,7 @@ impl Actor for Aggregator {
 impl Handler<RoundReport> for Aggregator {
     type Result = ();
 
-    fn handle(&mut self, report: RoundReport, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut report: RoundReport, _ctx: &mut Context<Self>) {
         self.rounds += 1;
         Self::record(&mut self.round_us, report.wall);
         self.round_max = self.round_max.max(report.wall);
@@ -231,6 +231,11 @@ impl Handler<RoundReport> for Aggregator {
         }
         if let Some(out) = self.outputs.as_mut() {
             out.flush();
+        }
+        if let Some(processed) = report.processed.take() {
+            let mut batches = std::mem::take(&mut report.outcomes);
+            batches.iter_mut().for_each(Vec::clear);
+            let _ = processed.send(batches);
         }
         self.reads.requested += counts.requested;
         self.reads.ok += counts.ok;
@@ -336,5 +341,80 @@ impl Handler<Finish> for Aggregator {
         };
         let output_error = self.outputs.as_mut().and_then(|outputs| outputs.finish(&summary).err());
         MessageResult(Finished { summary, output_error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SensorSpec;
+    use crate::driver::DriverSpec;
+    use crate::messages::Absence;
+    use crate::supervisor::SensorState;
+
+    fn reading(value: f64) -> Outcome {
+        Outcome::Ok(Reading {
+            value,
+            timestamp: Utc::now(),
+            latency: Duration::from_millis(3),
+            source: None,
+        })
+    }
+
+    /// The report's batches come back emptied, their capacity kept, once every outcome in them
+    /// is counted; the next report fills them again and is counted as exactly.
+    #[actix_rt::test]
+    async fn processed_reports_hand_back_their_emptied_batches() {
+        let driver = DriverSpec::Simulated(Default::default());
+        let specs = (1..=3)
+            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
+            .collect();
+        let aggregator = Aggregator::new(Arc::new(SensorTable::new(specs)), AnalysisConfig::default(), None).start();
+        let mut first = Vec::with_capacity(16);
+        first.extend([
+            reading(21.0),
+            Outcome::Failed {
+                cause: "boom".into(),
+                fatal: false,
+            },
+        ]);
+        let mut batches = vec![first, vec![Outcome::TimedOut]];
+        for round in 1..=2 {
+            let (processed, emptied) = tokio::sync::oneshot::channel();
+            aggregator.do_send(RoundReport {
+                round,
+                wall: Duration::from_millis(5),
+                skipped_before: 0,
+                outcomes: batches,
+                processed: Some(processed),
+            });
+            batches = emptied.await.expect("the aggregator answers a processed report");
+            assert_eq!(batches.len(), 2);
+            assert!(batches.iter().all(Vec::is_empty));
+            assert!(batches[0].capacity() >= 16, "{}", batches[0].capacity());
+            batches[0].extend([reading(22.0), Outcome::Unavailable(Absence::Offline)]);
+            batches[1].push(reading(23.0));
+        }
+        let finished = aggregator
+            .send(Finish {
+                seed: 1,
+                skipped_rounds: 0,
+                sensors: vec![(SensorState::Running, 0); 3],
+            })
+            .await
+            .expect("the aggregator answers Finish");
+        let reads = finished.summary.reads;
+        assert_eq!(
+            (
+                reads.requested,
+                reads.ok,
+                reads.failed,
+                reads.timed_out,
+                reads.unavailable
+            ),
+            (6, 3, 1, 1, 1)
+        );
+        let counts: Vec<u64> = finished.summary.sensors.iter().map(|s| s.count).collect();
+        assert_eq!(counts, [2, 0, 1]);
     }
 }

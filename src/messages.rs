@@ -129,10 +129,12 @@ pub struct RoundReport {
     /// when the groups hold consecutive sensors in order (the shards of the ungrouped sensors),
     /// so that no round's outcomes are copied into one vector; else a single batch.
     pub outcomes: Vec<Vec<Outcome>>,
-    /// Signalled (by dropping it) once the aggregator has processed the report. The supervisor
-    /// waits for it before sending the next report, so at most one report waits in the
-    /// aggregator's mailbox however far analysis falls behind collection.
-    pub processed: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Answered once the aggregator has processed the report, with `outcomes` emptied (their
+    /// capacity kept), or dropped. The supervisor waits for it before sending the next report,
+    /// so at most one report waits in the aggregator's mailbox however far analysis falls behind
+    /// collection, and hands the empty batches back to the groups to fill in a later round: a
+    /// run allocates its outcome vectors in its first two rounds only.
+    pub processed: Option<tokio::sync::oneshot::Sender<Vec<Vec<Outcome>>>>,
 }
 
 /// The kinds of supervision event, as written to `events.jsonl`.
@@ -233,11 +235,14 @@ pub enum Answer {
 }
 
 /// Asks a group supervisor to read its sensors for one round.
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "GroupRound")]
 pub struct ReadGroup {
     /// The round.
     pub round: u64,
+    /// An earlier round's outcome vector, emptied, for this round's outcomes (any capacity;
+    /// empty for none).
+    pub reuse: Vec<Outcome>,
 }
 
 /// A group's answer to [`ReadGroup`].

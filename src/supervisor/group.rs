@@ -300,7 +300,6 @@ impl GroupSupervisor {
     fn supervise(&mut self, incarnations: &[u32], outcomes: &[Outcome], ctx: &mut Context<Self>) {
         let mut actions = Vec::new();
         for (local, outcome) in outcomes.iter().enumerate() {
-            let hung_after = self.spec(local).policy.hung_after;
             let child = &mut self.children[local];
             if child.incarnation != incarnations[local] || child.state != SensorState::Running {
                 continue;
@@ -308,7 +307,8 @@ impl GroupSupervisor {
             match outcome {
                 Outcome::TimedOut => {
                     child.timeouts += 1;
-                    if child.timeouts >= hung_after {
+                    let spec = self.setup.sensors.entry(self.setup.members[local]);
+                    if child.timeouts >= spec.policy.hung_after {
                         let cause = format!("hung: {} consecutive read timeouts", child.timeouts);
                         actions.push((local, Action::Fail(cause)));
                     }
@@ -653,9 +653,12 @@ impl Handler<ReadGroup> for GroupSupervisor {
         books
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
+        let mut outcomes = msg.reuse;
+        outcomes.clear();
+        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
         self.current = Some(RoundInFlight {
             round: msg.round,
-            outcomes: vec![Outcome::Unavailable(Absence::Down); n],
+            outcomes,
             left: books.order.len(),
             books,
             sent: 0,

@@ -173,8 +173,12 @@ pub struct SensorSupervisor {
     /// (no `[[groups]]`: the shards): the groups' batches are then the round's outcomes as they
     /// are, with no copy into one vector.
     in_order: bool,
-    /// Completes when the aggregator has processed the last report; the next report waits for it.
-    report_processed: Option<oneshot::Receiver<()>>,
+    /// Completes when the aggregator has processed the last report (with its emptied batches);
+    /// the next report waits for it.
+    report_processed: Option<oneshot::Receiver<Vec<Vec<Outcome>>>>,
+    /// Emptied outcome vectors of an analysed round, for the next round to fill: one per group
+    /// when `in_order`, else the one merged vector.
+    spare: Vec<Vec<Outcome>>,
     /// The pending next-round timer; cancelled on shutdown.
     next_round: Option<SpawnHandle>,
     in_flight: bool,
@@ -210,6 +214,7 @@ impl SensorSupervisor {
             skipped: 0,
             skipped_before: 0,
             report_processed: None,
+            spare: Vec::new(),
             in_order: false,
             next_round: None,
             in_flight: false,
@@ -306,7 +311,19 @@ impl SensorSupervisor {
         let round = self.round;
         // Every group is asked first, then the answers are awaited in order: each group bounds
         // its own round by the per-read deadlines, so no extra timeout is needed here.
-        let requests: Vec<_> = self.groups.iter().map(|g| g.addr.send(ReadGroup { round })).collect();
+        let mut spare = if self.in_order {
+            std::mem::take(&mut self.spare).into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        let requests: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let reuse = spare.next().unwrap_or_default();
+                g.addr.send(ReadGroup { round, reuse })
+            })
+            .collect();
         let previous_report = self.report_processed.take();
         let gather = async move {
             let mut replies = Vec::with_capacity(requests.len());
@@ -315,12 +332,14 @@ impl SensorSupervisor {
             }
             // Analysis of the previous round runs on the aggregator's thread meanwhile; wait for
             // it before reporting this round, so reports never pile up.
+            let mut emptied = Vec::new();
             if let Some(processed) = previous_report {
-                let _ = processed.await;
+                emptied = processed.await.unwrap_or_default();
             }
-            replies
+            (replies, emptied)
         };
-        ctx.spawn(gather.into_actor(self).map(move |replies, act, ctx| {
+        ctx.spawn(gather.into_actor(self).map(move |(replies, emptied), act, ctx| {
+            act.spare = emptied;
             act.finish_round(round, now, t0, replies, ctx);
         }));
     }
@@ -354,7 +373,9 @@ impl SensorSupervisor {
         let outcomes = if self.in_order {
             batches
         } else {
-            let mut merged = vec![Outcome::Unavailable(Absence::Down); n];
+            let mut merged = std::mem::take(&mut self.spare).pop().unwrap_or_default();
+            merged.clear();
+            merged.resize(n, Outcome::Unavailable(Absence::Down));
             for (group, theirs) in self.groups.iter().zip(batches) {
                 for (&index, outcome) in group.members.iter().zip(theirs) {
                     merged[index] = outcome;
