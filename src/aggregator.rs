@@ -1,52 +1,37 @@
-//! `Aggregator`: the actor that analyses every round and writes the outputs.
+//! `Aggregator`: the actor that gathers every round's analysis and writes the outputs.
 //!
-//! It receives one [`RoundReport`] per round (every sensor's outcome, readings included) and every
-//! [`SupervisionEvent`] from the supervisor, in the order they happened. Per sensor it keeps
-//! streaming statistics, a bounded rolling window, an EWMA and its detectors' state: memory is
-//! fixed per sensor whatever the run length. It counts every read into exactly one outcome,
-//! records round and read latencies in fixed-size histograms, logs one line per round and, on
-//! [`Finish`], returns the [`Summary`] and writes `summary.json`.
+//! It receives one [`RoundReport`] per round and every [`SupervisionEvent`] from the
+//! supervisors, in the order they happened. The analysis itself runs in the groups (each keeps an
+//! [`AnalysisShard`](crate::analysis::shard::AnalysisShard) of its members, on its own arbiter):
+//! a report carries one [`RoundDigest`](crate::analysis::shard::RoundDigest) per group, with the
+//! round's read counts, reading latencies and anomalies, plus the outcomes themselves when
+//! readings are written. The aggregator counts every read into exactly one outcome, records round
+//! and read latencies in fixed-size histograms, writes the anomalies in configuration order, logs
+//! one line per round and, on [`Finish`], returns the [`Summary`] and writes `summary.json`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, MessageResult};
-use chrono::Utc;
 use hdrhistogram::Histogram;
 
-use crate::analysis::{AnalysisConfig, DetectorKind, Detectors, Observation};
+use crate::analysis::shard::{Finding, LATENCY_MAX_US};
+use crate::analysis::DetectorKind;
 use crate::config::SensorTable;
-use crate::messages::{EventKind, Finish, Outcome, Reading, RoundReport, SensorsStarted, SupervisionEvent};
+use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{
     rfc3339, AnomalyLine, EventLine, Finished, Outputs, Percentiles, ProcessStats, ReadCounts, ReadingLine,
     SensorSummary, Summary,
 };
-use crate::stats::{Ewma, RollingWindow, RunningStats};
 
 /// Latencies above this (one hour) are recorded as this in the histograms.
-const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+const HISTOGRAM_MAX_US: u64 = LATENCY_MAX_US as u64;
 
-/// What the aggregator keeps per sensor: a few hundred bytes, its window included (the id,
-/// kind and unit are looked up in the run's [`SensorTable`], the detectors' settings are kept
-/// once in the [`AnalysisConfig`]).
-struct Track {
-    stats: RunningStats,
-    window: RollingWindow,
-    ewma: Ewma,
-    last: Option<f64>,
-    detectors: Detectors,
-    anomalies: u64,
-}
-
-/// The analysis and output actor.
+/// The output actor.
 pub struct Aggregator {
     /// Every sensor's id, kind and unit, shared with the supervisors.
     sensors: Arc<SensorTable>,
-    /// The valid range of the sensors of each entry of `sensors`.
-    ranges: Vec<Option<(f64, f64)>>,
-    tracks: Vec<Track>,
-    analysis: AnalysisConfig,
     rounds: u64,
     reads: ReadCounts,
     round_us: Histogram<u64>,
@@ -64,35 +49,15 @@ pub struct Aggregator {
     /// CPU time used before the run started (by a launcher that exec'd this process, or by
     /// earlier runs in the same process), subtracted from `process.cpu_seconds`.
     cpu_before: f64,
-    /// Reused buffer for the detectors' order statistics.
-    scratch: Vec<f64>,
 }
 
 impl Aggregator {
     /// An aggregator for `sensors`, writing to `outputs` when given.
-    pub fn new(sensors: Arc<SensorTable>, analysis: AnalysisConfig, outputs: Option<Outputs>) -> Self {
-        let ranges = sensors
-            .entries()
-            .iter()
-            .map(|e| analysis.range_for(&e.kind, e.range))
-            .collect();
-        let tracks = (0..sensors.len())
-            .map(|_| Track {
-                stats: RunningStats::default(),
-                window: RollingWindow::new(analysis.window),
-                ewma: Ewma::default(),
-                last: None,
-                detectors: Detectors::default(),
-                anomalies: 0,
-            })
-            .collect();
+    pub fn new(sensors: Arc<SensorTable>, outputs: Option<Outputs>) -> Self {
         let histogram =
             || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
         Aggregator {
             sensors,
-            ranges,
-            tracks,
-            analysis,
             rounds: 0,
             reads: ReadCounts::default(),
             round_us: histogram(),
@@ -104,7 +69,6 @@ impl Aggregator {
             outputs,
             started: std::time::Instant::now(),
             cpu_before: ProcessStats::measure().cpu_seconds,
-            scratch: Vec::new(),
         }
     }
 
@@ -136,6 +100,49 @@ impl Aggregator {
             max,
         }
     }
+
+    /// Writes one round's readings, in configuration order.
+    fn write_readings(&mut self, round: u64, outcomes: &[Vec<Outcome>]) {
+        let Some(out) = self.outputs.as_mut() else { return };
+        let sensors = &*self.sensors;
+        for (index, outcome) in outcomes.iter().flatten().enumerate() {
+            let Outcome::Ok(r) = outcome else { continue };
+            let entry = sensors.entry(index);
+            out.reading(&ReadingLine {
+                round,
+                sensor: sensors.id(index),
+                kind: &entry.kind,
+                value: r.value,
+                unit: &entry.unit,
+                timestamp: rfc3339(&r.timestamp),
+                latency_ms: r.latency.as_micros() as f64 / 1000.0,
+                source_row: r.source_row(),
+                source_time: r.source_time(),
+            });
+        }
+    }
+
+    /// Counts, logs and writes one round's anomalies: in configuration order (the groups find
+    /// them in the order their members' answers arrive), and per sensor in the detectors' order.
+    fn write_findings(&mut self, round: u64, mut findings: Vec<Finding>) {
+        findings.sort_by_key(|f| f.sensor);
+        for f in findings {
+            *self.anomalies.entry(f.detector).or_default() += 1;
+            let id = self.sensors.id(f.sensor);
+            log::debug!("round {round}: {id} {}: {}", f.detector.as_str(), f.detail);
+            if let Some(out) = self.outputs.as_mut() {
+                out.anomaly(&AnomalyLine {
+                    round,
+                    sensor: id,
+                    timestamp: rfc3339(&f.timestamp),
+                    value: f.value,
+                    detector: f.detector.as_str(),
+                    detail: f.detail,
+                    source_row: f.source_row,
+                });
+            }
+        }
+    }
 }
 
 impl Actor for Aggregator {
@@ -151,84 +158,22 @@ impl Handler<RoundReport> for Aggregator {
         self.round_max = self.round_max.max(report.wall);
         let round = report.round;
         let mut counts = ReadCounts::default();
-        let mut found = 0u64;
-        let round_time = Utc::now();
-        let outputs = &mut self.outputs;
-        let (sensors, analysis, anomalies) = (&*self.sensors, &self.analysis, &mut self.anomalies);
-        let outcomes = report.outcomes.iter().flatten();
-        for (index, (track, outcome)) in self.tracks.iter_mut().zip(outcomes).enumerate() {
-            counts.requested += 1;
-            let reading = match outcome {
-                Outcome::Ok(r) => {
-                    counts.ok += 1;
-                    Self::record(&mut self.read_us, r.latency);
-                    self.read_max = self.read_max.max(r.latency);
-                    Some(r)
-                }
-                Outcome::Failed { .. } => {
-                    counts.failed += 1;
-                    None
-                }
-                Outcome::TimedOut => {
-                    counts.timed_out += 1;
-                    None
-                }
-                Outcome::Unavailable(_) => {
-                    counts.unavailable += 1;
-                    None
-                }
-            };
-            let value = reading.map(|r| r.value);
-            // Formatted only for a line that is written: most reads write none.
-            let timestamp = || reading.map_or_else(|| rfc3339(&round_time), |r| rfc3339(&r.timestamp));
-            if let (Some(r), Some(out)) = (reading, outputs.as_mut()) {
-                let entry = sensors.entry(index);
-                let line = ReadingLine {
-                    round,
-                    sensor: sensors.id(index),
-                    kind: &entry.kind,
-                    value: r.value,
-                    unit: &entry.unit,
-                    timestamp: timestamp(),
-                    latency_ms: r.latency.as_micros() as f64 / 1000.0,
-                    source_row: r.source_row(),
-                    source_time: r.source_time(),
-                };
-                out.reading(&line);
+        let mut findings = Vec::new();
+        for digest in &mut report.digests {
+            counts.requested += digest.reads.requested;
+            counts.ok += digest.reads.ok;
+            counts.failed += digest.reads.failed;
+            counts.timed_out += digest.reads.timed_out;
+            counts.unavailable += digest.reads.unavailable;
+            for &us in &digest.latencies_us {
+                self.read_us.saturating_record(u64::from(us));
             }
-            let mut obs = Observation {
-                round,
-                value,
-                window: &track.window,
-                range: self.ranges[sensors.entry_index(index)],
-                scratch: &mut self.scratch,
-            };
-            analysis.observe(&mut track.detectors, &mut obs, |kind, detail| {
-                found += 1;
-                track.anomalies += 1;
-                *anomalies.entry(kind).or_default() += 1;
-                let id = sensors.id(index);
-                log::debug!("round {round}: {id} {}: {detail}", kind.as_str());
-                if let Some(out) = outputs.as_mut() {
-                    let line = AnomalyLine {
-                        round,
-                        sensor: id,
-                        timestamp: timestamp(),
-                        value,
-                        detector: kind.as_str(),
-                        detail,
-                        source_row: reading.and_then(Reading::source_row),
-                    };
-                    out.anomaly(&line);
-                }
-            });
-            if let Some(v) = value {
-                track.stats.push(v);
-                track.window.push(v);
-                track.ewma.push(v, self.analysis.ewma_alpha);
-                track.last = Some(v);
-            }
+            self.read_max = self.read_max.max(digest.read_max);
+            findings.append(&mut digest.findings);
         }
+        let found = findings.len();
+        self.write_readings(round, &report.outcomes);
+        self.write_findings(round, findings);
         if let Some(out) = self.outputs.as_mut() {
             out.flush();
         }
@@ -301,7 +246,7 @@ impl Handler<Finish> for Aggregator {
     type Result = MessageResult<Finish>;
 
     fn handle(&mut self, finish: Finish, _ctx: &mut Context<Self>) -> Self::Result {
-        let sensors = self
+        let sensors = finish
             .tracks
             .iter()
             .zip(&finish.sensors)
@@ -312,12 +257,12 @@ impl Handler<Finish> for Aggregator {
                 unit: self.sensors.entry(index).unit.to_string(),
                 state: state.as_str().to_string(),
                 restarts: *restarts,
-                count: t.stats.count(),
-                min: t.stats.min(),
-                max: t.stats.max(),
-                mean: t.stats.mean(),
-                stddev: t.stats.stddev(),
-                ewma: t.ewma.value(),
+                count: t.count,
+                min: t.min,
+                max: t.max,
+                mean: t.mean,
+                stddev: t.stddev,
+                ewma: t.ewma,
                 last: t.last,
                 anomalies: t.anomalies,
             })
@@ -347,10 +292,12 @@ impl Handler<Finish> for Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::shard::{RoundDigest, TrackSummary};
     use crate::config::SensorSpec;
     use crate::driver::DriverSpec;
-    use crate::messages::Absence;
+    use crate::messages::Reading;
     use crate::supervisor::SensorState;
+    use chrono::Utc;
 
     fn reading(value: f64) -> Outcome {
         Outcome::Ok(Reading {
@@ -361,30 +308,39 @@ mod tests {
         })
     }
 
-    /// The report's batches come back emptied, their capacity kept, once every outcome in them
-    /// is counted; the next report fills them again and is counted as exactly.
+    fn digest(ok: u64, failed: u64, latencies_us: &[u32]) -> RoundDigest {
+        RoundDigest {
+            reads: ReadCounts {
+                requested: ok + failed,
+                ok,
+                failed,
+                ..ReadCounts::default()
+            },
+            latencies_us: latencies_us.to_vec(),
+            read_max: Duration::from_micros(latencies_us.iter().copied().max().unwrap_or(0).into()),
+            findings: Vec::new(),
+        }
+    }
+
+    /// The groups' digests add up to the run's accounting and latency percentiles; a report's
+    /// outcome batches come back emptied, their capacity kept, for the groups to fill again.
     #[actix_rt::test]
-    async fn processed_reports_hand_back_their_emptied_batches() {
+    async fn digests_add_up_and_batches_come_back_emptied() {
         let driver = DriverSpec::Simulated(Default::default());
         let specs = (1..=3)
             .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
             .collect();
-        let aggregator = Aggregator::new(Arc::new(SensorTable::new(specs)), AnalysisConfig::default(), None).start();
+        let aggregator = Aggregator::new(Arc::new(SensorTable::new(specs)), None).start();
         let mut first = Vec::with_capacity(16);
-        first.extend([
-            reading(21.0),
-            Outcome::Failed {
-                cause: "boom".into(),
-                fatal: false,
-            },
-        ]);
-        let mut batches = vec![first, vec![Outcome::TimedOut]];
+        first.extend([reading(21.0), reading(22.0)]);
+        let mut batches = vec![first, vec![reading(23.0)]];
         for round in 1..=2 {
             let (processed, emptied) = tokio::sync::oneshot::channel();
             aggregator.do_send(RoundReport {
                 round,
                 wall: Duration::from_millis(5),
                 skipped_before: 0,
+                digests: vec![digest(2, 0, &[1_000, 3_000]), digest(0, 1, &[])],
                 outcomes: batches,
                 processed: Some(processed),
             });
@@ -392,18 +348,18 @@ mod tests {
             assert_eq!(batches.len(), 2);
             assert!(batches.iter().all(Vec::is_empty));
             assert!(batches[0].capacity() >= 16, "{}", batches[0].capacity());
-            batches[0].extend([reading(22.0), Outcome::Unavailable(Absence::Offline)]);
-            batches[1].push(reading(23.0));
         }
         let finished = aggregator
             .send(Finish {
                 seed: 1,
                 skipped_rounds: 0,
                 sensors: vec![(SensorState::Running, 0); 3],
+                tracks: vec![TrackSummary::default(); 3],
             })
             .await
             .expect("the aggregator answers Finish");
-        let reads = finished.summary.reads;
+        let summary = finished.summary;
+        let reads = summary.reads;
         assert_eq!(
             (
                 reads.requested,
@@ -412,9 +368,10 @@ mod tests {
                 reads.timed_out,
                 reads.unavailable
             ),
-            (6, 3, 1, 1, 1)
+            (6, 4, 2, 0, 0)
         );
-        let counts: Vec<u64> = finished.summary.sensors.iter().map(|s| s.count).collect();
-        assert_eq!(counts, [2, 0, 1]);
+        assert_eq!(summary.rounds, 2);
+        assert_eq!(summary.read_latency_ms.max, 3.0);
+        assert_eq!(summary.read_latency_ms.p50, 1.0);
     }
 }

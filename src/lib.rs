@@ -1,6 +1,7 @@
 //! sensor-actors: collect IoT sensor data with actors.
 //!
-//! Data moves one way: sensor -> supervisor round -> aggregator -> outputs.
+//! Data moves one way: sensor -> group (round, supervision, analysis) -> root -> aggregator ->
+//! outputs.
 //!
 //! - [`config`]: the TOML configuration, read in two stages (raw serde structs, then a validated
 //!   [`Config`]); every error names file, field and expectation.
@@ -12,8 +13,10 @@
 //!   [`Outcome`](messages::Outcome) per sensor.
 //! - [`supervisor`]: [`SensorSupervisor`] starts sensors from their
 //!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
-//! - [`aggregator`]: [`Aggregator`] keeps streaming statistics, runs the
-//!   [`analysis`] detectors, counts every read and writes the outputs of [`report`].
+//! - [`analysis`]: the detectors, and a group's analysis of its members
+//!   ([`AnalysisShard`](analysis::shard::AnalysisShard): streaming statistics, window, EWMA).
+//! - [`aggregator`]: [`Aggregator`] adds up the groups' round digests, counts every read,
+//!   keeps the latency histograms and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
 //!   [`panic`](mod@panic): keeps caught sensor panics out of stderr.
 //! - [`bench`](mod@bench): the `sensor-actors bench` measurements (spawn, round overhead, throughput, memory).
@@ -46,7 +49,7 @@ pub use report::{OutputError, Summary};
 use aggregator::Aggregator;
 use messages::Shutdown;
 use report::Outputs;
-use supervisor::SensorSupervisor;
+use supervisor::{RootSetup, SensorSupervisor};
 
 /// A run that could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -92,21 +95,20 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
         Some(dir) => Some(Outputs::create(dir).map_err(RunError::Setup)?),
         None => None,
     };
-    // One thread: everything here. More: analysis and output get an arbiter of their own, where
-    // they overlap with the next round's reads; the sensors are split into one shard per arbiter,
-    // this one and the analysis one included (measured in docs/performance.md: at 100k sensors
-    // on 2 cores this beats keeping the analysis thread free of sensors on both throughput and
-    // round overhead).
+    // One thread: everything here. More: the sensors are split into one shard per arbiter, this
+    // one included, each read and analysed on its own thread; the aggregator (counts and outputs)
+    // gets the last arbiter, where it handles a round's report while the next is read.
     let threads = config.runtime.threads(config.sensors.len()).max(1);
     let sensors = Arc::new(config::SensorTable::new(config.sensors));
     let analysis_arbiter = (threads > 1).then(Arbiter::new);
+    let keep_outcomes = outputs.is_some();
     let aggregator = match &analysis_arbiter {
-        // Built on its own thread, while the sensors are spawned on the others.
+        // Built on its own thread, while the sensors are spawned on this one.
         Some(arbiter) => {
-            let (sensors, analysis) = (sensors.clone(), config.analysis.clone());
-            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(sensors, analysis, outputs))
+            let sensors = sensors.clone();
+            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(sensors, outputs))
         }
-        None => Aggregator::new(sensors.clone(), config.analysis.clone(), outputs).start(),
+        None => Aggregator::new(sensors.clone(), outputs).start(),
     };
     let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
     let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {
@@ -119,16 +121,16 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     };
     log::info!("{threads} thread(s): {} for sensors", sensor_arbiters.len().max(1));
     let (done_tx, done_rx) = oneshot::channel();
-    let supervisor = SensorSupervisor::new(
+    let setup = RootSetup {
         sensors,
-        config.groups,
-        config.collection,
+        groups: config.groups,
+        collection: config.collection,
         seed,
-        aggregator,
-        sensor_arbiters,
-        done_tx,
-    )
-    .start();
+        analysis: Arc::new(config.analysis),
+        keep_outcomes,
+        arbiters: sensor_arbiters,
+    };
+    let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
     let shutdown = std::pin::pin!(shutdown);
     let mut done_rx = std::pin::pin!(done_rx);
     let result = match futures::future::select(shutdown, done_rx.as_mut()).await {

@@ -2,7 +2,8 @@
 //!
 //! Requests are verbs ([`Read`], [`Shutdown`], [`Finish`]); events are nouns ([`RoundReport`],
 //! [`SupervisionEvent`]). The flow of one run:
-//! `SensorSupervisor --Read--> SensorActor --ReadReply--> SensorSupervisor --RoundReport--> Aggregator`.
+//! `SensorSupervisor --ReadGroup--> GroupSupervisor --StartRead--> SensorActor --SensorAnswer-->
+//! GroupSupervisor --GroupRound--> SensorSupervisor --RoundReport--> Aggregator`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use actix::Message;
 use chrono::{DateTime, Utc};
 
+use crate::analysis::shard::{RoundDigest, TrackSummary};
 use crate::driver::{ReadError, Sample};
 
 /// Asks a sensor for one reading, on behalf of round `round`.
@@ -125,9 +127,13 @@ pub struct RoundReport {
     pub wall: Duration,
     /// Ticks skipped since the previous round because a round overran the interval.
     pub skipped_before: u64,
-    /// One outcome per sensor in configuration order, as consecutive batches: one per group
-    /// when the groups hold consecutive sensors in order (the shards of the ungrouped sensors),
-    /// so that no round's outcomes are copied into one vector; else a single batch.
+    /// What each group's analysis of the round found (counts, latencies, anomalies), in the
+    /// root's group order.
+    pub digests: Vec<RoundDigest>,
+    /// Only when readings are written (`readings.jsonl`), else empty: one outcome per sensor in
+    /// configuration order, as consecutive batches: one per group when the groups hold
+    /// consecutive sensors in order (the shards of the ungrouped sensors), so that no round's
+    /// outcomes are copied into one vector; else a single batch.
     pub outcomes: Vec<Vec<Outcome>>,
     /// Answered once the aggregator has processed the report, with `outcomes` emptied (their
     /// capacity kept), or dropped. The supervisor waits for it before sending the next report,
@@ -248,10 +254,29 @@ pub struct ReadGroup {
 /// A group's answer to [`ReadGroup`].
 #[derive(Debug, Clone, actix::MessageResponse)]
 pub struct GroupRound {
-    /// One outcome per member, in the group's member order.
+    /// What the group's analysis of its members' outcomes found.
+    pub digest: RoundDigest,
+    /// One outcome per member, in the group's member order, when the group keeps them (readings
+    /// are written); else empty.
     pub outcomes: Vec<Outcome>,
     /// Whether any member is still running or waiting for a restart.
     pub live: bool,
+}
+
+impl GroupRound {
+    /// The round of a group none of whose `members` could be read (the group did not answer):
+    /// every member counted unavailable.
+    pub fn down(members: usize, keep_outcomes: bool, live: bool) -> Self {
+        let mut digest = RoundDigest::default();
+        digest.reads.requested = members as u64;
+        digest.reads.unavailable = members as u64;
+        let outcomes = if keep_outcomes {
+            vec![Outcome::Unavailable(Absence::Down); members]
+        } else {
+            Vec::new()
+        };
+        GroupRound { digest, outcomes, live }
+    }
 }
 
 /// A group exceeded its restart intensity and gives up: sent by the group to the root.
@@ -268,6 +293,11 @@ pub struct Escalation {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Vec<(crate::supervisor::SensorState, u32)>")]
 pub struct ReportStates;
+
+/// Asks a group for its members' analysis results, in member order.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<TrackSummary>")]
+pub struct ReportTracks;
 
 /// Asks a group supervisor to stop its sensors and itself.
 #[derive(Debug, Clone, Copy, Message)]
@@ -289,4 +319,6 @@ pub struct Finish {
     pub skipped_rounds: u64,
     /// Per sensor: final supervision state and restart count.
     pub sensors: Vec<(crate::supervisor::SensorState, u32)>,
+    /// Per sensor: its analysis results (from its group).
+    pub tracks: Vec<TrackSummary>,
 }

@@ -106,3 +106,47 @@ async fn each_detector_fires_on_its_series_and_only_there() {
     assert_eq!(counts, [0, hot_rounds.len() as u64, 1, 1, 1]);
     assert_eq!(summary.anomalies["out_of_range"], hot_rounds.len() as u64);
 }
+
+/// Each group analyses its members' outcomes in the order their answers arrive, here the reverse
+/// of the configuration order (sensor i answers after 60 - 10 i ms): six sensors reading 200 C
+/// in rounds 1-3, each reading out of range, and a seventh failing every read, stale from round
+/// 3 on (`stale.rounds = 3`). `anomalies.jsonl` still lists each round's anomalies in
+/// configuration order, and per sensor in the detectors' order, with the reading's own value.
+#[actix_rt::test]
+async fn anomalies_are_written_in_configuration_order_whatever_the_arrival_order() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, _round| match i {
+        6 => Step::err(ms(5), ReadError::Failed("scripted".into())),
+        _ => Step::ok(ms(60 - 10 * i as u64), 200.0 + i as f64),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(
+        7,
+        "rounds = 3\ninterval = \"1s\"\nseed = 1",
+        "[analysis]\nstale = { rounds = 3 }\n",
+    );
+    scripted.install(&mut config);
+    run_to_end(config, Some(dir.path())).await;
+    let got: Vec<(u64, String, String, Option<f64>)> = read_jsonl(&dir.path().join("anomalies.jsonl"))
+        .iter()
+        .map(|l| {
+            (
+                l["round"].as_u64().unwrap(),
+                l["sensor"].as_str().unwrap().to_string(),
+                l["detector"].as_str().unwrap().to_string(),
+                l["value"].as_f64(),
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for round in 1..=3 {
+        for i in 0..6 {
+            let id = format!("temperature-{}", i + 1);
+            expected.push((round, id, "out_of_range".to_string(), Some(200.0 + i as f64)));
+        }
+        if round == 3 {
+            expected.push((3, "temperature-7".into(), "stale".into(), None));
+        }
+    }
+    assert_eq!(got, expected);
+}

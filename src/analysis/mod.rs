@@ -1,7 +1,8 @@
-//! Anomaly detection: the detectors the aggregator runs on every sensor's observations.
+//! Anomaly detection: the detectors run on every sensor's observations, and a group's analysis
+//! of its members ([`shard`]).
 //!
 //! Each round, every sensor yields one [`Observation`]: its value, or none when the round got no
-//! reading from it. The aggregator passes the observation, with the sensor's recent history, to
+//! reading from it. The sensor's group passes the observation, with the sensor's recent history, to
 //! each enabled [`Detector`] ([`AnalysisConfig::observe`]); a detector that finds an anomaly
 //! returns its detail, which becomes one line of `anomalies.jsonl`.
 //!
@@ -15,6 +16,7 @@
 
 pub mod out_of_range;
 pub mod rate;
+pub mod shard;
 pub mod spike;
 pub mod stale;
 pub mod stuck;
@@ -295,7 +297,7 @@ pub(crate) mod testing {
     use super::*;
 
     /// Feeds `series` (None = missed round) to a fresh detector `D` with `settings` the way the
-    /// aggregator does and returns the 1-based positions that fired.
+    /// groups' analysis does and returns the 1-based positions that fired.
     pub fn fired<D: Detector>(
         settings: &D::Settings,
         series: &[Option<f64>],

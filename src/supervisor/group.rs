@@ -34,11 +34,13 @@ use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{backoff_delay, jitter, SensorState};
+use crate::analysis::shard::{AnalysisShard, RoundDigest};
+use crate::analysis::AnalysisConfig;
 use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
 use crate::driver::{driver_seed, DriverContext};
 use crate::messages::{
-    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, SensorsStarted,
-    StartRead, StopGroup, StopSensor, SupervisionEvent,
+    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, ReportTracks, SensorAnswer,
+    SensorsStarted, StartRead, StopGroup, StopSensor, SupervisionEvent,
 };
 use crate::round;
 use crate::sensor::{GroupLink, SensorActor};
@@ -92,6 +94,17 @@ enum Action {
     Exit(&'static str),
 }
 
+/// An outcome that supervision must look at when the round ends (every other outcome only
+/// resets the member's count of consecutive timeouts, as it settles).
+#[derive(Debug)]
+enum Note {
+    TimedOut,
+    /// A fatal error or a caught panic, with its cause.
+    Fatal(String),
+    Closed,
+    Exhausted,
+}
+
 /// Everything a group is built from.
 pub struct GroupSetup {
     /// The group's position among the root's groups.
@@ -106,6 +119,12 @@ pub struct GroupSetup {
     pub members: Arc<[usize]>,
     /// The run's seed.
     pub seed: u64,
+    /// The detectors' settings, shared by every group.
+    pub analysis: Arc<AnalysisConfig>,
+    /// The valid range of the sensors of each entry of `sensors` (for `out_of_range`).
+    pub ranges: Arc<[Option<(f64, f64)>]>,
+    /// Whether the round's outcomes go to the aggregator too (to write `readings.jsonl`).
+    pub keep_outcomes: bool,
     /// Deadline of each read.
     pub read_timeout: Duration,
     /// Cap on concurrent reads; 0 for none.
@@ -121,8 +140,13 @@ pub struct GroupSetup {
 /// The round a group is reading.
 struct RoundInFlight {
     round: u64,
-    /// One per member; `Unavailable(Down)` until settled otherwise.
+    /// One per member when outcomes are kept (`Unavailable(Down)` until settled otherwise),
+    /// else empty.
     outcomes: Vec<Outcome>,
+    /// What the analysis of the settled outcomes found so far.
+    digest: RoundDigest,
+    /// The outcomes supervision looks at when the round ends, as `(member, note)`.
+    notes: Vec<(u32, Note)>,
     /// The round's bookkeeping, handed back to the group (for the next round) when it ends.
     books: Books,
     /// Reads sent so far: `books.order[..sent]`.
@@ -165,6 +189,8 @@ const FAN_OUT_SLICE: usize = 1024;
 pub struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
+    /// The members' analysis state.
+    shard: AnalysisShard,
     /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
     /// `started`, dropped with the group.
     answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
@@ -200,6 +226,7 @@ impl GroupSupervisor {
             })
             .collect();
         GroupSupervisor {
+            shard: AnalysisShard::new(setup.analysis.clone(), setup.members.len()),
             setup,
             children,
             answers: None,
@@ -296,16 +323,19 @@ impl GroupSupervisor {
             .any(|c| matches!(c.state, SensorState::Running | SensorState::Restarting))
     }
 
-    /// Applies supervision to one round's outcomes (`incarnations` as they were when it started).
-    fn supervise(&mut self, incarnations: &[u32], outcomes: &[Outcome], ctx: &mut Context<Self>) {
+    /// Applies supervision to one round's notes, in member order (`incarnations` as they were
+    /// when the round started).
+    fn supervise(&mut self, incarnations: &[u32], notes: &mut [(u32, Note)], ctx: &mut Context<Self>) {
+        notes.sort_by_key(|&(local, _)| local);
         let mut actions = Vec::new();
-        for (local, outcome) in outcomes.iter().enumerate() {
+        for (local, note) in notes.iter_mut() {
+            let local = *local as usize;
             let child = &mut self.children[local];
             if child.incarnation != incarnations[local] || child.state != SensorState::Running {
                 continue;
             }
-            match outcome {
-                Outcome::TimedOut => {
+            match note {
+                Note::TimedOut => {
                     child.timeouts += 1;
                     let spec = self.setup.sensors.entry(self.setup.members[local]);
                     if child.timeouts >= spec.policy.hung_after {
@@ -313,12 +343,9 @@ impl GroupSupervisor {
                         actions.push((local, Action::Fail(cause)));
                     }
                 }
-                Outcome::Failed { cause, fatal: true } => actions.push((local, Action::Fail(cause.clone()))),
-                Outcome::Unavailable(Absence::Closed) => {
-                    actions.push((local, Action::Fail("stopped: mailbox closed".into())))
-                }
-                Outcome::Unavailable(Absence::Exhausted) => actions.push((local, Action::Exit("exhausted"))),
-                _ => child.timeouts = 0,
+                Note::Fatal(cause) => actions.push((local, Action::Fail(std::mem::take(cause)))),
+                Note::Closed => actions.push((local, Action::Fail("stopped: mailbox closed".into()))),
+                Note::Exhausted => actions.push((local, Action::Exit("exhausted"))),
             }
         }
         for (local, action) in actions {
@@ -512,16 +539,20 @@ impl GroupSupervisor {
             }
             let local = cur.books.order[cur.sent] as usize;
             cur.sent += 1;
-            match &self.children[local].addr {
+            let sent = match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
                     addr.do_send(StartRead { round: cur.round });
-                    cur.books.awaiting[local] = true;
-                    cur.in_flight += 1;
+                    true
                 }
-                _ => {
-                    cur.outcomes[local] = Outcome::Unavailable(Absence::Closed);
-                    cur.left -= 1;
-                }
+                _ => false,
+            };
+            if sent {
+                cur.books.awaiting[local] = true;
+                cur.in_flight += 1;
+            } else {
+                cur.left -= 1;
+                let closed = Outcome::Unavailable(Absence::Closed);
+                settle(cur, &mut self.shard, &mut self.children, &self.setup, local, closed);
             }
         }
         if cur.sent > first {
@@ -552,12 +583,19 @@ impl GroupSupervisor {
                 break;
             }
             cur.deadlines.pop_front();
-            for &local in &cur.books.order[cur.expired..end] {
-                let local = local as usize;
+            for k in cur.expired..end {
+                let local = cur.books.order[k] as usize;
                 if std::mem::take(&mut cur.books.awaiting[local]) {
-                    cur.outcomes[local] = Outcome::TimedOut;
                     cur.in_flight -= 1;
                     cur.left -= 1;
+                    settle(
+                        cur,
+                        &mut self.shard,
+                        &mut self.children,
+                        &self.setup,
+                        local,
+                        Outcome::TimedOut,
+                    );
                 }
             }
             cur.expired = end;
@@ -571,16 +609,53 @@ impl GroupSupervisor {
         if self.current.as_ref().is_none_or(|cur| cur.left > 0) {
             return;
         }
-        let Some(cur) = self.current.take() else { return };
+        let Some(mut cur) = self.current.take() else { return };
         if let Some(timer) = cur.timer {
             ctx.cancel_future(timer);
         }
-        self.supervise(&cur.books.incarnations, &cur.outcomes, ctx);
+        let mut notes = std::mem::take(&mut cur.notes);
+        self.supervise(&cur.books.incarnations, &mut notes, ctx);
         self.spare = cur.books;
         let _ = cur.done.send(GroupRound {
+            digest: cur.digest,
             outcomes: cur.outcomes,
             live: self.live(),
         });
+    }
+}
+
+/// Settles member `local`'s outcome of the round in flight `cur`: the member's analysis observes
+/// it, supervision notes what it must look at when the round ends (a member still running the
+/// incarnation the round asked), and the outcome is kept if outcomes are.
+fn settle(
+    cur: &mut RoundInFlight,
+    shard: &mut AnalysisShard,
+    children: &mut [Child],
+    setup: &GroupSetup,
+    local: usize,
+    outcome: Outcome,
+) {
+    let index = setup.members[local];
+    let range = setup.ranges[setup.sensors.entry_index(index)];
+    shard.observe(local, index, range, cur.round, &outcome, &mut cur.digest);
+    let child = &mut children[local];
+    if child.incarnation == cur.books.incarnations[local] && child.state == SensorState::Running {
+        let note = match &outcome {
+            Outcome::TimedOut => Some(Note::TimedOut),
+            Outcome::Failed { cause, fatal: true } => Some(Note::Fatal(cause.clone())),
+            Outcome::Unavailable(Absence::Closed) => Some(Note::Closed),
+            Outcome::Unavailable(Absence::Exhausted) => Some(Note::Exhausted),
+            _ => {
+                child.timeouts = 0;
+                None
+            }
+        };
+        if let Some(note) = note {
+            cur.notes.push((local as u32, note));
+        }
+    }
+    if setup.keep_outcomes {
+        cur.outcomes[local] = outcome;
     }
 }
 
@@ -616,9 +691,9 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
             _ => return,
         };
         cur.books.awaiting[local] = false;
-        cur.outcomes[local] = outcome;
         cur.in_flight -= 1;
         cur.left -= 1;
+        settle(cur, &mut self.shard, &mut self.children, &self.setup, local, outcome);
         if cur.sent < cur.books.order.len() && !cur.resuming {
             self.pump(ctx);
         }
@@ -655,10 +730,19 @@ impl Handler<ReadGroup> for GroupSupervisor {
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
         let mut outcomes = msg.reuse;
         outcomes.clear();
-        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
-        self.current = Some(RoundInFlight {
+        if self.setup.keep_outcomes {
+            outcomes.resize(n, Outcome::Unavailable(Absence::Down));
+        }
+        let read = books.order.len();
+        let digest = RoundDigest {
+            latencies_us: Vec::with_capacity(read),
+            ..RoundDigest::default()
+        };
+        let cur = self.current.insert(RoundInFlight {
             round: msg.round,
             outcomes,
+            digest,
+            notes: Vec::new(),
             left: books.order.len(),
             books,
             sent: 0,
@@ -669,13 +753,21 @@ impl Handler<ReadGroup> for GroupSupervisor {
             done,
             resuming: false,
         });
+        // The members not read this round (restarting, stopped, given up) settle at once.
+        if read < n {
+            for local in 0..n {
+                if self.children[local].addr.is_none() {
+                    let down = Outcome::Unavailable(Absence::Down);
+                    settle(cur, &mut self.shard, &mut self.children, &self.setup, local, down);
+                }
+            }
+        }
         self.pump(ctx);
         self.complete_if_settled(ctx);
         Box::pin(result.into_actor(self).map(move |result, act, _ctx| {
-            result.unwrap_or_else(|_| GroupRound {
-                outcomes: vec![Outcome::Unavailable(Absence::Down); act.children.len()],
-                live: act.live(),
-            })
+            // Only when the round was dropped unfinished (a newer round began): every member is
+            // counted unavailable.
+            result.unwrap_or_else(|_| GroupRound::down(act.children.len(), act.setup.keep_outcomes, act.live()))
         }))
     }
 }
@@ -685,6 +777,14 @@ impl Handler<ReportStates> for GroupSupervisor {
 
     fn handle(&mut self, _msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
+    }
+}
+
+impl Handler<ReportTracks> for GroupSupervisor {
+    type Result = MessageResult<ReportTracks>;
+
+    fn handle(&mut self, _msg: ReportTracks, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.shard.summaries())
     }
 }
 

@@ -21,11 +21,13 @@ use tokio::sync::oneshot;
 pub use group::{GroupKind, GroupSetup, GroupSupervisor};
 
 use crate::aggregator::Aggregator;
+use crate::analysis::shard::TrackSummary;
+use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, SensorTable};
 use crate::driver::driver_seed;
 use crate::messages::{
-    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, SensorsStarted,
-    Shutdown, StopGroup, SupervisionEvent,
+    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, ReportTracks, RoundReport,
+    SensorsStarted, Shutdown, StopGroup, SupervisionEvent,
 };
 use crate::report::Finished;
 
@@ -101,20 +103,17 @@ pub fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Share of the analysis arbiter's shard relative to the others': that arbiter also runs the
-/// aggregator. Measured at 100,000 zero-latency sensors on 2 cores with every detector on
-/// (docs/performance.md): an even split left the analysis thread busy and the other waiting;
-/// 0.6 (a 62/38 split on 2 arbiters) gave about 10% more reads per second. With heavier analysis
-/// (outputs written for every read) a smaller share would do better still.
-pub const ANALYSIS_ARBITER_SHARE: f64 = 0.6;
+/// Share of the last arbiter's shard relative to the others' when readings are written: that
+/// arbiter also runs the aggregator, which then formats and writes a line for every reading.
+/// Without outputs the aggregator only adds up the groups' digests, and the shards are even.
+pub const WRITER_ARBITER_SHARE: f64 = 0.6;
 
 /// Where each of `arbiters` contiguous shards of `sensors` ends: even shares, except that the
-/// last arbiter (the analysis one, when there are two or more) gets [`ANALYSIS_ARBITER_SHARE`]
-/// of one.
-fn shard_ends(sensors: usize, arbiters: usize) -> Vec<usize> {
+/// last arbiter (the aggregator's, when there are two or more) gets `last_share` of one.
+fn shard_ends(sensors: usize, arbiters: usize, last_share: f64) -> Vec<usize> {
     let weight = |k: usize| {
         if arbiters > 1 && k == arbiters - 1 {
-            ANALYSIS_ARBITER_SHARE
+            last_share
         } else {
             1.0
         }
@@ -152,12 +151,18 @@ pub struct SensorSupervisor {
     groups_config: Vec<GroupSpec>,
     collection: CollectionConfig,
     seed: u64,
+    /// The detectors' settings, handed to every group.
+    analysis: Arc<AnalysisConfig>,
+    /// The valid range of each entry's sensors, handed to every group.
+    ranges: Arc<[Option<(f64, f64)>]>,
+    /// Whether the groups send their outcomes too (see [`RootSetup::keep_outcomes`]).
+    keep_outcomes: bool,
     groups: Vec<GroupSlot>,
     /// Receives round reports, journal events and the final `Finish`.
     aggregator: Addr<Aggregator>,
     /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
     /// With two or more, the last one also runs the aggregator (see [`crate::run`]), so its
-    /// shard is the smaller one ([`ANALYSIS_ARBITER_SHARE`]).
+    /// shard is the smaller one when readings are written ([`WRITER_ARBITER_SHARE`]).
     arbiters: Vec<ArbiterHandle>,
     schedule: Schedule,
     /// When tick 0 was; set when the first round starts.
@@ -187,27 +192,47 @@ pub struct SensorSupervisor {
     done: Option<oneshot::Sender<Finished>>,
 }
 
+/// Everything the root supervisor is built from, besides its peers.
+pub struct RootSetup {
+    /// Every sensor of the run.
+    pub sensors: Arc<SensorTable>,
+    /// The `[[groups]]` entries.
+    pub groups: Vec<GroupSpec>,
+    /// Rounds, deadlines and caps.
+    pub collection: CollectionConfig,
+    /// The run's seed.
+    pub seed: u64,
+    /// The detectors' settings, for the groups' analysis.
+    pub analysis: Arc<AnalysisConfig>,
+    /// Whether every round's outcomes go to the aggregator besides the groups' digests (it
+    /// writes `readings.jsonl`).
+    pub keep_outcomes: bool,
+    /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
+    pub arbiters: Vec<ArbiterHandle>,
+}
+
 impl SensorSupervisor {
-    /// A supervisor for `sensors`, grouped by `groups`; it starts them when it starts and reports
-    /// the summary on `done`.
-    pub fn new(
-        sensors: Arc<SensorTable>,
-        groups: Vec<GroupSpec>,
-        collection: CollectionConfig,
-        seed: u64,
-        aggregator: Addr<Aggregator>,
-        arbiters: Vec<ArbiterHandle>,
-        done: oneshot::Sender<Finished>,
-    ) -> Self {
+    /// A supervisor for `setup`'s sensors; it starts them when it starts, sends round reports
+    /// and journal events to `aggregator`, and reports the summary on `done`.
+    pub fn new(setup: RootSetup, aggregator: Addr<Aggregator>, done: oneshot::Sender<Finished>) -> Self {
+        let ranges = setup
+            .sensors
+            .entries()
+            .iter()
+            .map(|e| setup.analysis.range_for(&e.kind, e.range))
+            .collect();
         SensorSupervisor {
-            schedule: Schedule::new(collection.interval),
-            sensors,
-            groups_config: groups,
-            collection,
-            seed,
+            schedule: Schedule::new(setup.collection.interval),
+            sensors: setup.sensors,
+            groups_config: setup.groups,
+            collection: setup.collection,
+            seed: setup.seed,
+            analysis: setup.analysis,
+            ranges,
+            keep_outcomes: setup.keep_outcomes,
             groups: Vec::new(),
             aggregator,
-            arbiters,
+            arbiters: setup.arbiters,
             t0: None,
             round: 0,
             tick: 0,
@@ -225,7 +250,7 @@ impl SensorSupervisor {
 
     /// The groups to start, each with the arbiter it goes to: configured groups in order, spread
     /// round robin, then the ungrouped sensors split into one contiguous shard per arbiter (the
-    /// analysis arbiter's weighted by [`ANALYSIS_ARBITER_SHARE`]).
+    /// aggregator's weighted by [`WRITER_ARBITER_SHARE`] when readings are written).
     fn plan(&self) -> Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> {
         let arbiters = self.arbiters.len().max(1);
         let mut plan: Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> = self
@@ -250,7 +275,11 @@ impl SensorSupervisor {
             .filter(|&i| self.sensors.entry(i).group.is_none())
             .collect();
         let mut from = 0;
-        for (k, end) in shard_ends(ungrouped.len(), arbiters).into_iter().enumerate() {
+        let last_share = if self.keep_outcomes { WRITER_ARBITER_SHARE } else { 1.0 };
+        for (k, end) in shard_ends(ungrouped.len(), arbiters, last_share)
+            .into_iter()
+            .enumerate()
+        {
             if end > from {
                 let members = ungrouped[from..end].to_vec();
                 plan.push((format!("shard-{}", k + 1).into(), GroupKind::Shard, members, k));
@@ -273,6 +302,9 @@ impl SensorSupervisor {
                 sensors: self.sensors.clone(),
                 members: members.clone(),
                 seed: self.seed,
+                analysis: self.analysis.clone(),
+                ranges: self.ranges.clone(),
+                keep_outcomes: self.keep_outcomes,
                 read_timeout: self.collection.read_timeout,
                 max_in_flight: self.collection.max_in_flight,
                 journal: journal.clone(),
@@ -356,21 +388,19 @@ impl SensorSupervisor {
         let now = Instant::now();
         let n = self.sensors.len();
         let mut batches = Vec::with_capacity(self.groups.len());
+        let mut digests = Vec::with_capacity(self.groups.len());
         for (group, reply) in self.groups.iter_mut().zip(replies) {
-            let theirs = match reply {
-                Ok(GroupRound { outcomes, live }) => {
-                    group.live = live && !group.given_up;
-                    outcomes
-                }
-                Err(e) => {
-                    log::error!("group {} did not answer round {round}: {e}", group.name);
-                    group.live = false;
-                    vec![Outcome::Unavailable(Absence::Down); group.members.len()]
-                }
-            };
-            batches.push(theirs);
+            let reply = reply.unwrap_or_else(|e| {
+                log::error!("group {} did not answer round {round}: {e}", group.name);
+                GroupRound::down(group.members.len(), self.keep_outcomes, false)
+            });
+            group.live = reply.live && !group.given_up;
+            batches.push(reply.outcomes);
+            digests.push(reply.digest);
         }
-        let outcomes = if self.in_order {
+        let outcomes = if !self.keep_outcomes {
+            Vec::new()
+        } else if self.in_order {
             batches
         } else {
             let mut merged = std::mem::take(&mut self.spare).pop().unwrap_or_default();
@@ -391,6 +421,7 @@ impl SensorSupervisor {
             wall: now - started,
             skipped_before: self.skipped_before,
             processed: Some(processed),
+            digests,
             outcomes,
         });
         let all_done = self.groups.iter().all(|g| !g.live);
@@ -430,17 +461,26 @@ impl SensorSupervisor {
         let requests: Vec<_> = self
             .groups
             .iter()
-            .map(|g| (g.members.clone(), g.addr.send(ReportStates)))
+            .map(|g| (g.members.clone(), g.addr.send(ReportStates), g.addr.send(ReportTracks)))
             .collect();
         let aggregator = self.aggregator.clone();
         let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
         let report = async move {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
-            for (members, request) in requests {
-                if let Ok(states) = request.await {
+            let mut tracks = vec![TrackSummary::default(); n];
+            for (members, states, summaries) in requests {
+                if let Ok(states) = states.await {
                     for (&index, state) in members.iter().zip(states) {
                         sensors[index] = state;
                     }
+                }
+                match summaries.await {
+                    Ok(summaries) => {
+                        for (&index, summary) in members.iter().zip(summaries) {
+                            tracks[index] = summary;
+                        }
+                    }
+                    Err(e) => log::error!("a group did not report its analysis: {e}"),
                 }
             }
             aggregator
@@ -448,6 +488,7 @@ impl SensorSupervisor {
                     seed,
                     skipped_rounds,
                     sensors,
+                    tracks,
                 })
                 .await
         };
@@ -580,11 +621,13 @@ mod tests {
     }
 
     #[test]
-    fn the_analysis_arbiter_gets_the_smaller_shard() {
-        assert_eq!(shard_ends(100, 1), [100]);
-        assert_eq!(shard_ends(100_000, 2), [62_500, 100_000]);
-        assert_eq!(shard_ends(10, 3), [4, 8, 10]);
-        assert_eq!(shard_ends(1, 2), [1, 1]);
-        assert_eq!(shard_ends(0, 2), [0, 0]);
+    fn the_writing_arbiter_gets_the_smaller_shard() {
+        assert_eq!(shard_ends(100, 1, 0.6), [100]);
+        assert_eq!(shard_ends(100_000, 2, 0.6), [62_500, 100_000]);
+        assert_eq!(shard_ends(100_000, 2, 1.0), [50_000, 100_000]);
+        assert_eq!(shard_ends(10, 3, 0.6), [4, 8, 10]);
+        assert_eq!(shard_ends(10, 3, 1.0), [3, 7, 10]);
+        assert_eq!(shard_ends(1, 2, 0.6), [1, 1]);
+        assert_eq!(shard_ends(0, 2, 0.6), [0, 0]);
     }
 }

@@ -1,0 +1,199 @@
+//! `AnalysisShard`: the analysis state of one group's sensors, kept by the group on its arbiter.
+//!
+//! Each group (a `[[groups]]` entry, or a shard of the ungrouped sensors) analyses its own
+//! members: as a member's outcome of a round settles, the group passes it to its shard, which
+//! updates the member's streaming statistics, rolling window and EWMA, runs the detectors and
+//! adds the outcome to the round's [`RoundDigest`]: read counts, reading latencies and anomalies.
+//! The aggregator then gets one digest per group and round instead of one outcome per sensor,
+//! so no round's outcomes need to be kept (unless readings are written) nor passed between
+//! threads, and the analysis runs on every arbiter beside the reads. Per-sensor results go to the
+//! aggregator once, at the end of the run ([`AnalysisShard::summaries`]).
+//!
+//! A sensor's analysis depends only on its own sequence of outcomes, so the order in which a
+//! round's outcomes settle (the order answers arrive) changes nothing: the same seeded run gives
+//! the same statistics and anomalies on any layout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{AnalysisConfig, DetectorKind, Detectors, Observation};
+use crate::messages::Outcome;
+use crate::report::ReadCounts;
+use crate::stats::{Ewma, RollingWindow, RunningStats};
+
+/// Latencies are kept in whole microseconds, from 1 to this (one hour).
+pub const LATENCY_MAX_US: u32 = 3_600_000_000;
+
+/// What the analysis keeps per sensor: a few hundred bytes, its window included.
+#[derive(Debug)]
+struct Track {
+    stats: RunningStats,
+    window: RollingWindow,
+    ewma: Ewma,
+    last: Option<f64>,
+    detectors: Detectors,
+    anomalies: u64,
+}
+
+/// An anomaly a detector found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The sensor, as its index in the run's sensors.
+    pub sensor: usize,
+    /// The detector that found it.
+    pub detector: DetectorKind,
+    /// What it found.
+    pub detail: String,
+    /// The value judged; `None` for an observation without a reading (`stale`).
+    pub value: Option<f64>,
+    /// The reading's time, or the time of the observation when there was no reading.
+    pub timestamp: DateTime<Utc>,
+    /// Replayed data: the 1-based data row of the source file.
+    pub source_row: Option<u64>,
+}
+
+/// What a group's analysis of one round found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoundDigest {
+    /// The members' outcomes, counted.
+    pub reads: ReadCounts,
+    /// The latency of each reading, in microseconds (1 to [`LATENCY_MAX_US`]).
+    pub latencies_us: Vec<u32>,
+    /// The largest latency, exactly.
+    pub read_max: Duration,
+    /// The anomalies found, in the order the outcomes settled.
+    pub findings: Vec<Finding>,
+}
+
+/// One sensor's results over the run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackSummary {
+    /// Successful readings.
+    pub count: u64,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean value.
+    pub mean: Option<f64>,
+    /// Sample standard deviation.
+    pub stddev: Option<f64>,
+    /// Exponentially weighted moving average.
+    pub ewma: Option<f64>,
+    /// Last value read.
+    pub last: Option<f64>,
+    /// Anomalies found.
+    pub anomalies: u64,
+}
+
+/// The analysis of a set of sensors (a group's members, by their position in the group).
+#[derive(Debug)]
+pub struct AnalysisShard {
+    analysis: Arc<AnalysisConfig>,
+    tracks: Vec<Track>,
+    /// Reused buffer for the detectors' order statistics.
+    scratch: Vec<f64>,
+}
+
+impl AnalysisShard {
+    /// The analysis of `members` sensors, with nothing observed yet.
+    pub fn new(analysis: Arc<AnalysisConfig>, members: usize) -> Self {
+        let tracks = (0..members)
+            .map(|_| Track {
+                stats: RunningStats::default(),
+                window: RollingWindow::new(analysis.window),
+                ewma: Ewma::default(),
+                last: None,
+                detectors: Detectors::default(),
+                anomalies: 0,
+            })
+            .collect();
+        AnalysisShard {
+            analysis,
+            tracks,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Observes member `local`'s outcome of `round` (the member is sensor `sensor` of the run,
+    /// with valid range `range`), and adds it to `digest`.
+    pub fn observe(
+        &mut self,
+        local: usize,
+        sensor: usize,
+        range: Option<(f64, f64)>,
+        round: u64,
+        outcome: &Outcome,
+        digest: &mut RoundDigest,
+    ) {
+        let track = &mut self.tracks[local];
+        digest.reads.requested += 1;
+        let reading = match outcome {
+            Outcome::Ok(reading) => {
+                digest.reads.ok += 1;
+                let us = reading.latency.as_micros().clamp(1, u128::from(LATENCY_MAX_US)) as u32;
+                digest.latencies_us.push(us);
+                digest.read_max = digest.read_max.max(reading.latency);
+                Some(reading)
+            }
+            Outcome::Failed { .. } => {
+                digest.reads.failed += 1;
+                None
+            }
+            Outcome::TimedOut => {
+                digest.reads.timed_out += 1;
+                None
+            }
+            Outcome::Unavailable(_) => {
+                digest.reads.unavailable += 1;
+                None
+            }
+        };
+        let value = reading.map(|r| r.value);
+        let mut obs = Observation {
+            round,
+            value,
+            window: &track.window,
+            range,
+            scratch: &mut self.scratch,
+        };
+        let findings = &mut digest.findings;
+        self.analysis
+            .observe(&mut track.detectors, &mut obs, |detector, detail| {
+                track.anomalies += 1;
+                findings.push(Finding {
+                    sensor,
+                    detector,
+                    detail,
+                    value,
+                    timestamp: reading.map_or_else(Utc::now, |r| r.timestamp),
+                    source_row: reading.and_then(|r| r.source_row()),
+                });
+            });
+        if let Some(v) = value {
+            track.stats.push(v);
+            track.window.push(v);
+            track.ewma.push(v, self.analysis.ewma_alpha);
+            track.last = Some(v);
+        }
+    }
+
+    /// Every member's results so far, in member order.
+    pub fn summaries(&self) -> Vec<TrackSummary> {
+        self.tracks
+            .iter()
+            .map(|t| TrackSummary {
+                count: t.stats.count(),
+                min: t.stats.min(),
+                max: t.stats.max(),
+                mean: t.stats.mean(),
+                stddev: t.stats.stddev(),
+                ewma: t.ewma.value(),
+                last: t.last,
+                anomalies: t.anomalies,
+            })
+            .collect()
+    }
+}
