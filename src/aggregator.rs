@@ -110,7 +110,7 @@ impl Aggregator {
             let entry = sensors.entry(index);
             out.reading(&ReadingLine {
                 round,
-                sensor: sensors.id(index),
+                sensor: &sensors.id(index),
                 kind: &entry.kind,
                 value: r.value,
                 unit: &entry.unit,
@@ -133,7 +133,7 @@ impl Aggregator {
             if let Some(out) = self.outputs.as_mut() {
                 out.anomaly(&AnomalyLine {
                     round,
-                    sensor: id,
+                    sensor: &id,
                     timestamp: rfc3339(&f.timestamp),
                     value: f.value,
                     detector: f.detector.as_str(),
@@ -232,7 +232,7 @@ impl Handler<SensorsStarted> for Aggregator {
         for &index in started.sensors.iter() {
             outputs.event(&EventLine {
                 timestamp: timestamp.clone(),
-                sensor: self.sensors.id(index),
+                sensor: &self.sensors.id(index),
                 event: EventKind::Started.as_str(),
                 cause: None,
                 delay_ms: None,

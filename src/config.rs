@@ -244,22 +244,60 @@ impl SensorEntry {
 
 /// The sensors of a run as the actors keep them for the whole run: each sensor's id and the
 /// entry of settings it shares with its neighbours. A `count` entry of 100,000 sensors keeps one
-/// copy of its settings instead of 100,000 (about 25 bytes per sensor instead of 180).
+/// copy of its settings instead of 100,000 (about 25 bytes per sensor instead of 180), and its
+/// `<name>-<i>` ids as one numbered run, made when asked for (about 60 bytes per sensor less than
+/// a string each).
 #[derive(Debug)]
 pub struct SensorTable {
-    ids: Box<[Arc<str>]>,
+    /// The ids, as runs of consecutive sensors, in sensor order.
+    ids: Vec<IdRun>,
     /// Each sensor's index into `entries`.
     entry_of: Box<[u32]>,
     entries: Vec<SensorEntry>,
 }
 
+/// The ids of consecutive sensors from `start` on.
+#[derive(Debug)]
+enum IdRun {
+    /// Sensor `start + k` is `<prefix>-<first + k>`, the number zero-padded to `width` digits.
+    Numbered {
+        start: usize,
+        prefix: Arc<str>,
+        first: u64,
+        width: usize,
+    },
+    /// Sensor `start` has an id of its own.
+    Own { start: usize, id: Arc<str> },
+}
+
+impl IdRun {
+    fn start(&self) -> usize {
+        match self {
+            IdRun::Numbered { start, .. } | IdRun::Own { start, .. } => *start,
+        }
+    }
+}
+
+/// `(prefix, number, width)` of an id that reads `<prefix>-<number>` with the number written in
+/// exactly `width` digits, zero-padded (as a `count` entry makes them).
+fn numbered(id: &str) -> Option<(&str, u64, usize)> {
+    let (prefix, digits) = id.rsplit_once('-')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number: u64 = digits.parse().ok()?;
+    let width = digits.len();
+    // Only ids that the number and width give back exactly ("t-07", not "t-0x" or "t-+7").
+    (format!("{number:0width$}") == digits).then_some((prefix, number, width))
+}
+
 impl SensorTable {
     /// The table of `specs`, in order; consecutive specs with the same settings share an entry.
     pub fn new(specs: Vec<SensorSpec>) -> Self {
-        let mut ids = Vec::with_capacity(specs.len());
+        let mut ids: Vec<IdRun> = Vec::new();
         let mut entry_of = Vec::with_capacity(specs.len());
         let mut entries: Vec<SensorEntry> = Vec::new();
-        for spec in specs {
+        for (index, spec) in specs.into_iter().enumerate() {
             if !entries.last().is_some_and(|e| e.holds(&spec)) {
                 entries.push(SensorEntry {
                     kind: spec.kind,
@@ -270,11 +308,36 @@ impl SensorTable {
                     range: spec.range,
                 });
             }
-            ids.push(spec.id);
             entry_of.push((entries.len() - 1) as u32);
+            let next_in_run = match (ids.last(), numbered(&spec.id)) {
+                (
+                    Some(IdRun::Numbered {
+                        start,
+                        prefix,
+                        first,
+                        width,
+                    }),
+                    Some((p, number, w)),
+                ) => **prefix == *p && *width == w && number == first + (index - start) as u64,
+                _ => false,
+            };
+            if !next_in_run {
+                ids.push(match numbered(&spec.id) {
+                    Some((prefix, first, width)) => IdRun::Numbered {
+                        start: index,
+                        prefix: prefix.into(),
+                        first,
+                        width,
+                    },
+                    None => IdRun::Own {
+                        start: index,
+                        id: spec.id,
+                    },
+                });
+            }
         }
         SensorTable {
-            ids: ids.into(),
+            ids,
             entry_of: entry_of.into(),
             entries,
         }
@@ -282,17 +345,27 @@ impl SensorTable {
 
     /// Number of sensors.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.entry_of.len()
     }
 
     /// Whether the table has no sensor.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.entry_of.is_empty()
     }
 
-    /// The id of sensor `index`.
-    pub fn id(&self, index: usize) -> &Arc<str> {
-        &self.ids[index]
+    /// The id of sensor `index` (made anew for a numbered id: logs, journal events and output
+    /// lines ask for it, not the read path).
+    pub fn id(&self, index: usize) -> Arc<str> {
+        let run = &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1];
+        match run {
+            IdRun::Numbered {
+                start,
+                prefix,
+                first,
+                width,
+            } => format!("{prefix}-{:0width$}", first + (index - start) as u64).into(),
+            IdRun::Own { id, .. } => id.clone(),
+        }
     }
 
     /// The settings of sensor `index`.
@@ -988,7 +1061,7 @@ mod tests {
         assert_eq!(&*table.entry_of, [0, 0, 0, 1, 1, 2]);
         for (i, spec) in specs.iter().enumerate() {
             let entry = table.entry(i);
-            assert_eq!(table.id(i), &spec.id);
+            assert_eq!(table.id(i), spec.id);
             assert!(entry.holds(spec), "sensor {i}");
             assert_eq!(
                 (&entry.kind, entry.policy.max_restarts),
@@ -1027,6 +1100,32 @@ mod tests {
         assert_eq!(&*c.sensors[99].id, "t-100");
         assert_eq!(&*c.sensors[100].id, "solo");
         assert_eq!(&*c.sensors[100].unit, "%");
+    }
+
+    /// The table gives back every id the configuration made, numbered runs and ids of their own
+    /// alike, including ids that only look numbered and numbered runs that break off.
+    #[test]
+    fn the_table_gives_back_every_id() {
+        let text = "[[sensors]]\nname = \"t\"\ncount = 120\n\
+            [[sensors]]\nid = \"solo\"\n\
+            [[sensors]]\nid = \"t-121\"\n\
+            [[sensors]]\nid = \"t-0123\"\n\
+            [[sensors]]\nid = \"bus-7\"\n\
+            [[sensors]]\nid = \"bus-8\"\nkind = \"humidity\"\n\
+            [[sensors]]\nid = \"bus-10\"\n\
+            [[sensors]]\nid = \"x-+1\"\n\
+            [[sensors]]\nid = \"x-\"\n\
+            [[sensors]]\nid = \"-5\"\n\
+            [[sensors]]\nname = \"t\"\ncount = 3\nkind = \"pressure\"\n";
+        let c = Config::from_toml_str(text, "c.toml").unwrap();
+        let expected: Vec<String> = c.sensors.iter().map(|s| s.id.to_string()).collect();
+        assert_eq!(expected.len(), 132);
+        let table = SensorTable::new(c.sensors);
+        let got: Vec<String> = (0..table.len()).map(|i| table.id(i).to_string()).collect();
+        assert_eq!(got, expected);
+        assert_eq!(table.entry(121).kind.as_ref(), "temperature");
+        assert_eq!(table.entry(124).kind.as_ref(), "humidity");
+        assert_eq!(table.entry(131).kind.as_ref(), "pressure");
     }
 
     #[test]

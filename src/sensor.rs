@@ -67,8 +67,9 @@ impl Drop for GroupLink {
 
 /// One sensor.
 pub struct SensorActor {
-    /// The sensor's id, for logs.
-    id: Arc<str>,
+    /// The sensor's id, for the logs of a sensor read through [`Read`]; `None` for one linked to
+    /// a group, whose group journals (and logs) its failures under its id.
+    id: Option<Arc<str>>,
     /// Makes the reads; replaced only by restarting the actor.
     driver: Box<dyn Driver>,
     /// The group this sensor answers to; `None` for a sensor read only through [`Read`].
@@ -92,13 +93,17 @@ impl Future for GuardedRead {
 impl SensorActor {
     /// A sensor reading through `driver`, read with [`Read`].
     pub fn new(id: Arc<str>, driver: Box<dyn Driver>) -> Self {
-        SensorActor { id, driver, link: None }
+        SensorActor {
+            id: Some(id),
+            driver,
+            link: None,
+        }
     }
 
     /// A sensor reading through `driver` that answers [`StartRead`] on its group's channel.
-    pub fn linked(id: Arc<str>, driver: Box<dyn Driver>, link: GroupLink) -> Self {
+    pub fn linked(driver: Box<dyn Driver>, link: GroupLink) -> Self {
         SensorActor {
-            id,
+            id: None,
             driver,
             link: Some(link),
         }
@@ -171,7 +176,7 @@ impl Handler<Read> for SensorActor {
                 Ok(read) => read.await,
                 Err(error) => Err(error),
             };
-            if let Err(ReadError::Panic(message)) = &result {
+            if let (Err(ReadError::Panic(message)), Some(id)) = (&result, id) {
                 log::debug!("{id}: read {round} panicked: {message}");
             }
             reply(round, started, result)
@@ -198,7 +203,11 @@ impl SensorActor {
     fn finish(&mut self, reply: ReadReply, ctx: &mut Context<Self>) {
         match &reply.result {
             Err(ReadError::Crash(_)) => ctx.stop(),
-            Err(ReadError::Panic(message)) => log::debug!("{}: read {} panicked: {message}", self.id, reply.round),
+            Err(ReadError::Panic(message)) => {
+                if let Some(id) = &self.id {
+                    log::debug!("{id}: read {} panicked: {message}", reply.round);
+                }
+            }
             _ => {}
         }
         if !matches!(reply.result, Err(ReadError::Crash(_))) {

@@ -242,7 +242,7 @@ impl GroupSupervisor {
         self.setup.sensors.entry(self.setup.members[local])
     }
 
-    fn id(&self, local: usize) -> &Arc<str> {
+    fn id(&self, local: usize) -> Arc<str> {
         self.setup.sensors.id(self.setup.members[local])
     }
 
@@ -282,7 +282,7 @@ impl GroupSupervisor {
         delay: Option<Duration>,
         restarts: Option<u32>,
     ) {
-        self.journal_as(self.id(local).clone(), event, cause, delay, restarts);
+        self.journal_as(self.id(local), event, cause, delay, restarts);
     }
 
     /// Builds the member's driver and actor from its spec, on this group's arbiter.
@@ -291,7 +291,7 @@ impl GroupSupervisor {
         let (id, spec) = (self.setup.sensors.id(index), self.setup.sensors.entry(index));
         let child = &mut self.children[local];
         let ctx = DriverContext {
-            id: id.clone(),
+            id,
             kind: spec.kind.clone(),
             index,
             incarnation: child.incarnation,
@@ -305,7 +305,7 @@ impl GroupSupervisor {
             member: local as u32,
             incarnation: child.incarnation,
         };
-        child.addr = Some(SensorActor::linked(id.clone(), spec.driver.build(&ctx), link).start());
+        child.addr = Some(SensorActor::linked(spec.driver.build(&ctx), link).start());
         child.state = SensorState::Running;
         child.running_since = Instant::now();
         child.timeouts = 0;
@@ -408,7 +408,7 @@ impl GroupSupervisor {
                 .filter(|&s| s == local || running(&self.children[s]))
                 .collect(),
         };
-        let failed_id = self.id(local).clone();
+        let failed_id = self.id(local);
         for &s in set.iter().filter(|&&s| s != local) {
             self.stop_actor(s);
             let cause = format!("{}: restarting with {failed_id}", strategy_name(strategy));
