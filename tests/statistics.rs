@@ -16,13 +16,37 @@ async fn statistics_equal_a_two_pass_computation() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(8, "rounds = 300\ninterval = \"0s\"\nseed = 11", "");
     let summary = run_to_end(config, Some(dir.path())).await;
+    assert!(summary.reads.failed > 0, "the run should include failures");
+    assert_against_readings(&summary, dir.path(), 8);
+}
+
+/// The same with restarts: eight sensors whose reads panic 3% of the time (each panic restarts
+/// the sensor in a fresh actor after its backoff), 1 s rounds, 300 rounds. A sensor's statistics
+/// run on over its restarts: they still equal the naive computation over all its readings.
+#[actix_rt::test]
+async fn statistics_continue_over_restarts() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[collection]\nrounds = 300\ninterval = \"1s\"\nread_timeout = \"800ms\"\nseed = 12\n\
+        [supervision]\nmax_restarts = 1000\nbackoff_min = \"100ms\"\nbackoff_max = \"200ms\"\n\
+        [[sensors]]\ncount = 8\nlatency = [\"10ms\", \"50ms\"]\npanic_rate = 0.03\n";
+    let config = sensor_actors::Config::from_toml_str(toml, "restarts.toml").unwrap();
+    let summary = run_to_end(config, Some(dir.path())).await;
+    assert!(summary.restarts >= 40, "{} restarts", summary.restarts);
+    assert!(summary.sensors.iter().all(|s| s.restarts > 0 && s.state == "running"));
+    assert_against_readings(&summary, dir.path(), 8);
+}
+
+/// Every sensor's count, min, max, mean, sample standard deviation and last value in `summary`
+/// equal a naive two-pass computation over its values in `readings.jsonl` of `dir`.
+fn assert_against_readings(summary: &sensor_actors::Summary, dir: &std::path::Path, sensors: usize) {
     let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (_, sensor, value) in readings(dir.path()) {
+    for (_, sensor, value) in readings(dir) {
         values.entry(sensor).or_default().push(value);
     }
-    assert!(summary.reads.failed > 0, "the run should include failures");
-    assert_eq!(read_summary(dir.path()).sensors, summary.sensors);
-    assert_eq!(summary.sensors.len(), 8);
+    assert_eq!(read_summary(dir).sensors, summary.sensors);
+    assert_eq!(summary.sensors.len(), sensors);
+    assert_eq!(summary.reads.ok, values.values().map(|v| v.len() as u64).sum::<u64>());
     for s in &summary.sensors {
         let v = &values[&s.id];
         let n = v.len() as f64;
