@@ -256,10 +256,11 @@ async fn a_round_larger_than_a_fan_out_slice_reads_every_sensor_once() {
     const SENSORS: usize = 2500;
     const SLOW: usize = 2400;
     let script = Scripted::new(|i, round| Step::ok(ms(if i == SLOW { 900 } else { 10 }), round as f64));
+    // One arbiter, so one shard holds them all (and the paused clock drives every read).
     let mut config = config(
         SENSORS,
         "rounds = 3\ninterval = \"1s\"\nread_timeout = \"500ms\"\nseed = 1",
-        "",
+        "[runtime]\narbiters = 1\n",
     );
     script.install(&mut config);
     let t0 = Instant::now();
