@@ -1,8 +1,10 @@
 //! `GroupSupervisor`: the nested supervisor of a set of sensors (a gateway, a bus, or a shard).
 //!
 //! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
-//! one [`ReadGroup`] to every group, and the group reads its own sensors, gathers their outcomes,
-//! applies supervision to them and answers with one [`GroupRound`] batch.
+//! one [`ReadGroup`] to every group, and the group reads its own sensors, analyses each outcome as
+//! it settles (its [`AnalysisShard`] keeps the members' statistics and detectors' state), applies
+//! supervision to the outcomes and answers with one [`GroupRound`]: the round's digest, and the
+//! outcomes themselves only when readings are written.
 //!
 //! The group reads with [`StartRead`] and collects the [`SensorAnswer`]s on one channel that all
 //! its sensors share, so a read costs no reply channel and no timer of its own. Deadlines follow

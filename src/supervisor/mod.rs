@@ -4,8 +4,8 @@
 //! entry and one shard per arbiter for the sensors that name no group, and schedules rounds on a
 //! drift-free grid (`t0 + k * interval`): a round that overruns makes the ticks it covered skip
 //! (counted), never a burst of catch-up rounds. Each round it sends one [`ReadGroup`] to every
-//! group, merges their answers into one outcome per sensor, sends the [`RoundReport`] to the
-//! aggregator, and decides whether to go on. Groups build their sensors from the specs, read them
+//! group, passes their digests (and, when readings are written, their outcomes in configuration
+//! order) to the aggregator in the [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read them
 //! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
 //! which gives it up and journals `gave_up` for it. The rules are in `docs/supervision.md`.
 
