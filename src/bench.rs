@@ -118,6 +118,14 @@ pub struct Figures {
     /// `(rounds peak - baseline) / N`.
     #[serde(default)]
     pub rounds_peak_bytes_per_sensor: f64,
+    /// Peak RSS of rounds in which every read waits at once (the overhead pass's latencies), in
+    /// a process of its own that runs only that pass: the high-water mark when its last round
+    /// starts, before its summary is built. 0 when not measured (one latency round).
+    #[serde(default)]
+    pub waiting_peak_rss_bytes: u64,
+    /// `(waiting peak - that process's baseline) / N`; 0 when not measured.
+    #[serde(default)]
+    pub waiting_peak_bytes_per_sensor: f64,
     /// What each sensor beyond the previous N measured adds to the idle RSS: the slope of idle
     /// memory against N, free of the fixed costs (runtime, allocator, thread stacks) that
     /// `idle_bytes_per_sensor` spreads over N. Set by the parent from consecutive Ns; `None` for
@@ -309,6 +317,8 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
         idle_bytes_per_sensor: per_sensor(fast.idle_rss_bytes),
         peak_bytes_per_sensor: per_sensor(process.peak_rss_bytes),
         rounds_peak_bytes_per_sensor: per_sensor(rounds_peak_rss_bytes),
+        waiting_peak_rss_bytes: 0,
+        waiting_peak_bytes_per_sensor: 0.0,
         marginal_idle_bytes_per_sensor: None,
         cpu_seconds: process.cpu_seconds,
     })
@@ -394,6 +404,14 @@ pub fn measure_in_children(
             Ok(out) => Err(format!("the child process ended with {}", out.status)),
             Err(e) => Err(format!("cannot start {}: {e}", exe.display())),
         };
+        let figures = figures.map(|mut f| {
+            if let Some(w) = waiting_child(exe, n, latency_rounds).filter(|w| w.peak_rss_bytes > 0) {
+                f.waiting_peak_rss_bytes = w.peak_rss_bytes;
+                f.waiting_peak_bytes_per_sensor =
+                    w.peak_rss_bytes.saturating_sub(w.baseline_rss_bytes) as f64 / n as f64;
+            }
+            f
+        });
         match figures {
             Ok(mut f) => {
                 if let Some(p) = report.results.last() {
@@ -412,13 +430,54 @@ pub fn measure_in_children(
     report
 }
 
+/// What the waiting-rounds child measures: the memory of rounds in which every read waits at
+/// once, in a process that ran nothing before (the throughput pass's pages, retained by the
+/// allocator, would count otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WaitingPeak {
+    /// RSS before the configuration is built.
+    pub baseline_rss_bytes: u64,
+    /// The high-water mark when the last round starts; 0 with fewer than 2 rounds.
+    pub peak_rss_bytes: u64,
+}
+
+/// Runs only the overhead pass (latencies 100-500 ms) in this process and reports its peak.
+pub fn measure_waiting(sensors: usize, latency_rounds: u64) -> Result<WaitingPeak, String> {
+    if sensors == 0 || latency_rounds == 0 {
+        return Err("expected at least 1 sensor and 1 latency round".into());
+    }
+    let baseline_rss_bytes = current_rss_bytes();
+    let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
+    let peak_rss_bytes = match slow.round_starts.last() {
+        Some((_, stats)) if slow.round_starts.len() >= 2 => stats.peak_rss_bytes,
+        _ => 0,
+    };
+    Ok(WaitingPeak {
+        baseline_rss_bytes,
+        peak_rss_bytes,
+    })
+}
+
+/// Runs `<exe> bench --waiting-child` for `n` sensors; `None` if it fails (the figure is then
+/// left out, the rest of the N's figures stand).
+fn waiting_child(exe: &std::path::Path, n: usize, latency_rounds: u64) -> Option<WaitingPeak> {
+    let out = std::process::Command::new(exe)
+        .args(["bench", "--waiting-child", "--sensors", &n.to_string()])
+        .args(["--latency-rounds", &latency_rounds.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    out.status.success().then_some(())?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// Renders the figures as an aligned table.
 pub fn render_table(results: &[Figures]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>10} {:>9} {:>9}",
+        "{:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>10} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "sensors",
         "spawn ms",
         "reads/s",
@@ -430,13 +489,14 @@ pub fn render_table(results: &[Figures]) -> String {
         "peak MiB",
         "B/sensor",
         "rounds B/s",
+        "waiting B/s",
         "idle B/s",
         "marginal"
     );
     for f in results {
         let _ = writeln!(
             out,
-            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>9.0} {:>9}",
+            "{:>9} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>10} {:>9.0} {:>9}",
             f.sensors,
             f.spawn_seconds * 1000.0,
             f.reads_per_second,
@@ -448,6 +508,11 @@ pub fn render_table(results: &[Figures]) -> String {
             f.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             f.peak_bytes_per_sensor,
             f.rounds_peak_bytes_per_sensor,
+            if f.waiting_peak_rss_bytes > 0 {
+                format!("{:.0}", f.waiting_peak_bytes_per_sensor)
+            } else {
+                "-".to_string()
+            },
             f.idle_bytes_per_sensor,
             f.marginal_idle_bytes_per_sensor
                 .map_or_else(|| "-".to_string(), |b| format!("{b:.0}"))

@@ -57,6 +57,10 @@ struct BenchArgs {
     /// Measure the one N given in this process and print its figures as JSON (used internally).
     #[arg(long, hide = true)]
     child: bool,
+    /// Measure the memory of waiting rounds for the one N given, in this process, as JSON (used
+    /// internally).
+    #[arg(long, hide = true)]
+    waiting_child: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -204,6 +208,19 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Usage(anyhow::anyhow!("command line: --sensors: {e}")))?,
         None => bench::DEFAULT_SENSOR_COUNTS.to_vec(),
     };
+    if args.waiting_child {
+        let [n] = counts[..] else {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--waiting-child: expected one sensor count"
+            )));
+        };
+        let peak = bench::measure_waiting(n, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+        println!(
+            "{}",
+            serde_json::to_string(&peak).map_err(|e| Failure::Runtime(e.into()))?
+        );
+        return Ok(());
+    }
     if args.child {
         let [n] = counts[..] else {
             return Err(Failure::Usage(anyhow::anyhow!("--child: expected one sensor count")));
