@@ -26,6 +26,9 @@ use sensor_actors::report::ProcessStats;
 use sensor_actors::stats::RunningStats;
 use tokio::sync::{mpsc, oneshot};
 
+mod common;
+use common::{Args, Pass, FASTEST, SLOWEST};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -204,15 +207,6 @@ impl Handler<Reads> for Coordinator {
     }
 }
 
-struct Pass {
-    spawn_seconds: f64,
-    idle_rss_bytes: u64,
-    round_walls: Vec<Duration>,
-    reads: u64,
-    seconds: f64,
-    cpu_seconds: f64,
-}
-
 /// Spawns `n` sensors over `arbiters` and runs `rounds` rounds; sensor 0 always takes the upper
 /// latency bound.
 async fn pass(n: usize, rounds: u64, latency: (Duration, Duration), arbiters: &[ArbiterHandle]) -> Pass {
@@ -271,25 +265,9 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration), arbiters: &[
     }
 }
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
-            Some(v) => v,
-            None => {
-                eprintln!("actix_floor: {name}: expected a number");
-                std::process::exit(2);
-            }
-        },
-        None => default,
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let n = arg(&args, "--sensors", 1000).max(1) as usize;
-    let rounds = arg(&args, "--rounds", 10).max(1);
-    let latency_rounds = arg(&args, "--latency-rounds", 4).max(1);
-    let threads = arg(&args, "--threads", 1).max(1) as usize;
+    let args = Args::parse("actix_floor");
+    let (n, rounds, latency_rounds, threads) = (args.sensors, args.rounds, args.latency_rounds, args.threads);
     let baseline = current_rss_bytes();
     let system = System::new();
     let (fast, slow) = system.block_on(async move {
@@ -304,39 +282,11 @@ fn main() {
             spawned.iter().map(Arbiter::handle).collect()
         };
         let fast = pass(n, rounds, (Duration::ZERO, Duration::ZERO), &handles).await;
-        let slow = pass(n, latency_rounds, (Duration::from_millis(100), SLOWEST), &handles).await;
+        let slow = pass(n, latency_rounds, (FASTEST, SLOWEST), &handles).await;
         for arbiter in spawned {
             arbiter.stop();
         }
         (fast, slow)
     });
-    let mut overheads: Vec<f64> = slow
-        .round_walls
-        .iter()
-        .map(|w| (w.as_secs_f64() - SLOWEST.as_secs_f64()) * 1000.0)
-        .collect();
-    overheads.sort_by(f64::total_cmp);
-    let peak = ProcessStats::measure().peak_rss_bytes;
-    let per_sensor = |rss: u64| rss.saturating_sub(baseline) as f64 / n as f64;
-    let figures = serde_json::json!({
-        "sensors": n,
-        "threads": threads,
-        "rounds": rounds,
-        "latency_rounds": latency_rounds,
-        "spawn_seconds": fast.spawn_seconds,
-        "reads": fast.reads,
-        "reads_per_second": fast.reads as f64 / fast.seconds,
-        "reads_per_cpu_second": fast.reads as f64 / fast.cpu_seconds.max(1e-9),
-        "overhead_ms_p50": overheads[overheads.len() / 2],
-        "overhead_ms_max": overheads[overheads.len() - 1],
-        "baseline_rss_bytes": baseline,
-        "idle_rss_bytes": fast.idle_rss_bytes,
-        "peak_rss_bytes": peak,
-        "idle_bytes_per_sensor": per_sensor(fast.idle_rss_bytes),
-        "peak_bytes_per_sensor": per_sensor(peak),
-    });
-    println!("{figures}");
+    common::print_figures(&args, baseline, &fast, &slow);
 }
-
-/// The slowest read of the overhead pass (sensor 0 always takes it).
-const SLOWEST: Duration = Duration::from_millis(500);

@@ -23,6 +23,9 @@ use sensor_actors::report::ProcessStats;
 use sensor_actors::stats::RunningStats;
 use tokio::sync::{mpsc, oneshot};
 
+mod common;
+use common::{Args, Pass, FASTEST, SLOWEST};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -67,15 +70,6 @@ async fn processor(mut readings: mpsc::UnboundedReceiver<(u32, f64)>, sensors: u
         stats[index as usize].push(value);
     }
     stats
-}
-
-struct Pass {
-    spawn_seconds: f64,
-    idle_rss_bytes: u64,
-    round_walls: Vec<Duration>,
-    reads: u64,
-    seconds: f64,
-    cpu_seconds: f64,
 }
 
 /// Spawns `n` sensors and runs `rounds` rounds; sensor 0 always takes the upper latency bound.
@@ -129,26 +123,10 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration)) -> Pass {
     }
 }
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
-            Some(v) => v,
-            None => {
-                eprintln!("tokio_floor: {name}: expected a number");
-                std::process::exit(2);
-            }
-        },
-        None => default,
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let n = arg(&args, "--sensors", 1000) as usize;
-    let rounds = arg(&args, "--rounds", 10).max(1);
-    let latency_rounds = arg(&args, "--latency-rounds", 4).max(1);
+    let args = Args::parse("tokio_floor");
+    let (n, rounds, latency_rounds, threads) = (args.sensors, args.rounds, args.latency_rounds, args.threads);
     let baseline = current_rss_bytes();
-    let threads = arg(&args, "--threads", 1).max(1) as usize;
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_time().build()
     } else {
@@ -159,32 +137,6 @@ fn main() {
     }
     .expect("the runtime starts");
     let fast = runtime.block_on(pass(n, rounds, (Duration::ZERO, Duration::ZERO)));
-    let slowest = Duration::from_millis(500);
-    let slow = runtime.block_on(pass(n, latency_rounds, (Duration::from_millis(100), slowest)));
-    let mut overheads: Vec<f64> = slow
-        .round_walls
-        .iter()
-        .map(|w| (w.as_secs_f64() - slowest.as_secs_f64()) * 1000.0)
-        .collect();
-    overheads.sort_by(f64::total_cmp);
-    let peak = ProcessStats::measure().peak_rss_bytes;
-    let per_sensor = |rss: u64| rss.saturating_sub(baseline) as f64 / n as f64;
-    let figures = serde_json::json!({
-        "sensors": n,
-        "threads": threads,
-        "rounds": rounds,
-        "latency_rounds": latency_rounds,
-        "spawn_seconds": fast.spawn_seconds,
-        "reads": fast.reads,
-        "reads_per_second": fast.reads as f64 / fast.seconds,
-        "reads_per_cpu_second": fast.reads as f64 / fast.cpu_seconds.max(1e-9),
-        "overhead_ms_p50": overheads[overheads.len() / 2],
-        "overhead_ms_max": overheads[overheads.len() - 1],
-        "baseline_rss_bytes": baseline,
-        "idle_rss_bytes": fast.idle_rss_bytes,
-        "peak_rss_bytes": peak,
-        "idle_bytes_per_sensor": per_sensor(fast.idle_rss_bytes),
-        "peak_bytes_per_sensor": per_sensor(peak),
-    });
-    println!("{figures}");
+    let slow = runtime.block_on(pass(n, latency_rounds, (FASTEST, SLOWEST)));
+    common::print_figures(&args, baseline, &fast, &slow);
 }
