@@ -104,8 +104,8 @@ pub struct Figures {
     pub baseline_rss_bytes: u64,
     /// RSS once every sensor of the throughput pass is spawned, before the first round.
     pub idle_rss_bytes: u64,
-    /// Peak RSS of the child process over both passes: in the overhead pass every read of a
-    /// round waits at once (a future and a timer each).
+    /// The higher of the two child processes' peak RSS (each pass runs in a process of its own),
+    /// their summaries included.
     pub peak_rss_bytes: u64,
     /// Peak RSS of zero-latency collection: when the last round of the throughput pass
     /// starts (before the final summary, a record per sensor, is built).
@@ -113,14 +113,14 @@ pub struct Figures {
     pub rounds_peak_rss_bytes: u64,
     /// `(idle - baseline) / N`.
     pub idle_bytes_per_sensor: f64,
-    /// `(peak - baseline) / N`.
+    /// `(peak - that process's baseline) / N`.
     pub peak_bytes_per_sensor: f64,
     /// `(rounds peak - baseline) / N`.
     #[serde(default)]
     pub rounds_peak_bytes_per_sensor: f64,
-    /// Peak RSS of rounds in which every read waits at once (the overhead pass's latencies), in
-    /// a process of its own that runs only that pass: the high-water mark when its last round
-    /// starts, before its summary is built. 0 when not measured (one latency round).
+    /// Peak RSS of rounds in which every read waits at once (the overhead pass's latencies): the
+    /// high-water mark of the overhead pass's process when its last round starts, before its
+    /// summary is built. 0 when not measured (one latency round).
     #[serde(default)]
     pub waiting_peak_rss_bytes: u64,
     /// `(waiting peak - that process's baseline) / N`; 0 when not measured.
@@ -132,7 +132,7 @@ pub struct Figures {
     /// the first.
     #[serde(default)]
     pub marginal_idle_bytes_per_sensor: Option<f64>,
-    /// CPU time of the child process.
+    /// CPU time of the two child processes.
     pub cpu_seconds: f64,
 }
 
@@ -272,10 +272,11 @@ fn pass(sensors: usize, rounds: u64, latency: (Duration, Duration)) -> Result<Pa
     })
 }
 
-/// Measures one N in this process: the throughput pass, then the overhead pass.
-pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figures, String> {
-    if sensors == 0 || rounds < 2 || latency_rounds == 0 {
-        return Err("expected at least 1 sensor, 2 rounds and 1 latency round".into());
+/// Measures one N's throughput pass in this process; the overhead figures are left at 0, for
+/// [`measure_overhead`] (in a process of its own) to fill in.
+pub fn measure(sensors: usize, rounds: u64) -> Result<Figures, String> {
+    if sensors == 0 || rounds < 2 {
+        return Err("expected at least 1 sensor and 2 rounds".into());
     }
     let baseline_rss_bytes = current_rss_bytes();
     let fast = pass(sensors, rounds, (Duration::ZERO, Duration::ZERO))?;
@@ -289,14 +290,12 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
     // The peak of collection itself: at the start of the last round, rounds 1 to R-1 are done
     // and the summary (a record per sensor) is not built yet.
     let rounds_peak_rss_bytes = last_stats.peak_rss_bytes;
-    let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
-    let slowest_ms = SLOWEST_LATENCY.as_secs_f64() * 1000.0;
     let process = ProcessStats::measure();
     let per_sensor = |rss: u64| rss.saturating_sub(baseline_rss_bytes) as f64 / sensors as f64;
     Ok(Figures {
         sensors,
         rounds,
-        latency_rounds,
+        latency_rounds: 0,
         config_seconds: fast.config_seconds,
         spawn_seconds: fast.spawn_seconds,
         reads,
@@ -308,8 +307,8 @@ pub fn measure(sensors: usize, rounds: u64, latency_rounds: u64) -> Result<Figur
         },
         end_to_end_reads_per_second: reads as f64 / fast.finished.duration_since(first).as_secs_f64(),
         round_ms_p50: fast.summary.round_ms.p50,
-        overhead_ms_p50: slow.summary.round_ms.p50 - slowest_ms,
-        overhead_ms_max: slow.summary.round_ms.max - slowest_ms,
+        overhead_ms_p50: 0.0,
+        overhead_ms_max: 0.0,
         baseline_rss_bytes,
         idle_rss_bytes: fast.idle_rss_bytes,
         peak_rss_bytes: process.peak_rss_bytes,
@@ -368,8 +367,8 @@ pub struct Report {
     pub failures: Vec<(usize, String)>,
 }
 
-/// Measures every N of `counts`, each in a fresh child process (`<exe> bench --child`), smallest
-/// first; after a failure (such as running out of memory) larger N are not tried. `progress`
+/// Measures every N of `counts`, each pass in a fresh child process (`<exe> bench --child` for
+/// the throughput pass, `--overhead-child` for the overhead pass), smallest first; after a failure (such as running out of memory) larger N are not tried. `progress`
 /// sees each result as it arrives.
 pub fn measure_in_children(
     exe: &std::path::Path,
@@ -387,30 +386,14 @@ pub fn measure_in_children(
     counts.sort_unstable();
     counts.dedup();
     for n in counts {
-        let output = std::process::Command::new(exe)
-            .args(["bench", "--child", "--sensors", &n.to_string()])
-            .args([
-                "--rounds",
-                &rounds.to_string(),
-                "--latency-rounds",
-                &latency_rounds.to_string(),
-            ])
-            .stderr(std::process::Stdio::inherit())
-            .output();
-        let figures = match output {
-            Ok(out) if out.status.success() => {
-                serde_json::from_slice::<Figures>(&out.stdout).map_err(|e| e.to_string())
-            }
-            Ok(out) => Err(format!("the child process ended with {}", out.status)),
-            Err(e) => Err(format!("cannot start {}: {e}", exe.display())),
-        };
-        let figures = figures.map(|mut f| {
-            if let Some(w) = waiting_child(exe, n, latency_rounds).filter(|w| w.peak_rss_bytes > 0) {
-                f.waiting_peak_rss_bytes = w.peak_rss_bytes;
-                f.waiting_peak_bytes_per_sensor =
-                    w.peak_rss_bytes.saturating_sub(w.baseline_rss_bytes) as f64 / n as f64;
-            }
-            f
+        let figures = child::<Figures>(exe, "--child", n, &["--rounds".into(), rounds.to_string()]).and_then(|f| {
+            let overhead = child::<OverheadPass>(
+                exe,
+                "--overhead-child",
+                n,
+                &["--latency-rounds".into(), latency_rounds.to_string()],
+            )?;
+            Ok(f.with_overhead(latency_rounds, &overhead))
         });
         match figures {
             Ok(mut f) => {
@@ -430,45 +413,86 @@ pub fn measure_in_children(
     report
 }
 
-/// What the waiting-rounds child measures: the memory of rounds in which every read waits at
-/// once, in a process that ran nothing before (the throughput pass's pages, retained by the
-/// allocator, would count otherwise).
+/// What the overhead pass measures, in a process that ran nothing before (the throughput
+/// pass's pages, still held by the allocator, would count otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct WaitingPeak {
+pub struct OverheadPass {
+    /// Median round wall time minus the slowest latency, in milliseconds.
+    pub overhead_ms_p50: f64,
+    /// Largest round wall time minus the slowest latency, in milliseconds.
+    pub overhead_ms_max: f64,
     /// RSS before the configuration is built.
     pub baseline_rss_bytes: u64,
-    /// The high-water mark when the last round starts; 0 with fewer than 2 rounds.
+    /// The high-water mark when the last round starts, every read of the rounds before it having
+    /// waited at once; 0 with fewer than 2 rounds.
+    pub waiting_peak_rss_bytes: u64,
+    /// The process's peak RSS, its summary included.
     pub peak_rss_bytes: u64,
+    /// CPU time of the process.
+    pub cpu_seconds: f64,
 }
 
-/// Runs only the overhead pass (latencies 100-500 ms) in this process and reports its peak.
-pub fn measure_waiting(sensors: usize, latency_rounds: u64) -> Result<WaitingPeak, String> {
+/// Runs only the overhead pass (latencies 100-500 ms) of one N in this process.
+pub fn measure_overhead(sensors: usize, latency_rounds: u64) -> Result<OverheadPass, String> {
     if sensors == 0 || latency_rounds == 0 {
         return Err("expected at least 1 sensor and 1 latency round".into());
     }
     let baseline_rss_bytes = current_rss_bytes();
     let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
-    let peak_rss_bytes = match slow.round_starts.last() {
+    let slowest_ms = SLOWEST_LATENCY.as_secs_f64() * 1000.0;
+    let waiting_peak_rss_bytes = match slow.round_starts.last() {
         Some((_, stats)) if slow.round_starts.len() >= 2 => stats.peak_rss_bytes,
         _ => 0,
     };
-    Ok(WaitingPeak {
+    let process = ProcessStats::measure();
+    Ok(OverheadPass {
+        overhead_ms_p50: slow.summary.round_ms.p50 - slowest_ms,
+        overhead_ms_max: slow.summary.round_ms.max - slowest_ms,
         baseline_rss_bytes,
-        peak_rss_bytes,
+        waiting_peak_rss_bytes,
+        peak_rss_bytes: process.peak_rss_bytes,
+        cpu_seconds: process.cpu_seconds,
     })
 }
 
-/// Runs `<exe> bench --waiting-child` for `n` sensors; `None` if it fails (the figure is then
-/// left out, the rest of the N's figures stand).
-fn waiting_child(exe: &std::path::Path, n: usize, latency_rounds: u64) -> Option<WaitingPeak> {
+impl Figures {
+    /// Adds the overhead pass of the same N (`latency_rounds` rounds) to the throughput pass's
+    /// figures.
+    fn with_overhead(mut self, latency_rounds: u64, o: &OverheadPass) -> Figures {
+        let per_sensor = |rss: u64, base: u64| rss.saturating_sub(base) as f64 / self.sensors as f64;
+        self.latency_rounds = latency_rounds;
+        self.overhead_ms_p50 = o.overhead_ms_p50;
+        self.overhead_ms_max = o.overhead_ms_max;
+        if o.waiting_peak_rss_bytes > 0 {
+            self.waiting_peak_rss_bytes = o.waiting_peak_rss_bytes;
+            self.waiting_peak_bytes_per_sensor = per_sensor(o.waiting_peak_rss_bytes, o.baseline_rss_bytes);
+        }
+        self.peak_rss_bytes = self.peak_rss_bytes.max(o.peak_rss_bytes);
+        self.peak_bytes_per_sensor = self
+            .peak_bytes_per_sensor
+            .max(per_sensor(o.peak_rss_bytes, o.baseline_rss_bytes));
+        self.cpu_seconds += o.cpu_seconds;
+        self
+    }
+}
+
+/// Runs `<exe> bench <mode> --sensors n <args>` and parses the JSON it prints.
+fn child<T: serde::de::DeserializeOwned>(
+    exe: &std::path::Path,
+    mode: &str,
+    n: usize,
+    args: &[String],
+) -> Result<T, String> {
     let out = std::process::Command::new(exe)
-        .args(["bench", "--waiting-child", "--sensors", &n.to_string()])
-        .args(["--latency-rounds", &latency_rounds.to_string()])
+        .args(["bench", mode, "--sensors", &n.to_string()])
+        .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
-        .ok()?;
-    out.status.success().then_some(())?;
-    serde_json::from_slice(&out.stdout).ok()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!("the child process ended with {}", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
 /// Renders the figures as an aligned table.

@@ -279,17 +279,14 @@ impl IdRun {
     }
 }
 
-/// `(prefix, number, width)` of an id that reads `<prefix>-<number>` with the number written in
-/// exactly `width` digits, zero-padded (as a `count` entry makes them).
+/// `(prefix, number, width)` of an id that reads `<prefix>-<digits>`: the number zero-padded to
+/// `width` digits gives the id back (as a `count` entry makes them; "t-07", not "t-+7").
 fn numbered(id: &str) -> Option<(&str, u64, usize)> {
     let (prefix, digits) = id.rsplit_once('-')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let number: u64 = digits.parse().ok()?;
-    let width = digits.len();
-    // Only ids that the number and width give back exactly ("t-07", not "t-0x" or "t-+7").
-    (format!("{number:0width$}") == digits).then_some((prefix, number, width))
+    Some((prefix, digits.parse().ok()?, digits.len()))
 }
 
 impl SensorTable {
@@ -310,7 +307,8 @@ impl SensorTable {
                 });
             }
             entry_of.push((entries.len() - 1) as u32);
-            let next_in_run = match (ids.last(), numbered(&spec.id)) {
+            let parts = numbered(&spec.id);
+            let next_in_run = match (ids.last(), parts) {
                 (
                     Some(IdRun::Numbered {
                         start,
@@ -323,7 +321,7 @@ impl SensorTable {
                 _ => false,
             };
             if !next_in_run {
-                ids.push(match numbered(&spec.id) {
+                ids.push(match parts {
                     Some((prefix, first, width)) => IdRun::Numbered {
                         start: index,
                         prefix: prefix.into(),

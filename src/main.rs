@@ -54,13 +54,12 @@ struct BenchArgs {
     /// Also write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Measure the one N given in this process and print its figures as JSON (used internally).
+    /// Measure the throughput pass of the one N given, in this process, as JSON (used internally).
     #[arg(long, hide = true)]
     child: bool,
-    /// Measure the memory of waiting rounds for the one N given, in this process, as JSON (used
-    /// internally).
+    /// Measure the overhead pass of the one N given, in this process, as JSON (used internally).
     #[arg(long, hide = true)]
-    waiting_child: bool,
+    overhead_child: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,16 +207,16 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Usage(anyhow::anyhow!("command line: --sensors: {e}")))?,
         None => bench::DEFAULT_SENSOR_COUNTS.to_vec(),
     };
-    if args.waiting_child {
+    if args.overhead_child {
         let [n] = counts[..] else {
             return Err(Failure::Usage(anyhow::anyhow!(
-                "--waiting-child: expected one sensor count"
+                "--overhead-child: expected one sensor count"
             )));
         };
-        let peak = bench::measure_waiting(n, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+        let pass = bench::measure_overhead(n, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
         println!(
             "{}",
-            serde_json::to_string(&peak).map_err(|e| Failure::Runtime(e.into()))?
+            serde_json::to_string(&pass).map_err(|e| Failure::Runtime(e.into()))?
         );
         return Ok(());
     }
@@ -225,8 +224,7 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
         let [n] = counts[..] else {
             return Err(Failure::Usage(anyhow::anyhow!("--child: expected one sensor count")));
         };
-        let figures =
-            bench::measure(n, args.rounds, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+        let figures = bench::measure(n, args.rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
         println!(
             "{}",
             serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?

@@ -362,8 +362,8 @@ impl SensorSupervisor {
             for request in requests {
                 replies.push(request.await);
             }
-            // Analysis of the previous round runs on the aggregator's thread meanwhile; wait for
-            // it before reporting this round, so reports never pile up.
+            // The aggregator handles the previous round's report meanwhile; wait for it before
+            // reporting this round, so reports never pile up.
             let mut emptied = Vec::new();
             if let Some(processed) = previous_report {
                 emptied = processed.await.unwrap_or_default();
