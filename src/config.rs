@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::analysis::AnalysisConfig;
-use crate::driver::DriverSpec;
+use crate::driver::{DriverRegistry, DriverSpec};
+use crate::registry::Registry;
 
 /// Defaults of the `[collection]` section.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -422,14 +423,7 @@ impl Config {
 
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            field: "file".into(),
-            message: format!("cannot read: {}", io_reason(&e)),
-        })?;
-        let base = path.parent().unwrap_or(Path::new(""));
-        Config::from_toml_str_in(&text, &origin, base)
+        Config::load_with(path, &Registry::builtin())
     }
 
     /// Parses and validates `text`; `origin` names it in errors (usually the file name).
@@ -441,8 +435,27 @@ impl Config {
     /// Parses and validates `text`, resolving relative file paths in it (a replay's `path`)
     /// against the folder `base`, as [`Config::load`] does with the file's folder.
     pub fn from_toml_str_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, origin, base, &Registry::builtin())
+    }
+
+    /// Parses and validates `text` with the drivers and detectors of `registry` (the built-in
+    /// ones and those registered on a [`Collector`](crate::Collector)); relative file paths
+    /// resolve against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path, registry: &Registry) -> Result<Config, ConfigError> {
         let raw: RawConfig = parse_toml(text, origin)?;
-        raw.validate(origin, base)
+        raw.validate(origin, base, registry)
+    }
+
+    /// Reads and validates the file at `path` with the drivers and detectors of `registry`.
+    pub fn load_with(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            field: "file".into(),
+            message: format!("cannot read: {}", io_reason(&e)),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::parse(&text, &origin, base, registry)
     }
 
     /// Sets the number of simulated sensors (the `--sensors` flag): the count of the only entry
@@ -718,13 +731,13 @@ impl RawSensorCommon {
 // ---- stage two: validation --------------------------------------------------------------------
 
 impl RawConfig {
-    fn validate(self, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+    fn validate(self, origin: &str, base: &Path, registry: &Registry) -> Result<Config, ConfigError> {
         let collection = self.collection.validate(origin)?;
         let supervision = self
             .supervision
             .validate(origin, "supervision", &RestartPolicy::default())?;
         let groups = validate_groups(self.groups, origin)?;
-        let analysis = self.analysis.validate(origin)?;
+        let analysis = self.analysis.validate(origin, &registry.detectors)?;
         if self.runtime.arbiters == Some(0) {
             return Err(ConfigError::new(
                 origin,
@@ -741,7 +754,16 @@ impl RawConfig {
         }
         let mut sensors = Vec::new();
         for (i, table) in self.sensors.into_iter().enumerate() {
-            expand_entry(table, origin, base, i, &supervision, &groups, &mut sensors)?;
+            expand_entry(
+                table,
+                origin,
+                base,
+                i,
+                &supervision,
+                &groups,
+                &registry.drivers,
+                &mut sensors,
+            )?;
         }
         let mut seen = HashSet::new();
         for s in &sensors {
@@ -872,6 +894,7 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
 }
 
 /// Validates one `[[sensors]]` entry and appends the sensors it makes.
+#[allow(clippy::too_many_arguments)]
 fn expand_entry(
     mut table: toml::Table,
     origin: &str,
@@ -879,6 +902,7 @@ fn expand_entry(
     index: usize,
     defaults: &RestartPolicy,
     groups: &[GroupSpec],
+    drivers: &DriverRegistry,
     out: &mut Vec<SensorSpec>,
 ) -> Result<(), ConfigError> {
     let at = format!("sensors[{index}]");
@@ -890,7 +914,7 @@ fn expand_entry(
     }
     let common: RawSensorCommon = from_table(common_table, origin, &at)?;
     let driver_name = common.driver.as_deref().unwrap_or("simulated");
-    let driver = DriverSpec::parse(driver_name, table, origin, &at, base).map_err(|mut e| {
+    let driver = drivers.parse(driver_name, table, origin, &at, base).map_err(|mut e| {
         if e.message.starts_with("unknown field") {
             e.message = format!(
                 "{}, or a key of every sensor: {}",

@@ -26,10 +26,12 @@
 pub mod aggregator;
 pub mod analysis;
 pub mod bench;
+mod collector;
 pub mod config;
 pub mod driver;
 pub mod messages;
 pub mod panic;
+mod registry;
 pub mod report;
 pub mod round;
 pub mod sensor;
@@ -43,7 +45,9 @@ use std::sync::Arc;
 use actix::{Actor, Arbiter, ArbiterHandle};
 use tokio::sync::oneshot;
 
+pub use collector::Collector;
 pub use config::{Config, ConfigError};
+pub use registry::Registry;
 pub use report::{OutputError, Summary};
 
 use aggregator::Aggregator;

@@ -16,12 +16,15 @@
 
 pub mod out_of_range;
 pub mod rate;
+pub mod registry;
 pub mod shard;
 pub mod spike;
 pub mod stale;
 pub mod stuck;
 
 use serde::Deserialize;
+
+pub use registry::DetectorRegistry;
 
 use crate::config::{from_table, ConfigError};
 use crate::stats::{RollingWindow, MAX_WINDOW};
@@ -260,7 +263,7 @@ fn fraction(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
 }
 
 impl RawAnalysis {
-    pub(crate) fn validate(self, origin: &str) -> Result<AnalysisConfig, ConfigError> {
+    pub(crate) fn validate(self, origin: &str, _detectors: &DetectorRegistry) -> Result<AnalysisConfig, ConfigError> {
         let d = AnalysisConfig::default();
         let window = self.window.unwrap_or(d.window);
         if !(3..=MAX_WINDOW).contains(&window) {
@@ -388,7 +391,12 @@ mod tests {
 
     #[test]
     fn unknown_and_mistyped_keys_name_the_detector() {
-        let parse = |t: &str| raw(t).validate("c.toml").unwrap_err().to_string();
+        let parse = |t: &str| {
+            raw(t)
+                .validate("c.toml", &DetectorRegistry::builtin())
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             parse("spike = { enabld = false }"),
             "c.toml: analysis.spike.enabld: unknown field `enabld`, expected one of `threshold`, `min_samples`, `min_deviation`, or `enabled`"
@@ -407,7 +415,7 @@ mod tests {
     fn settings_are_validated() {
         let parse = |t: &str| -> Result<AnalysisConfig, ConfigError> {
             let raw: RawAnalysis = toml::from_str(t).unwrap();
-            raw.validate("c.toml")
+            raw.validate("c.toml", &DetectorRegistry::builtin())
         };
         assert_eq!(
             parse("spike = { threshold = -1.0 }").unwrap_err().to_string(),

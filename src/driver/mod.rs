@@ -11,6 +11,7 @@
 //! purpose (a panic is caught and treated as a fatal failure of that sensor only), take all
 //! randomness from the seed it is built with, and leave deadlines to the round.
 
+pub mod registry;
 pub mod replay;
 pub mod simulated;
 pub mod system;
@@ -20,6 +21,8 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+
+pub use registry::DriverRegistry;
 
 use crate::config::{ConfigError, RestartType};
 
