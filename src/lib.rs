@@ -37,6 +37,7 @@ pub mod round;
 pub mod sensor;
 pub mod stats;
 pub mod supervisor;
+pub mod testing;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,0 +1,1 @@
+//! Helpers to exercise an anomaly detector on a series of values.
