@@ -6,28 +6,68 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient};
+use tokio::sync::oneshot;
+
+use crate::aggregator::publish::Outlets;
+use crate::aggregator::Aggregator;
+use crate::config::{Config, ConfigError, SensorTable};
+use crate::messages::Shutdown;
 use crate::registry::Registry;
 use crate::report::Summary;
-use crate::{RunError, RunOptions};
+use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
+use crate::streams::{Delivery, RoundSummary, Stream};
+use crate::supervisor::{RootSetup, SensorSupervisor};
+use crate::RunError;
 
 /// A collection run to be: the names its configuration may use and where its streams go.
 ///
 /// ```no_run
+/// use actix::prelude::*;
+/// use sensor_actors::streams::Anomalies;
 /// use sensor_actors::Collector;
 ///
+/// struct Alerts;
+/// impl Actor for Alerts {
+///     type Context = Context<Self>;
+/// }
+/// impl Handler<Anomalies> for Alerts {
+///     type Result = ();
+///     fn handle(&mut self, round: Anomalies, _: &mut Context<Self>) {
+///         for a in round.list.iter() {
+///             println!("{} {}: {}", a.sensor, a.detector, a.detail);
+///         }
+///     }
+/// }
+///
 /// # async fn demo() -> anyhow::Result<()> {
-/// let collector = Collector::new();
+/// let alerts = Alerts.start();
+/// let collector = Collector::new().subscribe(alerts.recipient::<Anomalies>());
 /// let config = collector.load("sensors.toml")?;
 /// let summary = collector.run(config, std::future::pending()).await?;
 /// println!("{} readings", summary.reads.ok);
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Collector {
     registry: Registry,
+    /// The subscribers, handed to the aggregator when the run starts.
+    outlets: Outlets,
+    /// The `--out DIR` files, when attached with [`Collector::out`]: asked for their first
+    /// write error when the run ends.
+    files: Option<Addr<JsonlFiles>>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("registry", &self.registry)
+            .field("subscribers", &self.outlets.stats().len())
+            .finish()
+    }
 }
 
 impl Collector {
@@ -35,12 +75,47 @@ impl Collector {
     pub fn new() -> Self {
         Collector {
             registry: Registry::builtin(),
+            outlets: Outlets::default(),
+            files: None,
         }
+    }
+
+    /// Writes the JSONL files (`readings.jsonl`, `anomalies.jsonl`, `events.jsonl`,
+    /// `summary.json`) into `dir`, creating it: the [`JsonlFiles`] sink, attached losslessly.
+    /// [`Collector::run`] then returns [`RunError::Output`] (with the summary) if a file could
+    /// not be written. Must be called inside an actix system.
+    pub fn out(self, dir: impl AsRef<Path>) -> Result<Self, RunError> {
+        let files = JsonlFiles::create(dir.as_ref()).map_err(RunError::Setup)?.start();
+        let mut collector = JsonlFiles::attach(&files, self);
+        collector.files = Some(files);
+        Ok(collector)
+    }
+
+    /// Logs one line per round at info level (the [`RoundLog`] sink, attached losslessly).
+    /// Must be called inside an actix system.
+    pub fn log_rounds(self) -> Self {
+        let log = RoundLog.start().recipient::<RoundSummary>();
+        self.subscribe_with(log, Delivery::lossless().named("log"))
     }
 
     /// The drivers and detectors a configuration loaded by this collector may name.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Attaches `subscriber` to the stream it handles ([`Readings`](crate::streams::Readings),
+    /// [`Anomalies`](crate::streams::Anomalies), [`Journal`](crate::streams::Journal),
+    /// [`RoundSummary`](crate::streams::RoundSummary) or [`RunSummary`](crate::streams::RunSummary)),
+    /// with the default bounded delivery ([`Delivery::default`]).
+    pub fn subscribe<M: Stream>(self, subscriber: Recipient<M>) -> Self {
+        self.subscribe_with(subscriber, Delivery::default())
+    }
+
+    /// Attaches `subscriber` with the given delivery policy (bounded with a capacity, or
+    /// lossless for a sink that must miss nothing).
+    pub fn subscribe_with<M: Stream>(mut self, subscriber: Recipient<M>, delivery: Delivery) -> Self {
+        self.outlets.add(subscriber, delivery);
+        self
     }
 
     /// Reads and validates the configuration file at `path` (`check` does the same).
@@ -56,10 +131,80 @@ impl Collector {
 
     /// Runs `config` until its rounds or duration are done, every sensor has stopped, or
     /// `shutdown` completes; then settles the round in flight, delivers everything to the
-    /// subscribers and sinks, and returns the summary.
+    /// subscribers (the summary last) and returns the summary.
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
-    pub async fn run(self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
-        crate::run(config, RunOptions::default(), shutdown).await
+    pub async fn run(mut self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
+        let seed = config.collection.seed.unwrap_or_else(rand::random);
+        log::info!(
+            "starting {} sensors, interval {}, read timeout {}, seed {seed}",
+            config.sensors.len(),
+            humantime::format_duration(config.collection.interval),
+            humantime::format_duration(config.collection.read_timeout)
+        );
+        // One thread: everything here. More: the sensors are split into one shard per arbiter,
+        // each read and analysed on its own thread; the aggregator (counts and publication) gets
+        // an arbiter of its own (its shard goes first), and this one, where subscribers started
+        // with `start()` live, gets the last shard (a smaller one when readings are published).
+        let threads = config.runtime.threads(config.sensors.len()).max(1);
+        let sensors = Arc::new(SensorTable::new(config.sensors));
+        let keep_outcomes = !self.outlets.readings.is_empty();
+        let aggregator_arbiter = (threads > 1).then(Arbiter::new);
+        let outlets = std::mem::take(&mut self.outlets);
+        let aggregator = match &aggregator_arbiter {
+            // Built on its own thread, while the sensors are spawned on this one.
+            Some(arbiter) => {
+                let sensors = sensors.clone();
+                Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(sensors, outlets))
+            }
+            None => Aggregator::new(sensors.clone(), outlets).start(),
+        };
+        let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
+        let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {
+            aggregator_arbiter
+                .iter()
+                .chain(&arbiters)
+                .map(Arbiter::handle)
+                .chain(std::iter::once(Arbiter::current()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        log::info!("{threads} thread(s): {} for sensors", sensor_arbiters.len().max(1));
+        let (done_tx, done_rx) = oneshot::channel();
+        let setup = RootSetup {
+            sensors,
+            groups: config.groups,
+            collection: config.collection,
+            seed,
+            analysis: Arc::new(config.analysis),
+            keep_outcomes,
+            arbiters: sensor_arbiters,
+        };
+        let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
+        let shutdown = std::pin::pin!(shutdown);
+        let mut done_rx = std::pin::pin!(done_rx);
+        let result = match futures::future::select(shutdown, done_rx.as_mut()).await {
+            futures::future::Either::Left(((), _)) => {
+                supervisor.do_send(Shutdown);
+                done_rx.await
+            }
+            futures::future::Either::Right((result, _)) => result,
+        };
+        for arbiter in arbiters.iter().chain(aggregator_arbiter.as_ref()) {
+            arbiter.stop();
+        }
+        let summary = result.map_err(|_| RunError::Interrupted)?.summary;
+        let error = match self.files {
+            Some(files) => files.send(TakeOutputError).await.map_err(|_| RunError::Interrupted)?,
+            None => None,
+        };
+        match error {
+            None => Ok(summary),
+            Some(source) => Err(RunError::Output {
+                source,
+                summary: Box::new(summary),
+            }),
+        }
     }
 }

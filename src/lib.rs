@@ -35,29 +35,24 @@ mod registry;
 pub mod report;
 pub mod round;
 pub mod sensor;
+pub mod sinks;
 pub mod stats;
+pub mod streams;
 pub mod supervisor;
 pub mod testing;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use actix::{Actor, Arbiter, ArbiterHandle};
-use tokio::sync::oneshot;
 
 pub use collector::Collector;
 pub use config::{Config, ConfigError};
 pub use registry::Registry;
-pub use report::{OutputError, Summary};
-
-use aggregator::Aggregator;
-use messages::Shutdown;
-use report::Outputs;
-use supervisor::{RootSetup, SensorSupervisor};
+pub use report::Summary;
+pub use sinks::OutputError;
 
 /// A run that could not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The output folder or files could not be created: nothing was collected.
     #[error(transparent)]
@@ -77,83 +72,23 @@ pub enum RunError {
     Interrupted,
 }
 
-/// Where a run writes, besides the log.
+/// Where [`run`] writes, besides the log.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// The `--out DIR` folder; no files are written without it.
     pub out: Option<PathBuf>,
 }
 
-/// Runs `config` until its rounds or duration are done, every sensor has stopped, or `shutdown`
-/// completes; then settles the round in flight, flushes the outputs and returns the summary.
+/// Runs `config` as the binary does: the built-in drivers and detectors, the per-round log line
+/// and, with `options.out`, the JSONL files ([`sinks::JsonlFiles`]); returns the summary, or
+/// [`RunError::Output`] (with the summary) when a file could not be written.
 ///
-/// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
+/// A shorthand for a [`Collector`] with those sinks attached. Must be called inside an actix
+/// system (the binary's `System`, or `#[actix_rt::test]`).
 pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
-    let seed = config.collection.seed.unwrap_or_else(rand::random);
-    log::info!(
-        "starting {} sensors, interval {}, read timeout {}, seed {seed}",
-        config.sensors.len(),
-        humantime::format_duration(config.collection.interval),
-        humantime::format_duration(config.collection.read_timeout)
-    );
-    let outputs = match &options.out {
-        Some(dir) => Some(Outputs::create(dir).map_err(RunError::Setup)?),
-        None => None,
-    };
-    // One thread: everything here. More: the sensors are split into one shard per arbiter, this
-    // one included, each read and analysed on its own thread; the aggregator (counts and outputs)
-    // gets the last arbiter, where it handles a round's report while the next is read.
-    let threads = config.runtime.threads(config.sensors.len()).max(1);
-    let sensors = Arc::new(config::SensorTable::new(config.sensors));
-    let analysis_arbiter = (threads > 1).then(Arbiter::new);
-    let keep_outcomes = outputs.is_some();
-    let aggregator = match &analysis_arbiter {
-        // Built on its own thread, while the sensors are spawned on this one.
-        Some(arbiter) => {
-            let sensors = sensors.clone();
-            Aggregator::start_in_arbiter(&arbiter.handle(), move |_| Aggregator::new(sensors, outputs))
-        }
-        None => Aggregator::new(sensors.clone(), outputs).start(),
-    };
-    let arbiters: Vec<Arbiter> = (2..threads).map(|_| Arbiter::new()).collect();
-    let sensor_arbiters: Vec<ArbiterHandle> = if threads > 1 {
-        std::iter::once(Arbiter::current())
-            .chain(arbiters.iter().map(Arbiter::handle))
-            .chain(analysis_arbiter.as_ref().map(Arbiter::handle))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    log::info!("{threads} thread(s): {} for sensors", sensor_arbiters.len().max(1));
-    let (done_tx, done_rx) = oneshot::channel();
-    let setup = RootSetup {
-        sensors,
-        groups: config.groups,
-        collection: config.collection,
-        seed,
-        analysis: Arc::new(config.analysis),
-        keep_outcomes,
-        arbiters: sensor_arbiters,
-    };
-    let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
-    let shutdown = std::pin::pin!(shutdown);
-    let mut done_rx = std::pin::pin!(done_rx);
-    let result = match futures::future::select(shutdown, done_rx.as_mut()).await {
-        futures::future::Either::Left(((), _)) => {
-            supervisor.do_send(Shutdown);
-            done_rx.await
-        }
-        futures::future::Either::Right((result, _)) => result,
-    };
-    for arbiter in arbiters.iter().chain(analysis_arbiter.as_ref()) {
-        arbiter.stop();
+    let mut collector = Collector::new().log_rounds();
+    if let Some(dir) = &options.out {
+        collector = collector.out(dir)?;
     }
-    let finished = result.map_err(|_| RunError::Interrupted)?;
-    match finished.output_error {
-        None => Ok(finished.summary),
-        Some(source) => Err(RunError::Output {
-            source,
-            summary: Box::new(finished.summary),
-        }),
-    }
+    collector.run(config, shutdown).await
 }

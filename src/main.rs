@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use sensor_actors::{run, Config, RunError, RunOptions};
+use sensor_actors::{Collector, Config, RunError};
 use std::error::Error as _;
 
 /// The binary allocates through mimalloc (its v2 line: less resident memory than v3 here, same
@@ -155,16 +155,16 @@ fn usage_line(e: &clap::Error) -> String {
 }
 
 fn check(file: &std::path::Path) -> Result<(), Failure> {
-    let config = Config::load(file).map_err(|e| Failure::Usage(e.into()))?;
+    let config = Collector::new().load(file).map_err(|e| Failure::Usage(e.into()))?;
     let n = config.sensors.len();
     println!("{}: ok, {n} sensor{}", file.display(), if n == 1 { "" } else { "s" });
     Ok(())
 }
 
 /// Builds the configuration from the file (or the default scenario) and the flags.
-fn configure(args: &RunArgs) -> Result<Config, sensor_actors::ConfigError> {
+fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_actors::ConfigError> {
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => collector.load(path)?,
         None => Config::default_scenario(),
     };
     if let Some(n) = args.sensors {
@@ -181,10 +181,19 @@ fn configure(args: &RunArgs) -> Result<Config, sensor_actors::ConfigError> {
 }
 
 fn run_command(args: RunArgs) -> Result<(), Failure> {
-    let config = configure(&args).map_err(|e| Failure::Usage(e.into()))?;
-    let options = RunOptions { out: args.out.clone() };
     let system = actix_rt::System::new();
-    match system.block_on(run(config, options, shutdown_signal())) {
+    let run = async {
+        let collector = Collector::new().log_rounds();
+        let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
+        let collector = match &args.out {
+            Some(dir) => collector
+                .out(dir)
+                .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("run failed")))?,
+            None => collector,
+        };
+        Ok(collector.run(config, shutdown_signal()).await)
+    };
+    match system.block_on(run)? {
         Ok(summary) => {
             print!("{}", summary.render_table());
             Ok(())

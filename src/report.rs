@@ -1,36 +1,19 @@
-//! What a run reports: the output files under `--out DIR` and the final [`Summary`].
-//!
-//! [`Outputs`] writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line through
-//! buffers flushed after every round, so a run that is stopped or fails loses nothing it already
-//! collected; `summary.json` is written once at the end. The schemas are in `docs/outputs.md`.
+//! What a run reports: the final [`Summary`] (written as `summary.json` by the JSONL sink,
+//! printed as a table by the binary) and the process figures in it. The schemas are in
+//! `docs/outputs.md`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// An output file could not be written.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", path.display())]
-pub struct OutputError {
-    /// The file or folder.
-    pub path: PathBuf,
-    /// The I/O error.
-    #[source]
-    pub source: std::io::Error,
-}
+pub use crate::aggregator::publish::SubscriberStats;
 
-/// What the aggregator hands back at the end of a run: the summary, and the first output error
-/// if a file could not be written (collection went on regardless).
+/// What the aggregator hands back at the end of a run.
 #[derive(Debug)]
 pub struct Finished {
     /// The complete summary.
     pub summary: Summary,
-    /// The first write error of the run, if any.
-    pub output_error: Option<OutputError>,
 }
 
 /// The final report of a run, written as `summary.json`.
@@ -56,6 +39,9 @@ pub struct Summary {
     pub seed: u64,
     /// Per-sensor statistics, in configuration order.
     pub sensors: Vec<SensorSummary>,
+    /// What each subscriber of the streams received and missed.
+    #[serde(default)]
+    pub subscribers: Vec<SubscriberStats>,
     /// What the process cost.
     pub process: ProcessStats,
 }
@@ -249,201 +235,6 @@ impl Summary {
 /// Sensors the summary table lists in full; above this it lists only the notable ones.
 pub const TABLE_ROWS: usize = 50;
 
-/// A JSON Lines file being written. After a failed write or flush it writes nothing more (a
-/// partial line is never followed by more lines).
-struct JsonLines {
-    path: PathBuf,
-    writer: BufWriter<File>,
-    failed: bool,
-}
-
-impl JsonLines {
-    fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
-        let file = File::create(&path).map_err(|source| OutputError {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(JsonLines {
-            path,
-            writer: BufWriter::with_capacity(1 << 16, file),
-            failed: false,
-        })
-    }
-
-    /// Runs `io` on the writer unless the file already failed; a failure is reported once.
-    fn attempt(&mut self, io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), OutputError> {
-        if self.failed {
-            return Ok(());
-        }
-        io(&mut self.writer).map_err(|source| {
-            self.failed = true;
-            log::error!(
-                "{}: {source}; nothing more is written to this file",
-                self.path.display()
-            );
-            OutputError {
-                path: self.path.clone(),
-                source,
-            }
-        })
-    }
-
-    fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
-        self.attempt(|w| {
-            serde_json::to_writer(&mut *w, line)?;
-            w.write_all(b"\n")
-        })
-    }
-
-    fn flush(&mut self) -> Result<(), OutputError> {
-        self.attempt(|w| w.flush())
-    }
-}
-
-/// The files of `--out DIR`.
-pub struct Outputs {
-    dir: PathBuf,
-    readings: JsonLines,
-    anomalies: JsonLines,
-    events: JsonLines,
-    /// The first write error of the run, reported when it ends.
-    error: Option<OutputError>,
-}
-
-/// One line of `readings.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReadingLine<'a> {
-    /// Round number.
-    pub round: u64,
-    /// Sensor id.
-    pub sensor: &'a str,
-    /// Sensor kind.
-    pub kind: &'a str,
-    /// The value.
-    pub value: f64,
-    /// Its unit.
-    pub unit: &'a str,
-    /// RFC 3339 time of the reading.
-    pub timestamp: String,
-    /// Read latency in milliseconds.
-    pub latency_ms: f64,
-    /// Replayed data: 1-based data row of the source file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_row: Option<u64>,
-    /// Replayed data: the recorded time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_time: Option<&'a str>,
-}
-
-/// One line of `anomalies.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AnomalyLine<'a> {
-    /// Round number.
-    pub round: u64,
-    /// Sensor id.
-    pub sensor: &'a str,
-    /// RFC 3339 time of the reading (or of the round, for `stale`).
-    pub timestamp: String,
-    /// The value judged (`null` for `stale`).
-    pub value: Option<f64>,
-    /// Detector name.
-    pub detector: &'a str,
-    /// What it found.
-    pub detail: String,
-    /// Replayed data: 1-based data row of the source file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_row: Option<u64>,
-}
-
-/// One line of `events.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventLine<'a> {
-    /// RFC 3339 time of the event.
-    pub timestamp: String,
-    /// Sensor (or group) id.
-    pub sensor: &'a str,
-    /// Event name.
-    pub event: &'a str,
-    /// Why, for failures and give-ups.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<&'a str>,
-    /// Backoff delay, for `restart_scheduled`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<u64>,
-    /// Restarts so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restarts: Option<u32>,
-}
-
-impl Outputs {
-    /// Creates `dir` and the three line files in it (truncating earlier ones).
-    pub fn create(dir: &Path) -> Result<Outputs, OutputError> {
-        std::fs::create_dir_all(dir).map_err(|source| OutputError {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(Outputs {
-            dir: dir.to_path_buf(),
-            readings: JsonLines::create(dir.join("readings.jsonl"))?,
-            anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
-            events: JsonLines::create(dir.join("events.jsonl"))?,
-            error: None,
-        })
-    }
-
-    /// Keeps the first error of the run; the run goes on collecting and the other files go on.
-    fn note(&mut self, result: Result<(), OutputError>) {
-        if let Err(e) = result {
-            self.error.get_or_insert(e);
-        }
-    }
-
-    /// Appends a reading.
-    pub fn reading(&mut self, line: &ReadingLine<'_>) {
-        let result = self.readings.write(line);
-        self.note(result);
-    }
-
-    /// Appends an anomaly.
-    pub fn anomaly(&mut self, line: &AnomalyLine<'_>) {
-        let result = self.anomalies.write(line);
-        self.note(result);
-    }
-
-    /// Appends a supervision event.
-    pub fn event(&mut self, line: &EventLine<'_>) {
-        let result = self.events.write(line);
-        self.note(result);
-    }
-
-    /// Flushes the three line files (after every round).
-    pub fn flush(&mut self) {
-        for result in [self.readings.flush(), self.anomalies.flush(), self.events.flush()] {
-            self.note(result);
-        }
-    }
-
-    /// Flushes everything, writes `summary.json`, and returns the first error of the run, if any.
-    pub fn finish(&mut self, summary: &Summary) -> Result<(), OutputError> {
-        self.flush();
-        let path = self.dir.join("summary.json");
-        let written = serde_json::to_vec_pretty(summary)
-            .map_err(std::io::Error::from)
-            .and_then(|mut text| {
-                text.push(b'\n');
-                std::fs::write(&path, text)
-            })
-            .map_err(|source| OutputError { path, source });
-        self.note(written);
-        self.error.take().map_or(Ok(()), Err)
-    }
-}
-
-/// Formats a timestamp as RFC 3339 with milliseconds, in UTC.
-pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +269,7 @@ mod tests {
             events: BTreeMap::new(),
             seed: 1,
             sensors,
+            subscribers: Vec::new(),
             process: ProcessStats::default(),
         }
     }

@@ -1,0 +1,490 @@
+//! `Aggregator`: the actor that gathers every round's analysis and publishes the streams.
+//!
+//! It receives one [`RoundReport`] per round and every [`SupervisionEvent`] from the
+//! supervisors, in the order they happened. The analysis itself runs in the groups (each keeps an
+//! [`AnalysisShard`](crate::analysis::shard::AnalysisShard) of its members, on its own arbiter):
+//! a report carries one [`RoundDigest`](crate::analysis::shard::RoundDigest) per group, with the
+//! round's read counts, reading latencies and anomalies, plus the outcomes themselves when
+//! someone subscribed to the readings. The aggregator counts every read into exactly one
+//! outcome, records round and read latencies in fixed-size histograms, and publishes each
+//! round to the subscribers ([`publish`]): its readings, its anomalies in configuration order,
+//! the journal since the last round and the round's summary. On [`Finish`] it delivers what
+//! is left, builds the [`Summary`], publishes it as the last message and returns it.
+
+pub(crate) mod publish;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use hdrhistogram::Histogram;
+use tokio::sync::oneshot;
+
+use crate::analysis::shard::{Finding, LATENCY_MAX_US};
+use crate::config::SensorTable;
+use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
+use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
+use crate::streams::{
+    Anomalies, Anomaly, Journal, JournalBatch, JournalEntry, Readings, RoundOutcomes, RoundSummary, RunSummary,
+};
+use publish::{Listed, Offer, Outlets};
+
+/// Latencies above this (one hour) are recorded as this in the histograms.
+const HISTOGRAM_MAX_US: u64 = LATENCY_MAX_US as u64;
+
+/// Journal entries kept before they are published without waiting for the round's end (a
+/// burst of restarts between two rounds).
+const JOURNAL_BATCH: usize = 4096;
+
+/// The supervisor's wait for a report to be processed, and the report's outcomes (when they
+/// were published).
+type Processed = (oneshot::Sender<Vec<Vec<Outcome>>>, Batches);
+
+/// A report's outcome vectors, to hand back to the groups once nobody reads them.
+enum Batches {
+    /// Not published: the aggregator holds them.
+    Owned(Vec<Vec<Outcome>>),
+    /// Published: back only if no subscriber still holds them.
+    Shared(Arc<RoundOutcomes>),
+}
+
+/// The root aggregator actor.
+pub struct Aggregator {
+    /// Every sensor's id, kind and unit, shared with the supervisors.
+    sensors: Arc<SensorTable>,
+    rounds: u64,
+    reads: ReadCounts,
+    round_us: Histogram<u64>,
+    read_us: Histogram<u64>,
+    /// Exact largest round and read times: the histograms keep 3 significant digits, so their
+    /// own maximum is the top of a bucket, slightly above any value recorded.
+    round_max: Duration,
+    read_max: Duration,
+    anomalies: BTreeMap<String, u64>,
+    events: BTreeMap<EventKind, u64>,
+    /// The subscribers and their queues.
+    outlets: Outlets,
+    /// Journal entries since the last publication, and how many events they hold.
+    journal: Vec<JournalEntry>,
+    journal_len: u64,
+    /// The supervisor's wait for the last report: answered (with the report's outcome vectors
+    /// when no subscriber holds them any more) once every lossless subscriber has caught up.
+    processed: Option<Processed>,
+    /// Waiting for every subscriber to be idle (the end of the run).
+    drained: Vec<oneshot::Sender<()>>,
+    /// Wall-clock start of the run, for `process.wall_seconds`.
+    started: std::time::Instant,
+    /// CPU time used before the run started (by a launcher that exec'd this process, or by
+    /// earlier runs in the same process), subtracted from `process.cpu_seconds`.
+    cpu_before: f64,
+}
+
+impl Aggregator {
+    /// An aggregator for `sensors`, publishing to `outlets`.
+    pub(crate) fn new(sensors: Arc<SensorTable>, outlets: Outlets) -> Self {
+        let histogram =
+            || Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("static histogram bounds are valid");
+        Aggregator {
+            sensors,
+            rounds: 0,
+            reads: ReadCounts::default(),
+            round_us: histogram(),
+            read_us: histogram(),
+            round_max: Duration::ZERO,
+            read_max: Duration::ZERO,
+            anomalies: BTreeMap::new(),
+            events: BTreeMap::new(),
+            outlets,
+            journal: Vec::new(),
+            journal_len: 0,
+            processed: None,
+            drained: Vec::new(),
+            started: std::time::Instant::now(),
+            cpu_before: ProcessStats::measure().cpu_seconds,
+        }
+    }
+
+    fn process(&self) -> ProcessStats {
+        let now = ProcessStats::measure();
+        ProcessStats {
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            cpu_seconds: (now.cpu_seconds - self.cpu_before).max(0.0),
+            ..now
+        }
+    }
+
+    fn record(histogram: &mut Histogram<u64>, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, HISTOGRAM_MAX_US);
+        histogram.saturating_record(us);
+    }
+
+    /// Percentiles from `histogram` (3 significant digits, never above `max`) and the exact `max`.
+    fn percentiles(histogram: &Histogram<u64>, max: Duration) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let max = max.as_micros() as f64 / 1000.0;
+        let ms = |q: f64| (histogram.value_at_quantile(q) as f64 / 1000.0).min(max);
+        Percentiles {
+            p50: ms(0.5),
+            p95: ms(0.95),
+            p99: ms(0.99),
+            max,
+        }
+    }
+
+    /// Counts one round's anomalies and turns them into the published list: in configuration
+    /// order (the groups find them in the order their members' answers arrive), and per sensor
+    /// in the detectors' order.
+    fn anomalies(&mut self, round: u64, mut findings: Vec<Finding>) -> Arc<[Anomaly]> {
+        findings.sort_by_key(|f| f.sensor);
+        findings
+            .into_iter()
+            .map(|f| {
+                let detector: Arc<str> = f.detector.as_str().into();
+                *self.anomalies.entry(detector.to_string()).or_default() += 1;
+                let sensor = self.sensors.id(f.sensor);
+                log::debug!("round {round}: {sensor} {detector}: {}", f.detail);
+                Anomaly {
+                    round,
+                    sensor,
+                    index: f.sensor,
+                    detector,
+                    detail: f.detail,
+                    value: f.value,
+                    timestamp: f.timestamp,
+                    source_row: f.source_row,
+                }
+            })
+            .collect()
+    }
+
+    /// Offers `message` to every subscriber of its stream.
+    fn publish<M: Listed>(&mut self, message: M, ctx: &mut Context<Self>) {
+        let count = M::list(&mut self.outlets).len();
+        for k in 0..count {
+            let offer = M::list(&mut self.outlets)[k].offer(message.clone());
+            if let Offer::Send(message) = offer {
+                self.send(k, message, ctx);
+            }
+        }
+    }
+
+    /// Sends `message` to subscriber `k` of its stream and, once handled, the next one queued.
+    fn send<M: Listed>(&mut self, k: usize, message: M, ctx: &mut Context<Self>) {
+        let items = message.items();
+        let request = M::list(&mut self.outlets)[k].recipient().send(message);
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+            let next = M::list(&mut act.outlets)[k].settled(items, result.is_ok());
+            match next {
+                Some(message) => act.send(k, message, ctx),
+                None => act.caught_up(),
+            }
+        }));
+    }
+
+    /// A subscriber went idle: answer whoever waits for the lossless ones, or for all.
+    fn caught_up(&mut self) {
+        if self.processed.is_some() && self.outlets.idle(false) {
+            if let Some((processed, outcomes)) = self.processed.take() {
+                // The vectors come back to the groups unless a subscriber still holds them.
+                let batches = match outcomes {
+                    Batches::Owned(batches) => batches,
+                    Batches::Shared(shared) => Arc::try_unwrap(shared).map(|o| o.batches).unwrap_or_default(),
+                };
+                let _ = processed.send(batches.into_iter().map(|mut b| (b.clear(), b).1).collect());
+            }
+        }
+        if !self.drained.is_empty() && self.outlets.idle(true) {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// Publishes the journal entries kept so far, if any.
+    fn publish_journal(&mut self, ctx: &mut Context<Self>) {
+        if self.journal.is_empty() {
+            return;
+        }
+        let batch = JournalBatch {
+            sensors: self.sensors.clone(),
+            entries: std::mem::take(&mut self.journal),
+            len: std::mem::take(&mut self.journal_len),
+        };
+        if !self.outlets.journal.is_empty() {
+            self.publish(Journal::new(batch), ctx);
+        }
+    }
+
+    fn journal(&mut self, entry: JournalEntry, events: u64, ctx: &mut Context<Self>) {
+        if self.outlets.journal.is_empty() {
+            return;
+        }
+        self.journal.push(entry);
+        self.journal_len += events;
+        if self.journal.len() >= JOURNAL_BATCH {
+            self.publish_journal(ctx);
+        }
+    }
+
+    /// Resolves once every subscriber is idle.
+    fn until_drained(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.drained.push(tx);
+        self.caught_up();
+        rx
+    }
+}
+
+impl Actor for Aggregator {
+    type Context = Context<Self>;
+}
+
+impl Handler<RoundReport> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, mut report: RoundReport, ctx: &mut Context<Self>) {
+        self.rounds += 1;
+        Self::record(&mut self.round_us, report.wall);
+        self.round_max = self.round_max.max(report.wall);
+        let round = report.round;
+        let mut counts = ReadCounts::default();
+        let mut findings = Vec::new();
+        for digest in &mut report.digests {
+            counts.requested += digest.reads.requested;
+            counts.ok += digest.reads.ok;
+            counts.failed += digest.reads.failed;
+            counts.timed_out += digest.reads.timed_out;
+            counts.unavailable += digest.reads.unavailable;
+            for &us in &digest.latencies_us {
+                self.read_us.saturating_record(u64::from(us));
+            }
+            self.read_max = self.read_max.max(digest.read_max);
+            findings.append(&mut digest.findings);
+        }
+        self.reads.requested += counts.requested;
+        self.reads.ok += counts.ok;
+        self.reads.failed += counts.failed;
+        self.reads.timed_out += counts.timed_out;
+        self.reads.unavailable += counts.unavailable;
+        let found = findings.len() as u64;
+        let anomalies = self.anomalies(round, findings);
+        // The round's streams, in order: readings, anomalies, the journal, the summary.
+        let outcomes = (!self.outlets.readings.is_empty()).then(|| {
+            Arc::new(RoundOutcomes {
+                sensors: self.sensors.clone(),
+                batches: std::mem::take(&mut report.outcomes),
+                ok: counts.ok,
+            })
+        });
+        if let Some(outcomes) = &outcomes {
+            self.publish(Readings::new(round, outcomes.clone()), ctx);
+        }
+        if !self.outlets.anomalies.is_empty() {
+            self.publish(Anomalies { round, list: anomalies }, ctx);
+        }
+        self.publish_journal(ctx);
+        if !self.outlets.rounds.is_empty() {
+            let summary = RoundSummary {
+                round,
+                wall: report.wall,
+                skipped_before: report.skipped_before,
+                reads: counts,
+                anomalies: found,
+                process: self.process(),
+            };
+            self.publish(summary, ctx);
+        }
+        if let Some(processed) = report.processed.take() {
+            let batches = match outcomes {
+                Some(shared) => Batches::Shared(shared),
+                None => Batches::Owned(std::mem::take(&mut report.outcomes)),
+            };
+            self.processed = Some((processed, batches));
+            self.caught_up();
+        }
+    }
+}
+
+impl Handler<SupervisionEvent> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, event: SupervisionEvent, ctx: &mut Context<Self>) {
+        *self.events.entry(event.event).or_default() += 1;
+        self.journal(JournalEntry::Event(event), 1, ctx);
+    }
+}
+
+impl Handler<SensorsStarted> for Aggregator {
+    type Result = ();
+
+    /// One `started` event per sensor, all with the group's time.
+    fn handle(&mut self, started: SensorsStarted, ctx: &mut Context<Self>) {
+        let n = started.sensors.len() as u64;
+        *self.events.entry(EventKind::Started).or_default() += n;
+        self.journal(JournalEntry::Started(started.timestamp, started.sensors), n, ctx);
+    }
+}
+
+impl Handler<Finish> for Aggregator {
+    type Result = ResponseActFuture<Self, Finished>;
+
+    /// Delivers what is left, then the summary as the last message of every subscriber.
+    fn handle(&mut self, finish: Finish, ctx: &mut Context<Self>) -> Self::Result {
+        self.publish_journal(ctx);
+        let delivered = self.until_drained();
+        Box::pin(
+            async move {
+                let _ = delivered.await;
+            }
+            .into_actor(self)
+            .then(move |(), act, ctx| {
+                let summary = Arc::new(act.summary(finish));
+                act.publish(
+                    RunSummary {
+                        summary: summary.clone(),
+                    },
+                    ctx,
+                );
+                let delivered = act.until_drained();
+                async move {
+                    let _ = delivered.await;
+                    Finished {
+                        summary: Arc::unwrap_or_clone(summary),
+                    }
+                }
+                .into_actor(act)
+            }),
+        )
+    }
+}
+
+impl Aggregator {
+    /// The run's summary.
+    fn summary(&self, finish: Finish) -> Summary {
+        let sensors = finish
+            .tracks
+            .iter()
+            .zip(&finish.sensors)
+            .enumerate()
+            .map(|(index, (t, (state, restarts)))| SensorSummary {
+                id: self.sensors.id(index).to_string(),
+                kind: self.sensors.entry(index).kind.to_string(),
+                unit: self.sensors.entry(index).unit.to_string(),
+                state: state.as_str().to_string(),
+                restarts: *restarts,
+                count: t.count,
+                min: t.min,
+                max: t.max,
+                mean: t.mean,
+                stddev: t.stddev,
+                ewma: t.ewma,
+                last: t.last,
+                anomalies: t.anomalies,
+            })
+            .collect();
+        Summary {
+            rounds: self.rounds,
+            skipped_rounds: finish.skipped_rounds,
+            reads: self.reads,
+            restarts: finish.sensors.iter().map(|(_, r)| u64::from(*r)).sum(),
+            round_ms: Self::percentiles(&self.round_us, self.round_max),
+            read_latency_ms: Self::percentiles(&self.read_us, self.read_max),
+            anomalies: self.anomalies.clone(),
+            events: self.events.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            seed: finish.seed,
+            sensors,
+            subscribers: self.outlets.stats(),
+            process: self.process(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::shard::{RoundDigest, TrackSummary};
+    use crate::config::SensorSpec;
+    use crate::driver::DriverSpec;
+    use crate::messages::Reading;
+    use crate::supervisor::SensorState;
+    use chrono::Utc;
+
+    fn reading(value: f64) -> Outcome {
+        Outcome::Ok(Reading {
+            value,
+            timestamp: Utc::now(),
+            latency: Duration::from_millis(3),
+            source: None,
+        })
+    }
+
+    fn digest(ok: u64, failed: u64, latencies_us: &[u32]) -> RoundDigest {
+        RoundDigest {
+            reads: ReadCounts {
+                requested: ok + failed,
+                ok,
+                failed,
+                ..ReadCounts::default()
+            },
+            latencies_us: latencies_us.to_vec(),
+            read_max: Duration::from_micros(latencies_us.iter().copied().max().unwrap_or(0).into()),
+            findings: Vec::new(),
+        }
+    }
+
+    /// The groups' digests add up to the run's accounting and latency percentiles; a report's
+    /// outcome batches come back emptied, their capacity kept, for the groups to fill again.
+    #[actix_rt::test]
+    async fn digests_add_up_and_batches_come_back_emptied() {
+        let driver = DriverSpec::Simulated(Default::default());
+        let specs = (1..=3)
+            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
+            .collect();
+        let aggregator = Aggregator::new(Arc::new(SensorTable::new(specs)), Outlets::default()).start();
+        let mut first = Vec::with_capacity(16);
+        first.extend([reading(21.0), reading(22.0)]);
+        let mut batches = vec![first, vec![reading(23.0)]];
+        for round in 1..=2 {
+            let (processed, emptied) = tokio::sync::oneshot::channel();
+            aggregator.do_send(RoundReport {
+                round,
+                wall: Duration::from_millis(5),
+                skipped_before: 0,
+                digests: vec![digest(2, 0, &[1_000, 3_000]), digest(0, 1, &[])],
+                outcomes: batches,
+                processed: Some(processed),
+            });
+            batches = emptied.await.expect("the aggregator answers a processed report");
+            assert_eq!(batches.len(), 2);
+            assert!(batches.iter().all(Vec::is_empty));
+            assert!(batches[0].capacity() >= 16, "{}", batches[0].capacity());
+        }
+        let finished = aggregator
+            .send(Finish {
+                seed: 1,
+                skipped_rounds: 0,
+                sensors: vec![(SensorState::Running, 0); 3],
+                tracks: vec![TrackSummary::default(); 3],
+            })
+            .await
+            .expect("the aggregator answers Finish");
+        let summary = finished.summary;
+        let reads = summary.reads;
+        assert_eq!(
+            (
+                reads.requested,
+                reads.ok,
+                reads.failed,
+                reads.timed_out,
+                reads.unavailable
+            ),
+            (6, 4, 2, 0, 0)
+        );
+        assert_eq!(summary.rounds, 2);
+        assert_eq!(summary.read_latency_ms.max, 3.0);
+        assert_eq!(summary.read_latency_ms.p50, 1.0);
+    }
+}

@@ -1,0 +1,332 @@
+//! [`JsonlFiles`]: the `--out DIR` files, a sink attached to the streams like any user's.
+//!
+//! It writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line through
+//! buffers flushed after every message (one per round and stream), so a run that is stopped or
+//! fails loses nothing it already collected, and `summary.json` when the run's summary arrives.
+//! A failed write is logged once per file, the run goes on (the other files too), and the first
+//! error is kept for [`TakeOutputError`]. The schemas are in `docs/outputs.md`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use serde::{Deserialize, Serialize};
+
+use crate::collector::Collector;
+use crate::messages::SupervisionEvent;
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RunSummary};
+
+/// An output file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+pub struct OutputError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A JSON Lines file being written. After a failed write or flush it writes nothing more (a
+/// partial line is never followed by more lines).
+struct JsonLines {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    failed: bool,
+}
+
+impl JsonLines {
+    fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
+        let file = File::create(&path).map_err(|source| OutputError {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(JsonLines {
+            path,
+            writer: BufWriter::with_capacity(1 << 16, file),
+            failed: false,
+        })
+    }
+
+    /// Runs `io` on the writer unless the file already failed; a failure is reported once.
+    fn attempt(&mut self, io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), OutputError> {
+        if self.failed {
+            return Ok(());
+        }
+        io(&mut self.writer).map_err(|source| {
+            self.failed = true;
+            log::error!(
+                "{}: {source}; nothing more is written to this file",
+                self.path.display()
+            );
+            OutputError {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
+    fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
+        self.attempt(|w| {
+            serde_json::to_writer(&mut *w, line)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        self.attempt(|w| w.flush())
+    }
+}
+
+/// One line of `readings.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadingLine<'a> {
+    /// Round number.
+    pub round: u64,
+    /// Sensor id.
+    pub sensor: &'a str,
+    /// Sensor kind.
+    pub kind: &'a str,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'a str,
+    /// RFC 3339 time of the reading.
+    pub timestamp: String,
+    /// Read latency in milliseconds.
+    pub latency_ms: f64,
+    /// Replayed data: 1-based data row of the source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_row: Option<u64>,
+    /// Replayed data: the recorded time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<&'a str>,
+}
+
+/// One line of `anomalies.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AnomalyLine<'a> {
+    /// Round number.
+    pub round: u64,
+    /// Sensor id.
+    pub sensor: &'a str,
+    /// RFC 3339 time of the reading (or of the round, for `stale`).
+    pub timestamp: String,
+    /// The value judged (`null` for `stale`).
+    pub value: Option<f64>,
+    /// Detector name.
+    pub detector: &'a str,
+    /// What it found.
+    pub detail: String,
+    /// Replayed data: 1-based data row of the source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_row: Option<u64>,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventLine<'a> {
+    /// RFC 3339 time of the event.
+    pub timestamp: String,
+    /// Sensor (or group) id.
+    pub sensor: &'a str,
+    /// Event name.
+    pub event: &'a str,
+    /// Why, for failures and give-ups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'a str>,
+    /// Backoff delay, for `restart_scheduled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Restarts so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+}
+
+/// The files of `--out DIR`, as an actor.
+///
+/// ```no_run
+/// use actix::Actor;
+/// use sensor_actors::sinks::JsonlFiles;
+/// use sensor_actors::Collector;
+///
+/// # async fn demo(config: sensor_actors::Config) -> anyhow::Result<()> {
+/// let files = JsonlFiles::create("out".as_ref())?.start();
+/// let collector = JsonlFiles::attach(&files, Collector::new());
+/// let summary = collector.run(config, std::future::pending()).await?;
+/// if let Some(error) = files.send(sensor_actors::sinks::TakeOutputError).await? {
+///     eprintln!("the files are incomplete: {error}");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct JsonlFiles {
+    dir: PathBuf,
+    readings: JsonLines,
+    anomalies: JsonLines,
+    events: JsonLines,
+    /// The first write error of the run.
+    error: Option<OutputError>,
+}
+
+impl JsonlFiles {
+    /// Creates `dir` and the three line files in it (truncating earlier ones).
+    pub fn create(dir: &Path) -> Result<JsonlFiles, OutputError> {
+        std::fs::create_dir_all(dir).map_err(|source| OutputError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(JsonlFiles {
+            dir: dir.to_path_buf(),
+            readings: JsonLines::create(dir.join("readings.jsonl"))?,
+            anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
+            events: JsonLines::create(dir.join("events.jsonl"))?,
+            error: None,
+        })
+    }
+
+    /// Subscribes `files` to every stream it writes, losslessly: the files miss nothing.
+    pub fn attach(files: &Addr<JsonlFiles>, collector: Collector) -> Collector {
+        collector
+            .subscribe_with(
+                files.clone().recipient::<Readings>(),
+                Delivery::lossless().named("readings.jsonl"),
+            )
+            .subscribe_with(
+                files.clone().recipient::<Anomalies>(),
+                Delivery::lossless().named("anomalies.jsonl"),
+            )
+            .subscribe_with(
+                files.clone().recipient::<Journal>(),
+                Delivery::lossless().named("events.jsonl"),
+            )
+            .subscribe_with(
+                files.clone().recipient::<RunSummary>(),
+                Delivery::lossless().named("summary.json"),
+            )
+    }
+
+    /// Keeps the first error of the run; the run goes on collecting and the other files go on.
+    fn note(&mut self, result: Result<(), OutputError>) {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+impl Actor for JsonlFiles {
+    type Context = Context<Self>;
+}
+
+impl Handler<Readings> for JsonlFiles {
+    type Result = ();
+
+    fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
+        let round = readings.round();
+        for r in readings.iter() {
+            let reading = r.reading;
+            let result = self.readings.write(&ReadingLine {
+                round,
+                sensor: &r.sensor(),
+                kind: r.kind,
+                value: reading.value,
+                unit: r.unit,
+                timestamp: rfc3339(&reading.timestamp),
+                latency_ms: reading.latency.as_micros() as f64 / 1000.0,
+                source_row: reading.source_row(),
+                source_time: reading.source_time(),
+            });
+            self.note(result);
+        }
+        let result = self.readings.flush();
+        self.note(result);
+    }
+}
+
+impl Handler<Anomalies> for JsonlFiles {
+    type Result = ();
+
+    fn handle(&mut self, anomalies: Anomalies, _ctx: &mut Context<Self>) {
+        for a in anomalies.list.iter() {
+            let result = self.anomalies.write(&AnomalyLine {
+                round: a.round,
+                sensor: &a.sensor,
+                timestamp: rfc3339(&a.timestamp),
+                value: a.value,
+                detector: &a.detector,
+                detail: a.detail.clone(),
+                source_row: a.source_row,
+            });
+            self.note(result);
+        }
+        let result = self.anomalies.flush();
+        self.note(result);
+    }
+}
+
+impl Handler<Journal> for JsonlFiles {
+    type Result = ();
+
+    fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
+        for event in journal.iter() {
+            let SupervisionEvent {
+                timestamp,
+                sensor,
+                event,
+                cause,
+                delay,
+                restarts,
+            } = event;
+            let result = self.events.write(&EventLine {
+                timestamp: rfc3339(&timestamp),
+                sensor: &sensor,
+                event: event.as_str(),
+                cause: cause.as_deref(),
+                delay_ms: delay.map(|d| d.as_millis() as u64),
+                restarts,
+            });
+            self.note(result);
+        }
+        let result = self.events.flush();
+        self.note(result);
+    }
+}
+
+impl Handler<RunSummary> for JsonlFiles {
+    type Result = ();
+
+    /// Flushes everything and writes `summary.json`.
+    fn handle(&mut self, end: RunSummary, _ctx: &mut Context<Self>) {
+        for result in [self.readings.flush(), self.anomalies.flush(), self.events.flush()] {
+            self.note(result);
+        }
+        let path = self.dir.join("summary.json");
+        let written = serde_json::to_vec_pretty(&*end.summary)
+            .map_err(std::io::Error::from)
+            .and_then(|mut text| {
+                text.push(b'\n');
+                std::fs::write(&path, text)
+            })
+            .map_err(|source| OutputError { path, source });
+        self.note(written);
+    }
+}
+
+/// Asks [`JsonlFiles`] for the first write error of the run (taking it), if any.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<OutputError>")]
+pub struct TakeOutputError;
+
+impl Handler<TakeOutputError> for JsonlFiles {
+    type Result = MessageResult<TakeOutputError>;
+
+    fn handle(&mut self, _msg: TakeOutputError, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.error.take())
+    }
+}
+
+/// Formats a timestamp as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

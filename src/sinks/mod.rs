@@ -1,0 +1,14 @@
+//! The built-in sinks: subscribers of the streams like any user's actor, attached through
+//! [`Collector::subscribe_with`](crate::Collector::subscribe_with).
+//!
+//! - [`JsonlFiles`]: `readings.jsonl`, `anomalies.jsonl`, `events.jsonl` and `summary.json`
+//!   under `--out DIR`;
+//! - [`RoundLog`]: the per-round log line.
+//!
+//! The summary table is printed by the binary from the [`Summary`](crate::Summary) the run returns.
+
+mod jsonl;
+mod log;
+
+pub use self::log::RoundLog;
+pub use jsonl::{rfc3339, AnomalyLine, EventLine, JsonlFiles, OutputError, ReadingLine, TakeOutputError};

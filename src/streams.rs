@@ -1,0 +1,345 @@
+//! The pipeline's streams, as any actor receives them: each round's [`Readings`], its
+//! [`Anomalies`], the supervision journal ([`Journal`]), one [`RoundSummary`] per round, and the
+//! run's final [`RunSummary`].
+//!
+//! A subscriber is any actix actor that handles the stream's message, attached with
+//! [`Collector::subscribe`](crate::Collector::subscribe) as a `Recipient<M>`. A round's data is
+//! built once and shared behind an `Arc` by every subscriber: ten subscribers of the readings
+//! cost ten messages, not ten copies of the round.
+//!
+//! Delivery is ordered, one message in flight per subscriber, and bounded by a [`Delivery`]
+//! policy: a [`Delivery::bounded`] subscriber (the default) has a queue of at most `capacity`
+//! messages, and what arrives while it is full is dropped and counted (the summary's
+//! `subscribers` list: messages and items delivered and missed); a [`Delivery::lossless`]
+//! subscriber (a sink, such as the JSONL files) misses nothing: the aggregator holds back the
+//! report of the next round until it has caught up, which bounds its queue to about one round.
+//! A subscriber whose actor has stopped misses what is left, counted the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Message;
+use chrono::{DateTime, Utc};
+
+use crate::config::SensorTable;
+use crate::messages::{EventKind, Outcome, Reading, SupervisionEvent};
+use crate::report::{ProcessStats, ReadCounts, Summary};
+
+/// Default queue of a bounded subscriber, in messages (a round is at most four messages).
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// How a subscriber's messages are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The name under which the subscriber's counts appear in the summary; by default the
+    /// stream's name and the subscriber's position (`anomalies#1`).
+    pub name: Option<String>,
+    /// At most this many messages wait for the subscriber; `None` for a lossless sink.
+    pub capacity: Option<usize>,
+}
+
+impl Delivery {
+    /// At most `capacity` messages wait; more are dropped and counted.
+    ///
+    /// ```
+    /// use sensor_actors::streams::Delivery;
+    /// let d = Delivery::bounded(16).named("alerts");
+    /// assert_eq!(d.capacity, Some(16));
+    /// ```
+    pub fn bounded(capacity: usize) -> Self {
+        Delivery {
+            name: None,
+            capacity: Some(capacity.max(1)),
+        }
+    }
+
+    /// Nothing is dropped: the run waits for the subscriber (about one round of backlog at most).
+    pub fn lossless() -> Self {
+        Delivery {
+            name: None,
+            capacity: None,
+        }
+    }
+
+    /// Names the subscriber in the summary.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl Default for Delivery {
+    /// Bounded, [`DEFAULT_CAPACITY`] messages.
+    fn default() -> Self {
+        Delivery::bounded(DEFAULT_CAPACITY)
+    }
+}
+
+/// A stream a subscriber can attach to. Implemented by the five stream messages only.
+pub trait Stream: Message<Result = ()> + Clone + Send + Unpin + 'static + sealed::Sealed {
+    /// The stream's name, as in the summary (`readings`, `anomalies`, `journal`, `rounds`, `end`).
+    const NAME: &'static str;
+    /// The items a message carries (readings, anomalies or events; 1 for a round or run summary):
+    /// what a subscriber that misses the message misses.
+    fn items(&self) -> u64;
+}
+
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// One round's successful readings, in configuration order, shared by every subscriber.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Readings {
+    round: u64,
+    batch: Arc<RoundOutcomes>,
+}
+
+/// The outcomes of one round, as the groups settled them, with the table that names their
+/// sensors: the readings are read out of it, never copied.
+#[derive(Debug)]
+pub(crate) struct RoundOutcomes {
+    pub(crate) sensors: Arc<SensorTable>,
+    /// One outcome per sensor in configuration order, as consecutive batches.
+    pub(crate) batches: Vec<Vec<Outcome>>,
+    /// How many are readings.
+    pub(crate) ok: u64,
+}
+
+/// One reading of a [`Readings`] message.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadingRecord<'a> {
+    /// The sensor's position in the configuration.
+    pub index: usize,
+    /// The sensor's kind.
+    pub kind: &'a str,
+    /// The unit of the value.
+    pub unit: &'a str,
+    /// The reading: value, timestamp, latency and, for replayed data, its source.
+    pub reading: &'a Reading,
+    sensors: &'a SensorTable,
+}
+
+impl ReadingRecord<'_> {
+    /// The sensor's id (made on demand: the ids of a `count` entry are not stored).
+    pub fn sensor(&self) -> Arc<str> {
+        self.sensors.id(self.index)
+    }
+}
+
+impl Readings {
+    pub(crate) fn new(round: u64, batch: Arc<RoundOutcomes>) -> Self {
+        Readings { round, batch }
+    }
+
+    /// The round, from 1.
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// How many readings the round got.
+    pub fn len(&self) -> usize {
+        self.batch.ok as usize
+    }
+
+    /// Whether the round got no reading.
+    pub fn is_empty(&self) -> bool {
+        self.batch.ok == 0
+    }
+
+    /// The readings, in configuration order.
+    ///
+    /// ```no_run
+    /// # fn demo(readings: &sensor_actors::streams::Readings) {
+    /// for r in readings.iter() {
+    ///     println!("{} {} {}", r.sensor(), r.reading.value, r.unit);
+    /// }
+    /// # }
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = ReadingRecord<'_>> + '_ {
+        let sensors = &*self.batch.sensors;
+        self.batch
+            .batches
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(move |(index, outcome)| match outcome {
+                Outcome::Ok(reading) => {
+                    let entry = sensors.entry(index);
+                    Some(ReadingRecord {
+                        index,
+                        kind: &entry.kind,
+                        unit: &entry.unit,
+                        reading,
+                        sensors,
+                    })
+                }
+                _ => None,
+            })
+    }
+}
+
+impl sealed::Sealed for Readings {}
+impl Stream for Readings {
+    const NAME: &'static str = "readings";
+    fn items(&self) -> u64 {
+        self.batch.ok
+    }
+}
+
+/// One anomaly a detector found.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Anomaly {
+    /// The round.
+    pub round: u64,
+    /// The sensor's id.
+    pub sensor: Arc<str>,
+    /// The sensor's position in the configuration.
+    pub index: usize,
+    /// The detector's name (`out_of_range`, `spike`, ..., or a registered one).
+    pub detector: Arc<str>,
+    /// What it found.
+    pub detail: String,
+    /// The value judged; `None` when the round got no reading (`stale`).
+    pub value: Option<f64>,
+    /// The reading's time, or the observation's when there was no reading.
+    pub timestamp: DateTime<Utc>,
+    /// Replayed data: the 1-based data row of the source file.
+    pub source_row: Option<u64>,
+}
+
+/// One round's anomalies, in configuration order (per sensor in the detectors' order), shared
+/// by every subscriber. Sent for every round, empty or not.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Anomalies {
+    /// The round.
+    pub round: u64,
+    /// The anomalies.
+    pub list: Arc<[Anomaly]>,
+}
+
+impl sealed::Sealed for Anomalies {}
+impl Stream for Anomalies {
+    const NAME: &'static str = "anomalies";
+    fn items(&self) -> u64 {
+        self.list.len() as u64
+    }
+}
+
+/// Supervision events in the order they happened, shared by every subscriber: sent after each
+/// round with the events since the previous one (and at the end of the run).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Journal {
+    batch: Arc<JournalBatch>,
+}
+
+/// The events of one [`Journal`] message: the first starts of whole groups are kept as the
+/// group's sensor list and expanded into events only as a subscriber reads them.
+#[derive(Debug)]
+pub(crate) struct JournalBatch {
+    pub(crate) sensors: Arc<SensorTable>,
+    pub(crate) entries: Vec<JournalEntry>,
+    pub(crate) len: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum JournalEntry {
+    /// One event.
+    Event(SupervisionEvent),
+    /// `started` for each of these sensors (configuration indices), at the same time.
+    Started(DateTime<Utc>, Arc<[usize]>),
+}
+
+impl Journal {
+    pub(crate) fn new(batch: JournalBatch) -> Self {
+        Journal { batch: Arc::new(batch) }
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.batch.len as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.batch.len == 0
+    }
+
+    /// The events, in the order they happened.
+    pub fn iter(&self) -> impl Iterator<Item = SupervisionEvent> + '_ {
+        let sensors = &*self.batch.sensors;
+        self.batch.entries.iter().flat_map(move |entry| {
+            let (one, many) = match entry {
+                JournalEntry::Event(event) => (Some(event.clone()), None),
+                JournalEntry::Started(at, list) => (None, Some((at, list))),
+            };
+            one.into_iter().chain(many.into_iter().flat_map(move |(at, list)| {
+                list.iter().map(move |&index| SupervisionEvent {
+                    timestamp: *at,
+                    sensor: sensors.id(index),
+                    event: EventKind::Started,
+                    cause: None,
+                    delay: None,
+                    restarts: None,
+                })
+            }))
+        })
+    }
+}
+
+impl sealed::Sealed for Journal {}
+impl Stream for Journal {
+    const NAME: &'static str = "journal";
+    fn items(&self) -> u64 {
+        self.batch.len
+    }
+}
+
+/// What one round came to: sent once per round, after its readings and anomalies.
+#[derive(Debug, Clone, Copy, PartialEq, Message)]
+#[rtype(result = "()")]
+#[non_exhaustive]
+pub struct RoundSummary {
+    /// The round, from 1.
+    pub round: u64,
+    /// Wall time of the round, from the first read sent to the last outcome known.
+    pub wall: Duration,
+    /// Ticks skipped just before this round because a round overran the interval.
+    pub skipped_before: u64,
+    /// The round's reads by outcome.
+    pub reads: ReadCounts,
+    /// Anomalies found in the round.
+    pub anomalies: u64,
+    /// What the process has used so far.
+    pub process: ProcessStats,
+}
+
+impl sealed::Sealed for RoundSummary {}
+impl Stream for RoundSummary {
+    const NAME: &'static str = "rounds";
+    fn items(&self) -> u64 {
+        1
+    }
+}
+
+/// The run's final summary: the last message of every run (as returned by
+/// [`Collector::run`](crate::Collector::run), without the delivery counts of this message).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RunSummary {
+    /// The summary.
+    pub summary: Arc<Summary>,
+}
+
+impl sealed::Sealed for RunSummary {}
+impl Stream for RunSummary {
+    const NAME: &'static str = "end";
+    fn items(&self) -> u64 {
+        1
+    }
+}
