@@ -1,0 +1,293 @@
+//! Subscribers of the streams: any actor attached through `Collector::subscribe` receives each
+//! round's readings, anomalies, journal and summary, and the run's summary last; delivery is
+//! ordered, bounded and counted, and the built-in JSONL files (a sink like any other) hold the
+//! same data.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use common::{config, ms, read_jsonl, Scripted, Step};
+use sensor_actors::driver::ReadError;
+use sensor_actors::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary};
+use sensor_actors::{Collector, Summary};
+
+/// What a recorder received, message by message.
+#[derive(Debug, Default)]
+struct Received {
+    /// `(round, sensor, value)` of every reading.
+    readings: Vec<(u64, String, f64)>,
+    /// The round of every `Readings` message.
+    reading_rounds: Vec<u64>,
+    /// `(round, sensor, detector)` of every anomaly, and the round of every message.
+    anomalies: Vec<(u64, String, String)>,
+    anomaly_rounds: Vec<u64>,
+    /// `(sensor, event, cause)` of every journal event.
+    events: Vec<(String, String, Option<String>)>,
+    rounds: Vec<RoundSummary>,
+    ends: Vec<Summary>,
+}
+
+/// Records every stream into a shared `Received`; with `slow`, each `Readings` message takes
+/// that long to handle (virtual time); with `stop_after`, it stops when the message after that
+/// many readings messages arrives, without answering it.
+struct Recorder {
+    received: Arc<Mutex<Received>>,
+    slow: Option<Duration>,
+    stop_after: Option<usize>,
+}
+
+impl Recorder {
+    fn start(slow: Option<Duration>, stop_after: Option<usize>) -> (Addr<Recorder>, Arc<Mutex<Received>>) {
+        let received = Arc::new(Mutex::new(Received::default()));
+        let recorder = Recorder {
+            received: received.clone(),
+            slow,
+            stop_after,
+        };
+        (recorder.start(), received)
+    }
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Readings> for Recorder {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Readings, ctx: &mut Context<Self>) -> Self::Result {
+        let mut received = self.received.lock().unwrap();
+        if self.stop_after == Some(received.reading_rounds.len()) {
+            // Stopping inside the handler: this message is never answered.
+            ctx.stop();
+            return Box::pin(actix::fut::ready(()));
+        }
+        received.reading_rounds.push(msg.round());
+        for r in msg.iter() {
+            received
+                .readings
+                .push((msg.round(), r.sensor().to_string(), r.reading.value));
+        }
+        let slow = self.slow;
+        Box::pin(
+            async move {
+                if let Some(d) = slow {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Anomalies> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Anomalies, _ctx: &mut Context<Self>) {
+        let mut received = self.received.lock().unwrap();
+        received.anomaly_rounds.push(msg.round);
+        for a in msg.list.iter() {
+            received
+                .anomalies
+                .push((a.round, a.sensor.to_string(), a.detector.to_string()));
+        }
+    }
+}
+
+impl Handler<Journal> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Journal, _ctx: &mut Context<Self>) {
+        let mut received = self.received.lock().unwrap();
+        for e in msg.iter() {
+            received
+                .events
+                .push((e.sensor.to_string(), e.event.as_str().to_string(), e.cause));
+        }
+    }
+}
+
+impl Handler<RoundSummary> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoundSummary, _ctx: &mut Context<Self>) {
+        self.received.lock().unwrap().rounds.push(msg);
+    }
+}
+
+impl Handler<RunSummary> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunSummary, _ctx: &mut Context<Self>) {
+        self.received.lock().unwrap().ends.push((*msg.summary).clone());
+    }
+}
+
+/// Four scripted sensors: sensor 1 fails fatally in round 3 (restarted 1.5 s later, so it misses round 4), sensor 2
+/// reads 500.0 in round 6 (an `out_of_range` and a `spike`), the rest read a slow ramp.
+fn script(i: usize, round: u64) -> Step {
+    match (i, round) {
+        (1, 3) => Step::err(ms(10), ReadError::Fatal("scripted".into())),
+        (2, 6) => Step::ok(ms(10), 500.0),
+        _ => Step::ok(ms(10), 20.0 + round as f64 * 0.1 + i as f64 * 0.01),
+    }
+}
+
+const COLLECTION: &str = "interval = \"1s\"\nread_timeout = \"500ms\"\nrounds = 10\nseed = 3";
+const SUPERVISION: &str = "[supervision]\nbackoff_min = \"1500ms\"\nbackoff_max = \"1500ms\"";
+
+/// A lossless subscriber of every stream, next to the JSONL files: it receives exactly what
+/// the files hold (readings in configuration order per round, anomalies, the journal in
+/// order), one round summary per round in order whose counts add up to the run's, and the
+/// run's summary once, last, equal to the one `run` returns; the summary counts every
+/// subscriber's deliveries, and every reading reached every lossless subscriber.
+#[actix_rt::test]
+async fn a_lossless_subscriber_receives_what_the_files_hold() {
+    tokio::time::pause();
+    let scripted = Scripted::new(script);
+    let mut config = config(4, COLLECTION, SUPERVISION);
+    scripted.install(&mut config);
+    let dir = tempfile::tempdir().unwrap();
+    let (recorder, received) = Recorder::start(None, None);
+    let collector = Collector::new()
+        .subscribe_with(recorder.clone().recipient::<Readings>(), Delivery::lossless())
+        .subscribe_with(recorder.clone().recipient::<Anomalies>(), Delivery::lossless())
+        .subscribe_with(
+            recorder.clone().recipient::<Journal>(),
+            Delivery::lossless().named("journal-recorder"),
+        )
+        .subscribe_with(recorder.clone().recipient::<RoundSummary>(), Delivery::lossless())
+        .subscribe_with(recorder.clone().recipient::<RunSummary>(), Delivery::lossless())
+        .out(dir.path())
+        .unwrap();
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+    let received = received.lock().unwrap();
+
+    assert_eq!(received.readings, common::readings(dir.path()));
+    assert_eq!(received.readings.len() as u64, summary.reads.ok);
+    assert_eq!(received.reading_rounds, (1..=10).collect::<Vec<_>>());
+    assert_eq!(received.anomaly_rounds, (1..=10).collect::<Vec<_>>());
+    let lines = read_jsonl(&dir.path().join("anomalies.jsonl"));
+    let from_file: Vec<(u64, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["round"].as_u64().unwrap(),
+                l["sensor"].as_str().unwrap().to_string(),
+                l["detector"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(received.anomalies, from_file);
+    assert!(received
+        .anomalies
+        .contains(&(6, "temperature-3".into(), "out_of_range".into())));
+    let events: Vec<(String, String, Option<String>)> = read_jsonl(&dir.path().join("events.jsonl"))
+        .iter()
+        .map(|l| {
+            (
+                l["sensor"].as_str().unwrap().to_string(),
+                l["event"].as_str().unwrap().to_string(),
+                l["cause"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(received.events, events);
+    let restart: Vec<&str> = received
+        .events
+        .iter()
+        .filter(|(sensor, ..)| sensor == "temperature-2")
+        .map(|(_, event, _)| event.as_str())
+        .collect();
+    assert_eq!(restart, ["started", "failed", "restart_scheduled", "restarted"]);
+
+    let rounds: Vec<u64> = received.rounds.iter().map(|r| r.round).collect();
+    assert_eq!(rounds, (1..=10).collect::<Vec<_>>());
+    let ok: u64 = received.rounds.iter().map(|r| r.reads.ok).sum();
+    let requested: u64 = received.rounds.iter().map(|r| r.reads.requested).sum();
+    assert_eq!((ok, requested), (summary.reads.ok, summary.reads.requested));
+    assert_eq!(
+        received.rounds[3].reads.unavailable, 1,
+        "sensor 1 restarting in round 4"
+    );
+
+    assert_eq!(received.ends.len(), 1);
+    assert_eq!(received.ends[0], summary);
+    let stats = |name: &str| {
+        summary
+            .subscribers
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", summary.subscribers))
+            .clone()
+    };
+    for name in ["readings#1", "readings.jsonl"] {
+        let s = stats(name);
+        assert_eq!(
+            (s.delivered, s.delivered_items, s.missed),
+            (10, summary.reads.ok, 0),
+            "{name}"
+        );
+    }
+    let journal = stats("journal-recorder");
+    assert_eq!(journal.delivered_items, received.events.len() as u64);
+    assert_eq!(journal.missed, 0);
+    assert_eq!(stats("rounds#1").delivered, 10);
+}
+
+/// A bounded subscriber (capacity 1) that takes 3.3 s per readings message, on a 1 s
+/// schedule of 10 rounds published about 10 ms into each second: round 1 is handled from 0.01
+/// to 3.31 s, round 2 waits, rounds 3 and 4 find the queue full; round 2 is handled from 3.31
+/// to 6.61 s, round 5 waits, 6 and 7 are dropped; round 5 until 9.91 s, round 8 waits, 9 and
+/// 10 are dropped; round 8 is delivered before the run ends. Exactly rounds 1, 2, 5 and 8
+/// arrive, the rest are counted missed, received + missed readings = ok, and the collection
+/// itself is not slowed (no skipped tick) while a lossless sink beside it misses nothing.
+#[actix_rt::test]
+async fn a_slow_bounded_subscriber_misses_what_its_queue_cannot_hold_and_counts_it() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, round| Step::ok(ms(10), round as f64 + i as f64));
+    let mut config = config(5, COLLECTION, "");
+    scripted.install(&mut config);
+    let (slow, received) = Recorder::start(Some(ms(3300)), None);
+    let (fast, all) = Recorder::start(None, None);
+    let collector = Collector::new()
+        .subscribe_with(slow.recipient::<Readings>(), Delivery::bounded(1).named("slow"))
+        .subscribe_with(fast.recipient::<Readings>(), Delivery::lossless().named("all"));
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+
+    assert_eq!(received.lock().unwrap().reading_rounds, [1, 2, 5, 8]);
+    assert_eq!(all.lock().unwrap().reading_rounds, (1..=10).collect::<Vec<_>>());
+    assert_eq!(summary.skipped_rounds, 0);
+    assert_eq!(summary.reads.ok, 50);
+    let slow = summary.subscribers.iter().find(|s| s.name == "slow").unwrap();
+    assert_eq!((slow.stream.as_str(), slow.delivered, slow.missed), ("readings", 4, 6));
+    assert_eq!((slow.delivered_items, slow.missed_items), (20, 30));
+    assert_eq!(slow.delivered_items + slow.missed_items, summary.reads.ok);
+    let all = summary.subscribers.iter().find(|s| s.name == "all").unwrap();
+    assert_eq!((all.delivered_items, all.missed_items), (50, 0));
+}
+
+/// A subscriber that stops itself when its fourth readings message arrives: that message is
+/// never answered and those of rounds 5 to 10 find its mailbox closed, so rounds 4 to 10 are
+/// counted missed; the run goes on to its end with every
+/// read accounted for, and the subscriber's received + missed readings = ok.
+#[actix_rt::test]
+async fn a_subscriber_that_stops_misses_the_rest_and_the_run_goes_on() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, round| Step::ok(ms(10), round as f64 + i as f64));
+    let mut config = config(3, COLLECTION, "");
+    scripted.install(&mut config);
+    let (quitter, received) = Recorder::start(None, Some(3));
+    let collector = Collector::new().subscribe_with(quitter.recipient::<Readings>(), Delivery::lossless());
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+
+    assert_eq!(received.lock().unwrap().reading_rounds, [1, 2, 3]);
+    assert_eq!(summary.rounds, 10);
+    assert_eq!(summary.reads.ok, 30);
+    let s = &summary.subscribers[0];
+    assert_eq!((s.delivered, s.missed), (3, 7));
+    assert_eq!((s.delivered_items, s.missed_items), (9, 21));
+}
