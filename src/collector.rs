@@ -176,6 +176,7 @@ impl Collector {
             sensors,
             groups: config.groups,
             collection: config.collection,
+            policy: config.supervision,
             seed,
             analysis: Arc::new(config.analysis),
             keep_outcomes,
@@ -194,17 +195,22 @@ impl Collector {
         for arbiter in arbiters.iter().chain(aggregator_arbiter.as_ref()) {
             arbiter.stop();
         }
-        let summary = result.map_err(|_| RunError::Interrupted)?.summary;
+        let finished = result.map_err(|_| RunError::Interrupted)?;
+        let summary = finished.summary;
         let error = match self.files {
             Some(files) => files.send(TakeOutputError).await.map_err(|_| RunError::Interrupted)?,
             None => None,
         };
-        match error {
-            None => Ok(summary),
-            Some(source) => Err(RunError::Output {
+        match (finished.failure, error) {
+            (Some(reason), _) => Err(RunError::Failed {
+                reason,
+                summary: Box::new(summary),
+            }),
+            (None, Some(source)) => Err(RunError::Output {
                 source,
                 summary: Box::new(summary),
             }),
+            (None, None) => Ok(summary),
         }
     }
 }

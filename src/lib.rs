@@ -67,6 +67,16 @@ pub enum RunError {
         /// The run's summary.
         summary: Box<Summary>,
     },
+    /// Groups of sensors were lost: their supervisor actor stopped more often than the root's
+    /// intensity allows and was given up. The run went on with the others to its end; the
+    /// summary (and the files) hold what was collected.
+    #[error("the run could not go on as configured: {reason}")]
+    Failed {
+        /// Which groups were given up, and why.
+        reason: String,
+        /// The run's summary.
+        summary: Box<Summary>,
+    },
     /// The actor system stopped before the run could report.
     #[error("the actor system stopped before the run finished")]
     Interrupted,

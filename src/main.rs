@@ -199,6 +199,12 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             Ok(())
         }
         // What was collected is still reported; the exit code says the files are incomplete.
+        Err(RunError::Failed { reason, summary }) => {
+            print!("{}", summary.render_table());
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the run could not go on as configured: {reason}"
+            )))
+        }
         Err(RunError::Output { source, summary }) => {
             print!("{}", summary.render_table());
             Err(Failure::Runtime(

@@ -14,6 +14,9 @@ pub use crate::aggregator::publish::SubscriberStats;
 pub struct Finished {
     /// The complete summary.
     pub summary: Summary,
+    /// Why the run could not go on as configured (groups given up after their actor stopped
+    /// too often), if it could not.
+    pub failure: Option<String>,
 }
 
 /// The final report of a run, written as `summary.json`.

@@ -353,6 +353,7 @@ impl Handler<Finish> for Aggregator {
                     let _ = delivered.await;
                     Finished {
                         summary: Arc::unwrap_or_clone(summary),
+                        failure: None,
                     }
                 }
                 .into_actor(act)

@@ -107,7 +107,8 @@ enum Note {
     Exhausted,
 }
 
-/// Everything a group is built from.
+/// Everything a group is built from: its spec, kept by the root to start it again.
+#[derive(Clone)]
 pub struct GroupSetup {
     /// The group's position among the root's groups.
     pub slot: usize,
@@ -516,7 +517,7 @@ fn strategy_name(strategy: GroupStrategy) -> &'static str {
 }
 
 /// Drops the instants older than `within` from the front of `recent`.
-fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
+pub(super) fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
     while recent.front().is_some_and(|t| now.duration_since(*t) >= within) {
         recent.pop_front();
     }
@@ -711,6 +712,8 @@ impl Handler<ReadGroup> for GroupSupervisor {
     type Result = ResponseActFuture<Self, GroupRound>;
 
     fn handle(&mut self, msg: ReadGroup, ctx: &mut Context<Self>) -> Self::Result {
+        #[cfg(test)]
+        crash_if_scripted(&self.setup.name, msg.round);
         let (done, result) = oneshot::channel();
         let n = self.children.len();
         if let Some(stale) = self.current.take() {
@@ -771,6 +774,21 @@ impl Handler<ReadGroup> for GroupSupervisor {
             // counted unavailable.
             result.unwrap_or_else(|_| GroupRound::down(act.children.len(), act.setup.keep_outcomes, act.live()))
         }))
+    }
+}
+
+/// Groups (by name) whose actor panics when asked to read a round, for the root's tests: each
+/// entry `(group, round)` crashes once.
+#[cfg(test)]
+pub(crate) static CRASH_AT: std::sync::Mutex<Vec<(&'static str, u64)>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn crash_if_scripted(name: &str, round: u64) {
+    let mut crashes = CRASH_AT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = crashes.iter().position(|&(group, at)| group == name && at == round) {
+        crashes.swap_remove(k);
+        drop(crashes);
+        panic!("scripted crash of group {name} in round {round}");
     }
 }
 

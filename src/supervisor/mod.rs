@@ -11,6 +11,7 @@
 
 pub mod group;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
+use group::prune;
 pub use group::{GroupKind, GroupSetup, GroupSupervisor};
 
 use crate::aggregator::Aggregator;
 use crate::analysis::shard::TrackSummary;
 use crate::analysis::AnalysisConfig;
-use crate::config::{CollectionConfig, GroupSpec, SensorTable};
+use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
 use crate::driver::driver_seed;
 use crate::messages::{
     Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, ReportTracks, RoundReport,
@@ -132,17 +134,36 @@ fn shard_ends(sensors: usize, arbiters: usize, last_share: f64) -> Vec<usize> {
         .collect()
 }
 
-/// What the root keeps per group.
+/// What the root keeps per group: its spec (to start it again) and its supervision state.
 struct GroupSlot {
     name: Arc<str>,
     /// Sensor indices of the group's members, in the group's order.
     members: Arc<[usize]>,
-    /// The group actor; asked every round, told to stop at the end.
+    /// How to build the group: kept to start it again after it stopped.
+    setup: GroupSetup,
+    /// The arbiter it runs on; `None`: the root's own.
+    arbiter: Option<ArbiterHandle>,
+    /// The group actor; asked every round, told to stop at the end, replaced on a restart.
     addr: Addr<GroupSupervisor>,
     /// Whether any member was running or restarting after the last round.
     live: bool,
-    /// Set when the group escalated and the root gave it up.
-    given_up: bool,
+    state: GroupState,
+    /// Restarts of the group actor by the root.
+    restarts: u32,
+    /// When those restarts happened, within the intensity window.
+    recent: VecDeque<Instant>,
+}
+
+/// The root's view of a group actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupState {
+    Running,
+    /// Its actor stopped; a new one starts after a backoff.
+    Restarting,
+    /// It escalated (its own intensity exceeded): its sensors are unavailable to the end.
+    Escalated,
+    /// Its actor stopped more often than the root's intensity allows: given up.
+    Failed,
 }
 
 /// The root supervisor actor.
@@ -188,6 +209,11 @@ pub struct SensorSupervisor {
     next_round: Option<SpawnHandle>,
     in_flight: bool,
     stopping: bool,
+    /// The `[supervision]` defaults, for restarting group actors.
+    policy: RestartPolicy,
+    /// Why groups were given up after their actor stopped too often: the run then ends with
+    /// this failure, after collecting what it could.
+    lost: Vec<String>,
     /// Where the summary goes when the run ends; taken once.
     done: Option<oneshot::Sender<Finished>>,
 }
@@ -200,6 +226,9 @@ pub struct RootSetup {
     pub groups: Vec<GroupSpec>,
     /// Rounds, deadlines and caps.
     pub collection: CollectionConfig,
+    /// The `[supervision]` defaults: the root's intensity and backoff for restarting a group
+    /// actor that stopped.
+    pub policy: RestartPolicy,
     /// The run's seed.
     pub seed: u64,
     /// The detectors' settings, for the groups' analysis.
@@ -244,6 +273,8 @@ impl SensorSupervisor {
             next_round: None,
             in_flight: false,
             stopping: false,
+            policy: setup.policy,
+            lost: Vec::new(),
             done: Some(done),
         }
     }
@@ -289,6 +320,14 @@ impl SensorSupervisor {
         plan
     }
 
+    /// Starts a group actor from its spec, on its arbiter.
+    fn start_group(setup: GroupSetup, arbiter: Option<&ArbiterHandle>) -> Addr<GroupSupervisor> {
+        match arbiter {
+            None => GroupSupervisor::new(setup).start(),
+            Some(arbiter) => GroupSupervisor::start_in_arbiter(arbiter, move |_| GroupSupervisor::new(setup)),
+        }
+    }
+
     fn start_groups(&mut self, ctx: &mut Context<Self>) {
         let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
         let started = self.aggregator.clone().recipient::<SensorsStarted>();
@@ -311,17 +350,18 @@ impl SensorSupervisor {
                 started: started.clone(),
                 root: root.clone(),
             };
-            let addr = if self.arbiters.is_empty() {
-                GroupSupervisor::new(setup).start()
-            } else {
-                GroupSupervisor::start_in_arbiter(&self.arbiters[arbiter], move |_| GroupSupervisor::new(setup))
-            };
+            let arbiter = self.arbiters.get(arbiter).cloned();
+            let addr = Self::start_group(setup.clone(), arbiter.as_ref());
             self.groups.push(GroupSlot {
                 name,
                 members,
+                setup,
+                arbiter,
                 addr,
                 live: true,
-                given_up: false,
+                state: GroupState::Running,
+                restarts: 0,
+                recent: VecDeque::new(),
             });
         }
         let mut next = 0;
@@ -389,14 +429,23 @@ impl SensorSupervisor {
         let n = self.sensors.len();
         let mut batches = Vec::with_capacity(self.groups.len());
         let mut digests = Vec::with_capacity(self.groups.len());
-        for (group, reply) in self.groups.iter_mut().zip(replies) {
+        let mut stopped = Vec::new();
+        for (k, (group, reply)) in self.groups.iter_mut().zip(replies).enumerate() {
             let reply = reply.unwrap_or_else(|e| {
-                log::error!("group {} did not answer round {round}: {e}", group.name);
-                GroupRound::down(group.members.len(), self.keep_outcomes, false)
+                // Its members are counted unavailable; a group that was running is restarted.
+                if group.state == GroupState::Running {
+                    log::error!("group {} did not answer round {round}: {e}", group.name);
+                    stopped.push((k, e.to_string()));
+                }
+                let live = matches!(group.state, GroupState::Running | GroupState::Restarting);
+                GroupRound::down(group.members.len(), self.keep_outcomes, live)
             });
-            group.live = reply.live && !group.given_up;
+            group.live = reply.live && matches!(group.state, GroupState::Running | GroupState::Restarting);
             batches.push(reply.outcomes);
             digests.push(reply.digest);
+        }
+        for (k, cause) in stopped {
+            self.group_stopped(k, cause, ctx);
         }
         let outcomes = if !self.keep_outcomes {
             Vec::new()
@@ -451,6 +500,83 @@ impl SensorSupervisor {
         });
     }
 
+    /// Group `k`'s actor stopped (a bug or a panic in it): journal it, then start it again from
+    /// its spec after a backoff, or give it up when it stopped more than `max_restarts` times
+    /// within `within` (the `[supervision]` defaults).
+    fn group_stopped(&mut self, k: usize, cause: String, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let policy = self.policy.clone();
+        let seed = self.seed;
+        let n = self.sensors.len();
+        let group = &mut self.groups[k];
+        let name = group.name.clone();
+        let cause = format!("group stopped: {cause}");
+        self.journal(name.clone(), EventKind::Failed, Some(cause), None, None);
+        let group = &mut self.groups[k];
+        prune(&mut group.recent, now, policy.within);
+        if group.recent.len() >= policy.max_restarts as usize {
+            group.state = GroupState::Failed;
+            group.live = false;
+            let restarts = group.restarts;
+            let cause = format!(
+                "stopped more than {} times within {}",
+                policy.max_restarts,
+                humantime::format_duration(policy.within)
+            );
+            self.lost.push(format!("group {name} {cause}"));
+            self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts));
+            return;
+        }
+        group.recent.push_back(now);
+        group.state = GroupState::Restarting;
+        // The jitter is drawn per group, after the sensors' draws (indices `n` and up).
+        let delay = backoff_delay(
+            policy.backoff_min,
+            policy.backoff_max,
+            group.recent.len() as u32 - 1,
+            jitter(seed, n + k, group.restarts),
+        );
+        let restarts = group.restarts;
+        self.journal(name, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+        ctx.run_later(delay, move |act, _ctx| act.restart_group(k));
+    }
+
+    fn restart_group(&mut self, k: usize) {
+        let group = &mut self.groups[k];
+        if self.stopping || group.state != GroupState::Restarting {
+            return;
+        }
+        group.addr = Self::start_group(group.setup.clone(), group.arbiter.as_ref());
+        group.state = GroupState::Running;
+        group.restarts += 1;
+        let (name, restarts) = (group.name.clone(), group.restarts);
+        self.journal(name, EventKind::Restarted, None, None, Some(restarts));
+    }
+
+    /// Journals a group's event (and logs it).
+    fn journal(
+        &self,
+        group: Arc<str>,
+        event: EventKind,
+        cause: Option<String>,
+        delay: Option<Duration>,
+        restarts: Option<u32>,
+    ) {
+        match (&cause, delay) {
+            (Some(cause), _) => log::warn!("{group}: {} ({cause})", event.as_str()),
+            (None, Some(d)) => log::warn!("{group}: {} in {} ms", event.as_str(), d.as_millis()),
+            (None, None) => log::warn!("{group}: {}", event.as_str()),
+        }
+        self.aggregator.do_send(SupervisionEvent {
+            timestamp: chrono::Utc::now(),
+            sensor: group,
+            event,
+            cause,
+            delay,
+            restarts,
+        });
+    }
+
     /// Ends the run: collects the sensors' final states, asks the aggregator for the summary,
     /// passes it on and stops every group.
     fn finish(&mut self, ctx: &mut Context<Self>) {
@@ -497,7 +623,8 @@ impl SensorSupervisor {
                 group.addr.do_send(StopGroup);
             }
             match (reply, act.done.take()) {
-                (Ok(finished), Some(done)) => {
+                (Ok(mut finished), Some(done)) => {
+                    finished.failure = (!act.lost.is_empty()).then(|| act.lost.join("; "));
                     let _ = done.send(finished);
                 }
                 // Dropping `done` tells `run` the summary is lost.
@@ -541,7 +668,7 @@ impl Handler<Escalation> for SensorSupervisor {
         let Some(group) = self.groups.get_mut(msg.group) else {
             return;
         };
-        group.given_up = true;
+        group.state = GroupState::Escalated;
         group.live = false;
         let cause = format!("escalated: {}", msg.cause);
         log::info!("{}: gave_up ({cause})", group.name);
@@ -584,6 +711,7 @@ impl Handler<Shutdown> for SensorSupervisor {
 
 #[cfg(test)]
 mod tests {
+    use super::group::CRASH_AT;
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
@@ -618,6 +746,147 @@ mod tests {
             }
         }
         assert_eq!(backoff_delay(min, max, 1, 1.0), 240 * MS);
+    }
+
+    /// An event as `(event, cause, delay, restarts)`.
+    type Entry = (EventKind, Option<String>, Option<Duration>, Option<u32>);
+
+    /// The events of `group` in `journal`.
+    fn group_events(journal: &[crate::messages::SupervisionEvent], group: &str) -> Vec<Entry> {
+        journal
+            .iter()
+            .filter(|e| &*e.sensor == group)
+            .map(|e| (e.event, e.cause.clone(), e.delay, e.restarts))
+            .collect()
+    }
+
+    /// Collects the journal of a run.
+    struct JournalLog(Arc<std::sync::Mutex<Vec<crate::messages::SupervisionEvent>>>);
+    impl Actor for JournalLog {
+        type Context = Context<Self>;
+    }
+    impl Handler<crate::streams::Journal> for JournalLog {
+        type Result = ();
+        fn handle(&mut self, j: crate::streams::Journal, _: &mut Context<Self>) {
+            self.0.lock().unwrap().extend(j.iter());
+        }
+    }
+
+    const GROUPED: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "500ms"
+rounds = 10
+seed = 1
+[supervision]
+max_restarts = 1
+within = "10s"
+backoff_min = "1500ms"
+backoff_max = "1500ms"
+[[groups]]
+name = "NAME"
+strategy = "one_for_all"
+[[sensors]]
+count = 4
+latency = ["10ms", "10ms"]
+error_rate = 0.0
+[[sensors]]
+name = "bus"
+group = "NAME"
+count = 2
+latency = ["10ms", "10ms"]
+error_rate = 0.0
+"#;
+
+    /// Runs the grouped configuration with group `name` crashing in `rounds`; returns the run's
+    /// result and its journal.
+    async fn crash_group(
+        name: &'static str,
+        rounds: &[u64],
+    ) -> (
+        Result<crate::Summary, crate::RunError>,
+        Vec<crate::messages::SupervisionEvent>,
+    ) {
+        CRASH_AT.lock().unwrap().extend(rounds.iter().map(|&r| (name, r)));
+        let journal = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collector = crate::Collector::new().subscribe_with(
+            JournalLog(journal.clone()).start().recipient(),
+            crate::streams::Delivery::lossless(),
+        );
+        let config = collector.parse(&GROUPED.replace("NAME", name), "grouped.toml").unwrap();
+        let result = collector.run(config, std::future::pending()).await;
+        let journal = journal.lock().unwrap().clone();
+        (result, journal)
+    }
+
+    /// A group actor that panics in round 3 is restarted by the root after its backoff
+    /// (1.5 s): its two sensors are unavailable in rounds 3 and 4 (the restart lands at 3.5 s)
+    /// and read again from round 5; the journal says `failed`, `restart_scheduled` and
+    /// `restarted` for the group, and the run ends normally with every read accounted for.
+    #[actix_rt::test]
+    async fn a_group_that_stops_is_restarted_by_the_root() {
+        tokio::time::pause();
+        let (result, journal) = crash_group("bus-once", &[3]).await;
+        let summary = result.unwrap();
+        assert_eq!(summary.reads.requested, 60);
+        assert_eq!((summary.reads.ok, summary.reads.unavailable), (56, 4));
+        let events = group_events(&journal, "bus-once");
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[0].0, EventKind::Failed);
+        assert!(
+            events[0].1.as_deref().unwrap().starts_with("group stopped: "),
+            "{events:?}"
+        );
+        assert_eq!(
+            events[1],
+            (
+                EventKind::RestartScheduled,
+                None,
+                Some(Duration::from_millis(1500)),
+                Some(0)
+            )
+        );
+        assert_eq!(events[2], (EventKind::Restarted, None, None, Some(1)));
+        let bus = summary
+            .sensors
+            .iter()
+            .filter(|s| s.id.starts_with("bus"))
+            .collect::<Vec<_>>();
+        assert!(bus.iter().all(|s| s.state == "running"), "{bus:?}");
+    }
+
+    /// A group actor that stops again within the root's intensity (max_restarts = 1 within
+    /// 10 s) is given up: its sensors are unavailable from round 6 to the end, the other
+    /// sensors are read every round, the journal ends the group with `gave_up`, and the run
+    /// ends with `RunError::Failed` naming the group, with the complete summary.
+    #[actix_rt::test]
+    async fn a_group_that_stops_too_often_is_given_up_and_the_run_fails() {
+        tokio::time::pause();
+        let (result, journal) = crash_group("bus-twice", &[3, 6]).await;
+        let (reason, summary) = match result {
+            Err(crate::RunError::Failed { reason, summary }) => (reason, summary),
+            other => panic!("expected a failed run, got {other:?}"),
+        };
+        assert_eq!(reason, "group bus-twice stopped more than 1 times within 10s");
+        assert_eq!(summary.rounds, 10);
+        assert_eq!(summary.reads.requested, 60);
+        // Rounds 3 and 4 (restarting), then 6 to 10 (given up): 2 sensors each.
+        assert_eq!((summary.reads.ok, summary.reads.unavailable), (46, 14));
+        let events: Vec<EventKind> = group_events(&journal, "bus-twice").iter().map(|e| e.0).collect();
+        use EventKind::*;
+        assert_eq!(events, [Failed, RestartScheduled, Restarted, Failed, GaveUp]);
+        let bus = summary
+            .sensors
+            .iter()
+            .filter(|s| s.id.starts_with("bus"))
+            .collect::<Vec<_>>();
+        assert!(bus.iter().all(|s| s.state == "given_up"), "{bus:?}");
+        let others = summary.sensors.iter().filter(|s| !s.id.starts_with("bus"));
+        assert!(
+            others.clone().all(|s| s.count == 10),
+            "{:?}",
+            others.collect::<Vec<_>>()
+        );
     }
 
     #[test]
