@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::aggregator::publish::Outlets;
 use crate::aggregator::Aggregator;
+use crate::analysis::DetectorFactory;
 use crate::config::{Config, ConfigError, SensorTable};
 use crate::messages::Shutdown;
 use crate::registry::Registry;
@@ -96,6 +97,42 @@ impl Collector {
     pub fn log_rounds(self) -> Self {
         let log = RoundLog.start().recipient::<RoundSummary>();
         self.subscribe_with(log, Delivery::lossless().named("log"))
+    }
+
+    /// Registers `factory` as detector `name`: configurations loaded by this collector may
+    /// set it up in `[analysis.<name>]` (validated by the factory; `enabled = false` switches it
+    /// off), and it runs on every sensor with its defaults when they don't. It runs after the
+    /// detectors registered before it (the built-in ones first), and its findings carry `name`
+    /// in `anomalies.jsonl` and the summary's counts.
+    ///
+    /// ```
+    /// use sensor_actors::analysis::{stale, Detector, DetectorFactory, SettingsTable};
+    ///
+    /// /// `stale` again, under another name and with its own default.
+    /// struct Gap;
+    /// impl DetectorFactory for Gap {
+    ///     type Detector = stale::Stale;
+    ///     fn defaults(&self) -> stale::Settings {
+    ///         stale::Settings { rounds: 2 }
+    ///     }
+    ///     fn settings(&self, table: SettingsTable<'_>) -> Result<stale::Settings, sensor_actors::ConfigError> {
+    ///         stale::Factory.settings(table)
+    ///     }
+    /// }
+    ///
+    /// let collector = sensor_actors::Collector::new().detector("gap", Gap);
+    /// let config = collector.parse("[analysis.gap]\nrounds = 3\n", "sensors.toml")?;
+    /// let names: Vec<&str> = config.analysis.detectors().collect();
+    /// assert_eq!(names, ["out_of_range", "spike", "rate", "stuck", "stale", "gap"]);
+    /// # Ok::<(), sensor_actors::ConfigError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `name` is taken or not a bare TOML key ([`DetectorRegistry::register`](crate::analysis::DetectorRegistry::register)).
+    pub fn detector(mut self, name: &str, factory: impl DetectorFactory) -> Self {
+        self.registry.detectors.register(name, factory);
+        self
     }
 
     /// The drivers and detectors a configuration loaded by this collector may name.

@@ -142,8 +142,11 @@ impl Aggregator {
         findings
             .into_iter()
             .map(|f| {
-                let detector: Arc<str> = f.detector.as_str().into();
-                *self.anomalies.entry(detector.to_string()).or_default() += 1;
+                let detector = f.detector;
+                match self.anomalies.get_mut(&*detector) {
+                    Some(count) => *count += 1,
+                    None => drop(self.anomalies.insert(detector.to_string(), 1)),
+                }
                 let sensor = self.sensors.id(f.sensor);
                 log::debug!("round {round}: {sensor} {detector}: {}", f.detail);
                 Anomaly {

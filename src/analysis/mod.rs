@@ -1,18 +1,20 @@
-//! Anomaly detection: the detectors run on every sensor's observations, and a group's analysis
-//! of its members ([`shard`]).
+//! Anomaly detection: the detectors run on every sensor's observations, the registry of
+//! detectors by name ([`registry`]), and the analysis of a set of sensors ([`shard`]).
 //!
 //! Each round, every sensor yields one [`Observation`]: its value, or none when the round got no
-//! reading from it. The sensor's group passes the observation, with the sensor's recent history, to
-//! each enabled [`Detector`] ([`AnalysisConfig::observe`]); a detector that finds an anomaly
-//! returns its detail, which becomes one line of `anomalies.jsonl`.
+//! reading from it. The analysis passes the observation, with the sensor's recent history, to
+//! each enabled [`Detector`], in registration order; a detector that finds an anomaly returns its
+//! detail, which becomes one [`Finding`](shard::Finding) (a line of `anomalies.jsonl`) named
+//! after the detector.
 //!
-//! A detector's settings are kept once per run (in [`AnalysisConfig`]); per sensor only its
-//! state is kept, as a plain field of [`Detectors`] (nothing for a detector that needs no state):
-//! at 100,000 sensors that is the difference between a few dozen bytes and five boxed objects
-//! per sensor. The detectors are the closed list [`DetectorKind`]; adding one is a new file in
-//! this folder plus a line in [`DetectorKind::ALL`], a field in [`Detectors`] and one in
-//! [`AnalysisConfig`], and a line in [`AnalysisConfig::observe`]. Settings live in `[analysis]`
-//! (see `docs/configuration.md`).
+//! Detectors are registered by name ([`DetectorRegistry`], or
+//! [`Collector::detector`](crate::Collector::detector) from outside the crate) with a
+//! [`DetectorFactory`] that validates their `[analysis.<name>]` table. A detector's settings are
+//! kept once per run (in [`AnalysisConfig`]); per sensor only its state is kept, in one `Vec`
+//! per detector and shard (nothing for a detector that needs no state): at 100,000 sensors that
+//! is the difference between a few dozen bytes and a boxed object per detector and sensor. A
+//! built-in detector is one file in this folder plus one line in
+//! [`DetectorRegistry::builtin`]. Settings live in `[analysis]` (see `docs/configuration.md`).
 
 pub mod out_of_range;
 pub mod rate;
@@ -22,16 +24,18 @@ pub mod spike;
 pub mod stale;
 pub mod stuck;
 
-use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
 
-pub use registry::DetectorRegistry;
+pub use registry::{DetectorFactory, DetectorRegistry, Field, SettingsTable};
 
-use crate::config::{from_table, ConfigError};
+use crate::config::ConfigError;
 use crate::stats::{RollingWindow, MAX_WINDOW};
-use serde::de::DeserializeOwned;
+use registry::{DetectorColumn, EnabledDetector, ANALYSIS_KEYS};
 
 /// What a detector sees of one sensor in one round.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Observation<'a> {
     /// The round.
     pub round: u64,
@@ -45,81 +49,55 @@ pub struct Observation<'a> {
     pub scratch: &'a mut Vec<f64>,
 }
 
+impl<'a> Observation<'a> {
+    /// An observation of `value` in `round`, after the values of `window`, with valid range
+    /// `range`; `scratch` is reused across observations. For testing a detector outside the
+    /// analysis (see [`testing::detector`](crate::testing::detector)).
+    pub fn new(
+        round: u64,
+        value: Option<f64>,
+        window: &'a RollingWindow,
+        range: Option<(f64, f64)>,
+        scratch: &'a mut Vec<f64>,
+    ) -> Self {
+        Observation {
+            round,
+            value,
+            window,
+            range,
+            scratch,
+        }
+    }
+}
+
 /// Looks at one sensor's observations, one at a time, and reports anomalies. The implementing
-/// type is the detector's per-sensor state (a unit struct when it needs none); its settings are
-/// shared by every sensor.
-pub trait Detector: Default + Send {
+/// type is the detector's per-sensor state (a unit struct when it needs none, which then costs
+/// nothing per sensor); its settings are shared by every sensor. Register it by name with a
+/// [`DetectorFactory`].
+///
+/// ```
+/// use sensor_actors::analysis::{Detector, Observation};
+///
+/// /// Fires when a sensor reads the same value `rounds` times in a row.
+/// #[derive(Default)]
+/// struct Repeats {
+///     run: u32,
+/// }
+///
+/// impl Detector for Repeats {
+///     type Settings = u32;
+///     fn observe(&mut self, rounds: &u32, obs: &mut Observation<'_>) -> Option<String> {
+///         let value = obs.value?;
+///         self.run = if obs.window.last() == Some(value) { self.run + 1 } else { 1 };
+///         (self.run == *rounds).then(|| format!("{value} read {rounds} times in a row"))
+///     }
+/// }
+/// ```
+pub trait Detector: Default + Send + 'static {
     /// The detector's validated settings.
-    type Settings;
+    type Settings: fmt::Debug + PartialEq + Send + Sync + 'static;
     /// Examines one observation; returns a human-readable detail when it is anomalous.
     fn observe(&mut self, settings: &Self::Settings, obs: &mut Observation<'_>) -> Option<String>;
-}
-
-/// Every detector's state for one sensor, in [`DetectorKind::ALL`] order.
-#[derive(Debug, Default)]
-pub struct Detectors {
-    /// `out_of_range` (stateless).
-    pub out_of_range: out_of_range::OutOfRange,
-    /// `spike` (stateless: it judges from the window).
-    pub spike: spike::Spike,
-    /// `rate`.
-    pub rate: rate::Rate,
-    /// `stuck`.
-    pub stuck: stuck::Stuck,
-    /// `stale`.
-    pub stale: stale::Stale,
-}
-
-/// Runs one detector if it is enabled (`settings` is `Some`), reporting what it finds.
-fn run<D: Detector>(
-    kind: DetectorKind,
-    settings: &Option<D::Settings>,
-    state: &mut D,
-    obs: &mut Observation<'_>,
-    found: &mut impl FnMut(DetectorKind, String),
-) {
-    if let Some(settings) = settings {
-        if let Some(detail) = state.observe(settings, obs) {
-            found(kind, detail);
-        }
-    }
-}
-
-/// The detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DetectorKind {
-    /// A value outside its kind's valid range.
-    OutOfRange,
-    /// A value far from its recent window, in robust standard deviations.
-    Spike,
-    /// A change over a few reads far outside the sensor's usual changes.
-    Rate,
-    /// The same value read too many times in a row.
-    Stuck,
-    /// No successful reading for too many rounds.
-    Stale,
-}
-
-impl DetectorKind {
-    /// Every detector, in the order they run.
-    pub const ALL: [DetectorKind; 5] = [
-        DetectorKind::OutOfRange,
-        DetectorKind::Spike,
-        DetectorKind::Rate,
-        DetectorKind::Stuck,
-        DetectorKind::Stale,
-    ];
-
-    /// The name used in `anomalies.jsonl`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DetectorKind::OutOfRange => "out_of_range",
-            DetectorKind::Spike => "spike",
-            DetectorKind::Rate => "rate",
-            DetectorKind::Stuck => "stuck",
-            DetectorKind::Stale => "stale",
-        }
-    }
 }
 
 /// Size of the rolling window kept per sensor (reads).
@@ -127,114 +105,92 @@ pub const DEFAULT_WINDOW: usize = 30;
 /// Weight of the newest value in the EWMA.
 pub const DEFAULT_EWMA_ALPHA: f64 = 0.1;
 
-/// Validated `[analysis]` settings.
+/// Validated `[analysis]` settings: the window, the EWMA and the enabled detectors with their
+/// settings, in the order they run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisConfig {
     /// Rolling window size per sensor.
     pub window: usize,
     /// EWMA weight of the newest value.
     pub ewma_alpha: f64,
-    /// `out_of_range`: valid bounds per kind; `None` when disabled.
-    pub out_of_range: Option<out_of_range::Settings>,
-    /// `spike` settings; `None` when disabled.
-    pub spike: Option<spike::Settings>,
-    /// `rate` settings; `None` when disabled.
-    pub rate: Option<rate::Settings>,
-    /// `stuck` settings; `None` when disabled.
-    pub stuck: Option<stuck::Settings>,
-    /// `stale` settings; `None` when disabled.
-    pub stale: Option<stale::Settings>,
+    /// The enabled detectors, in registration order.
+    detectors: Vec<EnabledDetector>,
 }
 
 impl Default for AnalysisConfig {
+    /// The built-in detectors with their default settings.
     fn default() -> Self {
+        let detectors = DetectorRegistry::builtin()
+            .configure("defaults", DEFAULT_WINDOW, |_| None)
+            .expect("the built-in defaults are valid");
         AnalysisConfig {
             window: DEFAULT_WINDOW,
             ewma_alpha: DEFAULT_EWMA_ALPHA,
-            out_of_range: Some(out_of_range::Settings::default()),
-            spike: Some(spike::Settings::default()),
-            rate: Some(rate::Settings::default()),
-            stuck: Some(stuck::Settings::default()),
-            stale: Some(stale::Settings::default()),
+            detectors,
         }
     }
 }
 
 impl AnalysisConfig {
-    /// Passes one observation to every enabled detector of a sensor, in [`DetectorKind::ALL`]
-    /// order, calling `found` with each anomaly.
-    pub fn observe(
-        &self,
-        detectors: &mut Detectors,
-        obs: &mut Observation<'_>,
-        mut found: impl FnMut(DetectorKind, String),
-    ) {
-        let found = &mut found;
-        run(
-            DetectorKind::OutOfRange,
-            &self.out_of_range,
-            &mut detectors.out_of_range,
-            obs,
-            found,
-        );
-        run(DetectorKind::Spike, &self.spike, &mut detectors.spike, obs, found);
-        run(DetectorKind::Rate, &self.rate, &mut detectors.rate, obs, found);
-        run(DetectorKind::Stuck, &self.stuck, &mut detectors.stuck, obs, found);
-        run(DetectorKind::Stale, &self.stale, &mut detectors.stale, obs, found);
+    /// The names of the enabled detectors, in the order they run.
+    pub fn detectors(&self) -> impl Iterator<Item = &str> {
+        self.detectors.iter().map(|d| &*d.name)
     }
 
-    /// The valid range of a sensor: its own `range`, else its kind's bounds.
+    /// The settings of detector `name`, when it is enabled and its settings are an `S`.
+    ///
+    /// ```
+    /// use sensor_actors::analysis::stale;
+    ///
+    /// let config = sensor_actors::Collector::new().parse("[analysis.stale]\nrounds = 3\n", "c.toml")?;
+    /// assert_eq!(config.analysis.settings::<stale::Settings>("stale"), Some(&stale::Settings { rounds: 3 }));
+    /// # Ok::<(), sensor_actors::ConfigError>(())
+    /// ```
+    pub fn settings<S: 'static>(&self, name: &str) -> Option<&S> {
+        let detector = self.detectors.iter().find(|d| &*d.name == name)?;
+        detector.configured.settings().downcast_ref()
+    }
+
+    /// Leaves detector `name` out, as `enabled = false` does.
+    pub fn disable(&mut self, name: &str) {
+        self.detectors.retain(|d| &*d.name != name);
+    }
+
+    /// The enabled detectors' states for `members` sensors, one column per detector.
+    pub(crate) fn columns(&self, members: usize) -> Vec<Box<dyn DetectorColumn>> {
+        self.detectors.iter().map(|d| d.configured.column(members)).collect()
+    }
+
+    /// Passes one observation of member `member` to every enabled detector, in registration
+    /// order, calling `found` with the detector's name and the detail of each anomaly.
+    /// `columns` are this configuration's [`columns`](Self::columns).
+    pub(crate) fn observe(
+        &self,
+        columns: &mut [Box<dyn DetectorColumn>],
+        member: usize,
+        obs: &mut Observation<'_>,
+        mut found: impl FnMut(&Arc<str>, String),
+    ) {
+        for (detector, column) in self.detectors.iter().zip(columns) {
+            if let Some(detail) = column.observe(member, obs) {
+                found(&detector.name, detail);
+            }
+        }
+    }
+
+    /// The valid range of a sensor: its own `range`, else its kind's bounds; none when
+    /// `out_of_range` is disabled.
     pub fn range_for(&self, kind: &str, own: Option<(f64, f64)>) -> Option<(f64, f64)> {
-        let bounds = self.out_of_range.as_ref()?;
+        let bounds = self.settings::<out_of_range::Settings>("out_of_range")?;
         own.or_else(|| bounds.bounds.get(kind).copied())
     }
 }
 
-/// Raw `[analysis]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAnalysis {
-    window: Option<usize>,
-    ewma_alpha: Option<f64>,
-    out_of_range: Option<toml::Table>,
-    spike: Option<toml::Table>,
-    rate: Option<toml::Table>,
-    stuck: Option<toml::Table>,
-    stale: Option<toml::Table>,
-}
-
-/// Resolves the table of detector `name`: absent gives the defaults; otherwise `enabled`
-/// (default true) is taken out, the rest is parsed into the detector's raw settings (unknown keys
-/// rejected) and validated by `validate`, and `enabled = false` gives `None`.
-fn resolve<R: DeserializeOwned, S: Default>(
-    table: Option<toml::Table>,
-    origin: &str,
-    name: &str,
-    validate: impl FnOnce(R) -> Result<S, ConfigError>,
-) -> Result<Option<S>, ConfigError> {
-    let Some(mut table) = table else {
-        return Ok(Some(S::default()));
-    };
-    let enabled = match table.remove("enabled") {
-        None => true,
-        Some(toml::Value::Boolean(enabled)) => enabled,
-        Some(other) => {
-            return Err(ConfigError::new(
-                origin,
-                format!("analysis.{name}.enabled"),
-                format!("expected true or false, got {other}"),
-            ))
-        }
-    };
-    let raw = from_table(table, origin, &format!("analysis.{name}")).map_err(|mut e| {
-        if e.message.starts_with("unknown field") {
-            e.message.push_str(", or `enabled`");
-        }
-        e
-    })?;
-    let settings = validate(raw)?;
-    Ok(enabled.then_some(settings))
-}
+/// Raw `[analysis]` section: its own keys and one table per configured detector, resolved
+/// against the registry by [`RawAnalysis::validate`].
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct RawAnalysis(toml::Table);
 
 /// Checks a finite number above zero.
 fn above_zero(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
@@ -263,9 +219,25 @@ fn fraction(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
 }
 
 impl RawAnalysis {
-    pub(crate) fn validate(self, origin: &str, _detectors: &DetectorRegistry) -> Result<AnalysisConfig, ConfigError> {
-        let d = AnalysisConfig::default();
-        let window = self.window.unwrap_or(d.window);
+    /// Takes key `key` of `[analysis]` out, typed.
+    fn take<T: serde::de::DeserializeOwned>(&mut self, origin: &str, key: &str) -> Result<Option<T>, ConfigError> {
+        self.0
+            .remove(key)
+            .map(|value| {
+                T::deserialize(value)
+                    .map_err(|e| ConfigError::new(origin, format!("analysis.{key}"), e.message().to_string()))
+            })
+            .transpose()
+    }
+
+    /// Validates `[analysis]`: the window and EWMA, then every registered detector from its
+    /// table (or its defaults); a key naming no registered detector is an error.
+    pub(crate) fn validate(
+        mut self,
+        origin: &str,
+        detectors: &DetectorRegistry,
+    ) -> Result<AnalysisConfig, ConfigError> {
+        let window = self.take::<usize>(origin, "window")?.unwrap_or(DEFAULT_WINDOW);
         if !(3..=MAX_WINDOW).contains(&window) {
             return Err(ConfigError::new(
                 origin,
@@ -273,75 +245,18 @@ impl RawAnalysis {
                 format!("expected 3 to {MAX_WINDOW} reads, got {window}"),
             ));
         }
+        let alpha = self.take::<f64>(origin, "ewma_alpha")?.unwrap_or(DEFAULT_EWMA_ALPHA);
+        let ewma_alpha = fraction(origin, "analysis.ewma_alpha", alpha)?;
+        debug_assert!(ANALYSIS_KEYS.iter().all(|k| !self.0.contains_key(*k)));
+        if let Some((key, value)) = self.0.iter().find(|(key, _)| detectors.names().all(|n| n != *key)) {
+            return Err(detectors.unknown(origin, key, value));
+        }
+        let detectors = detectors.configure(origin, window, |name| self.0.remove(name))?;
         Ok(AnalysisConfig {
             window,
-            ewma_alpha: fraction(origin, "analysis.ewma_alpha", self.ewma_alpha.unwrap_or(d.ewma_alpha))?,
-            out_of_range: resolve(self.out_of_range, origin, "out_of_range", |raw| {
-                out_of_range::Settings::from_raw(raw, origin)
-            })?,
-            spike: resolve(self.spike, origin, "spike", |raw| {
-                spike::Settings::from_raw(raw, origin, window)
-            })?,
-            rate: resolve(self.rate, origin, "rate", |raw| {
-                rate::Settings::from_raw(raw, origin, window)
-            })?,
-            stuck: resolve(self.stuck, origin, "stuck", |raw| {
-                stuck::Settings::from_raw(raw, origin)
-            })?,
-            stale: resolve(self.stale, origin, "stale", |raw| {
-                stale::Settings::from_raw(raw, origin)
-            })?,
+            ewma_alpha,
+            detectors,
         })
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-
-    /// Feeds `series` (None = missed round) to a fresh detector `D` with `settings` the way the
-    /// groups' analysis does and returns the 1-based positions that fired.
-    pub fn fired<D: Detector>(
-        settings: &D::Settings,
-        series: &[Option<f64>],
-        window: usize,
-        range: Option<(f64, f64)>,
-    ) -> Vec<usize> {
-        let mut detector = D::default();
-        let mut w = RollingWindow::new(window);
-        let mut scratch = Vec::new();
-        let mut hits = Vec::new();
-        for (i, value) in series.iter().enumerate() {
-            let mut obs = Observation {
-                round: i as u64 + 1,
-                value: *value,
-                window: &w,
-                range,
-                scratch: &mut scratch,
-            };
-            if detector.observe(settings, &mut obs).is_some() {
-                hits.push(i + 1);
-            }
-            if let Some(v) = value {
-                w.push(*v);
-            }
-        }
-        hits
-    }
-
-    /// A clean random walk like the simulated sensor's: steps uniform in +-0.5.
-    pub fn clean_walk(n: usize, seed: u64) -> Vec<Option<f64>> {
-        let mut state = seed;
-        let mut v = 25.0;
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                v += ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
-                Some(v)
-            })
-            .collect()
     }
 }
 
@@ -350,8 +265,8 @@ mod tests {
     use super::*;
 
     /// Runs `config` over 15 reads of 20.0, one of 500.0 and 5 missed rounds.
-    fn fired_over_a_script(config: &AnalysisConfig) -> Vec<(u64, DetectorKind)> {
-        let mut detectors = Detectors::default();
+    fn fired_over_a_script(config: &AnalysisConfig) -> Vec<(u64, String)> {
+        let mut columns = config.columns(1);
         let mut window = RollingWindow::new(config.window);
         let (mut scratch, mut fired) = (Vec::new(), Vec::new());
         for round in 1..=21u64 {
@@ -367,7 +282,9 @@ mod tests {
                 range: config.range_for("temperature", None),
                 scratch: &mut scratch,
             };
-            config.observe(&mut detectors, &mut obs, |kind, _| fired.push((round, kind)));
+            config.observe(&mut columns, 0, &mut obs, |name, _| {
+                fired.push((round, name.to_string()))
+            });
             if let Some(v) = value {
                 window.push(v);
             }
@@ -375,18 +292,50 @@ mod tests {
         fired
     }
 
-    /// The defaults enable every detector, run in `DetectorKind::ALL` order; a disabled one
+    /// The defaults enable every built-in detector, run in registration order; a disabled one
     /// keeps quiet.
     #[test]
     fn observe_runs_the_enabled_detectors_in_order() {
-        use DetectorKind::*;
         let all = fired_over_a_script(&AnalysisConfig::default());
-        assert_eq!(all, [(10, Stuck), (16, OutOfRange), (16, Spike), (21, Stale)]);
-        let no_stuck = AnalysisConfig {
-            stuck: None,
-            ..AnalysisConfig::default()
-        };
+        let expected = [(10, "stuck"), (16, "out_of_range"), (16, "spike"), (21, "stale")];
+        assert_eq!(all, expected.map(|(r, n)| (r, n.to_string())));
+        let mut no_stuck = AnalysisConfig::default();
+        no_stuck.disable("stuck");
         assert_eq!(fired_over_a_script(&no_stuck), all[1..]);
+    }
+
+    #[test]
+    fn builtins_are_registered_in_their_running_order() {
+        let registry = DetectorRegistry::builtin();
+        let names: Vec<&str> = registry.names().collect();
+        assert_eq!(names, ["out_of_range", "spike", "rate", "stuck", "stale"]);
+        assert_eq!(AnalysisConfig::default().detectors().collect::<Vec<_>>(), names);
+    }
+
+    #[test]
+    fn unknown_detectors_and_keys_list_the_registered_names() {
+        let parse = |t: &str| {
+            raw(t)
+                .validate("c.toml", &DetectorRegistry::builtin())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            parse("[flatline]\nrounds = 3"),
+            "c.toml: analysis.flatline: unknown detector, expected one of out_of_range, spike, rate, stuck, stale"
+        );
+        assert_eq!(
+            parse("windw = 3"),
+            "c.toml: analysis.windw: unknown field, expected window, ewma_alpha or a detector's table (one of out_of_range, spike, rate, stuck, stale)"
+        );
+        assert_eq!(
+            parse("spike = 3"),
+            "c.toml: analysis.spike: expected a table of the detector's settings, got 3"
+        );
+        assert_eq!(
+            parse("window = -3"),
+            "c.toml: analysis.window: invalid value: integer `-3`, expected usize"
+        );
     }
 
     #[test]
@@ -421,7 +370,9 @@ mod tests {
             parse("spike = { threshold = -1.0 }").unwrap_err().to_string(),
             "c.toml: analysis.spike.threshold: expected a number above 0, got -1"
         );
-        assert_eq!(parse("stuck = { enabled = false }").unwrap().stuck, None);
+        let no_stuck = parse("stuck = { enabled = false }").unwrap();
+        assert_eq!(no_stuck.settings::<stuck::Settings>("stuck"), None);
+        assert_eq!(no_stuck.detectors().count(), 4);
         assert_eq!(
             parse("window = 70000").unwrap_err().to_string(),
             "c.toml: analysis.window: expected 3 to 65535 reads, got 70000"

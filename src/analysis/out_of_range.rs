@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Detector, Observation};
+use super::{Detector, DetectorFactory, Observation, SettingsTable};
 use crate::config::{check_range, ConfigError};
 
 /// Bounds per kind.
@@ -64,10 +64,27 @@ impl Settings {
     }
 }
 
+/// Registers `out_of_range` ([`DetectorRegistry::builtin`](super::DetectorRegistry::builtin)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DetectorFactory for Factory {
+    type Detector = OutOfRange;
+
+    fn defaults(&self) -> Settings {
+        Settings::default()
+    }
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<Settings, ConfigError> {
+        let origin = table.origin();
+        Settings::from_raw(table.parse()?, origin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean_walk, fired};
     use super::*;
+    use crate::testing::detector::{clean_walk, fired};
 
     #[test]
     fn fires_outside_and_only_there() {

@@ -14,7 +14,7 @@
 //! `min_samples` changes have set the scale; missed rounds are skipped, not counted as changes.
 
 use super::{above_zero, fraction};
-use super::{Detector, Observation};
+use super::{Detector, DetectorFactory, Observation, SettingsTable};
 use crate::config::ConfigError;
 
 /// Residuals are clipped to this many scales before they update the running mean and scale.
@@ -147,10 +147,27 @@ impl Settings {
     }
 }
 
+/// Registers `rate` ([`DetectorRegistry::builtin`](super::DetectorRegistry::builtin)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DetectorFactory for Factory {
+    type Detector = Rate;
+
+    fn defaults(&self) -> Settings {
+        Settings::default()
+    }
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<Settings, ConfigError> {
+        let (origin, window) = (table.origin(), table.window());
+        Settings::from_raw(table.parse()?, origin, window)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean_walk, fired};
     use super::*;
+    use crate::testing::detector::{clean_walk, fired};
 
     #[test]
     fn fires_once_on_a_fast_ramp() {

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{AnalysisConfig, DetectorKind, Detectors, Observation};
+use super::registry::DetectorColumn;
+use super::{AnalysisConfig, Observation};
 use crate::messages::Outcome;
 use crate::report::ReadCounts;
 use crate::stats::{Ewma, RollingWindow, RunningStats};
@@ -26,14 +27,14 @@ use crate::stats::{Ewma, RollingWindow, RunningStats};
 /// Latencies are kept in whole microseconds, from 1 to this (one hour).
 pub const LATENCY_MAX_US: u32 = 3_600_000_000;
 
-/// What the analysis keeps per sensor: a few hundred bytes, its window included.
+/// What the analysis keeps per sensor: a few hundred bytes, its window included (its detectors'
+/// states are kept by detector, in [`AnalysisShard`]'s columns).
 #[derive(Debug)]
 struct Track {
     stats: RunningStats,
     window: RollingWindow,
     ewma: Ewma,
     last: Option<f64>,
-    detectors: Detectors,
     anomalies: u64,
 }
 
@@ -42,8 +43,9 @@ struct Track {
 pub struct Finding {
     /// The sensor, as its index in the run's sensors.
     pub sensor: usize,
-    /// The detector that found it.
-    pub detector: DetectorKind,
+    /// The name of the detector that found it, as registered (`out_of_range`, `spike`, ...);
+    /// shared by all its findings, not allocated per finding.
+    pub detector: Arc<str>,
     /// What it found.
     pub detail: String,
     /// The value judged; `None` for an observation without a reading (`stale`).
@@ -93,6 +95,9 @@ pub struct TrackSummary {
 pub struct AnalysisShard {
     analysis: Arc<AnalysisConfig>,
     tracks: Vec<Track>,
+    /// One column per enabled detector, in the order they run: its settings and every
+    /// member's state.
+    detectors: Vec<Box<dyn DetectorColumn>>,
     /// Reused buffer for the detectors' order statistics.
     scratch: Vec<f64>,
 }
@@ -106,11 +111,11 @@ impl AnalysisShard {
                 window: RollingWindow::new(analysis.window),
                 ewma: Ewma::default(),
                 last: None,
-                detectors: Detectors::default(),
                 anomalies: 0,
             })
             .collect();
         AnalysisShard {
+            detectors: analysis.columns(members),
             analysis,
             tracks,
             scratch: Vec::new(),
@@ -161,11 +166,11 @@ impl AnalysisShard {
         };
         let findings = &mut digest.findings;
         self.analysis
-            .observe(&mut track.detectors, &mut obs, |detector, detail| {
+            .observe(&mut self.detectors, local, &mut obs, |detector, detail| {
                 track.anomalies += 1;
                 findings.push(Finding {
                     sensor,
-                    detector,
+                    detector: detector.clone(),
                     detail,
                     value,
                     timestamp: reading.map_or_else(Utc::now, |r| r.timestamp),

@@ -12,7 +12,7 @@
 //! window holds `min_samples` values and its deviation from the median exceeds `min_deviation`.
 
 use super::above_zero;
-use super::{Detector, Observation};
+use super::{Detector, DetectorFactory, Observation, SettingsTable};
 use crate::config::ConfigError;
 
 use crate::stats::{robust_location_scale, MAD_TO_SD};
@@ -139,10 +139,27 @@ impl Settings {
     }
 }
 
+/// Registers `spike` ([`DetectorRegistry::builtin`](super::DetectorRegistry::builtin)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DetectorFactory for Factory {
+    type Detector = Spike;
+
+    fn defaults(&self) -> Settings {
+        Settings::default()
+    }
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<Settings, ConfigError> {
+        let (origin, window) = (table.origin(), table.window());
+        Settings::from_raw(table.parse()?, origin, window)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean_walk, fired};
     use super::*;
+    use crate::testing::detector::{clean_walk, fired};
 
     #[test]
     fn fires_on_a_spike_even_after_an_earlier_one() {

@@ -3,7 +3,7 @@
 //! A round without a reading is one where the sensor failed, timed out or was unavailable. Fires
 //! once per episode, in the round that completes it; the next reading ends the episode.
 
-use super::{Detector, Observation};
+use super::{Detector, DetectorFactory, Observation, SettingsTable};
 use crate::config::ConfigError;
 
 /// Stale settings.
@@ -60,10 +60,27 @@ impl Settings {
     }
 }
 
+/// Registers `stale` ([`DetectorRegistry::builtin`](super::DetectorRegistry::builtin)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DetectorFactory for Factory {
+    type Detector = Stale;
+
+    fn defaults(&self) -> Settings {
+        Settings::default()
+    }
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<Settings, ConfigError> {
+        let origin = table.origin();
+        Settings::from_raw(table.parse()?, origin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean_walk, fired};
     use super::*;
+    use crate::testing::detector::{clean_walk, fired};
 
     #[test]
     fn fires_once_per_gap() {

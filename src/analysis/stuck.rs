@@ -3,7 +3,7 @@
 //! Fires once per episode, on the read that completes the run of identical values; a different
 //! value ends the episode. Missed rounds neither extend nor end a run.
 
-use super::{Detector, Observation};
+use super::{Detector, DetectorFactory, Observation, SettingsTable};
 use crate::config::ConfigError;
 
 /// Stuck settings.
@@ -63,10 +63,27 @@ impl Settings {
     }
 }
 
+/// Registers `stuck` ([`DetectorRegistry::builtin`](super::DetectorRegistry::builtin)).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DetectorFactory for Factory {
+    type Detector = Stuck;
+
+    fn defaults(&self) -> Settings {
+        Settings::default()
+    }
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<Settings, ConfigError> {
+        let origin = table.origin();
+        Settings::from_raw(table.parse()?, origin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{clean_walk, fired};
     use super::*;
+    use crate::testing::detector::{clean_walk, fired};
 
     #[test]
     fn fires_once_per_episode() {
