@@ -121,7 +121,7 @@ impl Collector {
     /// }
     ///
     /// let collector = sensor_actors::Collector::new().detector("gap", Gap);
-    /// let config = collector.parse("[analysis.gap]\nrounds = 3\n", "sensors.toml")?;
+    /// let config = collector.parse("[analysis.gap]\nrounds = 3\n[[sensors]]\ncount = 2\n", "sensors.toml")?;
     /// let names: Vec<&str> = config.analysis.detectors().collect();
     /// assert_eq!(names, ["out_of_range", "spike", "rate", "stuck", "stale", "gap"]);
     /// # Ok::<(), sensor_actors::ConfigError>(())

@@ -281,7 +281,7 @@ fn climbs(series: &[Option<f64>], reads: usize) -> Vec<u64> {
     for k in reads..readings.len() {
         let rising = |j: usize| readings[j].1 > readings[j - 1].1;
         let run_ends_here = (k + 1 - reads..=k).all(rising);
-        let longer = k >= reads + 1 && rising(k - reads);
+        let longer = k > reads && rising(k - reads);
         if run_ends_here && !longer {
             fired.push(readings[k].0);
         }

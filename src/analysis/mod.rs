@@ -142,7 +142,7 @@ impl AnalysisConfig {
     /// ```
     /// use sensor_actors::analysis::stale;
     ///
-    /// let config = sensor_actors::Collector::new().parse("[analysis.stale]\nrounds = 3\n", "c.toml")?;
+    /// let config = sensor_actors::Collector::new().parse("[analysis.stale]\nrounds = 3\n[[sensors]]\ncount = 2\n", "c.toml")?;
     /// assert_eq!(config.analysis.settings::<stale::Settings>("stale"), Some(&stale::Settings { rounds: 3 }));
     /// # Ok::<(), sensor_actors::ConfigError>(())
     /// ```

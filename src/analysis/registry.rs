@@ -4,11 +4,11 @@
 //! A [`DetectorFactory`] turns the detector's `[analysis.<name>]` table into its settings; the
 //! registry keeps the factories in registration order, the order in which the detectors run on
 //! each observation (the built-ins first: `out_of_range`, `spike`, `rate`, `stuck`, `stale`).
-//! Validating `[analysis]` ([`RawAnalysis`](super::RawAnalysis)) gives each enabled detector
-//! its settings once for the run ([`Configured`]); each analysis shard then keeps one
-//! [`DetectorColumn`] per enabled detector: the settings (shared) and every member's state in
-//! one `Vec` ([`Column`]), so a detector costs its state's bytes per sensor (none for a
-//! stateless one) and one dynamic call per observation.
+//! Validating `[analysis]` gives each enabled detector its settings once for the run (in
+//! [`AnalysisConfig`](super::AnalysisConfig)); each analysis shard then keeps one column per
+//! enabled detector (`Column<D>` behind the object-safe `DetectorColumn`): the settings
+//! (shared) and every member's state in one `Vec`, so a detector costs its state's bytes per
+//! sensor (none for a stateless one) and one dynamic call per observation.
 
 use std::any::Any;
 use std::fmt;
@@ -71,7 +71,7 @@ use crate::config::{from_table, ConfigError};
 /// }
 ///
 /// let collector = sensor_actors::Collector::new().detector("above", AboveFactory);
-/// let config = collector.parse("[analysis.above]\nlimit = 50.0\n", "sensors.toml")?;
+/// let config = collector.parse("[analysis.above]\nlimit = 50.0\n[[sensors]]\ncount = 2\n", "sensors.toml")?;
 /// assert!(config.analysis.detectors().any(|name| name == "above"));
 /// # Ok::<(), ConfigError>(())
 /// ```
