@@ -19,7 +19,7 @@
 use std::future::pending;
 
 use sensor_actors::analysis::{Detector, DetectorFactory, Observation, SettingsTable};
-use sensor_actors::{run, Collector, ConfigError, RunOptions};
+use sensor_actors::{Collector, ConfigError};
 
 /// The run: fast simulated sensors, one of them drifting, and the detector's own table.
 const CONFIG: &str = r#"
@@ -125,7 +125,8 @@ impl DetectorFactory for DriftFactory {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+#[actix_rt::main]
+async fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let collector = Collector::new().detector("drift", DriftFactory);
     let config = match collector.parse(CONFIG, "custom_detector.toml") {
@@ -136,10 +137,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let out = tempfile::tempdir()?;
-    let options = RunOptions {
-        out: Some(out.path().to_path_buf()),
-    };
-    let summary = actix_rt::System::new().block_on(run(config, options, pending()))?;
+    let summary = collector.out(out.path())?.run(config, pending()).await?;
 
     println!("anomalies found by `drift` (from anomalies.jsonl):");
     let lines = std::fs::read_to_string(out.path().join("anomalies.jsonl"))?;

@@ -5,11 +5,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Context, Handler};
 
 use common::{config, ms, read_jsonl, read_summary, run_to_end, Scripted, Step};
 use sensor_actors::analysis::{Detector, DetectorFactory, Observation, SettingsTable};
 use sensor_actors::driver::ReadError;
+use sensor_actors::streams::{Anomalies, Delivery};
 use sensor_actors::{Collector, Config, ConfigError};
 
 const ROUNDS: usize = 60;
@@ -289,21 +292,28 @@ fn climbs(series: &[Option<f64>], reads: usize) -> Vec<u64> {
     fired
 }
 
-/// Runs `config` over `series` (sensor i reads `series[i][round - 1]`; `None` is a failed
-/// read), writing to a fresh folder; returns it.
-async fn run_series(mut config: Config, series: Vec<Vec<Option<f64>>>) -> tempfile::TempDir {
-    let scripted = Scripted::new(move |i, round| match series[i][round as usize - 1] {
+/// Sensors reading `series` (sensor i reads `series[i][round - 1]` after 10 + 7 i ms; `None`
+/// is a failed read).
+fn scripted(series: Vec<Vec<Option<f64>>>) -> Scripted {
+    Scripted::new(move |i, round| match series[i][round as usize - 1] {
         Some(v) => Step::ok(ms(10 + 7 * i as u64), v),
         None => Step::err(ms(5), ReadError::Failed("scripted gap".into())),
-    });
-    scripted.install(&mut config);
+    })
+}
+
+/// Runs `config` over `series` (see [`scripted`]), writing to a fresh folder; returns it.
+async fn run_series(mut config: Config, series: Vec<Vec<Option<f64>>>) -> tempfile::TempDir {
+    scripted(series).install(&mut config);
     let dir = tempfile::tempdir().unwrap();
     run_to_end(config, Some(dir.path())).await;
     dir
 }
 
-/// `(round, sensor, detector, value)` of every line of `anomalies.jsonl` in `dir`.
-fn anomaly_lines(dir: &std::path::Path) -> Vec<(u64, String, String, Option<f64>)> {
+/// One anomaly: `(round, sensor, detector, value)`.
+type Line = (u64, String, String, Option<f64>);
+
+/// Every line of `anomalies.jsonl` in `dir`.
+fn anomaly_lines(dir: &std::path::Path) -> Vec<Line> {
     read_jsonl(&dir.join("anomalies.jsonl"))
         .iter()
         .map(|l| {
@@ -317,21 +327,48 @@ fn anomaly_lines(dir: &std::path::Path) -> Vec<(u64, String, String, Option<f64>
         .collect()
 }
 
+/// Records every anomaly it is sent, as [`anomaly_lines`] reads them from the file.
+struct AnomalyRecorder(Arc<Mutex<Vec<Line>>>);
+
+impl Actor for AnomalyRecorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Anomalies> for AnomalyRecorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Anomalies, _ctx: &mut Context<Self>) {
+        let mut seen = self.0.lock().unwrap();
+        for a in msg.list.iter() {
+            seen.push((a.round, a.sensor.to_string(), a.detector.to_string(), a.value));
+        }
+    }
+}
+
 /// Four sensors over 120 rounds of walks in whole steps with gaps, the built-in detectors off
-/// and `climb` registered on the collector and set to `reads = 3` in `[analysis.climb]`:
-/// `anomalies.jsonl` holds exactly the rounds the naive reference finds for each sensor, with
-/// the reading's value and `detector = "climb"`, in configuration order; `summary.json` counts
-/// them under `climb` and per sensor.
+/// and `climb` registered on the collector and set to `reads = 3` in `[analysis.climb]`, run
+/// through the collector with `out` and a lossless anomaly subscriber: `anomalies.jsonl` and the
+/// subscriber hold exactly the rounds the naive reference finds for each sensor, with the
+/// reading's value and `detector = "climb"`, in configuration order; the summary counts them
+/// under `climb` and per sensor.
 #[actix_rt::test]
 async fn a_registered_detector_fires_where_the_reference_says_and_is_counted() {
     tokio::time::pause();
     let (sensors, rounds, reads) = (4, 120, 3);
     let series = climbing_series(sensors, rounds);
-    let collector = Collector::new().detector("climb", ClimbFactory);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = AnomalyRecorder(seen.clone()).start();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new()
+        .detector("climb", ClimbFactory)
+        .subscribe_with(recorder.recipient::<Anomalies>(), Delivery::lossless())
+        .out(dir.path())
+        .unwrap();
     let analysis = format!("{BUILTINS_OFF}[analysis.climb]\nreads = {reads}\n");
-    let config = parse_with(&collector, sensors, rounds, &analysis).unwrap();
+    let mut config = parse_with(&collector, sensors, rounds, &analysis).unwrap();
     assert_eq!(config.analysis.detectors().collect::<Vec<_>>(), ["climb"]);
-    let dir = run_series(config, series.clone()).await;
+    scripted(series.clone()).install(&mut config);
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
 
     let id = |i: usize| format!("temperature-{}", i + 1);
     let mut expected = Vec::new();
@@ -348,12 +385,13 @@ async fn a_registered_detector_fires_where_the_reference_says_and_is_counted() {
         "the series must climb: {per_sensor:?}"
     );
     assert_eq!(anomaly_lines(dir.path()), expected);
+    assert_eq!(*seen.lock().unwrap(), expected);
 
-    let summary = read_summary(dir.path());
     assert_eq!(summary.anomalies.len(), 1);
     assert_eq!(summary.anomalies["climb"], expected.len() as u64);
     let counts: Vec<u64> = summary.sensors.iter().map(|s| s.anomalies).collect();
     assert_eq!(counts, per_sensor);
+    assert_eq!(read_summary(dir.path()).anomalies, summary.anomalies);
 }
 
 /// Two sensors reading 200 C (out of range) for 3 rounds, with `zeta` then `alpha` registered
