@@ -11,11 +11,11 @@
 //!   [`Read`](messages::Read); a panicking driver fails that sensor only.
 //! - [`round`]: one collection round: fan `Read` out, one deadline per read, exactly one
 //!   [`Outcome`](messages::Outcome) per sensor.
-//! - [`supervisor`]: [`SensorSupervisor`] starts sensors from their
+//! - [`supervisor`]: [`SensorSupervisor`](supervisor::SensorSupervisor) starts sensors from their
 //!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
 //! - [`analysis`]: the detectors, and a group's analysis of its members
 //!   ([`AnalysisShard`](analysis::shard::AnalysisShard): streaming statistics, window, EWMA).
-//! - [`aggregator`]: [`Aggregator`] adds up the groups' round digests, counts every read,
+//! - [`aggregator`]: [`Aggregator`](aggregator::Aggregator) adds up the groups' round digests, counts every read,
 //!   keeps the latency histograms and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
 //!   [`panic`](mod@panic): keeps caught sensor panics out of stderr.

@@ -7,7 +7,7 @@
 //! round's read counts, reading latencies and anomalies, plus the outcomes themselves when
 //! someone subscribed to the readings. The aggregator counts every read into exactly one
 //! outcome, records round and read latencies in fixed-size histograms, and publishes each
-//! round to the subscribers ([`publish`]): its readings, its anomalies in configuration order,
+//! round to the subscribers (`publish.rs`): its readings, its anomalies in configuration order,
 //! the journal since the last round and the round's summary. On [`Finish`] it delivers what
 //! is left, builds the [`Summary`], publishes it as the last message and returns it.
 
