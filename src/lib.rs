@@ -14,7 +14,7 @@
 //! - [`supervisor`]: [`SensorSupervisor`](supervisor::SensorSupervisor) starts sensors from their
 //!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
 //! - [`analysis`]: the detectors, and a group's analysis of its members
-//!   ([`AnalysisShard`](analysis::shard::AnalysisShard): streaming statistics, window, EWMA).
+//!   ([`Tracks`](analysis::tracks::Tracks): streaming statistics, window, EWMA).
 //! - [`aggregator`]: [`Aggregator`](aggregator::Aggregator) adds up the groups' round digests, counts every read,
 //!   keeps the latency histograms and writes the outputs of [`report`].
 //! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.

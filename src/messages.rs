@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::Message;
 use chrono::{DateTime, Utc};
 
-use crate::analysis::shard::{RoundDigest, TrackSummary};
+use crate::analysis::tracks::{RoundDigest, TrackSummary};
 use crate::driver::{ReadError, Sample};
 
 /// Asks a sensor for one reading, on behalf of round `round`.
@@ -293,11 +293,6 @@ pub struct Escalation {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Vec<(crate::supervisor::SensorState, u32)>")]
 pub struct ReportStates;
-
-/// Asks a group for its members' analysis results, in member order.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Vec<TrackSummary>")]
-pub struct ReportTracks;
 
 /// Asks a group supervisor to stop its sensors and itself.
 #[derive(Debug, Clone, Copy, Message)]

@@ -487,3 +487,59 @@ fn a_registered_detector_s_config_errors_are_one_line() {
     let settings = sensor_actors::testing::detector::settings("climb", ClimbFactory, "climb = { reads = 4 }");
     assert_eq!(settings.unwrap(), Some(ClimbSettings { reads: 4 }));
 }
+
+/// Panics on a reading of 666 (a bug in a registered detector).
+#[derive(Debug, Default)]
+struct Fragile;
+
+impl Detector for Fragile {
+    type Settings = ();
+
+    fn observe(&mut self, _: &(), obs: &mut Observation<'_>) -> Option<String> {
+        if obs.value == Some(666.0) {
+            panic!("cannot handle 666");
+        }
+        None
+    }
+}
+
+struct FragileFactory;
+
+impl DetectorFactory for FragileFactory {
+    type Detector = Fragile;
+
+    fn defaults(&self) {}
+
+    fn settings(&self, table: SettingsTable<'_>) -> Result<(), ConfigError> {
+        table.parse::<toml::Table>().map(|_| ())
+    }
+}
+
+/// A registered detector that panics on one reading (`fragile`, registered between
+/// `out_of_range` and `zeta`) costs its own verdict on that reading and nothing else: the
+/// detectors after it still run on it (`zeta` fires), the reading is counted in the sensor's
+/// statistics, every read is accounted for and the run ends normally.
+#[actix_rt::test]
+async fn a_panicking_detector_costs_its_verdict_and_nothing_else() {
+    tokio::time::pause();
+    let collector = Collector::new()
+        .detector("fragile", FragileFactory)
+        .detector("zeta", AlwaysFactory);
+    let config = parse_with(&collector, 2, 3, "").unwrap();
+    let dir = run_series(
+        config,
+        vec![vec![Some(20.0), Some(666.0), Some(21.0)], vec![Some(22.0); 3]],
+    )
+    .await;
+    let summary = read_summary(dir.path());
+    assert_eq!((summary.reads.requested, summary.reads.ok), (6, 6));
+    assert_eq!(summary.sensors[0].count, 3);
+    assert_eq!(summary.sensors[0].max, Some(666.0));
+    let zeta = anomaly_lines(dir.path())
+        .into_iter()
+        .filter(|l| l.2 == "zeta")
+        .map(|l| (l.0, l.1))
+        .collect::<Vec<_>>();
+    assert_eq!(zeta.len(), 6, "{zeta:?}");
+    assert!(zeta.contains(&(2, "temperature-1".to_string())));
+}

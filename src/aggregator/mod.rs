@@ -2,8 +2,8 @@
 //!
 //! It receives one [`RoundReport`] per round and every [`SupervisionEvent`] from the
 //! supervisors, in the order they happened. The analysis itself runs in the groups (each keeps an
-//! [`AnalysisShard`](crate::analysis::shard::AnalysisShard) of its members, on its own arbiter):
-//! a report carries one [`RoundDigest`](crate::analysis::shard::RoundDigest) per group, with the
+//! [`Tracks`](crate::analysis::tracks::Tracks) of its members, on its own arbiter):
+//! a report carries one [`RoundDigest`](crate::analysis::tracks::RoundDigest) per group, with the
 //! round's read counts, reading latencies and anomalies, plus the outcomes themselves when
 //! someone subscribed to the readings. The aggregator counts every read into exactly one
 //! outcome, records round and read latencies in fixed-size histograms, and publishes each
@@ -11,7 +11,10 @@
 //! the journal since the last round and the round's summary. On [`Finish`] it delivers what
 //! is left, builds the [`Summary`], publishes it as the last message and returns it.
 
+pub(crate) mod local;
 pub(crate) mod publish;
+
+pub use local::LocalAggregator;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFu
 use hdrhistogram::Histogram;
 use tokio::sync::oneshot;
 
-use crate::analysis::shard::{Finding, LATENCY_MAX_US};
+use crate::analysis::tracks::{Finding, LATENCY_MAX_US};
 use crate::config::SensorTable;
 use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
 use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
@@ -409,7 +412,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::shard::{RoundDigest, TrackSummary};
+    use crate::analysis::tracks::{RoundDigest, TrackSummary};
     use crate::config::SensorSpec;
     use crate::driver::DriverSpec;
     use crate::messages::Reading;

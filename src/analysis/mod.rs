@@ -1,17 +1,17 @@
 //! Anomaly detection: the detectors run on every sensor's observations, the registry of
-//! detectors by name ([`registry`]), and the analysis of a set of sensors ([`shard`]).
+//! detectors by name ([`registry`]), and the analysis of a set of sensors ([`tracks`]).
 //!
 //! Each round, every sensor yields one [`Observation`]: its value, or none when the round got no
 //! reading from it. The analysis passes the observation, with the sensor's recent history, to
 //! each enabled [`Detector`], in registration order; a detector that finds an anomaly returns its
-//! detail, which becomes one [`Finding`](shard::Finding) (a line of `anomalies.jsonl`) named
+//! detail, which becomes one [`Finding`](tracks::Finding) (a line of `anomalies.jsonl`) named
 //! after the detector.
 //!
 //! Detectors are registered by name ([`DetectorRegistry`], or
 //! [`Collector::detector`](crate::Collector::detector) from outside the crate) with a
 //! [`DetectorFactory`] that validates their `[analysis.<name>]` table. A detector's settings are
 //! kept once per run (in [`AnalysisConfig`]); per sensor only its state is kept, in one `Vec`
-//! per detector and shard (nothing for a detector that needs no state): at 100,000 sensors that
+//! per detector and group (nothing for a detector that needs no state): at 100,000 sensors that
 //! is the difference between a few dozen bytes and a boxed object per detector and sensor. A
 //! built-in detector is one file in this folder plus one line in
 //! [`DetectorRegistry::builtin`]. Settings live in `[analysis]` (see `docs/configuration.md`).
@@ -19,10 +19,10 @@
 pub mod out_of_range;
 pub mod rate;
 pub mod registry;
-pub mod shard;
 pub mod spike;
 pub mod stale;
 pub mod stuck;
+pub mod tracks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -162,18 +162,24 @@ impl AnalysisConfig {
     }
 
     /// Passes one observation of member `member` to every enabled detector, in registration
-    /// order, calling `found` with the detector's name and the detail of each anomaly.
-    /// `columns` are this configuration's [`columns`](Self::columns).
+    /// order, calling `found` with the detector's name and the detail of each anomaly, and
+    /// `panicked` with its name and the message when a detector panics (caught: the other
+    /// detectors still run). `columns` are this configuration's [`columns`](Self::columns).
     pub(crate) fn observe(
         &self,
         columns: &mut [Box<dyn DetectorColumn>],
         member: usize,
         obs: &mut Observation<'_>,
         mut found: impl FnMut(&Arc<str>, String),
+        mut panicked: impl FnMut(&Arc<str>, String),
     ) {
         for (detector, column) in self.detectors.iter().zip(columns) {
-            if let Some(detail) = column.observe(member, obs) {
-                found(&detector.name, detail);
+            // A detector's panic (a bug in a registered one) costs that detector's verdict on
+            // this observation, nothing else.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| column.observe(member, obs))) {
+                Ok(Some(detail)) => found(&detector.name, detail),
+                Ok(None) => {}
+                Err(payload) => panicked(&detector.name, crate::panic::panic_message(&*payload)),
             }
         }
     }
@@ -282,9 +288,13 @@ mod tests {
                 range: config.range_for("temperature", None),
                 scratch: &mut scratch,
             };
-            config.observe(&mut columns, 0, &mut obs, |name, _| {
-                fired.push((round, name.to_string()))
-            });
+            config.observe(
+                &mut columns,
+                0,
+                &mut obs,
+                |name, _| fired.push((round, name.to_string())),
+                |name, message| panic!("{name} panicked: {message}"),
+            );
             if let Some(v) = value {
                 window.push(v);
             }

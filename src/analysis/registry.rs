@@ -5,7 +5,7 @@
 //! registry keeps the factories in registration order, the order in which the detectors run on
 //! each observation (the built-ins first: `out_of_range`, `spike`, `rate`, `stuck`, `stale`).
 //! Validating `[analysis]` gives each enabled detector its settings once for the run (in
-//! [`AnalysisConfig`](super::AnalysisConfig)); each analysis shard then keeps one column per
+//! [`AnalysisConfig`](super::AnalysisConfig)); each group's `Tracks` then keeps one column per
 //! enabled detector (`Column<D>` behind the object-safe `DetectorColumn`): the settings
 //! (shared) and every member's state in one `Vec`, so a detector costs its state's bytes per
 //! sensor (none for a stateless one) and one dynamic call per observation.
@@ -374,13 +374,13 @@ impl<D: Detector> Configured for RunSettings<D> {
     }
 }
 
-/// One detector over the members of an analysis shard.
+/// One detector over the members of a group's `Tracks`.
 pub(crate) trait DetectorColumn: Send + fmt::Debug {
     /// Passes member `member`'s observation to its detector; the detail of an anomaly found.
     fn observe(&mut self, member: usize, obs: &mut Observation<'_>) -> Option<String>;
 }
 
-/// Detector `D` over a shard's members: its settings once, every member's state in one `Vec`
+/// Detector `D` over a group's members: its settings once, every member's state in one `Vec`
 /// (no allocation at all for a stateless detector).
 struct Column<D: Detector> {
     settings: Arc<D::Settings>,

@@ -2,7 +2,7 @@
 //!
 //! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
 //! one [`ReadGroup`] to every group, and the group reads its own sensors, analyses each outcome as
-//! it settles (its [`AnalysisShard`] keeps the members' statistics and detectors' state), applies
+//! it settles (its [`Tracks`] keeps the members' statistics and detectors' state), applies
 //! supervision to the outcomes and answers with one [`GroupRound`]: the round's digest, and the
 //! outcomes themselves only when readings are written.
 //!
@@ -36,13 +36,12 @@ use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{backoff_delay, jitter, SensorState};
-use crate::analysis::shard::{AnalysisShard, RoundDigest};
-use crate::analysis::AnalysisConfig;
+use crate::aggregator::local::{Analyse, Analysed};
 use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
 use crate::driver::{driver_seed, DriverContext};
 use crate::messages::{
-    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, ReportTracks, SensorAnswer,
-    SensorsStarted, StartRead, StopGroup, StopSensor, SupervisionEvent,
+    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, SensorsStarted,
+    StartRead, StopGroup, StopSensor, SupervisionEvent,
 };
 use crate::round;
 use crate::sensor::{GroupLink, SensorActor};
@@ -122,11 +121,10 @@ pub struct GroupSetup {
     pub members: Arc<[usize]>,
     /// The run's seed.
     pub seed: u64,
-    /// The detectors' settings, shared by every group.
-    pub analysis: Arc<AnalysisConfig>,
-    /// The valid range of the sensors of each entry of `sensors` (for `out_of_range`).
-    pub ranges: Arc<[Option<(f64, f64)>]>,
-    /// Whether the round's outcomes go to the aggregator too (to write `readings.jsonl`).
+    /// The aggregator of the group's arbiter, which analyses each round's outcomes.
+    pub(crate) analysis: Recipient<Analyse>,
+    /// Whether the round's outcomes go on to the root aggregator too (someone subscribed to the
+    /// readings).
     pub keep_outcomes: bool,
     /// Deadline of each read.
     pub read_timeout: Duration,
@@ -146,8 +144,6 @@ struct RoundInFlight {
     /// One per member when outcomes are kept (`Unavailable(Down)` until settled otherwise),
     /// else empty.
     outcomes: Vec<Outcome>,
-    /// What the analysis of the settled outcomes found so far.
-    digest: RoundDigest,
     /// The outcomes supervision looks at when the round ends, as `(member, note)`.
     notes: Vec<(u32, Note)>,
     /// The round's bookkeeping, handed back to the group (for the next round) when it ends.
@@ -192,8 +188,9 @@ const FAN_OUT_SLICE: usize = 1024;
 pub struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
-    /// The members' analysis state.
-    shard: AnalysisShard,
+    /// The outcome vector of the last round, handed back by the analysis, for the next round
+    /// (when outcomes do not go on to the root).
+    spare_outcomes: Vec<Outcome>,
     /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
     /// `started`, dropped with the group.
     answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
@@ -229,7 +226,7 @@ impl GroupSupervisor {
             })
             .collect();
         GroupSupervisor {
-            shard: AnalysisShard::new(setup.analysis.clone(), setup.members.len()),
+            spare_outcomes: Vec::new(),
             setup,
             children,
             answers: None,
@@ -555,7 +552,7 @@ impl GroupSupervisor {
             } else {
                 cur.left -= 1;
                 let closed = Outcome::Unavailable(Absence::Closed);
-                settle(cur, &mut self.shard, &mut self.children, &self.setup, local, closed);
+                settle(cur, &mut self.children, local, closed);
             }
         }
         if cur.sent > first {
@@ -591,14 +588,7 @@ impl GroupSupervisor {
                 if std::mem::take(&mut cur.books.awaiting[local]) {
                     cur.in_flight -= 1;
                     cur.left -= 1;
-                    settle(
-                        cur,
-                        &mut self.shard,
-                        &mut self.children,
-                        &self.setup,
-                        local,
-                        Outcome::TimedOut,
-                    );
+                    settle(cur, &mut self.children, local, Outcome::TimedOut);
                 }
             }
             cur.expired = end;
@@ -616,31 +606,45 @@ impl GroupSupervisor {
         if let Some(timer) = cur.timer {
             ctx.cancel_future(timer);
         }
+        // Supervision first (in member order), then the analysis of the round by the
+        // arbiter's aggregator, which hands the outcomes back with the round's digest.
         let mut notes = std::mem::take(&mut cur.notes);
         self.supervise(&cur.books.incarnations, &mut notes, ctx);
         self.spare = cur.books;
-        let _ = cur.done.send(GroupRound {
-            digest: cur.digest,
+        let live = self.live();
+        let (round, done) = (cur.round, cur.done);
+        let analysis = self.setup.analysis.send(Analyse {
+            group: self.setup.slot,
+            round,
             outcomes: cur.outcomes,
-            live: self.live(),
         });
+        ctx.spawn(analysis.into_actor(self).map(move |analysed, act, _ctx| {
+            let Analysed { digest, outcomes } = analysed.unwrap_or_else(|e| {
+                // Only if the aggregator stopped: the round is counted, nothing analysed.
+                log::error!("{}: round {round} was not analysed: {e}", act.setup.name);
+                let n = act.children.len() as u64;
+                let mut digest = crate::analysis::tracks::RoundDigest::default();
+                (digest.reads.requested, digest.reads.unavailable) = (n, n);
+                Analysed {
+                    digest,
+                    outcomes: Vec::new(),
+                }
+            });
+            let outcomes = if act.setup.keep_outcomes {
+                outcomes
+            } else {
+                act.spare_outcomes = outcomes;
+                Vec::new()
+            };
+            let _ = done.send(GroupRound { digest, outcomes, live });
+        }));
     }
 }
 
-/// Settles member `local`'s outcome of the round in flight `cur`: the member's analysis observes
-/// it, supervision notes what it must look at when the round ends (a member still running the
-/// incarnation the round asked), and the outcome is kept if outcomes are.
-fn settle(
-    cur: &mut RoundInFlight,
-    shard: &mut AnalysisShard,
-    children: &mut [Child],
-    setup: &GroupSetup,
-    local: usize,
-    outcome: Outcome,
-) {
-    let index = setup.members[local];
-    let range = setup.ranges[setup.sensors.entry_index(index)];
-    shard.observe(local, index, range, cur.round, &outcome, &mut cur.digest);
+/// Settles member `local`'s outcome of the round in flight `cur`: supervision notes what it must
+/// look at when the round ends (a member still running the incarnation the round asked), and the
+/// outcome is kept for the round's analysis.
+fn settle(cur: &mut RoundInFlight, children: &mut [Child], local: usize, outcome: Outcome) {
     let child = &mut children[local];
     if child.incarnation == cur.books.incarnations[local] && child.state == SensorState::Running {
         let note = match &outcome {
@@ -657,9 +661,7 @@ fn settle(
             cur.notes.push((local as u32, note));
         }
     }
-    if setup.keep_outcomes {
-        cur.outcomes[local] = outcome;
-    }
+    cur.outcomes[local] = outcome;
 }
 
 impl Actor for GroupSupervisor {
@@ -696,7 +698,7 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         cur.books.awaiting[local] = false;
         cur.in_flight -= 1;
         cur.left -= 1;
-        settle(cur, &mut self.shard, &mut self.children, &self.setup, local, outcome);
+        settle(cur, &mut self.children, local, outcome);
         if cur.sent < cur.books.order.len() && !cur.resuming {
             self.pump(ctx);
         }
@@ -733,20 +735,19 @@ impl Handler<ReadGroup> for GroupSupervisor {
         books
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
-        let mut outcomes = msg.reuse;
-        outcomes.clear();
-        if self.setup.keep_outcomes {
-            outcomes.resize(n, Outcome::Unavailable(Absence::Down));
-        }
-        let read = books.order.len();
-        let digest = RoundDigest {
-            latencies_us: Vec::with_capacity(read),
-            ..RoundDigest::default()
+        // The round's outcome vector: one that came back from the root (outcomes go on to
+        // it), or the group's own from the last round's analysis.
+        let mut outcomes = if self.setup.keep_outcomes {
+            msg.reuse
+        } else {
+            std::mem::take(&mut self.spare_outcomes)
         };
+        outcomes.clear();
+        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
+        let read = books.order.len();
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
             outcomes,
-            digest,
             notes: Vec::new(),
             left: books.order.len(),
             books,
@@ -763,7 +764,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             for local in 0..n {
                 if self.children[local].addr.is_none() {
                     let down = Outcome::Unavailable(Absence::Down);
-                    settle(cur, &mut self.shard, &mut self.children, &self.setup, local, down);
+                    settle(cur, &mut self.children, local, down);
                 }
             }
         }
@@ -797,14 +798,6 @@ impl Handler<ReportStates> for GroupSupervisor {
 
     fn handle(&mut self, _msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
-    }
-}
-
-impl Handler<ReportTracks> for GroupSupervisor {
-    type Result = MessageResult<ReportTracks>;
-
-    fn handle(&mut self, _msg: ReportTracks, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.shard.summaries())
     }
 }
 

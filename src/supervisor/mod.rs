@@ -22,14 +22,15 @@ use tokio::sync::oneshot;
 use group::prune;
 pub use group::{GroupKind, GroupSetup, GroupSupervisor};
 
+use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
-use crate::analysis::shard::TrackSummary;
+use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
 use crate::driver::driver_seed;
 use crate::messages::{
-    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, ReportTracks, RoundReport,
-    SensorsStarted, Shutdown, StopGroup, SupervisionEvent,
+    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, SensorsStarted,
+    Shutdown, StopGroup, SupervisionEvent,
 };
 use crate::report::Finished;
 
@@ -139,6 +140,8 @@ struct GroupSlot {
     name: Arc<str>,
     /// Sensor indices of the group's members, in the group's order.
     members: Arc<[usize]>,
+    /// Its arbiter's aggregator, in `locals`: it keeps the group's analysis.
+    local: usize,
     /// How to build the group: kept to start it again after it stopped.
     setup: GroupSetup,
     /// The arbiter it runs on; `None`: the root's own.
@@ -174,11 +177,12 @@ pub struct SensorSupervisor {
     seed: u64,
     /// The detectors' settings, handed to every group.
     analysis: Arc<AnalysisConfig>,
-    /// The valid range of each entry's sensors, handed to every group.
-    ranges: Arc<[Option<(f64, f64)>]>,
     /// Whether the groups send their outcomes too (see [`RootSetup::keep_outcomes`]).
     keep_outcomes: bool,
     groups: Vec<GroupSlot>,
+    /// The aggregators of the arbiters, one per arbiter used, with their groups' analysis;
+    /// they live as long as the run (they hold no address but their groups').
+    locals: Vec<Addr<LocalAggregator>>,
     /// Receives round reports, journal events and the final `Finish`.
     aggregator: Addr<Aggregator>,
     /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
@@ -244,12 +248,6 @@ impl SensorSupervisor {
     /// A supervisor for `setup`'s sensors; it starts them when it starts, sends round reports
     /// and journal events to `aggregator`, and reports the summary on `done`.
     pub fn new(setup: RootSetup, aggregator: Addr<Aggregator>, done: oneshot::Sender<Finished>) -> Self {
-        let ranges = setup
-            .sensors
-            .entries()
-            .iter()
-            .map(|e| setup.analysis.range_for(&e.kind, e.range))
-            .collect();
         SensorSupervisor {
             schedule: Schedule::new(setup.collection.interval),
             sensors: setup.sensors,
@@ -257,9 +255,9 @@ impl SensorSupervisor {
             collection: setup.collection,
             seed: setup.seed,
             analysis: setup.analysis,
-            ranges,
             keep_outcomes: setup.keep_outcomes,
             groups: Vec::new(),
+            locals: Vec::new(),
             aggregator,
             arbiters: setup.arbiters,
             t0: None,
@@ -332,8 +330,32 @@ impl SensorSupervisor {
         let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
         let started = self.aggregator.clone().recipient::<SensorsStarted>();
         let root = ctx.address().recipient::<Escalation>();
-        for (slot, (name, kind, members, arbiter)) in self.plan().into_iter().enumerate() {
-            let members: Arc<[usize]> = members.into();
+        let plan: Vec<_> = self
+            .plan()
+            .into_iter()
+            .map(|(name, kind, members, arbiter)| (name, kind, Arc::<[usize]>::from(members), arbiter))
+            .collect();
+        // One aggregator per arbiter used, beside its groups, with their analysis.
+        let mut on_arbiter: Vec<Vec<(usize, Arc<[usize]>)>> = Vec::new();
+        for (slot, (_, _, members, arbiter)) in plan.iter().enumerate() {
+            if on_arbiter.len() <= *arbiter {
+                on_arbiter.resize_with(arbiter + 1, Vec::new);
+            }
+            on_arbiter[*arbiter].push((slot, members.clone()));
+        }
+        self.locals = on_arbiter
+            .into_iter()
+            .enumerate()
+            .map(|(k, groups)| {
+                let (sensors, analysis) = (self.sensors.clone(), self.analysis.clone());
+                let build = move || LocalAggregator::new(sensors, analysis, groups);
+                match self.arbiters.get(k) {
+                    None => build().start(),
+                    Some(arbiter) => LocalAggregator::start_in_arbiter(arbiter, move |_| build()),
+                }
+            })
+            .collect();
+        for (slot, (name, kind, members, arbiter)) in plan.into_iter().enumerate() {
             let setup = GroupSetup {
                 slot,
                 name: name.clone(),
@@ -341,8 +363,7 @@ impl SensorSupervisor {
                 sensors: self.sensors.clone(),
                 members: members.clone(),
                 seed: self.seed,
-                analysis: self.analysis.clone(),
-                ranges: self.ranges.clone(),
+                analysis: self.locals[arbiter].clone().recipient(),
                 keep_outcomes: self.keep_outcomes,
                 read_timeout: self.collection.read_timeout,
                 max_in_flight: self.collection.max_in_flight,
@@ -350,13 +371,13 @@ impl SensorSupervisor {
                 started: started.clone(),
                 root: root.clone(),
             };
-            let arbiter = self.arbiters.get(arbiter).cloned();
-            let addr = Self::start_group(setup.clone(), arbiter.as_ref());
+            let addr = Self::start_group(setup.clone(), self.arbiters.get(arbiter));
             self.groups.push(GroupSlot {
                 name,
                 members,
+                local: arbiter,
                 setup,
-                arbiter,
+                arbiter: self.arbiters.get(arbiter).cloned(),
                 addr,
                 live: true,
                 state: GroupState::Running,
@@ -587,7 +608,11 @@ impl SensorSupervisor {
         let requests: Vec<_> = self
             .groups
             .iter()
-            .map(|g| (g.members.clone(), g.addr.send(ReportStates), g.addr.send(ReportTracks)))
+            .enumerate()
+            .map(|(k, g)| {
+                let tracks = self.locals[g.local].send(ReportTracks { group: k });
+                (g.members.clone(), g.addr.send(ReportStates), tracks)
+            })
             .collect();
         let aggregator = self.aggregator.clone();
         let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
@@ -821,8 +846,9 @@ error_rate = 0.0
 
     /// A group actor that panics in round 3 is restarted by the root after its backoff
     /// (1.5 s): its two sensors are unavailable in rounds 3 and 4 (the restart lands at 3.5 s)
-    /// and read again from round 5; the journal says `failed`, `restart_scheduled` and
-    /// `restarted` for the group, and the run ends normally with every read accounted for.
+    /// and read again from round 5, their statistics carried over; the journal says `failed`,
+    /// `restart_scheduled` and `restarted` for the group, and the run ends normally with every
+    /// read accounted for.
     #[actix_rt::test]
     async fn a_group_that_stops_is_restarted_by_the_root() {
         tokio::time::pause();

@@ -1,17 +1,16 @@
-//! `AnalysisShard`: the analysis state of one group's sensors, kept by the group on its arbiter.
+//! `Tracks`: the analysis state of a set of sensors (one group's members), kept by the
+//! aggregator of the group's arbiter ([`LocalAggregator`](crate::aggregator::LocalAggregator)).
 //!
-//! Each group (a `[[groups]]` entry, or a shard of the ungrouped sensors) analyses its own
-//! members: as a member's outcome of a round settles, the group passes it to its shard, which
-//! updates the member's streaming statistics, rolling window and EWMA, runs the detectors and
-//! adds the outcome to the round's [`RoundDigest`]: read counts, reading latencies and anomalies.
-//! The aggregator then gets one digest per group and round instead of one outcome per sensor,
-//! so no round's outcomes need to be kept (unless readings are written) nor passed between
-//! threads, and the analysis runs on every arbiter beside the reads. Per-sensor results go to the
-//! aggregator once, at the end of the run ([`AnalysisShard::summaries`]).
+//! Once a group has read a round, its aggregator passes each member's outcome to the group's
+//! `Tracks`, which updates the member's streaming statistics, rolling window and EWMA, runs the
+//! detectors and adds the outcome to the round's [`RoundDigest`]: read counts, reading latencies
+//! and anomalies. The root aggregator then gets one digest per group and round instead of one
+//! outcome per sensor, and the analysis runs on every arbiter beside the reads. Per-sensor
+//! results go to the root once, at the end of the run ([`Tracks::summaries`]).
 //!
 //! A sensor's analysis depends only on its own sequence of outcomes, so the order in which a
-//! round's outcomes settle (the order answers arrive) changes nothing: the same seeded run gives
-//! the same statistics and anomalies on any layout.
+//! round's outcomes settled (the order answers arrived) changes nothing: the same seeded run
+//! gives the same statistics and anomalies on any layout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use crate::stats::{Ewma, RollingWindow, RunningStats};
 pub const LATENCY_MAX_US: u32 = 3_600_000_000;
 
 /// What the analysis keeps per sensor: a few hundred bytes, its window included (its detectors'
-/// states are kept by detector, in [`AnalysisShard`]'s columns).
+/// states are kept by detector, in [`Tracks`]'s columns).
 #[derive(Debug)]
 struct Track {
     stats: RunningStats,
@@ -92,7 +91,7 @@ pub struct TrackSummary {
 
 /// The analysis of a set of sensors (a group's members, by their position in the group).
 #[derive(Debug)]
-pub struct AnalysisShard {
+pub struct Tracks {
     analysis: Arc<AnalysisConfig>,
     tracks: Vec<Track>,
     /// One column per enabled detector, in the order they run: its settings and every
@@ -100,9 +99,11 @@ pub struct AnalysisShard {
     detectors: Vec<Box<dyn DetectorColumn>>,
     /// Reused buffer for the detectors' order statistics.
     scratch: Vec<f64>,
+    /// Detector panics caught so far.
+    panics: u64,
 }
 
-impl AnalysisShard {
+impl Tracks {
     /// The analysis of `members` sensors, with nothing observed yet.
     pub fn new(analysis: Arc<AnalysisConfig>, members: usize) -> Self {
         let tracks = (0..members)
@@ -114,11 +115,12 @@ impl AnalysisShard {
                 anomalies: 0,
             })
             .collect();
-        AnalysisShard {
+        Tracks {
             detectors: analysis.columns(members),
             analysis,
             tracks,
             scratch: Vec::new(),
+            panics: 0,
         }
     }
 
@@ -165,8 +167,12 @@ impl AnalysisShard {
             scratch: &mut self.scratch,
         };
         let findings = &mut digest.findings;
-        self.analysis
-            .observe(&mut self.detectors, local, &mut obs, |detector, detail| {
+        let panics = &mut self.panics;
+        self.analysis.observe(
+            &mut self.detectors,
+            local,
+            &mut obs,
+            |detector, detail| {
                 track.anomalies += 1;
                 findings.push(Finding {
                     sensor,
@@ -176,7 +182,22 @@ impl AnalysisShard {
                     timestamp: reading.map_or_else(Utc::now, |r| r.timestamp),
                     source_row: reading.and_then(|r| r.source_row()),
                 });
-            });
+            },
+            |detector, message| {
+                // The first panic of a group's run is an error in the log; the rest are
+                // counted at debug level, so a detector that always panics does not flood it.
+                *panics += 1;
+                let level = if *panics == 1 {
+                    log::Level::Error
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "round {round}: detector {detector} panicked ({message}); panics so far in this group: {panics}"
+                );
+            },
+        );
         if let Some(v) = value {
             track.stats.push(v);
             track.window.push(v);
