@@ -1,83 +1,133 @@
-//! A sensor driver written outside the crate, run under sensor-actors' supervision.
+//! A sensor driver written outside the crate, named in a TOML configuration and run under
+//! sensor-actors' supervision.
 //!
-//! Run it with `cargo run --example custom_sensor`.
+//! ```text
+//! cargo run --example custom_sensor
+//! ```
 //!
-//! `Pressure` implements the public `Driver` trait: a barometer that answers in 20-80 ms and, like
-//! a real device with a firmware bug, wedges (a fatal error) after a number of reads that depends
-//! on its seed. `PressureFactory` implements `DriverFactory`, which the supervisor calls to build
-//! a fresh driver on every start and restart. Nothing here uses private API: this is how a new
-//! kind of sensor plugs in without touching the crate.
+//! `driver = "barometer"` is registered on a `Collector` (`Collector::driver`), then named in the
+//! configuration text below like a built-in driver, with keys of its own (`gateway`, `level`)
+//! that its factory validates. Building a barometer driver "connects" to its gateway, an async
+//! build taking 20 ms; the gateway refuses the first connection of `barometer-2`, so that build
+//! fails. A failed build is that sensor's failure: the supervisor journals it, backs off and
+//! builds again, while the other barometers are read every round. Only the public API is used.
 //!
-//! Look for: the `failed` / `restart_scheduled` / `restarted` lines in the log, readings that go
-//! on after each restart, and the summary table with the restarts per sensor.
+//! Look for, in the log: `barometer-2: failed (build: gateway 10.0.0.7 refused the connection)`,
+//! then `restart_scheduled in ... ms` and `restarted`; in the summary table, barometer-2 with one
+//! restart and fewer readings than its siblings (it was unavailable while restarting). The run
+//! ends by itself after 8 rounds of 100 ms.
 
-use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use sensor_actors::config::SensorSpec;
-use sensor_actors::driver::{Driver, DriverContext, DriverFactory, DriverSpec, ReadError, ReadFuture, Sample};
-use sensor_actors::{run, Config, RunOptions};
+use sensor_actors::driver::{BuildError, Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec};
+use sensor_actors::driver::{ReadFuture, Sample};
+use sensor_actors::{Collector, ConfigError};
 
-/// A simulated barometer (hPa) that wedges after a while.
-struct Pressure {
-    rng: Pcg64Mcg,
-    value: f64,
-    reads_left: u32,
+/// The configuration: three barometers behind one gateway, restarted 50 ms after a failure.
+const CONFIG: &str = r#"
+[collection]
+interval = "100ms"
+read_timeout = "80ms"
+rounds = 8
+seed = 7
+
+[supervision]
+backoff_min = "50ms"
+backoff_max = "200ms"
+
+[[sensors]]
+driver = "barometer"
+name = "barometer"
+count = 3
+gateway = "10.0.0.7"
+level = 1013.0
+"#;
+
+/// `driver = "barometer"`: parses an entry's `gateway` and `level`.
+struct BarometerFactory;
+
+/// The keys of a barometer entry, validated.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Barometer {
+    /// Where the barometers are reached.
+    gateway: String,
+    /// Sea-level pressure the readings wander around, in hPa.
+    level: f64,
 }
 
-impl Driver for Pressure {
-    fn read(&mut self, _round: u64) -> ReadFuture {
-        let latency = Duration::from_millis(self.rng.random_range(20..=80));
-        let result = if self.reads_left == 0 {
-            Err(ReadError::Fatal("firmware wedged; needs a reset".into()))
-        } else {
-            self.reads_left -= 1;
-            self.value += self.rng.random_range(-0.3..=0.3);
-            Ok(Sample::value(self.value))
-        };
-        ReadFuture::new(async move {
-            actix_rt::time::sleep(latency).await;
-            result
+impl DriverFactory for BarometerFactory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        let barometer: Barometer = keys.deserialize()?;
+        if !(800.0..=1100.0).contains(&barometer.level) {
+            return Err(keys.error("level", format!("expected hPa in 800..=1100, got {}", barometer.level)));
+        }
+        Ok(Arc::new(barometer))
+    }
+}
+
+impl DriverSpec for Barometer {
+    /// Connects to the gateway (20 ms); its first connection for `barometer-2` is refused.
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        let refused = &*ctx.id == "barometer-2" && ctx.incarnation == 0;
+        let gateway = self.gateway.clone();
+        let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
+        let value = self.level + rng.random_range(-5.0..=5.0);
+        DriverBuild::new(async move {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            if refused {
+                return Err(BuildError::new(format!("gateway {gateway} refused the connection")));
+            }
+            let driver: Box<dyn Driver> = Box::new(BarometerDriver { rng, value });
+            Ok(driver)
         })
     }
+
+    fn default_kind(&self) -> Option<&str> {
+        Some("pressure")
+    }
 }
 
-/// Builds a fresh `Pressure` driver from the seed the supervisor derives for each start.
-#[derive(Debug)]
-struct PressureFactory;
+/// A connected barometer: answers in 10-40 ms with a random walk.
+struct BarometerDriver {
+    rng: Pcg64Mcg,
+    value: f64,
+}
 
-impl DriverFactory for PressureFactory {
-    fn name(&self) -> &str {
-        "pressure"
-    }
-
-    fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
-        let mut rng = Pcg64Mcg::seed_from_u64(ctx.seed);
-        let value = rng.random_range(1005.0..=1020.0);
-        let reads_left = rng.random_range(3..=8);
-        Box::new(Pressure { rng, value, reads_left })
+impl Driver for BarometerDriver {
+    fn read(&mut self, _round: u64) -> ReadFuture {
+        let latency = Duration::from_millis(self.rng.random_range(10..=40));
+        self.value += self.rng.random_range(-0.3..=0.3);
+        let value = self.value;
+        ReadFuture::new(async move {
+            actix_rt::time::sleep(latency).await;
+            Ok(Sample::value(value))
+        })
     }
 }
 
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let driver = DriverSpec::Custom(Arc::new(PressureFactory));
-    let mut sensors: Vec<SensorSpec> = (1..=3)
-        .map(|i| SensorSpec::new(&format!("barometer-{i}"), "pressure", driver.clone()))
-        .collect();
-    for sensor in &mut sensors {
-        sensor.policy.backoff_min = Duration::from_millis(100);
-        sensor.policy.max_restarts = 10;
-    }
-    let mut config = Config::with_sensors(sensors);
-    config.collection.interval = Duration::from_millis(200);
-    config.collection.read_timeout = Duration::from_millis(150);
-    config.collection.rounds = Some(25);
-    config.collection.seed = Some(7);
-    let summary = actix_rt::System::new().block_on(run(config, RunOptions::default(), pending()))?;
+    let collector = Collector::new().driver("barometer", BarometerFactory);
+    let config = collector.parse(CONFIG, "custom_sensor.toml")?;
+    let summary = actix_rt::System::new().block_on(collector.run(config, std::future::pending()))?;
     print!("{}", summary.render_table());
+    for sensor in &summary.sensors {
+        println!(
+            "{}: {} readings, {} restart(s), {}",
+            sensor.id, sensor.count, sensor.restarts, sensor.state
+        );
+    }
+    println!(
+        "reads: {} requested = {} ok + {} failed + {} timed out + {} unavailable",
+        summary.reads.requested,
+        summary.reads.ok,
+        summary.reads.failed,
+        summary.reads.timed_out,
+        summary.reads.unavailable
+    );
     Ok(())
 }

@@ -11,7 +11,6 @@
 //! would take the sum (around 6 s). Read failures are switched off so every latency counts.
 //! Only the public API is used.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
@@ -29,10 +28,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[actix_rt::main]
 async fn main() {
-    let spec = DriverSpec::Simulated(Arc::new(simulated::Settings {
+    let spec = simulated::Spec::new(simulated::Settings {
         error_rate: 0.0,
         ..simulated::Settings::default()
-    }));
+    });
     let ids: Vec<String> = (1..=SENSORS).map(|i| format!("temperature-{i:02}")).collect();
     let sensors = ids
         .iter()
@@ -45,7 +44,8 @@ async fn main() {
                 incarnation: 0,
                 seed: driver_seed(SEED, index, 0),
             };
-            Some(SensorActor::new(ctx.id.clone(), spec.build(&ctx)).start())
+            let driver = spec.build(&ctx).take_ready().expect("built at once");
+            Some(SensorActor::new(ctx.id.clone(), driver.expect("a simulated driver always builds")).start())
         })
         .collect();
 

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::driver::simulated::{Settings, Simulated};
-use crate::driver::{Driver, DriverContext, DriverFactory, DriverSpec, ReadFuture};
+use crate::driver::simulated::{self, Settings, Simulated};
+use crate::driver::{self, Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
 use crate::report::ProcessStats;
 use crate::{run, RunOptions};
 
@@ -166,19 +166,15 @@ struct Probe {
 
 /// Builds simulated drivers wrapped in the probe.
 #[derive(Debug)]
-struct ProbeFactory {
+struct ProbeSpec {
     settings: Arc<Settings>,
     /// Settings of sensor 0 (the slowest in the overhead pass).
     first: Arc<Settings>,
     probe: Arc<Probe>,
 }
 
-impl DriverFactory for ProbeFactory {
-    fn name(&self) -> &str {
-        "temperature"
-    }
-
-    fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
+impl DriverSpec for ProbeSpec {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
         let settings = if ctx.index == 0 { &self.first } else { &self.settings };
         let driver = Probed {
             inner: Simulated::new(settings.clone(), ctx),
@@ -187,7 +183,7 @@ impl DriverFactory for ProbeFactory {
         if self.probe.built.fetch_add(1, Ordering::Relaxed) + 1 == self.probe.sensors {
             let _ = self.probe.spawned.set((Instant::now(), current_rss_bytes()));
         }
-        Box::new(driver)
+        DriverBuild::driver(driver)
     }
 }
 
@@ -231,9 +227,13 @@ fn pass(sensors: usize, rounds: u64, latency: (Duration, Duration)) -> Result<Pa
         latency.1.as_millis()
     );
     let mut config = Config::from_toml_str(&text, "bench configuration").map_err(|e| e.to_string())?;
-    let settings = match config.sensors.first().map(|s| &s.driver) {
-        Some(DriverSpec::Simulated(settings)) => settings.clone(),
-        _ => return Err("the bench configuration has no simulated sensor".into()),
+    let settings = match config
+        .sensors
+        .first()
+        .and_then(|s| driver::downcast::<simulated::Spec>(&*s.driver))
+    {
+        Some(spec) => spec.settings().clone(),
+        None => return Err("the bench configuration has no simulated sensor".into()),
     };
     let probe = Arc::new(Probe {
         sensors,
@@ -242,7 +242,7 @@ fn pass(sensors: usize, rounds: u64, latency: (Duration, Duration)) -> Result<Pa
         round: AtomicU64::new(0),
         round_starts: Mutex::new(Vec::with_capacity(rounds as usize)),
     });
-    let factory: Arc<dyn DriverFactory> = Arc::new(ProbeFactory {
+    let factory: Arc<dyn DriverSpec> = Arc::new(ProbeSpec {
         first: Arc::new(Settings {
             latency: (latency.1, latency.1),
             ..(*settings).clone()
@@ -251,7 +251,7 @@ fn pass(sensors: usize, rounds: u64, latency: (Duration, Duration)) -> Result<Pa
         probe: probe.clone(),
     });
     for spec in &mut config.sensors {
-        spec.driver = DriverSpec::Custom(factory.clone());
+        spec.driver = factory.clone();
     }
     drop(factory);
     let config_seconds = started.elapsed().as_secs_f64();

@@ -15,6 +15,7 @@ use crate::aggregator::publish::Outlets;
 use crate::aggregator::Aggregator;
 use crate::analysis::DetectorFactory;
 use crate::config::{Config, ConfigError, SensorTable};
+use crate::driver::DriverFactory;
 use crate::messages::Shutdown;
 use crate::registry::Registry;
 use crate::report::Summary;
@@ -79,6 +80,14 @@ impl Collector {
             outlets: Outlets::default(),
             files: None,
         }
+    }
+
+    /// Registers `factory` as `driver = "<name>"` for the configurations this collector loads
+    /// and parses (replacing a factory registered before under that name, a built-in one
+    /// included). See [`DriverFactory`] for an example.
+    pub fn driver(mut self, name: &str, factory: impl DriverFactory) -> Self {
+        self.registry.drivers.register(name, factory);
+        self
     }
 
     /// Writes the JSONL files (`readings.jsonl`, `anomalies.jsonl`, `events.jsonl`,

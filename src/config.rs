@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::analysis::AnalysisConfig;
-use crate::driver::{DriverRegistry, DriverSpec};
+use crate::driver::{self, simulated, DriverRegistry, DriverSpec};
 use crate::registry::Registry;
 
 /// Defaults of the `[collection]` section.
@@ -192,8 +192,9 @@ pub struct SensorSpec {
     pub kind: Arc<str>,
     /// Unit of its values, such as `C`.
     pub unit: Arc<str>,
-    /// How its reads are made.
-    pub driver: DriverSpec,
+    /// How its reads are made: the spec its drivers are built from, shared by the sensors of
+    /// its entry.
+    pub driver: Arc<dyn DriverSpec>,
     /// Resolved restart policy.
     pub policy: RestartPolicy,
     /// Group it sits behind, if any.
@@ -223,7 +224,7 @@ pub struct SensorEntry {
     /// Unit of their values.
     pub unit: Arc<str>,
     /// How their reads are made.
-    pub driver: DriverSpec,
+    pub driver: Arc<dyn DriverSpec>,
     /// Resolved restart policy.
     pub policy: RestartPolicy,
     /// Group they sit behind, if any.
@@ -237,7 +238,7 @@ impl SensorEntry {
     fn holds(&self, spec: &SensorSpec) -> bool {
         self.kind == spec.kind
             && self.unit == spec.unit
-            && self.driver.same(&spec.driver)
+            && driver::same_spec(&self.driver, &spec.driver)
             && self.policy == spec.policy
             && self.group == spec.group
             && self.range == spec.range
@@ -387,7 +388,7 @@ impl SensorTable {
 impl SensorSpec {
     /// A sensor of `kind` reading through `driver`, with the default restart policy, the kind's
     /// default unit, no group and no own range: the starting point for sensors built in code.
-    pub fn new(id: &str, kind: &str, driver: DriverSpec) -> Self {
+    pub fn new(id: &str, kind: &str, driver: Arc<dyn DriverSpec>) -> Self {
         SensorSpec {
             id: id.into(),
             kind: kind.into(),
@@ -473,7 +474,7 @@ impl Config {
         let one_entry = self
             .sensors
             .iter()
-            .all(|s| s.id.starts_with(&prefix) && matches!(s.driver, DriverSpec::Simulated(_)));
+            .all(|s| s.id.starts_with(&prefix) && driver::downcast::<simulated::Spec>(&*s.driver).is_some());
         if !one_entry {
             return Err(err("applies to a configuration with one simulated `count` entry"));
         }
@@ -914,6 +915,7 @@ fn expand_entry(
     }
     let common: RawSensorCommon = from_table(common_table, origin, &at)?;
     let driver_name = common.driver.as_deref().unwrap_or("simulated");
+    let factory_restart = drivers.get(driver_name).and_then(|f| f.default_restart());
     let driver = drivers.parse(driver_name, table, origin, &at, base).map_err(|mut e| {
         if e.message.starts_with("unknown field") {
             e.message = format!(
@@ -925,12 +927,12 @@ fn expand_entry(
         e
     })?;
     let mut raw_policy = common.policy();
-    raw_policy.restart = raw_policy.restart.or(driver.default_restart());
+    raw_policy.restart = raw_policy.restart.or(factory_restart);
     let policy = raw_policy.validate(origin, &at, defaults)?;
     let kind: Arc<str> = common
         .kind
         .clone()
-        .unwrap_or_else(|| driver.default_kind().to_string())
+        .unwrap_or_else(|| driver.default_kind().unwrap_or(driver_name).to_string())
         .into();
     if kind.is_empty() {
         return Err(ConfigError::new(
@@ -1014,16 +1016,10 @@ fn expand_entry(
         Some(id) => id.clone(),
         None => sensor_id(&name, i, count),
     };
-    if let DriverSpec::Simulated(settings) = &driver {
-        for (i, fault) in settings.faults.iter().enumerate() {
-            if let Some(sensor) = fault.sensor.as_deref().filter(|s| !(1..=count).any(|k| id(k) == *s)) {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("{at}.faults[{i}].sensor"),
-                    format!("expected the id of a sensor of this entry, got \"{sensor}\""),
-                ));
-            }
-        }
+    if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
+        simulated
+            .settings()
+            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
     }
     out.reserve(count);
     for i in 1..=count {
@@ -1092,7 +1088,7 @@ mod tests {
             );
         }
         // Equal settings but separate driver instances are separate entries.
-        let driver = |_| DriverSpec::Simulated(Arc::new(crate::driver::simulated::Settings::default()));
+        let driver = |_| -> Arc<dyn DriverSpec> { Arc::new(simulated::Spec::new(simulated::Settings::default())) };
         let table = SensorTable::new(vec![
             SensorSpec::new("a", "t", driver(0)),
             SensorSpec::new("b", "t", driver(1)),

@@ -238,6 +238,12 @@ pub enum Answer {
     Reply(ReadReply),
     /// The actor ended (stopped, crashed or unwound): any read it had is lost.
     Stopped,
+    /// The sensor's driver could not be built (its actor waits to be stopped; its reads never
+    /// answer).
+    BuildFailed {
+        /// `build: <message>`, or `panic: <message>` for a build that panicked.
+        cause: String,
+    },
 }
 
 /// Asks a group supervisor to read its sensors for one round.

@@ -16,6 +16,12 @@
 //! to a group ends for any reason (stopped, crashed, or unwound by a panic in its own code), its
 //! [`GroupLink`] tells the group, as an Erlang monitor or an Akka watch would.
 //!
+//! A supervised sensor's driver is built by [`build`] (a panic in the spec's `build` is caught
+//! the same way). A build that completes at once starts the actor with its driver; one that is
+//! still in progress starts the actor without it, and the actor handles no read until the build
+//! completes (actix's `wait`); a build that fails there, or panics, is reported to the group as
+//! [`Answer::BuildFailed`] and the actor waits to be stopped.
+//!
 //! [`round::collect`]: crate::round::collect
 
 use std::cell::Cell;
@@ -26,13 +32,13 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
 use actix_rt::time::Instant;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use futures::FutureExt;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::driver::{Driver, ReadError, ReadFuture, Sample};
+use crate::driver::{BuildResult, Driver, DriverBuild, DriverContext, DriverSpec, ReadError, ReadFuture, Sample};
 use crate::messages::{Answer, Read, ReadReply, SensorAnswer, StartRead, StopSensor};
 use crate::panic::{self as panics, panic_message};
 
@@ -90,7 +96,83 @@ impl Future for GuardedRead {
     }
 }
 
+/// A driver build in progress: the spec's future, polled with its panics caught and kept quiet.
+/// It ends with the driver, or the cause of the failure: `build: <message>` or `panic: <message>`.
+struct GuardedBuild(DriverBuild);
+
+impl Future for GuardedBuild {
+    type Output = Result<Box<dyn Driver>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let build = &mut self.0;
+        match panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *build).poll(cx)))) {
+            Ok(poll) => poll.map(build_outcome),
+            Err(payload) => Poll::Ready(Err(panic_cause(&*payload))),
+        }
+    }
+}
+
+fn panic_cause(payload: &(dyn std::any::Any + Send)) -> String {
+    format!("panic: {}", panic_message(payload))
+}
+
+fn build_outcome(result: BuildResult) -> Result<Box<dyn Driver>, String> {
+    result.map_err(|error| format!("build: {error}"))
+}
+
+/// A driver as its build left it.
+pub(crate) enum Built {
+    /// Built at once.
+    Ready(Box<dyn Driver>),
+    /// Still in progress.
+    Pending(DriverBuild),
+}
+
+/// Builds the driver of the sensor of `ctx` from `spec`, catching a panic in the spec's `build`;
+/// an error is the cause of the failure (`build: <message>` or `panic: <message>`).
+pub(crate) fn build(spec: &dyn DriverSpec, ctx: &DriverContext) -> Result<Built, String> {
+    let mut build = panics::quietly(|| std::panic::catch_unwind(AssertUnwindSafe(|| spec.build(ctx))))
+        .map_err(|payload| panic_cause(&*payload))?;
+    match build.take_ready() {
+        Some(result) => build_outcome(result).map(Built::Ready),
+        None => Ok(Built::Pending(build)),
+    }
+}
+
+/// Stands in for a driver while it is being built, or after its build failed: reads never
+/// answer (none is made while the build is pending; the group settles any read of a sensor
+/// whose build failed). A unit struct: boxing it allocates nothing.
+struct Unbuilt;
+
+impl Driver for Unbuilt {
+    fn read(&mut self, _round: u64) -> ReadFuture {
+        ReadFuture::new(std::future::pending())
+    }
+}
+
 impl SensorActor {
+    /// Starts a sensor linked to its group with the driver `built`. A build still in progress
+    /// runs in the actor before it handles any read; if it fails, the group is told
+    /// ([`Answer::BuildFailed`]) and the actor answers no read until the group stops it.
+    pub(crate) fn start_linked(built: Built, link: GroupLink) -> Addr<SensorActor> {
+        let build = match built {
+            Built::Ready(driver) => return SensorActor::linked(driver, link).start(),
+            Built::Pending(build) => build,
+        };
+        SensorActor::create(move |ctx| {
+            let build = actix::fut::wrap_future::<_, SensorActor>(GuardedBuild(build));
+            ctx.wait(build.map(|result, act, _ctx| match result {
+                Ok(driver) => act.driver = driver,
+                Err(cause) => {
+                    if let Some(link) = &act.link {
+                        link.send(Answer::BuildFailed { cause });
+                    }
+                }
+            }));
+            SensorActor::linked(Box::new(Unbuilt), link)
+        })
+    }
+
     /// A sensor reading through `driver`, read with [`Read`].
     pub fn new(id: Arc<str>, driver: Box<dyn Driver>) -> Self {
         SensorActor {

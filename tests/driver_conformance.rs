@@ -1,108 +1,168 @@
-//! The conformance test every driver passes (the contract of `docs/extending.md`): reads
-//! complete with a sample or an error (no panic escapes), the same seed gives the same sequence
-//! of results, errors are the documented kinds, and the driver keeps answering after an error.
-//! Add each new driver's spec to `drivers()`.
+//! The conformance checks of `sensor_actors::testing::driver` (the contract of `docs/drivers.md`)
+//! on every shipped driver and on a driver defined here, outside the crate, registered by name:
+//! entries parse and reject unknown keys with one line, builds and reads never let a panic
+//! escape, every read completes with a finite sample or a documented error, and results are as
+//! repeatable as the driver's source. Add each new driver's entry to `built_in()`.
 
-use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
-use futures::FutureExt;
-use sensor_actors::config::Config;
-use sensor_actors::driver::{DriverContext, DriverSpec, ReadError, Sample};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec};
+use sensor_actors::driver::{ReadError, ReadFuture, Sample};
+use sensor_actors::testing::driver::{check, check_entry, spec, Source};
+use sensor_actors::{Collector, ConfigError};
 
-/// Where a driver's values come from, which decides what its determinism means.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Source {
-    /// Drawn from the seed: the same seed repeats them, another seed changes them.
-    Seeded,
-    /// Read from a file: the same whatever the seed.
-    Recorded,
-    /// Read from the live machine: no repeatability to check.
-    Live,
-}
-
-/// One spec per shipped driver, parsed from the TOML a user would write.
-fn drivers() -> Vec<(&'static str, Source, DriverSpec)> {
-    let parse = |toml: &str| {
-        Config::from_toml_str(toml, "conformance.toml").unwrap().sensors[0]
-            .driver
-            .clone()
-    };
+/// One entry per shipped driver, as a user would write it.
+fn built_in() -> Vec<(&'static str, Source, String)> {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     vec![
         (
             "simulated",
             Source::Seeded,
-            parse("[[sensors]]\ndriver = \"simulated\"\nlatency = [\"0ms\", \"5ms\"]\nerror_rate = 0.2\n"),
+            "driver = \"simulated\"\nlatency = [\"0ms\", \"5ms\"]\nerror_rate = 0.2".into(),
         ),
         (
             "simulated with faults",
             Source::Seeded,
-            parse(concat!(
-                "[[sensors]]\nlatency = [\"1ms\", \"1ms\"]\noffline_rate = 0.05\nfatal_rate = 0.05\n",
-                "faults = [{ round = 7, fault = \"spike\" }, { round = 3, fault = \"flap\", every = 3 }]\n"
-            )),
+            concat!(
+                "latency = [\"1ms\", \"1ms\"]\noffline_rate = 0.05\nfatal_rate = 0.05\n",
+                "faults = [{ round = 7, fault = \"spike\" }, { round = 3, fault = \"flap\", every = 3 }]"
+            )
+            .into(),
         ),
         (
             "replay",
             Source::Recorded,
-            parse(&format!(
-                "[[sensors]]\ndriver = \"replay\"\npath = \"{data}/nab/machine_temperature_system_failure.csv\"\nvalue_column = \"value\"\nid = \"m\"\n"
-            )),
+            format!(
+                "driver = \"replay\"\npath = \"{data}/nab/machine_temperature_system_failure.csv\"\nvalue_column = \"value\"\nid = \"m\""
+            ),
         ),
-        ("system", Source::Live, parse("[[sensors]]\ndriver = \"system\"\nmetric = \"load1\"\nid = \"load\"\n")),
+        ("system", Source::Live, "driver = \"system\"\nmetric = \"load1\"\nid = \"load\"".into()),
     ]
 }
 
-fn context(seed: u64) -> DriverContext {
-    DriverContext {
-        id: "conformance-1".into(),
-        kind: "temperature".into(),
-        index: 0,
-        incarnation: 0,
-        seed,
-    }
-}
-
-/// Reads `rounds` rounds from a fresh driver, catching any panic as a test failure.
-async fn read_all(spec: &DriverSpec, seed: u64, rounds: u64) -> Vec<Result<Sample, ReadError>> {
-    let mut driver = spec.build(&context(seed));
-    let mut results = Vec::new();
-    for round in 1..=rounds {
-        let read = std::panic::catch_unwind(AssertUnwindSafe(|| driver.read(round))).expect("read() panicked");
-        let result = AssertUnwindSafe(read)
-            .catch_unwind()
-            .await
-            .expect("the read future panicked");
-        results.push(result);
-    }
-    results
-}
-
-/// Every shipped driver answers 200 reads without a panic and only reports transient, fatal,
-/// offline or exhausted errors; a seeded driver reproduces its sequence from the same seed and
-/// changes it under another; a recorded one gives the same sequence whatever the seed.
+/// Every shipped driver passes the public conformance checks.
 #[actix_rt::test]
-async fn every_driver_conforms() {
+async fn every_built_in_driver_conforms() {
     tokio::time::pause();
-    for (name, source, spec) in drivers() {
-        let first = read_all(&spec, 42, 200).await;
-        let again = read_all(&spec, 42, 200).await;
-        let other = read_all(&spec, 43, 200).await;
-        match source {
-            Source::Seeded => {
-                assert_eq!(first, again, "{name}: same seed, same results");
-                assert_ne!(first, other, "{name}: another seed, other results");
-            }
-            Source::Recorded => assert_eq!(first, other, "{name}: the file decides, not the seed"),
-            Source::Live => {}
+    let collector = Collector::new();
+    for (name, source, entry) in built_in() {
+        if let Err(violation) = check_entry(&collector, &entry, source).await {
+            panic!("{name}: {violation}");
         }
-        assert!(first.iter().any(Result::is_ok), "{name}: some reads succeed");
-        for result in &first {
-            match result {
-                Ok(sample) => assert!(sample.value.is_finite(), "{name}: finite values"),
-                Err(ReadError::Failed(_) | ReadError::Fatal(_) | ReadError::Offline | ReadError::Exhausted) => {}
-                Err(other) => panic!("{name}: unexpected error {other:?}"),
-            }
+    }
+}
+
+/// `driver = "noisy"`: a seeded random value around `level`, failing transiently now and then,
+/// built asynchronously (as a driver that connects first would be).
+struct NoisyFactory;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Noisy {
+    level: f64,
+}
+
+impl DriverFactory for NoisyFactory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        let noisy: Noisy = keys.deserialize()?;
+        if !noisy.level.is_finite() {
+            return Err(keys.error("level", "expected a finite number"));
         }
+        Ok(Arc::new(noisy))
+    }
+}
+
+impl DriverSpec for Noisy {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        let (level, seed) = (self.level, ctx.seed);
+        DriverBuild::new(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            let driver: Box<dyn Driver> = Box::new(NoisyDriver {
+                level,
+                rng: Pcg64Mcg::seed_from_u64(seed),
+            });
+            Ok(driver)
+        })
+    }
+}
+
+struct NoisyDriver {
+    level: f64,
+    rng: Pcg64Mcg,
+}
+
+impl Driver for NoisyDriver {
+    fn read(&mut self, _round: u64) -> ReadFuture {
+        let result = if self.rng.random_bool(0.1) {
+            Err(ReadError::Failed("noise".into()))
+        } else {
+            Ok(Sample::value(self.level + self.rng.random_range(-1.0..=1.0)))
+        };
+        ReadFuture::ready(result)
+    }
+}
+
+/// A driver registered from outside the crate passes the same checks, and its own key
+/// validation answers in one line.
+#[actix_rt::test]
+async fn a_registered_driver_conforms() {
+    tokio::time::pause();
+    let collector = Collector::new().driver("noisy", NoisyFactory);
+    check_entry(&collector, "driver = \"noisy\"\nlevel = 5.0", Source::Seeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        spec(&collector, "driver = \"noisy\"\nlevel = nan").unwrap_err().to_string(),
+        "the entry does not parse: conformance.toml: sensors[0].level: expected a finite number"
+    );
+}
+
+/// A driver that breaks the contract is caught: a panicking read, a value that is not finite,
+/// an error kind drivers do not return, a seeded driver that ignores its seed.
+#[actix_rt::test]
+async fn violations_are_reported() {
+    tokio::time::pause();
+
+    type Read = fn(&DriverContext, u64) -> Result<Sample, ReadError>;
+    #[derive(Debug)]
+    struct Bad(Read);
+    struct BadDriver(DriverContext, Read);
+    impl DriverSpec for Bad {
+        fn build(&self, ctx: &DriverContext) -> DriverBuild {
+            DriverBuild::driver(BadDriver(ctx.clone(), self.0))
+        }
+    }
+    impl Driver for BadDriver {
+        fn read(&mut self, round: u64) -> ReadFuture {
+            ReadFuture::ready((self.1)(&self.0, round))
+        }
+    }
+
+    let cases: [(Read, Source, &str); 4] = [
+        (
+            |_, round| if round == 3 { panic!("boom") } else { Ok(Sample::value(1.0)) },
+            Source::Live,
+            "read(3) panicked",
+        ),
+        (
+            |_, round| Ok(Sample::value(if round == 5 { f64::NAN } else { 1.0 })),
+            Source::Live,
+            "read 5 gave NaN",
+        ),
+        (
+            |ctx, round| match round {
+                2 => Err(ReadError::Crash("x".into())),
+                _ => Ok(Sample::value(ctx.seed as f64)),
+            },
+            Source::Seeded,
+            "read 2 gave the error Crash(\"x\")",
+        ),
+        (|_, round| Ok(Sample::value(round as f64)), Source::Seeded, "another seed gave the same results"),
+    ];
+    for (read, source, expected) in cases {
+        let violation = check(&Bad(read), source).await.unwrap_err();
+        assert_eq!(violation.to_string(), expected);
     }
 }

@@ -163,7 +163,7 @@ async fn bad_rows_are_failed_reads_with_their_cause_and_the_replay_continues() {
         incarnation: 0,
         seed: 1,
     };
-    let actor = SensorActor::new(spec.id.clone(), spec.driver.build(&ctx)).start();
+    let actor = SensorActor::new(spec.id.clone(), spec.driver.build(&ctx).await.unwrap()).start();
     let mut outcomes = Vec::new();
     for r in 1..=7 {
         let mut o = round::collect(vec![Some(actor.clone())], r, std::time::Duration::from_secs(1), 0).await;

@@ -28,7 +28,7 @@ async fn round_lasts_as_long_as_the_slowest_sensor() {
     let script = fixed_latencies();
     let targets = (0..LATENCIES_MS.len())
         .map(|index| {
-            use sensor_actors::driver::DriverFactory;
+            use sensor_actors::driver::DriverSpec;
             let ctx = DriverContext {
                 id: format!("s{index}").into(),
                 kind: "temperature".into(),
@@ -36,7 +36,8 @@ async fn round_lasts_as_long_as_the_slowest_sensor() {
                 incarnation: 0,
                 seed: 0,
             };
-            Some(SensorActor::new(ctx.id.clone(), script.build(&ctx)).start())
+            let driver = script.build(&ctx).take_ready().unwrap().unwrap();
+            Some(SensorActor::new(ctx.id.clone(), driver).start())
         })
         .collect();
     let t0 = Instant::now();

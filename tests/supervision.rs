@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sensor_actors::config::{RestartType, SensorSpec};
-use sensor_actors::driver::{Driver, DriverContext, DriverFactory, DriverSpec, ReadError, ReadFuture, Sample};
+use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverSpec, ReadError, ReadFuture, Sample};
 use sensor_actors::{run, Config, RunOptions, Summary};
 use serde::Deserialize;
 
@@ -275,13 +275,9 @@ impl Driver for FiniteDriver {
     }
 }
 
-impl DriverFactory for Finite {
-    fn name(&self) -> &str {
-        "finite"
-    }
-
-    fn build(&self, _ctx: &DriverContext) -> Box<dyn Driver> {
-        Box::new(FiniteDriver { left: self.reads })
+impl DriverSpec for Finite {
+    fn build(&self, _ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(FiniteDriver { left: self.reads })
     }
 }
 
@@ -294,7 +290,7 @@ fn with_finite(restart: RestartType) -> Config {
     .unwrap();
     let mut spec: SensorSpec = config.sensors[0].clone();
     spec.id = "finite".into();
-    spec.driver = DriverSpec::Custom(Arc::new(Finite { reads: 2 }));
+    spec.driver = Arc::new(Finite { reads: 2 });
     spec.policy.restart = restart;
     config.sensors.push(spec);
     config

@@ -414,7 +414,7 @@ mod tests {
     use super::*;
     use crate::analysis::tracks::{RoundDigest, TrackSummary};
     use crate::config::SensorSpec;
-    use crate::driver::DriverSpec;
+    use crate::driver::{simulated, DriverSpec};
     use crate::messages::Reading;
     use crate::supervisor::SensorState;
     use chrono::Utc;
@@ -446,7 +446,7 @@ mod tests {
     /// outcome batches come back emptied, their capacity kept, for the groups to fill again.
     #[actix_rt::test]
     async fn digests_add_up_and_batches_come_back_emptied() {
-        let driver = DriverSpec::Simulated(Default::default());
+        let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
         let specs = (1..=3)
             .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
             .collect();

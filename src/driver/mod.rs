@@ -1,15 +1,19 @@
 //! Sensor drivers: where a sensor's readings come from.
 //!
 //! A [`Driver`] makes one read at a time for one sensor; the [`SensorActor`](crate::sensor::SensorActor)
-//! that owns it turns the outcome into a reply. Which drivers exist is the closed enum
-//! [`DriverSpec`], parsed from a `[[sensors]]` entry by [`DriverSpec::parse`] and turned into a
-//! driver by [`DriverSpec::build`]. Adding a driver is one new file in this folder plus one line in
-//! each `match` below (the compiler lists them). Drivers written outside the crate plug in through
-//! [`DriverSpec::Custom`] and a [`DriverFactory`].
+//! that owns it turns the outcome into a reply. Driver kinds are registered by name in a
+//! [`DriverRegistry`]: `driver = "<name>"` in a `[[sensors]]` entry hands the entry's own keys
+//! ([`DriverKeys`]) to that name's [`DriverFactory`], which validates them into a
+//! [`DriverSpec`]; the supervisor builds each sensor's driver from its spec ([`DriverSpec::build`],
+//! which may fail and may be asynchronous: [`DriverBuild`]) on first start and every restart.
+//! The built-in drivers (`simulated`, `replay`, `system`) are registered the same way as the ones
+//! from outside the crate: a new one is one file in this folder plus one line in
+//! [`DriverRegistry::builtin`].
 //!
-//! What every driver must do is specified in `docs/extending.md`: return errors, never panic on
-//! purpose (a panic is caught and treated as a fatal failure of that sensor only), take all
-//! randomness from the seed it is built with, and leave deadlines to the round.
+//! What every driver must do is specified in `docs/drivers.md` and checked by
+//! [`testing::driver`](crate::testing::driver): return errors, never panic on purpose (a panic is
+//! caught and treated as a failure of that sensor only), take all randomness from the seed it is
+//! built with, and leave deadlines to the round.
 
 pub mod registry;
 pub mod replay;
@@ -18,11 +22,10 @@ pub mod system;
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use registry::DriverRegistry;
+pub use registry::{DriverKeys, DriverRegistry};
 
 use crate::config::{ConfigError, RestartType};
 
@@ -149,121 +152,219 @@ pub struct DriverContext {
     pub seed: u64,
 }
 
-/// Builds drivers of a kind defined outside this crate.
-pub trait DriverFactory: Send + Sync + fmt::Debug + 'static {
-    /// The name shown in logs and docs.
-    fn name(&self) -> &str;
-    /// Builds a fresh driver (on first start and on every restart).
-    fn build(&self, ctx: &DriverContext) -> Box<dyn Driver>;
+/// A driver kind, registered by name: `driver = "<name>"` in a `[[sensors]]` entry hands the
+/// entry's own keys to its factory, which validates them into a [`DriverSpec`].
+///
+/// Register one with [`Collector::driver`](crate::Collector::driver); the built-in `simulated`,
+/// `replay` and `system` drivers are registered the same way.
+///
+/// ```
+/// use std::sync::Arc;
+/// use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec};
+/// use sensor_actors::driver::{ReadFuture, Sample};
+/// use sensor_actors::{Collector, ConfigError};
+///
+/// /// `driver = "constant"`, with one key of its own: `value`.
+/// struct ConstantFactory;
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Constant {
+///     value: f64,
+/// }
+///
+/// impl DriverFactory for ConstantFactory {
+///     fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+///         Ok(Arc::new(keys.deserialize::<Constant>()?))
+///     }
+/// }
+///
+/// impl DriverSpec for Constant {
+///     fn build(&self, _ctx: &DriverContext) -> DriverBuild {
+///         DriverBuild::driver(ConstantDriver(self.value))
+///     }
+/// }
+///
+/// struct ConstantDriver(f64);
+///
+/// impl Driver for ConstantDriver {
+///     fn read(&mut self, _round: u64) -> ReadFuture {
+///         ReadFuture::ready(Ok(Sample::value(self.0)))
+///     }
+/// }
+///
+/// let collector = Collector::new().driver("constant", ConstantFactory);
+/// let config = collector
+///     .parse("[[sensors]]\ndriver = \"constant\"\nvalue = 4.5\ncount = 3\n", "demo.toml")
+///     .unwrap();
+/// assert_eq!(config.sensors.len(), 3);
+/// assert_eq!(&*config.sensors[0].kind, "constant"); // the driver's name, as no kind is given
+/// let error = collector.parse("[[sensors]]\ndriver = \"constant\"\n", "demo.toml").unwrap_err();
+/// assert_eq!(error.to_string(), "demo.toml: sensors[0]: missing field `value`");
+/// ```
+pub trait DriverFactory: Send + Sync + 'static {
+    /// Validates the keys of one `[[sensors]]` entry (those not common to every entry) into the
+    /// spec its sensors are built from. Errors are one line, made by [`DriverKeys::deserialize`]
+    /// or [`DriverKeys::error`]. Parsing runs once per entry, when the configuration is loaded
+    /// (and by `check`): open files, resolve paths and reject bad settings here, not in `build`.
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError>;
+
+    /// The restart type of this driver's sensors when neither the entry nor `[supervision]`
+    /// names one: `None` (the default) leaves it to `[supervision]`. A replay returns
+    /// `transient`: a file that runs out is a normal end, not a failure to restart.
+    fn default_restart(&self) -> Option<RestartType> {
+        None
+    }
 }
 
-/// The closed list of driver kinds, with their validated settings (behind an `Arc`, so a spec
-/// stays small and the sensors of an entry share one copy).
-#[derive(Debug, Clone)]
-pub enum DriverSpec {
-    /// Random-walk values with random latency and faults (`driver = "simulated"`); the
-    /// settings are shared by every sensor of the entry.
-    Simulated(Arc<simulated::Settings>),
-    /// Recorded readings from a CSV file (`driver = "replay"`).
-    Replay(Arc<replay::Settings>),
-    /// Metrics of this machine from `/proc` (`driver = "system"`).
-    System(Arc<system::Settings>),
-    /// A driver from outside the crate (not reachable from a config file).
-    Custom(Arc<dyn DriverFactory>),
-}
+/// The validated settings of one `[[sensors]]` entry (made by its [`DriverFactory`]), from which
+/// each of its sensors' drivers is built, on first start and on every restart.
+///
+/// The sensors of an entry share one spec (behind an `Arc`); a spec is never changed after
+/// parsing, and a restart builds from it afresh, never from the failed driver's state.
+pub trait DriverSpec: sealed::AsAny + Send + Sync + fmt::Debug {
+    /// Builds a fresh driver for the sensor of `ctx`, at once ([`DriverBuild::ready`],
+    /// [`DriverBuild::driver`]) or asynchronously ([`DriverBuild::new`]: connecting, say). A
+    /// failed build (or a panic in it) is that sensor's failure, restarted under its policy
+    /// and journaled `failed` with cause `build: <message>` (`panic: <message>`); its reads are
+    /// `unavailable` until a build succeeds. While a build is pending, its reads wait (and time
+    /// out at the round's deadline).
+    fn build(&self, ctx: &DriverContext) -> DriverBuild;
 
-/// The names accepted by `driver = "..."`.
-pub const DRIVER_NAMES: &[&str] = &["simulated", "replay", "system"];
-
-impl DriverSpec {
-    /// Whether both are the same settings (the same shared instance, not equal copies).
-    pub fn same(&self, other: &DriverSpec) -> bool {
-        match (self, other) {
-            (DriverSpec::Simulated(a), DriverSpec::Simulated(b)) => Arc::ptr_eq(a, b),
-            (DriverSpec::Replay(a), DriverSpec::Replay(b)) => Arc::ptr_eq(a, b),
-            (DriverSpec::System(a), DriverSpec::System(b)) => Arc::ptr_eq(a, b),
-            (DriverSpec::Custom(a), DriverSpec::Custom(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
-            _ => false,
-        }
+    /// The kind of this entry's sensors when it names none; `None` (the default) makes it the
+    /// driver's registered name.
+    fn default_kind(&self) -> Option<&str> {
+        None
     }
 
-    /// Parses the driver-specific keys of a `[[sensors]]` entry (`at` is its path); relative
-    /// file paths resolve against `base`, the configuration file's folder.
-    pub fn parse(
-        name: &str,
-        table: toml::Table,
-        origin: &str,
-        at: &str,
-        base: &Path,
-    ) -> Result<DriverSpec, ConfigError> {
-        match name {
-            "simulated" => Ok(DriverSpec::Simulated(Arc::new(simulated::Settings::parse(
-                table, origin, at,
-            )?))),
-            "replay" => Ok(DriverSpec::Replay(Arc::new(replay::Settings::parse(
-                table, origin, at, base,
-            )?))),
-            "system" => Ok(DriverSpec::System(Arc::new(system::Settings::parse(
-                table, origin, at,
-            )?))),
-            other => Err(ConfigError::new(
-                origin,
-                format!("{at}.driver"),
-                format!("expected one of {}, got \"{other}\"", DRIVER_NAMES.join(", ")),
-            )),
-        }
-    }
-
-    /// The kind of sensor the driver makes when the entry names none.
-    pub fn default_kind(&self) -> &str {
-        match self {
-            DriverSpec::Simulated(_) => "temperature",
-            DriverSpec::Replay(s) => &s.value_column,
-            DriverSpec::System(s) => s.metric.as_str(),
-            DriverSpec::Custom(f) => f.name(),
-        }
-    }
-
-    /// The unit of the values when the entry names none; `None` leaves it to the kind.
-    pub fn default_unit(&self) -> Option<&str> {
-        match self {
-            DriverSpec::System(s) => Some(s.metric.unit()),
-            DriverSpec::Simulated(_) | DriverSpec::Replay(_) | DriverSpec::Custom(_) => None,
-        }
-    }
-
-    /// The restart type when neither the entry nor anything more specific names one; `None`
-    /// leaves it to `[supervision]`. A replay ends when its file does: `transient`, so an
-    /// exhausted sensor is not restarted.
-    pub fn default_restart(&self) -> Option<RestartType> {
-        match self {
-            DriverSpec::Replay(_) => Some(RestartType::Transient),
-            DriverSpec::Simulated(_) | DriverSpec::System(_) | DriverSpec::Custom(_) => None,
-        }
+    /// The unit of the values when the entry names none; `None` (the default) leaves it to the
+    /// kind (`C` for `temperature`, `%` for `humidity`, `hPa` for `pressure`, else empty).
+    fn default_unit(&self) -> Option<&str> {
+        None
     }
 
     /// For an entry that makes one sensor per key found in its source (a replay with
-    /// `id_column`): each key with the driver of its sensor. `None` for an entry whose sensors
-    /// come from `id` or `count`.
-    pub fn sensor_keys(&self) -> Option<Vec<(String, DriverSpec)>> {
-        match self {
-            DriverSpec::Replay(s) => Some(
-                s.sensor_ids()?
-                    .into_iter()
-                    .map(|(id, s)| (id, DriverSpec::Replay(Arc::new(s))))
-                    .collect(),
-            ),
-            DriverSpec::Simulated(_) | DriverSpec::System(_) | DriverSpec::Custom(_) => None,
+    /// `id_column`): each key with the spec of its sensor. `None` (the default) for an entry
+    /// whose sensors come from `id` or `count`.
+    fn sensor_keys(&self) -> Option<Vec<(String, Arc<dyn DriverSpec>)>> {
+        None
+    }
+}
+
+mod sealed {
+    use std::any::Any;
+
+    /// Lets the crate recognise its own specs (`--sensors` and the `faults` id check apply to
+    /// simulated entries only) on Rust 1.85, before trait upcasting. Implemented for every type.
+    pub trait AsAny: Any {
+        /// `self`, as `Any`.
+        fn as_any(&self) -> &dyn Any;
+    }
+
+    impl<T: Any> AsAny for T {
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+}
+
+/// Whether `a` and `b` are the same spec instance (not equal copies): sensors sharing one are
+/// stored as one entry of the sensor table.
+pub(crate) fn same_spec(a: &Arc<dyn DriverSpec>, b: &Arc<dyn DriverSpec>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+/// `spec` as a `T`, when it is one.
+pub(crate) fn downcast<T: 'static>(spec: &dyn DriverSpec) -> Option<&T> {
+    spec.as_any().downcast_ref::<T>()
+}
+
+/// Why a driver could not be built (a device that cannot be reached, a refused login...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    message: String,
+}
+
+impl BuildError {
+    /// A failed build; `message` is journaled as the cause `build: <message>`.
+    pub fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
         }
     }
 
-    /// Builds a fresh driver.
-    pub fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
-        match self {
-            DriverSpec::Simulated(settings) => Box::new(simulated::Simulated::new(settings.clone(), ctx)),
-            DriverSpec::Replay(settings) => Box::new(replay::Replay::new((**settings).clone(), ctx)),
-            DriverSpec::System(settings) => Box::new(system::System::new((**settings).clone(), ctx)),
-            DriverSpec::Custom(factory) => factory.build(ctx),
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// What a build gives: a driver, or why there is none.
+pub type BuildResult = Result<Box<dyn Driver>, BuildError>;
+
+/// A driver being built, as [`DriverSpec::build`] returns it: either already done
+/// ([`DriverBuild::ready`], [`DriverBuild::driver`]: no allocation beyond the driver's box) or a
+/// future to wait on ([`DriverBuild::new`]), run in the sensor's actor, on its arbiter (so it
+/// need not be `Send`), before the actor handles any read.
+pub struct DriverBuild(BuildState);
+
+enum BuildState {
+    /// The result, until taken.
+    Ready(Option<BuildResult>),
+    Waiting(Pin<Box<dyn Future<Output = BuildResult>>>),
+}
+
+impl DriverBuild {
+    /// A build that is already done.
+    pub fn ready(result: BuildResult) -> Self {
+        DriverBuild(BuildState::Ready(Some(result)))
+    }
+
+    /// A build that succeeded at once with `driver`.
+    pub fn driver(driver: impl Driver) -> Self {
+        DriverBuild::ready(Ok(Box::new(driver)))
+    }
+
+    /// A build that failed at once.
+    pub fn failed(error: BuildError) -> Self {
+        DriverBuild::ready(Err(error))
+    }
+
+    /// A build that completes when `future` does.
+    pub fn new(future: impl Future<Output = BuildResult> + 'static) -> Self {
+        DriverBuild(BuildState::Waiting(Box::pin(future)))
+    }
+
+    /// Takes the result of a build made with [`DriverBuild::ready`] (once); `None` for a future.
+    pub fn take_ready(&mut self) -> Option<BuildResult> {
+        match &mut self.0 {
+            BuildState::Ready(result) => result.take(),
+            BuildState::Waiting(_) => None,
+        }
+    }
+}
+
+impl Future for DriverBuild {
+    type Output = BuildResult;
+
+    /// Polls the build's future; a ready build answers at once. Polling again after the result
+    /// was taken is a bug of the caller and panics, as for any finished future.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<BuildResult> {
+        match &mut self.0 {
+            BuildState::Ready(result) => std::task::Poll::Ready(result.take().expect("a ready build is taken once")),
+            BuildState::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for DriverBuild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            BuildState::Ready(Some(Ok(_))) => f.write_str("Ready(Ok(..))"),
+            BuildState::Ready(Some(Err(e))) => f.debug_tuple("Ready").field(&Err::<(), _>(e)).finish(),
+            BuildState::Ready(None) => f.write_str("Taken"),
+            BuildState::Waiting(_) => f.write_str("Waiting"),
         }
     }
 }

@@ -25,8 +25,44 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Driver, DriverContext, ReadError, ReadFuture, Sample};
-use crate::config::{from_table, ConfigError};
+use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
+use crate::config::{ConfigError, RestartType};
+
+/// `driver = "replay"`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DriverFactory for Factory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        Ok(Arc::new(Settings::parse(keys)?))
+    }
+
+    /// A replay ends when its file does: a normal exit, not restarted.
+    fn default_restart(&self) -> Option<RestartType> {
+        Some(RestartType::Transient)
+    }
+}
+
+impl DriverSpec for Settings {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(Replay::new(self.clone(), ctx))
+    }
+
+    /// The value column's name.
+    fn default_kind(&self) -> Option<&str> {
+        Some(&self.value_column)
+    }
+
+    fn sensor_keys(&self) -> Option<Vec<(String, Arc<dyn DriverSpec>)>> {
+        let keyed = self.sensor_ids()?;
+        Some(
+            keyed
+                .into_iter()
+                .map(|(id, settings)| (id, Arc::new(settings) as Arc<dyn DriverSpec>))
+                .collect(),
+        )
+    }
+}
 
 /// Validated settings of a replay entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,10 +98,11 @@ struct RawSettings {
 }
 
 impl Settings {
-    /// Parses the replay keys of the entry at `at`, resolving a relative `path` against `base`
-    /// (the configuration file's folder), and checks the file and its columns.
-    pub fn parse(table: toml::Table, origin: &str, at: &str, base: &Path) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = from_table(table, origin, at)?;
+    /// Parses the replay keys of an entry, resolving a relative `path` against the
+    /// configuration file's folder, and checks the file and its columns.
+    pub fn parse(keys: &DriverKeys<'_>) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = keys.deserialize()?;
+        let (origin, at, base) = (keys.origin(), keys.at(), keys.base());
         let field = |name: &str| format!("{at}.{name}");
         let path = base.join(&raw.path);
         let shown = path.display();
@@ -310,7 +347,7 @@ mod tests {
         let mut f = File::create(dir.path().join("d.csv")).unwrap();
         f.write_all(csv_text.as_bytes()).unwrap();
         let table: toml::Table = toml::from_str(&format!("path = \"d.csv\"\n{keys}")).unwrap();
-        let s = Settings::parse(table, "c.toml", "sensors[0]", dir.path());
+        let s = Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", dir.path()));
         (dir, s)
     }
 
@@ -411,7 +448,7 @@ mod tests {
         let (_d, s) = settings("t,v\n1,2\n", "value_column = \"v\"\nid_column = \"mote\"");
         assert!(s.unwrap_err().to_string().starts_with("c.toml: sensors[0].id_column: "));
         let table: toml::Table = toml::from_str("path = \"nope.csv\"\nvalue_column = \"v\"").unwrap();
-        let e = Settings::parse(table, "c.toml", "sensors[0]", Path::new("/nonexistent")).unwrap_err();
+        let e = Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("/nonexistent"))).unwrap_err();
         assert_eq!(
             e.to_string(),
             "c.toml: sensors[0].path: cannot read /nonexistent/nope.csv: no such file"

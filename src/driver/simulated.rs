@@ -20,8 +20,49 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::Deserialize;
 
-use super::{Driver, DriverContext, ReadError, ReadFuture, Sample};
-use crate::config::{check_probability, check_range, from_table, parse_duration_range, ConfigError};
+use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
+use crate::config::{check_probability, check_range, parse_duration_range, ConfigError};
+
+/// `driver = "simulated"` (also an entry that names no driver).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DriverFactory for Factory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        Ok(Arc::new(Spec::new(Settings::parse(keys)?)))
+    }
+}
+
+/// The spec of a simulated entry: its settings, shared by the drivers of its sensors (each
+/// driver keeps the `Arc`, not a copy).
+#[derive(Debug, Clone)]
+pub struct Spec {
+    settings: Arc<Settings>,
+}
+
+impl Spec {
+    /// The spec of `settings`.
+    pub fn new(settings: Settings) -> Self {
+        Spec {
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+}
+
+impl DriverSpec for Spec {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(Simulated::new(self.settings.clone(), ctx))
+    }
+
+    fn default_kind(&self) -> Option<&str> {
+        Some("temperature")
+    }
+}
 
 /// Validated settings of a simulated entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,9 +189,10 @@ struct RawSettings {
 }
 
 impl Settings {
-    /// Parses the simulated keys of the entry at `at`.
-    pub fn parse(table: toml::Table, origin: &str, at: &str) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = from_table(table, origin, at)?;
+    /// Parses the simulated keys of an entry.
+    pub fn parse(keys: &DriverKeys<'_>) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = keys.deserialize()?;
+        let (origin, at) = (keys.origin(), keys.at());
         let d = Settings::default();
         let field = |name: &str| format!("{at}.{name}");
         let step = raw.step.unwrap_or(d.step);
@@ -220,6 +262,28 @@ impl Settings {
             hang_rate: rate("hang_rate", raw.hang_rate)?,
             faults,
         })
+    }
+}
+
+impl Settings {
+    /// Checks that every fault aimed at one sensor names a sensor of the entry (`is_id` tells
+    /// the entry's ids, made one at a time: an entry may have a million); `at` is the entry's path.
+    pub(crate) fn check_fault_sensors(
+        &self,
+        origin: &str,
+        at: &str,
+        is_id: impl Fn(&str) -> bool,
+    ) -> Result<(), ConfigError> {
+        for (i, fault) in self.faults.iter().enumerate() {
+            if let Some(sensor) = fault.sensor.as_deref().filter(|s| !is_id(s)) {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{at}.faults[{i}].sensor"),
+                    format!("expected the id of a sensor of this entry, got \"{sensor}\""),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -436,7 +500,8 @@ mod tests {
 
     fn scripted(faults: &str) -> Simulated {
         let table: toml::Table = toml::from_str(&format!("error_rate = 0.0\nstep = 0.0\nfaults = {faults}")).unwrap();
-        let settings = Settings::parse(table, "c.toml", "sensors[0]").unwrap();
+        let keys = DriverKeys::new(table, "c.toml", "sensors[0]", std::path::Path::new(""));
+        let settings = Settings::parse(&keys).unwrap();
         Simulated::new(Arc::new(settings), &ctx(1))
     }
 

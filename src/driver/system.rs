@@ -18,8 +18,36 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Driver, DriverContext, ReadError, ReadFuture, Sample};
-use crate::config::{from_table, ConfigError};
+use std::sync::Arc;
+
+use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
+use crate::config::ConfigError;
+
+/// `driver = "system"`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factory;
+
+impl DriverFactory for Factory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        Ok(Arc::new(Settings::parse(keys)?))
+    }
+}
+
+impl DriverSpec for Settings {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(System::new(self.clone(), ctx))
+    }
+
+    /// The metric's name.
+    fn default_kind(&self) -> Option<&str> {
+        Some(self.metric.as_str())
+    }
+
+    /// The metric's unit.
+    fn default_unit(&self) -> Option<&str> {
+        Some(self.metric.unit())
+    }
+}
 
 /// Where procfs is mounted unless `root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/proc";
@@ -132,9 +160,10 @@ struct RawSettings {
 }
 
 impl Settings {
-    /// Parses the system keys of the entry at `at` and checks that the source can be read.
-    pub fn parse(table: toml::Table, origin: &str, at: &str) -> Result<Settings, ConfigError> {
-        let raw: RawSettings = from_table(table, origin, at)?;
+    /// Parses the system keys of an entry and checks that the source can be read.
+    pub fn parse(keys: &DriverKeys<'_>) -> Result<Settings, ConfigError> {
+        let raw: RawSettings = keys.deserialize()?;
+        let (origin, at) = (keys.origin(), keys.at());
         let metric = Metric::ALL
             .into_iter()
             .find(|m| m.as_str() == raw.metric)
@@ -216,11 +245,11 @@ mod tests {
     fn absent_source_is_a_config_error_naming_the_file() {
         let table: toml::Table = toml::from_str("metric = \"load1\"\nroot = \"/nonexistent\"").unwrap();
         assert_eq!(
-            Settings::parse(table, "c.toml", "sensors[0]").unwrap_err().to_string(),
+            Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new(""))).unwrap_err().to_string(),
             "c.toml: sensors[0].root: cannot read /nonexistent/loadavg: no such file"
         );
         let table: toml::Table = toml::from_str("metric = \"load2\"").unwrap();
-        assert!(Settings::parse(table, "c.toml", "sensors[0]")
+        assert!(Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("")))
             .unwrap_err()
             .to_string()
             .starts_with("c.toml: sensors[0].metric: expected one of load1, load5, load15, memory_available"));

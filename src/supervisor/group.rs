@@ -44,7 +44,7 @@ use crate::messages::{
     StartRead, StopGroup, StopSensor, SupervisionEvent,
 };
 use crate::round;
-use crate::sensor::{GroupLink, SensorActor};
+use crate::sensor::{self, GroupLink, SensorActor};
 
 /// How a group restarts and when it gives up.
 #[derive(Debug, Clone, PartialEq)]
@@ -285,8 +285,10 @@ impl GroupSupervisor {
         self.journal_as(self.id(local), event, cause, delay, restarts);
     }
 
-    /// Builds the member's driver and actor from its spec, on this group's arbiter.
-    fn spawn(&mut self, local: usize) {
+    /// Builds the member's driver and actor from its spec, on this group's arbiter. A build that
+    /// fails at once leaves the member running without an actor and gives the cause, for the
+    /// caller to fail it once its other members are started.
+    fn spawn(&mut self, local: usize) -> Option<String> {
         let index = self.setup.members[local];
         let (id, spec) = (self.setup.sensors.id(index), self.setup.sensors.entry(index));
         let child = &mut self.children[local];
@@ -297,6 +299,13 @@ impl GroupSupervisor {
             incarnation: child.incarnation,
             seed: driver_seed(self.setup.seed, index, child.incarnation),
         };
+        child.state = SensorState::Running;
+        child.running_since = Instant::now();
+        child.timeouts = 0;
+        let built = match sensor::build(&*spec.driver, &ctx) {
+            Ok(built) => built,
+            Err(cause) => return Some(cause),
+        };
         let link = GroupLink {
             answers: self
                 .answers
@@ -305,10 +314,35 @@ impl GroupSupervisor {
             member: local as u32,
             incarnation: child.incarnation,
         };
-        child.addr = Some(SensorActor::linked(spec.driver.build(&ctx), link).start());
-        child.state = SensorState::Running;
-        child.running_since = Instant::now();
-        child.timeouts = 0;
+        child.addr = Some(SensorActor::start_linked(built, link));
+        None
+    }
+
+    /// Member `local`'s driver (of `incarnation`) could not be built: a failure like any other,
+    /// except that a read of it in the round in flight is settled at once as `unavailable`
+    /// (it was never made).
+    fn build_failed(&mut self, local: usize, incarnation: u32, cause: String, ctx: &mut Context<Self>) {
+        let child = &self.children[local];
+        if child.incarnation != incarnation || child.state != SensorState::Running {
+            return;
+        }
+        if let Some(cur) = self.current.as_mut() {
+            if cur.books.incarnations[local] == incarnation && std::mem::take(&mut cur.books.awaiting[local]) {
+                cur.in_flight -= 1;
+                cur.left -= 1;
+                let down = Outcome::Unavailable(Absence::Down);
+                settle(cur, &mut self.children, local, down);
+            }
+        }
+        self.fail(local, cause, ctx);
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|cur| cur.sent < cur.books.order.len() && !cur.resuming)
+        {
+            self.pump(ctx);
+        }
+        self.complete_if_settled(ctx);
     }
 
     fn stop_actor(&mut self, local: usize) {
@@ -464,13 +498,14 @@ impl GroupSupervisor {
             let restarts = self.children[s].restarts;
             self.journal(s, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
         }
-        ctx.run_later(delay, move |act, _ctx| act.restart(&set));
+        ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
     }
 
-    fn restart(&mut self, set: &[usize]) {
+    fn restart(&mut self, set: &[usize], ctx: &mut Context<Self>) {
         if self.escalated {
             return;
         }
+        let mut failed = Vec::new();
         for &local in set {
             if self.children[local].state != SensorState::Restarting {
                 continue;
@@ -479,8 +514,13 @@ impl GroupSupervisor {
             child.incarnation += 1;
             child.restarts += 1;
             let restarts = child.restarts;
-            self.spawn(local);
+            failed.extend(self.spawn(local).map(|cause| (local, cause)));
             self.journal(local, EventKind::Restarted, None, None, Some(restarts));
+        }
+        // Builds that failed at once fail their members once the whole set is started, so that
+        // a strategy's restart sees the set as it is.
+        for (local, cause) in failed {
+            self.fail(local, cause, ctx);
         }
     }
 
@@ -671,20 +711,26 @@ impl Actor for GroupSupervisor {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.answers = Some(tx);
         ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-        for local in 0..self.children.len() {
-            self.spawn(local);
-        }
+        let failed: Vec<(usize, String)> = (0..self.children.len())
+            .filter_map(|local| self.spawn(local).map(|cause| (local, cause)))
+            .collect();
         log::debug!("{}: {} sensors started", self.setup.name, self.children.len());
         self.setup.started.do_send(SensorsStarted {
             timestamp: chrono::Utc::now(),
             sensors: self.setup.members.clone(),
         });
         self.started = true;
+        for (local, cause) in failed {
+            self.fail(local, cause, ctx);
+        }
     }
 }
 
 impl StreamHandler<SensorAnswer> for GroupSupervisor {
     fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
+        if let Answer::BuildFailed { cause } = msg.answer {
+            return self.build_failed(msg.member as usize, msg.incarnation, cause, ctx);
+        }
         let Some(cur) = self.current.as_mut() else { return };
         let local = msg.member as usize;
         let current =

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sensor_actors::config::Config;
-use sensor_actors::driver::{Driver, DriverContext, DriverFactory, DriverSpec, ReadError, ReadFuture, Sample};
+use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverSpec, ReadError, ReadFuture, Sample};
 use sensor_actors::{run, RunOptions, Summary};
 use tokio::time::Instant;
 
@@ -51,7 +51,7 @@ pub struct ReadStart {
 
 type Script = dyn Fn(usize, u64) -> Step + Send + Sync;
 
-/// A driver factory whose reads follow `script(sensor index, round)`.
+/// A driver spec whose reads follow `script(sensor index, round)`.
 #[derive(Clone)]
 pub struct Scripted {
     script: Arc<Script>,
@@ -86,19 +86,16 @@ impl Scripted {
 
     /// Replaces the driver of every sensor of `config` with this script.
     pub fn install(&self, config: &mut Config) {
+        let driver: Arc<dyn DriverSpec> = Arc::new(self.clone());
         for spec in &mut config.sensors {
-            spec.driver = DriverSpec::Custom(Arc::new(self.clone()));
+            spec.driver = driver.clone();
         }
     }
 }
 
-impl DriverFactory for Scripted {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-
-    fn build(&self, ctx: &DriverContext) -> Box<dyn Driver> {
-        Box::new(ScriptedDriver {
+impl DriverSpec for Scripted {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(ScriptedDriver {
             index: ctx.index,
             script: self.script.clone(),
             starts: self.starts.clone(),
