@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod flaky;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
