@@ -16,7 +16,7 @@
 //! to a group ends for any reason (stopped, crashed, or unwound by a panic in its own code), its
 //! [`GroupLink`] tells the group, as an Erlang monitor or an Akka watch would.
 //!
-//! A supervised sensor's driver is built by [`build`] (a panic in the spec's `build` is caught
+//! A supervised sensor's driver is built by `build` (a panic in the spec's `build` is caught
 //! the same way). A build that completes at once starts the actor with its driver; one that is
 //! still in progress starts the actor without it, and the actor handles no read until the build
 //! completes (actix's `wait`); a build that fails there, or panics, is reported to the group as

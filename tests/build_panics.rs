@@ -49,7 +49,10 @@ async fn a_panicking_build_is_a_failed_build_and_prints_nothing() {
             "{build_latency}"
         );
         let r = &summary.reads;
-        assert_eq!((r.requested, r.ok, r.unavailable, r.failed, r.timed_out), (6, 5, 1, 0, 0));
+        assert_eq!(
+            (r.requested, r.ok, r.unavailable, r.failed, r.timed_out),
+            (6, 5, 1, 0, 0)
+        );
     }
     // Taken out first: a failed assertion panics, and the hook locks the list.
     let printed = std::mem::take(&mut *PRINTED.lock().unwrap());

@@ -114,7 +114,9 @@ async fn a_registered_driver_conforms() {
         .await
         .unwrap();
     assert_eq!(
-        spec(&collector, "driver = \"noisy\"\nlevel = nan").unwrap_err().to_string(),
+        spec(&collector, "driver = \"noisy\"\nlevel = nan")
+            .unwrap_err()
+            .to_string(),
         "the entry does not parse: conformance.toml: sensors[0].level: expected a finite number"
     );
 }
@@ -142,7 +144,13 @@ async fn violations_are_reported() {
 
     let cases: [(Read, Source, &str); 4] = [
         (
-            |_, round| if round == 3 { panic!("boom") } else { Ok(Sample::value(1.0)) },
+            |_, round| {
+                if round == 3 {
+                    panic!("boom")
+                } else {
+                    Ok(Sample::value(1.0))
+                }
+            },
             Source::Live,
             "read(3) panicked",
         ),
@@ -159,7 +167,11 @@ async fn violations_are_reported() {
             Source::Seeded,
             "read 2 gave the error Crash(\"x\")",
         ),
-        (|_, round| Ok(Sample::value(round as f64)), Source::Seeded, "another seed gave the same results"),
+        (
+            |_, round| Ok(Sample::value(round as f64)),
+            Source::Seeded,
+            "another seed gave the same results",
+        ),
     ];
     for (read, source, expected) in cases {
         let violation = check(&Bad(read), source).await.unwrap_err();

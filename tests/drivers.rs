@@ -105,7 +105,10 @@ async fn a_registered_driver_named_in_toml_runs() {
     let text = "[collection]\nrounds = 4\ninterval = \"1s\"\nseed = 1\n\
                 [[sensors]]\ndriver = \"flaky\"\nname = \"gauge\"\ncount = 3\nvalue = 10.0\nread_latency = \"50ms\"\n";
     let config = collector.parse(text, "test.toml").unwrap();
-    assert_eq!(&*config.sensors[0].kind, "flaky", "the driver's name is the default kind");
+    assert_eq!(
+        &*config.sensors[0].kind, "flaky",
+        "the driver's name is the default kind"
+    );
     let summary = collector.run(config, std::future::pending()).await.unwrap();
     assert_eq!(summary.rounds, 4);
     assert_eq!(
@@ -116,7 +119,11 @@ async fn a_registered_driver_named_in_toml_runs() {
     for id in ["gauge-1", "gauge-2", "gauge-3"] {
         let s = summary.sensors.iter().find(|s| s.id == id).unwrap();
         // Values 11, 12, 13, 14.
-        assert_eq!((s.count, s.min, s.max, s.mean), (4, Some(11.0), Some(14.0), Some(12.5)), "{id}");
+        assert_eq!(
+            (s.count, s.min, s.max, s.mean),
+            (4, Some(11.0), Some(14.0), Some(12.5)),
+            "{id}"
+        );
     }
 }
 
@@ -234,7 +241,10 @@ async fn a_build_that_always_fails_is_given_up() {
         ]
     );
     let r = &run.summary.reads;
-    assert_eq!((r.requested, r.ok, r.unavailable, r.failed, r.timed_out), (8, 4, 4, 0, 0));
+    assert_eq!(
+        (r.requested, r.ok, r.unavailable, r.failed, r.timed_out),
+        (8, 4, 4, 0, 0)
+    );
     assert_eq!(run.rounds_read("steady"), [1, 2, 3, 4]);
     assert_eq!(run.state("broken"), ("given_up", 2));
 }
@@ -289,7 +299,10 @@ async fn a_slow_build_times_out_its_reads_then_reads() {
     let run = run_flaky("[[sensors]]\ndriver = \"flaky\"\nid = \"slow\"\nbuild_latency = \"500ms\"\n").await;
     assert!(run.journal.is_empty(), "{:?}", run.journal);
     let r = &run.summary.reads;
-    assert_eq!((r.requested, r.ok, r.timed_out, r.unavailable, r.failed), (8, 7, 1, 0, 0));
+    assert_eq!(
+        (r.requested, r.ok, r.timed_out, r.unavailable, r.failed),
+        (8, 7, 1, 0, 0)
+    );
     assert_eq!(run.rounds_read("slow"), [2, 3, 4]);
     assert_eq!(run.state("slow"), ("running", 0));
 }

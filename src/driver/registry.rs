@@ -213,6 +213,9 @@ mod tests {
             parse("keyless", "port = 1").unwrap_err().to_string(),
             "c.toml: sensors[1].port: unknown field `port`, there are no fields"
         );
-        assert_eq!(format!("{registry:?}"), "[\"simulated\", \"replay\", \"system\", \"keyless\"]");
+        assert_eq!(
+            format!("{registry:?}"),
+            "[\"simulated\", \"replay\", \"system\", \"keyless\"]"
+        );
     }
 }

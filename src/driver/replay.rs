@@ -448,7 +448,13 @@ mod tests {
         let (_d, s) = settings("t,v\n1,2\n", "value_column = \"v\"\nid_column = \"mote\"");
         assert!(s.unwrap_err().to_string().starts_with("c.toml: sensors[0].id_column: "));
         let table: toml::Table = toml::from_str("path = \"nope.csv\"\nvalue_column = \"v\"").unwrap();
-        let e = Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("/nonexistent"))).unwrap_err();
+        let e = Settings::parse(&DriverKeys::new(
+            table,
+            "c.toml",
+            "sensors[0]",
+            Path::new("/nonexistent"),
+        ))
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "c.toml: sensors[0].path: cannot read /nonexistent/nope.csv: no such file"

@@ -245,13 +245,17 @@ mod tests {
     fn absent_source_is_a_config_error_naming_the_file() {
         let table: toml::Table = toml::from_str("metric = \"load1\"\nroot = \"/nonexistent\"").unwrap();
         assert_eq!(
-            Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new(""))).unwrap_err().to_string(),
+            Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("")))
+                .unwrap_err()
+                .to_string(),
             "c.toml: sensors[0].root: cannot read /nonexistent/loadavg: no such file"
         );
         let table: toml::Table = toml::from_str("metric = \"load2\"").unwrap();
-        assert!(Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("")))
-            .unwrap_err()
-            .to_string()
-            .starts_with("c.toml: sensors[0].metric: expected one of load1, load5, load15, memory_available"));
+        assert!(
+            Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", Path::new("")))
+                .unwrap_err()
+                .to_string()
+                .starts_with("c.toml: sensors[0].metric: expected one of load1, load5, load15, memory_available")
+        );
     }
 }

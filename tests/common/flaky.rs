@@ -41,7 +41,9 @@ pub struct Flaky {
 
 fn duration(keys: &DriverKeys<'_>, field: &str, text: &Option<String>) -> Result<Option<Duration>, ConfigError> {
     text.as_deref()
-        .map(|t| humantime::parse_duration(t).map_err(|_| keys.error(field, format!("expected a duration, got \"{t}\""))))
+        .map(|t| {
+            humantime::parse_duration(t).map_err(|_| keys.error(field, format!("expected a duration, got \"{t}\"")))
+        })
         .transpose()
 }
 
