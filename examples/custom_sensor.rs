@@ -115,19 +115,11 @@ fn main() -> anyhow::Result<()> {
     let config = collector.parse(CONFIG, "custom_sensor.toml")?;
     let summary = actix_rt::System::new().block_on(collector.run(config, std::future::pending()))?;
     print!("{}", summary.render_table());
-    for sensor in &summary.sensors {
+    for sensor in summary.sensors.iter().filter(|s| s.restarts > 0) {
         println!(
-            "{}: {} readings, {} restart(s), {}",
-            sensor.id, sensor.count, sensor.restarts, sensor.state
+            "{} was restarted {} time(s) and read in {} of {} rounds",
+            sensor.id, sensor.restarts, sensor.count, summary.rounds
         );
     }
-    println!(
-        "reads: {} requested = {} ok + {} failed + {} timed out + {} unavailable",
-        summary.reads.requested,
-        summary.reads.ok,
-        summary.reads.failed,
-        summary.reads.timed_out,
-        summary.reads.unavailable
-    );
     Ok(())
 }

@@ -5,8 +5,9 @@
 //!
 //! - [`config`]: the TOML configuration, read in two stages (raw serde structs, then a validated
 //!   [`Config`]); every error names file, field and expectation.
-//! - [`driver`]: the [`Driver`](driver::Driver) trait and the closed list of drivers
-//!   (`simulated`, `replay` from CSV, `system` from `/proc`, plus drivers from outside the crate through [`DriverFactory`](driver::DriverFactory)).
+//! - [`driver`]: the [`Driver`](driver::Driver) trait and the drivers by name: a
+//!   [`DriverFactory`](driver::DriverFactory) per name (`simulated`, `replay` from CSV, `system`
+//!   from `/proc`, and any registered on a [`Collector`]), parsing entries into specs that build drivers.
 //! - [`sensor`]: [`SensorActor`](sensor::SensorActor), one actor per sensor, answering
 //!   [`Read`](messages::Read); a panicking driver fails that sensor only.
 //! - [`round`]: one collection round: fan `Read` out, one deadline per read, exactly one
