@@ -83,8 +83,12 @@ impl Collector {
     }
 
     /// Registers `factory` as `driver = "<name>"` for the configurations this collector loads
-    /// and parses (replacing a factory registered before under that name, a built-in one
-    /// included). See [`DriverFactory`] for an example.
+    /// and parses. See [`DriverFactory`] for an example.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is empty or taken, a built-in name included
+    /// ([`DriverRegistry::register`](crate::driver::DriverRegistry::register)).
     pub fn driver(mut self, name: &str, factory: impl DriverFactory) -> Self {
         self.registry.drivers.register(name, factory);
         self

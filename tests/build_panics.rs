@@ -6,7 +6,6 @@ mod common;
 use std::sync::Mutex;
 
 use common::{flaky, read_jsonl};
-use sensor_actors::{run, RunOptions};
 
 /// Panics that reached the process's hook: what was printed to stderr.
 static PRINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -28,12 +27,10 @@ async fn a_panicking_build_is_a_failed_build_and_prints_nothing() {
              [[sensors]]\ndriver = \"flaky\"\nid = \"steady\"\n\
              [[sensors]]\ndriver = \"flaky\"\nid = \"flaky\"\nfailing_builds = 1\npanics = true\n{build_latency}\n"
         );
-        let config = flaky::collector().parse(&text, "test.toml").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let options = RunOptions {
-            out: Some(dir.path().to_path_buf()),
-        };
-        let summary = run(config, options, std::future::pending()).await.unwrap();
+        let collector = flaky::collector().out(dir.path()).unwrap();
+        let config = collector.parse(&text, "test.toml").unwrap();
+        let summary = collector.run(config, std::future::pending()).await.unwrap();
         let events: Vec<String> = read_jsonl(&dir.path().join("events.jsonl"))
             .iter()
             .filter(|e| e["event"] != "started")

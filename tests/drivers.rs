@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::flaky;
 use common::{read_jsonl, readings};
-use sensor_actors::{run, Config, RunOptions, Summary};
+use sensor_actors::{Collector, Summary};
 
 /// Rounds every second from t = 0, reads due in 300 ms, a fixed 200 ms backoff (min = max: no
 /// jitter), and a sensor `steady` that never fails.
@@ -52,20 +52,13 @@ impl Run {
     }
 }
 
-/// Parses `BASE` plus `extra` with the flaky driver registered, and runs it to the end.
+/// Parses `BASE` plus `extra` with the flaky driver registered, and runs it to the end with the
+/// output files written.
 async fn run_flaky(extra: &str) -> Run {
-    let config = flaky::collector()
-        .parse(&format!("{BASE}\n{extra}"), "test.toml")
-        .unwrap();
-    run_with_out(config).await
-}
-
-async fn run_with_out(config: Config) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        out: Some(dir.path().to_path_buf()),
-    };
-    let summary = run(config, options, std::future::pending()).await.unwrap();
+    let collector: Collector = flaky::collector().out(dir.path()).unwrap();
+    let config = collector.parse(&format!("{BASE}\n{extra}"), "test.toml").unwrap();
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
     let r = &summary.reads;
     assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable);
     Run {

@@ -28,14 +28,19 @@ impl DriverRegistry {
         registry
     }
 
-    /// Registers `factory` as `driver = "<name>"`; a factory registered before under the same
-    /// name (a built-in one included) is replaced.
+    /// Registers `factory` as `driver = "<name>"`.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is empty or already registered (a built-in name included): a mistake in the
+    /// program, not in its input.
     pub fn register(&mut self, name: &str, factory: impl DriverFactory) {
-        let factory: Arc<dyn DriverFactory> = Arc::new(factory);
-        match self.factories.iter_mut().find(|(known, _)| **known == *name) {
-            Some((_, old)) => *old = factory,
-            None => self.factories.push((name.into(), factory)),
-        }
+        assert!(!name.is_empty(), "driver name: expected a non-empty name");
+        assert!(
+            self.get(name).is_none(),
+            "driver name {name:?}: a driver of that name is already registered"
+        );
+        self.factories.push((name.into(), Arc::new(factory)));
     }
 
     /// The registered names, in registration order (the built-in ones first).
@@ -195,13 +200,11 @@ mod tests {
         text.parse().unwrap()
     }
 
-    /// Registered names follow the built-in ones in the unknown-name error; registering a name
-    /// again replaces its factory without listing it twice; a key a factory never reads is an
-    /// unknown field.
+    /// Registered names follow the built-in ones in the unknown-name error; a key a factory
+    /// never reads is an unknown field.
     #[test]
     fn names_and_unread_keys() {
         let mut registry = DriverRegistry::builtin();
-        registry.register("keyless", Keyless);
         registry.register("keyless", Keyless);
         let parse = |name: &str, keys: &str| registry.parse(name, table(keys), "c.toml", "sensors[1]", Path::new(""));
         assert_eq!(
@@ -217,5 +220,12 @@ mod tests {
             format!("{registry:?}"),
             "[\"simulated\", \"replay\", \"system\", \"keyless\"]"
         );
+    }
+
+    /// A name is registered once: registering it again is a bug of the program.
+    #[test]
+    #[should_panic(expected = "driver name \"replay\": a driver of that name is already registered")]
+    fn a_name_is_registered_once() {
+        DriverRegistry::builtin().register("replay", Keyless);
     }
 }
