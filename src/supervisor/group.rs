@@ -100,7 +100,7 @@ enum Action {
 #[derive(Debug)]
 enum Note {
     TimedOut,
-    /// A fatal error or a caught panic, with its cause.
+    /// A fatal error, a caught panic or a failed build, with its cause.
     Fatal(String),
     Closed,
     Exhausted,
@@ -318,28 +318,29 @@ impl GroupSupervisor {
         None
     }
 
-    /// Member `local`'s driver (of `incarnation`) could not be built: a failure like any other,
-    /// except that a read of it in the round in flight is settled at once as `unavailable`
-    /// (it was never made).
+    /// Member `local`'s driver (of `incarnation`) could not be built, after the build's future
+    /// ran: a failure like a fatal read error. If the member is part of the round in flight, its
+    /// read (never made) is settled `unavailable` at once and the failure is acted on when the
+    /// round ends, as every failure found in a round is; otherwise at once.
     fn build_failed(&mut self, local: usize, incarnation: u32, cause: String, ctx: &mut Context<Self>) {
         let child = &self.children[local];
         if child.incarnation != incarnation || child.state != SensorState::Running {
             return;
         }
-        if let Some(cur) = self.current.as_mut() {
-            if cur.books.incarnations[local] == incarnation && std::mem::take(&mut cur.books.awaiting[local]) {
-                cur.in_flight -= 1;
-                cur.left -= 1;
-                let down = Outcome::Unavailable(Absence::Down);
-                settle(cur, &mut self.children, local, down);
-            }
-        }
-        self.fail(local, cause, ctx);
-        if self
+        let Some(cur) = self
             .current
-            .as_ref()
-            .is_some_and(|cur| cur.sent < cur.books.order.len() && !cur.resuming)
-        {
+            .as_mut()
+            .filter(|cur| cur.books.incarnations[local] == incarnation)
+        else {
+            return self.fail(local, cause, ctx);
+        };
+        if std::mem::take(&mut cur.books.awaiting[local]) {
+            cur.in_flight -= 1;
+            cur.left -= 1;
+            settle(cur, &mut self.children, local, Outcome::Unavailable(Absence::Down));
+        }
+        cur.notes.push((local as u32, Note::Fatal(cause)));
+        if cur.sent < cur.books.order.len() && !cur.resuming {
             self.pump(ctx);
         }
         self.complete_if_settled(ctx);
