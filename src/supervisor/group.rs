@@ -1,10 +1,11 @@
 //! `GroupSupervisor`: the nested supervisor of a set of sensors (a gateway, a bus, or a shard).
 //!
 //! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
-//! one [`ReadGroup`] to every group, and the group reads its own sensors, analyses each outcome as
-//! it settles (its [`Tracks`] keeps the members' statistics and detectors' state), applies
-//! supervision to the outcomes and answers with one [`GroupRound`]: the round's digest, and the
-//! outcomes themselves only when readings are written.
+//! one [`ReadGroup`] to every group, and the group reads its own sensors, applies supervision to
+//! their outcomes, hands the outcomes to its arbiter's aggregator for analysis
+//! ([`LocalAggregator`](crate::aggregator::LocalAggregator)) and answers with one [`GroupRound`]:
+//! the round's digest, and the outcomes themselves only when someone subscribed to the readings.
+//! It reads and supervises; it does not analyse.
 //!
 //! The group reads with [`StartRead`] and collects the [`SensorAnswer`]s on one channel that all
 //! its sensors share, so a read costs no reply channel and no timer of its own. Deadlines follow
