@@ -9,7 +9,6 @@
 //! a file and [`Config::default_scenario`] is the embedded default run (the seed scenario).
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::analysis::AnalysisConfig;
+pub use crate::data::RestartType;
 use crate::driver::{self, simulated, DriverRegistry, DriverSpec};
 use crate::registry::Registry;
 
@@ -83,18 +83,6 @@ pub struct CollectionConfig {
     pub seed: Option<u64>,
     /// Cap on concurrent reads in a round; 0 means no cap.
     pub max_in_flight: usize,
-}
-
-/// Restart type, as in Erlang/OTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestartType {
-    /// Always restarted.
-    Permanent,
-    /// Restarted only after a failure, not after a normal stop.
-    Transient,
-    /// Never restarted.
-    Temporary,
 }
 
 /// Restart policy of one sensor (or the defaults of `[supervision]`).
@@ -1043,16 +1031,6 @@ pub fn default_unit(kind: &str) -> &'static str {
         "humidity" => "%",
         "pressure" => "hPa",
         _ => "",
-    }
-}
-
-impl fmt::Display for RestartType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RestartType::Permanent => "permanent",
-            RestartType::Transient => "transient",
-            RestartType::Temporary => "temporary",
-        })
     }
 }
 

@@ -29,6 +29,7 @@ pub mod analysis;
 pub mod bench;
 mod collector;
 pub mod config;
+pub mod data;
 pub mod driver;
 pub mod messages;
 pub mod panic;

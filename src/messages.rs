@@ -12,7 +12,8 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 
 use crate::analysis::tracks::{RoundDigest, TrackSummary};
-use crate::driver::{ReadError, Sample};
+pub use crate::data::{Absence, EventKind, Outcome, Reading, Source, SupervisionEvent};
+use crate::data::{ReadError, Sample};
 
 /// Asks a sensor for one reading, on behalf of round `round`.
 #[derive(Debug, Clone, Copy, Message)]
@@ -33,88 +34,6 @@ pub struct ReadReply {
     pub latency: Duration,
     /// Wall-clock time of the result.
     pub timestamp: DateTime<Utc>,
-}
-
-/// The outcome of one sensor in one round: exactly one of four.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// A reading arrived within the deadline.
-    Ok(Reading),
-    /// The sensor answered with an error within the deadline.
-    Failed {
-        /// What went wrong, such as `panic: boom` or `simulated read failure`.
-        cause: String,
-        /// Whether the failure needs a restart (fatal error or panic).
-        fatal: bool,
-    },
-    /// No answer within the deadline.
-    TimedOut,
-    /// No read was possible: the sensor is offline, stopped, restarting or given up.
-    Unavailable(Absence),
-}
-
-/// Why a sensor was `unavailable` in a round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Absence {
-    /// The supervisor had no running actor for it (restarting, given up, or its group given up).
-    Down,
-    /// The device answered that it is offline.
-    Offline,
-    /// Its actor had stopped (mailbox closed) when the round asked.
-    Closed,
-    /// Its source has no more data: it stops normally.
-    Exhausted,
-}
-
-/// A successful reading.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// The value.
-    pub value: f64,
-    /// When the value was read.
-    pub timestamp: DateTime<Utc>,
-    /// How long the read took.
-    pub latency: Duration,
-    /// Where a replayed value came from; `None` for live sensors. Boxed: a round holds one
-    /// outcome per sensor, and most sensors have no source (48 bytes per outcome, not 72).
-    pub source: Option<Box<Source>>,
-}
-
-/// Where a replayed value came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Source {
-    /// The 1-based data row of the source file.
-    pub row: Option<u64>,
-    /// The recorded time of the value, as written in the source.
-    pub time: Option<Arc<str>>,
-}
-
-impl Reading {
-    /// Builds a reading from a driver sample and the reply's timing.
-    pub fn new(sample: Sample, timestamp: DateTime<Utc>, latency: Duration) -> Self {
-        let source = (sample.source_row.is_some() || sample.source_time.is_some()).then(|| {
-            Box::new(Source {
-                row: sample.source_row,
-                time: sample.source_time,
-            })
-        });
-        Reading {
-            value: sample.value,
-            timestamp,
-            latency,
-            source,
-        }
-    }
-
-    /// The source row, for replayed data.
-    pub fn source_row(&self) -> Option<u64> {
-        self.source.as_ref().and_then(|s| s.row)
-    }
-
-    /// The source's recorded time, for replayed data.
-    pub fn source_time(&self) -> Option<&str> {
-        self.source.as_ref().and_then(|s| s.time.as_deref())
-    }
 }
 
 /// One finished round, sent by the supervisor to the aggregator.
@@ -141,58 +60,6 @@ pub struct RoundReport {
     /// collection, and hands the empty batches back to the groups to fill in a later round: a
     /// run allocates its outcome vectors in its first two rounds only.
     pub processed: Option<tokio::sync::oneshot::Sender<Vec<Vec<Outcome>>>>,
-}
-
-/// The kinds of supervision event, as written to `events.jsonl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventKind {
-    /// The sensor's actor was started.
-    Started,
-    /// The sensor failed (cause given).
-    Failed,
-    /// A restart is scheduled after a delay.
-    RestartScheduled,
-    /// The sensor was restarted.
-    Restarted,
-    /// The sensor (or group) was given up.
-    GaveUp,
-    /// A group passed a failure to its parent.
-    Escalated,
-    /// The sensor stopped normally.
-    Stopped,
-}
-
-impl EventKind {
-    /// The name used in `events.jsonl` and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Started => "started",
-            EventKind::Failed => "failed",
-            EventKind::RestartScheduled => "restart_scheduled",
-            EventKind::Restarted => "restarted",
-            EventKind::GaveUp => "gave_up",
-            EventKind::Escalated => "escalated",
-            EventKind::Stopped => "stopped",
-        }
-    }
-}
-
-/// One entry of the supervision journal.
-#[derive(Debug, Clone, PartialEq, Message)]
-#[rtype(result = "()")]
-pub struct SupervisionEvent {
-    /// Wall-clock time of the event.
-    pub timestamp: DateTime<Utc>,
-    /// The sensor (or group) id.
-    pub sensor: Arc<str>,
-    /// What happened.
-    pub event: EventKind,
-    /// Why, for failures and give-ups.
-    pub cause: Option<String>,
-    /// The backoff delay, for `restart_scheduled`.
-    pub delay: Option<Duration>,
-    /// Restarts so far, where it applies.
-    pub restarts: Option<u32>,
 }
 
 /// A group's sensors all started (the journal's `started` events, one per sensor, sent as one

@@ -25,6 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use crate::data::{ReadError, Sample};
 pub use registry::{DriverKeys, DriverRegistry};
 
 use crate::config::{ConfigError, RestartType};
@@ -88,52 +89,6 @@ pub trait Driver: 'static {
     /// Starts the read of `round`. Slow reads are fine: the round enforces the deadline and
     /// discards late results.
     fn read(&mut self, round: u64) -> ReadFuture;
-}
-
-/// A value read from a source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The measured value.
-    pub value: f64,
-    /// For replayed data: the 1-based data row of the source file.
-    pub source_row: Option<u64>,
-    /// For replayed data: the time recorded with the value, as written in the source.
-    pub source_time: Option<Arc<str>>,
-}
-
-impl Sample {
-    /// A sample with a value only.
-    pub fn value(value: f64) -> Self {
-        Sample {
-            value,
-            source_row: None,
-            source_time: None,
-        }
-    }
-}
-
-/// Why a read gave no value.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ReadError {
-    /// A transient failure: counted `failed`, the sensor keeps running.
-    #[error("{0}")]
-    Failed(String),
-    /// A failure the sensor cannot recover from by itself: it must be restarted.
-    #[error("fatal: {0}")]
-    Fatal(String),
-    /// The device reports itself offline: counted `unavailable`.
-    #[error("offline")]
-    Offline,
-    /// The source has no more data: the sensor stops normally.
-    #[error("exhausted")]
-    Exhausted,
-    /// The driver panicked; the panic was caught at the sensor.
-    #[error("panic: {0}")]
-    Panic(String),
-    /// The sensor's actor must stop without answering, as an actor that dies outside its driver
-    /// would (its mailbox closes; the supervisor sees a stopped actor).
-    #[error("crash: {0}")]
-    Crash(String),
 }
 
 /// What a driver is built from besides its settings.

@@ -1,0 +1,214 @@
+//! Plain data that crosses the pipeline, at the bottom of the crate: what a driver reads
+//! ([`Sample`], [`ReadError`]), what a round makes of it ([`Outcome`], [`Reading`]), the
+//! supervision journal ([`SupervisionEvent`]) and the restart types. It imports nothing of
+//! the crate's; everything else builds on it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Message;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// A value read from a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The measured value.
+    pub value: f64,
+    /// For replayed data: the 1-based data row of the source file.
+    pub source_row: Option<u64>,
+    /// For replayed data: the time recorded with the value, as written in the source.
+    pub source_time: Option<Arc<str>>,
+}
+
+impl Sample {
+    /// A sample with a value only.
+    pub fn value(value: f64) -> Self {
+        Sample {
+            value,
+            source_row: None,
+            source_time: None,
+        }
+    }
+}
+
+/// Why a read gave no value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadError {
+    /// A transient failure: counted `failed`, the sensor keeps running.
+    #[error("{0}")]
+    Failed(String),
+    /// A failure the sensor cannot recover from by itself: it must be restarted.
+    #[error("fatal: {0}")]
+    Fatal(String),
+    /// The device reports itself offline: counted `unavailable`.
+    #[error("offline")]
+    Offline,
+    /// The source has no more data: the sensor stops normally.
+    #[error("exhausted")]
+    Exhausted,
+    /// The driver panicked; the panic was caught at the sensor.
+    #[error("panic: {0}")]
+    Panic(String),
+    /// The sensor's actor must stop without answering, as an actor that dies outside its driver
+    /// would (its mailbox closes; the supervisor sees a stopped actor).
+    #[error("crash: {0}")]
+    Crash(String),
+}
+
+/// The outcome of one sensor in one round: exactly one of four.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A reading arrived within the deadline.
+    Ok(Reading),
+    /// The sensor answered with an error within the deadline.
+    Failed {
+        /// What went wrong, such as `panic: boom` or `simulated read failure`.
+        cause: String,
+        /// Whether the failure needs a restart (fatal error or panic).
+        fatal: bool,
+    },
+    /// No answer within the deadline.
+    TimedOut,
+    /// No read was possible: the sensor is offline, stopped, restarting or given up.
+    Unavailable(Absence),
+}
+
+/// Why a sensor was `unavailable` in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absence {
+    /// The supervisor had no running actor for it (restarting, given up, or its group given up).
+    Down,
+    /// The device answered that it is offline.
+    Offline,
+    /// Its actor had stopped (mailbox closed) when the round asked.
+    Closed,
+    /// Its source has no more data: it stops normally.
+    Exhausted,
+}
+
+/// A successful reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The value.
+    pub value: f64,
+    /// When the value was read.
+    pub timestamp: DateTime<Utc>,
+    /// How long the read took.
+    pub latency: Duration,
+    /// Where a replayed value came from; `None` for live sensors. Boxed: a round holds one
+    /// outcome per sensor, and most sensors have no source (48 bytes per outcome, not 72).
+    pub source: Option<Box<Source>>,
+}
+
+/// Where a replayed value came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The 1-based data row of the source file.
+    pub row: Option<u64>,
+    /// The recorded time of the value, as written in the source.
+    pub time: Option<Arc<str>>,
+}
+
+impl Reading {
+    /// Builds a reading from a driver sample and the reply's timing.
+    pub fn new(sample: Sample, timestamp: DateTime<Utc>, latency: Duration) -> Self {
+        let source = (sample.source_row.is_some() || sample.source_time.is_some()).then(|| {
+            Box::new(Source {
+                row: sample.source_row,
+                time: sample.source_time,
+            })
+        });
+        Reading {
+            value: sample.value,
+            timestamp,
+            latency,
+            source,
+        }
+    }
+
+    /// The source row, for replayed data.
+    pub fn source_row(&self) -> Option<u64> {
+        self.source.as_ref().and_then(|s| s.row)
+    }
+
+    /// The source's recorded time, for replayed data.
+    pub fn source_time(&self) -> Option<&str> {
+        self.source.as_ref().and_then(|s| s.time.as_deref())
+    }
+}
+
+/// The kinds of supervision event, as written to `events.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// The sensor's actor was started.
+    Started,
+    /// The sensor failed (cause given).
+    Failed,
+    /// A restart is scheduled after a delay.
+    RestartScheduled,
+    /// The sensor was restarted.
+    Restarted,
+    /// The sensor (or group) was given up.
+    GaveUp,
+    /// A group passed a failure to its parent.
+    Escalated,
+    /// The sensor stopped normally.
+    Stopped,
+}
+
+impl EventKind {
+    /// The name used in `events.jsonl` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Failed => "failed",
+            EventKind::RestartScheduled => "restart_scheduled",
+            EventKind::Restarted => "restarted",
+            EventKind::GaveUp => "gave_up",
+            EventKind::Escalated => "escalated",
+            EventKind::Stopped => "stopped",
+        }
+    }
+}
+
+/// One entry of the supervision journal.
+#[derive(Debug, Clone, PartialEq, Message)]
+#[rtype(result = "()")]
+pub struct SupervisionEvent {
+    /// Wall-clock time of the event.
+    pub timestamp: DateTime<Utc>,
+    /// The sensor (or group) id.
+    pub sensor: Arc<str>,
+    /// What happened.
+    pub event: EventKind,
+    /// Why, for failures and give-ups.
+    pub cause: Option<String>,
+    /// The backoff delay, for `restart_scheduled`.
+    pub delay: Option<Duration>,
+    /// Restarts so far, where it applies.
+    pub restarts: Option<u32>,
+}
+
+/// Restart type, as in Erlang/OTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartType {
+    /// Always restarted.
+    Permanent,
+    /// Restarted only after a failure, not after a normal stop.
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+impl fmt::Display for RestartType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RestartType::Permanent => "permanent",
+            RestartType::Transient => "transient",
+            RestartType::Temporary => "temporary",
+        })
+    }
+}
