@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sensor_actors::messages::EventKind;
+use sensor_actors::data::EventKind;
 use sensor_actors::streams::{Anomalies, Delivery, Journal};
 use sensor_actors::Collector;
 

@@ -16,11 +16,11 @@ use crate::aggregator::Aggregator;
 use crate::analysis::DetectorFactory;
 use crate::config::{Config, ConfigError, SensorTable};
 use crate::driver::DriverFactory;
-use crate::messages::Shutdown;
 use crate::registry::Registry;
 use crate::report::Summary;
 use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
 use crate::streams::{Delivery, RoundSummary, Stream};
+use crate::supervisor::Shutdown;
 use crate::supervisor::{RootSetup, SensorSupervisor};
 use crate::RunError;
 

@@ -1,46 +1,54 @@
 //! sensor-actors: collect IoT sensor data with actors.
 //!
-//! Data moves one way: sensor -> group (round, supervision, analysis) -> root -> aggregator ->
-//! outputs.
+//! Data moves one way:
 //!
+//! ```text
+//! SensorActor --answers--> GroupSupervisor --outcomes--> LocalAggregator --digests--> Aggregator --streams--> subscribers
+//!  (a driver)              (reads, supervises)           (analyses, per arbiter)      (counts, publishes)      (files, log, yours)
+//! ```
+//!
+//! The root `SensorSupervisor` schedules the rounds and supervises the groups. Everything starts
+//! from a [`Collector`]: register drivers and detectors by name, subscribe actors to the streams,
+//! load a [`Config`], run it, get the [`Summary`]. The binary is built on it.
+//!
+//! What an extender uses (public):
+//! - [`Collector`] (`collector.rs`) and the [`Registry`] of names it parses configurations with;
 //! - [`config`]: the TOML configuration, read in two stages (raw serde structs, then a validated
-//!   [`Config`]); every error names file, field and expectation.
-//! - [`driver`]: the [`Driver`](driver::Driver) trait and the drivers by name: a
+//!   [`Config`]); every error ([`ConfigError`]) names file, field and expectation;
+//! - [`driver`]: the [`Driver`](driver::Driver) trait and drivers by name, a
 //!   [`DriverFactory`](driver::DriverFactory) per name (`simulated`, `replay` from CSV, `system`
-//!   from `/proc`, and any registered on a [`Collector`]), parsing entries into specs that build drivers.
-//! - [`sensor`]: [`SensorActor`](sensor::SensorActor), one actor per sensor, answering
-//!   [`Read`](messages::Read); a panicking driver fails that sensor only.
-//! - [`round`]: one collection round: fan `Read` out, one deadline per read, exactly one
-//!   [`Outcome`](messages::Outcome) per sensor.
-//! - [`supervisor`]: [`SensorSupervisor`](supervisor::SensorSupervisor) starts sensors from their
-//!   specs, schedules drift-free rounds and restarts failed sensors (policies, backoff, journal).
-//! - [`analysis`]: the detectors, and a group's analysis of its members
-//!   ([`Tracks`](analysis::tracks::Tracks): streaming statistics, window, EWMA).
-//! - [`aggregator`]: [`Aggregator`](aggregator::Aggregator) adds up the groups' round digests, counts every read,
-//!   keeps the latency histograms and writes the outputs of [`report`].
-//! - [`messages`]: every cross-actor message. [`stats`]: streaming statistics.
-//!   [`panic`](mod@panic): keeps caught sensor panics out of stderr.
-//! - [`bench`](mod@bench): the `sensor-actors bench` measurements (spawn, round overhead, throughput, memory).
+//!   from `/proc`, and any registered on a [`Collector`]);
+//! - [`analysis`]: the [`Detector`](analysis::Detector) trait and detectors by name
+//!   (`out_of_range`, `spike`, `rate`, `stuck`, `stale`, and any registered);
+//! - [`streams`]: what subscribers receive (readings, anomalies, the journal, round and run
+//!   summaries) and how ([`Delivery`](streams::Delivery)); [`sinks`]: the built-in subscribers
+//!   (the JSONL files, the round log);
+//! - [`data`]: the plain data at the bottom (samples, outcomes, readings, journal events);
+//!   [`report`]: the [`Summary`]; [`stats`]: streaming statistics and the rolling window;
+//! - [`testing`]: the driver conformance checks and detector helpers, for code outside the crate.
 //!
-//! [`run`] wires them together for one run and returns its [`Summary`].
+//! Inside (crate-private): `sensor` (the sensor actor and its messages), `supervisor` (the root
+//! and group supervisors, the schedule and the restart rules), `aggregator` (the arbiters'
+//! aggregators that analyse, the root aggregator that counts and publishes), `registry`,
+//! `panic` (keeps caught panics out of stderr).
+//!
+//! [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.
 
-pub mod aggregator;
+mod aggregator;
 pub mod analysis;
 pub mod bench;
 mod collector;
 pub mod config;
 pub mod data;
 pub mod driver;
-pub mod messages;
-pub mod panic;
+mod panic;
 mod registry;
 pub mod report;
-pub mod round;
-pub mod sensor;
+mod sensor;
 pub mod sinks;
 pub mod stats;
 pub mod streams;
-pub mod supervisor;
+mod supervisor;
 pub mod testing;
 
 use std::future::Future;

@@ -1,14 +1,12 @@
-//! `SensorActor`: one actor per sensor. It owns its driver and nothing else.
+//! `SensorActor`: one actor per sensor. It owns its driver and its link to its group, nothing
+//! else.
 //!
-//! Two ways to read it:
-//! - [`Read`], request/reply: the caller awaits a [`ReadReply`] (used by [`round::collect`] and
-//!   by code that drives sensors directly, like `examples/seed_round.rs`);
-//! - [`StartRead`], the batched path used by the supervisors: the sensor reports its
-//!   [`SensorAnswer`] on its group's answer channel, so a round costs no reply channel and no
-//!   timer per read. A read that completes at once (zero latency) is answered inline; a slower
-//!   one runs as a future spawned in the actor's context.
+//! Its group asks it to read with [`StartRead`]; the sensor reports its [`SensorAnswer`] on the
+//! group's answer channel, so a round costs no reply channel and no timer per read. A read that
+//! completes at once (zero latency, a file, `/proc`) is answered inline; a slower one runs as a
+//! future spawned in the actor's context.
 //!
-//! Either way a slow or hung read never blocks the mailbox, and stopping the actor drops a read
+//! A slow or hung read never blocks the mailbox, and stopping the actor drops a read
 //! that never finishes, so a hung sensor's restart leaks nothing. A panic inside the driver,
 //! whether while starting the read or while its future runs, is caught here and answered as
 //! [`ReadError::Panic`]: it never takes down another actor, the arbiter or the system. A driver
@@ -21,36 +19,81 @@
 //! still in progress starts the actor without it, and the actor handles no read until the build
 //! completes (actix's `wait`); a build that fails there, or panics, is reported to the group as
 //! [`Answer::BuildFailed`] and the actor waits to be stopped.
-//!
-//! [`round::collect`]: crate::round::collect
 
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use actix_rt::time::Instant;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use futures::FutureExt;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::driver::{BuildResult, Driver, DriverBuild, DriverContext, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::messages::{Answer, Read, ReadReply, SensorAnswer, StartRead, StopSensor};
+use crate::data::{ReadError, Sample};
+use crate::driver::{BuildResult, Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
 use crate::panic::{self as panics, panic_message};
 
-/// Where a supervised sensor reports, and who it is there.
+/// Asks a sensor to read for round `round` and report on its group's answer channel.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct StartRead {
+    /// The round asking; echoed in the answer, so an answer is never counted in another round.
+    pub(crate) round: u64,
+}
+
+/// Asks a sensor actor to stop; its group sends it before dropping the actor's address.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopSensor;
+
+/// What a sensor reports to its group, on the group's answer channel.
 #[derive(Debug)]
-pub struct GroupLink {
-    /// The group's answer channel (cloning it costs one atomic increment, no allocation).
-    pub answers: UnboundedSender<SensorAnswer>,
+pub(crate) struct SensorAnswer {
     /// The sensor's position in its group.
-    pub member: u32,
+    pub(crate) member: u32,
+    /// Which start of the sensor answered; answers of a replaced actor are ignored.
+    pub(crate) incarnation: u32,
+    /// The answer.
+    pub(crate) answer: Answer,
+}
+
+/// The content of a [`SensorAnswer`].
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A finished read.
+    Read {
+        /// The round of the [`StartRead`] this answers.
+        round: u64,
+        /// The sample, or why there is none.
+        result: Result<Sample, ReadError>,
+        /// Time from receiving `StartRead` to the result.
+        latency: Duration,
+        /// Wall-clock time of the result.
+        timestamp: DateTime<Utc>,
+    },
+    /// The actor ended (stopped, crashed or unwound): any read it had is lost.
+    Stopped,
+    /// The sensor's driver could not be built (its actor waits to be stopped; its reads never
+    /// answer).
+    BuildFailed {
+        /// `build: <message>`, or `panic: <message>` for a build that panicked.
+        cause: String,
+    },
+}
+
+/// Where a sensor reports, and who it is there.
+#[derive(Debug)]
+pub(crate) struct GroupLink {
+    /// The group's answer channel (cloning it costs one atomic increment, no allocation).
+    pub(crate) answers: UnboundedSender<SensorAnswer>,
+    /// The sensor's position in its group.
+    pub(crate) member: u32,
     /// Which start of the sensor this actor is.
-    pub incarnation: u32,
+    pub(crate) incarnation: u32,
 }
 
 impl GroupLink {
@@ -71,15 +114,13 @@ impl Drop for GroupLink {
     }
 }
 
-/// One sensor.
-pub struct SensorActor {
-    /// The sensor's id, for the logs of a sensor read through [`Read`]; `None` for one linked to
-    /// a group, whose group journals (and logs) its failures under its id.
-    id: Option<Arc<str>>,
-    /// Makes the reads; replaced only by restarting the actor.
+/// One sensor. Its group journals (and logs) its failures under its id, so it keeps none.
+pub(crate) struct SensorActor {
+    /// Makes the reads; replaced only by restarting the actor (or set once a pending build
+    /// completes).
     driver: Box<dyn Driver>,
-    /// The group this sensor answers to; `None` for a sensor read only through [`Read`].
-    link: Option<GroupLink>,
+    /// The group this sensor answers to; dropped with the actor, which tells the group.
+    link: GroupLink,
 }
 
 /// A read in progress: the driver's future, polled with its panics caught and kept quiet. A
@@ -156,39 +197,20 @@ impl SensorActor {
     /// ([`Answer::BuildFailed`]) and the actor answers no read until the group stops it.
     pub(crate) fn start_linked(built: Built, link: GroupLink) -> Addr<SensorActor> {
         let build = match built {
-            Built::Ready(driver) => return SensorActor::linked(driver, link).start(),
+            Built::Ready(driver) => return SensorActor { driver, link }.start(),
             Built::Pending(build) => build,
         };
         SensorActor::create(move |ctx| {
             let build = actix::fut::wrap_future::<_, SensorActor>(GuardedBuild(build));
             ctx.wait(build.map(|result, act, _ctx| match result {
                 Ok(driver) => act.driver = driver,
-                Err(cause) => {
-                    if let Some(link) = &act.link {
-                        link.send(Answer::BuildFailed { cause });
-                    }
-                }
+                Err(cause) => act.link.send(Answer::BuildFailed { cause }),
             }));
-            SensorActor::linked(Box::new(Unbuilt), link)
+            SensorActor {
+                driver: Box::new(Unbuilt),
+                link,
+            }
         })
-    }
-
-    /// A sensor reading through `driver`, read with [`Read`].
-    pub fn new(id: Arc<str>, driver: Box<dyn Driver>) -> Self {
-        SensorActor {
-            id: Some(id),
-            driver,
-            link: None,
-        }
-    }
-
-    /// A sensor reading through `driver` that answers [`StartRead`] on its group's channel.
-    pub fn linked(driver: Box<dyn Driver>, link: GroupLink) -> Self {
-        SensorActor {
-            id: None,
-            driver,
-            link: Some(link),
-        }
     }
 
     /// Starts the driver's read of `round`, catching a panic while starting it or while it runs.
@@ -200,10 +222,10 @@ impl SensorActor {
     }
 }
 
-/// Builds the reply of a finished read.
-fn reply(round: u64, started: Instant, result: Result<Sample, ReadError>) -> ReadReply {
+/// The answer of a read of `round` started at `started` and finished now.
+fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> Answer {
     let finished = Instant::now();
-    ReadReply {
+    Answer::Read {
         round,
         result,
         latency: finished - started,
@@ -277,59 +299,19 @@ impl Actor for SensorActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Read> for SensorActor {
-    // Spawned in the actor's context (not detached), like the batched path.
-    type Result = ResponseActFuture<Self, ReadReply>;
-
-    fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
-        let started = Instant::now();
-        let round = msg.round;
-        let read = self.start(round);
-        let id = self.id.clone();
-        let reply = async move {
-            let result = match read {
-                Ok(read) => read.await,
-                Err(error) => Err(error),
-            };
-            if let (Err(ReadError::Panic(message)), Some(id)) = (&result, id) {
-                log::debug!("{id}: read {round} panicked: {message}");
-            }
-            reply(round, started, result)
-        };
-        Box::pin(reply.into_actor(self).then(|reply, _act, ctx| {
-            let crash = matches!(reply.result, Err(ReadError::Crash(_)));
-            if crash {
-                // Stop without answering: the pending reply is dropped with the actor, so the
-                // caller sees a closed mailbox, as for an actor that died.
-                ctx.stop();
-            }
-            actix::fut::wrap_future(async move {
-                if crash {
-                    std::future::pending::<()>().await;
-                }
-                reply
-            })
-        }))
-    }
-}
-
 impl SensorActor {
-    /// Reports a finished read to the group, or stops without answering on a crash.
-    fn finish(&mut self, reply: ReadReply, ctx: &mut Context<Self>) {
-        match &reply.result {
-            Err(ReadError::Crash(_)) => ctx.stop(),
-            Err(ReadError::Panic(message)) => {
-                if let Some(id) = &self.id {
-                    log::debug!("{id}: read {} panicked: {message}", reply.round);
-                }
-            }
-            _ => {}
+    /// Reports a finished read to the group, or stops without answering on a crash (the group
+    /// then sees a stopped actor, as for an actor that died).
+    fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
+        if let Answer::Read {
+            result: Err(ReadError::Crash(_)),
+            ..
+        } = answer
+        {
+            ctx.stop();
+            return;
         }
-        if !matches!(reply.result, Err(ReadError::Crash(_))) {
-            if let Some(link) = &self.link {
-                link.send(Answer::Reply(reply));
-            }
-        }
+        self.link.send(answer);
     }
 }
 
@@ -341,16 +323,16 @@ impl Handler<StartRead> for SensorActor {
         let round = msg.round;
         let mut read = match self.start(round) {
             Ok(read) => read,
-            Err(error) => return self.finish(reply(round, started, Err(error)), ctx),
+            Err(error) => return self.finish(answer(round, started, Err(error)), ctx),
         };
         // A read made ready by its driver (a file, /proc, zero latency) or done at its first
         // poll is answered inline, with nothing spawned.
         if let Some(result) = read.0.take_ready().or_else(|| (&mut read).now_or_never()) {
-            return self.finish(reply(round, started, result), ctx);
+            return self.finish(answer(round, started, result), ctx);
         }
         ctx.spawn(
             read.into_actor(self)
-                .map(move |result, act, ctx| act.finish(reply(round, started, result), ctx)),
+                .map(move |result, act, ctx| act.finish(answer(round, started, result), ctx)),
         );
     }
 }

@@ -22,7 +22,7 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 
 use crate::config::SensorTable;
-use crate::messages::{EventKind, Outcome, Reading, SupervisionEvent};
+use crate::data::{EventKind, Outcome, Reading, SupervisionEvent};
 use crate::report::{ProcessStats, ReadCounts, Summary};
 
 /// Default queue of a bounded subscriber, in messages (a round is at most four messages).

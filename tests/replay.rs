@@ -4,13 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use actix::Actor;
-use sensor_actors::config::{Config, SensorSpec};
-use sensor_actors::driver::DriverContext;
-use sensor_actors::messages::{Absence, Outcome};
+use sensor_actors::config::Config;
+use sensor_actors::driver::ReadError;
 use sensor_actors::report::Summary;
-use sensor_actors::sensor::SensorActor;
-use sensor_actors::{round, run, RunOptions};
+use sensor_actors::testing::driver::read_all;
+use sensor_actors::{run, RunOptions};
 use serde_json::Value;
 
 /// Writes `files` (name, contents) and `config.toml` into a fresh folder.
@@ -146,7 +144,7 @@ async fn id_column_makes_one_sensor_per_id() {
 }
 
 /// Missing-value markers and malformed rows are failed reads whose cause names file, row and
-/// column; the replay goes on with the next row. Read through a real sensor actor and rounds.
+/// column; the replay goes on with the next row: first the driver's own answers, then a whole run.
 #[actix_rt::test]
 async fn bad_rows_are_failed_reads_with_their_cause_and_the_replay_continues() {
     let csv = "t,v\na,1.5\nb,-200\nc,\nd,12x\ne,1,9\nf,2.5\n";
@@ -154,29 +152,14 @@ async fn bad_rows_are_failed_reads_with_their_cause_and_the_replay_continues() {
         "[[sensors]]\ndriver = \"replay\"\nid = \"r\"\npath = \"bad.csv\"\nvalue_column = \"v\"\nmissing = [\"-200\", \"\"]\n",
         &[("bad.csv", csv)],
     );
+    // The driver's own answers, read by the public conformance harness's reader.
     let config = Config::load(&dir.path().join("config.toml")).unwrap();
-    let spec: &SensorSpec = &config.sensors[0];
-    let ctx = DriverContext {
-        id: spec.id.clone(),
-        kind: spec.kind.clone(),
-        index: 0,
-        incarnation: 0,
-        seed: 1,
-    };
-    let actor = SensorActor::new(spec.id.clone(), spec.driver.build(&ctx).await.unwrap()).start();
-    let mut outcomes = Vec::new();
-    for r in 1..=7 {
-        let mut o = round::collect(vec![Some(actor.clone())], r, std::time::Duration::from_secs(1), 0).await;
-        outcomes.push(o.remove(0));
-    }
+    let answers = read_all(&*config.sensors[0].driver, 1, 7).await.unwrap();
     let file = dir.path().join("bad.csv").display().to_string();
-    let failed = |cause: String| Outcome::Failed { cause, fatal: false };
-    let summary: Vec<Result<(f64, Option<u64>), Outcome>> = outcomes
+    let failed = |cause: String| ReadError::Failed(cause);
+    let summary: Vec<Result<(f64, Option<u64>), ReadError>> = answers
         .into_iter()
-        .map(|o| match o {
-            Outcome::Ok(r) => Ok((r.value, r.source_row())),
-            other => Err(other),
-        })
+        .map(|a| a.map(|sample| (sample.value, sample.source_row)))
         .collect();
     assert_eq!(
         summary,
@@ -191,7 +174,7 @@ async fn bad_rows_are_failed_reads_with_their_cause_and_the_replay_continues() {
             ))),
             Err(failed(format!("{file}: row 5 (line 6): expected 2 columns, got 3"))),
             Ok((2.5, Some(6))),
-            Err(Outcome::Unavailable(Absence::Exhausted)),
+            Err(ReadError::Exhausted),
         ]
     );
 

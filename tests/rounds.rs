@@ -5,12 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use actix::Actor;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
 use common::{config, ms, on_time, read_jsonl, readings, run_to_end, Scripted, Step};
-use sensor_actors::driver::{DriverContext, ReadError};
-use sensor_actors::messages::Outcome;
-use sensor_actors::round;
-use sensor_actors::sensor::SensorActor;
+use sensor_actors::driver::ReadError;
+use sensor_actors::streams::{Delivery, Readings, RoundSummary};
+use sensor_actors::Collector;
 use tokio::time::Instant;
 
 /// Fixed latency of each sensor in the round tests, in milliseconds.
@@ -20,41 +21,59 @@ fn fixed_latencies() -> Scripted {
     Scripted::new(|i, round| Step::ok(ms(LATENCIES_MS[i]), round as f64))
 }
 
-/// Five sensors of 120, 480, 250, 90 and 300 ms read in one round (`round::collect`) settle in
-/// 480 ms, the slowest latency, not the 1240 ms sum; every sensor is `ok` with its own latency.
+/// Five sensors of 120, 480, 250, 90 and 300 ms read in one round settle in 480 ms, the slowest
+/// latency, not the 1240 ms sum; every sensor is `ok` with its own latency (as the readings
+/// stream shows them) and the round's wall time is the largest of them.
 #[actix_rt::test]
 async fn round_lasts_as_long_as_the_slowest_sensor() {
     tokio::time::pause();
     let script = fixed_latencies();
-    let targets = (0..LATENCIES_MS.len())
-        .map(|index| {
-            use sensor_actors::driver::DriverSpec;
-            let ctx = DriverContext {
-                id: format!("s{index}").into(),
-                kind: "temperature".into(),
-                index,
-                incarnation: 0,
-                seed: 0,
-            };
-            let driver = script.build(&ctx).take_ready().unwrap().unwrap();
-            Some(SensorActor::new(ctx.id.clone(), driver).start())
-        })
-        .collect();
-    let t0 = Instant::now();
-    let outcomes = round::collect(targets, 1, Duration::from_secs(2), 0).await;
-    let wall = t0.elapsed();
-    let latencies: Vec<Duration> = outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Ok(r) => r.latency,
-            other => panic!("expected ok, got {other:?}"),
-        })
-        .collect();
+    let mut config = config(5, "rounds = 1\nread_timeout = \"2s\"\nseed = 1", "");
+    script.install(&mut config);
+    let (recorder, seen) = Latencies::start();
+    let collector = Collector::new()
+        .subscribe_with(recorder.clone().recipient::<Readings>(), Delivery::lossless())
+        .subscribe_with(recorder.recipient::<RoundSummary>(), Delivery::lossless());
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+    assert_eq!(summary.reads.ok, 5);
+    let (latencies, walls) = seen.lock().unwrap().clone();
+    assert_eq!(latencies.len(), LATENCIES_MS.len());
     for (latency, expected) in latencies.iter().zip(LATENCIES_MS) {
         assert!(on_time(*latency, ms(expected)), "{latency:?} for {expected} ms");
     }
-    assert_eq!(wall, *latencies.iter().max().unwrap());
-    assert!(on_time(wall, ms(480)), "{wall:?}");
+    assert_eq!(walls, [*latencies.iter().max().unwrap()]);
+    assert!(on_time(walls[0], ms(480)), "{walls:?}");
+}
+
+/// The latency of every reading, in configuration order, and every round's wall time.
+type Seen = Arc<Mutex<(Vec<Duration>, Vec<Duration>)>>;
+
+/// Records them.
+struct Latencies(Seen);
+
+impl Latencies {
+    fn start() -> (Addr<Latencies>, Seen) {
+        let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        (Latencies(seen.clone()).start(), seen)
+    }
+}
+
+impl Actor for Latencies {
+    type Context = Context<Self>;
+}
+
+impl Handler<Readings> for Latencies {
+    type Result = ();
+    fn handle(&mut self, round: Readings, _: &mut Context<Self>) {
+        self.0.lock().unwrap().0.extend(round.iter().map(|r| r.reading.latency));
+    }
+}
+
+impl Handler<RoundSummary> for Latencies {
+    type Result = ();
+    fn handle(&mut self, round: RoundSummary, _: &mut Context<Self>) {
+        self.0.lock().unwrap().1.push(round.wall);
+    }
 }
 
 /// The same five sensors over 4 rounds of a full run: every round takes as long as the 480 ms

@@ -25,7 +25,7 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
-use crate::messages::Outcome;
+use crate::data::Outcome;
 use crate::panic::{panic_message, quietly};
 
 /// Asks for the analysis of one group's round.

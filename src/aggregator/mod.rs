@@ -14,8 +14,6 @@
 pub(crate) mod local;
 pub(crate) mod publish;
 
-pub use local::LocalAggregator;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +22,68 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFu
 use hdrhistogram::Histogram;
 use tokio::sync::oneshot;
 
-use crate::analysis::tracks::{Finding, LATENCY_MAX_US};
+use crate::analysis::tracks::{Finding, RoundDigest, TrackSummary, LATENCY_MAX_US};
 use crate::config::SensorTable;
-use crate::messages::{EventKind, Finish, Outcome, RoundReport, SensorsStarted, SupervisionEvent};
+use crate::data::{EventKind, Outcome, SupervisionEvent};
+use actix::Message;
+use chrono::{DateTime, Utc};
+
 use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
 use crate::streams::{
     Anomalies, Anomaly, Journal, JournalBatch, JournalEntry, Readings, RoundOutcomes, RoundSummary, RunSummary,
 };
 use publish::{Listed, Offer, Outlets};
+
+/// One finished round, sent by the supervisor to the aggregator.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RoundReport {
+    /// The round number, from 1.
+    pub(crate) round: u64,
+    /// Wall time of the round, from the first `Read` sent to the last outcome known.
+    pub(crate) wall: Duration,
+    /// Ticks skipped since the previous round because a round overran the interval.
+    pub(crate) skipped_before: u64,
+    /// What each group's analysis of the round found (counts, latencies, anomalies), in the
+    /// root's group order.
+    pub(crate) digests: Vec<RoundDigest>,
+    /// Only when readings are written (`readings.jsonl`), else empty: one outcome per sensor in
+    /// configuration order, as consecutive batches: one per group when the groups hold
+    /// consecutive sensors in order (the shards of the ungrouped sensors), so that no round's
+    /// outcomes are copied into one vector; else a single batch.
+    pub(crate) outcomes: Vec<Vec<Outcome>>,
+    /// Answered once the aggregator has processed the report, with `outcomes` emptied (their
+    /// capacity kept), or dropped. The supervisor waits for it before sending the next report,
+    /// so at most one report waits in the aggregator's mailbox however far analysis falls behind
+    /// collection, and hands the empty batches back to the groups to fill in a later round: a
+    /// run allocates its outcome vectors in its first two rounds only.
+    pub(crate) processed: Option<tokio::sync::oneshot::Sender<Vec<Vec<Outcome>>>>,
+}
+
+/// A group's sensors all started (the journal's `started` events, one per sensor, sent as one
+/// message: at start-up a group of N sensors would otherwise queue N events).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct SensorsStarted {
+    /// Wall-clock time the group started them.
+    pub(crate) timestamp: DateTime<Utc>,
+    /// The sensors, as indices into the configuration's sensors.
+    pub(crate) sensors: Arc<[usize]>,
+}
+
+/// Asks the aggregator for the final summary and to flush every output.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "crate::report::Finished")]
+pub(crate) struct Finish {
+    /// The run's seed.
+    pub(crate) seed: u64,
+    /// Ticks skipped over the run.
+    pub(crate) skipped_rounds: u64,
+    /// Per sensor: final supervision state and restart count.
+    pub(crate) sensors: Vec<(crate::supervisor::SensorState, u32)>,
+    /// Per sensor: its analysis results (from its group).
+    pub(crate) tracks: Vec<TrackSummary>,
+}
 
 /// Latencies above this (one hour) are recorded as this in the histograms.
 const HISTOGRAM_MAX_US: u64 = LATENCY_MAX_US as u64;
@@ -414,8 +466,8 @@ mod tests {
     use super::*;
     use crate::analysis::tracks::{RoundDigest, TrackSummary};
     use crate::config::SensorSpec;
+    use crate::data::Reading;
     use crate::driver::{simulated, DriverSpec};
-    use crate::messages::Reading;
     use crate::supervisor::SensorState;
     use chrono::Utc;
 

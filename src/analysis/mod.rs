@@ -1,10 +1,10 @@
 //! Anomaly detection: the detectors run on every sensor's observations, the registry of
-//! detectors by name ([`registry`]), and the analysis of a set of sensors ([`tracks`]).
+//! detectors by name ([`registry`]), and the analysis of a set of sensors (`tracks.rs`, kept by the arbiters' aggregators).
 //!
 //! Each round, every sensor yields one [`Observation`]: its value, or none when the round got no
 //! reading from it. The analysis passes the observation, with the sensor's recent history, to
 //! each enabled [`Detector`], in registration order; a detector that finds an anomaly returns its
-//! detail, which becomes one [`Finding`](tracks::Finding) (a line of `anomalies.jsonl`) named
+//! detail, which becomes one finding (a line of `anomalies.jsonl`) named
 //! after the detector.
 //!
 //! Detectors are registered by name ([`DetectorRegistry`], or
@@ -22,7 +22,7 @@ pub mod registry;
 pub mod spike;
 pub mod stale;
 pub mod stuck;
-pub mod tracks;
+pub(crate) mod tracks;
 
 use std::fmt;
 use std::sync::Arc;

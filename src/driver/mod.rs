@@ -1,6 +1,6 @@
 //! Sensor drivers: where a sensor's readings come from.
 //!
-//! A [`Driver`] makes one read at a time for one sensor; the [`SensorActor`](crate::sensor::SensorActor)
+//! A [`Driver`] makes one read at a time for one sensor; the sensor actor
 //! that owns it turns the outcome into a reply. Driver kinds are registered by name in a
 //! [`DriverRegistry`]: `driver = "<name>"` in a `[[sensors]]` entry hands the entry's own keys
 //! ([`DriverKeys`]) to that name's [`DriverFactory`], which validates them into a

@@ -14,7 +14,7 @@ use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
 use crate::collector::Collector;
-use crate::messages::SupervisionEvent;
+use crate::data::SupervisionEvent;
 use crate::streams::{Anomalies, Delivery, Journal, Readings, RunSummary};
 
 /// An output file could not be written.

@@ -3,7 +3,7 @@
 //! The root [`SensorSupervisor`](super::SensorSupervisor) owns the schedule; each round it sends
 //! one [`ReadGroup`] to every group, and the group reads its own sensors, applies supervision to
 //! their outcomes, hands the outcomes to its arbiter's aggregator for analysis
-//! ([`LocalAggregator`](crate::aggregator::LocalAggregator)) and answers with one [`GroupRound`]:
+//! ([`LocalAggregator`](crate::aggregator::local::LocalAggregator)) and answers with one [`GroupRound`]:
 //! the round's digest, and the outcomes themselves only when someone subscribed to the readings.
 //! It reads and supervises; it does not analyse.
 //!
@@ -36,16 +36,64 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Escalation;
 use super::{backoff_delay, jitter, SensorState};
 use crate::aggregator::local::{Analyse, Analysed};
+use crate::aggregator::SensorsStarted;
+use crate::analysis::tracks::RoundDigest;
 use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
+use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
-use crate::messages::{
-    Absence, Answer, Escalation, EventKind, GroupRound, Outcome, ReadGroup, ReportStates, SensorAnswer, SensorsStarted,
-    StartRead, StopGroup, StopSensor, SupervisionEvent,
-};
-use crate::round;
-use crate::sensor::{self, GroupLink, SensorActor};
+use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
+
+/// Asks a group supervisor to read its sensors for one round.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "GroupRound")]
+pub(crate) struct ReadGroup {
+    /// The round.
+    pub(crate) round: u64,
+    /// An earlier round's outcome vector, emptied, for this round's outcomes (any capacity;
+    /// empty for none).
+    pub(crate) reuse: Vec<Outcome>,
+}
+
+/// A group's answer to [`ReadGroup`].
+#[derive(Debug, Clone, actix::MessageResponse)]
+pub(crate) struct GroupRound {
+    /// What the group's analysis of its members' outcomes found.
+    pub(crate) digest: RoundDigest,
+    /// One outcome per member, in the group's member order, when the group keeps them (readings
+    /// are written); else empty.
+    pub(crate) outcomes: Vec<Outcome>,
+    /// Whether any member is still running or waiting for a restart.
+    pub(crate) live: bool,
+}
+
+impl GroupRound {
+    /// The round of a group none of whose `members` could be read (the group did not answer):
+    /// every member counted unavailable.
+    pub(crate) fn down(members: usize, keep_outcomes: bool, live: bool) -> Self {
+        let mut digest = RoundDigest::default();
+        digest.reads.requested = members as u64;
+        digest.reads.unavailable = members as u64;
+        let outcomes = if keep_outcomes {
+            vec![Outcome::Unavailable(Absence::Down); members]
+        } else {
+            Vec::new()
+        };
+        GroupRound { digest, outcomes, live }
+    }
+}
+
+/// Asks a group for its members' supervision states and restart counts, in member order.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<(crate::supervisor::SensorState, u32)>")]
+pub(crate) struct ReportStates;
+
+/// Asks a group supervisor to stop its sensors and itself.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopGroup;
 
 /// How a group restarts and when it gives up.
 #[derive(Debug, Clone, PartialEq)]
@@ -706,6 +754,26 @@ fn settle(cur: &mut RoundInFlight, children: &mut [Child], local: usize, outcome
     cur.outcomes[local] = outcome;
 }
 
+/// What a sensor's answer makes of its read in the round.
+fn outcome(
+    result: Result<crate::data::Sample, ReadError>,
+    latency: Duration,
+    timestamp: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
+    match result {
+        Ok(sample) => Outcome::Ok(Reading::new(sample, timestamp, latency)),
+        Err(ReadError::Failed(cause)) => Outcome::Failed { cause, fatal: false },
+        Err(ReadError::Offline) => Outcome::Unavailable(Absence::Offline),
+        Err(ReadError::Exhausted) => Outcome::Unavailable(Absence::Exhausted),
+        // A sensor never answers a crash (it stops first); should one arrive, it is the same.
+        Err(ReadError::Crash(_)) => Outcome::Unavailable(Absence::Closed),
+        Err(fatal @ (ReadError::Fatal(_) | ReadError::Panic(_))) => Outcome::Failed {
+            cause: fatal.to_string(),
+            fatal: true,
+        },
+    }
+}
+
 impl Actor for GroupSupervisor {
     type Context = Context<Self>;
 
@@ -738,7 +806,12 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         let current =
             cur.books.awaiting.get(local).copied().unwrap_or(false) && cur.books.incarnations[local] == msg.incarnation;
         let outcome = match msg.answer {
-            Answer::Reply(reply) if current && reply.round == cur.round => round::outcome(cur.round, Ok(reply)),
+            Answer::Read {
+                round,
+                result,
+                latency,
+                timestamp,
+            } if current && round == cur.round => outcome(result, latency, timestamp),
             Answer::Stopped if current => Outcome::Unavailable(Absence::Closed),
             // Late: another round's answer, a settled read, or a replaced actor.
             _ => return,

@@ -24,15 +24,29 @@ pub use group::{GroupKind, GroupSetup, GroupSupervisor};
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
+use crate::aggregator::{Finish, RoundReport, SensorsStarted};
 use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
+use crate::data::{Absence, EventKind, Outcome, SupervisionEvent};
 use crate::driver::driver_seed;
-use crate::messages::{
-    Absence, Escalation, EventKind, Finish, GroupRound, Outcome, ReadGroup, ReportStates, RoundReport, SensorsStarted,
-    Shutdown, StopGroup, SupervisionEvent,
-};
 use crate::report::Finished;
+use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
+
+/// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Shutdown;
+
+/// A group exceeded its restart intensity and gives up: sent by the group to the root.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Escalation {
+    /// The group's position among the root's groups.
+    pub(crate) group: usize,
+    /// Why it escalated.
+    pub(crate) cause: String,
+}
 
 /// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
 pub const BACKOFF_JITTER: f64 = 0.2;
@@ -777,7 +791,7 @@ mod tests {
     type Entry = (EventKind, Option<String>, Option<Duration>, Option<u32>);
 
     /// The events of `group` in `journal`.
-    fn group_events(journal: &[crate::messages::SupervisionEvent], group: &str) -> Vec<Entry> {
+    fn group_events(journal: &[crate::data::SupervisionEvent], group: &str) -> Vec<Entry> {
         journal
             .iter()
             .filter(|e| &*e.sensor == group)
@@ -786,7 +800,7 @@ mod tests {
     }
 
     /// Collects the journal of a run.
-    struct JournalLog(Arc<std::sync::Mutex<Vec<crate::messages::SupervisionEvent>>>);
+    struct JournalLog(Arc<std::sync::Mutex<Vec<crate::data::SupervisionEvent>>>);
     impl Actor for JournalLog {
         type Context = Context<Self>;
     }
@@ -830,7 +844,7 @@ error_rate = 0.0
         rounds: &[u64],
     ) -> (
         Result<crate::Summary, crate::RunError>,
-        Vec<crate::messages::SupervisionEvent>,
+        Vec<crate::data::SupervisionEvent>,
     ) {
         CRASH_AT.lock().unwrap().extend(rounds.iter().map(|&r| (name, r)));
         let journal = Arc::new(std::sync::Mutex::new(Vec::new()));
