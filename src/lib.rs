@@ -34,6 +34,8 @@
 //!
 //! [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod aggregator;
 pub mod analysis;
 pub mod bench;

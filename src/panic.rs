@@ -15,7 +15,7 @@ thread_local! {
 }
 
 /// Installs the quiet-aware panic hook (once per process).
-pub fn install_hook() {
+pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
@@ -28,7 +28,7 @@ pub fn install_hook() {
 }
 
 /// Runs `f` with the panic hook silenced on this thread.
-pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> T {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -42,7 +42,7 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The message of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -65,7 +65,7 @@ struct GroupTracks {
 }
 
 /// The aggregator of one arbiter's groups.
-pub struct LocalAggregator {
+pub(crate) struct LocalAggregator {
     sensors: Arc<SensorTable>,
     /// The valid range of each configuration entry's sensors (for `out_of_range`).
     ranges: Arc<[Option<(f64, f64)>]>,

@@ -105,7 +105,7 @@ enum Batches {
 }
 
 /// The root aggregator actor.
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     /// Every sensor's id, kind and unit, shared with the supervisors.
     sensors: Arc<SensorTable>,
     rounds: u64,

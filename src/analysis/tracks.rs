@@ -24,7 +24,7 @@ use crate::report::ReadCounts;
 use crate::stats::{Ewma, RollingWindow, RunningStats};
 
 /// Latencies are kept in whole microseconds, from 1 to this (one hour).
-pub const LATENCY_MAX_US: u32 = 3_600_000_000;
+pub(crate) const LATENCY_MAX_US: u32 = 3_600_000_000;
 
 /// What the analysis keeps per sensor: a few hundred bytes, its window included (its detectors'
 /// states are kept by detector, in [`Tracks`]'s columns).
@@ -39,7 +39,7 @@ struct Track {
 
 /// An anomaly a detector found.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The sensor, as its index in the run's sensors.
     pub sensor: usize,
     /// The name of the detector that found it, as registered (`out_of_range`, `spike`, ...);
@@ -57,7 +57,7 @@ pub struct Finding {
 
 /// What a group's analysis of one round found.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoundDigest {
+pub(crate) struct RoundDigest {
     /// The members' outcomes, counted.
     pub reads: ReadCounts,
     /// The latency of each reading, in microseconds (1 to [`LATENCY_MAX_US`]).
@@ -70,7 +70,7 @@ pub struct RoundDigest {
 
 /// One sensor's results over the run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrackSummary {
+pub(crate) struct TrackSummary {
     /// Successful readings.
     pub count: u64,
     /// Smallest value.
@@ -91,7 +91,7 @@ pub struct TrackSummary {
 
 /// The analysis of a set of sensors (a group's members, by their position in the group).
 #[derive(Debug)]
-pub struct Tracks {
+pub(crate) struct Tracks {
     analysis: Arc<AnalysisConfig>,
     tracks: Vec<Track>,
     /// One column per enabled detector, in the order they run: its settings and every
@@ -105,7 +105,7 @@ pub struct Tracks {
 
 impl Tracks {
     /// The analysis of `members` sensors, with nothing observed yet.
-    pub fn new(analysis: Arc<AnalysisConfig>, members: usize) -> Self {
+    pub(crate) fn new(analysis: Arc<AnalysisConfig>, members: usize) -> Self {
         let tracks = (0..members)
             .map(|_| Track {
                 stats: RunningStats::default(),
@@ -126,7 +126,7 @@ impl Tracks {
 
     /// Observes member `local`'s outcome of `round` (the member is sensor `sensor` of the run,
     /// with valid range `range`), and adds it to `digest`.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         local: usize,
         sensor: usize,
@@ -207,7 +207,7 @@ impl Tracks {
     }
 
     /// Every member's results so far, in member order.
-    pub fn summaries(&self) -> Vec<TrackSummary> {
+    pub(crate) fn summaries(&self) -> Vec<TrackSummary> {
         self.tracks
             .iter()
             .map(|t| TrackSummary {

@@ -97,7 +97,7 @@ pub(crate) struct StopGroup;
 
 /// How a group restarts and when it gives up.
 #[derive(Debug, Clone, PartialEq)]
-pub enum GroupKind {
+pub(crate) enum GroupKind {
     /// A `[[groups]]` entry: its strategy, and its own intensity (more than `max_restarts`
     /// restarts within `within` escalates).
     Configured {
@@ -157,7 +157,7 @@ enum Note {
 
 /// Everything a group is built from: its spec, kept by the root to start it again.
 #[derive(Clone)]
-pub struct GroupSetup {
+pub(crate) struct GroupSetup {
     /// The group's position among the root's groups.
     pub slot: usize,
     /// Its name (the id used in the journal for group events).
@@ -234,7 +234,7 @@ struct Books {
 const FAN_OUT_SLICE: usize = 1024;
 
 /// A nested supervisor of some sensors.
-pub struct GroupSupervisor {
+pub(crate) struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
     /// The outcome vector of the last round, handed back by the analysis, for the next round
@@ -257,7 +257,7 @@ pub struct GroupSupervisor {
 
 impl GroupSupervisor {
     /// A group that starts its members when it starts.
-    pub fn new(setup: GroupSetup) -> Self {
+    pub(crate) fn new(setup: GroupSetup) -> Self {
         let now = Instant::now();
         let children = setup
             .members

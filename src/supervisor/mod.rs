@@ -9,7 +9,7 @@
 //! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
 //! which gives it up and journals `gave_up` for it. The rules are in `docs/supervision.md`.
 
-pub mod group;
+pub(crate) mod group;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
 use group::prune;
-pub use group::{GroupKind, GroupSetup, GroupSupervisor};
+pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
@@ -49,11 +49,11 @@ pub(crate) struct Escalation {
 }
 
 /// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
-pub const BACKOFF_JITTER: f64 = 0.2;
+pub(crate) const BACKOFF_JITTER: f64 = 0.2;
 
 /// A sensor's supervision state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SensorState {
+pub(crate) enum SensorState {
     /// Its actor runs and is read every round.
     Running,
     /// It failed and waits for its restart (unavailable meanwhile).
@@ -66,7 +66,7 @@ pub enum SensorState {
 
 impl SensorState {
     /// The name used in `summary.json`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SensorState::Running => "running",
             SensorState::Restarting => "restarting",
@@ -78,24 +78,24 @@ impl SensorState {
 
 /// The drift-free round grid: tick `k` is at `t0 + k * interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     interval: Duration,
 }
 
 impl Schedule {
     /// A grid of `interval`; zero runs rounds back to back.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Schedule { interval }
     }
 
     /// Offset of tick `k` from `t0`.
-    pub fn offset(&self, k: u64) -> Duration {
+    pub(crate) fn offset(&self, k: u64) -> Duration {
         Duration::from_nanos((self.interval.as_nanos() as u64).saturating_mul(k))
     }
 
     /// After the round of tick `k` ended `elapsed` after `t0`: the tick of the next round and
     /// how many ticks were skipped because the round overran them.
-    pub fn next_after(&self, k: u64, elapsed: Duration) -> (u64, u64) {
+    pub(crate) fn next_after(&self, k: u64, elapsed: Duration) -> (u64, u64) {
         if self.interval.is_zero() {
             return (k + 1, 0);
         }
@@ -108,14 +108,14 @@ impl Schedule {
 
 /// The backoff before restart number `step` (0-based): `min * 2^step`, capped at `max`, plus up
 /// to [`BACKOFF_JITTER`] of itself scaled by `jitter` (in `0..1`), still capped at `max`.
-pub fn backoff_delay(min: Duration, max: Duration, step: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff_delay(min: Duration, max: Duration, step: u32, jitter: f64) -> Duration {
     let base = min.saturating_mul(2u32.saturating_pow(step.min(31))).min(max);
     base.mul_f64(1.0 + BACKOFF_JITTER * jitter.clamp(0.0, 1.0)).min(max)
 }
 
 /// A uniform draw in `0..1` for the `attempt`-th backoff of sensor `index`, derived from the
 /// run's seed: the same for every layout of actors, so the journal is reproducible.
-pub fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
+pub(crate) fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
     let bits = driver_seed(seed ^ 0x6a09_e667_f3bc_c909, index, attempt);
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
@@ -123,7 +123,7 @@ pub fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
 /// Share of the last arbiter's shard relative to the others' when readings are written: that
 /// arbiter also runs the aggregator, which then formats and writes a line for every reading.
 /// Without outputs the aggregator only adds up the groups' digests, and the shards are even.
-pub const WRITER_ARBITER_SHARE: f64 = 0.6;
+pub(crate) const WRITER_ARBITER_SHARE: f64 = 0.6;
 
 /// Where each of `arbiters` contiguous shards of `sensors` ends: even shares, except that the
 /// last arbiter (the aggregator's, when there are two or more) gets `last_share` of one.
@@ -184,7 +184,7 @@ enum GroupState {
 }
 
 /// The root supervisor actor.
-pub struct SensorSupervisor {
+pub(crate) struct SensorSupervisor {
     sensors: Arc<SensorTable>,
     groups_config: Vec<GroupSpec>,
     collection: CollectionConfig,
@@ -237,7 +237,7 @@ pub struct SensorSupervisor {
 }
 
 /// Everything the root supervisor is built from, besides its peers.
-pub struct RootSetup {
+pub(crate) struct RootSetup {
     /// Every sensor of the run.
     pub sensors: Arc<SensorTable>,
     /// The `[[groups]]` entries.
@@ -261,7 +261,7 @@ pub struct RootSetup {
 impl SensorSupervisor {
     /// A supervisor for `setup`'s sensors; it starts them when it starts, sends round reports
     /// and journal events to `aggregator`, and reports the summary on `done`.
-    pub fn new(setup: RootSetup, aggregator: Addr<Aggregator>, done: oneshot::Sender<Finished>) -> Self {
+    pub(crate) fn new(setup: RootSetup, aggregator: Addr<Aggregator>, done: oneshot::Sender<Finished>) -> Self {
         SensorSupervisor {
             schedule: Schedule::new(setup.collection.interval),
             sensors: setup.sensors,
