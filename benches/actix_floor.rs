@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use sensor_actors::bench::current_rss_bytes;
 use sensor_actors::report::ProcessStats;
 use sensor_actors::stats::RunningStats;
 use tokio::sync::{mpsc, oneshot};
@@ -237,7 +236,7 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration), arbiters: &[
         rx.await.expect("a coordinator starts its sensors");
     }
     let spawn_seconds = spawn_started.elapsed().as_secs_f64();
-    let idle_rss_bytes = current_rss_bytes();
+    let idle_rss_bytes = ProcessStats::current_rss_bytes();
     let started = Instant::now();
     let cpu_started = ProcessStats::measure().cpu_seconds;
     let mut round_walls = Vec::new();
@@ -268,7 +267,7 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration), arbiters: &[
 fn main() {
     let args = Args::parse("actix_floor");
     let (n, rounds, latency_rounds, threads) = (args.sensors, args.rounds, args.latency_rounds, args.threads);
-    let baseline = current_rss_bytes();
+    let baseline = ProcessStats::current_rss_bytes();
     let system = System::new();
     let (fast, slow) = system.block_on(async move {
         let spawned: Vec<Arbiter> = if threads == 1 {

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use sensor_actors::bench::current_rss_bytes;
 use sensor_actors::report::ProcessStats;
 use sensor_actors::stats::RunningStats;
 use tokio::sync::{mpsc, oneshot};
@@ -84,7 +83,7 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration)) -> Pass {
         })
         .collect();
     let spawn_seconds = spawn_started.elapsed().as_secs_f64();
-    let idle_rss_bytes = current_rss_bytes();
+    let idle_rss_bytes = ProcessStats::current_rss_bytes();
     let (readings_tx, readings_rx) = mpsc::unbounded_channel();
     let processing = tokio::spawn(processor(readings_rx, n));
     let started = Instant::now();
@@ -126,7 +125,7 @@ async fn pass(n: usize, rounds: u64, latency: (Duration, Duration)) -> Pass {
 fn main() {
     let args = Args::parse("tokio_floor");
     let (n, rounds, latency_rounds, threads) = (args.sensors, args.rounds, args.latency_rounds, args.threads);
-    let baseline = current_rss_bytes();
+    let baseline = ProcessStats::current_rss_bytes();
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_time().build()
     } else {

@@ -32,13 +32,13 @@
 //! aggregators that analyse, the root aggregator that counts and publishes), `registry`,
 //! `panic` (keeps caught panics out of stderr).
 //!
-//! [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.
+//! The binary (`src/bin/sensor-actors/`: `main.rs`, and `bench.rs`, the `bench` command's
+//! harness) uses the public API only. [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod aggregator;
 pub mod analysis;
-pub mod bench;
 mod collector;
 pub mod config;
 pub mod data;

@@ -120,6 +120,21 @@ pub struct ProcessStats {
 }
 
 impl ProcessStats {
+    /// The resident set size now, from `/proc/self/statm` (0 where there is none).
+    pub fn current_rss_bytes() -> u64 {
+        let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+            return 0;
+        };
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        // SAFETY: sysconf only reads a system constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        pages * page.max(0) as u64
+    }
+
     /// Measures the process now; `wall_seconds` is left for the caller.
     pub fn measure() -> ProcessStats {
         // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 2 bad usage or bad configuration (one line naming file, field and
 //! expectation); 1 a runtime failure.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -46,10 +48,10 @@ struct BenchArgs {
     #[arg(long, value_name = "LIST")]
     sensors: Option<String>,
     /// Zero-latency rounds of the throughput pass (at least 2).
-    #[arg(long, value_name = "N", default_value_t = sensor_actors::bench::DEFAULT_ROUNDS)]
+    #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_ROUNDS)]
     rounds: u64,
     /// Rounds with 100-500 ms latencies of the overhead pass.
-    #[arg(long, value_name = "N", default_value_t = sensor_actors::bench::DEFAULT_LATENCY_ROUNDS)]
+    #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_LATENCY_ROUNDS)]
     latency_rounds: u64,
     /// Also write the figures as JSON here.
     #[arg(long, value_name = "FILE")]
@@ -216,7 +218,6 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
 }
 
 fn bench_command(args: BenchArgs) -> Result<(), Failure> {
-    use sensor_actors::bench;
     let counts = match &args.sensors {
         Some(list) => bench::parse_sensor_counts(list)
             .map_err(|e| Failure::Usage(anyhow::anyhow!("command line: --sensors: {e}")))?,

@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::driver::simulated::{self, Settings, Simulated};
-use crate::driver::{self, Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
-use crate::report::ProcessStats;
-use crate::{run, RunOptions};
+use sensor_actors::driver::simulated::{Settings, Simulated};
+use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
+use sensor_actors::report::ProcessStats;
+use sensor_actors::{run, Config, RunOptions};
 
 /// The sensor counts measured when `--sensors` is not given.
 pub const DEFAULT_SENSOR_COUNTS: [usize; 5] = [20, 1_000, 10_000, 100_000, 1_000_000];
@@ -136,21 +135,6 @@ pub struct Figures {
     pub cpu_seconds: f64,
 }
 
-/// The current resident set size, from `/proc/self/statm` (0 where there is none).
-pub fn current_rss_bytes() -> u64 {
-    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
-        return 0;
-    };
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf only reads a system constant.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * page.max(0) as u64
-}
-
 /// Timestamps taken by the drivers of one pass.
 #[derive(Debug)]
 struct Probe {
@@ -181,7 +165,10 @@ impl DriverSpec for ProbeSpec {
             probe: self.probe.clone(),
         };
         if self.probe.built.fetch_add(1, Ordering::Relaxed) + 1 == self.probe.sensors {
-            let _ = self.probe.spawned.set((Instant::now(), current_rss_bytes()));
+            let _ = self
+                .probe
+                .spawned
+                .set((Instant::now(), ProcessStats::current_rss_bytes()));
         }
         DriverBuild::driver(driver)
     }
@@ -212,7 +199,7 @@ struct Pass {
     idle_rss_bytes: u64,
     round_starts: Vec<(Instant, ProcessStats)>,
     finished: Instant,
-    summary: crate::Summary,
+    summary: sensor_actors::Summary,
 }
 
 /// Runs `rounds` rounds of `sensors` simulated sensors, every read taking `latency` (sensor 0
@@ -227,14 +214,11 @@ fn pass(sensors: usize, rounds: u64, latency: (Duration, Duration)) -> Result<Pa
         latency.1.as_millis()
     );
     let mut config = Config::from_toml_str(&text, "bench configuration").map_err(|e| e.to_string())?;
-    let settings = match config
-        .sensors
-        .first()
-        .and_then(|s| driver::downcast::<simulated::Spec>(&*s.driver))
-    {
-        Some(spec) => spec.settings().clone(),
-        None => return Err("the bench configuration has no simulated sensor".into()),
-    };
+    let settings = Arc::new(Settings {
+        latency,
+        error_rate: 0.0,
+        ..Settings::default()
+    });
     let probe = Arc::new(Probe {
         sensors,
         built: AtomicUsize::new(0),
@@ -278,7 +262,7 @@ pub fn measure(sensors: usize, rounds: u64) -> Result<Figures, String> {
     if sensors == 0 || rounds < 2 {
         return Err("expected at least 1 sensor and 2 rounds".into());
     }
-    let baseline_rss_bytes = current_rss_bytes();
+    let baseline_rss_bytes = ProcessStats::current_rss_bytes();
     let fast = pass(sensors, rounds, (Duration::ZERO, Duration::ZERO))?;
     let reads = fast.summary.reads.ok;
     let (first, first_stats) = fast.round_starts.first().copied().ok_or("no round started")?;
@@ -437,7 +421,7 @@ pub fn measure_overhead(sensors: usize, latency_rounds: u64) -> Result<OverheadP
     if sensors == 0 || latency_rounds == 0 {
         return Err("expected at least 1 sensor and 1 latency round".into());
     }
-    let baseline_rss_bytes = current_rss_bytes();
+    let baseline_rss_bytes = ProcessStats::current_rss_bytes();
     let slow = pass(sensors, latency_rounds, (FASTEST_LATENCY, SLOWEST_LATENCY))?;
     let slowest_ms = SLOWEST_LATENCY.as_secs_f64() * 1000.0;
     let waiting_peak_rss_bytes = match slow.round_starts.last() {
