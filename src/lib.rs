@@ -44,6 +44,7 @@ pub mod config;
 pub mod data;
 pub mod driver;
 mod panic;
+mod parse;
 mod registry;
 pub mod report;
 mod sensor;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub use registry::{DetectorFactory, DetectorRegistry, Field, SettingsTable};
 
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 use crate::stats::{RollingWindow, MAX_WINDOW};
 use registry::{DetectorColumn, EnabledDetector, ANALYSIS_KEYS};
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Detector, DetectorFactory, Observation, SettingsTable};
-use crate::config::{check_range, ConfigError};
+use crate::parse::{check_range, ConfigError};
 
 /// Bounds per kind.
 #[derive(Debug, Clone, PartialEq)]

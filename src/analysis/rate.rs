@@ -15,7 +15,7 @@
 
 use super::{above_zero, fraction};
 use super::{Detector, DetectorFactory, Observation, SettingsTable};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 
 /// Residuals are clipped to this many scales before they update the running mean and scale.
 pub const CLIP: f64 = 3.0;

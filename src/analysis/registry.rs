@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::{out_of_range, rate, spike, stale, stuck};
 use super::{Detector, Observation};
-use crate::config::{from_table, ConfigError};
+use crate::parse::{from_table, ConfigError};
 
 /// Makes a detector's settings from its `[analysis.<name>]` table; registered by name on a
 /// [`Collector`](crate::Collector) (or, inside the crate, in [`DetectorRegistry::builtin`]).

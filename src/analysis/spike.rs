@@ -13,7 +13,7 @@
 
 use super::above_zero;
 use super::{Detector, DetectorFactory, Observation, SettingsTable};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 
 use crate::stats::{robust_location_scale, MAD_TO_SD};
 

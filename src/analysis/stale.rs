@@ -4,7 +4,7 @@
 //! once per episode, in the round that completes it; the next reading ends the episode.
 
 use super::{Detector, DetectorFactory, Observation, SettingsTable};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 
 /// Stale settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 //! value ends the episode. Missed rounds neither extend nor end a run.
 
 use super::{Detector, DetectorFactory, Observation, SettingsTable};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 
 /// Stuck settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -28,7 +28,8 @@ use std::sync::Arc;
 pub use crate::data::{ReadError, Sample};
 pub use registry::{DriverKeys, DriverRegistry};
 
-use crate::config::{ConfigError, RestartType};
+use crate::data::RestartType;
+use crate::parse::ConfigError;
 
 /// One read, as a driver starts it: either already done ([`ReadFuture::ready`], as for a file,
 /// `/proc` or a zero-latency simulation: no allocation, answered inside the sensor's handler) or

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::{replay, simulated, system, DriverFactory, DriverSpec};
-use crate::config::{from_table, ConfigError};
+use crate::parse::{from_table, ConfigError};
 
 /// Driver factories by name, as `driver = "<name>"` refers to them, in registration order.
 #[derive(Clone)]

@@ -26,7 +26,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::config::{ConfigError, RestartType};
+use crate::data::RestartType;
+use crate::parse::ConfigError;
 
 /// `driver = "replay"`.
 #[derive(Debug, Clone, Copy, Default)]

@@ -21,7 +21,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::Deserialize;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::config::{check_probability, check_range, parse_duration_range, ConfigError};
+use crate::parse::{check_probability, check_range, parse_duration_range, ConfigError};
 
 /// `driver = "simulated"` (also an entry that names no driver).
 #[derive(Debug, Clone, Copy, Default)]

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 
 /// `driver = "system"`.
 #[derive(Debug, Clone, Copy, Default)]

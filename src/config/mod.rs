@@ -1,0 +1,361 @@
+//! Configuration: the TOML file of `docs/configuration.md`, read in two stages, and the
+//! validated types every other part of a run is built from.
+//!
+//! Stage one (`raw.rs`) deserializes into raw serde structs that reject unknown keys; stage two
+//! (`validate.rs`) validates them into a [`Config`] whose fields are typed (durations, ranges,
+//! driver settings). Every error is one line naming the origin (file name), the field path and
+//! what was expected, e.g. `config.toml: sensors[2].latency: min 500ms is greater than max 100ms`
+//! (a [`ConfigError`], defined at the bottom of the crate with the checks drivers and detectors
+//! share). [`SensorTable`] is the compact layout the actors keep a run's sensors in.
+//!
+//! Parsers take `&str` ([`Config::from_toml_str`]) so tests need no files; [`Config::load`] reads
+//! a file and [`Config::default_scenario`] is the embedded default run (the seed scenario). The
+//! binary and [`Collector`](crate::Collector) load configurations here; the supervisors,
+//! aggregators and streams read the validated types.
+
+mod raw;
+mod table;
+mod validate;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::analysis::AnalysisConfig;
+use crate::driver::{self, simulated, DriverSpec};
+use crate::registry::Registry;
+use raw::{parse_toml, RawConfig};
+
+pub use crate::data::RestartType;
+pub use crate::parse::ConfigError;
+pub use table::{SensorEntry, SensorTable};
+
+/// Defaults of the `[collection]` section.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default per-read deadline.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Number of simulated sensors in the default scenario.
+pub const DEFAULT_SENSOR_COUNT: usize = 20;
+
+/// A validated configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How rounds are scheduled and read.
+    pub collection: CollectionConfig,
+    /// Restart policy defaults (`[supervision]`); each sensor carries its resolved copy.
+    pub supervision: RestartPolicy,
+    /// Every sensor, in configuration order; the index is the sensor's index everywhere.
+    pub sensors: Vec<SensorSpec>,
+    /// Groups (`[[groups]]`): nested supervisors for the sensors that name them.
+    pub groups: Vec<GroupSpec>,
+    /// Detector settings (`[analysis]`).
+    pub analysis: AnalysisConfig,
+    /// Actor layout (`[runtime]`).
+    pub runtime: RuntimeConfig,
+}
+
+/// The `[collection]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionConfig {
+    /// Time between round starts; zero runs rounds back to back.
+    pub interval: Duration,
+    /// Deadline of each read, counted from the moment its `Read` is sent.
+    pub read_timeout: Duration,
+    /// Stop after this many rounds.
+    pub rounds: Option<u64>,
+    /// Stop scheduling rounds this long after the first one started.
+    pub duration: Option<Duration>,
+    /// Seed of every random draw; `None` picks one at start (logged and written to the summary).
+    pub seed: Option<u64>,
+    /// Cap on concurrent reads in a round; 0 means no cap.
+    pub max_in_flight: usize,
+}
+
+/// Restart policy of one sensor (or the defaults of `[supervision]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartPolicy {
+    /// Which exits lead to a restart.
+    pub restart: RestartType,
+    /// More than this many restarts within `within` gives the sensor up.
+    pub max_restarts: u32,
+    /// The intensity window.
+    pub within: Duration,
+    /// First backoff delay.
+    pub backoff_min: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+    /// Consecutive read timeouts that count as a hang (a failure).
+    pub hung_after: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            restart: RestartType::Permanent,
+            max_restarts: 5,
+            within: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            hung_after: 3,
+        }
+    }
+}
+
+/// Strategy of a group, as in Erlang/OTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupStrategy {
+    /// Only the failed sensor is restarted.
+    OneForOne,
+    /// Every sensor of the group is restarted.
+    OneForAll,
+    /// The failed sensor and those after it (in configuration order) are restarted.
+    RestForOne,
+}
+
+/// A `[[groups]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    /// The name sensors refer to with `group = "..."`.
+    pub name: String,
+    /// How a failure of one member affects the others.
+    pub strategy: GroupStrategy,
+    /// More than this many group restarts within `within` escalates to the root.
+    pub max_restarts: u32,
+    /// The group's intensity window.
+    pub within: Duration,
+}
+
+/// The `[runtime]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Threads (arbiters) the run uses; `None` picks by the number of sensors (see
+    /// [`RuntimeConfig::threads`]).
+    pub arbiters: Option<usize>,
+}
+
+/// From this many sensors on, a run without `[runtime] arbiters` uses one arbiter per core.
+/// Below it, one thread is as fast or faster: a round's cross-thread hand-offs cost about what
+/// the second core gives back (measured in docs/performance.md: with each group analysing its
+/// own members, two arbiters read 1,000 to 40,000 zero-latency sensors 1.3-1.9 times as fast as
+/// one, and 100 to 500 about as fast).
+pub const PARALLEL_FROM_SENSORS: usize = 1_000;
+
+impl RuntimeConfig {
+    /// The number of arbiters for a run of `sensors` sensors: the configured number, or one per
+    /// core from [`PARALLEL_FROM_SENSORS`] sensors on, else 1. With one, everything runs on the
+    /// calling thread; with N >= 2, the sensors are split into N shards, one per arbiter (the
+    /// calling thread's included), and the aggregator shares the last one.
+    pub fn threads(&self, sensors: usize) -> usize {
+        self.arbiters.unwrap_or_else(|| {
+            if sensors >= PARALLEL_FROM_SENSORS {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                1
+            }
+        })
+    }
+}
+
+/// One sensor: everything needed to build (and rebuild) it.
+#[derive(Debug, Clone)]
+pub struct SensorSpec {
+    /// Unique id, such as `temperature-03`.
+    pub id: Arc<str>,
+    /// What it measures, such as `temperature`.
+    pub kind: Arc<str>,
+    /// Unit of its values, such as `C`.
+    pub unit: Arc<str>,
+    /// How its reads are made: the spec its drivers are built from, shared by the sensors of
+    /// its entry.
+    pub driver: Arc<dyn DriverSpec>,
+    /// Resolved restart policy.
+    pub policy: RestartPolicy,
+    /// Group it sits behind, if any.
+    pub group: Option<Arc<str>>,
+    /// Valid value range for the out-of-range detector; overrides the per-kind bounds.
+    pub range: Option<(f64, f64)>,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            interval: DEFAULT_INTERVAL,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            rounds: None,
+            duration: None,
+            seed: None,
+            max_in_flight: 0,
+        }
+    }
+}
+
+impl SensorSpec {
+    /// A sensor of `kind` reading through `driver`, with the default restart policy, the kind's
+    /// default unit, no group and no own range: the starting point for sensors built in code.
+    pub fn new(id: &str, kind: &str, driver: Arc<dyn DriverSpec>) -> Self {
+        SensorSpec {
+            id: id.into(),
+            kind: kind.into(),
+            unit: default_unit(kind).into(),
+            driver,
+            policy: RestartPolicy::default(),
+            group: None,
+            range: None,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration of `sensors` with every other setting at its default (built in code,
+    /// e.g. for drivers defined outside the crate).
+    pub fn with_sensors(sensors: Vec<SensorSpec>) -> Config {
+        Config {
+            collection: CollectionConfig::default(),
+            supervision: RestartPolicy::default(),
+            sensors,
+            groups: Vec::new(),
+            analysis: AnalysisConfig::default(),
+            runtime: RuntimeConfig { arbiters: None },
+        }
+    }
+
+    /// The default run: the seed scenario of [`DEFAULT_SENSOR_COUNT`] simulated temperature sensors.
+    pub fn default_scenario() -> Config {
+        let text =
+            format!("[[sensors]]\ndriver = \"simulated\"\nkind = \"temperature\"\ncount = {DEFAULT_SENSOR_COUNT}\n");
+        Config::from_toml_str(&text, "default configuration").expect("the default configuration is valid")
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &Registry::builtin())
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors (usually the file name).
+    /// Relative file paths in it resolve against the current directory.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str_in(text, origin, Path::new(""))
+    }
+
+    /// Parses and validates `text`, resolving relative file paths in it (a replay's `path`)
+    /// against the folder `base`, as [`Config::load`] does with the file's folder.
+    pub fn from_toml_str_in(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse(text, origin, base, &Registry::builtin())
+    }
+
+    /// Parses and validates `text` with the drivers and detectors of `registry` (the built-in
+    /// ones and those registered on a [`Collector`](crate::Collector)); relative file paths
+    /// resolve against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let raw: RawConfig = parse_toml(text, origin)?;
+        raw.validate(origin, base, registry)
+    }
+
+    /// Reads and validates the file at `path` with the drivers and detectors of `registry`.
+    pub fn load_with(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            field: "file".into(),
+            message: format!("cannot read: {}", io_reason(&e)),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::parse(&text, &origin, base, registry)
+    }
+
+    /// Sets the number of simulated sensors (the `--sensors` flag): the count of the only entry
+    /// that has one.
+    pub fn set_sensor_count(&mut self, count: usize) -> Result<(), ConfigError> {
+        let err = |m: &str| ConfigError::new("command line", "--sensors", m);
+        if count == 0 {
+            return Err(err("expected at least 1 sensor"));
+        }
+        let first = self.sensors.first().ok_or_else(|| err("no sensors configured"))?;
+        let prefix = match first.id.rsplit_once('-') {
+            Some((prefix, _)) => format!("{prefix}-"),
+            None => return Err(err("applies to a configuration with one simulated `count` entry")),
+        };
+        let one_entry = self
+            .sensors
+            .iter()
+            .all(|s| s.id.starts_with(&prefix) && driver::downcast::<simulated::Spec>(&*s.driver).is_some());
+        if !one_entry {
+            return Err(err("applies to a configuration with one simulated `count` entry"));
+        }
+        let prefix = prefix.trim_end_matches('-').to_string();
+        let template = first.clone();
+        self.sensors = (1..=count)
+            .map(|i| SensorSpec {
+                id: sensor_id(&prefix, i, count).into(),
+                ..template.clone()
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
+    pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
+        self.collection
+            .check(origin, |key| format!("--{}", key.replace('_', "-")))
+    }
+}
+
+/// Makes the id of the `i`-th (1-based) of `count` sensors: `<name>-<i>`, zero-padded to the
+/// width of `count`.
+pub fn sensor_id(name: &str, i: usize, count: usize) -> String {
+    let width = count.to_string().len();
+    format!("{name}-{i:0width$}")
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The unit of a kind when the entry names none.
+pub fn default_unit(kind: &str) -> &'static str {
+    match kind {
+        "temperature" => "C",
+        "humidity" => "%",
+        "pressure" => "hPa",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_is_the_seed() {
+        let c = Config::default_scenario();
+        assert_eq!(c.sensors.len(), 20);
+        assert_eq!(&*c.sensors[0].id, "temperature-01");
+        assert_eq!(&*c.sensors[19].id, "temperature-20");
+        assert_eq!(&*c.sensors[0].unit, "C");
+        assert_eq!(c.collection.interval, Duration::from_secs(1));
+        assert_eq!(c.collection.read_timeout, Duration::from_secs(2));
+        assert_eq!(c.collection.rounds, None);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = Config::load(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "/nonexistent/x.toml: file: cannot read: no such file");
+    }
+
+    #[test]
+    fn sensor_count_flag_resizes_the_entry() {
+        let mut c = Config::default_scenario();
+        c.set_sensor_count(3).unwrap();
+        let ids: Vec<&str> = c.sensors.iter().map(|s| &*s.id).collect();
+        assert_eq!(ids, ["temperature-1", "temperature-2", "temperature-3"]);
+        assert!(c.set_sensor_count(0).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! Stage one of reading a configuration: the TOML text into raw serde structs that mirror the
+//! file and reject unknown keys (`deny_unknown_fields`), with the field path and line of any
+//! error. Nothing here checks a value; [`validate`](super::validate) turns these structs into a
+//! [`Config`](super::Config). `[[sensors]]` entries stay TOML tables here: their keys are split
+//! between [`RawSensorCommon`] and the entry's driver during validation.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::GroupStrategy;
+use crate::analysis::RawAnalysis;
+use crate::data::RestartType;
+use crate::parse::ConfigError;
+
+/// Deserializes TOML text, naming the field path and the line of any error.
+pub(super) fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let mut message = inner.message().to_string();
+        if let Some(span) = inner.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            message = format!("{message} (line {line})");
+        }
+        let field = if path == "." { "toml".to_string() } else { path };
+        ConfigError::new(origin, field, message)
+    })
+}
+
+/// The whole file, section by section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) collection: RawCollection,
+    #[serde(default)]
+    pub(super) supervision: RawPolicy,
+    #[serde(default)]
+    pub(super) sensors: Vec<toml::Table>,
+    #[serde(default)]
+    pub(super) groups: Vec<RawGroup>,
+    #[serde(default)]
+    pub(super) analysis: RawAnalysis,
+    #[serde(default)]
+    pub(super) runtime: RawRuntime,
+}
+
+/// `[collection]`, durations still as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCollection {
+    pub(super) interval: Option<String>,
+    pub(super) read_timeout: Option<String>,
+    pub(super) rounds: Option<u64>,
+    pub(super) duration: Option<String>,
+    pub(super) seed: Option<u64>,
+    pub(super) max_in_flight: Option<usize>,
+}
+
+/// `[supervision]`, or the restart keys of one `[[sensors]]` entry.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub(super) restart: Option<RestartType>,
+    pub(super) max_restarts: Option<u32>,
+    pub(super) within: Option<String>,
+    pub(super) backoff_min: Option<String>,
+    pub(super) backoff_max: Option<String>,
+    pub(super) hung_after: Option<u32>,
+}
+
+/// One `[[groups]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: String,
+    pub(super) strategy: Option<GroupStrategy>,
+    pub(super) max_restarts: Option<u32>,
+    pub(super) within: Option<String>,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRuntime {
+    pub(super) arbiters: Option<usize>,
+}
+
+/// The keys of a `[[sensors]]` entry that every driver shares; the rest go to the driver.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSensorCommon {
+    pub(super) driver: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) id: Option<String>,
+    pub(super) count: Option<i64>,
+    pub(super) unit: Option<String>,
+    pub(super) group: Option<String>,
+    pub(super) range: Option<[f64; 2]>,
+    pub(super) restart: Option<RestartType>,
+    pub(super) max_restarts: Option<u32>,
+    pub(super) within: Option<String>,
+    pub(super) backoff_min: Option<String>,
+    pub(super) backoff_max: Option<String>,
+    pub(super) hung_after: Option<u32>,
+}
+
+impl RawSensorCommon {
+    pub(super) const KEYS: &'static [&'static str] = &[
+        "driver",
+        "kind",
+        "name",
+        "id",
+        "count",
+        "unit",
+        "group",
+        "range",
+        "restart",
+        "max_restarts",
+        "within",
+        "backoff_min",
+        "backoff_max",
+        "hung_after",
+    ];
+
+    pub(super) fn policy(&self) -> RawPolicy {
+        RawPolicy {
+            restart: self.restart,
+            max_restarts: self.max_restarts,
+            within: self.within.clone(),
+            backoff_min: self.backoff_min.clone(),
+            backoff_max: self.backoff_max.clone(),
+            hung_after: self.hung_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(text: &str) -> String {
+        Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_path() {
+        let e = err("[collection]\nintervall = \"1s\"\n[[sensors]]\ncount=1\n");
+        assert!(
+            e.starts_with("c.toml: collection.intervall: unknown field `intervall`, expected one of `interval`"),
+            "{e}"
+        );
+        assert!(e.ends_with("(line 2)"), "{e}");
+        let e = err("[[sensors]]\ncount = 1\nlatncy = [\"1ms\", \"2ms\"]\n");
+        assert!(
+            e.starts_with("c.toml: sensors[0].latncy: unknown field `latncy`, expected one of `latency`"),
+            "{e}"
+        );
+        assert!(e.ends_with("or a key of every sensor: driver, kind, name, id, count, unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after"), "{e}");
+        assert!(err("[bogus]\n[[sensors]]\ncount=1\n").starts_with("c.toml: bogus: unknown field `bogus`"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = err("[[sensors]]\ncount = = 1\n");
+        assert!(e.starts_with("c.toml: toml: "), "{e}");
+        assert!(e.ends_with("(line 2)"), "{e}");
+    }
+}

@@ -1,0 +1,437 @@
+//! Stage two of reading a configuration: the raw structs of [`raw`](super::raw) into a validated
+//! [`Config`]. Durations are parsed, ranges and limits checked, restart policies resolved against
+//! `[supervision]`, groups checked, and each `[[sensors]]` entry expanded into its sensors
+//! ([`expand_entry`]): the keys every sensor shares are taken out, the rest go to the entry's
+//! driver, looked up by name in the run's [`DriverRegistry`]. Every error is one
+//! `origin: field: expectation` line. Used by [`Config::parse`] and [`Config::check_collection`].
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{RawCollection, RawConfig, RawGroup, RawPolicy, RawSensorCommon};
+use super::{
+    default_unit, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy, RuntimeConfig,
+    SensorSpec,
+};
+use crate::driver::{self, simulated, DriverRegistry};
+use crate::parse::{check_range, from_table, parse_duration, ConfigError};
+use crate::registry::Registry;
+
+impl RawConfig {
+    /// Stage two for a whole file: every section validated, every `[[sensors]]` entry expanded
+    /// into its sensors through `registry`'s drivers, ids checked for duplicates.
+    pub(super) fn validate(self, origin: &str, base: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let collection = self.collection.validate(origin)?;
+        let supervision = self
+            .supervision
+            .validate(origin, "supervision", &RestartPolicy::default())?;
+        let groups = validate_groups(self.groups, origin)?;
+        let analysis = self.analysis.validate(origin, &registry.detectors)?;
+        if self.runtime.arbiters == Some(0) {
+            return Err(ConfigError::new(
+                origin,
+                "runtime.arbiters",
+                "expected at least 1 arbiter",
+            ));
+        }
+        if self.sensors.is_empty() {
+            return Err(ConfigError::new(
+                origin,
+                "sensors",
+                "expected at least one [[sensors]] entry",
+            ));
+        }
+        let mut sensors = Vec::new();
+        for (i, table) in self.sensors.into_iter().enumerate() {
+            expand_entry(
+                table,
+                origin,
+                base,
+                i,
+                &supervision,
+                &groups,
+                &registry.drivers,
+                &mut sensors,
+            )?;
+        }
+        let mut seen = HashSet::new();
+        for s in &sensors {
+            if !seen.insert(s.id.clone()) {
+                return Err(ConfigError::new(
+                    origin,
+                    "sensors",
+                    format!("duplicate sensor id \"{}\"", s.id),
+                ));
+            }
+        }
+        Ok(Config {
+            collection,
+            supervision,
+            sensors,
+            groups,
+            analysis,
+            runtime: RuntimeConfig {
+                arbiters: self.runtime.arbiters,
+            },
+        })
+    }
+}
+
+impl RawCollection {
+    fn validate(self, origin: &str) -> Result<CollectionConfig, ConfigError> {
+        let dur = |field: &str, v: &Option<String>, default: Duration| match v {
+            Some(s) => parse_duration(origin, &format!("collection.{field}"), s),
+            None => Ok(default),
+        };
+        let d = CollectionConfig::default();
+        let collection = CollectionConfig {
+            interval: dur("interval", &self.interval, d.interval)?,
+            read_timeout: dur("read_timeout", &self.read_timeout, d.read_timeout)?,
+            rounds: self.rounds,
+            duration: match &self.duration {
+                Some(s) => Some(parse_duration(origin, "collection.duration", s)?),
+                None => None,
+            },
+            seed: self.seed,
+            max_in_flight: self.max_in_flight.unwrap_or(0),
+        };
+        collection.check(origin, |key| format!("collection.{key}"))?;
+        Ok(collection)
+    }
+}
+
+impl RawPolicy {
+    fn validate(&self, origin: &str, at: &str, base: &RestartPolicy) -> Result<RestartPolicy, ConfigError> {
+        let dur = |field: &str, v: &Option<String>, default: Duration| match v {
+            Some(s) => parse_duration(origin, &format!("{at}.{field}"), s),
+            None => Ok(default),
+        };
+        let policy = RestartPolicy {
+            restart: self.restart.unwrap_or(base.restart),
+            max_restarts: self.max_restarts.unwrap_or(base.max_restarts),
+            within: dur("within", &self.within, base.within)?,
+            backoff_min: dur("backoff_min", &self.backoff_min, base.backoff_min)?,
+            backoff_max: dur("backoff_max", &self.backoff_max, base.backoff_max)?,
+            hung_after: self.hung_after.unwrap_or(base.hung_after),
+        };
+        if policy.within.is_zero() {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.within"),
+                "expected a duration above 0s",
+            ));
+        }
+        if policy.backoff_min > policy.backoff_max {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.backoff_min"),
+                format!(
+                    "{} is greater than backoff_max {}",
+                    humantime::format_duration(policy.backoff_min),
+                    humantime::format_duration(policy.backoff_max)
+                ),
+            ));
+        }
+        if policy.hung_after == 0 {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.hung_after"),
+                "expected at least 1 timeout",
+            ));
+        }
+        Ok(policy)
+    }
+}
+
+fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, ConfigError> {
+    let mut groups: Vec<GroupSpec> = Vec::with_capacity(raw.len());
+    for (i, g) in raw.into_iter().enumerate() {
+        let at = format!("groups[{i}]");
+        if g.name.trim().is_empty() {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.name"),
+                "expected a non-empty name",
+            ));
+        }
+        if groups.iter().any(|other| other.name == g.name) {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.name"),
+                format!("duplicate group \"{}\"", g.name),
+            ));
+        }
+        let within = match &g.within {
+            Some(s) => parse_duration(origin, &format!("{at}.within"), s)?,
+            None => Duration::from_secs(10),
+        };
+        if within.is_zero() {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.within"),
+                "expected a duration above 0s",
+            ));
+        }
+        groups.push(GroupSpec {
+            name: g.name,
+            strategy: g.strategy.unwrap_or(GroupStrategy::OneForOne),
+            max_restarts: g.max_restarts.unwrap_or(3),
+            within,
+        });
+    }
+    Ok(groups)
+}
+
+/// Validates one `[[sensors]]` entry and appends the sensors it makes.
+#[allow(clippy::too_many_arguments)]
+fn expand_entry(
+    mut table: toml::Table,
+    origin: &str,
+    base: &Path,
+    index: usize,
+    defaults: &RestartPolicy,
+    groups: &[GroupSpec],
+    drivers: &DriverRegistry,
+    out: &mut Vec<SensorSpec>,
+) -> Result<(), ConfigError> {
+    let at = format!("sensors[{index}]");
+    let mut common_table = toml::Table::new();
+    for key in RawSensorCommon::KEYS {
+        if let Some(v) = table.remove(*key) {
+            common_table.insert((*key).to_string(), v);
+        }
+    }
+    let common: RawSensorCommon = from_table(common_table, origin, &at)?;
+    let driver_name = common.driver.as_deref().unwrap_or("simulated");
+    let factory_restart = drivers.get(driver_name).and_then(|f| f.default_restart());
+    let driver = drivers.parse(driver_name, table, origin, &at, base).map_err(|mut e| {
+        if e.message.starts_with("unknown field") {
+            e.message = format!(
+                "{}, or a key of every sensor: {}",
+                e.message,
+                RawSensorCommon::KEYS.join(", ")
+            );
+        }
+        e
+    })?;
+    let mut raw_policy = common.policy();
+    raw_policy.restart = raw_policy.restart.or(factory_restart);
+    let policy = raw_policy.validate(origin, &at, defaults)?;
+    let kind: Arc<str> = common
+        .kind
+        .clone()
+        .unwrap_or_else(|| driver.default_kind().unwrap_or(driver_name).to_string())
+        .into();
+    if kind.is_empty() {
+        return Err(ConfigError::new(
+            origin,
+            format!("{at}.kind"),
+            "expected a non-empty kind",
+        ));
+    }
+    let unit: Arc<str> = common
+        .unit
+        .clone()
+        .unwrap_or_else(|| driver.default_unit().unwrap_or(default_unit(&kind)).to_string())
+        .into();
+    let group = match &common.group {
+        Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.group"),
+                format!("no [[groups]] entry is named \"{g}\""),
+            ))
+        }
+        Some(g) => Some(Arc::<str>::from(g.as_str())),
+        None => None,
+    };
+    let range = match common.range {
+        Some(pair) => Some(check_range(origin, &format!("{at}.range"), pair)?),
+        None => None,
+    };
+    if let Some(keyed) = driver.sensor_keys() {
+        if common.id.is_some() || common.count.is_some() {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.id"),
+                "expected no `id` or `count` with `id_column`: ids come from the column",
+            ));
+        }
+        for (key, driver) in keyed {
+            let id = match &common.name {
+                Some(name) => format!("{name}-{key}"),
+                None => key,
+            };
+            out.push(SensorSpec {
+                id: id.into(),
+                kind: kind.clone(),
+                unit: unit.clone(),
+                driver,
+                policy: policy.clone(),
+                group: group.clone(),
+                range,
+            });
+        }
+        return Ok(());
+    }
+    // The ids are made one at a time as the specs are pushed: at a million sensors a list of
+    // them first would be tens of megabytes of garbage left in the allocator.
+    let (single, count, name) = match (&common.id, common.count) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.id"),
+                "expected either `id` or `count`, not both",
+            ))
+        }
+        (Some(id), None) if id.trim().is_empty() => {
+            return Err(ConfigError::new(origin, format!("{at}.id"), "expected a non-empty id"))
+        }
+        (Some(id), None) => (Some(id.clone()), 1, String::new()),
+        (None, Some(count)) if count < 1 => {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.count"),
+                format!("expected at least 1 sensor, got {count}"),
+            ))
+        }
+        (None, count) => {
+            let name = common.name.clone().unwrap_or_else(|| kind.to_string());
+            (None, count.unwrap_or(1) as usize, name)
+        }
+    };
+    let id = |i: usize| match &single {
+        Some(id) => id.clone(),
+        None => sensor_id(&name, i, count),
+    };
+    if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
+        simulated
+            .settings()
+            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
+    }
+    out.reserve(count);
+    for i in 1..=count {
+        out.push(SensorSpec {
+            id: id(i).into(),
+            kind: kind.clone(),
+            unit: unit.clone(),
+            driver: driver.clone(),
+            policy: policy.clone(),
+            group: group.clone(),
+            range,
+        });
+    }
+    Ok(())
+}
+
+impl CollectionConfig {
+    /// The rules no single key's parser checks; `field` spells a key the way the input does
+    /// (`collection.rounds` in a file, `--rounds` on the command line).
+    pub(super) fn check(&self, origin: &str, field: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.read_timeout.is_zero() {
+            return Err(ConfigError::new(
+                origin,
+                field("read_timeout"),
+                "expected a duration above 0s",
+            ));
+        }
+        if self.rounds == Some(0) {
+            return Err(ConfigError::new(origin, field("rounds"), "expected at least 1 round"));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                origin,
+                field("duration"),
+                "expected a duration above 0s",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, RestartType};
+
+    fn err(text: &str) -> String {
+        Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ids_follow_name_and_width() {
+        let c = Config::from_toml_str(
+            "[[sensors]]\nname = \"t\"\ncount = 100\n[[sensors]]\nid = \"solo\"\nkind = \"humidity\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(&*c.sensors[0].id, "t-001");
+        assert_eq!(&*c.sensors[99].id, "t-100");
+        assert_eq!(&*c.sensors[100].id, "solo");
+        assert_eq!(&*c.sensors[100].unit, "%");
+    }
+
+    #[test]
+    fn bad_values_name_field_and_expectation() {
+        assert_eq!(
+            err("[[sensors]]\ncount = 1\nlatency = [\"500ms\", \"100ms\"]\n"),
+            "c.toml: sensors[0].latency: min 500ms is greater than max 100ms"
+        );
+        assert_eq!(
+            err("[[sensors]]\ncount = 1\nerror_rate = 1.5\n"),
+            "c.toml: sensors[0].error_rate: expected a probability in 0..=1, got 1.5"
+        );
+        assert_eq!(
+            err("[collection]\n"),
+            "c.toml: sensors: expected at least one [[sensors]] entry"
+        );
+        assert_eq!(
+            err("[[sensors]]\ncount = 0\n"),
+            "c.toml: sensors[0].count: expected at least 1 sensor, got 0"
+        );
+        assert_eq!(
+            err("[collection]\ninterval = \"-1s\"\n[[sensors]]\ncount = 1\n"),
+            "c.toml: collection.interval: expected a duration like \"250ms\" or \"1s\", got \"-1s\""
+        );
+        assert_eq!(
+            err("[collection]\nread_timeout = \"soon\"\n[[sensors]]\ncount = 1\n"),
+            "c.toml: collection.read_timeout: expected a duration like \"250ms\" or \"1s\", got \"soon\""
+        );
+        assert_eq!(
+            err("[[sensors]]\nid = \"a\"\n[[sensors]]\nid = \"a\"\n"),
+            "c.toml: sensors: duplicate sensor id \"a\""
+        );
+        assert_eq!(
+            err("[[sensors]]\ndriver = \"laser\"\ncount = 1\n"),
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"laser\""
+        );
+        assert!(err("[collection]\ninterval = 5\n[[sensors]]\ncount=1\n")
+            .starts_with("c.toml: collection.interval: invalid type: integer `5`, expected a string"));
+        assert_eq!(
+            err("[[sensors]]\ncount = 2\nfaults = [{ round = 1, fault = \"hang\", sensor = \"temperature-3\" }]\n"),
+            "c.toml: sensors[0].faults[0].sensor: expected the id of a sensor of this entry, got \"temperature-3\""
+        );
+        assert_eq!(
+            err("[[sensors]]\ncount = 1\nfaults = [{ round = 1, fault = \"melt\" }]\n"),
+            "c.toml: sensors[0].faults[0].fault: unknown variant `melt`, expected one of `panic`, `crash`, `hang`, `fatal`, `error`, `flap`, `stuck`, `spike`, `drift`"
+        );
+        assert_eq!(
+            err("[supervision]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n[[sensors]]\ncount = 1\n"),
+            "c.toml: supervision.backoff_min: 2s is greater than backoff_max 1s"
+        );
+    }
+
+    #[test]
+    fn overrides_per_sensor_policy() {
+        let c = Config::from_toml_str(
+            "[supervision]\nmax_restarts = 2\n[[sensors]]\ncount = 1\nrestart = \"transient\"\nhung_after = 7\n",
+            "c.toml",
+        )
+        .unwrap();
+        let p = &c.sensors[0].policy;
+        assert_eq!(p.restart, RestartType::Transient);
+        assert_eq!(p.max_restarts, 2);
+        assert_eq!(p.hung_after, 7);
+    }
+}

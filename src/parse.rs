@@ -1,0 +1,103 @@
+//! Parsing helpers at the bottom of the crate: [`ConfigError`], the one-line
+//! `origin: field: expectation` error, and the checks that the configuration, the drivers and the
+//! detectors share (durations, duration ranges, number ranges, probabilities, a TOML table into
+//! a serde struct). It imports nothing of the crate's: `config` validates a whole file with it,
+//! and each driver and detector validates its own keys with it, without importing `config`.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+/// A configuration error: where, which field, what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {field}: {message}")]
+pub struct ConfigError {
+    /// The file name, or `command line` for flags.
+    pub origin: String,
+    /// The field path, such as `sensors[2].latency`.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// Builds an error for `field` of `origin`.
+    pub fn new(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Deserializes one already-parsed TOML table (a `[[sensors]]` entry's driver settings).
+pub(crate) fn from_table<T: DeserializeOwned>(table: toml::Table, origin: &str, at: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            at.to_string()
+        } else {
+            format!("{at}.{path}")
+        };
+        ConfigError::new(origin, field, e.into_inner().message().to_string())
+    })
+}
+
+/// Parses a duration string such as `"250ms"` or `"1s"`.
+pub(crate) fn parse_duration(origin: &str, field: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        ConfigError::new(
+            origin,
+            field,
+            format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""),
+        )
+    })
+}
+
+/// Checks that `value` is a probability.
+pub(crate) fn check_probability(origin: &str, field: &str, value: f64) -> Result<f64, ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(
+            origin,
+            field,
+            format!("expected a probability in 0..=1, got {value}"),
+        ))
+    }
+}
+
+/// Parses a `["min", "max"]` duration pair with min <= max.
+pub(crate) fn parse_duration_range(
+    origin: &str,
+    field: &str,
+    pair: &[String; 2],
+) -> Result<(Duration, Duration), ConfigError> {
+    let min = parse_duration(origin, field, &pair[0])?;
+    let max = parse_duration(origin, field, &pair[1])?;
+    if min > max {
+        return Err(ConfigError::new(
+            origin,
+            field,
+            format!("min {} is greater than max {}", pair[0].trim(), pair[1].trim()),
+        ));
+    }
+    Ok((min, max))
+}
+
+/// Checks a `[min, max]` number pair: both finite, min <= max.
+pub(crate) fn check_range(origin: &str, field: &str, pair: [f64; 2]) -> Result<(f64, f64), ConfigError> {
+    let [min, max] = pair;
+    if !min.is_finite() || !max.is_finite() {
+        return Err(ConfigError::new(origin, field, "expected finite numbers"));
+    }
+    if min > max {
+        return Err(ConfigError::new(
+            origin,
+            field,
+            format!("min {min} is greater than max {max}"),
+        ));
+    }
+    Ok((min, max))
+}
