@@ -19,7 +19,7 @@ use crate::driver::DriverFactory;
 use crate::registry::Registry;
 use crate::report::Summary;
 use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
-use crate::streams::{Delivery, RoundSummary, Stream};
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
 use crate::supervisor::Shutdown;
 use crate::supervisor::{RootSetup, SensorSupervisor};
 use crate::RunError;
@@ -100,7 +100,12 @@ impl Collector {
     /// not be written. Must be called inside an actix system.
     pub fn out(self, dir: impl AsRef<Path>) -> Result<Self, RunError> {
         let files = JsonlFiles::create(dir.as_ref()).map_err(RunError::Setup)?.start();
-        let mut collector = JsonlFiles::attach(&files, self);
+        let lossless = |name: &str| Delivery::lossless().named(name);
+        let mut collector = self
+            .subscribe_with(files.clone().recipient::<Readings>(), lossless("readings.jsonl"))
+            .subscribe_with(files.clone().recipient::<Anomalies>(), lossless("anomalies.jsonl"))
+            .subscribe_with(files.clone().recipient::<Journal>(), lossless("events.jsonl"))
+            .subscribe_with(files.clone().recipient::<RunSummary>(), lossless("summary.json"));
         collector.files = Some(files);
         Ok(collector)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::Message;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A value read from a source.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,5 +210,45 @@ impl fmt::Display for RestartType {
             RestartType::Transient => "transient",
             RestartType::Temporary => "temporary",
         })
+    }
+}
+
+/// Read accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCounts {
+    /// Reads the rounds asked for (one per sensor per round).
+    pub requested: u64,
+    /// Readings received in time.
+    pub ok: u64,
+    /// Errors received in time.
+    pub failed: u64,
+    /// No answer in time.
+    pub timed_out: u64,
+    /// Sensor offline, stopped, restarting or given up.
+    pub unavailable: u64,
+}
+
+/// A sensor's supervision state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SensorState {
+    /// Its actor runs and is read every round.
+    Running,
+    /// It failed and waits for its restart (unavailable meanwhile).
+    Restarting,
+    /// It stopped and is not restarted (normal end, or a temporary sensor's failure).
+    Stopped,
+    /// Its restart intensity was exceeded: unavailable for the rest of the run.
+    GivenUp,
+}
+
+impl SensorState {
+    /// The name used in `summary.json`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SensorState::Running => "running",
+            SensorState::Restarting => "restarting",
+            SensorState::Stopped => "stopped",
+            SensorState::GivenUp => "given_up",
+        }
     }
 }

@@ -30,7 +30,8 @@
 //! Inside (crate-private): `sensor` (the sensor actor and its messages), `supervisor` (the root
 //! and group supervisors, the schedule and the restart rules), `aggregator` (the arbiters'
 //! aggregators that analyse, the root aggregator that counts and publishes), `registry`,
-//! `panic` (keeps caught panics out of stderr).
+//! `parse` (at the bottom beside `data`: [`ConfigError`] and the checks that the configuration,
+//! the drivers and the detectors share), `panic` (keeps caught panics out of stderr).
 //!
 //! The binary (`src/bin/sensor-actors/`: `main.rs`, and `bench.rs`, the `bench` command's
 //! harness) uses the public API only. [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::aggregator::publish::SubscriberStats;
+pub use crate::data::ReadCounts;
 
 /// What the aggregator hands back at the end of a run.
 #[derive(Debug)]
@@ -49,19 +49,22 @@ pub struct Summary {
     pub process: ProcessStats,
 }
 
-/// Read accounting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadCounts {
-    /// Reads the rounds asked for (one per sensor per round).
-    pub requested: u64,
-    /// Readings received in time.
-    pub ok: u64,
-    /// Errors received in time.
-    pub failed: u64,
-    /// No answer in time.
-    pub timed_out: u64,
-    /// Sensor offline, stopped, restarting or given up.
-    pub unavailable: u64,
+/// What one subscriber received and missed over a run, as in `summary.json`'s `subscribers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// The subscriber's name ([`Delivery::named`](crate::streams::Delivery::named), else `<stream>#<k>`).
+    pub name: String,
+    /// The stream (`readings`, `anomalies`, `journal`, `rounds`, `end`).
+    pub stream: String,
+    /// Messages handled by the subscriber.
+    pub delivered: u64,
+    /// Items (readings, anomalies, events, summaries) in the messages handled.
+    pub delivered_items: u64,
+    /// Messages dropped: its queue was full, or its actor had stopped.
+    pub missed: u64,
+    /// Items in the messages dropped.
+    pub missed_items: u64,
 }
 
 /// Latency percentiles in milliseconds (0 when nothing was measured).

@@ -80,7 +80,7 @@ pub(crate) struct Finish {
     /// Ticks skipped over the run.
     pub(crate) skipped_rounds: u64,
     /// Per sensor: final supervision state and restart count.
-    pub(crate) sensors: Vec<(crate::supervisor::SensorState, u32)>,
+    pub(crate) sensors: Vec<(crate::data::SensorState, u32)>,
     /// Per sensor: its analysis results (from its group).
     pub(crate) tracks: Vec<TrackSummary>,
 }
@@ -467,8 +467,8 @@ mod tests {
     use crate::analysis::tracks::{RoundDigest, TrackSummary};
     use crate::config::SensorSpec;
     use crate::data::Reading;
+    use crate::data::SensorState;
     use crate::driver::{simulated, DriverSpec};
-    use crate::supervisor::SensorState;
     use chrono::Utc;
 
     fn reading(value: f64) -> Outcome {

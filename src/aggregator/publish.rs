@@ -9,27 +9,9 @@ use std::any::Any;
 use std::collections::VecDeque;
 
 use actix::Recipient;
-use serde::{Deserialize, Serialize};
 
+use crate::report::SubscriberStats;
 use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
-
-/// What one subscriber received and missed over a run, as in `summary.json`'s `subscribers`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SubscriberStats {
-    /// The subscriber's name ([`Delivery::named`], else `<stream>#<k>`).
-    pub name: String,
-    /// The stream (`readings`, `anomalies`, `journal`, `rounds`, `end`).
-    pub stream: String,
-    /// Messages handled by the subscriber.
-    pub delivered: u64,
-    /// Items (readings, anomalies, events, summaries) in the messages handled.
-    pub delivered_items: u64,
-    /// Messages dropped: its queue was full, or its actor had stopped.
-    pub missed: u64,
-    /// Items in the messages dropped.
-    pub missed_items: u64,
-}
 
 /// One subscriber of stream `M`.
 pub(crate) struct Outlet<M: Stream> {

@@ -1,5 +1,5 @@
 //! `Tracks`: the analysis state of a set of sensors (one group's members), kept by the
-//! aggregator of the group's arbiter ([`LocalAggregator`](crate::aggregator::local::LocalAggregator)).
+//! aggregator of the group's arbiter (`LocalAggregator`).
 //!
 //! Once a group has read a round, its aggregator passes each member's outcome to the group's
 //! `Tracks`, which updates the member's streaming statistics, rolling window and EWMA, runs the
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use super::registry::DetectorColumn;
 use super::{AnalysisConfig, Observation};
 use crate::data::Outcome;
-use crate::report::ReadCounts;
+use crate::data::ReadCounts;
 use crate::stats::{Ewma, RollingWindow, RunningStats};
 
 /// Latencies are kept in whole microseconds, from 1 to this (one hour).

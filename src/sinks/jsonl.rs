@@ -10,12 +10,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
-use crate::collector::Collector;
 use crate::data::SupervisionEvent;
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RunSummary};
+use crate::streams::{Anomalies, Journal, Readings, RunSummary};
 
 /// An output file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -144,16 +143,24 @@ pub struct EventLine<'a> {
     pub restarts: Option<u32>,
 }
 
-/// The files of `--out DIR`, as an actor.
+/// The files of `--out DIR`, as an actor: a lossless subscriber of the readings, the
+/// anomalies, the journal and the run's summary (which [`Collector::out`](crate::Collector::out)
+/// attaches, or by hand as below).
 ///
 /// ```no_run
 /// use actix::Actor;
 /// use sensor_actors::sinks::JsonlFiles;
+/// use sensor_actors::streams::{Anomalies, Delivery, Journal, Readings, RunSummary};
 /// use sensor_actors::Collector;
 ///
 /// # async fn demo(config: sensor_actors::Config) -> anyhow::Result<()> {
 /// let files = JsonlFiles::create("out".as_ref())?.start();
-/// let collector = JsonlFiles::attach(&files, Collector::new());
+/// let lossless = || Delivery::lossless();
+/// let collector = Collector::new()
+///     .subscribe_with(files.clone().recipient::<Readings>(), lossless())
+///     .subscribe_with(files.clone().recipient::<Anomalies>(), lossless())
+///     .subscribe_with(files.clone().recipient::<Journal>(), lossless())
+///     .subscribe_with(files.clone().recipient::<RunSummary>(), lossless());
 /// let summary = collector.run(config, std::future::pending()).await?;
 /// if let Some(error) = files.send(sensor_actors::sinks::TakeOutputError).await? {
 ///     eprintln!("the files are incomplete: {error}");
@@ -184,27 +191,6 @@ impl JsonlFiles {
             events: JsonLines::create(dir.join("events.jsonl"))?,
             error: None,
         })
-    }
-
-    /// Subscribes `files` to every stream it writes, losslessly: the files miss nothing.
-    pub fn attach(files: &Addr<JsonlFiles>, collector: Collector) -> Collector {
-        collector
-            .subscribe_with(
-                files.clone().recipient::<Readings>(),
-                Delivery::lossless().named("readings.jsonl"),
-            )
-            .subscribe_with(
-                files.clone().recipient::<Anomalies>(),
-                Delivery::lossless().named("anomalies.jsonl"),
-            )
-            .subscribe_with(
-                files.clone().recipient::<Journal>(),
-                Delivery::lossless().named("events.jsonl"),
-            )
-            .subscribe_with(
-                files.clone().recipient::<RunSummary>(),
-                Delivery::lossless().named("summary.json"),
-            )
     }
 
     /// Keeps the first error of the run; the run goes on collecting and the other files go on.

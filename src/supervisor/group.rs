@@ -87,7 +87,7 @@ impl GroupRound {
 
 /// Asks a group for its members' supervision states and restart counts, in member order.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Vec<(crate::supervisor::SensorState, u32)>")]
+#[rtype(result = "Vec<(crate::data::SensorState, u32)>")]
 pub(crate) struct ReportStates;
 
 /// Asks a group supervisor to stop its sensors and itself.

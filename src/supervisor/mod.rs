@@ -51,30 +51,7 @@ pub(crate) struct Escalation {
 /// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
 pub(crate) const BACKOFF_JITTER: f64 = 0.2;
 
-/// A sensor's supervision state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SensorState {
-    /// Its actor runs and is read every round.
-    Running,
-    /// It failed and waits for its restart (unavailable meanwhile).
-    Restarting,
-    /// It stopped and is not restarted (normal end, or a temporary sensor's failure).
-    Stopped,
-    /// Its restart intensity was exceeded: unavailable for the rest of the run.
-    GivenUp,
-}
-
-impl SensorState {
-    /// The name used in `summary.json`.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            SensorState::Running => "running",
-            SensorState::Restarting => "restarting",
-            SensorState::Stopped => "stopped",
-            SensorState::GivenUp => "given_up",
-        }
-    }
-}
+pub(crate) use crate::data::SensorState;
 
 /// The drift-free round grid: tick `k` is at `t0 + k * interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::analysis::{AnalysisConfig, Detector, DetectorFactory, DetectorRegistry, Observation, RawAnalysis};
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 use crate::stats::RollingWindow;
 
 /// Feeds `series` (`None` = a round without a reading) to a fresh detector `D` with `settings`,
