@@ -11,8 +11,9 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A value read from a source.
+/// A value read from a source ([`Sample::value`], plus its source for recorded data).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Sample {
     /// The measured value.
     pub value: f64,
@@ -31,10 +32,21 @@ impl Sample {
             source_time: None,
         }
     }
+
+    /// A recorded value: `row` is its 1-based data row in the source, `time` the time recorded
+    /// with it, as written there.
+    pub fn recorded(value: f64, row: Option<u64>, time: Option<Arc<str>>) -> Self {
+        Sample {
+            value,
+            source_row: row,
+            source_time: time,
+        }
+    }
 }
 
 /// Why a read gave no value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// A transient failure: counted `failed`, the sensor keeps running.
     #[error("{0}")]
@@ -59,6 +71,7 @@ pub enum ReadError {
 
 /// The outcome of one sensor in one round: exactly one of four.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// A reading arrived within the deadline.
     Ok(Reading),
@@ -77,6 +90,7 @@ pub enum Outcome {
 
 /// Why a sensor was `unavailable` in a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Absence {
     /// The supervisor had no running actor for it (restarting, given up, or its group given up).
     Down,
@@ -90,6 +104,7 @@ pub enum Absence {
 
 /// A successful reading.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Reading {
     /// The value.
     pub value: f64,
@@ -104,6 +119,7 @@ pub struct Reading {
 
 /// Where a replayed value came from.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Source {
     /// The 1-based data row of the source file.
     pub row: Option<u64>,
@@ -141,6 +157,7 @@ impl Reading {
 
 /// The kinds of supervision event, as written to `events.jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum EventKind {
     /// The sensor's actor was started.
     Started,
@@ -176,6 +193,7 @@ impl EventKind {
 /// One entry of the supervision journal.
 #[derive(Debug, Clone, PartialEq, Message)]
 #[rtype(result = "()")]
+#[non_exhaustive]
 pub struct SupervisionEvent {
     /// Wall-clock time of the event.
     pub timestamp: DateTime<Utc>,
@@ -215,6 +233,7 @@ impl fmt::Display for RestartType {
 
 /// Read accounting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReadCounts {
     /// Reads the rounds asked for (one per sensor per round).
     pub requested: u64,

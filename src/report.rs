@@ -11,16 +11,17 @@ pub use crate::data::ReadCounts;
 
 /// What the aggregator hands back at the end of a run.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The complete summary.
-    pub summary: Summary,
+    pub(crate) summary: Summary,
     /// Why the run could not go on as configured (groups given up after their actor stopped
     /// too often), if it could not.
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
 }
 
 /// The final report of a run, written as `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Rounds run.
     pub rounds: u64,
@@ -69,6 +70,7 @@ pub struct SubscriberStats {
 
 /// Latency percentiles in milliseconds (0 when nothing was measured).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -82,6 +84,7 @@ pub struct Percentiles {
 
 /// One sensor's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SensorSummary {
     /// Sensor id.
     pub id: String,
@@ -113,6 +116,7 @@ pub struct SensorSummary {
 
 /// CPU, memory and time used by the process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProcessStats {
     /// Peak resident set size.
     pub peak_rss_bytes: u64,

@@ -215,6 +215,7 @@ pub struct Anomaly {
 /// by every subscriber. Sent for every round, empty or not.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
+#[non_exhaustive]
 pub struct Anomalies {
     /// The round.
     pub round: u64,
@@ -331,6 +332,7 @@ impl Stream for RoundSummary {
 /// [`Collector::run`](crate::Collector::run), without the delivery counts of this message).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
+#[non_exhaustive]
 pub struct RunSummary {
     /// The summary.
     pub summary: Arc<Summary>,

@@ -41,6 +41,7 @@ pub const DEFAULT_SENSOR_COUNT: usize = 20;
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// How rounds are scheduled and read.
     pub collection: CollectionConfig,
@@ -58,6 +59,7 @@ pub struct Config {
 
 /// The `[collection]` section.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CollectionConfig {
     /// Time between round starts; zero runs rounds back to back.
     pub interval: Duration,
@@ -75,6 +77,7 @@ pub struct CollectionConfig {
 
 /// Restart policy of one sensor (or the defaults of `[supervision]`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RestartPolicy {
     /// Which exits lead to a restart.
     pub restart: RestartType,
@@ -106,6 +109,7 @@ impl Default for RestartPolicy {
 /// Strategy of a group, as in Erlang/OTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum GroupStrategy {
     /// Only the failed sensor is restarted.
     OneForOne,
@@ -117,6 +121,7 @@ pub enum GroupStrategy {
 
 /// A `[[groups]]` entry.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct GroupSpec {
     /// The name sensors refer to with `group = "..."`.
     pub name: String,
@@ -130,6 +135,7 @@ pub struct GroupSpec {
 
 /// The `[runtime]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuntimeConfig {
     /// Threads (arbiters) the run uses; `None` picks by the number of sensors (see
     /// [`RuntimeConfig::threads`]).
@@ -161,6 +167,7 @@ impl RuntimeConfig {
 
 /// One sensor: everything needed to build (and rebuild) it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SensorSpec {
     /// Unique id, such as `temperature-03`.
     pub id: Arc<str>,

@@ -92,8 +92,10 @@ pub trait Driver: 'static {
     fn read(&mut self, round: u64) -> ReadFuture;
 }
 
-/// What a driver is built from besides its settings.
+/// What a driver is built from besides its settings. Made by the supervisor (and by
+/// [`testing::driver::context`](crate::testing::driver::context) in tests).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DriverContext {
     /// The sensor's id.
     pub id: Arc<str>,

@@ -92,6 +92,7 @@ pub struct Settings {
 /// What a scripted fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FaultKind {
     /// The read of that round panics.
     Panic,
@@ -115,6 +116,7 @@ pub enum FaultKind {
 
 /// A scripted fault.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Fault {
     /// First round it applies to.
     pub round: u64,

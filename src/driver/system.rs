@@ -54,6 +54,7 @@ pub const DEFAULT_ROOT: &str = "/proc";
 
 /// The metrics, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Metric {
     /// Load average over 1 minute.
     Load1,
