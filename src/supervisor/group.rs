@@ -29,6 +29,7 @@
 //! counted. Every decision is journaled as a [`SupervisionEvent`].
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +37,13 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use super::restart::{on_exit, restart_set, Exit, Intensity, RestartTracker, StoppedWith, Window};
 use super::Escalation;
-use super::{backoff_delay, jitter, SensorState};
+use super::SensorState;
 use crate::aggregator::local::{Analyse, Analysed};
 use crate::aggregator::SensorsStarted;
 use crate::analysis::tracks::RoundDigest;
-use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
+use crate::config::{GroupStrategy, SensorEntry, SensorTable};
 use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
@@ -124,16 +126,8 @@ struct Child {
     incarnation: u32,
     /// Restarts over the run.
     restarts: u32,
-    /// When this sensor's restarts inside its intensity window happened (shards only); boxed
-    /// on the first restart, so a sensor that never restarts keeps 8 bytes for it, not 32.
-    #[allow(clippy::box_collection)] // The box is the point: 8 bytes per member instead of 32.
-    recent: Option<Box<VecDeque<Instant>>>,
-    /// Exponent of the next backoff delay.
-    backoff_step: u32,
-    /// Backoff delays drawn so far: feeds the jitter, so every delay has its own draw.
-    backoffs: u32,
-    /// When the current actor started; the backoff resets once it ran `within` without failing.
-    running_since: Instant,
+    /// Its intensity window (shards only), backoff step and since when its actor runs.
+    tracker: RestartTracker,
     /// Consecutive read timeouts.
     timeouts: u32,
 }
@@ -247,8 +241,8 @@ pub(crate) struct GroupSupervisor {
     current: Option<RoundInFlight>,
     /// The last round's bookkeeping vectors, kept for the next one.
     spare: Books,
-    /// When the group's restarts inside its intensity window happened (configured groups).
-    recent: VecDeque<Instant>,
+    /// The group's restarts inside its intensity window (configured groups).
+    recent: Window,
     /// Set once the group has escalated: nothing is restarted any more.
     escalated: bool,
     /// Whether the first starts are done (they are logged at debug level).
@@ -267,10 +261,7 @@ impl GroupSupervisor {
                 state: SensorState::Stopped,
                 incarnation: 0,
                 restarts: 0,
-                recent: None,
-                backoff_step: 0,
-                backoffs: 0,
-                running_since: now,
+                tracker: RestartTracker::new(now),
                 timeouts: 0,
             })
             .collect();
@@ -281,7 +272,7 @@ impl GroupSupervisor {
             answers: None,
             current: None,
             spare: Books::default(),
-            recent: VecDeque::new(),
+            recent: Window::default(),
             escalated: false,
             started: false,
         }
@@ -349,7 +340,7 @@ impl GroupSupervisor {
             seed: driver_seed(self.setup.seed, index, child.incarnation),
         };
         child.state = SensorState::Running;
-        child.running_since = Instant::now();
+        child.tracker.started(Instant::now());
         child.timeouts = 0;
         let built = match sensor::build(&*spec.driver, &ctx) {
             Ok(built) => built,
@@ -442,35 +433,31 @@ impl GroupSupervisor {
 
     /// A failure: journal it, then restart as the restart type and strategy say.
     fn fail(&mut self, local: usize, cause: String, ctx: &mut Context<Self>) {
-        // A sibling's restart in this same round may already have stopped this sensor.
+        // A sibling's restart in this same round may already have stopped this sensor: the
+        // failure is journaled all the same, but nothing more is decided for it.
         let running = self.children[local].state == SensorState::Running;
         self.journal(local, EventKind::Failed, Some(cause), None, None);
         if !running {
             return;
         }
         self.stop_actor(local);
-        if self.spec(local).policy.restart == RestartType::Temporary {
-            self.children[local].state = SensorState::Stopped;
-            self.journal(
-                local,
-                EventKind::Stopped,
-                Some("temporary: not restarted".into()),
-                None,
-                None,
-            );
-            return;
+        // Only a temporary sensor stays down after a failure; it says why.
+        match on_exit(self.spec(local).policy.restart, Exit::Failure) {
+            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
+            ControlFlow::Break(reason) => {
+                self.children[local].state = SensorState::Stopped;
+                self.journal(local, EventKind::Stopped, Some(reason.to_string()), None, None);
+            }
         }
-        self.restart_by_strategy(local, ctx);
     }
 
     /// A normal exit: only a permanent sensor is restarted.
     fn exit(&mut self, local: usize, why: &'static str, ctx: &mut Context<Self>) {
         self.stop_actor(local);
         self.journal(local, EventKind::Stopped, Some(why.into()), None, None);
-        if self.spec(local).policy.restart == RestartType::Permanent {
-            self.restart_by_strategy(local, ctx);
-        } else {
-            self.children[local].state = SensorState::Stopped;
+        match on_exit(self.spec(local).policy.restart, Exit::Normal) {
+            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
+            ControlFlow::Break(_) => self.children[local].state = SensorState::Stopped,
         }
     }
 
@@ -482,67 +469,56 @@ impl GroupSupervisor {
             GroupKind::Configured { strategy, .. } => *strategy,
             GroupKind::Shard => GroupStrategy::OneForOne,
         };
-        let running = |c: &Child| c.state == SensorState::Running;
-        let set: Vec<usize> = match strategy {
-            GroupStrategy::OneForOne => vec![local],
-            GroupStrategy::OneForAll => (0..self.children.len())
-                .filter(|&s| s == local || running(&self.children[s]))
-                .collect(),
-            GroupStrategy::RestForOne => (local..self.children.len())
-                .filter(|&s| s == local || running(&self.children[s]))
-                .collect(),
-        };
+        let set = restart_set(strategy, local, self.children.len(), |s| {
+            self.children[s].state == SensorState::Running
+        });
+        // The siblings stop first, whatever comes next: if the group then escalates they are
+        // given up with it, else they wait for the failed member's backoff with it.
         let failed_id = self.id(local);
         for &s in set.iter().filter(|&&s| s != local) {
             self.stop_actor(s);
-            let cause = format!("{}: restarting with {failed_id}", strategy_name(strategy));
+            let cause = StoppedWith {
+                strategy,
+                failed: &failed_id,
+            };
             self.children[s].state = SensorState::Restarting;
-            self.journal(s, EventKind::Stopped, Some(cause), None, None);
+            self.journal(s, EventKind::Stopped, Some(cause.to_string()), None, None);
         }
-        match self.setup.kind.clone() {
+        // A configured group counts this restart against its own intensity (one count for the
+        // whole set), a shard against the failed sensor's; either way the delay is the failed
+        // sensor's backoff.
+        let (seed, index) = (self.setup.seed, self.setup.members[local]);
+        let policy = &self.setup.sensors.entry(index).policy;
+        let child = &mut self.children[local];
+        let decision = match &self.setup.kind {
             GroupKind::Configured {
                 max_restarts, within, ..
             } => {
-                prune(&mut self.recent, now, within);
-                if self.recent.len() >= max_restarts as usize {
-                    let cause = format!(
-                        "more than {max_restarts} restarts within {}",
-                        humantime::format_duration(within)
-                    );
-                    self.escalate(cause);
-                    return;
-                }
-                self.recent.push_back(now);
+                let limit = Intensity {
+                    max_restarts: *max_restarts,
+                    within: *within,
+                };
+                child
+                    .tracker
+                    .record_restart_in(&mut self.recent, limit, now, policy, seed, index)
             }
-            GroupKind::Shard => {
-                let policy = self.spec(local).policy.clone();
-                let child = &mut self.children[local];
-                let recent = child.recent.get_or_insert_with(Default::default);
-                prune(recent, now, policy.within);
-                if recent.len() >= policy.max_restarts as usize {
-                    child.state = SensorState::GivenUp;
-                    let restarts = child.restarts;
-                    let cause = format!(
-                        "more than {} restarts within {}",
-                        policy.max_restarts,
-                        humantime::format_duration(policy.within)
-                    );
-                    self.journal(local, EventKind::GaveUp, Some(cause), None, Some(restarts));
-                    return;
+            GroupKind::Shard => child.tracker.record_restart(now, policy, seed, index),
+        };
+        let delay = match decision {
+            ControlFlow::Continue(delay) => delay,
+            // Too many restarts: a configured group escalates to the root, a shard gives up
+            // just this sensor.
+            ControlFlow::Break(reason) => {
+                if let GroupKind::Configured { .. } = self.setup.kind {
+                    return self.escalate(reason.to_string());
                 }
-                recent.push_back(now);
+                child.state = SensorState::GivenUp;
+                let restarts = child.restarts;
+                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), None, Some(restarts));
+                return;
             }
-        }
-        let index = self.setup.members[local];
-        let policy = self.spec(local).policy.clone();
-        let child = &mut self.children[local];
-        if now.duration_since(child.running_since) >= policy.within {
-            child.backoff_step = 0;
-        }
-        let draw = jitter(self.setup.seed, index, child.backoffs);
-        let delay = backoff_delay(policy.backoff_min, policy.backoff_max, child.backoff_step, draw);
-        child.backoff_step = child.backoff_step.saturating_add(1);
-        child.backoffs = child.backoffs.wrapping_add(1);
+        };
+        // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
             let restarts = self.children[s].restarts;
@@ -592,21 +568,6 @@ impl GroupSupervisor {
             group: self.setup.slot,
             cause,
         });
-    }
-}
-
-fn strategy_name(strategy: GroupStrategy) -> &'static str {
-    match strategy {
-        GroupStrategy::OneForOne => "one_for_one",
-        GroupStrategy::OneForAll => "one_for_all",
-        GroupStrategy::RestForOne => "rest_for_one",
-    }
-}
-
-/// Drops the instants older than `within` from the front of `recent`.
-pub(super) fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
-    while recent.front().is_some_and(|t| now.duration_since(*t) >= within) {
-        recent.pop_front();
     }
 }
 
