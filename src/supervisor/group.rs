@@ -26,7 +26,9 @@
 //!
 //! Failures are the ones of `docs/supervision.md`: a fatal read error, a caught panic, a hang
 //! (`hung_after` consecutive timeouts) and a stopped actor. A transient read error is only
-//! counted. Every decision is journaled as a [`SupervisionEvent`].
+//! counted. Every decision is journaled as a [`SupervisionEvent`]. The decisions themselves
+//! (restart or not, after which delay, which siblings with it) are the plain rules of
+//! [`restart`](super::restart); the group applies them to its actors and journals them.
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
@@ -402,6 +404,8 @@ impl GroupSupervisor {
     /// when the round started).
     fn supervise(&mut self, incarnations: &[u32], notes: &mut [(u32, Note)], ctx: &mut Context<Self>) {
         notes.sort_by_key(|&(local, _)| local);
+        // Decide every note first, then act: a strategy restart may stop members whose notes
+        // come later; `fail` journals their failure but decides nothing more for them.
         let mut actions = Vec::new();
         for (local, note) in notes.iter_mut() {
             let local = *local as usize;
@@ -527,12 +531,16 @@ impl GroupSupervisor {
         ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
     }
 
+    /// The backoff of `set`'s restart ran out: each member still waiting for it starts a fresh
+    /// actor from its spec, with the next incarnation.
     fn restart(&mut self, set: &[usize], ctx: &mut Context<Self>) {
+        // An escalated group restarts nothing; its members are given up.
         if self.escalated {
             return;
         }
         let mut failed = Vec::new();
         for &local in set {
+            // Only members still waiting for this restart (not given up or stopped meanwhile).
             if self.children[local].state != SensorState::Restarting {
                 continue;
             }
@@ -580,16 +588,21 @@ impl GroupSupervisor {
             0 => usize::MAX,
             cap => cap,
         };
+        // Every read sent in this call shares one deadline: `now + read_timeout`.
         let now = Instant::now();
         let first = cur.sent;
         let mut resume = false;
         while cur.in_flight < cap && cur.sent < cur.books.order.len() {
+            // A full slice went out: yield to the sensors, unless a continuation is already
+            // scheduled (then it sends the rest).
             if cur.sent - first == FAN_OUT_SLICE {
                 resume = !std::mem::replace(&mut cur.resuming, true);
                 break;
             }
             let local = cur.books.order[cur.sent] as usize;
             cur.sent += 1;
+            // An actor that stopped since the round began cannot be asked: its read settles
+            // `Closed` at once, which supervision then treats as a failure.
             let sent = match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
                     addr.do_send(StartRead { round: cur.round });
@@ -609,6 +622,7 @@ impl GroupSupervisor {
         if cur.sent > first {
             cur.deadlines.push_back((now + self.setup.read_timeout, cur.sent));
         }
+        // One timer at a time, for the earliest deadline; `deadline` arms the next one.
         if cur.timer.is_none() {
             if let Some(&(at, _)) = cur.deadlines.front() {
                 cur.timer = Some(ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.deadline(ctx)));
@@ -629,6 +643,8 @@ impl GroupSupervisor {
         let Some(cur) = self.current.as_mut() else { return };
         cur.timer = None;
         let now = Instant::now();
+        // Bursts are queued in send order, so their deadlines are in order too: stop at the
+        // first one still ahead.
         while let Some(&(at, end)) = cur.deadlines.front() {
             if at > now {
                 break;
@@ -636,6 +652,7 @@ impl GroupSupervisor {
             cur.deadlines.pop_front();
             for k in cur.expired..end {
                 let local = cur.books.order[k] as usize;
+                // Reads already answered (or settled otherwise) are skipped.
                 if std::mem::take(&mut cur.books.awaiting[local]) {
                     cur.in_flight -= 1;
                     cur.left -= 1;
@@ -644,6 +661,8 @@ impl GroupSupervisor {
             }
             cur.expired = end;
         }
+        // Timed-out reads freed room under `max_in_flight`: send more, arming the next timer,
+        // then hand the round back if that was its last read.
         self.pump(ctx);
         self.complete_if_settled(ctx);
     }

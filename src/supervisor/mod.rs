@@ -7,7 +7,10 @@
 //! group, passes their digests (and, when readings are written, their outcomes in configuration
 //! order) to the aggregator in the [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read them
 //! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
-//! which gives it up and journals `gave_up` for it. The rules are in `docs/supervision.md`.
+//! which gives it up and journals `gave_up` for it; a group actor that stops is started again
+//! by the root after a backoff, or given up past the `[supervision]` intensity. The restart
+//! rules, shared by both levels, are plain values in [`restart`]; their semantics are in
+//! `docs/supervision.md`.
 
 pub(crate) mod group;
 mod restart;
