@@ -26,9 +26,12 @@
 //!
 //! Failures are the ones of `docs/supervision.md`: a fatal read error, a caught panic, a hang
 //! (`hung_after` consecutive timeouts) and a stopped actor. A transient read error is only
-//! counted. Every decision is journaled as a [`SupervisionEvent`].
+//! counted. Every decision is journaled as a [`SupervisionEvent`]. The decisions themselves
+//! (restart or not, after which delay, which siblings with it) are the plain rules of
+//! [`restart`](super::restart); the group applies them to its actors and journals them.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +39,13 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use super::restart::{on_exit, restart_set, Exit, Intensity, RestartTracker, StoppedWith, Window};
 use super::Escalation;
-use super::{backoff_delay, jitter, SensorState};
+use super::SensorState;
 use crate::aggregator::local::{Analyse, Analysed};
 use crate::aggregator::SensorsStarted;
 use crate::analysis::tracks::RoundDigest;
-use crate::config::{GroupStrategy, RestartType, SensorEntry, SensorTable};
+use crate::config::{GroupStrategy, SensorEntry, SensorTable};
 use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
@@ -124,16 +128,8 @@ struct Child {
     incarnation: u32,
     /// Restarts over the run.
     restarts: u32,
-    /// When this sensor's restarts inside its intensity window happened (shards only); boxed
-    /// on the first restart, so a sensor that never restarts keeps 8 bytes for it, not 32.
-    #[allow(clippy::box_collection)] // The box is the point: 8 bytes per member instead of 32.
-    recent: Option<Box<VecDeque<Instant>>>,
-    /// Exponent of the next backoff delay.
-    backoff_step: u32,
-    /// Backoff delays drawn so far: feeds the jitter, so every delay has its own draw.
-    backoffs: u32,
-    /// When the current actor started; the backoff resets once it ran `within` without failing.
-    running_since: Instant,
+    /// Its intensity window (shards only), backoff step and since when its actor runs.
+    tracker: RestartTracker,
     /// Consecutive read timeouts.
     timeouts: u32,
 }
@@ -247,8 +243,8 @@ pub(crate) struct GroupSupervisor {
     current: Option<RoundInFlight>,
     /// The last round's bookkeeping vectors, kept for the next one.
     spare: Books,
-    /// When the group's restarts inside its intensity window happened (configured groups).
-    recent: VecDeque<Instant>,
+    /// The group's restarts inside its intensity window (configured groups).
+    recent: Window,
     /// Set once the group has escalated: nothing is restarted any more.
     escalated: bool,
     /// Whether the first starts are done (they are logged at debug level).
@@ -267,10 +263,7 @@ impl GroupSupervisor {
                 state: SensorState::Stopped,
                 incarnation: 0,
                 restarts: 0,
-                recent: None,
-                backoff_step: 0,
-                backoffs: 0,
-                running_since: now,
+                tracker: RestartTracker::new(now),
                 timeouts: 0,
             })
             .collect();
@@ -281,7 +274,7 @@ impl GroupSupervisor {
             answers: None,
             current: None,
             spare: Books::default(),
-            recent: VecDeque::new(),
+            recent: Window::default(),
             escalated: false,
             started: false,
         }
@@ -349,7 +342,7 @@ impl GroupSupervisor {
             seed: driver_seed(self.setup.seed, index, child.incarnation),
         };
         child.state = SensorState::Running;
-        child.running_since = Instant::now();
+        child.tracker.started(Instant::now());
         child.timeouts = 0;
         let built = match sensor::build(&*spec.driver, &ctx) {
             Ok(built) => built,
@@ -411,6 +404,8 @@ impl GroupSupervisor {
     /// when the round started).
     fn supervise(&mut self, incarnations: &[u32], notes: &mut [(u32, Note)], ctx: &mut Context<Self>) {
         notes.sort_by_key(|&(local, _)| local);
+        // Decide every note first, then act: a strategy restart may stop members whose notes
+        // come later; `fail` journals their failure but decides nothing more for them.
         let mut actions = Vec::new();
         for (local, note) in notes.iter_mut() {
             let local = *local as usize;
@@ -442,35 +437,31 @@ impl GroupSupervisor {
 
     /// A failure: journal it, then restart as the restart type and strategy say.
     fn fail(&mut self, local: usize, cause: String, ctx: &mut Context<Self>) {
-        // A sibling's restart in this same round may already have stopped this sensor.
+        // A sibling's restart in this same round may already have stopped this sensor: the
+        // failure is journaled all the same, but nothing more is decided for it.
         let running = self.children[local].state == SensorState::Running;
         self.journal(local, EventKind::Failed, Some(cause), None, None);
         if !running {
             return;
         }
         self.stop_actor(local);
-        if self.spec(local).policy.restart == RestartType::Temporary {
-            self.children[local].state = SensorState::Stopped;
-            self.journal(
-                local,
-                EventKind::Stopped,
-                Some("temporary: not restarted".into()),
-                None,
-                None,
-            );
-            return;
+        // Only a temporary sensor stays down after a failure; it says why.
+        match on_exit(self.spec(local).policy.restart, Exit::Failure) {
+            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
+            ControlFlow::Break(reason) => {
+                self.children[local].state = SensorState::Stopped;
+                self.journal(local, EventKind::Stopped, Some(reason.to_string()), None, None);
+            }
         }
-        self.restart_by_strategy(local, ctx);
     }
 
     /// A normal exit: only a permanent sensor is restarted.
     fn exit(&mut self, local: usize, why: &'static str, ctx: &mut Context<Self>) {
         self.stop_actor(local);
         self.journal(local, EventKind::Stopped, Some(why.into()), None, None);
-        if self.spec(local).policy.restart == RestartType::Permanent {
-            self.restart_by_strategy(local, ctx);
-        } else {
-            self.children[local].state = SensorState::Stopped;
+        match on_exit(self.spec(local).policy.restart, Exit::Normal) {
+            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
+            ControlFlow::Break(_) => self.children[local].state = SensorState::Stopped,
         }
     }
 
@@ -482,67 +473,56 @@ impl GroupSupervisor {
             GroupKind::Configured { strategy, .. } => *strategy,
             GroupKind::Shard => GroupStrategy::OneForOne,
         };
-        let running = |c: &Child| c.state == SensorState::Running;
-        let set: Vec<usize> = match strategy {
-            GroupStrategy::OneForOne => vec![local],
-            GroupStrategy::OneForAll => (0..self.children.len())
-                .filter(|&s| s == local || running(&self.children[s]))
-                .collect(),
-            GroupStrategy::RestForOne => (local..self.children.len())
-                .filter(|&s| s == local || running(&self.children[s]))
-                .collect(),
-        };
+        let set = restart_set(strategy, local, self.children.len(), |s| {
+            self.children[s].state == SensorState::Running
+        });
+        // The siblings stop first, whatever comes next: if the group then escalates they are
+        // given up with it, else they wait for the failed member's backoff with it.
         let failed_id = self.id(local);
         for &s in set.iter().filter(|&&s| s != local) {
             self.stop_actor(s);
-            let cause = format!("{}: restarting with {failed_id}", strategy_name(strategy));
+            let cause = StoppedWith {
+                strategy,
+                failed: &failed_id,
+            };
             self.children[s].state = SensorState::Restarting;
-            self.journal(s, EventKind::Stopped, Some(cause), None, None);
+            self.journal(s, EventKind::Stopped, Some(cause.to_string()), None, None);
         }
-        match self.setup.kind.clone() {
+        // A configured group counts this restart against its own intensity (one count for the
+        // whole set), a shard against the failed sensor's; either way the delay is the failed
+        // sensor's backoff.
+        let (seed, index) = (self.setup.seed, self.setup.members[local]);
+        let policy = &self.setup.sensors.entry(index).policy;
+        let child = &mut self.children[local];
+        let decision = match &self.setup.kind {
             GroupKind::Configured {
                 max_restarts, within, ..
             } => {
-                prune(&mut self.recent, now, within);
-                if self.recent.len() >= max_restarts as usize {
-                    let cause = format!(
-                        "more than {max_restarts} restarts within {}",
-                        humantime::format_duration(within)
-                    );
-                    self.escalate(cause);
-                    return;
-                }
-                self.recent.push_back(now);
+                let limit = Intensity {
+                    max_restarts: *max_restarts,
+                    within: *within,
+                };
+                child
+                    .tracker
+                    .record_restart_in(&mut self.recent, limit, now, policy, seed, index)
             }
-            GroupKind::Shard => {
-                let policy = self.spec(local).policy.clone();
-                let child = &mut self.children[local];
-                let recent = child.recent.get_or_insert_with(Default::default);
-                prune(recent, now, policy.within);
-                if recent.len() >= policy.max_restarts as usize {
-                    child.state = SensorState::GivenUp;
-                    let restarts = child.restarts;
-                    let cause = format!(
-                        "more than {} restarts within {}",
-                        policy.max_restarts,
-                        humantime::format_duration(policy.within)
-                    );
-                    self.journal(local, EventKind::GaveUp, Some(cause), None, Some(restarts));
-                    return;
+            GroupKind::Shard => child.tracker.record_restart(now, policy, seed, index),
+        };
+        let delay = match decision {
+            ControlFlow::Continue(delay) => delay,
+            // Too many restarts: a configured group escalates to the root, a shard gives up
+            // just this sensor.
+            ControlFlow::Break(reason) => {
+                if let GroupKind::Configured { .. } = self.setup.kind {
+                    return self.escalate(reason.to_string());
                 }
-                recent.push_back(now);
+                child.state = SensorState::GivenUp;
+                let restarts = child.restarts;
+                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), None, Some(restarts));
+                return;
             }
-        }
-        let index = self.setup.members[local];
-        let policy = self.spec(local).policy.clone();
-        let child = &mut self.children[local];
-        if now.duration_since(child.running_since) >= policy.within {
-            child.backoff_step = 0;
-        }
-        let draw = jitter(self.setup.seed, index, child.backoffs);
-        let delay = backoff_delay(policy.backoff_min, policy.backoff_max, child.backoff_step, draw);
-        child.backoff_step = child.backoff_step.saturating_add(1);
-        child.backoffs = child.backoffs.wrapping_add(1);
+        };
+        // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
             let restarts = self.children[s].restarts;
@@ -551,12 +531,16 @@ impl GroupSupervisor {
         ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
     }
 
+    /// The backoff of `set`'s restart ran out: each member still waiting for it starts a fresh
+    /// actor from its spec, with the next incarnation.
     fn restart(&mut self, set: &[usize], ctx: &mut Context<Self>) {
+        // An escalated group restarts nothing; its members are given up.
         if self.escalated {
             return;
         }
         let mut failed = Vec::new();
         for &local in set {
+            // Only members still waiting for this restart (not given up or stopped meanwhile).
             if self.children[local].state != SensorState::Restarting {
                 continue;
             }
@@ -595,21 +579,6 @@ impl GroupSupervisor {
     }
 }
 
-fn strategy_name(strategy: GroupStrategy) -> &'static str {
-    match strategy {
-        GroupStrategy::OneForOne => "one_for_one",
-        GroupStrategy::OneForAll => "one_for_all",
-        GroupStrategy::RestForOne => "rest_for_one",
-    }
-}
-
-/// Drops the instants older than `within` from the front of `recent`.
-pub(super) fn prune(recent: &mut VecDeque<Instant>, now: Instant, within: Duration) {
-    while recent.front().is_some_and(|t| now.duration_since(*t) >= within) {
-        recent.pop_front();
-    }
-}
-
 impl GroupSupervisor {
     /// Sends the next reads while the cap allows (at most a slice before yielding), and arms
     /// the timer of the earliest deadline.
@@ -619,16 +588,21 @@ impl GroupSupervisor {
             0 => usize::MAX,
             cap => cap,
         };
+        // Every read sent in this call shares one deadline: `now + read_timeout`.
         let now = Instant::now();
         let first = cur.sent;
         let mut resume = false;
         while cur.in_flight < cap && cur.sent < cur.books.order.len() {
+            // A full slice went out: yield to the sensors, unless a continuation is already
+            // scheduled (then it sends the rest).
             if cur.sent - first == FAN_OUT_SLICE {
                 resume = !std::mem::replace(&mut cur.resuming, true);
                 break;
             }
             let local = cur.books.order[cur.sent] as usize;
             cur.sent += 1;
+            // An actor that stopped since the round began cannot be asked: its read settles
+            // `Closed` at once, which supervision then treats as a failure.
             let sent = match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
                     addr.do_send(StartRead { round: cur.round });
@@ -648,6 +622,7 @@ impl GroupSupervisor {
         if cur.sent > first {
             cur.deadlines.push_back((now + self.setup.read_timeout, cur.sent));
         }
+        // One timer at a time, for the earliest deadline; `deadline` arms the next one.
         if cur.timer.is_none() {
             if let Some(&(at, _)) = cur.deadlines.front() {
                 cur.timer = Some(ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.deadline(ctx)));
@@ -668,6 +643,8 @@ impl GroupSupervisor {
         let Some(cur) = self.current.as_mut() else { return };
         cur.timer = None;
         let now = Instant::now();
+        // Bursts are queued in send order, so their deadlines are in order too: stop at the
+        // first one still ahead.
         while let Some(&(at, end)) = cur.deadlines.front() {
             if at > now {
                 break;
@@ -675,6 +652,7 @@ impl GroupSupervisor {
             cur.deadlines.pop_front();
             for k in cur.expired..end {
                 let local = cur.books.order[k] as usize;
+                // Reads already answered (or settled otherwise) are skipped.
                 if std::mem::take(&mut cur.books.awaiting[local]) {
                     cur.in_flight -= 1;
                     cur.left -= 1;
@@ -683,6 +661,8 @@ impl GroupSupervisor {
             }
             cur.expired = end;
         }
+        // Timed-out reads freed room under `max_in_flight`: send more, arming the next timer,
+        // then hand the round back if that was its last read.
         self.pump(ctx);
         self.complete_if_settled(ctx);
     }

@@ -7,11 +7,15 @@
 //! group, passes their digests (and, when readings are written, their outcomes in configuration
 //! order) to the aggregator in the [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read them
 //! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
-//! which gives it up and journals `gave_up` for it. The rules are in `docs/supervision.md`.
+//! which gives it up and journals `gave_up` for it; a group actor that stops is started again
+//! by the root after a backoff, or given up past the `[supervision]` intensity. The restart
+//! rules, shared by both levels, are plain values in [`restart`]; their semantics are in
+//! `docs/supervision.md`.
 
 pub(crate) mod group;
+mod restart;
 
-use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +23,8 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-use group::prune;
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
+use restart::GroupRestarts;
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
@@ -29,7 +33,6 @@ use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
 use crate::data::{Absence, EventKind, Outcome, SupervisionEvent};
-use crate::driver::driver_seed;
 use crate::report::Finished;
 use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
 
@@ -47,9 +50,6 @@ pub(crate) struct Escalation {
     /// Why it escalated.
     pub(crate) cause: String,
 }
-
-/// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
-pub(crate) const BACKOFF_JITTER: f64 = 0.2;
 
 pub(crate) use crate::data::SensorState;
 
@@ -81,20 +81,6 @@ impl Schedule {
         let next = first_not_past.max(k + 1);
         (next, next - (k + 1))
     }
-}
-
-/// The backoff before restart number `step` (0-based): `min * 2^step`, capped at `max`, plus up
-/// to [`BACKOFF_JITTER`] of itself scaled by `jitter` (in `0..1`), still capped at `max`.
-pub(crate) fn backoff_delay(min: Duration, max: Duration, step: u32, jitter: f64) -> Duration {
-    let base = min.saturating_mul(2u32.saturating_pow(step.min(31))).min(max);
-    base.mul_f64(1.0 + BACKOFF_JITTER * jitter.clamp(0.0, 1.0)).min(max)
-}
-
-/// A uniform draw in `0..1` for the `attempt`-th backoff of sensor `index`, derived from the
-/// run's seed: the same for every layout of actors, so the journal is reproducible.
-pub(crate) fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
-    let bits = driver_seed(seed ^ 0x6a09_e667_f3bc_c909, index, attempt);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Share of the last arbiter's shard relative to the others' when readings are written: that
@@ -144,8 +130,8 @@ struct GroupSlot {
     state: GroupState,
     /// Restarts of the group actor by the root.
     restarts: u32,
-    /// When those restarts happened, within the intensity window.
-    recent: VecDeque<Instant>,
+    /// Those restarts within the intensity window, and the backoff's jitter draws.
+    tracker: GroupRestarts,
 }
 
 /// The root's view of a group actor.
@@ -373,7 +359,7 @@ impl SensorSupervisor {
                 live: true,
                 state: GroupState::Running,
                 restarts: 0,
-                recent: VecDeque::new(),
+                tracker: GroupRestarts::default(),
             });
         }
         let mut next = 0;
@@ -517,40 +503,28 @@ impl SensorSupervisor {
     /// within `within` (the `[supervision]` defaults).
     fn group_stopped(&mut self, k: usize, cause: String, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        let policy = self.policy.clone();
-        let seed = self.seed;
         let n = self.sensors.len();
-        let group = &mut self.groups[k];
-        let name = group.name.clone();
+        let name = self.groups[k].name.clone();
         let cause = format!("group stopped: {cause}");
         self.journal(name.clone(), EventKind::Failed, Some(cause), None, None);
         let group = &mut self.groups[k];
-        prune(&mut group.recent, now, policy.within);
-        if group.recent.len() >= policy.max_restarts as usize {
-            group.state = GroupState::Failed;
-            group.live = false;
-            let restarts = group.restarts;
-            let cause = format!(
-                "stopped more than {} times within {}",
-                policy.max_restarts,
-                humantime::format_duration(policy.within)
-            );
-            self.lost.push(format!("group {name} {cause}"));
-            self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts));
-            return;
-        }
-        group.recent.push_back(now);
-        group.state = GroupState::Restarting;
         // The jitter is drawn per group, after the sensors' draws (indices `n` and up).
-        let delay = backoff_delay(
-            policy.backoff_min,
-            policy.backoff_max,
-            group.recent.len() as u32 - 1,
-            jitter(seed, n + k, group.restarts),
-        );
-        let restarts = group.restarts;
-        self.journal(name, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
-        ctx.run_later(delay, move |act, _ctx| act.restart_group(k));
+        match group.tracker.record_stop(now, &self.policy, self.seed, n + k) {
+            ControlFlow::Continue(delay) => {
+                group.state = GroupState::Restarting;
+                let restarts = group.restarts;
+                self.journal(name, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+                ctx.run_later(delay, move |act, _ctx| act.restart_group(k));
+            }
+            // Stopped too often: the group is lost, and the run will end saying so.
+            ControlFlow::Break(reason) => {
+                group.state = GroupState::Failed;
+                group.live = false;
+                let (restarts, cause) = (group.restarts, reason.to_string());
+                self.lost.push(format!("group {name} {cause}"));
+                self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts));
+            }
+        }
     }
 
     fn restart_group(&mut self, k: usize) {
@@ -747,21 +721,6 @@ mod tests {
         let s = Schedule::new(Duration::ZERO);
         assert_eq!(s.next_after(4, Duration::from_secs(9)), (5, 0));
         assert_eq!(s.offset(5), Duration::ZERO);
-    }
-
-    #[test]
-    fn backoff_doubles_within_bounds() {
-        let (min, max) = (100 * MS, 5000 * MS);
-        let delays: Vec<_> = (0..10).map(|k| backoff_delay(min, max, k, 0.0)).collect();
-        assert_eq!(&delays[..4], [100 * MS, 200 * MS, 400 * MS, 800 * MS]);
-        assert_eq!(delays[9], max);
-        for k in 0..40 {
-            for j in [0.0, 0.5, 0.999] {
-                let d = backoff_delay(min, max, k, j);
-                assert!(d >= min.min(max) && d <= max, "{d:?}");
-            }
-        }
-        assert_eq!(backoff_delay(min, max, 1, 1.0), 240 * MS);
     }
 
     /// An event as `(event, cause, delay, restarts)`.
