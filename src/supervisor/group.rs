@@ -92,7 +92,11 @@ impl GroupRound {
 /// Asks a group for its members' supervision states and restart counts, in member order.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Vec<(crate::data::SensorState, u32)>")]
-pub(crate) struct ReportStates;
+pub(crate) struct ReportStates {
+    /// The run is ending (no round follows): the group frees its round buffers first, so the
+    /// summary is built in the memory they took.
+    pub(crate) ending: bool,
+}
 
 /// Asks a group supervisor to stop its sensors and itself.
 #[derive(Debug, Clone, Copy, Message)]
@@ -897,7 +901,11 @@ fn crash_if_scripted(name: &str, round: u64) {
 impl Handler<ReportStates> for GroupSupervisor {
     type Result = MessageResult<ReportStates>;
 
-    fn handle(&mut self, _msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
+        if msg.ending && self.current.is_none() {
+            self.spare_outcomes = Vec::new();
+            self.spare = Books::default();
+        }
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
     }
 }

@@ -570,13 +570,16 @@ impl SensorSupervisor {
         if let Some(timer) = self.next_round.take() {
             ctx.cancel_future(timer);
         }
+        // No round follows: the outcome vectors kept for the next one go before the summary
+        // is built (the groups free theirs when asked for their states).
+        self.spare = Vec::new();
         let requests: Vec<_> = self
             .groups
             .iter()
             .enumerate()
             .map(|(k, g)| {
                 let tracks = self.locals[g.local].send(ReportTracks { group: k });
-                (g.members.clone(), g.addr.send(ReportStates), tracks)
+                (g.members.clone(), g.addr.send(ReportStates { ending: true }), tracks)
             })
             .collect();
         let aggregator = self.aggregator.clone();
@@ -634,7 +637,11 @@ impl Actor for SensorSupervisor {
         // Round 1 waits until every group has started its sensors (a group answers after its
         // own start): with groups on several arbiters, one must not be read while another is
         // still spawning, which would make round 1 as long as the slowest start.
-        let ready: Vec<_> = self.groups.iter().map(|g| g.addr.send(ReportStates)).collect();
+        let ready: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| g.addr.send(ReportStates { ending: false }))
+            .collect();
         let all_ready = async move {
             for group in ready {
                 let _ = group.await;
