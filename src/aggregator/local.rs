@@ -2,12 +2,13 @@
 //!
 //! Supervisors read and supervise; aggregators analyse. Each arbiter that runs groups runs one
 //! local aggregator, which keeps the [`Tracks`] of each of its groups (every member's statistics,
-//! rolling window, EWMA and detectors' state). When a group has read a round it hands the
-//! round's outcomes over ([`Analyse`]); the local aggregator passes each member's outcome to its
-//! track, in member order, and answers with the round's [`RoundDigest`] (read counts, reading
-//! latencies, anomalies) and the outcome vector itself, which the group passes on (when someone
-//! subscribed to the readings) or keeps for its next round. Both actors share the arbiter's
-//! thread, so the hand-over costs a message, not a copy, and no lock.
+//! rolling window, EWMA and detectors' state). As a group's reads settle it hands their outcomes
+//! over in batches ([`Analyse`]); the local aggregator passes each to the member's track as it
+//! comes, so a round is analysed while its slower reads are still awaited, and answers the
+//! round's last batch with the round's [`RoundDigest`] (read counts, reading latencies,
+//! anomalies) and, when someone subscribed to the readings, the round's outcomes in member
+//! order, which the group passes on to the root. Both actors share the arbiter's thread, so a
+//! hand-over costs a message, not a copy, and no lock.
 //!
 //! The tracks belong to the group's slot, not to the group's actor: when the root restarts a
 //! group actor that stopped, its members' statistics and detectors carry on. At the end of the
@@ -25,10 +26,10 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
-use crate::data::Outcome;
+use crate::data::{Absence, Outcome};
 use crate::panic::{panic_message, quietly};
 
-/// Asks for the analysis of one group's round.
+/// Hands a batch of one group's settled outcomes over for analysis.
 #[derive(Debug, Message)]
 #[rtype(result = "Analysed")]
 pub(crate) struct Analyse {
@@ -36,16 +37,20 @@ pub(crate) struct Analyse {
     pub(crate) group: usize,
     /// The round.
     pub(crate) round: u64,
-    /// One outcome per member, in member order.
-    pub(crate) outcomes: Vec<Outcome>,
+    /// Settled outcomes, as `(member, outcome)`: each member once per round, over the batches.
+    pub(crate) outcomes: Vec<(u32, Outcome)>,
+    /// An emptied outcome vector to fill with the round's outcomes (when they go on to the root).
+    pub(crate) reuse: Option<Vec<Outcome>>,
+    /// Whether this is the round's last batch: it is answered with the round's results.
+    pub(crate) last: bool,
 }
 
-/// The answer to [`Analyse`].
-#[derive(Debug, actix::MessageResponse)]
+/// The answer to [`Analyse`]: the round's results for its last batch, empty before.
+#[derive(Debug, Default, actix::MessageResponse)]
 pub(crate) struct Analysed {
     /// What the analysis of the round found.
     pub(crate) digest: RoundDigest,
-    /// The outcomes, handed back.
+    /// The round's outcomes in member order, when they go on to the root; else empty.
     pub(crate) outcomes: Vec<Outcome>,
 }
 
@@ -62,11 +67,18 @@ struct GroupTracks {
     /// The members, as indices into the run's sensors, in member order.
     members: Arc<[usize]>,
     tracks: Tracks,
+    /// The round being analysed (its batches so far).
+    round: u64,
+    digest: RoundDigest,
+    /// The round's outcomes in member order, when they go on to the root.
+    outcomes: Vec<Outcome>,
 }
 
 /// The aggregator of one arbiter's groups.
 pub(crate) struct LocalAggregator {
     sensors: Arc<SensorTable>,
+    /// Whether the rounds' outcomes go on to the root (someone subscribed to the readings).
+    keep_outcomes: bool,
     /// The valid range of each configuration entry's sensors (for `out_of_range`).
     ranges: Arc<[Option<(f64, f64)>]>,
     /// By group slot.
@@ -78,6 +90,7 @@ impl LocalAggregator {
     pub(crate) fn new(
         sensors: Arc<SensorTable>,
         analysis: Arc<AnalysisConfig>,
+        keep_outcomes: bool,
         groups: Vec<(usize, Arc<[usize]>)>,
     ) -> Self {
         let ranges = sensors
@@ -89,11 +102,19 @@ impl LocalAggregator {
             .into_iter()
             .map(|(slot, members)| {
                 let tracks = Tracks::new(analysis.clone(), members.len());
-                (slot, GroupTracks { members, tracks })
+                let group = GroupTracks {
+                    members,
+                    tracks,
+                    round: 0,
+                    digest: RoundDigest::default(),
+                    outcomes: Vec::new(),
+                };
+                (slot, group)
             })
             .collect();
         LocalAggregator {
             sensors,
+            keep_outcomes,
             ranges,
             groups,
         }
@@ -108,27 +129,39 @@ impl Handler<Analyse> for LocalAggregator {
     type Result = Analysed;
 
     fn handle(&mut self, msg: Analyse, _ctx: &mut Context<Self>) -> Analysed {
-        let mut digest = RoundDigest {
-            latencies_us: Vec::with_capacity(msg.outcomes.len()),
-            ..RoundDigest::default()
-        };
         let Some(group) = self.groups.get_mut(&msg.group) else {
             log::error!("no analysis for group {}", msg.group);
-            return Analysed {
-                digest,
-                outcomes: msg.outcomes,
-            };
+            return Analysed::default();
         };
+        // The first batch of a round starts its digest (a round that a restarted group left
+        // unfinished is dropped: the root counted its members unavailable).
+        if msg.round != group.round {
+            group.round = msg.round;
+            group.digest = RoundDigest {
+                latencies_us: Vec::with_capacity(group.members.len()),
+                ..RoundDigest::default()
+            };
+            group.outcomes.clear();
+        }
+        if let Some(reuse) = msg.reuse {
+            group.outcomes = reuse;
+            group.outcomes.clear();
+        }
+        if self.keep_outcomes && group.outcomes.is_empty() {
+            group
+                .outcomes
+                .resize(group.members.len(), Outcome::Unavailable(Absence::Down));
+        }
         let (sensors, ranges) = (&*self.sensors, &*self.ranges);
-        // One quiet section for the round, one unwind guard per outcome.
+        // One quiet section per batch, one unwind guard per outcome.
         quietly(|| {
-            for (local, outcome) in msg.outcomes.iter().enumerate() {
+            for (local, outcome) in msg.outcomes {
+                let local = local as usize;
                 let index = group.members[local];
                 let range = ranges[sensors.entry_index(index)];
+                let (tracks, digest) = (&mut group.tracks, &mut group.digest);
                 let observed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    group
-                        .tracks
-                        .observe(local, index, range, msg.round, outcome, &mut digest)
+                    tracks.observe(local, index, range, msg.round, &outcome, digest)
                 }));
                 if let Err(payload) = observed {
                     log::error!(
@@ -138,11 +171,17 @@ impl Handler<Analyse> for LocalAggregator {
                         panic_message(&*payload)
                     );
                 }
+                if let Some(slot) = group.outcomes.get_mut(local) {
+                    *slot = outcome;
+                }
             }
         });
+        if !msg.last {
+            return Analysed::default();
+        }
         Analysed {
-            digest,
-            outcomes: msg.outcomes,
+            digest: std::mem::take(&mut group.digest),
+            outcomes: std::mem::take(&mut group.outcomes),
         }
     }
 }

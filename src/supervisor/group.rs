@@ -190,9 +190,13 @@ pub(crate) struct GroupSetup {
 /// The round a group is reading.
 struct RoundInFlight {
     round: u64,
-    /// One per member when outcomes are kept (`Unavailable(Down)` until settled otherwise),
-    /// else empty.
-    outcomes: Vec<Outcome>,
+    /// Settled outcomes not yet handed to the analysis, as `(member, outcome)`: handed over
+    /// every [`ANALYSIS_BATCH`] and when the round ends, so the round is analysed while its
+    /// slower reads are still awaited.
+    batch: Vec<(u32, Outcome)>,
+    /// An outcome vector from the root for this round's outcomes, passed on with the first
+    /// hand-over (when outcomes go on to the root).
+    reuse: Option<Vec<Outcome>>,
     /// The outcomes supervision looks at when the round ends, as `(member, note)`.
     notes: Vec<(u32, Note)>,
     /// The round's bookkeeping, handed back to the group (for the next round) when it ends.
@@ -237,9 +241,6 @@ const FAN_OUT_SLICE: usize = 1024;
 pub(crate) struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
-    /// The outcome vector of the last round, handed back by the analysis, for the next round
-    /// (when outcomes do not go on to the root).
-    spare_outcomes: Vec<Outcome>,
     /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
     /// `started`, dropped with the group.
     answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
@@ -272,7 +273,6 @@ impl GroupSupervisor {
             })
             .collect();
         GroupSupervisor {
-            spare_outcomes: Vec::new(),
             setup,
             children,
             answers: None,
@@ -383,7 +383,13 @@ impl GroupSupervisor {
         if std::mem::take(&mut cur.books.awaiting[local]) {
             cur.in_flight -= 1;
             cur.left -= 1;
-            settle(cur, &mut self.children, local, Outcome::Unavailable(Absence::Down));
+            settle(
+                cur,
+                &mut self.children,
+                &self.setup,
+                local,
+                Outcome::Unavailable(Absence::Down),
+            );
         }
         cur.notes.push((local as u32, Note::Fatal(cause)));
         if cur.sent < cur.books.order.len() && !cur.resuming {
@@ -620,7 +626,7 @@ impl GroupSupervisor {
             } else {
                 cur.left -= 1;
                 let closed = Outcome::Unavailable(Absence::Closed);
-                settle(cur, &mut self.children, local, closed);
+                settle(cur, &mut self.children, &self.setup, local, closed);
             }
         }
         if cur.sent > first {
@@ -660,7 +666,7 @@ impl GroupSupervisor {
                 if std::mem::take(&mut cur.books.awaiting[local]) {
                     cur.in_flight -= 1;
                     cur.left -= 1;
-                    settle(cur, &mut self.children, local, Outcome::TimedOut);
+                    settle(cur, &mut self.children, &self.setup, local, Outcome::TimedOut);
                 }
             }
             cur.expired = end;
@@ -680,8 +686,8 @@ impl GroupSupervisor {
         if let Some(timer) = cur.timer {
             ctx.cancel_future(timer);
         }
-        // Supervision first (in member order), then the analysis of the round by the
-        // arbiter's aggregator, which hands the outcomes back with the round's digest.
+        // Supervision first (in member order), then the last hand-over to the arbiter's
+        // aggregator, which answers with the round's digest (and its outcomes, when they go on).
         let mut notes = std::mem::take(&mut cur.notes);
         self.supervise(&cur.books.incarnations, &mut notes, ctx);
         self.spare = cur.books;
@@ -690,7 +696,9 @@ impl GroupSupervisor {
         let analysis = self.setup.analysis.send(Analyse {
             group: self.setup.slot,
             round,
-            outcomes: cur.outcomes,
+            outcomes: cur.batch,
+            reuse: cur.reuse,
+            last: true,
         });
         ctx.spawn(analysis.into_actor(self).map(move |analysed, act, _ctx| {
             let Analysed { digest, outcomes } = analysed.unwrap_or_else(|e| {
@@ -704,21 +712,20 @@ impl GroupSupervisor {
                     outcomes: Vec::new(),
                 }
             });
-            let outcomes = if act.setup.keep_outcomes {
-                outcomes
-            } else {
-                act.spare_outcomes = outcomes;
-                Vec::new()
-            };
             let _ = done.send(GroupRound { digest, outcomes, live });
         }));
     }
 }
 
+/// Outcomes handed to the analysis at a time while a round is read: large enough that the
+/// hand-overs cost nothing next to the reads, small enough that the analysis keeps pace with a
+/// round's answers instead of running after the last one.
+const ANALYSIS_BATCH: usize = 1024;
+
 /// Settles member `local`'s outcome of the round in flight `cur`: supervision notes what it must
 /// look at when the round ends (a member still running the incarnation the round asked), and the
-/// outcome is kept for the round's analysis.
-fn settle(cur: &mut RoundInFlight, children: &mut [Child], local: usize, outcome: Outcome) {
+/// outcome goes to the round's analysis (the group's aggregator, in batches).
+fn settle(cur: &mut RoundInFlight, children: &mut [Child], setup: &GroupSetup, local: usize, outcome: Outcome) {
     let child = &mut children[local];
     if child.incarnation == cur.books.incarnations[local] && child.state == SensorState::Running {
         let note = match &outcome {
@@ -735,7 +742,17 @@ fn settle(cur: &mut RoundInFlight, children: &mut [Child], local: usize, outcome
             cur.notes.push((local as u32, note));
         }
     }
-    cur.outcomes[local] = outcome;
+    cur.batch.push((local as u32, outcome));
+    if cur.batch.len() == ANALYSIS_BATCH {
+        let outcomes = std::mem::replace(&mut cur.batch, Vec::with_capacity(ANALYSIS_BATCH));
+        setup.analysis.do_send(Analyse {
+            group: setup.slot,
+            round: cur.round,
+            outcomes,
+            reuse: cur.reuse.take(),
+            last: false,
+        });
+    }
 }
 
 /// What a sensor's answer makes of its read in the round.
@@ -803,7 +820,7 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         cur.books.awaiting[local] = false;
         cur.in_flight -= 1;
         cur.left -= 1;
-        settle(cur, &mut self.children, local, outcome);
+        settle(cur, &mut self.children, &self.setup, local, outcome);
         if cur.sent < cur.books.order.len() && !cur.resuming {
             self.pump(ctx);
         }
@@ -840,19 +857,11 @@ impl Handler<ReadGroup> for GroupSupervisor {
         books
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
-        // The round's outcome vector: one that came back from the root (outcomes go on to
-        // it), or the group's own from the last round's analysis.
-        let mut outcomes = if self.setup.keep_outcomes {
-            msg.reuse
-        } else {
-            std::mem::take(&mut self.spare_outcomes)
-        };
-        outcomes.clear();
-        outcomes.resize(n, Outcome::Unavailable(Absence::Down));
         let read = books.order.len();
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
-            outcomes,
+            batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
+            reuse: self.setup.keep_outcomes.then_some(msg.reuse),
             notes: Vec::new(),
             left: books.order.len(),
             books,
@@ -869,7 +878,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             for local in 0..n {
                 if self.children[local].addr.is_none() {
                     let down = Outcome::Unavailable(Absence::Down);
-                    settle(cur, &mut self.children, local, down);
+                    settle(cur, &mut self.children, &self.setup, local, down);
                 }
             }
         }
@@ -903,7 +912,6 @@ impl Handler<ReportStates> for GroupSupervisor {
 
     fn handle(&mut self, msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
         if msg.ending && self.current.is_none() {
-            self.spare_outcomes = Vec::new();
             self.spare = Books::default();
         }
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())

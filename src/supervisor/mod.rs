@@ -325,7 +325,8 @@ impl SensorSupervisor {
             .enumerate()
             .map(|(k, groups)| {
                 let (sensors, analysis) = (self.sensors.clone(), self.analysis.clone());
-                let build = move || LocalAggregator::new(sensors, analysis, groups);
+                let keep = self.keep_outcomes;
+                let build = move || LocalAggregator::new(sensors, analysis, keep, groups);
                 match self.arbiters.get(k) {
                     None => build().start(),
                     Some(arbiter) => LocalAggregator::start_in_arbiter(arbiter, move |_| build()),
