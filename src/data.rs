@@ -113,7 +113,7 @@ pub struct Reading {
     /// How long the read took.
     pub latency: Duration,
     /// Where a replayed value came from; `None` for live sensors. Boxed: a round holds one
-    /// outcome per sensor, and most sensors have no source (48 bytes per outcome, not 72).
+    /// outcome per sensor, and most sensors have no source (docs/performance.md has the sizes).
     pub source: Option<Box<Source>>,
 }
 
