@@ -1,19 +1,22 @@
 //! Supervision: the root [`SensorSupervisor`] and the nested [`GroupSupervisor`]s.
 //!
-//! The root owns the run's [`SensorTable`] (every sensor's id and settings), starts one group supervisor per `[[groups]]`
-//! entry and one shard per arbiter for the sensors that name no group, and schedules rounds on a
-//! drift-free grid (`t0 + k * interval`): a round that overruns makes the ticks it covered skip
-//! (counted), never a burst of catch-up rounds. Each round it sends one [`ReadGroup`] to every
-//! group, passes their digests (and, when readings are written, their outcomes in configuration
-//! order) to the aggregator in the [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read them
-//! and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
+//! The root owns the run's [`SensorTable`] (every sensor's id and settings), starts one group
+//! supervisor per `[[groups]]` entry and one shard per arbiter for the sensors that name no group
+//! ([`layout`]), and schedules rounds on a drift-free grid ([`schedule`]): a round that overruns
+//! makes the ticks it covered skip (counted), never a burst of catch-up rounds. Each round it
+//! sends one [`ReadGroup`] to every group, passes their digests (and, when someone subscribed to
+//! the readings, their outcomes in configuration order) to the aggregator in the
+//! [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read
+//! them and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
 //! which gives it up and journals `gave_up` for it; a group actor that stops is started again
 //! by the root after a backoff, or given up past the `[supervision]` intensity. The restart
 //! rules, shared by both levels, are plain values in [`restart`]; their semantics are in
 //! `docs/supervision.md`.
 
 pub(crate) mod group;
+mod layout;
 mod restart;
+mod schedule;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
+pub(crate) use group::{GroupSetup, GroupSupervisor};
 use restart::GroupRestarts;
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
@@ -52,65 +55,7 @@ pub(crate) struct Escalation {
 }
 
 pub(crate) use crate::data::SensorState;
-
-/// The drift-free round grid: tick `k` is at `t0 + k * interval`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Schedule {
-    interval: Duration,
-}
-
-impl Schedule {
-    /// A grid of `interval`; zero runs rounds back to back.
-    pub(crate) fn new(interval: Duration) -> Self {
-        Schedule { interval }
-    }
-
-    /// Offset of tick `k` from `t0`.
-    pub(crate) fn offset(&self, k: u64) -> Duration {
-        Duration::from_nanos((self.interval.as_nanos() as u64).saturating_mul(k))
-    }
-
-    /// After the round of tick `k` ended `elapsed` after `t0`: the tick of the next round and
-    /// how many ticks were skipped because the round overran them.
-    pub(crate) fn next_after(&self, k: u64, elapsed: Duration) -> (u64, u64) {
-        if self.interval.is_zero() {
-            return (k + 1, 0);
-        }
-        let interval = self.interval.as_nanos();
-        let first_not_past = elapsed.as_nanos().div_ceil(interval) as u64;
-        let next = first_not_past.max(k + 1);
-        (next, next - (k + 1))
-    }
-}
-
-/// Share of the last arbiter's shard relative to the others' when readings are written: that
-/// arbiter also runs the aggregator, which then formats and writes a line for every reading.
-/// Without outputs the aggregator only adds up the groups' digests, and the shards are even.
-pub(crate) const WRITER_ARBITER_SHARE: f64 = 0.6;
-
-/// Where each of `arbiters` contiguous shards of `sensors` ends: even shares, except that the
-/// last arbiter (the aggregator's, when there are two or more) gets `last_share` of one.
-fn shard_ends(sensors: usize, arbiters: usize, last_share: f64) -> Vec<usize> {
-    let weight = |k: usize| {
-        if arbiters > 1 && k == arbiters - 1 {
-            last_share
-        } else {
-            1.0
-        }
-    };
-    let total: f64 = (0..arbiters).map(weight).sum();
-    let mut cumulative = 0.0;
-    (0..arbiters)
-        .map(|k| {
-            cumulative += weight(k);
-            if k == arbiters - 1 {
-                sensors
-            } else {
-                ((sensors as f64 * cumulative / total).round() as usize).min(sensors)
-            }
-        })
-        .collect()
-}
+use schedule::Schedule;
 
 /// What the root keeps per group: its spec (to start it again) and its supervision state.
 struct GroupSlot {
@@ -254,47 +199,6 @@ impl SensorSupervisor {
         }
     }
 
-    /// The groups to start, each with the arbiter it goes to: configured groups in order, spread
-    /// round robin, then the ungrouped sensors split into one contiguous shard per arbiter (the
-    /// aggregator's weighted by [`WRITER_ARBITER_SHARE`] when readings are written).
-    fn plan(&self) -> Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> {
-        let arbiters = self.arbiters.len().max(1);
-        let mut plan: Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> = self
-            .groups_config
-            .iter()
-            .map(|g| {
-                let members = (0..self.sensors.len())
-                    .filter(|&i| self.sensors.entry(i).group.as_deref() == Some(g.name.as_str()))
-                    .collect();
-                let kind = GroupKind::Configured {
-                    strategy: g.strategy,
-                    max_restarts: g.max_restarts,
-                    within: g.within,
-                };
-                (Arc::from(g.name.as_str()), kind, members)
-            })
-            .filter(|(_, _, members): &(_, _, Vec<usize>)| !members.is_empty())
-            .enumerate()
-            .map(|(k, (name, kind, members))| (name, kind, members, k % arbiters))
-            .collect();
-        let ungrouped: Vec<usize> = (0..self.sensors.len())
-            .filter(|&i| self.sensors.entry(i).group.is_none())
-            .collect();
-        let mut from = 0;
-        let last_share = if self.keep_outcomes { WRITER_ARBITER_SHARE } else { 1.0 };
-        for (k, end) in shard_ends(ungrouped.len(), arbiters, last_share)
-            .into_iter()
-            .enumerate()
-        {
-            if end > from {
-                let members = ungrouped[from..end].to_vec();
-                plan.push((format!("shard-{}", k + 1).into(), GroupKind::Shard, members, k));
-            }
-            from = end;
-        }
-        plan
-    }
-
     /// Starts a group actor from its spec, on its arbiter.
     fn start_group(setup: GroupSetup, arbiter: Option<&ArbiterHandle>) -> Addr<GroupSupervisor> {
         match arbiter {
@@ -307,11 +211,15 @@ impl SensorSupervisor {
         let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
         let started = self.aggregator.clone().recipient::<SensorsStarted>();
         let root = ctx.address().recipient::<Escalation>();
-        let plan: Vec<_> = self
-            .plan()
-            .into_iter()
-            .map(|(name, kind, members, arbiter)| (name, kind, Arc::<[usize]>::from(members), arbiter))
-            .collect();
+        let plan: Vec<_> = layout::plan(
+            &self.sensors,
+            &self.groups_config,
+            self.arbiters.len(),
+            self.keep_outcomes,
+        )
+        .into_iter()
+        .map(|(name, kind, members, arbiter)| (name, kind, Arc::<[usize]>::from(members), arbiter))
+        .collect();
         // One aggregator per arbiter used, beside its groups, with their analysis.
         let mut on_arbiter: Vec<Vec<(usize, Arc<[usize]>)>> = Vec::new();
         for (slot, (_, _, members, arbiter)) in plan.iter().enumerate() {
@@ -712,25 +620,6 @@ mod tests {
     use super::group::CRASH_AT;
     use super::*;
 
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn schedule_skips_overrun_ticks() {
-        let s = Schedule::new(Duration::from_secs(1));
-        assert_eq!(s.next_after(0, 500 * MS), (1, 0));
-        assert_eq!(s.next_after(0, 1000 * MS), (1, 0));
-        assert_eq!(s.next_after(0, 1500 * MS), (2, 1));
-        assert_eq!(s.next_after(3, 6200 * MS), (7, 3));
-        assert_eq!(s.offset(7), Duration::from_secs(7));
-    }
-
-    #[test]
-    fn zero_interval_runs_back_to_back() {
-        let s = Schedule::new(Duration::ZERO);
-        assert_eq!(s.next_after(4, Duration::from_secs(9)), (5, 0));
-        assert_eq!(s.offset(5), Duration::ZERO);
-    }
-
     /// An event as `(event, cause, delay, restarts)`.
     type Entry = (EventKind, Option<String>, Option<Duration>, Option<u32>);
 
@@ -871,16 +760,5 @@ error_rate = 0.0
             "{:?}",
             others.collect::<Vec<_>>()
         );
-    }
-
-    #[test]
-    fn the_writing_arbiter_gets_the_smaller_shard() {
-        assert_eq!(shard_ends(100, 1, 0.6), [100]);
-        assert_eq!(shard_ends(100_000, 2, 0.6), [62_500, 100_000]);
-        assert_eq!(shard_ends(100_000, 2, 1.0), [50_000, 100_000]);
-        assert_eq!(shard_ends(10, 3, 0.6), [4, 8, 10]);
-        assert_eq!(shard_ends(10, 3, 1.0), [3, 7, 10]);
-        assert_eq!(shard_ends(1, 2, 0.6), [1, 1]);
-        assert_eq!(shard_ends(0, 2, 0.6), [0, 0]);
     }
 }
