@@ -158,9 +158,9 @@ impl Collector {
         &self.registry
     }
 
-    /// Attaches `subscriber` to the stream it handles ([`Readings`](crate::streams::Readings),
-    /// [`Anomalies`](crate::streams::Anomalies), [`Journal`](crate::streams::Journal),
-    /// [`RoundSummary`](crate::streams::RoundSummary) or [`RunSummary`](crate::streams::RunSummary)),
+    /// Attaches `subscriber` to the stream it handles ([`Readings`],
+    /// [`Anomalies`], [`Journal`],
+    /// [`RoundSummary`] or [`RunSummary`]),
     /// with the default bounded delivery ([`Delivery::default`]).
     pub fn subscribe<M: Stream>(self, subscriber: Recipient<M>) -> Self {
         self.subscribe_with(subscriber, Delivery::default())

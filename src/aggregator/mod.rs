@@ -1,9 +1,9 @@
 //! `Aggregator`: the actor that gathers every round's analysis and publishes the streams.
 //!
 //! It receives one [`RoundReport`] per round and every [`SupervisionEvent`] from the
-//! supervisors, in the order they happened. The analysis itself runs in the groups (each keeps an
-//! [`Tracks`](crate::analysis::tracks::Tracks) of its members, on its own arbiter):
-//! a report carries one [`RoundDigest`](crate::analysis::tracks::RoundDigest) per group, with the
+//! supervisors, in the order they happened. The analysis itself runs in the arbiters' aggregators
+//! ([`local`]: each keeps the tracks of its groups' members, on their arbiter): a report carries
+//! one digest per group, with the
 //! round's read counts, reading latencies and anomalies, plus the outcomes themselves when
 //! someone subscribed to the readings. The aggregator counts every read into exactly one
 //! outcome, records round and read latencies in fixed-size histograms, and publishes each

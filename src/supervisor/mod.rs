@@ -108,8 +108,9 @@ pub(crate) struct SensorSupervisor {
     /// Receives round reports, journal events and the final `Finish`.
     aggregator: Addr<Aggregator>,
     /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
-    /// With two or more, the last one also runs the aggregator (see [`crate::run`]), so its
-    /// shard is the smaller one when readings are written ([`WRITER_ARBITER_SHARE`]).
+    /// With two or more, the first one also runs the root aggregator and the last one is the
+    /// calling thread, where subscribers run: its shard is the smaller one when the readings are
+    /// published (`layout::WRITER_ARBITER_SHARE`).
     arbiters: Vec<ArbiterHandle>,
     schedule: Schedule,
     /// When tick 0 was; set when the first round starts.
