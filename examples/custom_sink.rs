@@ -8,7 +8,8 @@
 //! shared with every other subscriber, never copied for it) and writes them with the `csv`
 //! crate; [`RunSummary`] tells it the run is over, so it flushes. It is attached as a lossless
 //! sink, the way the built-in JSONL files are: it misses nothing, and if it falls behind the
-//! collector holds back the next round's report rather than queueing without bound.
+//! collector holds back the next round's report (and so the rounds) rather than queueing without
+//! bound.
 //!
 //! Look for: the line count printed at the end, equal to the summary's `ok` readings.
 

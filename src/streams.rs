@@ -12,7 +12,10 @@
 //! messages, and what arrives while it is full is dropped and counted (the summary's
 //! `subscribers` list: messages and items delivered and missed); a [`Delivery::lossless`]
 //! subscriber (a sink, such as the JSONL files) misses nothing: the aggregator holds back the
-//! report of the next round until it has caught up, which bounds its queue to about one round.
+//! report of the next round until it has caught up, which bounds its queue to about one round;
+//! one that cannot keep up with the schedule therefore slows the rounds down (the ticks it
+//! costs are skipped and counted, the grid stays drift-free), as a slow disk always did. Use a
+//! bounded delivery for anything that must never hold collection back.
 //! A subscriber whose actor has stopped misses what is left, counted the same way.
 
 use std::sync::Arc;

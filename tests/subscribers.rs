@@ -244,7 +244,8 @@ async fn a_lossless_subscriber_receives_what_the_files_hold() {
 /// to 6.61 s, round 5 waits, 6 and 7 are dropped; round 5 until 9.91 s, round 8 waits, 9 and
 /// 10 are dropped; round 8 is delivered before the run ends. Exactly rounds 1, 2, 5 and 8
 /// arrive, the rest are counted missed, received + missed readings = ok, and the collection
-/// itself is not slowed (no skipped tick) while a lossless sink beside it misses nothing.
+/// itself is not slowed (no skipped tick: the bounded subscriber does not hold the reports)
+/// while a fast lossless one beside it misses nothing.
 #[actix_rt::test]
 async fn a_slow_bounded_subscriber_misses_what_its_queue_cannot_hold_and_counts_it() {
     tokio::time::pause();
@@ -290,4 +291,39 @@ async fn a_subscriber_that_stops_misses_the_rest_and_the_run_goes_on() {
     let s = &summary.subscribers[0];
     assert_eq!((s.delivered, s.missed), (3, 7));
     assert_eq!((s.delivered_items, s.missed_items), (9, 21));
+}
+
+/// A lossless subscriber slower than the schedule (2.5 s per readings message, rounds every
+/// second) misses nothing: it receives all 6 rounds in order. It holds the rounds back instead
+/// of letting its queue grow: a round's report waits until the previous one was handled, so
+/// rounds overrun their tick and the ticks they cover are skipped and counted; every round still
+/// starts on a tick of the 1 s grid (never drifting), and the run ends once the subscriber has
+/// caught up.
+#[actix_rt::test]
+async fn a_slow_lossless_subscriber_misses_nothing_and_holds_the_rounds_back() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, round| Step::ok(ms(10), round as f64 + i as f64));
+    let collection = "interval = \"1s\"\nread_timeout = \"500ms\"\nrounds = 6\nseed = 3";
+    let mut config = config(4, collection, "");
+    scripted.install(&mut config);
+    let (slow, received) = Recorder::start(Some(ms(2500)), None);
+    let collector = Collector::new().subscribe_with(slow.recipient::<Readings>(), Delivery::lossless().named("slow"));
+    let t0 = tokio::time::Instant::now();
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+
+    assert_eq!(received.lock().unwrap().reading_rounds, (1..=6).collect::<Vec<_>>());
+    let s = &summary.subscribers[0];
+    assert_eq!((s.delivered, s.delivered_items, s.missed), (6, 24, 0));
+    assert!(summary.skipped_rounds > 0, "{summary:?}");
+    let starts = scripted.start_offsets(0, t0);
+    assert_eq!(starts.len(), 6);
+    for (round, at) in &starts {
+        let off_grid = at.as_nanos() % 1_000_000_000;
+        assert!(
+            off_grid < 5_000_000,
+            "round {round} started at {at:?}, off the 1 s grid"
+        );
+    }
+    let last = starts.last().unwrap().1;
+    assert_eq!(last.as_secs(), 5 + summary.skipped_rounds, "{starts:?}");
 }
