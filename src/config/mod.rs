@@ -6,7 +6,7 @@
 //! driver settings). Every error is one line naming the origin (file name), the field path and
 //! what was expected, e.g. `config.toml: sensors[2].latency: min 500ms is greater than max 100ms`
 //! (a [`ConfigError`], defined at the bottom of the crate with the checks drivers and detectors
-//! share). [`SensorTable`] is the compact layout the actors keep a run's sensors in.
+//! share). `SensorTable` (`table.rs`, crate-private) is the compact layout the actors keep a run's sensors in.
 //!
 //! Parsers take `&str` ([`Config::from_toml_str`]) so tests need no files; [`Config::load`] reads
 //! a file and [`Config::default_scenario`] is the embedded default run (the seed scenario). The
@@ -30,7 +30,7 @@ use raw::{parse_toml, RawConfig};
 
 pub use crate::data::RestartType;
 pub use crate::parse::ConfigError;
-pub use table::{SensorEntry, SensorTable};
+pub(crate) use table::{SensorEntry, SensorTable};
 
 /// Defaults of the `[collection]` section.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@ use crate::driver::{self, DriverSpec};
 
 /// What the sensors of one configuration entry share: everything of a [`SensorSpec`] but its id.
 #[derive(Debug, Clone)]
-pub struct SensorEntry {
+pub(crate) struct SensorEntry {
     /// What they measure.
     pub kind: Arc<str>,
     /// Unit of their values.
@@ -44,7 +44,7 @@ impl SensorEntry {
 /// `<name>-<i>` ids as one numbered run, made when asked for (about 60 bytes per sensor less than
 /// a string each).
 #[derive(Debug)]
-pub struct SensorTable {
+pub(crate) struct SensorTable {
     /// The ids, as runs of consecutive sensors, in sensor order.
     ids: Vec<IdRun>,
     /// Each sensor's index into `entries`.
@@ -86,7 +86,7 @@ fn numbered(id: &str) -> Option<(&str, u64, usize)> {
 
 impl SensorTable {
     /// The table of `specs`, in order; consecutive specs with the same settings share an entry.
-    pub fn new(specs: Vec<SensorSpec>) -> Self {
+    pub(crate) fn new(specs: Vec<SensorSpec>) -> Self {
         let mut ids: Vec<IdRun> = Vec::new();
         let mut entry_of = Vec::with_capacity(specs.len());
         let mut entries: Vec<SensorEntry> = Vec::new();
@@ -137,19 +137,15 @@ impl SensorTable {
         }
     }
 
-    /// Number of sensors.
-    pub fn len(&self) -> usize {
+    /// Number of sensors (a run has at least one: configurations without are refused).
+    #[allow(clippy::len_without_is_empty)]
+    pub(crate) fn len(&self) -> usize {
         self.entry_of.len()
-    }
-
-    /// Whether the table has no sensor.
-    pub fn is_empty(&self) -> bool {
-        self.entry_of.is_empty()
     }
 
     /// The id of sensor `index` (made anew for a numbered id: logs, journal events and output
     /// lines ask for it, not the read path).
-    pub fn id(&self, index: usize) -> Arc<str> {
+    pub(crate) fn id(&self, index: usize) -> Arc<str> {
         let run = &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1];
         match run {
             IdRun::Numbered {
@@ -163,17 +159,17 @@ impl SensorTable {
     }
 
     /// The settings of sensor `index`.
-    pub fn entry(&self, index: usize) -> &SensorEntry {
+    pub(crate) fn entry(&self, index: usize) -> &SensorEntry {
         &self.entries[self.entry_index(index)]
     }
 
     /// The position of sensor `index`'s entry in [`SensorTable::entries`].
-    pub fn entry_index(&self, index: usize) -> usize {
+    pub(crate) fn entry_index(&self, index: usize) -> usize {
         self.entry_of[index] as usize
     }
 
     /// The distinct entries, in order.
-    pub fn entries(&self) -> &[SensorEntry] {
+    pub(crate) fn entries(&self) -> &[SensorEntry] {
         &self.entries
     }
 }

@@ -85,7 +85,24 @@ impl fmt::Debug for ReadFuture {
     }
 }
 
-/// Makes reads for one sensor.
+/// Makes reads for one sensor: a read that is done at once is [`ReadFuture::ready`], one that
+/// waits is [`ReadFuture::new`] over a future (on the sensor's arbiter: it need not be `Send`).
+///
+/// ```
+/// use sensor_actors::driver::{Driver, ReadError, ReadFuture, Sample};
+///
+/// /// A gauge that always reads the same, and fails every tenth round.
+/// struct Constant(f64);
+///
+/// impl Driver for Constant {
+///     fn read(&mut self, round: u64) -> ReadFuture {
+///         if round % 10 == 0 {
+///             return ReadFuture::ready(Err(ReadError::Failed("bus busy".into())));
+///         }
+///         ReadFuture::ready(Ok(Sample::value(self.0)))
+///     }
+/// }
+/// ```
 pub trait Driver: 'static {
     /// Starts the read of `round`. Slow reads are fine: the round enforces the deadline and
     /// discards late results.
