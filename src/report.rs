@@ -214,6 +214,25 @@ impl Summary {
             self.process.cpu_seconds,
             self.process.wall_seconds
         );
+        // Subscribers that missed something (a bounded queue overflowed, or the actor stopped).
+        let missed: Vec<String> = self
+            .subscribers
+            .iter()
+            .filter(|s| s.missed > 0)
+            .map(|s| {
+                let total = s.delivered_items + s.missed_items;
+                let items = match s.stream.as_str() {
+                    "journal" => "events",
+                    "rounds" => "round summaries",
+                    "end" => "run summaries",
+                    stream => stream,
+                };
+                format!("{} missed {} of {total} {items}", s.name, s.missed_items)
+            })
+            .collect();
+        if !missed.is_empty() {
+            let _ = writeln!(out, "subscribers: {}", missed.join("; "));
+        }
         // A large run lists only the sensors worth a look (not running, restarted, or with
         // anomalies), up to a screenful; summary.json always has every sensor.
         let notable = |s: &&SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
@@ -297,6 +316,25 @@ mod tests {
             subscribers: Vec::new(),
             process: ProcessStats::default(),
         }
+    }
+
+    /// A subscriber that missed items gets a line; one that missed nothing does not.
+    #[test]
+    fn table_names_the_subscribers_that_missed_something() {
+        let mut s = summary(vec![sensor(0, "running", 0)]);
+        assert!(!s.render_table().contains("subscribers:"));
+        let stats = |name: &str, delivered_items, missed, missed_items| SubscriberStats {
+            name: name.into(),
+            stream: "readings".into(),
+            delivered: 1,
+            delivered_items,
+            missed,
+            missed_items,
+        };
+        s.subscribers = vec![stats("files", 50, 0, 0), stats("alerts", 20, 6, 30)];
+        let table = s.render_table();
+        let line = table.lines().find(|l| l.starts_with("subscribers:")).unwrap();
+        assert_eq!(line, "subscribers: alerts missed 30 of 50 readings");
     }
 
     #[test]
