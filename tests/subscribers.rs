@@ -327,3 +327,42 @@ async fn a_slow_lossless_subscriber_misses_nothing_and_holds_the_rounds_back() {
     let last = starts.last().unwrap().1;
     assert_eq!(last.as_secs(), 5 + summary.skipped_rounds, "{starts:?}");
 }
+
+/// The end of a run is one final state. Sensor 1 fails fatally in the last round (3, at 2 s) and
+/// its restart is due 4 s later (6.01 s); a slow lossless subscriber (2.5 s per round) makes the
+/// run's end wait: the final states are taken at about 5 s and the summary is built once the
+/// subscriber has caught up, at about 7.5 s. The restart must not happen in between: the
+/// summary's event counts equal the journal's lines, `restarts` equals the `restarted` events
+/// (none), and the sensor ends `restarting` with `restart_scheduled` as its last event.
+#[actix_rt::test]
+async fn the_journal_and_the_summary_agree_at_the_end_of_a_run() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, round| match (i, round) {
+        (1, 3) => Step::err(ms(10), ReadError::Fatal("scripted".into())),
+        _ => Step::ok(ms(10), round as f64),
+    });
+    let collection = "interval = \"1s\"\nread_timeout = \"500ms\"\nrounds = 3\nseed = 3";
+    let supervision = "[supervision]\nbackoff_min = \"4s\"\nbackoff_max = \"4s\"";
+    let mut config = config(3, collection, supervision);
+    scripted.install(&mut config);
+    let dir = tempfile::tempdir().unwrap();
+    let (slow, _) = Recorder::start(Some(ms(2500)), None);
+    let collector = Collector::new()
+        .subscribe_with(slow.recipient::<Readings>(), Delivery::lossless())
+        .out(dir.path())
+        .unwrap();
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+
+    let lines = read_jsonl(&dir.path().join("events.jsonl"));
+    let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count() as u64;
+    for (event, n) in &summary.events {
+        assert_eq!(count(event), *n, "{event}: {lines:?}");
+    }
+    assert_eq!(lines.len() as u64, summary.events.values().sum::<u64>());
+    assert_eq!(summary.restarts, count("restarted"));
+    assert_eq!(summary.restarts, 0);
+    let sensor = &summary.sensors[1];
+    assert_eq!(sensor.state, "restarting");
+    let last = lines.iter().rev().find(|l| l["sensor"] == "temperature-2").unwrap();
+    assert_eq!(last["event"], "restart_scheduled");
+}

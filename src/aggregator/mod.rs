@@ -399,6 +399,9 @@ impl Handler<Finish> for Aggregator {
             }
             .into_actor(self)
             .then(move |(), act, ctx| {
+                // Whatever was journaled while the subscribers caught up goes out before the
+                // summary that counts it.
+                act.publish_journal(ctx);
                 let summary = Arc::new(act.summary(finish));
                 act.publish(
                     RunSummary {

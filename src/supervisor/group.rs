@@ -254,6 +254,9 @@ pub(crate) struct GroupSupervisor {
     escalated: bool,
     /// Whether the first starts are done (they are logged at debug level).
     started: bool,
+    /// Set when the root took the final states (the run is ending): from then on nothing
+    /// changes and nothing is journaled, so the summary and the journal tell the same end.
+    ending: bool,
 }
 
 impl GroupSupervisor {
@@ -281,6 +284,7 @@ impl GroupSupervisor {
             recent: Window::default(),
             escalated: false,
             started: false,
+            ending: false,
         }
     }
 
@@ -544,8 +548,9 @@ impl GroupSupervisor {
     /// The backoff of `set`'s restart ran out: each member still waiting for it starts a fresh
     /// actor from its spec, with the next incarnation.
     fn restart(&mut self, set: &[usize], ctx: &mut Context<Self>) {
-        // An escalated group restarts nothing; its members are given up.
-        if self.escalated {
+        // An escalated group restarts nothing (its members are given up), nor does a group whose
+        // final states were taken (a restart due after the last round stays undone).
+        if self.escalated || self.ending {
             return;
         }
         let mut failed = Vec::new();
@@ -799,6 +804,9 @@ impl Actor for GroupSupervisor {
 
 impl StreamHandler<SensorAnswer> for GroupSupervisor {
     fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
+        if self.ending {
+            return;
+        }
         if let Answer::BuildFailed { cause } = msg.answer {
             return self.build_failed(msg.member as usize, msg.incarnation, cause, ctx);
         }
@@ -911,8 +919,11 @@ impl Handler<ReportStates> for GroupSupervisor {
     type Result = MessageResult<ReportStates>;
 
     fn handle(&mut self, msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
-        if msg.ending && self.current.is_none() {
-            self.spare = Books::default();
+        if msg.ending {
+            self.ending = true;
+            if self.current.is_none() {
+                self.spare = Books::default();
+            }
         }
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
     }
