@@ -760,12 +760,19 @@ fn settle(cur: &mut RoundInFlight, children: &mut [Child], setup: &GroupSetup, l
     }
 }
 
-/// What a sensor's answer makes of its read in the round.
+/// What a sensor's answer makes of its read in the round. A read that took longer than
+/// `read_timeout` is `TimedOut` whatever it answered: the deadline timer ticks by the
+/// millisecond, so an answer can reach the group just after its deadline and before the timer
+/// has settled it; it is not counted ok.
 fn outcome(
     result: Result<crate::data::Sample, ReadError>,
     latency: Duration,
     timestamp: chrono::DateTime<chrono::Utc>,
+    read_timeout: Duration,
 ) -> Outcome {
+    if latency > read_timeout {
+        return Outcome::TimedOut;
+    }
     match result {
         Ok(sample) => Outcome::Ok(Reading::new(sample, timestamp, latency)),
         Err(ReadError::Failed(cause)) => Outcome::Failed { cause, fatal: false },
@@ -820,7 +827,7 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
                 result,
                 latency,
                 timestamp,
-            } if current && round == cur.round => outcome(result, latency, timestamp),
+            } if current && round == cur.round => outcome(result, latency, timestamp, self.setup.read_timeout),
             Answer::Stopped if current => Outcome::Unavailable(Absence::Closed),
             // Late: another round's answer, a settled read, or a replaced actor.
             _ => return,
@@ -937,5 +944,26 @@ impl Handler<StopGroup> for GroupSupervisor {
             self.stop_actor(local);
         }
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Sample;
+
+    /// An answer is ok exactly up to the read timeout; a microsecond later it is timed out,
+    /// whatever it says.
+    #[test]
+    fn an_answer_later_than_the_read_timeout_is_timed_out() {
+        let timeout = Duration::from_millis(120);
+        let now = chrono::Utc::now();
+        let ok = |latency| outcome(Ok(Sample::value(1.0)), latency, now, timeout);
+        assert!(matches!(ok(timeout), Outcome::Ok(_)));
+        assert_eq!(ok(timeout + Duration::from_micros(1)), Outcome::TimedOut);
+        let failed = outcome(Err(ReadError::Failed("x".into())), timeout * 2, now, timeout);
+        assert_eq!(failed, Outcome::TimedOut);
+        let failed = outcome(Err(ReadError::Failed("x".into())), timeout, now, timeout);
+        assert!(matches!(failed, Outcome::Failed { fatal: false, .. }));
     }
 }
