@@ -99,6 +99,11 @@ fn bad_config_files_exit_2_with_one_line() {
             "supervision.backoff_max",
             "got \"-5s\"",
         ),
+        (
+            "[collection\ninterval = \"1s\"\n",
+            "toml",
+            "invalid table header: expected `.`, `]` (line 1)",
+        ),
     ];
     for (i, (text, field, message)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -110,7 +115,8 @@ fn bad_config_files_exit_2_with_one_line() {
 }
 
 /// Bad flags: negative and unparsable durations (as `--flag value` and `--flag=value`), zero
-/// sensors, zero rounds and a zero read timeout exit 2 with one line naming the flag.
+/// sensors, zero rounds, a zero read timeout and negative counts exit 2 with one line naming the
+/// flag.
 #[test]
 fn bad_flags_exit_2_with_one_line() {
     let duration = |v: &str| format!("expected a duration like \"250ms\" or \"1s\", got \"{v}\"");
@@ -127,6 +133,21 @@ fn bad_flags_exit_2_with_one_line() {
             "expected a duration above 0s".into(),
         ),
         (vec!["--seed", "x"], "--seed", "got \"x\"".into()),
+        (
+            vec!["--rounds", "-1"],
+            "--rounds",
+            "expected a whole number, got \"-1\"".into(),
+        ),
+        (
+            vec!["--sensors", "-5"],
+            "--sensors",
+            "expected a whole number, got \"-5\"".into(),
+        ),
+        (
+            vec!["--seed=-3"],
+            "--seed",
+            "expected a whole number, got \"-3\"".into(),
+        ),
     ];
     for (flags, field, message) in cases {
         let mut args = vec!["run"];
@@ -254,4 +275,22 @@ fn binary_run_writes_the_four_files_consistently() {
         let marker = format!("round {round}: ");
         assert_eq!(stderr.lines().filter(|l| l.contains(&marker)).count(), 1, "{stderr}");
     }
+}
+
+/// `--out` naming a file (not a directory) is bad usage: exit 2, one line naming the flag and
+/// saying a directory was expected; nothing runs.
+#[test]
+fn out_naming_a_file_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "not a directory").unwrap();
+    let file = file.to_str().unwrap();
+    let expected = format!("expected a directory, got the file {file}");
+    assert_bad(
+        &run(&["run", "--rounds", "1", "--out", file]),
+        "command line",
+        "--out",
+        &expected,
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "not a directory");
 }

@@ -18,7 +18,14 @@ pub(super) fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Resul
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let mut message = inner.message().to_string();
+        // toml's messages for syntax errors span lines: one line, its parts joined.
+        let mut message = inner
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
         if let Some(span) = inner.span() {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
             message = format!("{message} (line {line})");

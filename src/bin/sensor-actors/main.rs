@@ -70,10 +70,10 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Number of simulated sensors (the one `count` entry of the configuration).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_count::<usize>, allow_hyphen_values = true)]
     sensors: Option<usize>,
     /// Stop after N rounds.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u64>, allow_hyphen_values = true)]
     rounds: Option<u64>,
     /// Stop scheduling rounds after this long, e.g. 30s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
@@ -85,11 +85,18 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     read_timeout: Option<Duration>,
     /// Seed of every random draw, for a reproducible run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u64>, allow_hyphen_values = true)]
     seed: Option<u64>,
     /// Write readings.jsonl, anomalies.jsonl, events.jsonl and summary.json here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+}
+
+/// A whole number of a flag (`--rounds -1` names the flag, instead of reading `-1` as one).
+fn parse_count<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, got \"{text}\""))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -187,6 +194,12 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
     let run = async {
         let collector = Collector::new().log_rounds();
         let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
+        if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "command line: --out: expected a directory, got the file {}",
+                dir.display()
+            )));
+        }
         let collector = match &args.out {
             Some(dir) => collector
                 .out(dir)
