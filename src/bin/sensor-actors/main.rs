@@ -192,6 +192,8 @@ fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_act
 fn run_command(args: RunArgs) -> Result<(), Failure> {
     let system = actix_rt::System::new();
     let run = async {
+        // First: a signal from here on stops the run gracefully.
+        let signals = Signals::install();
         let collector = Collector::new().log_rounds();
         let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
         if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
@@ -206,7 +208,7 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("run failed")))?,
             None => collector,
         };
-        Ok(collector.run(config, shutdown_signal()).await)
+        Ok(collector.run(config, signals.shutdown()).await)
     };
     match system.block_on(run)? {
         Ok(summary) => {
@@ -298,26 +300,93 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// The signals that end a run: SIGINT (Ctrl-C), SIGTERM and SIGHUP (a daemon's terminal or
+/// session going away: a graceful stop too, there is no configuration reload). They are
+/// registered before anything else of the run is done, so a signal that arrives while the
+/// configuration is read or the sensors start is acted on, not fatal.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    streams: Vec<(tokio::signal::unix::Signal, &'static str)>,
+}
+
+impl Signals {
+    /// Registers the handlers (inside the runtime).
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let kinds = [
+                (SignalKind::interrupt(), "SIGINT"),
+                (SignalKind::terminate(), "SIGTERM"),
+                (SignalKind::hangup(), "SIGHUP"),
+            ];
+            let streams = kinds
+                .into_iter()
+                .filter_map(|(kind, name)| match signal(kind) {
+                    Ok(stream) => Some((stream, name)),
+                    Err(e) => {
+                        log::warn!("cannot handle {name}: {e}");
+                        None
+                    }
+                })
+                .collect();
+            Signals { streams }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => log::info!("Ctrl-C received"),
-        _ = terminate => log::info!("SIGTERM received"),
+        #[cfg(not(unix))]
+        Signals {}
     }
+
+    /// Completes on the first signal: the run stops scheduling, settles the round in flight,
+    /// flushes and writes the summary. A second signal ends the process at once with exit code
+    /// 130: the line files then hold every round reported so far (each is flushed after every
+    /// round), and `summary.json` is not written.
+    fn shutdown(self) -> impl std::future::Future<Output = ()> {
+        let (first, fired) = tokio::sync::oneshot::channel::<()>();
+        #[cfg(unix)]
+        {
+            let mut streams = self.streams;
+            actix_rt::spawn(async move {
+                let Some(name) = next_signal(&mut streams).await else {
+                    return;
+                };
+                log::warn!(
+                    "{name} received: settling the round in flight, then the summary (a second signal exits at once)"
+                );
+                let _ = first.send(());
+                if let Some(name) = next_signal(&mut streams).await {
+                    eprintln!(
+                        "sensor-actors: {name} received again: exiting now; the files hold every round reported so far, without summary.json"
+                    );
+                    std::process::exit(130);
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        actix_rt::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = first.send(());
+            }
+        });
+        async move {
+            if fired.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// The name of the next signal of `streams`; `None` when there is none to wait for.
+#[cfg(unix)]
+async fn next_signal(streams: &mut [(tokio::signal::unix::Signal, &'static str)]) -> Option<&'static str> {
+    if streams.is_empty() {
+        return None;
+    }
+    let waits = streams.iter_mut().map(|(stream, name)| {
+        Box::pin(async move {
+            stream.recv().await;
+            *name
+        })
+    });
+    let (name, _, _) = futures::future::select_all(waits).await;
+    Some(name)
 }
