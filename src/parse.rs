@@ -46,13 +46,26 @@ pub(crate) fn from_table<T: DeserializeOwned>(table: toml::Table, origin: &str, 
 
 /// Parses a duration string such as `"250ms"` or `"1s"`.
 pub(crate) fn parse_duration(origin: &str, field: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text.trim()).map_err(|_| {
+    let duration = humantime::parse_duration(text.trim()).map_err(|_| {
         ConfigError::new(
             origin,
             field,
             format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""),
         )
-    })
+    })?;
+    check_duration(duration, text).map_err(|message| ConfigError::new(origin, field, message))
+}
+
+/// The longest duration any setting takes: ten years. Deadlines and ticks are instants of the
+/// monotonic clock plus a duration; past this a sum could leave what an instant holds.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Checks a duration parsed from `text` against [`MAX_DURATION`]; the error is the message.
+pub fn check_duration(duration: Duration, text: &str) -> Result<Duration, String> {
+    if duration > MAX_DURATION {
+        return Err(format!("expected at most 10 years, got \"{}\"", text.trim()));
+    }
+    Ok(duration)
 }
 
 /// Checks that `value` is a probability.

@@ -148,6 +148,16 @@ fn bad_flags_exit_2_with_one_line() {
             "--seed",
             "expected a whole number, got \"-3\"".into(),
         ),
+        (
+            vec!["--read-timeout", "300000000000y"],
+            "--read-timeout",
+            "expected at most 10 years, got \"300000000000y\"".into(),
+        ),
+        (
+            vec!["--sensors", "100000000"],
+            "--sensors",
+            "expected at most 10000000 sensors, got 100000000".into(),
+        ),
     ];
     for (flags, field, message) in cases {
         let mut args = vec!["run"];

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::raw::{RawCollection, RawConfig, RawGroup, RawPolicy, RawSensorCommon};
 use super::{
     default_unit, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy, RuntimeConfig,
-    SensorSpec,
+    SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
 use crate::parse::{check_range, from_table, parse_duration, ConfigError};
@@ -34,6 +34,13 @@ impl RawConfig {
                 origin,
                 "runtime.arbiters",
                 "expected at least 1 arbiter",
+            ));
+        }
+        if let Some(arbiters) = self.runtime.arbiters.filter(|&a| a > MAX_ARBITERS) {
+            return Err(ConfigError::new(
+                origin,
+                "runtime.arbiters",
+                format!("expected at most {MAX_ARBITERS} arbiters (threads), got {arbiters}"),
             ));
         }
         if self.sensors.is_empty() {
@@ -311,6 +318,17 @@ fn expand_entry(
             .settings()
             .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
     }
+    // Bounded before anything is allocated for them.
+    if count > MAX_SENSORS.saturating_sub(out.len()) {
+        return Err(ConfigError::new(
+            origin,
+            format!("{at}.count"),
+            match out.len() {
+                0 => format!("expected at most {MAX_SENSORS} sensors in a run, got {count}"),
+                before => format!("expected at most {MAX_SENSORS} sensors in a run, got {count} more after {before}"),
+            },
+        ));
+    }
     out.reserve(count);
     for i in 1..=count {
         out.push(SensorSpec {
@@ -357,6 +375,49 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
+    }
+
+    /// Values that pass parsing but no run could hold are refused where they are parsed, with
+    /// their limit: counts past MAX_SENSORS (before anything is allocated), durations past ten
+    /// years (exactly ten years is fine), more than MAX_ARBITERS arbiters (exactly that is fine).
+    #[test]
+    fn absurd_values_are_refused_with_their_limit() {
+        let parse = |t: &str| {
+            Config::from_toml_str(t, "c.toml")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse("[[sensors]]\ncount = 1000000000000\n"),
+            Err("c.toml: sensors[0].count: expected at most 10000000 sensors in a run, got 1000000000000".into())
+        );
+        assert_eq!(
+            parse("[[sensors]]\ncount = 9223372036854775807\n"),
+            Err("c.toml: sensors[0].count: expected at most 10000000 sensors in a run, got 9223372036854775807".into())
+        );
+        assert_eq!(
+            parse("[[sensors]]\ncount = 3\n[[sensors]]\nname = \"b\"\ncount = 9999998\n"),
+            Err(
+                "c.toml: sensors[1].count: expected at most 10000000 sensors in a run, got 9999998 more after 3".into()
+            )
+        );
+        let timeout = |t: &str| {
+            parse(&format!(
+                "[collection]\nread_timeout = \"{t}\"\n[[sensors]]\ncount = 1\n"
+            ))
+        };
+        assert_eq!(timeout("3650days"), Ok(()));
+        assert_eq!(
+            timeout("3650days 1s"),
+            Err("c.toml: collection.read_timeout: expected at most 10 years, got \"3650days 1s\"".into())
+        );
+        assert!(timeout("300000000000y").is_err());
+        let arbiters = |n: usize| parse(&format!("[runtime]\narbiters = {n}\n[[sensors]]\ncount = 1\n"));
+        assert_eq!(arbiters(256), Ok(()));
+        assert_eq!(
+            arbiters(257),
+            Err("c.toml: runtime.arbiters: expected at most 256 arbiters (threads), got 257".into())
+        );
     }
 
     #[test]

@@ -100,7 +100,9 @@ fn parse_count<T: std::str::FromStr>(text: &str) -> Result<T, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|_| format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""))
+    let duration = humantime::parse_duration(text)
+        .map_err(|_| format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""))?;
+    sensor_actors::config::check_duration(duration, text)
 }
 
 /// Failures, by exit code.
