@@ -114,3 +114,66 @@ pub(crate) fn check_range(origin: &str, field: &str, pair: [f64; 2]) -> Result<(
     }
     Ok((min, max))
 }
+
+/// Longest piece of input an error message quotes, in characters.
+pub(crate) const QUOTE_MAX: usize = 64;
+
+/// `text` as an error message quotes it: control characters escaped, and cut to [`QUOTE_MAX`]
+/// characters with the length of the whole, so a binary file or a huge value makes a short line.
+pub(crate) fn quoted(text: &str) -> String {
+    let chars = text.chars().count();
+    let shown: String = text.chars().take(QUOTE_MAX).flat_map(char::escape_debug).collect();
+    if chars > QUOTE_MAX {
+        format!("\"{shown}\"... ({chars} characters)")
+    } else {
+        format!("\"{shown}\"")
+    }
+}
+
+/// Longest sensor id, in bytes.
+pub(crate) const ID_MAX: usize = 256;
+
+/// Checks a sensor id: not empty, at most [`ID_MAX`] bytes, no control characters (an id goes
+/// into log lines, the summary table and every output file as it is).
+pub(crate) fn check_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("expected a non-empty id".into());
+    }
+    if id.len() > ID_MAX || id.chars().any(char::is_control) {
+        return Err(format!(
+            "expected an id of at most {ID_MAX} bytes without control characters, got {}",
+            quoted(id)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Quoting escapes control characters and cuts long text, saying how long it was.
+    #[test]
+    fn quoting_is_short_and_escaped() {
+        assert_eq!(quoted("12x"), "\"12x\"");
+        assert_eq!(quoted("a\nb\u{1}"), "\"a\\nb\\u{1}\"");
+        let long = "z".repeat(QUOTE_MAX + 1);
+        assert_eq!(
+            quoted(&long),
+            format!("\"{}\"... (65 characters)", "z".repeat(QUOTE_MAX))
+        );
+        assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), format!("\"{}\"", "z".repeat(QUOTE_MAX)));
+    }
+
+    /// Ids: exactly ID_MAX bytes is fine, one more or a control character is not.
+    #[test]
+    fn ids_are_bounded_and_printable() {
+        assert_eq!(check_id(&"i".repeat(ID_MAX)), Ok(()));
+        assert!(check_id(&"i".repeat(ID_MAX + 1)).is_err());
+        assert_eq!(
+            check_id("a\nb"),
+            Err("expected an id of at most 256 bytes without control characters, got \"a\\nb\"".into())
+        );
+        assert_eq!(check_id(" "), Err("expected a non-empty id".into()));
+    }
+}

@@ -104,6 +104,16 @@ fn bad_config_files_exit_2_with_one_line() {
             "toml",
             "invalid table header: expected `.`, `]` (line 1)",
         ),
+        (
+            "[[sensors]]\nid = \"a\\nb\"\n",
+            "sensors[0].id",
+            "expected an id of at most 256 bytes without control characters, got \"a\\nb\"",
+        ),
+        (
+            "[[sensors]]\ndriver = \"replay\"\nid = \"z\"\npath = \"/dev/zero\"\nvalue_column = \"v\"\n",
+            "sensors[0].path",
+            "cannot read /dev/zero: not a regular file (a CSV file was expected)",
+        ),
     ];
     for (i, (text, field, message)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));

@@ -16,7 +16,7 @@ use super::{
     SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
-use crate::parse::{check_range, from_table, parse_duration, ConfigError};
+use crate::parse::{check_id, check_range, from_table, parse_duration, ConfigError};
 use crate::registry::Registry;
 
 impl RawConfig {
@@ -271,6 +271,7 @@ fn expand_entry(
                 Some(name) => format!("{name}-{key}"),
                 None => key,
             };
+            check_id(&id).map_err(|m| ConfigError::new(origin, format!("{at}.id_column"), m))?;
             out.push(SensorSpec {
                 id: id.into(),
                 kind: kind.clone(),
@@ -293,8 +294,9 @@ fn expand_entry(
                 "expected either `id` or `count`, not both",
             ))
         }
-        (Some(id), None) if id.trim().is_empty() => {
-            return Err(ConfigError::new(origin, format!("{at}.id"), "expected a non-empty id"))
+        (Some(id), None) if check_id(id).is_err() => {
+            let message = check_id(id).err().unwrap_or_default();
+            return Err(ConfigError::new(origin, format!("{at}.id"), message));
         }
         (Some(id), None) => (Some(id.clone()), 1, String::new()),
         (None, Some(count)) if count < 1 => {
@@ -309,16 +311,7 @@ fn expand_entry(
             (None, count.unwrap_or(1) as usize, name)
         }
     };
-    let id = |i: usize| match &single {
-        Some(id) => id.clone(),
-        None => sensor_id(&name, i, count),
-    };
-    if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
-        simulated
-            .settings()
-            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
-    }
-    // Bounded before anything is allocated for them.
+    // Bounded before anything is allocated or enumerated for them.
     if count > MAX_SENSORS.saturating_sub(out.len()) {
         return Err(ConfigError::new(
             origin,
@@ -328,6 +321,19 @@ fn expand_entry(
                 before => format!("expected at most {MAX_SENSORS} sensors in a run, got {count} more after {before}"),
             },
         ));
+    }
+    let id = |i: usize| match &single {
+        Some(id) => id.clone(),
+        None => sensor_id(&name, i, count),
+    };
+    if single.is_none() {
+        // The longest id of the entry is its last.
+        check_id(&id(count)).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
+    }
+    if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
+        simulated
+            .settings()
+            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
     }
     out.reserve(count);
     for i in 1..=count {

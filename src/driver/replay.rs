@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
 use crate::data::RestartType;
-use crate::parse::ConfigError;
+use crate::parse::{quoted, ConfigError};
 
 /// `driver = "replay"`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -199,6 +199,13 @@ fn open(path: &Path) -> Result<csv::Reader<File>, String> {
         };
         format!("cannot read {}: {reason}", path.display())
     })?;
+    // A device, a pipe or a folder is no CSV file (`/dev/zero` would be read forever).
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!(
+            "cannot read {}: not a regular file (a CSV file was expected)",
+            path.display()
+        ));
+    }
     Ok(csv::ReaderBuilder::new().flexible(true).from_reader(file))
 }
 
@@ -312,14 +319,18 @@ impl Replay {
             .trim();
         if s.missing.iter().any(|m| m == text) {
             return Err(ReadError::Failed(format!(
-                "{}: missing value \"{text}\"",
-                at(&s.value_column)
+                "{}: missing value {}",
+                at(&s.value_column),
+                quoted(text)
             )));
         }
-        let value =
-            text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                ReadError::Failed(format!("{}: expected a number, got \"{text}\"", at(&s.value_column)))
-            })?;
+        let value = text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+            ReadError::Failed(format!(
+                "{}: expected a number, got {}",
+                at(&s.value_column),
+                quoted(text)
+            ))
+        })?;
         let source_time = s
             .timestamp_index
             .and_then(|i| self.record.get(i))
