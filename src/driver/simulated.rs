@@ -158,6 +158,19 @@ struct RawFault {
     rate: Option<f64>,
 }
 
+/// The largest magnitude of a simulated value's settings (`base`, `step`, a fault's `magnitude`
+/// or `rate`): far beyond any sensor, and far enough below what an `f64` holds that no walk,
+/// spike or drift of a run, nor the statistics of its values, can overflow.
+pub const VALUE_LIMIT: f64 = 1e12;
+
+fn out_of_limit(origin: &str, field: &str, value: f64) -> ConfigError {
+    ConfigError::new(
+        origin,
+        field,
+        format!("expected a number from -1e12 to 1e12, got {value:e}"),
+    )
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -224,6 +237,9 @@ impl Settings {
                         "expected a finite number",
                     ));
                 }
+                if let Some(v) = v.filter(|v| v.abs() > VALUE_LIMIT) {
+                    return Err(out_of_limit(origin, &field(&format!("{at}.{name}")), v));
+                }
             }
             faults.push(Fault {
                 round: f.round,
@@ -241,6 +257,17 @@ impl Settings {
                 field("step"),
                 format!("expected a number >= 0, got {step}"),
             ));
+        }
+        if step > VALUE_LIMIT {
+            return Err(out_of_limit(origin, &field("step"), step));
+        }
+        if let Some(v) = raw
+            .base
+            .into_iter()
+            .flatten()
+            .find(|v| v.is_finite() && v.abs() > VALUE_LIMIT)
+        {
+            return Err(out_of_limit(origin, &field("base"), v));
         }
         Ok(Settings {
             latency: match &raw.latency {
@@ -542,5 +569,28 @@ mod tests {
     fn faults_aimed_at_another_sensor_are_ignored() {
         let mut d = scripted(r#"[{ round = 1, fault = "fatal", sensor = "t-2" }]"#);
         assert!(answer(&mut d, 1).is_ok());
+    }
+
+    /// Values whose arithmetic could overflow are refused with the limit (exactly 1e12 is fine).
+    #[test]
+    fn values_are_bounded() {
+        let parse = |t: &str| {
+            crate::Config::from_toml_str(&format!("[[sensors]]\ncount = 1\n{t}\n"), "c.toml")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("step = 1e12"), Ok(()));
+        assert_eq!(
+            parse("step = 1.79e308"),
+            Err("c.toml: sensors[0].step: expected a number from -1e12 to 1e12, got 1.79e308".into())
+        );
+        assert_eq!(
+            parse("base = [-1.7e308, 1.7e308]"),
+            Err("c.toml: sensors[0].base: expected a number from -1e12 to 1e12, got -1.7e308".into())
+        );
+        assert_eq!(
+            parse("faults = [{ round = 1, fault = \"spike\", magnitude = 1e13 }]"),
+            Err("c.toml: sensors[0].faults[0].magnitude: expected a number from -1e12 to 1e12, got 1e13".into())
+        );
     }
 }
