@@ -247,6 +247,17 @@ pub struct ReadCounts {
     pub unavailable: u64,
 }
 
+impl ReadCounts {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &ReadCounts) {
+        self.requested += other.requested;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.timed_out += other.timed_out;
+        self.unavailable += other.unavailable;
+    }
+}
+
 /// A sensor's supervision state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SensorState {

@@ -277,22 +277,22 @@ impl Journal {
     /// The events, in the order they happened.
     pub fn iter(&self) -> impl Iterator<Item = SupervisionEvent> + '_ {
         let sensors = &*self.batch.sensors;
-        self.batch.entries.iter().flat_map(move |entry| {
-            let (one, many) = match entry {
-                JournalEntry::Event(event) => (Some(event.clone()), None),
-                JournalEntry::Started(at, list) => (None, Some((at, list))),
-            };
-            one.into_iter().chain(many.into_iter().flat_map(move |(at, list)| {
-                list.iter().map(move |&index| SupervisionEvent {
-                    timestamp: *at,
-                    sensor: sensors.id(index),
-                    event: EventKind::Started,
-                    cause: None,
-                    delay: None,
-                    restarts: None,
-                })
-            }))
-        })
+        self.batch
+            .entries
+            .iter()
+            .flat_map(move |entry| -> Box<dyn Iterator<Item = SupervisionEvent> + '_> {
+                match entry {
+                    JournalEntry::Event(event) => Box::new(std::iter::once(event.clone())),
+                    JournalEntry::Started(at, list) => Box::new(list.iter().map(move |&index| SupervisionEvent {
+                        timestamp: *at,
+                        sensor: sensors.id(index),
+                        event: EventKind::Started,
+                        cause: None,
+                        delay: None,
+                        restarts: None,
+                    })),
+                }
+            })
     }
 }
 

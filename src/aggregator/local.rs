@@ -14,11 +14,11 @@
 //! group actor that stopped, its members' statistics and detectors carry on. At the end of the
 //! run the root asks each local aggregator for its groups' per-sensor results ([`ReportTracks`]).
 //!
-//! A detector that panics (a bug in a registered detector) is caught here: the round's outcomes
-//! are still counted, the panic is logged, and the analysis goes on with the next outcome.
+//! A detector that panics (a bug in a registered detector) costs its verdict on that reading
+//! only: the panic is caught where the detector is called, logged (quietly: not the default
+//! hook's stderr text), and the reading is counted and analysed by the others.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
@@ -27,7 +27,7 @@ use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
 use crate::data::{Absence, Outcome};
-use crate::panic::{panic_message, quietly};
+use crate::panic::quietly;
 
 /// Hands a batch of one group's settled outcomes over for analysis.
 #[derive(Debug, Message)]
@@ -153,24 +153,16 @@ impl Handler<Analyse> for LocalAggregator {
                 .resize(group.members.len(), Outcome::Unavailable(Absence::Down));
         }
         let (sensors, ranges) = (&*self.sensors, &*self.ranges);
-        // One quiet section per batch, one unwind guard per outcome.
+        // One quiet section per batch: a detector's panic is caught where it is called
+        // (`AnalysisConfig::observe`) and must not reach stderr.
         quietly(|| {
             for (local, outcome) in msg.outcomes {
                 let local = local as usize;
                 let index = group.members[local];
                 let range = ranges[sensors.entry_index(index)];
-                let (tracks, digest) = (&mut group.tracks, &mut group.digest);
-                let observed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    tracks.observe(local, index, range, msg.round, &outcome, digest)
-                }));
-                if let Err(payload) = observed {
-                    log::error!(
-                        "round {}: the analysis of {} panicked: {}",
-                        msg.round,
-                        sensors.id(index),
-                        panic_message(&*payload)
-                    );
-                }
+                group
+                    .tracks
+                    .observe(local, index, range, msg.round, &outcome, &mut group.digest);
                 if let Some(slot) = group.outcomes.get_mut(local) {
                     *slot = outcome;
                 }

@@ -189,20 +189,25 @@ impl Aggregator {
         }
     }
 
-    /// Counts one round's anomalies and turns them into the published list: in configuration
-    /// order (the groups find them in the order their members' answers arrive), and per sensor
-    /// in the detectors' order.
-    fn anomalies(&mut self, round: u64, mut findings: Vec<Finding>) -> Arc<[Anomaly]> {
+    /// Counts one round's anomalies and, when someone subscribed to them, turns them into the
+    /// published list: in configuration order (the groups find them in the order their members'
+    /// answers arrive), and per sensor in the detectors' order.
+    fn anomalies(&mut self, round: u64, mut findings: Vec<Finding>) -> Option<Arc<[Anomaly]>> {
+        for f in &findings {
+            match self.anomalies.get_mut(&*f.detector) {
+                Some(count) => *count += 1,
+                None => drop(self.anomalies.insert(f.detector.to_string(), 1)),
+            }
+        }
+        let listed = !self.outlets.anomalies.is_empty();
+        if !listed && !log::log_enabled!(log::Level::Debug) {
+            return None;
+        }
         findings.sort_by_key(|f| f.sensor);
-        findings
+        let list = findings
             .into_iter()
             .map(|f| {
-                let detector = f.detector;
-                match self.anomalies.get_mut(&*detector) {
-                    Some(count) => *count += 1,
-                    None => drop(self.anomalies.insert(detector.to_string(), 1)),
-                }
-                let sensor = self.sensors.id(f.sensor);
+                let (sensor, detector) = (self.sensors.id(f.sensor), f.detector);
                 log::debug!("round {round}: {sensor} {detector}: {}", f.detail);
                 Anomaly {
                     round,
@@ -215,7 +220,8 @@ impl Aggregator {
                     source_row: f.source_row,
                 }
             })
-            .collect()
+            .collect();
+        listed.then_some(list)
     }
 
     /// Offers `message` to every subscriber of its stream.
@@ -251,7 +257,9 @@ impl Aggregator {
                     Batches::Owned(batches) => batches,
                     Batches::Shared(shared) => Arc::try_unwrap(shared).map(|o| o.batches).unwrap_or_default(),
                 };
-                let _ = processed.send(batches.into_iter().map(|mut b| (b.clear(), b).1).collect());
+                let mut batches = batches;
+                batches.iter_mut().for_each(Vec::clear);
+                let _ = processed.send(batches);
             }
         }
         if !self.drained.is_empty() && self.outlets.idle(true) {
@@ -311,22 +319,14 @@ impl Handler<RoundReport> for Aggregator {
         let mut counts = ReadCounts::default();
         let mut findings = Vec::new();
         for digest in &mut report.digests {
-            counts.requested += digest.reads.requested;
-            counts.ok += digest.reads.ok;
-            counts.failed += digest.reads.failed;
-            counts.timed_out += digest.reads.timed_out;
-            counts.unavailable += digest.reads.unavailable;
+            counts.add(&digest.reads);
             for &us in &digest.latencies_us {
                 self.read_us.saturating_record(u64::from(us));
             }
             self.read_max = self.read_max.max(digest.read_max);
             findings.append(&mut digest.findings);
         }
-        self.reads.requested += counts.requested;
-        self.reads.ok += counts.ok;
-        self.reads.failed += counts.failed;
-        self.reads.timed_out += counts.timed_out;
-        self.reads.unavailable += counts.unavailable;
+        self.reads.add(&counts);
         let found = findings.len() as u64;
         let anomalies = self.anomalies(round, findings);
         // The round's streams, in order: readings, anomalies, the journal, the summary.
@@ -340,8 +340,8 @@ impl Handler<RoundReport> for Aggregator {
         if let Some(outcomes) = &outcomes {
             self.publish(Readings::new(round, outcomes.clone()), ctx);
         }
-        if !self.outlets.anomalies.is_empty() {
-            self.publish(Anomalies { round, list: anomalies }, ctx);
+        if let Some(list) = anomalies {
+            self.publish(Anomalies { round, list }, ctx);
         }
         self.publish_journal(ctx);
         if !self.outlets.rounds.is_empty() {

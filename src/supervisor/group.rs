@@ -309,19 +309,16 @@ impl GroupSupervisor {
         } else {
             log::Level::Debug
         };
-        match (&cause, delay) {
-            (Some(cause), _) => log::log!(level, "{sensor}: {} ({cause})", event.as_str()),
-            (None, Some(d)) => log::log!(level, "{sensor}: {} in {} ms", event.as_str(), d.as_millis()),
-            (None, None) => log::log!(level, "{sensor}: {}", event.as_str()),
-        }
-        self.setup.journal.do_send(SupervisionEvent {
+        let event = SupervisionEvent {
             timestamp: chrono::Utc::now(),
             sensor,
             event,
             cause,
             delay,
             restarts,
-        });
+        };
+        super::log_event(level, &event);
+        self.setup.journal.do_send(event);
     }
 
     fn journal(

@@ -55,6 +55,16 @@ pub(crate) struct Escalation {
 }
 
 pub(crate) use crate::data::SensorState;
+
+/// Logs a journal event at `level`: `<sensor>: <event> (<cause>)`, or `... in <delay> ms`.
+fn log_event(level: log::Level, e: &SupervisionEvent) {
+    let (sensor, event) = (&e.sensor, e.event.as_str());
+    match (&e.cause, e.delay) {
+        (Some(cause), _) => log::log!(level, "{sensor}: {event} ({cause})"),
+        (None, Some(d)) => log::log!(level, "{sensor}: {event} in {} ms", d.as_millis()),
+        (None, None) => log::log!(level, "{sensor}: {event}"),
+    }
+}
 use schedule::Schedule;
 
 /// What the root keeps per group: its spec (to start it again) and its supervision state.
@@ -458,19 +468,16 @@ impl SensorSupervisor {
         delay: Option<Duration>,
         restarts: Option<u32>,
     ) {
-        match (&cause, delay) {
-            (Some(cause), _) => log::warn!("{group}: {} ({cause})", event.as_str()),
-            (None, Some(d)) => log::warn!("{group}: {} in {} ms", event.as_str(), d.as_millis()),
-            (None, None) => log::warn!("{group}: {}", event.as_str()),
-        }
-        self.aggregator.do_send(SupervisionEvent {
+        let event = SupervisionEvent {
             timestamp: chrono::Utc::now(),
             sensor: group,
             event,
             cause,
             delay,
             restarts,
-        });
+        };
+        log_event(log::Level::Warn, &event);
+        self.aggregator.do_send(event);
     }
 
     /// Ends the run: collects the sensors' final states, asks the aggregator for the summary,
