@@ -68,11 +68,13 @@ pub use sinks::OutputError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The output folder or files could not be created: nothing was collected.
+    /// The output folder or files could not be created (or another run is writing the folder,
+    /// or a file there is a symbolic link): nothing was collected, no file was touched.
     #[error(transparent)]
     Setup(OutputError),
-    /// An output file could not be written during the run. Collection went on; the summary is
-    /// complete, but the files stop at the failed write.
+    /// An output file could not be written during the run. Collection went on and the summary
+    /// is complete; the files hold whole lines only, without the ones counted in
+    /// [`OutputError::lost`].
     #[error("an output file could not be written")]
     Output {
         /// The first write error.

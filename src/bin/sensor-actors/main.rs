@@ -111,12 +111,42 @@ enum Failure {
     Runtime(anyhow::Error),
 }
 
+/// Writes `text` to standard output. A closed pipe or a full disk there is reported as an
+/// error, never a panic (as `print!` would).
+fn stdout(text: impl std::fmt::Display) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write to standard output: {e}")))
+}
+
+/// Writes one line to standard error (never panics, even when standard error is closed).
+fn complain(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "sensor-actors: {text}");
+}
+
+/// Prints the summary table, then fails with `failure` (a failed print is reported too).
+fn table_then(summary: &sensor_actors::Summary, failure: Failure) -> Result<(), Failure> {
+    if let Err(Failure::Runtime(e) | Failure::Usage(e)) = stdout(summary.render_table()) {
+        complain(format_args!("{e:#}"));
+    }
+    Err(failure)
+}
+
 fn main() -> ExitCode {
+    // A file size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, reported like a full
+    // disk, instead of killing the process before it writes its summary.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
-            eprintln!("sensor-actors: {}", usage_line(&e));
+            complain(usage_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -131,11 +161,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
-            eprintln!("sensor-actors: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("sensor-actors: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }
@@ -168,8 +198,11 @@ fn usage_line(e: &clap::Error) -> String {
 fn check(file: &std::path::Path) -> Result<(), Failure> {
     let config = Collector::new().load(file).map_err(|e| Failure::Usage(e.into()))?;
     let n = config.sensors.len();
-    println!("{}: ok, {n} sensor{}", file.display(), if n == 1 { "" } else { "s" });
-    Ok(())
+    stdout(format_args!(
+        "{}: ok, {n} sensor{}\n",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    ))
 }
 
 /// Builds the configuration from the file (or the default scenario) and the flags.
@@ -205,31 +238,26 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             )));
         }
         let collector = match &args.out {
-            Some(dir) => collector
-                .out(dir)
-                .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("run failed")))?,
+            // A folder that cannot be written, or that another run writes: nothing started yet.
+            Some(dir) => collector.out(dir).map_err(|e| match e {
+                RunError::Setup(e) => Failure::Usage(anyhow::anyhow!("command line: --out: {e}: {}", e.source)),
+                e => Failure::Runtime(anyhow::Error::new(e).context("run failed")),
+            })?,
             None => collector,
         };
         Ok(collector.run(config, signals.shutdown()).await)
     };
     match system.block_on(run)? {
-        Ok(summary) => {
-            print!("{}", summary.render_table());
-            Ok(())
-        }
+        Ok(summary) => stdout(summary.render_table()),
         // What was collected is still reported; the exit code says the files are incomplete.
-        Err(RunError::Failed { reason, summary }) => {
-            print!("{}", summary.render_table());
-            Err(Failure::Runtime(anyhow::anyhow!(
-                "the run could not go on as configured: {reason}"
-            )))
-        }
-        Err(RunError::Output { source, summary }) => {
-            print!("{}", summary.render_table());
-            Err(Failure::Runtime(
-                anyhow::Error::new(source).context("writing the outputs failed"),
-            ))
-        }
+        Err(RunError::Failed { reason, summary }) => table_then(
+            &summary,
+            Failure::Runtime(anyhow::anyhow!("the run could not go on as configured: {reason}")),
+        ),
+        Err(RunError::Output { source, summary }) => table_then(
+            &summary,
+            Failure::Runtime(anyhow::Error::new(source).context("writing the outputs failed")),
+        ),
         Err(e) => Err(Failure::Runtime(anyhow::Error::new(e).context("run failed"))),
     }
 }
@@ -247,22 +275,16 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
             )));
         };
         let pass = bench::measure_overhead(n, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
-        println!(
-            "{}",
-            serde_json::to_string(&pass).map_err(|e| Failure::Runtime(e.into()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string(&pass).map_err(|e| Failure::Runtime(e.into()))?;
+        return stdout(json + "\n");
     }
     if args.child {
         let [n] = counts[..] else {
             return Err(Failure::Usage(anyhow::anyhow!("--child: expected one sensor count")));
         };
         let figures = bench::measure(n, args.rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
-        println!(
-            "{}",
-            serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?;
+        return stdout(json + "\n");
     }
     if args.rounds < 2 || args.latency_rounds == 0 {
         return Err(Failure::Usage(anyhow::anyhow!(
@@ -273,26 +295,32 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
         .context("cannot find this program's path")
         .map_err(Failure::Runtime)?;
     let mut header = false;
+    let mut printed = Ok(());
     let report = bench::measure_in_children(&exe, &counts, args.rounds, args.latency_rounds, |f| {
         let table = bench::render_table(std::slice::from_ref(f));
         let mut lines = table.lines();
+        let first = lines.next().unwrap_or_default();
+        let mut text = String::new();
         if !std::mem::replace(&mut header, true) {
-            println!("{}", lines.next().unwrap_or_default());
-        } else {
-            lines.next();
+            text = format!("{first}\n");
         }
-        lines.for_each(|l| println!("{l}"));
+        lines.for_each(|l| text += &format!("{l}\n"));
+        if printed.is_ok() {
+            printed = stdout(text);
+        }
     });
+    printed?;
     let m = &report.machine;
-    println!(
-        "machine: {} cpus, {}, {:.1} GiB",
+    let mut text = format!(
+        "machine: {} cpus, {}, {:.1} GiB\n",
         m.cpus,
         m.cpu_model,
         m.memory_bytes as f64 / f64::from(1 << 30)
     );
     for (n, why) in &report.failures {
-        println!("{n} sensors: not measured: {why}");
+        text += &format!("{n} sensors: not measured: {why}\n");
     }
+    stdout(text)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?;
         std::fs::write(path, text + "\n")
@@ -356,9 +384,9 @@ impl Signals {
                 );
                 let _ = first.send(());
                 if let Some(name) = next_signal(&mut streams).await {
-                    eprintln!(
-                        "sensor-actors: {name} received again: exiting now; the files hold every round reported so far, without summary.json"
-                    );
+                    complain(format_args!(
+                        "{name} received again: exiting now; the files hold every round reported so far, without summary.json"
+                    ));
                     std::process::exit(130);
                 }
             });
