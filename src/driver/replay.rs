@@ -17,9 +17,15 @@
 //! [`ReadError::Failed`] whose cause names the file, the row and the column; the next read moves
 //! on to the next row. A missing file, an unreadable header or a column absent from the header is
 //! a configuration error when the configuration is loaded.
+//!
+//! What cannot be a CSV file is refused, at load time or at the read that meets it: anything but
+//! a regular file, a NUL byte (binary data), and a row longer than [`MAX_ROW_BYTES`] (counted
+//! from the end of the previous row, so a quoted cell may span lines but not grow without bound).
+//! An `id_column` may hold at most [`MAX_SENSORS`](crate::config::MAX_SENSORS) distinct ids.
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -121,11 +127,10 @@ impl Settings {
         }
         let column = |key: &str, name: &str| -> Result<usize, ConfigError> {
             header.iter().position(|h| h.trim() == name.trim()).ok_or_else(|| {
-                let names: Vec<&str> = header.iter().collect();
                 ConfigError::new(
                     origin,
                     field(key),
-                    format!("{shown} has no column \"{name}\" (columns: {})", names.join(", ")),
+                    format!("{shown} has no column {} (columns: {})", quoted(name), columns(&header)),
                 )
             })
         };
@@ -190,7 +195,7 @@ impl Settings {
 
 /// Opens `path` as a CSV reader with a header row; rows may have any number of columns (the
 /// driver judges them row by row).
-fn open(path: &Path) -> Result<csv::Reader<File>, String> {
+fn open(path: &Path) -> Result<csv::Reader<CsvInput<File>>, String> {
     let file = File::open(path).map_err(|e| {
         let reason = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
@@ -206,19 +211,102 @@ fn open(path: &Path) -> Result<csv::Reader<File>, String> {
             path.display()
         ));
     }
-    Ok(csv::ReaderBuilder::new().flexible(true).from_reader(file))
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(CsvInput::new(file)))
+}
+
+/// The header's columns for a message: quoted, at most ten of them.
+fn columns(header: &csv::StringRecord) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = header.iter().take(SHOWN).map(quoted).collect();
+    if header.len() > SHOWN {
+        names.push(format!("... {} in all", header.len()));
+    }
+    names.join(", ")
+}
+
+/// Longest row of a replayed file, in bytes.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
+
+/// The bytes of a CSV file, refused where they cannot be one: a NUL byte, or a row (from the
+/// end of the previous row, outside quotes) longer than [`MAX_ROW_BYTES`]. The CSV reader then
+/// fails with an I/O error saying so, instead of buffering a row without end.
+pub(crate) struct CsvInput<R> {
+    inner: R,
+    /// Bytes of the current row so far.
+    row_bytes: usize,
+    /// Inside a quoted cell (`""` toggles twice, so it needs no special case).
+    quoted: bool,
+    /// Line of the file, 1-based, for the message.
+    line: u64,
+}
+
+impl<R> CsvInput<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        CsvInput {
+            inner,
+            row_bytes: 0,
+            quoted: false,
+            line: 1,
+        }
+    }
+}
+
+impl<R: Read> Read for CsvInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &byte in &buf[..n] {
+            match byte {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("line {}: binary data (a NUL byte): not a CSV file", self.line),
+                    ))
+                }
+                b'"' => self.quoted = !self.quoted,
+                b'\n' => {
+                    self.line += 1;
+                    if !self.quoted {
+                        self.row_bytes = 0;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            self.row_bytes += 1;
+            if self.row_bytes > MAX_ROW_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {}: a row longer than {} MiB: not a CSV file of readings",
+                        self.line,
+                        MAX_ROW_BYTES >> 20
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The distinct non-empty values of column `index`, in order of first appearance.
-fn distinct_ids(reader: &mut csv::Reader<File>, index: usize) -> Result<Vec<Arc<str>>, csv::Error> {
+fn distinct_ids(reader: &mut csv::Reader<CsvInput<File>>, index: usize) -> Result<Vec<Arc<str>>, String> {
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
     let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record)? {
+    while reader.read_byte_record(&mut record).map_err(|e| e.to_string())? {
         let Some(cell) = record.get(index) else { continue };
         let id = String::from_utf8_lossy(cell);
         let id = id.trim();
         if !id.is_empty() && !seen.contains(id) {
+            if ids.len() == crate::config::MAX_SENSORS {
+                return Err(format!(
+                    "expected at most {} distinct ids, found more by line {}",
+                    crate::config::MAX_SENSORS,
+                    record.position().map_or(0, |p| p.line())
+                ));
+            }
             seen.insert(id.to_string());
             ids.push(Arc::from(id));
         }
@@ -230,7 +318,7 @@ fn distinct_ids(reader: &mut csv::Reader<File>, index: usize) -> Result<Vec<Arc<
 pub struct Replay {
     settings: Settings,
     /// Opened on the first read, so that building a driver never fails; dropped with the driver.
-    reader: Option<csv::Reader<File>>,
+    reader: Option<csv::Reader<CsvInput<File>>>,
     /// The row being read, reused for every row.
     record: csv::ByteRecord,
     /// Data rows read so far (of every id).
@@ -382,9 +470,64 @@ mod tests {
         loop {
             match driver.next() {
                 Err(ReadError::Exhausted) => return out,
+                // A fatal error ends the driver (the supervisor builds a new one).
+                Err(fatal @ ReadError::Fatal(_)) => {
+                    out.push(Err(fatal));
+                    return out;
+                }
                 r => out.push(r.map(|s| (s.value, s.source_row.unwrap(), s.source_time.map(|t| t.to_string())))),
             }
         }
+    }
+
+    fn fatal(result: &Result<Row, ReadError>) -> &str {
+        match result {
+            Err(ReadError::Fatal(why)) => why,
+            other => panic!("expected a fatal error, got {other:?}"),
+        }
+    }
+
+    /// A NUL byte in the header, or a header row of one endless line, is no CSV file: a one-line
+    /// configuration error, without the bytes.
+    #[test]
+    fn binary_files_and_endless_lines_are_refused_at_load() {
+        let (_d, s) = settings("\u{7f}ELF\u{2}\u{1}\u{1}\0\0\0\0garbage\n", "value_column = \"v\"");
+        let e = s.unwrap_err().to_string();
+        assert!(e.starts_with("c.toml: sensors[0].path: "), "{e}");
+        assert!(e.ends_with("line 1: binary data (a NUL byte): not a CSV file"), "{e}");
+        let endless = "v".repeat(MAX_ROW_BYTES + 1);
+        let (_d, s) = settings(&endless, "value_column = \"v\"");
+        let e = s.unwrap_err().to_string();
+        assert!(
+            e.ends_with("line 1: a row longer than 1 MiB: not a CSV file of readings"),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
+    }
+
+    /// A row exactly at the limit is read; one byte more ends the replay there, after the rows
+    /// before it, naming the line. A quoted cell may span lines: its row is counted as a whole.
+    #[test]
+    fn rows_are_bounded_at_exactly_the_limit() {
+        let at_limit = format!("1,{}", "x".repeat(MAX_ROW_BYTES - 2));
+        assert_eq!(at_limit.len(), MAX_ROW_BYTES);
+        let over = format!("2,{}", "x".repeat(MAX_ROW_BYTES - 1));
+        let text = format!("v,note\n{at_limit}\n3,\"two\nlines\"\n{over}\n4,after\n");
+        let (_d, s) = settings(&text, "value_column = \"v\"");
+        let rows = drain(s.unwrap());
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!(rows[0].as_ref().unwrap(), &(1.0, 1, None));
+        assert_eq!(rows[1].as_ref().unwrap(), &(3.0, 2, None));
+        assert!(
+            fatal(&rows[2]).ends_with("after row 2: line 5: a row longer than 1 MiB: not a CSV file of readings"),
+            "{:?}",
+            rows[2]
+        );
+        // A quoted cell that never closes is bounded the same way.
+        let unclosed = format!("v,note\n1,\"{}\n", "y\n".repeat(MAX_ROW_BYTES));
+        let (_d, s) = settings(&unclosed, "value_column = \"v\"");
+        let rows = drain(s.unwrap());
+        assert!(fatal(&rows[0]).contains("a row longer than 1 MiB"), "{rows:?}");
     }
 
     #[test]
@@ -455,7 +598,7 @@ mod tests {
         let p = d.path().join("d.csv").display().to_string();
         assert_eq!(
             s.unwrap_err().to_string(),
-            format!("c.toml: sensors[0].value_column: {p} has no column \"value\" (columns: t, v)")
+            format!("c.toml: sensors[0].value_column: {p} has no column \"value\" (columns: \"t\", \"v\")")
         );
         let (_d, s) = settings("t,v\n1,2\n", "value_column = \"v\"\nid_column = \"mote\"");
         assert!(s.unwrap_err().to_string().starts_with("c.toml: sensors[0].id_column: "));
