@@ -114,6 +114,49 @@ pub struct SensorSummary {
     pub anomalies: u64,
 }
 
+/// The memory a run on this machine may use, read before it allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MachineMemory {
+    /// The most the process can hold: `MemTotal` of `/proc/meminfo`, or the cgroup's
+    /// `memory.max` when that is lower (a container).
+    pub limit_bytes: u64,
+    /// What is free for it now: `MemAvailable` (at most `limit_bytes`).
+    pub available_bytes: u64,
+}
+
+impl MachineMemory {
+    /// A limit and an availability (for tests and for callers that know better).
+    pub fn new(limit_bytes: u64, available_bytes: u64) -> Self {
+        MachineMemory {
+            limit_bytes,
+            available_bytes: available_bytes.min(limit_bytes),
+        }
+    }
+
+    /// This machine's, from `/proc/meminfo` and `/sys/fs/cgroup/memory.max`; `None` where
+    /// there is no `/proc/meminfo`.
+    pub fn read() -> Option<MachineMemory> {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = meminfo.lines().find(|l| l.starts_with(name))?;
+            let kib: u64 = line[name.len()..]
+                .trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some(kib * 1024)
+        };
+        let total = field("MemTotal")?;
+        let available = field("MemAvailable").unwrap_or(total);
+        let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        Some(MachineMemory::new(cgroup.map_or(total, |c| c.min(total)), available))
+    }
+}
+
 /// CPU, memory and time used by the process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -195,8 +195,19 @@ fn usage_line(e: &clap::Error) -> String {
     )
 }
 
+/// Refuses a configuration that cannot fit in this machine's memory; warns when it may swap.
+fn check_memory(config: &Config, origin: &str) -> Result<(), sensor_actors::ConfigError> {
+    if let Some(memory) = sensor_actors::report::MachineMemory::read() {
+        if let Some(warning) = config.check_memory(origin, memory)? {
+            log::warn!("{warning}");
+        }
+    }
+    Ok(())
+}
+
 fn check(file: &std::path::Path) -> Result<(), Failure> {
     let config = Collector::new().load(file).map_err(|e| Failure::Usage(e.into()))?;
+    check_memory(&config, &file.display().to_string()).map_err(|e| Failure::Usage(e.into()))?;
     let n = config.sensors.len();
     stdout(format_args!(
         "{}: ok, {n} sensor{}\n",
@@ -221,6 +232,11 @@ fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_act
     c.read_timeout = args.read_timeout.unwrap_or(c.read_timeout);
     c.seed = args.seed.or(c.seed);
     config.check_collection("command line")?;
+    let origin = match (&args.config, args.sensors) {
+        (Some(path), None) => path.display().to_string(),
+        _ => "command line".to_string(),
+    };
+    check_memory(&config, &origin)?;
     Ok(config)
 }
 
