@@ -316,21 +316,21 @@ fn out_naming_a_file_is_one_line() {
 }
 
 /// A configuration that passes every value check but cannot fit in this machine's memory (a
-/// million sensors with the largest window: about 400 GB) is refused by `check` and `run`
+/// 300,000 sensors with the largest window: about 119 GB) is refused by `check` and `run`
 /// before anything is allocated, with the estimate.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.toml");
-    std::fs::write(&path, "[analysis]\nwindow = 65535\n[[sensors]]\ncount = 1000000\n").unwrap();
+    std::fs::write(&path, "[analysis]\nwindow = 65535\n[[sensors]]\ncount = 300000\n").unwrap();
     let file = path.to_str().unwrap();
     for args in [vec!["check", file], vec!["run", "--config", file, "--rounds", "1"]] {
         let output = run(&args);
         assert_bad(&output, file, "analysis.window", "more than the");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
-            stderr.contains("1000000 sensors with a 65535-value window need about 395.3 GB"),
+            stderr.contains("300000 sensors with a 65535-value window need about 118.6 GB"),
             "{stderr}"
         );
     }
