@@ -335,3 +335,42 @@ fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
         );
     }
 }
+
+/// A configuration "file" that never ends (`/dev/zero`), one over the size limit, and one that
+/// is not text: each is one line and exit code 2, read no further than the limit.
+#[cfg(unix)]
+#[test]
+fn endless_oversized_and_binary_config_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let oversized = dir.path().join("oversized.toml");
+    let line = "# a comment line that makes the file long\n";
+    let limit = sensor_actors::config::MAX_CONFIG_BYTES as usize;
+    std::fs::write(&oversized, line.repeat(limit / line.len() + 1)).unwrap();
+    let binary_file = dir.path().join("binary.toml");
+    std::fs::write(&binary_file, b"[collection]\n\xff\xfe\x00\x01").unwrap();
+    let at_limit = dir.path().join("at-limit.toml");
+    let body = "[[sensors]]\ncount = 1\n";
+    let mut text = body.to_string();
+    text += &"#".repeat(limit - body.len() - 1);
+    text.push('\n');
+    assert_eq!(text.len(), limit);
+    std::fs::write(&at_limit, &text).unwrap();
+    for (path, message) in [
+        (Path::new("/dev/zero"), "expected a file of at most 16 MiB"),
+        (oversized.as_path(), "expected a file of at most 16 MiB"),
+        (
+            binary_file.as_path(),
+            "expected UTF-8 text (an invalid byte at offset 13)",
+        ),
+    ] {
+        let file = path.to_str().unwrap();
+        assert_bad(&run(&["check", file]), file, "file", message);
+    }
+    let output = run(&["check", at_limit.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -273,11 +273,29 @@ impl Config {
 
     /// Reads and validates the file at `path` with the drivers and detectors of `registry`.
     pub fn load_with(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        use std::io::Read as _;
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let error = |message: String| ConfigError {
             origin: origin.clone(),
             field: "file".into(),
-            message: format!("cannot read: {}", io_reason(&e)),
+            message,
+        };
+        // Bounded: `/dev/zero` or an endless pipe is refused, not read until memory runs out.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| error(format!("cannot read: {}", io_reason(&e))))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(error(format!(
+                "expected a file of at most {} MiB (for larger fleets use `count` entries or a replay `id_column`)",
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            error(format!(
+                "expected UTF-8 text (an invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         Config::parse(&text, &origin, base, registry)
@@ -366,6 +384,9 @@ impl Config {
             .check(origin, |key| format!("--{}", key.replace('_', "-")))
     }
 }
+
+/// The largest configuration file, in bytes (parsing takes about 27 times its size in memory).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Memory per sensor at a run's peak, outputs on, besides its analysis window (measured at
 /// 1.4-1.6 KB without outputs and about 0.9 KB more with them; docs/performance.md).
