@@ -25,8 +25,8 @@ impl ConfigError {
     pub fn new(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.to_string(),
-            field: field.into(),
-            message: message.into(),
+            field: bounded(field.into(), FIELD_MAX),
+            message: bounded(message.into(), MESSAGE_MAX),
         }
     }
 }
@@ -133,24 +133,79 @@ pub(crate) fn quoted(text: &str) -> String {
 /// Longest sensor id, in bytes.
 pub(crate) const ID_MAX: usize = 256;
 
-/// Checks a sensor id: not empty, at most [`ID_MAX`] bytes, no control characters (an id goes
-/// into log lines, the summary table and every output file as it is).
+/// Checks a sensor id: not empty, at most [`ID_MAX`] bytes, no control characters nor the
+/// invisible characters that reorder or hide text (an id goes into log lines, the summary table
+/// and every output file as it is).
 pub(crate) fn check_id(id: &str) -> Result<(), String> {
-    if id.trim().is_empty() {
-        return Err("expected a non-empty id".into());
+    check_label(id, "id", ID_MAX)
+}
+
+/// Checks a name shown as it is (an id, a kind, a unit, a group's name): not empty (but for a
+/// unit, which may be), at most `max` bytes, no control characters, no bidirectional overrides,
+/// zero-width characters or byte order marks (which would let a name spoof a log line).
+pub(crate) fn check_label(text: &str, what: &str, max: usize) -> Result<(), String> {
+    if text.trim().is_empty() && what != "unit" {
+        return Err(format!("expected a non-empty {what}"));
     }
-    if id.len() > ID_MAX || id.chars().any(char::is_control) {
+    if text.len() > max || text.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(format!(
-            "expected an id of at most {ID_MAX} bytes without control characters, got {}",
-            quoted(id)
+            "expected a{} {what} of at most {max} bytes without control or invisible characters, got {}",
+            if what == "id" { "n" } else { "" },
+            quoted(text)
         ));
     }
     Ok(())
 }
 
+/// Bidirectional embeddings, overrides and isolates, zero-width characters, word joiner and
+/// byte order mark: format characters that change how the text around them shows.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Longest field path and message of a [`ConfigError`], in characters: a key of the input
+/// (which may be anything) is shown escaped and cut to this.
+const FIELD_MAX: usize = 128;
+const MESSAGE_MAX: usize = 600;
+
+/// `text` escaped (control characters as `\n`, `\u{7}`...) and cut to `max` characters.
+fn bounded(text: String, max: usize) -> String {
+    if text.len() <= max && !text.chars().any(|c| c.is_control() || invisible(c)) {
+        return text;
+    }
+    let chars = text.chars().count();
+    let mut shown: String = text
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            let escape = c.is_control() || invisible(c);
+            let escaped: Vec<char> = if escape { c.escape_debug().collect() } else { vec![c] };
+            escaped
+        })
+        .collect();
+    if chars > max {
+        shown += &format!("... ({chars} characters)");
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field or message built from the input is escaped and cut, whatever the input holds.
+    #[test]
+    fn error_fields_and_messages_are_bounded_and_escaped() {
+        let key = "k".repeat(100_000);
+        let e = ConfigError::new("c.toml", format!("collection.{key}"), format!("unknown field `{key}`"));
+        assert!(e.field.starts_with("collection.kkk"));
+        assert!(e.field.ends_with("... (100011 characters)"), "{}", e.field);
+        assert!(e.to_string().len() < FIELD_MAX + MESSAGE_MAX + 100);
+        let e = ConfigError::new("c.toml", "a\nb", "x\u{202E}y");
+        assert_eq!(e.to_string(), "c.toml: a\\nb: x\\u{202e}y");
+        let exact = "f".repeat(FIELD_MAX);
+        assert_eq!(ConfigError::new("c.toml", exact.clone(), "m").field, exact);
+    }
 
     /// Quoting escapes control characters and cuts long text, saying how long it was.
     #[test]
@@ -172,8 +227,13 @@ mod tests {
         assert!(check_id(&"i".repeat(ID_MAX + 1)).is_err());
         assert_eq!(
             check_id("a\nb"),
-            Err("expected an id of at most 256 bytes without control characters, got \"a\\nb\"".into())
+            Err("expected an id of at most 256 bytes without control or invisible characters, got \"a\\nb\"".into())
         );
         assert_eq!(check_id(" "), Err("expected a non-empty id".into()));
+        assert!(check_id("\u{202E}evil").is_err(), "a bidirectional override");
+        assert!(check_id("a\u{200B}b").is_err(), "a zero-width space");
+        assert_eq!(check_id("µg-m³-01"), Ok(()));
+        assert_eq!(check_label("", "unit", 8), Ok(()));
+        assert!(check_label("123456789", "unit", 8).is_err());
     }
 }

@@ -107,7 +107,7 @@ fn bad_config_files_exit_2_with_one_line() {
         (
             "[[sensors]]\nid = \"a\\nb\"\n",
             "sensors[0].id",
-            "expected an id of at most 256 bytes without control characters, got \"a\\nb\"",
+            "expected an id of at most 256 bytes without control or invisible characters, got \"a\\nb\"",
         ),
         (
             "[[sensors]]\ndriver = \"replay\"\nid = \"z\"\npath = \"/dev/zero\"\nvalue_column = \"v\"\n",

@@ -203,7 +203,7 @@ fn missing_column_or_file_exits_2_naming_it() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         let expected = format!(
-            "sensor-actors: {}: sensors[0].value_column: {} has no column \"temperature\" (columns: time, temp)\n",
+            "sensor-actors: {}: sensors[0].value_column: {} has no column \"temperature\" (columns: \"time\", \"temp\")\n",
             config.display(),
             dir.path().join("s.csv").display()
         );

@@ -16,7 +16,7 @@ use super::{
     SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
-use crate::parse::{check_id, check_range, from_table, parse_duration, ConfigError};
+use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError, ID_MAX};
 use crate::registry::Registry;
 
 impl RawConfig {
@@ -51,6 +51,7 @@ impl RawConfig {
             ));
         }
         let mut sensors = Vec::new();
+        let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         for (i, table) in self.sensors.into_iter().enumerate() {
             expand_entry(
                 table,
@@ -58,7 +59,7 @@ impl RawConfig {
                 base,
                 i,
                 &supervision,
-                &groups,
+                &group_names,
                 &registry.drivers,
                 &mut sensors,
             )?;
@@ -69,7 +70,7 @@ impl RawConfig {
                 return Err(ConfigError::new(
                     origin,
                     "sensors",
-                    format!("duplicate sensor id \"{}\"", s.id),
+                    format!("duplicate sensor id {}", quoted(&s.id)),
                 ));
             }
         }
@@ -152,22 +153,20 @@ impl RawPolicy {
     }
 }
 
+/// Longest unit, in bytes (it is written with every reading).
+const UNIT_MAX: usize = 32;
+
 fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, ConfigError> {
     let mut groups: Vec<GroupSpec> = Vec::with_capacity(raw.len());
+    let mut names = HashSet::with_capacity(raw.len());
     for (i, g) in raw.into_iter().enumerate() {
         let at = format!("groups[{i}]");
-        if g.name.trim().is_empty() {
+        check_label(&g.name, "name", ID_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
+        if !names.insert(g.name.clone()) {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.name"),
-                "expected a non-empty name",
-            ));
-        }
-        if groups.iter().any(|other| other.name == g.name) {
-            return Err(ConfigError::new(
-                origin,
-                format!("{at}.name"),
-                format!("duplicate group \"{}\"", g.name),
+                format!("duplicate group {}", quoted(&g.name)),
             ));
         }
         let within = match &g.within {
@@ -199,7 +198,7 @@ fn expand_entry(
     base: &Path,
     index: usize,
     defaults: &RestartPolicy,
-    groups: &[GroupSpec],
+    groups: &HashSet<&str>,
     drivers: &DriverRegistry,
     out: &mut Vec<SensorSpec>,
 ) -> Result<(), ConfigError> {
@@ -231,24 +230,19 @@ fn expand_entry(
         .clone()
         .unwrap_or_else(|| driver.default_kind().unwrap_or(driver_name).to_string())
         .into();
-    if kind.is_empty() {
-        return Err(ConfigError::new(
-            origin,
-            format!("{at}.kind"),
-            "expected a non-empty kind",
-        ));
-    }
+    check_label(&kind, "kind", ID_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.kind"), m))?;
     let unit: Arc<str> = common
         .unit
         .clone()
         .unwrap_or_else(|| driver.default_unit().unwrap_or(default_unit(&kind)).to_string())
         .into();
+    check_label(&unit, "unit", UNIT_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.unit"), m))?;
     let group = match &common.group {
-        Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
+        Some(g) if !groups.contains(g.as_str()) => {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.group"),
-                format!("no [[groups]] entry is named \"{g}\""),
+                format!("no [[groups]] entry is named {}", quoted(g)),
             ))
         }
         Some(g) => Some(Arc::<str>::from(g.as_str())),
@@ -378,6 +372,38 @@ impl CollectionConfig {
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, RestartType};
+
+    /// Names shown as they are (kinds, units, group names) are bounded and printable, like ids;
+    /// a unit may be empty and is at most 32 bytes, exactly 32 being fine.
+    #[test]
+    fn kinds_units_and_group_names_are_bounded_and_printable() {
+        let sensor = "[[sensors]]\ncount = 1\n";
+        let e = err(&format!("{sensor}unit = \"{}\"\n", "u".repeat(33)));
+        assert!(
+            e.starts_with("c.toml: sensors[0].unit: expected a unit of at most 32 bytes"),
+            "{e}"
+        );
+        assert!(Config::from_toml_str(&format!("{sensor}unit = \"{}\"\n", "u".repeat(32)), "c.toml").is_ok());
+        assert!(Config::from_toml_str(&format!("{sensor}unit = \"\"\n"), "c.toml").is_ok());
+        let e = err(&format!("{sensor}unit = \"a\\u0007\"\n"));
+        assert!(e.starts_with("c.toml: sensors[0].unit: "), "{e}");
+        let e = err("[[sensors]]\nid = \"x\"\nkind = \"t\\u202Eemp\"\n");
+        assert!(
+            e.starts_with("c.toml: sensors[0].kind: expected a kind of at most 256 bytes"),
+            "{e}"
+        );
+        let e = err("[[groups]]\nname = \"g\\n1\"\n[[sensors]]\ncount = 1\ngroup = \"g\\n1\"\n");
+        assert_eq!(
+            e,
+            "c.toml: groups[0].name: expected a name of at most 256 bytes without control or invisible characters, got \"g\\n1\""
+        );
+        let e = err(&format!("[[groups]]\nname = \"{}\"\n{sensor}", "g".repeat(257)));
+        assert!(
+            e.starts_with("c.toml: groups[0].name: expected a name of at most 256 bytes"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
+    }
 
     fn err(text: &str) -> String {
         Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
