@@ -97,7 +97,7 @@ pub struct Settings {
     index: Option<Arc<Index>>,
     /// The id whose rows this sensor replays, and where they are (set when the entry is
     /// expanded into sensors).
-    only: Option<(Arc<str>, Arc<[csv::Position]>)>,
+    only: Option<IdRows>,
 }
 
 /// The rows of every id of an `id_column` file, found when the configuration is loaded.
@@ -106,8 +106,11 @@ struct Index {
     /// Open for every sensor of the entry; read at offsets, never through a shared cursor.
     file: File,
     /// The distinct ids, in order of first appearance, with where their rows start.
-    ids: Vec<(Arc<str>, Arc<[csv::Position]>)>,
+    ids: Vec<IdRows>,
 }
+
+/// An id and where its rows start.
+type IdRows = (Arc<str>, Arc<[csv::Position]>);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,10 +321,7 @@ impl<R: Read> Read for CsvInput<R> {
 
 /// The distinct non-empty values of column `index`, in order of first appearance, each with
 /// where its rows start.
-fn index_ids(
-    reader: &mut csv::Reader<CsvInput<File>>,
-    index: usize,
-) -> Result<Vec<(Arc<str>, Arc<[csv::Position]>)>, String> {
+fn index_ids(reader: &mut csv::Reader<CsvInput<File>>, index: usize) -> Result<Vec<IdRows>, String> {
     let mut rows: HashMap<Arc<str>, Vec<csv::Position>> = HashMap::new();
     let mut ids: Vec<Arc<str>> = Vec::new();
     let mut record = csv::ByteRecord::new();
