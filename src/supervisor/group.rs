@@ -417,14 +417,19 @@ impl GroupSupervisor {
     /// Applies supervision to one round's notes, in member order (`incarnations` as they were
     /// when the round started).
     fn supervise(&mut self, incarnations: &[u32], notes: &mut [(u32, Note)], ctx: &mut Context<Self>) {
-        notes.sort_by_key(|&(local, _)| local);
+        // A member may have two notes: a read that timed out, then a build that failed (the
+        // cause of the timeout). Its explicit failure comes first, and is its one failure.
+        notes.sort_by_key(|(local, note)| (*local, matches!(note, Note::TimedOut)));
         // Turn every note into a failure or an exit first, then act on them together: a
         // strategy restart may take in members whose notes come later.
-        let mut actions = Vec::new();
+        let mut actions: Vec<(usize, Action)> = Vec::new();
         for (local, note) in notes.iter_mut() {
             let local = *local as usize;
             let child = &mut self.children[local];
-            if child.incarnation != incarnations[local] || child.state != SensorState::Running {
+            if child.incarnation != incarnations[local]
+                || child.state != SensorState::Running
+                || actions.last().is_some_and(|&(last, _)| last == local)
+            {
                 continue;
             }
             match note {
