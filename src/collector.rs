@@ -190,7 +190,8 @@ impl Collector {
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
     pub async fn run(mut self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
-        let seed = config.collection.seed.unwrap_or_else(rand::random);
+        // A drawn seed fits in TOML's integers (i64), so `seed = <it>` in a file repeats the run.
+        let seed = config.collection.seed.unwrap_or_else(|| rand::random::<u64>() >> 1);
         log::info!(
             "starting {} sensors, interval {}, read timeout {}, seed {seed}",
             config.sensors.len(),
