@@ -40,6 +40,7 @@
 
 mod aggregator;
 pub mod analysis;
+mod clock;
 mod collector;
 pub mod config;
 pub mod data;
@@ -58,6 +59,7 @@ pub mod testing;
 use std::future::Future;
 use std::path::PathBuf;
 
+pub use clock::Clock;
 pub use collector::Collector;
 pub use config::{Config, ConfigError};
 pub use registry::Registry;
@@ -68,6 +70,10 @@ pub use sinks::OutputError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The configuration cannot run as asked (a sensor that reads the real world, on a virtual
+    /// clock): nothing was collected.
+    #[error(transparent)]
+    Config(ConfigError),
     /// The output folder or files could not be created (or another run is writing the folder,
     /// or a file there is a symbolic link): nothing was collected, no file was touched.
     #[error(transparent)]

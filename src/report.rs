@@ -48,6 +48,11 @@ pub struct Summary {
     pub subscribers: Vec<SubscriberStats>,
     /// What the process cost.
     pub process: ProcessStats,
+    /// On a virtual clock ([`Clock::Virtual`](crate::Clock::Virtual)): its start. `process`
+    /// then holds only the simulated `wall_seconds` (the machine's figures vary from run to run,
+    /// and the files of two runs compare byte for byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What one subscriber received and missed over a run, as in `summary.json`'s `subscribers`.
@@ -250,13 +255,21 @@ impl Summary {
                     .join(", ")
             }
         );
-        let _ = writeln!(
-            out,
-            "process: peak rss {:.1} MiB, cpu {:.2} s, wall {:.2} s",
-            self.process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-            self.process.cpu_seconds,
-            self.process.wall_seconds
-        );
+        let _ = match self.virtual_clock {
+            Some(start) => writeln!(
+                out,
+                "virtual clock from {}: {:.3} s of simulated time",
+                crate::sinks::rfc3339(&start),
+                self.process.wall_seconds
+            ),
+            None => writeln!(
+                out,
+                "process: peak rss {:.1} MiB, cpu {:.2} s, wall {:.2} s",
+                self.process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+                self.process.cpu_seconds,
+                self.process.wall_seconds
+            ),
+        };
         // Subscribers that missed something (a bounded queue overflowed, or the actor stopped).
         let missed: Vec<String> = self
             .subscribers
@@ -358,6 +371,7 @@ mod tests {
             sensors,
             subscribers: Vec::new(),
             process: ProcessStats::default(),
+            virtual_clock: None,
         }
     }
 

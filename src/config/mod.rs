@@ -378,6 +378,26 @@ impl Config {
         }))
     }
 
+    /// Checks that every sensor can run on `clock`: on a virtual clock, none whose driver reads
+    /// the real world ([`DriverSpec::real_world`]).
+    pub fn check_clock(&self, clock: crate::Clock, origin: &str) -> Result<(), ConfigError> {
+        if clock == crate::Clock::Wall {
+            return Ok(());
+        }
+        match self.sensors.iter().position(|s| s.driver.real_world()) {
+            Some(i) => Err(ConfigError::new(
+                origin,
+                "sensors",
+                format!(
+                    "sensor {} (kind {}) reads the real world, which a virtual clock cannot simulate; run it with --clock wall",
+                    crate::parse::quoted(&self.sensors[i].id),
+                    crate::parse::quoted(&self.sensors[i].kind)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
     pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
         self.collection

@@ -310,7 +310,7 @@ impl GroupSupervisor {
             log::Level::Debug
         };
         let event = SupervisionEvent {
-            timestamp: chrono::Utc::now(),
+            timestamp: crate::clock::now(),
             sensor,
             event,
             cause,
@@ -820,7 +820,7 @@ impl Actor for GroupSupervisor {
             .collect();
         log::debug!("{}: {} sensors started", self.setup.name, self.children.len());
         self.setup.started.do_send(SensorsStarted {
-            timestamp: chrono::Utc::now(),
+            timestamp: crate::clock::now(),
             sensors: self.setup.members.clone(),
         });
         self.started = true;
@@ -977,7 +977,7 @@ mod tests {
     #[test]
     fn an_answer_later_than_the_read_timeout_is_timed_out() {
         let timeout = Duration::from_millis(120);
-        let now = chrono::Utc::now();
+        let now = crate::clock::now();
         let ok = |latency| outcome(Ok(Sample::value(1.0)), latency, now, timeout);
         assert!(matches!(ok(timeout), Outcome::Ok(_)));
         assert_eq!(ok(timeout + Duration::from_micros(1)), Outcome::TimedOut);

@@ -469,7 +469,7 @@ impl SensorSupervisor {
         restarts: Option<u32>,
     ) {
         let event = SupervisionEvent {
-            timestamp: chrono::Utc::now(),
+            timestamp: crate::clock::now(),
             sensor: group,
             event,
             cause,
@@ -587,7 +587,7 @@ impl Handler<Escalation> for SensorSupervisor {
         let cause = format!("escalated: {}", msg.cause);
         log::info!("{}: gave_up ({cause})", group.name);
         self.aggregator.do_send(SupervisionEvent {
-            timestamp: chrono::Utc::now(),
+            timestamp: crate::clock::now(),
             sensor: group.name.clone(),
             event: EventKind::GaveUp,
             cause: Some(cause),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use sensor_actors::{Collector, Config, RunError};
+use sensor_actors::{Clock, Collector, Config, RunError};
 use std::error::Error as _;
 
 /// The binary allocates through mimalloc (its v2 line: less resident memory than v3 here, same
@@ -90,6 +90,21 @@ struct RunArgs {
     /// Write readings.jsonl, anomalies.jsonl, events.jsonl and summary.json here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// `wall`, or `virtual`: simulated time on one thread, as fast as the CPU allows; the same
+    /// configuration and seed give byte-identical files (docs/supervision.md).
+    #[arg(long, value_name = "CLOCK", default_value = "wall", value_parser = ["wall", "virtual"])]
+    clock: String,
+    /// With --clock virtual: the time of the first instant, RFC 3339 (default
+    /// 2000-01-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--start`: an RFC 3339 time.
+fn parse_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.to_utc())
+        .map_err(|_| format!("expected an RFC 3339 time like \"2026-01-01T00:00:00Z\", got \"{text}\""))
 }
 
 /// A whole number of a flag (`--rounds -1` names the flag, instead of reading `-1` as one).
@@ -241,12 +256,39 @@ fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_act
 }
 
 fn run_command(args: RunArgs) -> Result<(), Failure> {
-    let system = actix_rt::System::new();
+    let clock = match (args.clock.as_str(), args.start) {
+        ("virtual", Some(start)) => Clock::Virtual { start },
+        ("virtual", None) => Clock::virtual_from_default(),
+        (_, Some(_)) => {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "command line: --start: expected --clock virtual with it"
+            )))
+        }
+        _ => Clock::Wall,
+    };
+    let system = match clock {
+        Clock::Wall => actix_rt::System::new(),
+        // Tokio's clock paused: whenever every task waits, time jumps to the next timer.
+        _ => actix_rt::System::with_tokio_rt(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime can be built")
+        }),
+    };
     let run = async {
         // First: a signal from here on stops the run gracefully.
         let signals = Signals::install();
-        let collector = Collector::new().log_rounds();
+        let collector = Collector::new().log_rounds().clock(clock);
         let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
+        let origin = args
+            .config
+            .as_ref()
+            .map_or("command line".to_string(), |p| p.display().to_string());
+        config
+            .check_clock(clock, &origin)
+            .map_err(|e| Failure::Usage(e.into()))?;
         if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
             return Err(Failure::Usage(anyhow::anyhow!(
                 "command line: --out: expected a directory, got the file {}",
@@ -274,6 +316,7 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             &summary,
             Failure::Runtime(anyhow::Error::new(source).context("writing the outputs failed")),
         ),
+        Err(RunError::Config(e)) => Err(Failure::Usage(e.into())),
         Err(e) => Err(Failure::Runtime(anyhow::Error::new(e).context("run failed"))),
     }
 }
