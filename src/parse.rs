@@ -9,8 +9,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 /// A configuration error: where, which field, what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {field}: {message}")]
+///
+/// It displays as one line, `origin: field: message`, whatever its parts hold: control
+/// characters and line separators are escaped (`\n`, `\u{1b}`), and a part longer than its
+/// limit (96 characters of the origin, 80 of the field, 320 of the message) is cut with `...` (an
+/// origin keeps its end, the file name). The fields keep the text as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file name, or `command line` for flags.
     pub origin: String,
@@ -18,6 +22,59 @@ pub struct ConfigError {
     pub field: String,
     /// What was wrong and what was expected.
     pub message: String,
+}
+
+/// Longest origin a [`ConfigError`] displays, in characters (the end of a longer one is shown).
+pub(crate) const ORIGIN_MAX: usize = 96;
+/// Longest field path a [`ConfigError`] displays, in characters.
+pub(crate) const FIELD_MAX: usize = 80;
+/// Longest message a [`ConfigError`] displays, in characters.
+pub(crate) const MESSAGE_MAX: usize = 320;
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin_chars = self.origin.chars().count();
+        if origin_chars > ORIGIN_MAX {
+            f.write_str("...")?;
+            write_line(f, self.origin.chars().skip(origin_chars - ORIGIN_MAX))?;
+        } else {
+            write_line(f, self.origin.chars())?;
+        }
+        f.write_str(": ")?;
+        write_cut(f, &self.field, FIELD_MAX)?;
+        f.write_str(": ")?;
+        write_cut(f, &self.message, MESSAGE_MAX)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Writes the first `max` characters of `text` on one line, with `...` when it is longer.
+fn write_cut(f: &mut std::fmt::Formatter<'_>, text: &str, max: usize) -> std::fmt::Result {
+    write_line(f, text.chars().take(max))?;
+    if text.chars().nth(max).is_some() {
+        f.write_str("...")?;
+    }
+    Ok(())
+}
+
+/// Writes `chars` with every character that would break the line escaped.
+fn write_line(f: &mut std::fmt::Formatter<'_>, chars: impl Iterator<Item = char>) -> std::fmt::Result {
+    use std::fmt::Write;
+    for c in chars {
+        if breaks_line(c) {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            f.write_char(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `c` would break a one-line message: a control character (line feed, carriage
+/// return, tab, escape, NUL...) or a Unicode line or paragraph separator.
+pub(crate) fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 impl ConfigError {
@@ -50,7 +107,7 @@ pub(crate) fn parse_duration(origin: &str, field: &str, text: &str) -> Result<Du
         ConfigError::new(
             origin,
             field,
-            format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""),
+            format!("expected a duration like \"250ms\" or \"1s\", got {}", quoted(text)),
         )
     })?;
     check_duration(duration, text).map_err(|message| ConfigError::new(origin, field, message))
@@ -63,7 +120,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Checks a duration parsed from `text` against [`MAX_DURATION`]; the error is the message.
 pub fn check_duration(duration: Duration, text: &str) -> Result<Duration, String> {
     if duration > MAX_DURATION {
-        return Err(format!("expected at most 10 years, got \"{}\"", text.trim()));
+        return Err(format!("expected at most 10 years, got {}", quoted(text.trim())));
     }
     Ok(duration)
 }
@@ -163,6 +220,30 @@ mod tests {
             format!("\"{}\"... (65 characters)", "z".repeat(QUOTE_MAX))
         );
         assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), format!("\"{}\"", "z".repeat(QUOTE_MAX)));
+    }
+
+    /// Whatever its parts hold, an error displays as one bounded line: line breaks, control
+    /// characters and line separators escaped, long parts cut, an origin keeping its end.
+    #[test]
+    fn errors_display_as_one_bounded_line() {
+        let e = ConfigError::new("c.toml", "collection.a\nb", "unknown field `a\tb\u{1b}[31m\u{2028}`");
+        assert_eq!(
+            e.to_string(),
+            "c.toml: collection.a\\nb: unknown field `a\\tb\\u{1b}[31m\\u{2028}`"
+        );
+        let long = ConfigError::new(
+            &format!("/{}/c.toml", "d".repeat(200)),
+            "f".repeat(FIELD_MAX + 1),
+            "m".repeat(MESSAGE_MAX + 1),
+        );
+        let line = long.to_string();
+        let origin = format!("...{}/c.toml", "d".repeat(ORIGIN_MAX - "/c.toml".len()));
+        let field = format!("{}...", "f".repeat(FIELD_MAX));
+        let message = format!("{}...", "m".repeat(MESSAGE_MAX));
+        assert_eq!(line, format!("{origin}: {field}: {message}"));
+        assert!(line.chars().count() <= 512);
+        // The fields keep the text as it was.
+        assert_eq!(long.message.len(), MESSAGE_MAX + 1);
     }
 
     /// Ids: exactly ID_MAX bytes is fine, one more or a control character is not.

@@ -16,7 +16,7 @@ use super::{
     SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
-use crate::parse::{check_id, check_range, from_table, parse_duration, ConfigError};
+use crate::parse::{check_id, check_range, from_table, parse_duration, quoted, ConfigError};
 use crate::registry::Registry;
 
 impl RawConfig {
@@ -69,7 +69,7 @@ impl RawConfig {
                 return Err(ConfigError::new(
                     origin,
                     "sensors",
-                    format!("duplicate sensor id \"{}\"", s.id),
+                    format!("duplicate sensor id {}", quoted(&s.id)),
                 ));
             }
         }
@@ -167,7 +167,7 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.name"),
-                format!("duplicate group \"{}\"", g.name),
+                format!("duplicate group {}", quoted(&g.name)),
             ));
         }
         let within = match &g.within {
@@ -248,7 +248,7 @@ fn expand_entry(
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.group"),
-                format!("no [[groups]] entry is named \"{g}\""),
+                format!("no [[groups]] entry is named {}", quoted(g)),
             ))
         }
         Some(g) => Some(Arc::<str>::from(g.as_str())),
@@ -486,6 +486,36 @@ mod tests {
         assert_eq!(
             err("[supervision]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n[[sensors]]\ncount = 1\n"),
             "c.toml: supervision.backoff_min: 2s is greater than backoff_max 1s"
+        );
+    }
+
+    /// Input quoted back in an error is escaped and cut, so the error stays one short line (the
+    /// cases the fuzz target `config` found, fuzz/corpus/config/crash-*).
+    #[test]
+    fn quoted_input_keeps_errors_on_one_line() {
+        assert_eq!(
+            err("[[sensors]]\ncount = 2\nfaults = [{ round = 1, fault = \"hang\", sensor = \"a\\nb\" }]\n"),
+            "c.toml: sensors[0].faults[0].sensor: expected the id of a sensor of this entry, got \"a\\nb\""
+        );
+        assert_eq!(
+            err("[[groups]]\nname = \"bus\"\n[[sensors]]\ngroup = \"b\\nus\"\n"),
+            "c.toml: sensors[0].group: no [[groups]] entry is named \"b\\nus\""
+        );
+        assert_eq!(
+            err("[collection]\ninterval = \"1s\\u0007\"\n[[sensors]]\ncount = 1\n"),
+            "c.toml: collection.interval: expected a duration like \"250ms\" or \"1s\", got \"1s\\u{7}\""
+        );
+        assert_eq!(
+            err("[[sensors]]\ndriver = \"la\\u001bser\"\n"),
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"la\\u{1b}ser\""
+        );
+        let key = err("[collection]\n\"a\\nb\" = 1\n");
+        assert!(key.starts_with("c.toml: collection.a\\nb: unknown field `a"), "{key}");
+        assert!(!key.contains('\n'), "{key}");
+        let long = err(&format!("[[sensors]]\ndriver = \"{}\"\n", "x".repeat(5000)));
+        assert!(
+            long.ends_with(&format!("got \"{}\"... (5000 characters)", "x".repeat(64))),
+            "{long}"
         );
     }
 
