@@ -196,10 +196,22 @@ pub(crate) fn check_id(id: &str) -> Result<(), String> {
     if id.trim().is_empty() {
         return Err("expected a non-empty id".into());
     }
-    if id.len() > ID_MAX || id.chars().any(char::is_control) {
+    if id.len() > ID_MAX || id.chars().any(breaks_line) {
         return Err(format!(
             "expected an id of at most {ID_MAX} bytes without control characters, got {}",
             quoted(id)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a name that goes into log lines, the summary table and the output files as it is (a
+/// kind, a unit, a group's name): at most [`ID_MAX`] bytes, no control characters.
+pub(crate) fn check_label(text: &str) -> Result<(), String> {
+    if text.len() > ID_MAX || text.chars().any(breaks_line) {
+        return Err(format!(
+            "expected at most {ID_MAX} bytes without control characters, got {}",
+            quoted(text)
         ));
     }
     Ok(())

@@ -16,7 +16,7 @@ use super::{
     SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
-use crate::parse::{check_id, check_range, from_table, parse_duration, quoted, ConfigError};
+use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError};
 use crate::registry::Registry;
 
 impl RawConfig {
@@ -163,6 +163,7 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
                 "expected a non-empty name",
             ));
         }
+        check_label(&g.name).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
         if groups.iter().any(|other| other.name == g.name) {
             return Err(ConfigError::new(
                 origin,
@@ -238,11 +239,13 @@ fn expand_entry(
             "expected a non-empty kind",
         ));
     }
+    check_label(&kind).map_err(|m| ConfigError::new(origin, format!("{at}.kind"), m))?;
     let unit: Arc<str> = common
         .unit
         .clone()
         .unwrap_or_else(|| driver.default_unit().unwrap_or(default_unit(&kind)).to_string())
         .into();
+    check_label(&unit).map_err(|m| ConfigError::new(origin, format!("{at}.unit"), m))?;
     let group = match &common.group {
         Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
             return Err(ConfigError::new(
@@ -517,6 +520,26 @@ mod tests {
             long.ends_with(&format!("got \"{}\"... (5000 characters)", "x".repeat(64))),
             "{long}"
         );
+    }
+
+    /// Kinds, units and group names go into log lines, the table and the files as they are: at
+    /// most 256 bytes, no control characters, as ids.
+    #[test]
+    fn kinds_units_and_group_names_are_printable() {
+        assert_eq!(
+            err("[[sensors]]\nkind = \"te\\nmp\"\n"),
+            "c.toml: sensors[0].kind: expected at most 256 bytes without control characters, got \"te\\nmp\""
+        );
+        assert_eq!(
+            err("[[sensors]]\nunit = \"\\u001b[31mC\"\n"),
+            "c.toml: sensors[0].unit: expected at most 256 bytes without control characters, got \"\\u{1b}[31mC\""
+        );
+        assert_eq!(
+            err("[[groups]]\nname = \"b\\u2028us\"\n[[sensors]]\ngroup = \"b\\u2028us\"\n"),
+            "c.toml: groups[0].name: expected at most 256 bytes without control characters, got \"b\\u{2028}us\""
+        );
+        assert!(err(&format!("[[sensors]]\nkind = \"{}\"\n", "k".repeat(257)))
+            .starts_with("c.toml: sensors[0].kind: expected at most 256 bytes"));
     }
 
     #[test]
