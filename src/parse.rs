@@ -187,6 +187,16 @@ pub(crate) fn quoted(text: &str) -> String {
     }
 }
 
+/// `name` (a column, a key...) as a message names it: as it is when it is a short printable
+/// name, else [`quoted`] (escaped, cut to [`QUOTE_MAX`] characters).
+pub(crate) fn named(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().count() <= QUOTE_MAX && !name.chars().any(breaks_line) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(quoted(name))
+    }
+}
+
 /// Longest sensor id, in bytes.
 pub(crate) const ID_MAX: usize = 256;
 
@@ -256,6 +266,14 @@ mod tests {
         assert!(line.chars().count() <= 512);
         // The fields keep the text as it was.
         assert_eq!(long.message.len(), MESSAGE_MAX + 1);
+    }
+
+    /// A printable short name is shown as it is; any other is quoted, escaped and cut.
+    #[test]
+    fn names_are_shown_as_they_are_unless_they_would_break_the_line() {
+        assert_eq!(named("temperature"), "temperature");
+        assert_eq!(named("te\nmp"), "\"te\\nmp\"");
+        assert_eq!(named(&"c".repeat(QUOTE_MAX + 1)), quoted(&"c".repeat(QUOTE_MAX + 1)));
     }
 
     /// Ids: exactly ID_MAX bytes is fine, one more or a control character is not.
