@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 /// A configuration error: where, which field, what was expected.
 ///
 /// It displays as one line, `origin: field: message`, whatever its parts hold: control
-/// characters and line separators are escaped (`\n`, `\u{1b}`), and a part longer than its
+/// characters and line separators are escaped (`\n`, `\u{1b}`), then a part longer than its
 /// limit (96 characters of the origin, 80 of the field, 320 of the message) is cut with `...` (an
 /// origin keeps its end, the file name). The fields keep the text as it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,42 +33,44 @@ pub(crate) const MESSAGE_MAX: usize = 320;
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let origin_chars = self.origin.chars().count();
+        let origin = one_line(&self.origin);
+        let origin_chars = origin.chars().count();
         if origin_chars > ORIGIN_MAX {
-            f.write_str("...")?;
-            write_line(f, self.origin.chars().skip(origin_chars - ORIGIN_MAX))?;
+            let end: String = origin.chars().skip(origin_chars - ORIGIN_MAX).collect();
+            write!(f, "...{end}: ")?;
         } else {
-            write_line(f, self.origin.chars())?;
+            write!(f, "{origin}: ")?;
         }
+        write_cut(f, &one_line(&self.field), FIELD_MAX)?;
         f.write_str(": ")?;
-        write_cut(f, &self.field, FIELD_MAX)?;
-        f.write_str(": ")?;
-        write_cut(f, &self.message, MESSAGE_MAX)
+        write_cut(f, &one_line(&self.message), MESSAGE_MAX)
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-/// Writes the first `max` characters of `text` on one line, with `...` when it is longer.
+/// Writes the first `max` characters of `text`, with `...` when it is longer.
 fn write_cut(f: &mut std::fmt::Formatter<'_>, text: &str, max: usize) -> std::fmt::Result {
-    write_line(f, text.chars().take(max))?;
-    if text.chars().nth(max).is_some() {
-        f.write_str("...")?;
+    match text.char_indices().nth(max) {
+        Some((end, _)) => write!(f, "{}...", &text[..end]),
+        None => f.write_str(text),
     }
-    Ok(())
 }
 
-/// Writes `chars` with every character that would break the line escaped.
-fn write_line(f: &mut std::fmt::Formatter<'_>, chars: impl Iterator<Item = char>) -> std::fmt::Result {
-    use std::fmt::Write;
-    for c in chars {
+/// `text` with every character that would break the line escaped (`\n`, `\u{1b}`).
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(breaks_line) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut line = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         if breaks_line(c) {
-            write!(f, "{}", c.escape_default())?;
+            line.extend(c.escape_default());
         } else {
-            f.write_char(c)?;
+            line.push(c);
         }
     }
-    Ok(())
+    std::borrow::Cow::Owned(line)
 }
 
 /// Whether `c` would break a one-line message: a control character (line feed, carriage
@@ -264,6 +266,9 @@ mod tests {
         let message = format!("{}...", "m".repeat(MESSAGE_MAX));
         assert_eq!(line, format!("{origin}: {field}: {message}"));
         assert!(line.chars().count() <= 512);
+        // Escapes count: a message of NUL bytes is cut once escaped.
+        let nuls = ConfigError::new("c.toml", "f", "\0".repeat(MESSAGE_MAX)).to_string();
+        assert_eq!(nuls, format!("c.toml: f: {}...", "\\u{0}".repeat(MESSAGE_MAX / 5)));
         // The fields keep the text as it was.
         assert_eq!(long.message.len(), MESSAGE_MAX + 1);
     }
