@@ -28,7 +28,7 @@ pub const MESSAGE_MAX: usize = 512;
 pub const SENSORS_MAX: i64 = 10_000;
 
 /// Sensors of one replay entry that are read to the end (each rereads the file for its id).
-pub const READ_SENSORS_MAX: usize = 8;
+pub const READ_SENSORS_MAX: usize = 4;
 
 /// Panics unless `message` (what `what` produced) is one line of printable text of at most
 /// [`MESSAGE_MAX`] characters.
