@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::raw::{RawCollection, RawConfig, RawGroup, RawPolicy, RawSensorCommon};
 use super::{
-    default_unit, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy, RuntimeConfig,
-    SensorSpec, MAX_ARBITERS, MAX_SENSORS,
+    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy,
+    RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
 use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError};
@@ -334,9 +334,12 @@ fn expand_entry(
         check_id(&id(count)).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
     }
     if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
-        simulated
-            .settings()
-            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
+        // Computed, not enumerated: ten million ids per fault took seconds each.
+        let is_id = |s: &str| match &single {
+            Some(id) => id == s,
+            None => is_sensor_id(s, &name, count),
+        };
+        simulated.settings().check_fault_sensors(origin, &at, is_id)?;
     }
     out.reserve(count);
     for i in 1..=count {
@@ -519,6 +522,27 @@ mod tests {
         assert!(
             long.ends_with(&format!("got \"{}\"... (5000 characters)", "x".repeat(64))),
             "{long}"
+        );
+    }
+
+    /// A fault aimed at a sensor is checked against the entry's ids by their digits
+    /// (`is_sensor_id`), not by making every id: on a ten-million-sensor entry each such fault
+    /// took seconds, twenty of them minutes.
+    #[test]
+    fn fault_targets_are_checked_against_large_entries() {
+        let faults: Vec<String> = (0..20)
+            .map(|i| {
+                format!(
+                    "{{ round = 1, fault = \"hang\", sensor = \"temperature-{:08}\" }}",
+                    9_999_990 - i
+                )
+            })
+            .chain(["{ round = 1, fault = \"hang\", sensor = \"temperature-10000001\" }".to_string()])
+            .collect();
+        let text = format!("[[sensors]]\ncount = 10000000\nfaults = [{}]\n", faults.join(", "));
+        assert_eq!(
+            err(&text),
+            "c.toml: sensors[0].faults[20].sensor: expected the id of a sensor of this entry, got \"temperature-10000001\""
         );
     }
 
