@@ -9,8 +9,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 /// A configuration error: where, which field, what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {field}: {message}")]
+///
+/// It displays as one line, `origin: field: message`, whatever its parts hold: control
+/// characters and line separators are escaped (`\n`, `\u{1b}`), then a part longer than its
+/// limit (96 characters of the origin, 80 of the field, 320 of the message) is cut with `...` (an
+/// origin keeps its end, the file name). The fields keep the text as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file name, or `command line` for flags.
     pub origin: String,
@@ -20,13 +24,68 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Longest origin a [`ConfigError`] displays, in characters (the end of a longer one is shown).
+pub(crate) const ORIGIN_MAX: usize = 96;
+/// Longest field path a [`ConfigError`] displays, in characters.
+pub(crate) const FIELD_MAX: usize = 80;
+/// Longest message a [`ConfigError`] displays, in characters.
+pub(crate) const MESSAGE_MAX: usize = 320;
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = one_line(&self.origin);
+        let origin_chars = origin.chars().count();
+        if origin_chars > ORIGIN_MAX {
+            let end: String = origin.chars().skip(origin_chars - ORIGIN_MAX).collect();
+            write!(f, "...{end}: ")?;
+        } else {
+            write!(f, "{origin}: ")?;
+        }
+        write_cut(f, &one_line(&self.field), FIELD_MAX)?;
+        f.write_str(": ")?;
+        write_cut(f, &one_line(&self.message), MESSAGE_MAX)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Writes the first `max` characters of `text`, with `...` when it is longer.
+fn write_cut(f: &mut std::fmt::Formatter<'_>, text: &str, max: usize) -> std::fmt::Result {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => write!(f, "{}...", &text[..end]),
+        None => f.write_str(text),
+    }
+}
+
+/// `text` with every character that would break the line escaped (`\n`, `\u{1b}`).
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(breaks_line) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut line = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if breaks_line(c) {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(line)
+}
+
+/// Whether `c` would break a one-line message: a control character (line feed, carriage
+/// return, tab, escape, NUL...) or a Unicode line or paragraph separator.
+pub(crate) fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 impl ConfigError {
     /// Builds an error for `field` of `origin`.
     pub fn new(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.to_string(),
-            field: bounded(field.into(), FIELD_MAX),
-            message: bounded(message.into(), MESSAGE_MAX),
+            field: field.into(),
+            message: message.into(),
         }
     }
 }
@@ -50,7 +109,7 @@ pub(crate) fn parse_duration(origin: &str, field: &str, text: &str) -> Result<Du
         ConfigError::new(
             origin,
             field,
-            format!("expected a duration like \"250ms\" or \"1s\", got \"{text}\""),
+            format!("expected a duration like \"250ms\" or \"1s\", got {}", quoted(text)),
         )
     })?;
     check_duration(duration, text).map_err(|message| ConfigError::new(origin, field, message))
@@ -63,7 +122,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Checks a duration parsed from `text` against [`MAX_DURATION`]; the error is the message.
 pub fn check_duration(duration: Duration, text: &str) -> Result<Duration, String> {
     if duration > MAX_DURATION {
-        return Err(format!("expected at most 10 years, got \"{}\"", text.trim()));
+        return Err(format!("expected at most 10 years, got {}", quoted(text.trim())));
     }
     Ok(duration)
 }
@@ -130,6 +189,16 @@ pub(crate) fn quoted(text: &str) -> String {
     }
 }
 
+/// `name` (a column, a key...) as a message names it: as it is when it is a short printable
+/// name, else [`quoted`] (escaped, cut to [`QUOTE_MAX`] characters).
+pub(crate) fn named(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().count() <= QUOTE_MAX && !name.chars().any(breaks_line) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(quoted(name))
+    }
+}
+
 /// Longest sensor id, in bytes.
 pub(crate) const ID_MAX: usize = 256;
 
@@ -141,13 +210,14 @@ pub(crate) fn check_id(id: &str) -> Result<(), String> {
 }
 
 /// Checks a name shown as it is (an id, a kind, a unit, a group's name): not empty (but for a
-/// unit, which may be), at most `max` bytes, no control characters, no bidirectional overrides,
-/// zero-width characters or byte order marks (which would let a name spoof a log line).
+/// unit, which may be), at most `max` bytes, nothing that breaks a line, no bidirectional
+/// overrides, zero-width characters or byte order marks (which would let a name spoof a log
+/// line).
 pub(crate) fn check_label(text: &str, what: &str, max: usize) -> Result<(), String> {
     if text.trim().is_empty() && what != "unit" {
         return Err(format!("expected a non-empty {what}"));
     }
-    if text.len() > max || text.chars().any(|c| c.is_control() || invisible(c)) {
+    if text.len() > max || text.chars().any(|c| breaks_line(c) || invisible(c)) {
         return Err(format!(
             "expected a{} {what} of at most {max} bytes without control or invisible characters, got {}",
             if what == "id" { "n" } else { "" },
@@ -163,49 +233,9 @@ fn invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// Longest field path and message of a [`ConfigError`], in characters: a key of the input
-/// (which may be anything) is shown escaped and cut to this.
-const FIELD_MAX: usize = 128;
-const MESSAGE_MAX: usize = 600;
-
-/// `text` escaped (control characters as `\n`, `\u{7}`...) and cut to `max` characters.
-fn bounded(text: String, max: usize) -> String {
-    if text.len() <= max && !text.chars().any(|c| c.is_control() || invisible(c)) {
-        return text;
-    }
-    let chars = text.chars().count();
-    let mut shown: String = text
-        .chars()
-        .take(max)
-        .flat_map(|c| {
-            let escape = c.is_control() || invisible(c);
-            let escaped: Vec<char> = if escape { c.escape_debug().collect() } else { vec![c] };
-            escaped
-        })
-        .collect();
-    if chars > max {
-        shown += &format!("... ({chars} characters)");
-    }
-    shown
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A field or message built from the input is escaped and cut, whatever the input holds.
-    #[test]
-    fn error_fields_and_messages_are_bounded_and_escaped() {
-        let key = "k".repeat(100_000);
-        let e = ConfigError::new("c.toml", format!("collection.{key}"), format!("unknown field `{key}`"));
-        assert!(e.field.starts_with("collection.kkk"));
-        assert!(e.field.ends_with("... (100011 characters)"), "{}", e.field);
-        assert!(e.to_string().len() < FIELD_MAX + MESSAGE_MAX + 100);
-        let e = ConfigError::new("c.toml", "a\nb", "x\u{202E}y");
-        assert_eq!(e.to_string(), "c.toml: a\\nb: x\\u{202e}y");
-        let exact = "f".repeat(FIELD_MAX);
-        assert_eq!(ConfigError::new("c.toml", exact.clone(), "m").field, exact);
-    }
 
     /// Quoting escapes control characters and cuts long text, saying how long it was.
     #[test]
@@ -220,6 +250,41 @@ mod tests {
         assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), format!("\"{}\"", "z".repeat(QUOTE_MAX)));
     }
 
+    /// Whatever its parts hold, an error displays as one bounded line: line breaks, control
+    /// characters and line separators escaped, long parts cut, an origin keeping its end.
+    #[test]
+    fn errors_display_as_one_bounded_line() {
+        let e = ConfigError::new("c.toml", "collection.a\nb", "unknown field `a\tb\u{1b}[31m\u{2028}`");
+        assert_eq!(
+            e.to_string(),
+            "c.toml: collection.a\\nb: unknown field `a\\tb\\u{1b}[31m\\u{2028}`"
+        );
+        let long = ConfigError::new(
+            &format!("/{}/c.toml", "d".repeat(200)),
+            "f".repeat(FIELD_MAX + 1),
+            "m".repeat(MESSAGE_MAX + 1),
+        );
+        let line = long.to_string();
+        let origin = format!("...{}/c.toml", "d".repeat(ORIGIN_MAX - "/c.toml".len()));
+        let field = format!("{}...", "f".repeat(FIELD_MAX));
+        let message = format!("{}...", "m".repeat(MESSAGE_MAX));
+        assert_eq!(line, format!("{origin}: {field}: {message}"));
+        assert!(line.chars().count() <= 512);
+        // Escapes count: a message of NUL bytes is cut once escaped.
+        let nuls = ConfigError::new("c.toml", "f", "\0".repeat(MESSAGE_MAX)).to_string();
+        assert_eq!(nuls, format!("c.toml: f: {}...", "\\u{0}".repeat(MESSAGE_MAX / 5)));
+        // The fields keep the text as it was.
+        assert_eq!(long.message.len(), MESSAGE_MAX + 1);
+    }
+
+    /// A printable short name is shown as it is; any other is quoted, escaped and cut.
+    #[test]
+    fn names_are_shown_as_they_are_unless_they_would_break_the_line() {
+        assert_eq!(named("temperature"), "temperature");
+        assert_eq!(named("te\nmp"), "\"te\\nmp\"");
+        assert_eq!(named(&"c".repeat(QUOTE_MAX + 1)), quoted(&"c".repeat(QUOTE_MAX + 1)));
+    }
+
     /// Ids: exactly ID_MAX bytes is fine, one more or a control character is not.
     #[test]
     fn ids_are_bounded_and_printable() {
@@ -232,6 +297,7 @@ mod tests {
         assert_eq!(check_id(" "), Err("expected a non-empty id".into()));
         assert!(check_id("\u{202E}evil").is_err(), "a bidirectional override");
         assert!(check_id("a\u{200B}b").is_err(), "a zero-width space");
+        assert!(check_id("a\u{2028}b").is_err(), "a line separator");
         assert_eq!(check_id("µg-m³-01"), Ok(()));
         assert_eq!(check_label("", "unit", 8), Ok(()));
         assert!(check_label("123456789", "unit", 8).is_err());

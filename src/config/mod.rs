@@ -427,6 +427,17 @@ pub fn sensor_id(name: &str, i: usize, count: usize) -> String {
     format!("{name}-{i:0width$}")
 }
 
+/// Whether `candidate` is the id [`sensor_id`] gives one of the `count` sensors named `name`:
+/// computed from its digits, so that checking an id against a large entry enumerates nothing.
+pub(crate) fn is_sensor_id(candidate: &str, name: &str, count: usize) -> bool {
+    let Some(digits) = candidate.strip_prefix(name).and_then(|rest| rest.strip_prefix('-')) else {
+        return false;
+    };
+    digits.len() == count.to_string().len()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<usize>().is_ok_and(|i| (1..=count).contains(&i))
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
@@ -494,6 +505,29 @@ mod tests {
     fn missing_file_is_named() {
         let e = Config::load(Path::new("/nonexistent/x.toml")).unwrap_err();
         assert_eq!(e.to_string(), "/nonexistent/x.toml: file: cannot read: no such file");
+    }
+
+    /// `is_sensor_id` says yes exactly to the ids `sensor_id` makes.
+    #[test]
+    fn sensor_ids_are_recognised_without_enumerating_them() {
+        for count in [1, 9, 10, 11, 100, 101] {
+            let ids: Vec<String> = (1..=count).map(|i| sensor_id("t-1", i, count)).collect();
+            for i in 0..=count + 2 {
+                for width in 1..=4 {
+                    let candidate = format!("t-1-{i:0width$}");
+                    assert_eq!(
+                        is_sensor_id(&candidate, "t-1", count),
+                        ids.contains(&candidate),
+                        "{candidate} of {count}"
+                    );
+                }
+            }
+        }
+        for odd in ["t-1", "t-1-", "t-1-+1", "t-1- 1", "t-10", "u-1-1", "t-1-1x", ""] {
+            assert!(!is_sensor_id(odd, "t-1", 9), "{odd}");
+        }
+        assert!(is_sensor_id("temperature-10000000", "temperature", MAX_SENSORS));
+        assert!(!is_sensor_id("temperature-10000001", "temperature", MAX_SENSORS));
     }
 
     #[test]

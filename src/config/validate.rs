@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::raw::{RawCollection, RawConfig, RawGroup, RawPolicy, RawSensorCommon};
 use super::{
-    default_unit, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy, RuntimeConfig,
-    SensorSpec, MAX_ARBITERS, MAX_SENSORS,
+    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy,
+    RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
 use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError, ID_MAX};
@@ -325,9 +325,12 @@ fn expand_entry(
         check_id(&id(count)).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
     }
     if let Some(simulated) = driver::downcast::<simulated::Spec>(&*driver) {
-        simulated
-            .settings()
-            .check_fault_sensors(origin, &at, |s| (1..=count).any(|k| id(k) == s))?;
+        // Computed, not enumerated: ten million ids per fault took seconds each.
+        let is_id = |s: &str| match &single {
+            Some(id) => id == s,
+            None => is_sensor_id(s, &name, count),
+        };
+        simulated.settings().check_fault_sensors(origin, &at, is_id)?;
     }
     out.reserve(count);
     for i in 1..=count {
@@ -513,6 +516,77 @@ mod tests {
             err("[supervision]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n[[sensors]]\ncount = 1\n"),
             "c.toml: supervision.backoff_min: 2s is greater than backoff_max 1s"
         );
+    }
+
+    /// Input quoted back in an error is escaped and cut, so the error stays one short line (the
+    /// cases the fuzz target `config` found, fuzz/corpus/config/crash-*).
+    #[test]
+    fn quoted_input_keeps_errors_on_one_line() {
+        assert_eq!(
+            err("[[sensors]]\ncount = 2\nfaults = [{ round = 1, fault = \"hang\", sensor = \"a\\nb\" }]\n"),
+            "c.toml: sensors[0].faults[0].sensor: expected the id of a sensor of this entry, got \"a\\nb\""
+        );
+        assert_eq!(
+            err("[[groups]]\nname = \"bus\"\n[[sensors]]\ngroup = \"b\\nus\"\n"),
+            "c.toml: sensors[0].group: no [[groups]] entry is named \"b\\nus\""
+        );
+        assert_eq!(
+            err("[collection]\ninterval = \"1s\\u0007\"\n[[sensors]]\ncount = 1\n"),
+            "c.toml: collection.interval: expected a duration like \"250ms\" or \"1s\", got \"1s\\u{7}\""
+        );
+        assert_eq!(
+            err("[[sensors]]\ndriver = \"la\\u001bser\"\n"),
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"la\\u{1b}ser\""
+        );
+        let key = err("[collection]\n\"a\\nb\" = 1\n");
+        assert!(key.starts_with("c.toml: collection.a\\nb: unknown field `a"), "{key}");
+        assert!(!key.contains('\n'), "{key}");
+        let long = err(&format!("[[sensors]]\ndriver = \"{}\"\n", "x".repeat(5000)));
+        assert!(
+            long.ends_with(&format!("got \"{}\"... (5000 characters)", "x".repeat(64))),
+            "{long}"
+        );
+    }
+
+    /// A fault aimed at a sensor is checked against the entry's ids by their digits
+    /// (`is_sensor_id`), not by making every id: on a ten-million-sensor entry each such fault
+    /// took seconds, twenty of them minutes.
+    #[test]
+    fn fault_targets_are_checked_against_large_entries() {
+        let faults: Vec<String> = (0..20)
+            .map(|i| {
+                format!(
+                    "{{ round = 1, fault = \"hang\", sensor = \"temperature-{:08}\" }}",
+                    9_999_990 - i
+                )
+            })
+            .chain(["{ round = 1, fault = \"hang\", sensor = \"temperature-10000001\" }".to_string()])
+            .collect();
+        let text = format!("[[sensors]]\ncount = 10000000\nfaults = [{}]\n", faults.join(", "));
+        assert_eq!(
+            err(&text),
+            "c.toml: sensors[0].faults[20].sensor: expected the id of a sensor of this entry, got \"temperature-10000001\""
+        );
+    }
+
+    /// Kinds, units and group names go into log lines, the table and the files as they are: at
+    /// most 256 bytes, no control characters, as ids.
+    #[test]
+    fn kinds_units_and_group_names_are_printable() {
+        assert_eq!(
+            err("[[sensors]]\nkind = \"te\\nmp\"\n"),
+            "c.toml: sensors[0].kind: expected a kind of at most 256 bytes without control or invisible characters, got \"te\\nmp\""
+        );
+        assert_eq!(
+            err("[[sensors]]\nunit = \"\\u001b[31mC\"\n"),
+            "c.toml: sensors[0].unit: expected a unit of at most 32 bytes without control or invisible characters, got \"\\u{1b}[31mC\""
+        );
+        assert_eq!(
+            err("[[groups]]\nname = \"b\\u2028us\"\n[[sensors]]\ngroup = \"b\\u2028us\"\n"),
+            "c.toml: groups[0].name: expected a name of at most 256 bytes without control or invisible characters, got \"b\\u{2028}us\""
+        );
+        assert!(err(&format!("[[sensors]]\nkind = \"{}\"\n", "k".repeat(257)))
+            .starts_with("c.toml: sensors[0].kind: expected a kind of at most 256 bytes"));
     }
 
     #[test]

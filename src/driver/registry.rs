@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::{replay, simulated, system, DriverFactory, DriverSpec};
-use crate::parse::{from_table, ConfigError};
+use crate::parse::{from_table, quoted, ConfigError};
 
 /// Driver factories by name, as `driver = "<name>"` refers to them, in registration order.
 #[derive(Clone)]
@@ -72,7 +72,7 @@ impl DriverRegistry {
             ConfigError::new(
                 origin,
                 format!("{at}.driver"),
-                format!("expected one of {}, got \"{name}\"", names.join(", ")),
+                format!("expected one of {}, got {}", names.join(", "), quoted(name)),
             )
         })?;
         let keys = DriverKeys::new(table, origin, at, base);

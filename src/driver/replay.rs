@@ -38,7 +38,7 @@ use serde::Deserialize;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
 use crate::data::RestartType;
-use crate::parse::{quoted, ConfigError};
+use crate::parse::{named, quoted, ConfigError};
 
 /// `driver = "replay"`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -515,7 +515,14 @@ impl Replay {
     fn sample(&self) -> Result<Sample, ReadError> {
         let s = &self.settings;
         let line = self.record.position().map_or(0, |p| p.line());
-        let at = |column: &str| format!("{}: row {} (line {line}), column {column}", s.path.display(), self.row);
+        let at = |column: &str| {
+            format!(
+                "{}: row {} (line {line}), column {}",
+                s.path.display(),
+                self.row,
+                named(column)
+            )
+        };
         if self.record.len() != s.columns {
             return Err(ReadError::Failed(format!(
                 "{}: row {} (line {line}): expected {} columns, got {}",

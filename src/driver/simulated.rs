@@ -21,7 +21,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::Deserialize;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::parse::{check_probability, check_range, parse_duration_range, ConfigError};
+use crate::parse::{check_probability, check_range, parse_duration_range, quoted, ConfigError};
 
 /// `driver = "simulated"` (also an entry that names no driver).
 #[derive(Debug, Clone, Copy, Default)]
@@ -308,7 +308,7 @@ impl Settings {
                 return Err(ConfigError::new(
                     origin,
                     format!("{at}.faults[{i}].sensor"),
-                    format!("expected the id of a sensor of this entry, got \"{sensor}\""),
+                    format!("expected the id of a sensor of this entry, got {}", quoted(sensor)),
                 ));
             }
         }

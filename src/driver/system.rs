@@ -21,7 +21,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use super::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, Sample};
-use crate::parse::ConfigError;
+use crate::parse::{quoted, ConfigError};
 
 /// `driver = "system"`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -178,7 +178,7 @@ impl Settings {
                 ConfigError::new(
                     origin,
                     format!("{at}.metric"),
-                    format!("expected one of {}, got \"{}\"", names.join(", "), raw.metric),
+                    format!("expected one of {}, got {}", names.join(", "), quoted(&raw.metric)),
                 )
             })?;
         let field = if raw.root.is_some() { "root" } else { "metric" };
