@@ -33,7 +33,7 @@ def main(out):
         if journal[kind] != summary["events"].get(kind, 0):
             problems.append(f"event {kind}: summary {summary['events'].get(kind, 0)}, events.jsonl {journal[kind]}")
     # `restarts` counts the sensors' restarts; a group actor's own restart is journaled too.
-    restarted = sum(1 for e in events if e["event"] == "restarted" and e["sensor"] in sensors)
+    restarted = sum(1 for e in events if e["event"] == "restarted" and e.get("sensor") in sensors)
     if restarted != summary["restarts"]:
         problems.append(f"restarts: summary {summary['restarts']}, restarted lines {restarted}")
     if len(readings) != summary["reads"]["ok"]:

@@ -80,7 +80,9 @@ fn journal(dir: &Path) -> Vec<String> {
         .iter()
         .filter(|e| e["event"] != "started")
         .map(|e| {
-            let mut line = format!("{} {}", e["sensor"].as_str().unwrap(), e["event"].as_str().unwrap());
+            // A group's own events have no sensor, only the group.
+            let who = e["sensor"].as_str().or(e["group"].as_str()).unwrap();
+            let mut line = format!("{who} {}", e["event"].as_str().unwrap());
             if let Some(cause) = e["cause"].as_str() {
                 line += &format!(" ({cause})");
             }

@@ -451,6 +451,10 @@ struct Layout {
     backoff: Vec<(Duration, Duration)>,
     /// Per sensor, its restart type.
     restart: Vec<RestartType>,
+    /// Per sensor, its configured group.
+    group_of: Vec<Option<String>>,
+    /// Per sensor, the restarts its intensity window allows: its own, or its group's.
+    max_restarts: Vec<u32>,
 }
 
 /// A finished case.
@@ -524,11 +528,30 @@ fn layout(config: &sensor_actors::Config) -> Layout {
         })
         .collect();
     let restart = config.sensors.iter().map(|s| s.policy.restart).collect();
+    let group_of = config
+        .sensors
+        .iter()
+        .map(|s| s.group.as_ref().map(|g| g.to_string()))
+        .collect();
+    let max_restarts = config
+        .sensors
+        .iter()
+        .map(|s| match &s.group {
+            None => s.policy.max_restarts,
+            Some(g) => config
+                .groups
+                .iter()
+                .find(|spec| *spec.name == **g)
+                .map_or(0, |spec| spec.max_restarts),
+        })
+        .collect();
     Layout {
         ids,
         groups,
         backoff,
         restart,
+        group_of,
+        max_restarts,
     }
 }
 
@@ -584,6 +607,8 @@ struct Model<'a> {
     /// `None` before the sensor's `started`.
     life: Vec<Option<Life>>,
     restarts: Vec<u32>,
+    /// Per sensor, the round of its last event.
+    rounds: Vec<u64>,
     groups: HashMap<&'a str, GroupLife>,
     /// Events read so far, kind by kind.
     counts: BTreeMap<&'static str, u64>,
@@ -596,6 +621,7 @@ impl<'a> Model<'a> {
             index: layout.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect(),
             life: vec![None; layout.ids.len()],
             restarts: vec![0; layout.ids.len()],
+            rounds: vec![0; layout.ids.len()],
             groups: layout.groups.keys().map(|g| (g.as_str(), GroupLife::Running)).collect(),
             counts: BTreeMap::new(),
         }
@@ -605,8 +631,15 @@ impl<'a> Model<'a> {
     fn apply(&mut self, k: usize, e: &SupervisionEvent) -> Result<Option<usize>, String> {
         *self.counts.entry(e.event.as_str()).or_default() += 1;
         let cause = e.cause.as_deref().unwrap_or("");
-        let what = format!("event {k} ({} {} {cause:?})", e.sensor, e.event.as_str());
-        if let Some(group) = self.groups.get_mut(&*e.sensor) {
+        let what = format!("event {k} ({} {} {cause:?})", e.subject(), e.event.as_str());
+        let Some(sensor) = e.sensor.as_deref() else {
+            let name = e
+                .group
+                .as_deref()
+                .ok_or_else(|| format!("{what}: neither a sensor nor a group"))?;
+            let Some(group) = self.groups.get_mut(name) else {
+                return Err(format!("{what}: no such group"));
+            };
             // A group's own events: it escalates, then the root gives it up.
             *group = match (*group, e.event) {
                 (GroupLife::Running, EventKind::Escalated) => GroupLife::Escalated,
@@ -614,7 +647,7 @@ impl<'a> Model<'a> {
                 (state, _) => return Err(format!("{what}: unexpected for a group that is {state:?}")),
             };
             if e.event == EventKind::Escalated {
-                for &m in &self.layout.groups[&*e.sensor] {
+                for &m in &self.layout.groups[name] {
                     if self.life[m].is_none() {
                         return Err(format!("{what}: member {} never started", self.layout.ids[m]));
                     }
@@ -622,10 +655,21 @@ impl<'a> Model<'a> {
                 }
             }
             return Ok(None);
-        }
-        let Some(&i) = self.index.get(&*e.sensor) else {
-            return Err(format!("{what}: no such sensor or group"));
         };
+        let Some(&i) = self.index.get(sensor) else {
+            return Err(format!("{what}: no such sensor"));
+        };
+        // The journal says where and when: the sensor's group, and a round that never goes back.
+        if e.group.as_deref() != self.layout.group_of[i].as_deref() {
+            return Err(format!(
+                "{what}: group {:?}, configured {:?}",
+                e.group, self.layout.group_of[i]
+            ));
+        }
+        if e.round < self.rounds[i] {
+            return Err(format!("{what}: round {} after round {}", e.round, self.rounds[i]));
+        }
+        self.rounds[i] = e.round;
         let restarts = self.restarts[i];
         let life = match (self.life[i], e.event) {
             (None, EventKind::Started) => Life::Up,
@@ -642,6 +686,12 @@ impl<'a> Model<'a> {
                 return Err(format!("{what}: a temporary sensor restarted after its own failure"))
             }
             (Some(Life::Failed | Life::Stopping), EventKind::RestartScheduled) => {
+                // Which delay, and how full the intensity window (the sensor's or its group's).
+                let max = self.layout.max_restarts[i];
+                match e.backoff {
+                    Some(b) if b.attempt >= 1 && b.window >= 1 && b.window <= max && b.max_restarts == max => {}
+                    other => return Err(format!("{what}: backoff {other:?} with a window of {max} restarts")),
+                }
                 let (lo, hi) = self.layout.backoff[i];
                 match e.delay {
                     Some(d) if d >= lo && d <= hi => {}

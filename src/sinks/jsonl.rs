@@ -16,7 +16,6 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
 use super::durable::{self, DirLock, LineWriter};
-use crate::data::SupervisionEvent;
 use crate::streams::{Anomalies, Journal, Readings, RunSummary};
 
 /// An output file could not be written.
@@ -160,8 +159,14 @@ pub struct AnomalyLine<'a> {
 pub struct EventLine<'a> {
     /// RFC 3339 time of the event.
     pub timestamp: String,
-    /// Sensor (or group) id.
-    pub sensor: &'a str,
+    /// The round in flight, or the last one started (0 before the first).
+    pub round: u64,
+    /// Sensor id; absent for an event of a group itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<&'a str>,
+    /// The `[[groups]]` entry of the sensor, or the group the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
     /// Event name.
     pub event: &'a str,
     /// Why, for failures and give-ups.
@@ -173,6 +178,19 @@ pub struct EventLine<'a> {
     /// Restarts so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restarts: Option<u32>,
+    /// For `restart_scheduled`: which delay of the backoff (1 for `backoff_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For `restart_scheduled`: whether the backoff started over (the sensor ran `within`
+    /// without failing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_reset: Option<bool>,
+    /// For `restart_scheduled`: restarts in the intensity window, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// For `restart_scheduled`: restarts the window allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
 }
 
 /// The files of `--out DIR`, as an actor: a lossless subscriber of the readings, the
@@ -298,21 +316,19 @@ impl Handler<Journal> for JsonlFiles {
 
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for event in journal.iter() {
-            let SupervisionEvent {
-                timestamp,
-                sensor,
-                event,
-                cause,
-                delay,
-                restarts,
-            } = event;
             let result = self.events.write(&EventLine {
-                timestamp: rfc3339(&timestamp),
-                sensor: &sensor,
-                event: event.as_str(),
-                cause: cause.as_deref(),
-                delay_ms: delay.map(|d| d.as_millis() as u64),
-                restarts,
+                timestamp: rfc3339(&event.timestamp),
+                round: event.round,
+                sensor: event.sensor.as_deref(),
+                group: event.group.as_deref(),
+                event: event.event.as_str(),
+                cause: event.cause.as_deref(),
+                delay_ms: event.delay.map(|d| d.as_millis() as u64),
+                restarts: event.restarts,
+                attempt: event.backoff.map(|b| b.attempt),
+                backoff_reset: event.backoff.map(|b| b.reset),
+                window: event.backoff.map(|b| b.window),
+                max_restarts: event.backoff.map(|b| b.max_restarts),
             });
             self.note(result);
         }

@@ -257,6 +257,8 @@ pub(crate) struct GroupSupervisor {
     /// Set when the root took the final states (the run is ending): from then on nothing
     /// changes and nothing is journaled, so the summary and the journal tell the same end.
     ending: bool,
+    /// The round in flight, or the last one started (0 before the first): the journal's round.
+    round: u64,
 }
 
 impl GroupSupervisor {
@@ -285,6 +287,7 @@ impl GroupSupervisor {
             escalated: false,
             started: false,
             ending: false,
+            round: 0,
         }
     }
 
@@ -296,40 +299,43 @@ impl GroupSupervisor {
         self.setup.sensors.id(self.setup.members[local])
     }
 
-    fn journal_as(
-        &self,
-        sensor: Arc<str>,
-        event: EventKind,
-        cause: Option<String>,
-        delay: Option<Duration>,
-        restarts: Option<u32>,
-    ) {
+    /// An event of this group's journal: about `sensor`, or the group itself when `None`.
+    fn event(&self, sensor: Option<Arc<str>>, event: EventKind, cause: Option<String>) -> SupervisionEvent {
+        let group = match self.setup.kind {
+            GroupKind::Configured { .. } => Some(self.setup.name.clone()),
+            GroupKind::Shard => None,
+        };
+        SupervisionEvent {
+            timestamp: crate::clock::now(),
+            round: self.round,
+            sensor,
+            group,
+            event,
+            cause,
+            delay: None,
+            restarts: None,
+            backoff: None,
+        }
+    }
+
+    /// Logs `event` and sends it to the journal.
+    fn send(&self, event: SupervisionEvent) {
         let level = if self.started {
             log::Level::Info
         } else {
             log::Level::Debug
         };
-        let event = SupervisionEvent {
-            timestamp: crate::clock::now(),
-            sensor,
-            event,
-            cause,
-            delay,
-            restarts,
-        };
         super::log_event(level, &event);
         self.setup.journal.do_send(event);
     }
 
-    fn journal(
-        &self,
-        local: usize,
-        event: EventKind,
-        cause: Option<String>,
-        delay: Option<Duration>,
-        restarts: Option<u32>,
-    ) {
-        self.journal_as(self.id(local), event, cause, delay, restarts);
+    /// Journals `event` of member `local`.
+    fn journal(&self, local: usize, event: EventKind, cause: Option<String>, restarts: Option<u32>) {
+        let event = SupervisionEvent {
+            restarts,
+            ..self.event(Some(self.id(local)), event, cause)
+        };
+        self.send(event);
     }
 
     /// Builds the member's driver and actor from its spec, on this group's arbiter. A build that
@@ -475,7 +481,7 @@ impl GroupSupervisor {
                 Action::Fail(cause) => (Exit::Failure, EventKind::Failed, cause),
                 Action::Exit(why) => (Exit::Normal, EventKind::Stopped, why.to_string()),
             };
-            self.journal(local, event, Some(cause), None, None);
+            self.journal(local, event, Some(cause), None);
             exits.push((local, exit));
         }
         let mut restarts = Vec::with_capacity(exits.len());
@@ -486,7 +492,7 @@ impl GroupSupervisor {
                     self.children[local].state = SensorState::Stopped;
                     // A failure says why it is not restarted; a normal exit said it already.
                     if exit == Exit::Failure {
-                        self.journal(local, EventKind::Stopped, Some(reason.to_string()), None, None);
+                        self.journal(local, EventKind::Stopped, Some(reason.to_string()), None);
                     }
                 }
             }
@@ -521,7 +527,7 @@ impl GroupSupervisor {
                     strategy,
                     failed: &failed_id,
                 };
-                self.journal(s, EventKind::Stopped, Some(cause.to_string()), None, None);
+                self.journal(s, EventKind::Stopped, Some(cause.to_string()), None);
             }
         }
         // A configured group counts this restart against its own intensity (one count for the
@@ -544,8 +550,8 @@ impl GroupSupervisor {
             }
             GroupKind::Shard => child.tracker.record_restart(now, policy, seed, index),
         };
-        let delay = match decision {
-            ControlFlow::Continue(delay) => delay,
+        let (delay, backoff) = match decision {
+            ControlFlow::Continue(scheduled) => scheduled,
             // Too many restarts: a configured group escalates to the root, a shard gives up
             // just this sensor.
             ControlFlow::Break(reason) => {
@@ -554,15 +560,20 @@ impl GroupSupervisor {
                 }
                 child.state = SensorState::GivenUp;
                 let restarts = child.restarts;
-                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), None, Some(restarts));
+                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), Some(restarts));
                 return;
             }
         };
         // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
-            let restarts = self.children[s].restarts;
-            self.journal(s, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+            let event = SupervisionEvent {
+                delay: Some(delay),
+                restarts: Some(self.children[s].restarts),
+                backoff: Some(backoff),
+                ..self.event(Some(self.id(s)), EventKind::RestartScheduled, None)
+            };
+            self.send(event);
         }
         ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
     }
@@ -586,7 +597,7 @@ impl GroupSupervisor {
             child.restarts += 1;
             let restarts = child.restarts;
             failed.extend(self.spawn(local).map(|cause| (local, cause)));
-            self.journal(local, EventKind::Restarted, None, None, Some(restarts));
+            self.journal(local, EventKind::Restarted, None, Some(restarts));
         }
         // Builds that failed at once fail their members once the whole set is started, so that
         // a strategy's restart sees the set as it is.
@@ -601,13 +612,7 @@ impl GroupSupervisor {
             self.stop_actor(local);
             self.children[local].state = SensorState::GivenUp;
         }
-        self.journal_as(
-            self.setup.name.clone(),
-            EventKind::Escalated,
-            Some(cause.clone()),
-            None,
-            None,
-        );
+        self.send(self.event(None, EventKind::Escalated, Some(cause.clone())));
         self.setup.root.do_send(Escalation {
             group: self.setup.slot,
             cause,
@@ -893,6 +898,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
         let read = books.order.len();
+        self.round = msg.round;
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
             batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
