@@ -204,7 +204,9 @@ impl RestartTracker {
     }
 
     /// The delay before the restart about to be scheduled at `now` (the `window`-th within
-    /// `limit`), how it was chosen, and the step after it.
+    /// `limit`), how it was chosen, and the step after it. The backoff starts over when the
+    /// actor ran `limit.within` without failing: the sensor's own window, or in a group the
+    /// group's (a member's own `max_restarts` and `within` are not used there).
     fn next_delay(
         &mut self,
         now: Instant,
@@ -215,7 +217,7 @@ impl RestartTracker {
         limit: Intensity,
     ) -> (Duration, Backoff) {
         // A sensor that stayed healthy for the intensity window starts over from backoff_min.
-        let reset = self.backoff_step > 0 && now.duration_since(self.running_since) >= policy.within;
+        let reset = self.backoff_step > 0 && now.duration_since(self.running_since) >= limit.within;
         if reset {
             self.backoff_step = 0;
         }
@@ -595,10 +597,20 @@ mod tests {
         let third = a.record_restart_in(&mut group, limit, t0 + 2 * SEC, &member, 1, 7);
         assert_eq!(delay_of(third), ControlFlow::Break(NoRestart::IntensityExceeded(limit)));
         // A refused restart draws no backoff: the next admitted one is a's second step (a ran
-        // 5 s since, under `within`, so no reset).
+        // 5 s since, under the group's `within`, so no reset).
         a.started(t0 + 5 * SEC);
         let later = a.record_restart_in(&mut group, limit, t0 + 10 * SEC, &member, 1, 7);
         assert_eq!(delay_of(later), ControlFlow::Continue(expected(&member, 1, 1)));
+        // The group's `within` resets the backoff, not the member's: b ran 3 s, past its own
+        // 2 s but under the group's 10 s, so its backoff goes on to the second step.
+        let short = policy(0, 2 * SEC);
+        let mut group = Window::default();
+        let mut b = RestartTracker::new(t0);
+        assert!(b.record_restart_in(&mut group, limit, t0, &short, 1, 8).is_continue());
+        b.started(t0 + SEC);
+        let next = b.record_restart_in(&mut group, limit, t0 + 4 * SEC, &short, 1, 8);
+        let (_, backoff) = next.continue_value().unwrap();
+        assert_eq!((backoff.attempt, backoff.reset), (2, false));
     }
 
     /// The root's count of a group actor's stops: its step is the number of stops still in the
