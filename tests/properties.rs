@@ -682,8 +682,22 @@ impl<'a> Model<'a> {
                 Life::Stopping
             }
             (Some(Life::Failed), EventKind::Stopped) if cause.starts_with("temporary") => Life::Stopped,
+            // A temporary sibling of a strategy's restart is stopped for good (OTP's rule).
+            (Some(Life::Up), EventKind::Stopped)
+                if cause.contains(": stopped with ") && cause.ends_with("; temporary: not restarted") =>
+            {
+                if self.layout.restart[i] != RestartType::Temporary {
+                    return Err(format!("{what}: only a temporary sibling is stopped for good"));
+                }
+                Life::Stopped
+            }
             (Some(Life::Failed), EventKind::RestartScheduled) if self.layout.restart[i] == RestartType::Temporary => {
                 return Err(format!("{what}: a temporary sensor restarted after its own failure"))
+            }
+            (Some(Life::Stopping), EventKind::RestartScheduled)
+                if self.layout.restart[i] == RestartType::Temporary && !cause.contains("exhausted") =>
+            {
+                return Err(format!("{what}: a temporary sensor restarted with a sibling"))
             }
             (Some(Life::Failed | Life::Stopping), EventKind::RestartScheduled) => {
                 // Which delay, and how full the intensity window (the sensor's or its group's).

@@ -15,6 +15,10 @@ struct Event {
     /// Absent for a group's own events, which name the group.
     sensor: Option<String>,
     group: Option<String>,
+    round: u64,
+    attempt: Option<u32>,
+    window: Option<u32>,
+    max_restarts: Option<u32>,
     event: String,
     cause: Option<String>,
     delay_ms: Option<u64>,
@@ -412,6 +416,49 @@ async fn one_for_all_restarts_the_siblings() {
         .collect();
     assert!(out.events[..4].iter().all(|e| e.event == "started"), "{:?}", out.events);
     assert_eq!(started, ["bus-1", "bus-2", "bus-3", "outside"]);
+}
+
+/// OTP's rule for temporary children: a temporary sibling of one_for_all's restart is stopped
+/// and not restarted; the others restart together. The journal says which window and attempt.
+#[actix_rt::test]
+async fn one_for_all_stops_a_temporary_sibling_for_good() {
+    tokio::time::pause();
+    let mut text = group("one_for_all", 3, "{ round = 2, fault = \"fatal\", sensor = \"bus-2\" }");
+    text += r#"
+[[sensors]]
+id = "scratch"
+group = "bus-a"
+restart = "temporary"
+latency = ["100ms", "100ms"]
+error_rate = 0.0
+"#;
+    let out = run_toml(&text).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "bus-2 failed (fatal: injected fatal error in round 2)",
+            "bus-1 stopped (one_for_all: restarting with bus-2)",
+            "bus-3 stopped (one_for_all: restarting with bus-2)",
+            "scratch stopped (one_for_all: stopped with bus-2; temporary: not restarted)",
+            "bus-1 restart_scheduled in 200ms #0",
+            "bus-2 restart_scheduled in 200ms #0",
+            "bus-3 restart_scheduled in 200ms #0",
+            "bus-1 restarted #1",
+            "bus-2 restarted #1",
+            "bus-3 restarted #1",
+        ]
+    );
+    assert_eq!(out.sensor("scratch").state, "stopped");
+    assert_eq!(out.read_in(3), ["outside", "bus-1", "bus-2", "bus-3"]);
+    // Every event of the group's members names the group, and the restart says the group's
+    // window: the first of the 3 it allows.
+    let scheduled: Vec<_> = out.events.iter().filter(|e| e.event == "restart_scheduled").collect();
+    assert!(scheduled
+        .iter()
+        .all(|e| e.group.as_deref() == Some("bus-a") && e.round == 2));
+    assert!(scheduled
+        .iter()
+        .all(|e| (e.attempt, e.window, e.max_restarts) == (Some(1), Some(1), Some(3))));
 }
 
 /// rest_for_one: the failure of bus-2 restarts bus-2 and the later bus-3, not the earlier bus-1.

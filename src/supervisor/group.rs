@@ -39,14 +39,14 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-use super::restart::{on_exit, restart_set, Exit, Intensity, RestartTracker, StoppedWith, Window};
+use super::restart::{on_exit, restart_set, Exit, Intensity, NoRestart, RestartTracker, StoppedWith, Window};
 use super::Escalation;
 use super::SensorState;
 use crate::aggregator::local::{Analyse, Analysed};
 use crate::aggregator::SensorsStarted;
 use crate::analysis::tracks::RoundDigest;
 use crate::config::{GroupStrategy, SensorEntry, SensorTable};
-use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, SupervisionEvent};
+use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, RestartType, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
@@ -512,24 +512,36 @@ impl GroupSupervisor {
             GroupKind::Configured { strategy, .. } => *strategy,
             GroupKind::Shard => GroupStrategy::OneForOne,
         };
-        let set = restart_set(strategy, local, self.children.len(), |s| {
+        let mut set = restart_set(strategy, local, self.children.len(), |s| {
             self.children[s].state == SensorState::Running
         });
         // The siblings stop first, whatever comes next: if the group then escalates they are
         // given up with it, else they wait for the failed member's backoff with it.
         let failed_id = self.id(local);
         // A sibling that failed or exited with `local` (its actor already gone, its end
-        // journaled) restarts with the set without being `stopped` again.
+        // journaled) restarts with the set without being `stopped` again. A temporary sibling
+        // is stopped and not restarted, as OTP does with temporary children.
+        let mut temporary = Vec::new();
         for &s in set.iter().filter(|&&s| s != local) {
+            let cause = StoppedWith {
+                strategy,
+                failed: &failed_id,
+            };
+            if self.spec(s).policy.restart == RestartType::Temporary {
+                self.children[s].state = SensorState::Stopped;
+                temporary.push(s);
+                if self.stop_actor(s) {
+                    let cause = format!("{}; {}", cause.stopping(), NoRestart::Temporary);
+                    self.journal(s, EventKind::Stopped, Some(cause), None);
+                }
+                continue;
+            }
             self.children[s].state = SensorState::Restarting;
             if self.stop_actor(s) {
-                let cause = StoppedWith {
-                    strategy,
-                    failed: &failed_id,
-                };
                 self.journal(s, EventKind::Stopped, Some(cause.to_string()), None);
             }
         }
+        set.retain(|s| !temporary.contains(s));
         // A configured group counts this restart against its own intensity (one count for the
         // whole set), a shard against the failed sensor's; either way the delay is the failed
         // sensor's backoff.
