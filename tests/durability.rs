@@ -266,17 +266,19 @@ fn standard_output_that_cannot_be_written_is_an_error_not_a_panic() {
     assert_eq!(whole_lines(&out.join("readings.jsonl")), 10);
     assert!(out.join("summary.json").exists());
 
-    // A closed pipe (the reader went away): EPIPE, not a panic nor a silent success.
+    // A closed pipe (the reader went away): EPIPE, not a panic nor a silent success. The read
+    // end is closed before the program starts, so its first write fails whatever the timing.
     let config = dir.path().join("one.toml");
     std::fs::write(&config, "[[sensors]]\ncount = 1\n").unwrap();
-    let mut child = binary()
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = binary()
         .arg("check")
         .arg(&config)
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
