@@ -107,8 +107,8 @@ impl Handler<Journal> for Alerts {
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for event in journal.iter() {
             if event.event == EventKind::GaveUp {
-                let cause = event.cause.unwrap_or_default();
-                self.raise(format!("{} was given up ({cause})", event.sensor));
+                let cause = event.cause.clone().unwrap_or_default();
+                self.raise(format!("{} was given up ({cause})", event.subject()));
             }
         }
     }

@@ -20,11 +20,17 @@ use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Event {
-    sensor: String,
+    round: u64,
+    sensor: Option<String>,
+    group: Option<String>,
     event: String,
     cause: Option<String>,
     delay_ms: Option<u64>,
     restarts: Option<u32>,
+    attempt: Option<u32>,
+    backoff_reset: Option<bool>,
+    window: Option<u32>,
+    max_restarts: Option<u32>,
 }
 
 /// Collection and supervision settings shared by the scenarios.
@@ -157,12 +163,24 @@ async fn main() -> anyhow::Result<()> {
             if e.event == "started" {
                 continue;
             }
-            let mut text = format!("   {:<12} {:<18}", e.sensor, e.event);
+            // A group's own events name the group.
+            let who = match (&e.sensor, &e.group) {
+                (Some(sensor), _) => sensor.clone(),
+                (None, Some(group)) => format!("group {group}"),
+                (None, None) => String::new(),
+            };
+            let mut text = format!("   round {:>2}  {who:<14} {:<18}", e.round, e.event);
             if let Some(cause) = e.cause {
                 text += &format!(" {cause}");
             }
             if let Some(delay) = e.delay_ms {
                 text += &format!(" after {delay} ms");
+            }
+            if let (Some(attempt), Some(reset), Some(window), Some(max)) =
+                (e.attempt, e.backoff_reset, e.window, e.max_restarts)
+            {
+                let reset = if reset { ", backoff reset" } else { "" };
+                text += &format!(" [attempt {attempt}{reset}; restart {window} of {max} in the window]");
             }
             if let Some(restarts) = e.restarts {
                 text += &format!(" (restarts so far: {restarts})");

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use crate::aggregator::publish::Outlets;
 use crate::aggregator::Aggregator;
 use crate::analysis::DetectorFactory;
+use crate::clock::{self, Clock};
 use crate::config::{Config, ConfigError, SensorTable};
 use crate::driver::DriverFactory;
 use crate::registry::Registry;
@@ -61,6 +62,8 @@ pub struct Collector {
     /// The `--out DIR` files, when attached with [`Collector::out`]: asked for their first
     /// write error when the run ends.
     files: Option<Addr<JsonlFiles>>,
+    /// The run's clock.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Collector {
@@ -79,6 +82,7 @@ impl Collector {
             registry: Registry::builtin(),
             outlets: Outlets::default(),
             files: None,
+            clock: Clock::Wall,
         }
     }
 
@@ -184,13 +188,32 @@ impl Collector {
         Config::parse(text, origin, Path::new(""), &self.registry)
     }
 
+    /// Runs on `clock`. On [`Clock::Virtual`] every timestamp is the clock's start plus tokio's
+    /// time since the run began, the run uses one thread (whatever `[runtime] arbiters` says),
+    /// the summary records no machine figures, and sensors whose driver reads the real world
+    /// ([`DriverSpec::real_world`](crate::driver::DriverSpec::real_world)) make
+    /// [`run`](Collector::run) fail with [`RunError::Config`]. Pause tokio's clock before the
+    /// run (`sensor-actors run --clock virtual` does; in a test, `tokio::time::pause()`), and
+    /// the same configuration and seed give the same streams and files, byte for byte.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Runs `config` until its rounds or duration are done, every sensor has stopped, or
     /// `shutdown` completes; then settles the round in flight, delivers everything to the
     /// subscribers (the summary last) and returns the summary.
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
     pub async fn run(mut self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
-        let seed = config.collection.seed.unwrap_or_else(rand::random);
+        if self.clock != Clock::Wall {
+            config
+                .check_clock(self.clock, "configuration")
+                .map_err(RunError::Config)?;
+        }
+        let _clock = clock::enter(self.clock);
+        // A drawn seed fits in TOML's integers (i64), so `seed = <it>` in a file repeats the run.
+        let seed = config.collection.seed.unwrap_or_else(|| rand::random::<u64>() >> 1);
         log::info!(
             "starting {} sensors, interval {}, read timeout {}, seed {seed}",
             config.sensors.len(),
@@ -201,7 +224,11 @@ impl Collector {
         // each read and analysed on its own thread; the aggregator (counts and publication) gets
         // an arbiter of its own (its shard goes first), and this one, where subscribers started
         // with `start()` live, gets the last shard (a smaller one when readings are published).
-        let threads = config.runtime.threads(config.sensors.len()).max(1);
+        // A virtual clock is this thread's: the whole run stays on it.
+        let threads = match self.clock {
+            Clock::Wall => config.runtime.threads(config.sensors.len()).max(1),
+            _ => 1,
+        };
         let sensors = Arc::new(SensorTable::new(config.sensors));
         let keep_outcomes = !self.outlets.readings.is_empty();
         let aggregator_arbiter = (threads > 1).then(Arbiter::new);

@@ -195,10 +195,16 @@ impl EventKind {
 #[rtype(result = "()")]
 #[non_exhaustive]
 pub struct SupervisionEvent {
-    /// Wall-clock time of the event.
+    /// Time of the event (the run's clock).
     pub timestamp: DateTime<Utc>,
-    /// The sensor (or group) id.
-    pub sensor: Arc<str>,
+    /// The round in flight when it happened, or the last one started (0 before the first).
+    pub round: u64,
+    /// The sensor; `None` for an event of a group itself (its `escalated`, its actor's
+    /// `failed`, `restart_scheduled`, `restarted`, its `gave_up`).
+    pub sensor: Option<Arc<str>>,
+    /// The `[[groups]]` entry the sensor belongs to, or the group the event is about; `None`
+    /// for an ungrouped sensor.
+    pub group: Option<Arc<str>>,
     /// What happened.
     pub event: EventKind,
     /// Why, for failures and give-ups.
@@ -207,6 +213,32 @@ pub struct SupervisionEvent {
     pub delay: Option<Duration>,
     /// Restarts so far, where it applies.
     pub restarts: Option<u32>,
+    /// For `restart_scheduled`: how the delay was chosen and how full the intensity window is.
+    pub backoff: Option<Backoff>,
+}
+
+impl SupervisionEvent {
+    /// Who the event is about: the sensor, else the group.
+    pub fn subject(&self) -> &str {
+        self.sensor.as_deref().or(self.group.as_deref()).unwrap_or_default()
+    }
+}
+
+/// How a restart was scheduled: the backoff step and the intensity window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// Which delay of the backoff this is: 1 for `backoff_min`, each next one doubling (up to
+    /// `backoff_max`), before jitter.
+    pub attempt: u32,
+    /// The backoff started over at `backoff_min` for this restart, because the sensor had run
+    /// `within` without failing.
+    pub reset: bool,
+    /// Restarts inside the intensity window, this one included: the sensor's own window for an
+    /// ungrouped sensor, the group's for a member (and the root's for a group actor).
+    pub window: u32,
+    /// Restarts the window allows; one more within `within` gives up (or escalates).
+    pub max_restarts: u32,
 }
 
 /// Restart type, as in Erlang/OTP.

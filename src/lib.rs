@@ -40,6 +40,7 @@
 
 mod aggregator;
 pub mod analysis;
+mod clock;
 mod collector;
 pub mod config;
 pub mod data;
@@ -58,6 +59,7 @@ pub mod testing;
 use std::future::Future;
 use std::path::PathBuf;
 
+pub use clock::Clock;
 pub use collector::Collector;
 pub use config::{Config, ConfigError};
 pub use registry::Registry;
@@ -68,11 +70,17 @@ pub use sinks::OutputError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The output folder or files could not be created: nothing was collected.
+    /// The configuration cannot run as asked (a sensor that reads the real world, on a virtual
+    /// clock): nothing was collected.
+    #[error(transparent)]
+    Config(ConfigError),
+    /// The output folder or files could not be created (or another run is writing the folder,
+    /// or a file there is a symbolic link): nothing was collected, no file was touched.
     #[error(transparent)]
     Setup(OutputError),
-    /// An output file could not be written during the run. Collection went on; the summary is
-    /// complete, but the files stop at the failed write.
+    /// An output file could not be written during the run. Collection went on and the summary
+    /// is complete; the files hold whole lines only, without the ones counted in
+    /// [`OutputError::lost`].
     #[error("an output file could not be written")]
     Output {
         /// The first write error.

@@ -214,31 +214,35 @@ pub(crate) fn named(name: &str) -> std::borrow::Cow<'_, str> {
 /// Longest sensor id, in bytes.
 pub(crate) const ID_MAX: usize = 256;
 
-/// Checks a sensor id: not empty, at most [`ID_MAX`] bytes, no control characters (an id goes
-/// into log lines, the summary table and every output file as it is).
+/// Checks a sensor id: not empty, at most [`ID_MAX`] bytes, no control characters nor the
+/// invisible characters that reorder or hide text (an id goes into log lines, the summary table
+/// and every output file as it is).
 pub(crate) fn check_id(id: &str) -> Result<(), String> {
-    if id.trim().is_empty() {
-        return Err("expected a non-empty id".into());
+    check_label(id, "id", ID_MAX)
+}
+
+/// Checks a name shown as it is (an id, a kind, a unit, a group's name): not empty (but for a
+/// unit, which may be), at most `max` bytes, nothing that breaks a line, no bidirectional
+/// overrides, zero-width characters or byte order marks (which would let a name spoof a log
+/// line).
+pub(crate) fn check_label(text: &str, what: &str, max: usize) -> Result<(), String> {
+    if text.trim().is_empty() && what != "unit" {
+        return Err(format!("expected a non-empty {what}"));
     }
-    if id.len() > ID_MAX || id.chars().any(breaks_line) {
+    if text.len() > max || text.chars().any(|c| breaks_line(c) || invisible(c)) {
         return Err(format!(
-            "expected an id of at most {ID_MAX} bytes without control characters, got {}",
-            quoted(id)
+            "expected a{} {what} of at most {max} bytes without control or invisible characters, got {}",
+            if what == "id" { "n" } else { "" },
+            quoted(text)
         ));
     }
     Ok(())
 }
 
-/// Checks a name that goes into log lines, the summary table and the output files as it is (a
-/// kind, a unit, a group's name): at most [`ID_MAX`] bytes, no control characters.
-pub(crate) fn check_label(text: &str) -> Result<(), String> {
-    if text.len() > ID_MAX || text.chars().any(breaks_line) {
-        return Err(format!(
-            "expected at most {ID_MAX} bytes without control characters, got {}",
-            quoted(text)
-        ));
-    }
-    Ok(())
+/// Bidirectional embeddings, overrides and isolates, zero-width characters, word joiner and
+/// byte order mark: format characters that change how the text around them shows.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]
@@ -305,8 +309,14 @@ mod tests {
         assert!(check_id(&"i".repeat(ID_MAX + 1)).is_err());
         assert_eq!(
             check_id("a\nb"),
-            Err("expected an id of at most 256 bytes without control characters, got \"a\\nb\"".into())
+            Err("expected an id of at most 256 bytes without control or invisible characters, got \"a\\nb\"".into())
         );
         assert_eq!(check_id(" "), Err("expected a non-empty id".into()));
+        assert!(check_id("\u{202E}evil").is_err(), "a bidirectional override");
+        assert!(check_id("a\u{200B}b").is_err(), "a zero-width space");
+        assert!(check_id("a\u{2028}b").is_err(), "a line separator");
+        assert_eq!(check_id("µg-m³-01"), Ok(()));
+        assert_eq!(check_label("", "unit", 8), Ok(()));
+        assert!(check_label("123456789", "unit", 8).is_err());
     }
 }

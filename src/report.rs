@@ -48,6 +48,11 @@ pub struct Summary {
     pub subscribers: Vec<SubscriberStats>,
     /// What the process cost.
     pub process: ProcessStats,
+    /// On a virtual clock ([`Clock::Virtual`](crate::Clock::Virtual)): its start. `process`
+    /// then holds only the simulated `wall_seconds` (the machine's figures vary from run to run,
+    /// and the files of two runs compare byte for byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What one subscriber received and missed over a run, as in `summary.json`'s `subscribers`.
@@ -112,6 +117,49 @@ pub struct SensorSummary {
     pub last: Option<f64>,
     /// Anomalies detected on this sensor.
     pub anomalies: u64,
+}
+
+/// The memory a run on this machine may use, read before it allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MachineMemory {
+    /// The most the process can hold: `MemTotal` of `/proc/meminfo`, or the cgroup's
+    /// `memory.max` when that is lower (a container).
+    pub limit_bytes: u64,
+    /// What is free for it now: `MemAvailable` (at most `limit_bytes`).
+    pub available_bytes: u64,
+}
+
+impl MachineMemory {
+    /// A limit and an availability (for tests and for callers that know better).
+    pub fn new(limit_bytes: u64, available_bytes: u64) -> Self {
+        MachineMemory {
+            limit_bytes,
+            available_bytes: available_bytes.min(limit_bytes),
+        }
+    }
+
+    /// This machine's, from `/proc/meminfo` and `/sys/fs/cgroup/memory.max`; `None` where
+    /// there is no `/proc/meminfo`.
+    pub fn read() -> Option<MachineMemory> {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = meminfo.lines().find(|l| l.starts_with(name))?;
+            let kib: u64 = line[name.len()..]
+                .trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some(kib * 1024)
+        };
+        let total = field("MemTotal")?;
+        let available = field("MemAvailable").unwrap_or(total);
+        let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        Some(MachineMemory::new(cgroup.map_or(total, |c| c.min(total)), available))
+    }
 }
 
 /// CPU, memory and time used by the process.
@@ -207,13 +255,21 @@ impl Summary {
                     .join(", ")
             }
         );
-        let _ = writeln!(
-            out,
-            "process: peak rss {:.1} MiB, cpu {:.2} s, wall {:.2} s",
-            self.process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-            self.process.cpu_seconds,
-            self.process.wall_seconds
-        );
+        let _ = match self.virtual_clock {
+            Some(start) => writeln!(
+                out,
+                "virtual clock from {}: {:.3} s of simulated time",
+                crate::sinks::rfc3339(&start),
+                self.process.wall_seconds
+            ),
+            None => writeln!(
+                out,
+                "process: peak rss {:.1} MiB, cpu {:.2} s, wall {:.2} s",
+                self.process.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+                self.process.cpu_seconds,
+                self.process.wall_seconds
+            ),
+        };
         // Subscribers that missed something (a bounded queue overflowed, or the actor stopped).
         let missed: Vec<String> = self
             .subscribers
@@ -315,6 +371,7 @@ mod tests {
             sensors,
             subscribers: Vec::new(),
             process: ProcessStats::default(),
+            virtual_clock: None,
         }
     }
 

@@ -20,7 +20,6 @@
 //! completes (actix's `wait`); a build that fails there, or panics, is reported to the group as
 //! [`Answer::BuildFailed`] and the actor waits to be stopped.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -29,10 +28,11 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use actix_rt::time::Instant;
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::clock;
 use crate::data::{ReadError, Sample};
 use crate::driver::{BuildResult, Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
 use crate::panic::{self as panics, panic_message};
@@ -229,70 +229,8 @@ fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> An
         round,
         result,
         latency: finished - started,
-        timestamp: wall_clock(finished),
+        timestamp: clock::at(finished),
     }
-}
-
-/// How long a thread's wall-clock anchor serves before it is read again.
-const REANCHOR_AFTER: Duration = Duration::from_secs(1);
-
-/// A moment of a thread in both clocks: the monotonic instant, and the wall-clock time as its
-/// date, second of the day and nanosecond (below a second: a leap second is not an anchor).
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    at: Instant,
-    date: NaiveDate,
-    second: u32,
-    nano: u32,
-}
-
-impl Anchor {
-    fn new(at: Instant, wall: DateTime<Utc>) -> Option<Anchor> {
-        let time = wall.time();
-        (time.nanosecond() < 1_000_000_000).then(|| Anchor {
-            at,
-            date: wall.date_naive(),
-            second: time.num_seconds_from_midnight(),
-            nano: time.nanosecond(),
-        })
-    }
-
-    /// The wall-clock time `since` (under [`REANCHOR_AFTER`]) after the anchor, by adding
-    /// nanoseconds within the anchor's day; `None` past its midnight.
-    fn after(&self, since: Duration) -> Option<DateTime<Utc>> {
-        let nanos = self.nano + since.subsec_nanos();
-        let (second, nano) = (
-            self.second + since.as_secs() as u32 + nanos / 1_000_000_000,
-            nanos % 1_000_000_000,
-        );
-        let time = NaiveTime::from_num_seconds_from_midnight_opt(second, nano)?;
-        Some(self.date.and_time(time).and_utc())
-    }
-}
-
-thread_local! {
-    /// This thread's anchor, if it has one.
-    static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
-}
-
-/// The wall-clock time of `at` (a monotonic instant of this thread, not before earlier ones):
-/// the thread's anchor plus the monotonic time since, the anchor being read again once it is
-/// [`REANCHOR_AFTER`] old. A read's timestamp then costs no wall-clock read and no calendar
-/// arithmetic beyond the time of day, and a step of the wall clock shows within a second.
-fn wall_clock(at: Instant) -> DateTime<Utc> {
-    ANCHOR.with(|cell| {
-        if let Some(anchor) = cell.get() {
-            let since = at.saturating_duration_since(anchor.at);
-            if since < REANCHOR_AFTER {
-                if let Some(wall) = anchor.after(since) {
-                    return wall;
-                }
-            }
-        }
-        let wall = Utc::now();
-        cell.set(Anchor::new(at, wall));
-        wall
-    })
 }
 
 impl Actor for SensorActor {
@@ -342,59 +280,5 @@ impl Handler<StopSensor> for SensorActor {
 
     fn handle(&mut self, _msg: StopSensor, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeDelta;
-
-    /// An anchor adds the time since within its day, carrying nanoseconds into seconds, and
-    /// gives up (for a fresh wall-clock read) past its midnight.
-    #[test]
-    fn an_anchor_adds_within_its_day() {
-        let at = Instant::now();
-        let wall = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
-        let anchor = Anchor::new(at, wall("2026-12-01T10:00:00.900000000Z")).unwrap();
-        assert_eq!(
-            anchor.after(Duration::from_millis(250)),
-            Some(wall("2026-12-01T10:00:01.150000000Z"))
-        );
-        assert_eq!(
-            anchor.after(Duration::ZERO),
-            Some(wall("2026-12-01T10:00:00.900000000Z"))
-        );
-        let late = Anchor::new(at, wall("2026-12-01T23:59:59.900000000Z")).unwrap();
-        assert_eq!(
-            late.after(Duration::from_millis(99)),
-            Some(wall("2026-12-01T23:59:59.999000000Z"))
-        );
-        assert_eq!(late.after(Duration::from_millis(100)), None);
-        for ms in [0, 1, 99, 500, 999] {
-            let since = Duration::from_millis(ms) + Duration::from_nanos(7);
-            let naive = wall("2026-12-01T10:00:00.900000000Z") + TimeDelta::from_std(since).unwrap();
-            assert_eq!(anchor.after(since), Some(naive), "{ms} ms");
-        }
-    }
-
-    /// Timestamps follow the monotonic clock from the thread's anchor, and the anchor is read
-    /// again once it is older than `REANCHOR_AFTER`.
-    #[test]
-    fn wall_clock_follows_the_monotonic_clock_from_an_anchor() {
-        let t0 = Instant::now();
-        let w0 = wall_clock(t0);
-        assert!((Utc::now() - w0).abs() < TimeDelta::seconds(1));
-        assert_eq!(
-            wall_clock(t0 + Duration::from_millis(250)) - w0,
-            TimeDelta::milliseconds(250)
-        );
-        // Without a new anchor this would be 1.001 s after `w0`; read again, it is about now.
-        let w2 = wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(1));
-        assert!(w2 - w0 < TimeDelta::milliseconds(500), "{w0} {w2}");
-        assert_eq!(
-            wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(11)) - w2,
-            TimeDelta::milliseconds(10)
-        );
     }
 }

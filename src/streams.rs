@@ -285,11 +285,14 @@ impl Journal {
                     JournalEntry::Event(event) => Box::new(std::iter::once(event.clone())),
                     JournalEntry::Started(at, list) => Box::new(list.iter().map(move |&index| SupervisionEvent {
                         timestamp: *at,
-                        sensor: sensors.id(index),
+                        round: 0,
+                        sensor: Some(sensors.id(index)),
+                        group: sensors.entry(index).group.clone(),
                         event: EventKind::Started,
                         cause: None,
                         delay: None,
                         restarts: None,
+                        backoff: None,
                     })),
                 }
             })

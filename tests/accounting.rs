@@ -16,9 +16,9 @@ fn script(i: usize, round: u64) -> Step {
     let fast = ms(50);
     match i {
         3 if round == 10 => Step::err(fast, ReadError::Fatal("scripted".into())),
-        0..=3 if round % (i as u64 + 2) == 0 => Step::err(fast, ReadError::Failed("scripted".into())),
+        0..=3 if round.is_multiple_of(i as u64 + 2) => Step::err(fast, ReadError::Failed("scripted".into())),
         4 if (3..=6).contains(&round) => Step::err(fast, ReadError::Offline),
-        5 if round % 3 == 0 => Step::ok(ms(800), -1.0),
+        5 if round.is_multiple_of(3) => Step::ok(ms(800), -1.0),
         _ => Step::ok(fast, round as f64 * 10.0 + i as f64),
     }
 }
@@ -38,9 +38,9 @@ enum Expect {
 fn expected(i: usize, round: u64) -> Expect {
     match i {
         3 if round == 11 => Expect::Unavailable,
-        0..=3 if round % (i as u64 + 2) == 0 => Expect::Failed,
+        0..=3 if round.is_multiple_of(i as u64 + 2) => Expect::Failed,
         4 if (3..=6).contains(&round) => Expect::Unavailable,
-        5 if round % 3 == 0 => Expect::TimedOut,
+        5 if round.is_multiple_of(3) => Expect::TimedOut,
         _ => Expect::Ok,
     }
 }

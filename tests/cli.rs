@@ -107,7 +107,7 @@ fn bad_config_files_exit_2_with_one_line() {
         (
             "[[sensors]]\nid = \"a\\nb\"\n",
             "sensors[0].id",
-            "expected an id of at most 256 bytes without control characters, got \"a\\nb\"",
+            "expected an id of at most 256 bytes without control or invisible characters, got \"a\\nb\"",
         ),
         (
             "[[sensors]]\ndriver = \"replay\"\nid = \"z\"\npath = \"/dev/zero\"\nvalue_column = \"v\"\n",
@@ -313,4 +313,64 @@ fn out_naming_a_file_is_one_line() {
         &expected,
     );
     assert_eq!(std::fs::read_to_string(file).unwrap(), "not a directory");
+}
+
+/// A configuration that passes every value check but cannot fit in this machine's memory (a
+/// 300,000 sensors with the largest window: about 119 GB) is refused by `check` and `run`
+/// before anything is allocated, with the estimate.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    std::fs::write(&path, "[analysis]\nwindow = 65535\n[[sensors]]\ncount = 300000\n").unwrap();
+    let file = path.to_str().unwrap();
+    for args in [vec!["check", file], vec!["run", "--config", file, "--rounds", "1"]] {
+        let output = run(&args);
+        assert_bad(&output, file, "analysis.window", "more than the");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("300000 sensors with a 65535-value window need about 118.6 GB"),
+            "{stderr}"
+        );
+    }
+}
+
+/// A configuration "file" that never ends (`/dev/zero`), one over the size limit, and one that
+/// is not text: each is one line and exit code 2, read no further than the limit.
+#[cfg(unix)]
+#[test]
+fn endless_oversized_and_binary_config_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let oversized = dir.path().join("oversized.toml");
+    let line = "# a comment line that makes the file long\n";
+    let limit = sensor_actors::config::MAX_CONFIG_BYTES as usize;
+    std::fs::write(&oversized, line.repeat(limit / line.len() + 1)).unwrap();
+    let binary_file = dir.path().join("binary.toml");
+    std::fs::write(&binary_file, b"[collection]\n\xff\xfe\x00\x01").unwrap();
+    let at_limit = dir.path().join("at-limit.toml");
+    let body = "[[sensors]]\ncount = 1\n";
+    let mut text = body.to_string();
+    text += &"#".repeat(limit - body.len() - 1);
+    text.push('\n');
+    assert_eq!(text.len(), limit);
+    std::fs::write(&at_limit, &text).unwrap();
+    for (path, message) in [
+        (Path::new("/dev/zero"), "expected a file of at most 16 MiB"),
+        (oversized.as_path(), "expected a file of at most 16 MiB"),
+        (
+            binary_file.as_path(),
+            "expected UTF-8 text (an invalid byte at offset 13)",
+        ),
+    ] {
+        let file = path.to_str().unwrap();
+        assert_bad(&run(&["check", file]), file, "file", message);
+    }
+    let output = run(&["check", at_limit.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

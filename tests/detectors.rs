@@ -265,7 +265,7 @@ fn climbing_series(sensors: usize, rounds: usize) -> Vec<Vec<Option<f64>>> {
                         .wrapping_add(1442695040888963407);
                     let r = state >> 33;
                     level += [-2.0, -1.0, 0.0, 1.0, 1.0, 2.0][(r % 6) as usize];
-                    ((r >> 8) % 11 != 0).then_some(level)
+                    (!(r >> 8).is_multiple_of(11)).then_some(level)
                 })
                 .collect()
         })

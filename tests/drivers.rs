@@ -55,9 +55,15 @@ impl Run {
 /// Parses `BASE` plus `extra` with the flaky driver registered, and runs it to the end with the
 /// output files written.
 async fn run_flaky(extra: &str) -> Run {
+    run_text(&format!("{BASE}\n{extra}")).await
+}
+
+/// Parses `text` with the flaky driver registered, and runs it to the end with the output files
+/// written.
+async fn run_text(text: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let collector: Collector = flaky::collector().out(dir.path()).unwrap();
-    let config = collector.parse(&format!("{BASE}\n{extra}"), "test.toml").unwrap();
+    let config = collector.parse(text, "test.toml").unwrap();
     let summary = collector.run(config, std::future::pending()).await.unwrap();
     let r = &summary.reads;
     assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable);
@@ -74,7 +80,9 @@ fn journal(dir: &Path) -> Vec<String> {
         .iter()
         .filter(|e| e["event"] != "started")
         .map(|e| {
-            let mut line = format!("{} {}", e["sensor"].as_str().unwrap(), e["event"].as_str().unwrap());
+            // A group's own events have no sensor, only the group.
+            let who = e["sensor"].as_str().or(e["group"].as_str()).unwrap();
+            let mut line = format!("{who} {}", e["event"].as_str().unwrap());
             if let Some(cause) = e["cause"].as_str() {
                 line += &format!(" ({cause})");
             }
@@ -298,4 +306,49 @@ async fn a_slow_build_times_out_its_reads_then_reads() {
     );
     assert_eq!(run.rounds_read("slow"), [2, 3, 4]);
     assert_eq!(run.state("slow"), ("running", 0));
+}
+
+/// A sensor fails twice in one round, and is failed once. With `max_in_flight = 1`, `broken`'s
+/// read waits for its build (400 ms) and times out at 300 ms, which with `hung_after = 1` is a
+/// hang; `late`'s read, sent then, keeps the round open until 500 ms, and at 400 ms the build
+/// fails. The round's two failures of `broken` make one `failed`, with the build's cause (the
+/// timeout came of the build), one restart, and nothing journaled after its `restart_scheduled`
+/// but its `restarted`.
+#[actix_rt::test]
+async fn two_failures_of_a_sensor_in_one_round_fail_it_once() {
+    tokio::time::pause();
+    let run = run_text(
+        r#"
+[collection]
+interval = "1s"
+read_timeout = "300ms"
+seed = 5
+rounds = 2
+max_in_flight = 1
+[supervision]
+backoff_min = "200ms"
+backoff_max = "200ms"
+[[sensors]]
+driver = "flaky"
+id = "broken"
+failing_builds = 1
+build_latency = "400ms"
+hung_after = 1
+[[sensors]]
+driver = "flaky"
+id = "late"
+read_latency = "200ms"
+"#,
+    )
+    .await;
+    assert_eq!(
+        run.journal,
+        [
+            "broken failed (build: build 0 refused)",
+            "broken restart_scheduled in 200ms #0",
+            "broken restarted #1",
+        ]
+    );
+    assert_eq!(run.state("broken"), ("running", 1));
+    assert_eq!(run.summary.events["failed"], 1);
 }

@@ -203,7 +203,7 @@ fn missing_column_or_file_exits_2_naming_it() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         let expected = format!(
-            "sensor-actors: {}: sensors[0].value_column: {} has no column \"temperature\" (columns: time, temp)\n",
+            "sensor-actors: {}: sensors[0].value_column: {} has no column \"temperature\" (columns: \"time\", \"temp\")\n",
             config.display(),
             dir.path().join("s.csv").display()
         );
@@ -224,4 +224,63 @@ fn missing_column_or_file_exits_2_naming_it() {
         )),
         "{stderr}"
     );
+}
+
+/// A file of 2,000 ids replays under a limit of 64 open files (a tenth of a desktop's default):
+/// its sensors share one descriptor, so every row is read once, in order per id, and the
+/// summary is written.
+#[cfg(unix)]
+#[test]
+fn thousands_of_ids_share_one_file_descriptor() {
+    use std::os::unix::process::CommandExt;
+    let ids = 2000;
+    let rounds = 3;
+    let mut csv = String::from("round,mote,value\n");
+    for round in 1..=rounds {
+        for id in 0..ids {
+            csv += &format!("{round},m{id},{}.5\n", round * 10_000 + id);
+        }
+    }
+    let dir = folder(
+        "[collection]\ninterval = \"0s\"\n[[sensors]]\ndriver = \"replay\"\npath = \"motes.csv\"\nvalue_column = \"value\"\nid_column = \"mote\"\n",
+        &[("motes.csv", &csv)],
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sensor-actors"));
+    command
+        .args(["run", "--config"])
+        .arg(dir.path().join("config.toml"))
+        .arg("--out")
+        .arg(dir.path().join("out"));
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["reads"]["ok"], ids * rounds);
+    assert_eq!(summary["reads"]["failed"], 0);
+    let readings = readings(dir.path());
+    assert_eq!(readings.len(), (ids * rounds) as usize);
+    // Round r reads row r of every id: value r * 10000 + id, at its row of the file.
+    for (sensor, value, row, _) in &readings {
+        let id: u64 = sensor[1..].parse().unwrap();
+        let round = (*value as u64 - id) / 10_000;
+        assert_eq!(*value, (round * 10_000 + id) as f64 + 0.5);
+        assert_eq!(*row, (round - 1) * ids + id + 1, "{sensor}");
+    }
 }

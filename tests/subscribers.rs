@@ -105,7 +105,7 @@ impl Handler<Journal> for Recorder {
         for e in msg.iter() {
             received
                 .events
-                .push((e.sensor.to_string(), e.event.as_str().to_string(), e.cause));
+                .push((e.subject().to_string(), e.event.as_str().to_string(), e.cause));
         }
     }
 }

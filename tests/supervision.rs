@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Event {
-    sensor: String,
+    /// Absent for a group's own events, which name the group.
+    sensor: Option<String>,
+    group: Option<String>,
     event: String,
     cause: Option<String>,
     delay_ms: Option<u64>,
@@ -38,7 +40,8 @@ impl Outcome {
             .iter()
             .filter(|e| e.event != "started")
             .map(|e| {
-                let mut line = format!("{} {}", e.sensor, e.event);
+                let who = e.sensor.as_ref().or(e.group.as_ref()).unwrap();
+                let mut line = format!("{who} {}", e.event);
                 if let Some(cause) = &e.cause {
                     line += &format!(" ({cause})");
                 }
@@ -401,7 +404,12 @@ async fn one_for_all_restarts_the_siblings() {
     assert_eq!(out.read_in(3), ["outside", "bus-1", "bus-2", "bus-3"]);
     // The journal opens with the first starts, group by group: the configured group, then the
     // shard of the ungrouped sensor.
-    let started: Vec<&str> = out.events.iter().take(4).map(|e| e.sensor.as_str()).collect();
+    let started: Vec<&str> = out
+        .events
+        .iter()
+        .take(4)
+        .map(|e| e.sensor.as_deref().unwrap())
+        .collect();
     assert!(out.events[..4].iter().all(|e| e.event == "started"), "{:?}", out.events);
     assert_eq!(started, ["bus-1", "bus-2", "bus-3", "outside"]);
 }
@@ -429,6 +437,104 @@ async fn rest_for_one_restarts_only_the_later_siblings() {
     );
     let restarts: Vec<u32> = out.summary.sensors.iter().map(|s| s.restarts).collect();
     assert_eq!(restarts, [0, 0, 1, 1]);
+}
+
+/// Two members of a one_for_all group fail in the same round (bus-1 and bus-2, round 2): both
+/// failures are journaled first, then the one restart of the whole group: bus-2 is not also
+/// `stopped` by bus-1's restart (its actor is already gone), and its `failed` does not come after
+/// the `restart_scheduled` of the restart it is part of. One restart, counted once.
+#[actix_rt::test]
+async fn failures_of_one_round_are_journaled_before_the_restart_they_cause() {
+    tokio::time::pause();
+    let faults =
+        "{ round = 2, fault = \"fatal\", sensor = \"bus-1\" }, { round = 2, fault = \"fatal\", sensor = \"bus-2\" }";
+    let out = run_toml(&group("one_for_all", 3, faults)).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "bus-1 failed (fatal: injected fatal error in round 2)",
+            "bus-2 failed (fatal: injected fatal error in round 2)",
+            "bus-3 stopped (one_for_all: restarting with bus-1)",
+            "bus-1 restart_scheduled in 200ms #0",
+            "bus-2 restart_scheduled in 200ms #0",
+            "bus-3 restart_scheduled in 200ms #0",
+            "bus-1 restarted #1",
+            "bus-2 restarted #1",
+            "bus-3 restarted #1",
+        ]
+    );
+    let restarts: Vec<u32> = out.summary.sensors.iter().map(|s| s.restarts).collect();
+    assert_eq!(restarts, [0, 1, 1, 1]);
+}
+
+/// A temporary member that fails in the same round as a sibling of a one_for_all group stays
+/// stopped, as its restart type says: it is settled before the sibling's restart, which takes
+/// in only the members still running.
+#[actix_rt::test]
+async fn a_temporary_member_failing_with_a_sibling_stays_stopped() {
+    tokio::time::pause();
+    let toml = format!(
+        r#"{BASE}
+[[sensors]]
+name = "bus"
+count = 2
+group = "bus-a"
+latency = ["100ms", "100ms"]
+error_rate = 0.0
+faults = [{{ round = 2, fault = "fatal", sensor = "bus-1" }}]
+[[sensors]]
+id = "tmp"
+group = "bus-a"
+restart = "temporary"
+latency = ["100ms", "100ms"]
+error_rate = 0.0
+faults = [{{ round = 2, fault = "fatal" }}]
+[[groups]]
+name = "bus-a"
+strategy = "one_for_all"
+"#
+    )
+    .replace("seed = 11", "seed = 11\nrounds = 4");
+    let out = run_toml(&toml).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "bus-1 failed (fatal: injected fatal error in round 2)",
+            "tmp failed (fatal: injected fatal error in round 2)",
+            "tmp stopped (temporary: not restarted)",
+            "bus-2 stopped (one_for_all: restarting with bus-1)",
+            "bus-1 restart_scheduled in 200ms #0",
+            "bus-2 restart_scheduled in 200ms #0",
+            "bus-1 restarted #1",
+            "bus-2 restarted #1",
+        ]
+    );
+    let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["running", "running", "stopped"]);
+}
+
+/// Two members of a group fail in the round that makes the group escalate (bus-1 and bus-3,
+/// round 2, rest_for_one, no restart allowed): both failures are journaled first, then bus-1's
+/// restart stops bus-2 (bus-3's actor is already gone) and escalates; nothing of a member comes
+/// after the escalation that gave it up.
+#[actix_rt::test]
+async fn no_member_event_follows_its_groups_escalation() {
+    tokio::time::pause();
+    let faults =
+        "{ round = 2, fault = \"fatal\", sensor = \"bus-1\" }, { round = 2, fault = \"fatal\", sensor = \"bus-3\" }";
+    let out = run_toml(&group("rest_for_one", 0, faults)).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "bus-1 failed (fatal: injected fatal error in round 2)",
+            "bus-3 failed (fatal: injected fatal error in round 2)",
+            "bus-2 stopped (rest_for_one: restarting with bus-1)",
+            "bus-a escalated (more than 0 restarts within 1m)",
+            "bus-a gave_up (escalated: more than 0 restarts within 1m)",
+        ]
+    );
+    let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["running", "given_up", "given_up", "given_up"]);
 }
 
 /// A group that exceeds its own intensity escalates; the root gives the group up, its sensors

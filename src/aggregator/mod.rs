@@ -23,6 +23,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::oneshot;
 
 use crate::analysis::tracks::{Finding, RoundDigest, TrackSummary, LATENCY_MAX_US};
+use crate::clock;
 use crate::config::SensorTable;
 use crate::data::{EventKind, Outcome, SupervisionEvent};
 use actix::Message;
@@ -459,7 +460,14 @@ impl Aggregator {
             seed: finish.seed,
             sensors,
             subscribers: self.outlets.stats(),
-            process: self.process(),
+            process: match clock::virtual_start() {
+                Some(start) => ProcessStats {
+                    wall_seconds: (clock::now() - start).as_seconds_f64(),
+                    ..ProcessStats::default()
+                },
+                None => self.process(),
+            },
+            virtual_clock: clock::virtual_start(),
         }
     }
 }

@@ -179,7 +179,7 @@ impl Tracks {
                     detector: detector.clone(),
                     detail,
                     value,
-                    timestamp: reading.map_or_else(Utc::now, |r| r.timestamp),
+                    timestamp: reading.map_or_else(crate::clock::now, |r| r.timestamp),
                     source_row: reading.and_then(|r| r.source_row()),
                 });
             },

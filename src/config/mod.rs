@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::analysis::AnalysisConfig;
 use crate::driver::{self, simulated, DriverSpec};
 use crate::registry::Registry;
+use crate::report::MachineMemory;
 use raw::{parse_toml, RawConfig};
 
 pub use crate::data::RestartType;
@@ -272,11 +273,29 @@ impl Config {
 
     /// Reads and validates the file at `path` with the drivers and detectors of `registry`.
     pub fn load_with(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        use std::io::Read as _;
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let error = |message: String| ConfigError {
             origin: origin.clone(),
             field: "file".into(),
-            message: format!("cannot read: {}", io_reason(&e)),
+            message,
+        };
+        // Bounded: `/dev/zero` or an endless pipe is refused, not read until memory runs out.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| error(format!("cannot read: {}", io_reason(&e))))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(error(format!(
+                "expected a file of at most {} MiB (for larger fleets use `count` entries or a replay `id_column`)",
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            error(format!(
+                "expected UTF-8 text (an invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         Config::parse(&text, &origin, base, registry)
@@ -315,11 +334,90 @@ impl Config {
         Ok(())
     }
 
+    /// The memory a run of this configuration is expected to hold at its peak, in bytes:
+    /// [`SENSOR_BYTES`] per sensor plus 6 bytes per value of its analysis window (allocated when
+    /// the sensor is first analysed). An estimate from the measured figures of
+    /// docs/performance.md, for refusing what cannot fit before anything is allocated.
+    pub fn memory_estimate(&self) -> u64 {
+        let window = self.analysis.window as u64;
+        self.sensors.len() as u64 * (SENSOR_BYTES + WINDOW_VALUE_BYTES * window)
+    }
+
+    /// Refuses a configuration whose [`memory_estimate`](Config::memory_estimate) exceeds what
+    /// the process may hold (`memory.limit_bytes`), naming the estimate. A run over what is
+    /// available now, but within the limit, is allowed: the warning returned says so.
+    pub fn check_memory(&self, origin: &str, memory: MachineMemory) -> Result<Option<String>, ConfigError> {
+        let estimate = self.memory_estimate();
+        let n = self.sensors.len();
+        let window = self.analysis.window;
+        let need = format!(
+            "{n} sensors with a {window}-value window need about {} ({SENSOR_BYTES} B per sensor and {WINDOW_VALUE_BYTES} B per window value)",
+            gigabytes(estimate)
+        );
+        if estimate > memory.limit_bytes {
+            let field = if window > crate::analysis::DEFAULT_WINDOW {
+                "analysis.window"
+            } else {
+                "sensors"
+            };
+            return Err(ConfigError::new(
+                origin,
+                field,
+                format!(
+                    "{need}, more than the {} this process may use; lower the window or the sensor count",
+                    gigabytes(memory.limit_bytes)
+                ),
+            ));
+        }
+        Ok((estimate > memory.available_bytes).then(|| {
+            format!(
+                "{origin}: {need}, more than the {} available now (of {}): the machine may swap",
+                gigabytes(memory.available_bytes),
+                gigabytes(memory.limit_bytes)
+            )
+        }))
+    }
+
+    /// Checks that every sensor can run on `clock`: on a virtual clock, none whose driver reads
+    /// the real world ([`DriverSpec::real_world`]).
+    pub fn check_clock(&self, clock: crate::Clock, origin: &str) -> Result<(), ConfigError> {
+        if clock == crate::Clock::Wall {
+            return Ok(());
+        }
+        match self.sensors.iter().position(|s| s.driver.real_world()) {
+            Some(i) => Err(ConfigError::new(
+                origin,
+                "sensors",
+                format!(
+                    "sensor {} (kind {}) reads the real world, which a virtual clock cannot simulate; run it with --clock wall",
+                    crate::parse::quoted(&self.sensors[i].id),
+                    crate::parse::quoted(&self.sensors[i].kind)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
     pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
         self.collection
             .check(origin, |key| format!("--{}", key.replace('_', "-")))
     }
+}
+
+/// The largest configuration file, in bytes (parsing takes about 27 times its size in memory).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Memory per sensor at a run's peak, outputs on, besides its analysis window (measured at
+/// 1.4-1.6 KB without outputs and about 0.9 KB more with them; docs/performance.md).
+pub const SENSOR_BYTES: u64 = 2048;
+
+/// Memory per value of a sensor's analysis window (an `f32` and a `u16` position).
+const WINDOW_VALUE_BYTES: u64 = 6;
+
+/// Bytes as GB with one decimal (at least 0.1).
+fn gigabytes(bytes: u64) -> String {
+    format!("{:.1} GB", (bytes as f64 / 1e9).max(0.1))
 }
 
 /// Makes the id of the `i`-th (1-based) of `count` sensors: `<name>-<i>`, zero-padded to the
@@ -372,6 +470,35 @@ mod tests {
         assert_eq!(c.collection.interval, Duration::from_secs(1));
         assert_eq!(c.collection.read_timeout, Duration::from_secs(2));
         assert_eq!(c.collection.rounds, None);
+    }
+
+    /// The estimate is sensors × (2,048 + 6 × window) bytes; exactly at the limit is allowed, one
+    /// byte more is refused with the estimate, and over what is available only warns.
+    #[test]
+    fn memory_over_the_limit_is_refused_before_allocating() {
+        let mut config =
+            Config::from_toml_str("[analysis]\nwindow = 1000\n[[sensors]]\ncount = 4\n", "m.toml").unwrap();
+        let estimate = 4 * (2048 + 6 * 1000);
+        assert_eq!(config.memory_estimate(), estimate);
+        let fits = MachineMemory::new(estimate, estimate);
+        assert_eq!(config.check_memory("m.toml", fits).unwrap(), None);
+        let e = config
+            .check_memory("m.toml", MachineMemory::new(estimate - 1, estimate - 1))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "m.toml: analysis.window: 4 sensors with a 1000-value window need about 0.1 GB (2048 B per sensor and 6 B per window value), more than the 0.1 GB this process may use; lower the window or the sensor count"
+        );
+        let warning = config
+            .check_memory("m.toml", MachineMemory::new(estimate, estimate - 1))
+            .unwrap()
+            .unwrap();
+        assert!(warning.contains("more than the 0.1 GB available now"), "{warning}");
+        // With the default window, the sensors are the field to change.
+        config.analysis.window = crate::analysis::DEFAULT_WINDOW;
+        let e = config.check_memory("m.toml", MachineMemory::new(1, 1)).unwrap_err();
+        assert!(e.to_string().starts_with("m.toml: sensors: 4 sensors"), "{e}");
     }
 
     #[test]

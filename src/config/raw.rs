@@ -26,12 +26,48 @@ pub(super) fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Resul
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(": ");
-        if let Some(span) = inner.span() {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            message = format!("{message} (line {line})");
+        if message == "number too large to fit in target type" {
+            message = format!("expected an integer of at most {} (TOML's largest)", i64::MAX);
         }
-        let field = if path == "." { "toml".to_string() } else { path };
+        let mut field = if path == "." { "toml".to_string() } else { path };
+        if let Some(span) = inner.span() {
+            let start = span.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            message = format!("{message} (line {line})");
+            if field == "toml" {
+                field = key_at(text, start).unwrap_or(field);
+            }
+        }
         ConfigError::new(origin, field, message)
+    })
+}
+
+/// The key a syntax error at byte `offset` is in, as a field path (`supervision.hung_after`,
+/// `sensors[2].count`), read from the text: the `key = ...` of its line under the last table
+/// header before it. `None` when the line assigns nothing.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    if key.is_empty() || key.starts_with(['[', '#']) {
+        return None;
+    }
+    let mut section = String::new();
+    let mut arrays: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for header in text[..line_start].lines().map(str::trim) {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            let name = name.trim();
+            let index = arrays.entry(name).and_modify(|i| *i += 1).or_insert(0);
+            section = format!("{name}[{index}]");
+        } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            section = name.trim().to_string();
+        }
+    }
+    Some(if section.is_empty() {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
     })
 }
 
@@ -172,7 +208,22 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_line() {
         let e = err("[[sensors]]\ncount = = 1\n");
-        assert!(e.starts_with("c.toml: toml: "), "{e}");
+        assert!(e.starts_with("c.toml: sensors[0].count: "), "{e}");
         assert!(e.ends_with("(line 2)"), "{e}");
+        // A line that assigns nothing has no key to name.
+        let e = err("[[sensors]\ncount = 1\n");
+        assert!(e.starts_with("c.toml: toml: "), "{e}");
+    }
+
+    /// An integer past TOML's range names its key, under the right table and array entry.
+    #[test]
+    fn integers_too_large_name_their_key() {
+        let e = err("[supervision]\nhung_after = 18446744073709551615\n[[sensors]]\ncount=1\n");
+        assert_eq!(
+            e,
+            "c.toml: supervision.hung_after: expected an integer of at most 9223372036854775807 (TOML's largest) (line 2)"
+        );
+        let e = err("[[sensors]]\ncount=1\n[[groups]]\nname=\"g\"\n[[sensors]]\n\"count\" = 99999999999999999999\n");
+        assert!(e.starts_with("c.toml: sensors[1].count: expected an integer"), "{e}");
     }
 }

@@ -16,7 +16,7 @@ use super::{
     RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
-use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError};
+use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError, ID_MAX};
 use crate::registry::Registry;
 
 impl RawConfig {
@@ -51,6 +51,7 @@ impl RawConfig {
             ));
         }
         let mut sensors = Vec::new();
+        let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         for (i, table) in self.sensors.into_iter().enumerate() {
             expand_entry(
                 table,
@@ -58,7 +59,7 @@ impl RawConfig {
                 base,
                 i,
                 &supervision,
-                &groups,
+                &group_names,
                 &registry.drivers,
                 &mut sensors,
             )?;
@@ -152,19 +153,16 @@ impl RawPolicy {
     }
 }
 
+/// Longest unit, in bytes (it is written with every reading).
+const UNIT_MAX: usize = 32;
+
 fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, ConfigError> {
     let mut groups: Vec<GroupSpec> = Vec::with_capacity(raw.len());
+    let mut names = HashSet::with_capacity(raw.len());
     for (i, g) in raw.into_iter().enumerate() {
         let at = format!("groups[{i}]");
-        if g.name.trim().is_empty() {
-            return Err(ConfigError::new(
-                origin,
-                format!("{at}.name"),
-                "expected a non-empty name",
-            ));
-        }
-        check_label(&g.name).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
-        if groups.iter().any(|other| other.name == g.name) {
+        check_label(&g.name, "name", ID_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.name"), m))?;
+        if !names.insert(g.name.clone()) {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.name"),
@@ -200,7 +198,7 @@ fn expand_entry(
     base: &Path,
     index: usize,
     defaults: &RestartPolicy,
-    groups: &[GroupSpec],
+    groups: &HashSet<&str>,
     drivers: &DriverRegistry,
     out: &mut Vec<SensorSpec>,
 ) -> Result<(), ConfigError> {
@@ -232,22 +230,15 @@ fn expand_entry(
         .clone()
         .unwrap_or_else(|| driver.default_kind().unwrap_or(driver_name).to_string())
         .into();
-    if kind.is_empty() {
-        return Err(ConfigError::new(
-            origin,
-            format!("{at}.kind"),
-            "expected a non-empty kind",
-        ));
-    }
-    check_label(&kind).map_err(|m| ConfigError::new(origin, format!("{at}.kind"), m))?;
+    check_label(&kind, "kind", ID_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.kind"), m))?;
     let unit: Arc<str> = common
         .unit
         .clone()
         .unwrap_or_else(|| driver.default_unit().unwrap_or(default_unit(&kind)).to_string())
         .into();
-    check_label(&unit).map_err(|m| ConfigError::new(origin, format!("{at}.unit"), m))?;
+    check_label(&unit, "unit", UNIT_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.unit"), m))?;
     let group = match &common.group {
-        Some(g) if !groups.iter().any(|spec| &spec.name == g) => {
+        Some(g) if !groups.contains(g.as_str()) => {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.group"),
@@ -384,6 +375,38 @@ impl CollectionConfig {
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, RestartType};
+
+    /// Names shown as they are (kinds, units, group names) are bounded and printable, like ids;
+    /// a unit may be empty and is at most 32 bytes, exactly 32 being fine.
+    #[test]
+    fn kinds_units_and_group_names_are_bounded_and_printable() {
+        let sensor = "[[sensors]]\ncount = 1\n";
+        let e = err(&format!("{sensor}unit = \"{}\"\n", "u".repeat(33)));
+        assert!(
+            e.starts_with("c.toml: sensors[0].unit: expected a unit of at most 32 bytes"),
+            "{e}"
+        );
+        assert!(Config::from_toml_str(&format!("{sensor}unit = \"{}\"\n", "u".repeat(32)), "c.toml").is_ok());
+        assert!(Config::from_toml_str(&format!("{sensor}unit = \"\"\n"), "c.toml").is_ok());
+        let e = err(&format!("{sensor}unit = \"a\\u0007\"\n"));
+        assert!(e.starts_with("c.toml: sensors[0].unit: "), "{e}");
+        let e = err("[[sensors]]\nid = \"x\"\nkind = \"t\\u202Eemp\"\n");
+        assert!(
+            e.starts_with("c.toml: sensors[0].kind: expected a kind of at most 256 bytes"),
+            "{e}"
+        );
+        let e = err("[[groups]]\nname = \"g\\n1\"\n[[sensors]]\ncount = 1\ngroup = \"g\\n1\"\n");
+        assert_eq!(
+            e,
+            "c.toml: groups[0].name: expected a name of at most 256 bytes without control or invisible characters, got \"g\\n1\""
+        );
+        let e = err(&format!("[[groups]]\nname = \"{}\"\n{sensor}", "g".repeat(257)));
+        assert!(
+            e.starts_with("c.toml: groups[0].name: expected a name of at most 256 bytes"),
+            "{e}"
+        );
+        assert!(e.len() < 300, "{e}");
+    }
 
     fn err(text: &str) -> String {
         Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
@@ -552,18 +575,18 @@ mod tests {
     fn kinds_units_and_group_names_are_printable() {
         assert_eq!(
             err("[[sensors]]\nkind = \"te\\nmp\"\n"),
-            "c.toml: sensors[0].kind: expected at most 256 bytes without control characters, got \"te\\nmp\""
+            "c.toml: sensors[0].kind: expected a kind of at most 256 bytes without control or invisible characters, got \"te\\nmp\""
         );
         assert_eq!(
             err("[[sensors]]\nunit = \"\\u001b[31mC\"\n"),
-            "c.toml: sensors[0].unit: expected at most 256 bytes without control characters, got \"\\u{1b}[31mC\""
+            "c.toml: sensors[0].unit: expected a unit of at most 32 bytes without control or invisible characters, got \"\\u{1b}[31mC\""
         );
         assert_eq!(
             err("[[groups]]\nname = \"b\\u2028us\"\n[[sensors]]\ngroup = \"b\\u2028us\"\n"),
-            "c.toml: groups[0].name: expected at most 256 bytes without control characters, got \"b\\u{2028}us\""
+            "c.toml: groups[0].name: expected a name of at most 256 bytes without control or invisible characters, got \"b\\u{2028}us\""
         );
         assert!(err(&format!("[[sensors]]\nkind = \"{}\"\n", "k".repeat(257)))
-            .starts_with("c.toml: sensors[0].kind: expected at most 256 bytes"));
+            .starts_with("c.toml: sensors[0].kind: expected a kind of at most 256 bytes"));
     }
 
     #[test]

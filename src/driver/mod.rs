@@ -224,6 +224,14 @@ pub trait DriverSpec: sealed::AsAny + Send + Sync + fmt::Debug {
     fn sensor_keys(&self) -> Option<Vec<(String, Arc<dyn DriverSpec>)>> {
         None
     }
+
+    /// Whether the readings come from the real world (this machine, a device, a broker), whose
+    /// time cannot be simulated: such a driver refuses a run on a virtual clock
+    /// ([`Clock::Virtual`](crate::Clock::Virtual)). `false` (the default) for drivers whose
+    /// readings depend only on their settings, the seed and the round.
+    fn real_world(&self) -> bool {
+        false
+    }
 }
 
 mod sealed {

@@ -409,7 +409,7 @@ impl Simulated {
         }
         let flapping = self
             .scripted(round, FaultKind::Flap)
-            .is_some_and(|f| (round - f.round + 1) % f.every == 0);
+            .is_some_and(|f| (round - f.round + 1).is_multiple_of(f.every));
         if self.scripted(round, FaultKind::Error).is_some() || flapping || self.draw(error_rate) {
             let error = ReadError::Failed("simulated read failure".into());
             return (latency, Behaviour::Answer(Err(error)));

@@ -38,6 +38,11 @@ impl DriverSpec for Settings {
         DriverBuild::driver(System::new(self.clone(), ctx))
     }
 
+    /// This machine's metrics now: no virtual clock.
+    fn real_world(&self) -> bool {
+        true
+    }
+
     /// The metric's name.
     fn default_kind(&self) -> Option<&str> {
         Some(self.metric.as_str())

@@ -1,80 +1,111 @@
 //! [`JsonlFiles`]: the `--out DIR` files, a sink attached to the streams like any user's.
 //!
-//! It writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line through
-//! buffers flushed after every message (one per round and stream), so a run that is stopped or
+//! It writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line, handing them
+//! to the files after every message (one per round and stream), so a run that is stopped or
 //! fails loses nothing it already collected, and `summary.json` when the run's summary arrives.
-//! A failed write is logged once per file, the run goes on (the other files too), and the first
-//! error is kept for [`TakeOutputError`]. The schemas are in `docs/outputs.md`.
+//! The folder is locked against a second run, no symbolic link is followed, a failed write never
+//! leaves a torn line (the lines it held are counted as lost and writing goes on with the next
+//! message), and `summary.json` is replaced atomically. The first error is kept for
+//! [`TakeOutputError`]. The schemas and guarantees are in `docs/outputs.md`.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
-use crate::data::SupervisionEvent;
+use super::durable::{self, DirLock, LineWriter};
 use crate::streams::{Anomalies, Journal, Readings, RunSummary};
 
 /// An output file could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", path.display())]
+#[error("{}{}", path.display(), lost_lines(*lost))]
+#[non_exhaustive]
 pub struct OutputError {
     /// The file or folder.
     pub path: PathBuf,
     /// The I/O error.
     #[source]
-    pub source: std::io::Error,
+    pub source: io::Error,
+    /// Lines of the line files that were not written, all files together, as of when the error
+    /// was taken with [`TakeOutputError`] (0 for a folder or file that could not be created).
+    pub lost: u64,
 }
 
-/// A JSON Lines file being written. After a failed write or flush it writes nothing more (a
-/// partial line is never followed by more lines).
+impl OutputError {
+    fn new(path: PathBuf, source: io::Error) -> Self {
+        OutputError { path, source, lost: 0 }
+    }
+}
+
+fn lost_lines(lost: u64) -> String {
+    match lost {
+        0 => String::new(),
+        1 => " (1 line was not written)".to_string(),
+        n => format!(" ({n} lines were not written)"),
+    }
+}
+
+/// A JSON Lines file being written.
 struct JsonLines {
     path: PathBuf,
-    writer: BufWriter<File>,
-    failed: bool,
+    writer: LineWriter<File>,
 }
 
 impl JsonLines {
     fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
-        let file = File::create(&path).map_err(|source| OutputError {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(JsonLines {
-            path,
-            writer: BufWriter::with_capacity(1 << 16, file),
-            failed: false,
-        })
+        match durable::create_file(&path) {
+            Ok(file) => Ok(JsonLines {
+                path,
+                writer: LineWriter::new(file),
+            }),
+            Err(source) => Err(OutputError::new(path, source)),
+        }
     }
 
-    /// Runs `io` on the writer unless the file already failed; a failure is reported once.
-    fn attempt(&mut self, io: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), OutputError> {
-        if self.failed {
-            return Ok(());
-        }
-        io(&mut self.writer).map_err(|source| {
-            self.failed = true;
-            log::error!(
-                "{}: {source}; nothing more is written to this file",
-                self.path.display()
-            );
-            OutputError {
-                path: self.path.clone(),
-                source,
+    /// Logs the start and the end of a streak of failed writes.
+    fn report(&mut self, was_failing: bool, result: io::Result<()>) -> Result<(), OutputError> {
+        match result {
+            Ok(()) if was_failing && !self.writer.failing => {
+                log::warn!(
+                    "{}: written again; {} lines were lost before",
+                    self.path.display(),
+                    self.writer.lost
+                );
+                Ok(())
             }
-        })
+            Ok(()) => Ok(()),
+            Err(source) => {
+                if !was_failing {
+                    log::error!(
+                        "{}: {source}; the file ends at its last whole line, lines are counted as lost until a write succeeds",
+                        self.path.display()
+                    );
+                }
+                Err(OutputError::new(self.path.clone(), source))
+            }
+        }
     }
 
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
-        self.attempt(|w| {
-            serde_json::to_writer(&mut *w, line)?;
-            w.write_all(b"\n")
-        })
+        let was_failing = self.writer.failing;
+        let result = self
+            .writer
+            .line(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from));
+        self.report(was_failing, result)
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {
-        self.attempt(|w| w.flush())
+        let was_failing = self.writer.failing;
+        let result = self.writer.flush();
+        self.report(was_failing, result)
+    }
+
+    fn sync(&mut self) -> Result<(), OutputError> {
+        let was_failing = self.writer.failing;
+        let result = self.writer.sync();
+        self.report(was_failing, result)
     }
 }
 
@@ -128,8 +159,14 @@ pub struct AnomalyLine<'a> {
 pub struct EventLine<'a> {
     /// RFC 3339 time of the event.
     pub timestamp: String,
-    /// Sensor (or group) id.
-    pub sensor: &'a str,
+    /// The round in flight, or the last one started (0 before the first).
+    pub round: u64,
+    /// Sensor id; absent for an event of a group itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<&'a str>,
+    /// The `[[groups]]` entry of the sensor, or the group the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
     /// Event name.
     pub event: &'a str,
     /// Why, for failures and give-ups.
@@ -141,6 +178,19 @@ pub struct EventLine<'a> {
     /// Restarts so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restarts: Option<u32>,
+    /// For `restart_scheduled`: which delay of the backoff (1 for `backoff_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For `restart_scheduled`: whether the backoff started over (the sensor ran `within`
+    /// without failing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_reset: Option<bool>,
+    /// For `restart_scheduled`: restarts in the intensity window, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// For `restart_scheduled`: restarts the window allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
 }
 
 /// The files of `--out DIR`, as an actor: a lossless subscriber of the readings, the
@@ -175,21 +225,31 @@ pub struct JsonlFiles {
     events: JsonLines,
     /// The first write error of the run.
     error: Option<OutputError>,
+    /// Held while the run writes the folder.
+    _lock: DirLock,
 }
 
 impl JsonlFiles {
-    /// Creates `dir` and the three line files in it (truncating earlier ones).
+    /// Creates `dir` and locks it against a second writer, removes an earlier `summary.json`
+    /// (it appears again only when this run ends), and creates the three line files in it
+    /// (truncating earlier ones). A symbolic link, a FIFO or a folder in place of a file is
+    /// refused, never followed or truncated.
     pub fn create(dir: &Path) -> Result<JsonlFiles, OutputError> {
-        std::fs::create_dir_all(dir).map_err(|source| OutputError {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OutputError::new(path, source)
+        };
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
+        let lock = DirLock::take(dir).map_err(at(dir))?;
+        let summary = dir.join("summary.json");
+        durable::remove_if_present(&summary).map_err(at(&summary))?;
         Ok(JsonlFiles {
             dir: dir.to_path_buf(),
             readings: JsonLines::create(dir.join("readings.jsonl"))?,
             anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
             events: JsonLines::create(dir.join("events.jsonl"))?,
             error: None,
+            _lock: lock,
         })
     }
 
@@ -256,21 +316,19 @@ impl Handler<Journal> for JsonlFiles {
 
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for event in journal.iter() {
-            let SupervisionEvent {
-                timestamp,
-                sensor,
-                event,
-                cause,
-                delay,
-                restarts,
-            } = event;
             let result = self.events.write(&EventLine {
-                timestamp: rfc3339(&timestamp),
-                sensor: &sensor,
-                event: event.as_str(),
-                cause: cause.as_deref(),
-                delay_ms: delay.map(|d| d.as_millis() as u64),
-                restarts,
+                timestamp: rfc3339(&event.timestamp),
+                round: event.round,
+                sensor: event.sensor.as_deref(),
+                group: event.group.as_deref(),
+                event: event.event.as_str(),
+                cause: event.cause.as_deref(),
+                delay_ms: event.delay.map(|d| d.as_millis() as u64),
+                restarts: event.restarts,
+                attempt: event.backoff.map(|b| b.attempt),
+                backoff_reset: event.backoff.map(|b| b.reset),
+                window: event.backoff.map(|b| b.window),
+                max_restarts: event.backoff.map(|b| b.max_restarts),
             });
             self.note(result);
         }
@@ -282,19 +340,23 @@ impl Handler<Journal> for JsonlFiles {
 impl Handler<RunSummary> for JsonlFiles {
     type Result = ();
 
-    /// Flushes everything and writes `summary.json`.
+    /// Flushes everything, syncs the line files and replaces `summary.json` atomically (so a
+    /// `summary.json` is always whole, and the line files it counts are on disk before it).
     fn handle(&mut self, end: RunSummary, _ctx: &mut Context<Self>) {
-        for result in [self.readings.flush(), self.anomalies.flush(), self.events.flush()] {
+        for result in [self.readings.sync(), self.anomalies.sync(), self.events.sync()] {
             self.note(result);
         }
         let path = self.dir.join("summary.json");
         let written = serde_json::to_vec_pretty(&*end.summary)
-            .map_err(std::io::Error::from)
+            .map_err(io::Error::from)
             .and_then(|mut text| {
                 text.push(b'\n');
-                std::fs::write(&path, text)
+                durable::replace_atomically(&path, &text)
             })
-            .map_err(|source| OutputError { path, source });
+            .map_err(|source| OutputError::new(path, source));
+        if let Err(e) = &written {
+            log::error!("{e}: {}", e.source);
+        }
         self.note(written);
     }
 }
@@ -308,7 +370,11 @@ impl Handler<TakeOutputError> for JsonlFiles {
     type Result = MessageResult<TakeOutputError>;
 
     fn handle(&mut self, _msg: TakeOutputError, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.error.take())
+        let lost = [&self.readings, &self.anomalies, &self.events]
+            .iter()
+            .map(|file| file.writer.lost)
+            .sum();
+        MessageResult(self.error.take().map(|error| OutputError { lost, ..error }))
     }
 }
 

@@ -7,6 +7,7 @@
 //!
 //! The summary table is printed by the binary from the [`Summary`](crate::Summary) the run returns.
 
+mod durable;
 mod jsonl;
 mod log;
 

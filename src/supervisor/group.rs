@@ -257,6 +257,8 @@ pub(crate) struct GroupSupervisor {
     /// Set when the root took the final states (the run is ending): from then on nothing
     /// changes and nothing is journaled, so the summary and the journal tell the same end.
     ending: bool,
+    /// The round in flight, or the last one started (0 before the first): the journal's round.
+    round: u64,
 }
 
 impl GroupSupervisor {
@@ -285,6 +287,7 @@ impl GroupSupervisor {
             escalated: false,
             started: false,
             ending: false,
+            round: 0,
         }
     }
 
@@ -296,40 +299,43 @@ impl GroupSupervisor {
         self.setup.sensors.id(self.setup.members[local])
     }
 
-    fn journal_as(
-        &self,
-        sensor: Arc<str>,
-        event: EventKind,
-        cause: Option<String>,
-        delay: Option<Duration>,
-        restarts: Option<u32>,
-    ) {
+    /// An event of this group's journal: about `sensor`, or the group itself when `None`.
+    fn event(&self, sensor: Option<Arc<str>>, event: EventKind, cause: Option<String>) -> SupervisionEvent {
+        let group = match self.setup.kind {
+            GroupKind::Configured { .. } => Some(self.setup.name.clone()),
+            GroupKind::Shard => None,
+        };
+        SupervisionEvent {
+            timestamp: crate::clock::now(),
+            round: self.round,
+            sensor,
+            group,
+            event,
+            cause,
+            delay: None,
+            restarts: None,
+            backoff: None,
+        }
+    }
+
+    /// Logs `event` and sends it to the journal.
+    fn send(&self, event: SupervisionEvent) {
         let level = if self.started {
             log::Level::Info
         } else {
             log::Level::Debug
         };
-        let event = SupervisionEvent {
-            timestamp: chrono::Utc::now(),
-            sensor,
-            event,
-            cause,
-            delay,
-            restarts,
-        };
         super::log_event(level, &event);
         self.setup.journal.do_send(event);
     }
 
-    fn journal(
-        &self,
-        local: usize,
-        event: EventKind,
-        cause: Option<String>,
-        delay: Option<Duration>,
-        restarts: Option<u32>,
-    ) {
-        self.journal_as(self.id(local), event, cause, delay, restarts);
+    /// Journals `event` of member `local`.
+    fn journal(&self, local: usize, event: EventKind, cause: Option<String>, restarts: Option<u32>) {
+        let event = SupervisionEvent {
+            restarts,
+            ..self.event(Some(self.id(local)), event, cause)
+        };
+        self.send(event);
     }
 
     /// Builds the member's driver and actor from its spec, on this group's arbiter. A build that
@@ -399,10 +405,13 @@ impl GroupSupervisor {
         self.complete_if_settled(ctx);
     }
 
-    fn stop_actor(&mut self, local: usize) {
-        if let Some(addr) = self.children[local].addr.take() {
+    /// Stops member `local`'s actor; whether it had one.
+    fn stop_actor(&mut self, local: usize) -> bool {
+        let addr = self.children[local].addr.take();
+        if let Some(addr) = &addr {
             addr.do_send(StopSensor);
         }
+        addr.is_some()
     }
 
     fn live(&self) -> bool {
@@ -414,14 +423,19 @@ impl GroupSupervisor {
     /// Applies supervision to one round's notes, in member order (`incarnations` as they were
     /// when the round started).
     fn supervise(&mut self, incarnations: &[u32], notes: &mut [(u32, Note)], ctx: &mut Context<Self>) {
-        notes.sort_by_key(|&(local, _)| local);
-        // Decide every note first, then act: a strategy restart may stop members whose notes
-        // come later; `fail` journals their failure but decides nothing more for them.
-        let mut actions = Vec::new();
+        // A member may have two notes: a read that timed out, then a build that failed (the
+        // cause of the timeout). Its explicit failure comes first, and is its one failure.
+        notes.sort_by_key(|(local, note)| (*local, matches!(note, Note::TimedOut)));
+        // Turn every note into a failure or an exit first, then act on them together: a
+        // strategy restart may take in members whose notes come later.
+        let mut actions: Vec<(usize, Action)> = Vec::new();
         for (local, note) in notes.iter_mut() {
             let local = *local as usize;
             let child = &mut self.children[local];
-            if child.incarnation != incarnations[local] || child.state != SensorState::Running {
+            if child.incarnation != incarnations[local]
+                || child.state != SensorState::Running
+                || actions.last().is_some_and(|&(last, _)| last == local)
+            {
                 continue;
             }
             match note {
@@ -438,41 +452,55 @@ impl GroupSupervisor {
                 Note::Exhausted => actions.push((local, Action::Exit("exhausted"))),
             }
         }
-        for (local, action) in actions {
-            match action {
-                Action::Fail(cause) => self.fail(local, cause, ctx),
-                Action::Exit(why) => self.exit(local, why, ctx),
-            }
-        }
+        self.end_members(actions, ctx);
     }
 
-    /// A failure: journal it, then restart as the restart type and strategy say.
+    /// A failure of one member (a build that failed outside a round).
     fn fail(&mut self, local: usize, cause: String, ctx: &mut Context<Self>) {
-        // A sibling's restart in this same round may already have stopped this sensor: the
-        // failure is journaled all the same, but nothing more is decided for it.
-        let running = self.children[local].state == SensorState::Running;
-        self.journal(local, EventKind::Failed, Some(cause), None, None);
-        if !running {
-            return;
-        }
-        self.stop_actor(local);
-        // Only a temporary sensor stays down after a failure; it says why.
-        match on_exit(self.spec(local).policy.restart, Exit::Failure) {
-            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
-            ControlFlow::Break(reason) => {
-                self.children[local].state = SensorState::Stopped;
-                self.journal(local, EventKind::Stopped, Some(reason.to_string()), None, None);
-            }
-        }
+        self.end_members(vec![(local, Action::Fail(cause))], ctx);
     }
 
-    /// A normal exit: only a permanent sensor is restarted.
-    fn exit(&mut self, local: usize, why: &'static str, ctx: &mut Context<Self>) {
-        self.stop_actor(local);
-        self.journal(local, EventKind::Stopped, Some(why.into()), None, None);
-        match on_exit(self.spec(local).policy.restart, Exit::Normal) {
-            ControlFlow::Continue(()) => self.restart_by_strategy(local, ctx),
-            ControlFlow::Break(_) => self.children[local].state = SensorState::Stopped,
+    /// Acts on the members that failed or exited together (in one round, or when a restarted
+    /// set's builds failed), in member order, in three steps:
+    /// 1. each one's `failed` or `stopped` is journaled and its actor stopped;
+    /// 2. those that stay down by their restart type (a temporary sensor's failure, a transient
+    ///    or temporary sensor's normal exit) are settled: they are not restarted with a sibling;
+    /// 3. the others are restarted by the strategy, each unless a sibling's restart has taken
+    ///    it in meanwhile (it restarts with that set) or the group has escalated.
+    ///
+    /// So a member's failure is never journaled after the restart, or the escalation, that it
+    /// is part of.
+    fn end_members(&mut self, ended: Vec<(usize, Action)>, ctx: &mut Context<Self>) {
+        let mut exits = Vec::with_capacity(ended.len());
+        for (local, action) in ended {
+            if self.children[local].state != SensorState::Running {
+                continue;
+            }
+            self.stop_actor(local);
+            let (exit, event, cause) = match action {
+                Action::Fail(cause) => (Exit::Failure, EventKind::Failed, cause),
+                Action::Exit(why) => (Exit::Normal, EventKind::Stopped, why.to_string()),
+            };
+            self.journal(local, event, Some(cause), None);
+            exits.push((local, exit));
+        }
+        let mut restarts = Vec::with_capacity(exits.len());
+        for (local, exit) in exits {
+            match on_exit(self.spec(local).policy.restart, exit) {
+                ControlFlow::Continue(()) => restarts.push(local),
+                ControlFlow::Break(reason) => {
+                    self.children[local].state = SensorState::Stopped;
+                    // A failure says why it is not restarted; a normal exit said it already.
+                    if exit == Exit::Failure {
+                        self.journal(local, EventKind::Stopped, Some(reason.to_string()), None);
+                    }
+                }
+            }
+        }
+        for local in restarts {
+            if self.children[local].state == SensorState::Running {
+                self.restart_by_strategy(local, ctx);
+            }
         }
     }
 
@@ -490,14 +518,17 @@ impl GroupSupervisor {
         // The siblings stop first, whatever comes next: if the group then escalates they are
         // given up with it, else they wait for the failed member's backoff with it.
         let failed_id = self.id(local);
+        // A sibling that failed or exited with `local` (its actor already gone, its end
+        // journaled) restarts with the set without being `stopped` again.
         for &s in set.iter().filter(|&&s| s != local) {
-            self.stop_actor(s);
-            let cause = StoppedWith {
-                strategy,
-                failed: &failed_id,
-            };
             self.children[s].state = SensorState::Restarting;
-            self.journal(s, EventKind::Stopped, Some(cause.to_string()), None, None);
+            if self.stop_actor(s) {
+                let cause = StoppedWith {
+                    strategy,
+                    failed: &failed_id,
+                };
+                self.journal(s, EventKind::Stopped, Some(cause.to_string()), None);
+            }
         }
         // A configured group counts this restart against its own intensity (one count for the
         // whole set), a shard against the failed sensor's; either way the delay is the failed
@@ -519,8 +550,8 @@ impl GroupSupervisor {
             }
             GroupKind::Shard => child.tracker.record_restart(now, policy, seed, index),
         };
-        let delay = match decision {
-            ControlFlow::Continue(delay) => delay,
+        let (delay, backoff) = match decision {
+            ControlFlow::Continue(scheduled) => scheduled,
             // Too many restarts: a configured group escalates to the root, a shard gives up
             // just this sensor.
             ControlFlow::Break(reason) => {
@@ -529,15 +560,20 @@ impl GroupSupervisor {
                 }
                 child.state = SensorState::GivenUp;
                 let restarts = child.restarts;
-                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), None, Some(restarts));
+                self.journal(local, EventKind::GaveUp, Some(reason.to_string()), Some(restarts));
                 return;
             }
         };
         // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
-            let restarts = self.children[s].restarts;
-            self.journal(s, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+            let event = SupervisionEvent {
+                delay: Some(delay),
+                restarts: Some(self.children[s].restarts),
+                backoff: Some(backoff),
+                ..self.event(Some(self.id(s)), EventKind::RestartScheduled, None)
+            };
+            self.send(event);
         }
         ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
     }
@@ -561,13 +597,12 @@ impl GroupSupervisor {
             child.restarts += 1;
             let restarts = child.restarts;
             failed.extend(self.spawn(local).map(|cause| (local, cause)));
-            self.journal(local, EventKind::Restarted, None, None, Some(restarts));
+            self.journal(local, EventKind::Restarted, None, Some(restarts));
         }
         // Builds that failed at once fail their members once the whole set is started, so that
         // a strategy's restart sees the set as it is.
-        for (local, cause) in failed {
-            self.fail(local, cause, ctx);
-        }
+        let failed = failed.into_iter().map(|(local, cause)| (local, Action::Fail(cause)));
+        self.end_members(failed.collect(), ctx);
     }
 
     /// The group exceeded its intensity: stop every member and pass the failure to the root.
@@ -577,13 +612,7 @@ impl GroupSupervisor {
             self.stop_actor(local);
             self.children[local].state = SensorState::GivenUp;
         }
-        self.journal_as(
-            self.setup.name.clone(),
-            EventKind::Escalated,
-            Some(cause.clone()),
-            None,
-            None,
-        );
+        self.send(self.event(None, EventKind::Escalated, Some(cause.clone())));
         self.setup.root.do_send(Escalation {
             group: self.setup.slot,
             cause,
@@ -796,13 +825,12 @@ impl Actor for GroupSupervisor {
             .collect();
         log::debug!("{}: {} sensors started", self.setup.name, self.children.len());
         self.setup.started.do_send(SensorsStarted {
-            timestamp: chrono::Utc::now(),
+            timestamp: crate::clock::now(),
             sensors: self.setup.members.clone(),
         });
         self.started = true;
-        for (local, cause) in failed {
-            self.fail(local, cause, ctx);
-        }
+        let failed = failed.into_iter().map(|(local, cause)| (local, Action::Fail(cause)));
+        self.end_members(failed.collect(), ctx);
     }
 }
 
@@ -870,6 +898,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
         let read = books.order.len();
+        self.round = msg.round;
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
             batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
@@ -954,7 +983,7 @@ mod tests {
     #[test]
     fn an_answer_later_than_the_read_timeout_is_timed_out() {
         let timeout = Duration::from_millis(120);
-        let now = chrono::Utc::now();
+        let now = crate::clock::now();
         let ok = |latency| outcome(Ok(Sample::value(1.0)), latency, now, timeout);
         assert!(matches!(ok(timeout), Outcome::Ok(_)));
         assert_eq!(ok(timeout + Duration::from_micros(1)), Outcome::TimedOut);

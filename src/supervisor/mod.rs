@@ -35,7 +35,7 @@ use crate::aggregator::{Finish, RoundReport, SensorsStarted};
 use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
-use crate::data::{Absence, EventKind, Outcome, SupervisionEvent};
+use crate::data::{Absence, Backoff, EventKind, Outcome, SupervisionEvent};
 use crate::report::Finished;
 use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
 
@@ -58,7 +58,7 @@ pub(crate) use crate::data::SensorState;
 
 /// Logs a journal event at `level`: `<sensor>: <event> (<cause>)`, or `... in <delay> ms`.
 fn log_event(level: log::Level, e: &SupervisionEvent) {
-    let (sensor, event) = (&e.sensor, e.event.as_str());
+    let (sensor, event) = (e.subject(), e.event.as_str());
     match (&e.cause, e.delay) {
         (Some(cause), _) => log::log!(level, "{sensor}: {event} ({cause})"),
         (None, Some(d)) => log::log!(level, "{sensor}: {event} in {} ms", d.as_millis()),
@@ -426,14 +426,21 @@ impl SensorSupervisor {
         let n = self.sensors.len();
         let name = self.groups[k].name.clone();
         let cause = format!("group stopped: {cause}");
-        self.journal(name.clone(), EventKind::Failed, Some(cause), None, None);
+        self.journal(name.clone(), EventKind::Failed, Some(cause), None, None, None);
         let group = &mut self.groups[k];
         // The jitter is drawn per group, after the sensors' draws (indices `n` and up).
         match group.tracker.record_stop(now, &self.policy, self.seed, n + k) {
-            ControlFlow::Continue(delay) => {
+            ControlFlow::Continue((delay, backoff)) => {
                 group.state = GroupState::Restarting;
                 let restarts = group.restarts;
-                self.journal(name, EventKind::RestartScheduled, None, Some(delay), Some(restarts));
+                self.journal(
+                    name,
+                    EventKind::RestartScheduled,
+                    None,
+                    Some(delay),
+                    Some(restarts),
+                    Some(backoff),
+                );
                 ctx.run_later(delay, move |act, _ctx| act.restart_group(k));
             }
             // Stopped too often: the group is lost, and the run will end saying so.
@@ -442,7 +449,7 @@ impl SensorSupervisor {
                 group.live = false;
                 let (restarts, cause) = (group.restarts, reason.to_string());
                 self.lost.push(format!("group {name} {cause}"));
-                self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts));
+                self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts), None);
             }
         }
     }
@@ -456,7 +463,7 @@ impl SensorSupervisor {
         group.state = GroupState::Running;
         group.restarts += 1;
         let (name, restarts) = (group.name.clone(), group.restarts);
-        self.journal(name, EventKind::Restarted, None, None, Some(restarts));
+        self.journal(name, EventKind::Restarted, None, None, Some(restarts), None);
     }
 
     /// Journals a group's event (and logs it).
@@ -467,14 +474,18 @@ impl SensorSupervisor {
         cause: Option<String>,
         delay: Option<Duration>,
         restarts: Option<u32>,
+        backoff: Option<Backoff>,
     ) {
         let event = SupervisionEvent {
-            timestamp: chrono::Utc::now(),
-            sensor: group,
+            timestamp: crate::clock::now(),
+            round: self.round,
+            sensor: None,
+            group: Some(group),
             event,
             cause,
             delay,
             restarts,
+            backoff,
         };
         log_event(log::Level::Warn, &event);
         self.aggregator.do_send(event);
@@ -585,15 +596,8 @@ impl Handler<Escalation> for SensorSupervisor {
         group.state = GroupState::Escalated;
         group.live = false;
         let cause = format!("escalated: {}", msg.cause);
-        log::info!("{}: gave_up ({cause})", group.name);
-        self.aggregator.do_send(SupervisionEvent {
-            timestamp: chrono::Utc::now(),
-            sensor: group.name.clone(),
-            event: EventKind::GaveUp,
-            cause: Some(cause),
-            delay: None,
-            restarts: None,
-        });
+        let name = group.name.clone();
+        self.journal(name, EventKind::GaveUp, Some(cause), None, None, None);
     }
 }
 
@@ -635,7 +639,7 @@ mod tests {
     fn group_events(journal: &[crate::data::SupervisionEvent], group: &str) -> Vec<Entry> {
         journal
             .iter()
-            .filter(|e| &*e.sensor == group)
+            .filter(|e| e.sensor.is_none() && e.group.as_deref() == Some(group))
             .map(|e| (e.event, e.cause.clone(), e.delay, e.restarts))
             .collect()
     }

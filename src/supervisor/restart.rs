@@ -27,7 +27,7 @@ use std::time::Duration;
 use actix_rt::time::Instant;
 
 use crate::config::{GroupStrategy, RestartPolicy};
-use crate::data::RestartType;
+use crate::data::{Backoff, RestartType};
 use crate::driver::driver_seed;
 
 /// Largest extra fraction of a backoff delay added as random jitter (as Akka's `randomFactor`).
@@ -173,11 +173,14 @@ impl RestartTracker {
         policy: &RestartPolicy,
         seed: u64,
         index: usize,
-    ) -> ControlFlow<NoRestart, Duration> {
-        if let ControlFlow::Break(limit) = self.window.admit(now, Intensity::of(policy)) {
-            return ControlFlow::Break(NoRestart::IntensityExceeded(limit));
+    ) -> ControlFlow<NoRestart, (Duration, Backoff)> {
+        let limit = Intensity::of(policy);
+        match self.window.admit(now, limit) {
+            ControlFlow::Break(limit) => ControlFlow::Break(NoRestart::IntensityExceeded(limit)),
+            ControlFlow::Continue(before) => {
+                ControlFlow::Continue(self.next_delay(now, policy, seed, index, before + 1, limit))
+            }
         }
-        ControlFlow::Continue(self.next_delay(now, policy, seed, index))
     }
 
     /// A restart of a configured group's member at `now`: the `group`'s window counts it against
@@ -191,24 +194,44 @@ impl RestartTracker {
         policy: &RestartPolicy,
         seed: u64,
         index: usize,
-    ) -> ControlFlow<NoRestart, Duration> {
-        if let ControlFlow::Break(limit) = group.admit(now, limit) {
-            return ControlFlow::Break(NoRestart::IntensityExceeded(limit));
+    ) -> ControlFlow<NoRestart, (Duration, Backoff)> {
+        match group.admit(now, limit) {
+            ControlFlow::Break(limit) => ControlFlow::Break(NoRestart::IntensityExceeded(limit)),
+            ControlFlow::Continue(before) => {
+                ControlFlow::Continue(self.next_delay(now, policy, seed, index, before + 1, limit))
+            }
         }
-        ControlFlow::Continue(self.next_delay(now, policy, seed, index))
     }
 
-    /// The delay before the restart about to be scheduled at `now`, and the step after it.
-    fn next_delay(&mut self, now: Instant, policy: &RestartPolicy, seed: u64, index: usize) -> Duration {
+    /// The delay before the restart about to be scheduled at `now` (the `window`-th within
+    /// `limit`), how it was chosen, and the step after it. The backoff starts over when the
+    /// actor ran `limit.within` without failing: the sensor's own window, or in a group the
+    /// group's (a member's own `max_restarts` and `within` are not used there).
+    fn next_delay(
+        &mut self,
+        now: Instant,
+        policy: &RestartPolicy,
+        seed: u64,
+        index: usize,
+        window: u32,
+        limit: Intensity,
+    ) -> (Duration, Backoff) {
         // A sensor that stayed healthy for the intensity window starts over from backoff_min.
-        if now.duration_since(self.running_since) >= policy.within {
+        let reset = self.backoff_step > 0 && now.duration_since(self.running_since) >= limit.within;
+        if reset {
             self.backoff_step = 0;
         }
         let draw = jitter(seed, index, self.backoffs);
         let delay = backoff_delay(policy.backoff_min, policy.backoff_max, self.backoff_step, draw);
+        let backoff = Backoff {
+            attempt: self.backoff_step.saturating_add(1),
+            reset,
+            window,
+            max_restarts: limit.max_restarts,
+        };
         self.backoff_step = self.backoff_step.saturating_add(1);
         self.backoffs = self.backoffs.wrapping_add(1);
-        delay
+        (delay, backoff)
     }
 }
 
@@ -232,14 +255,23 @@ impl GroupRestarts {
         policy: &RestartPolicy,
         seed: u64,
         index: usize,
-    ) -> ControlFlow<NoRestart, Duration> {
+    ) -> ControlFlow<NoRestart, (Duration, Backoff)> {
         let before = match self.window.admit(now, Intensity::of(policy)) {
             ControlFlow::Continue(before) => before,
             ControlFlow::Break(limit) => return ControlFlow::Break(NoRestart::StoppedTooOften(limit)),
         };
         let draw = jitter(seed, index, self.backoffs);
         self.backoffs = self.backoffs.wrapping_add(1);
-        ControlFlow::Continue(backoff_delay(policy.backoff_min, policy.backoff_max, before, draw))
+        let backoff = Backoff {
+            attempt: before + 1,
+            reset: false,
+            window: before + 1,
+            max_restarts: policy.max_restarts,
+        };
+        ControlFlow::Continue((
+            backoff_delay(policy.backoff_min, policy.backoff_max, before, draw),
+            backoff,
+        ))
     }
 }
 
@@ -300,6 +332,14 @@ mod tests {
     use crate::supervisor::SensorState::{self, *};
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// The delay of a decision, without how it was chosen.
+    fn delay_of(decision: ControlFlow<NoRestart, (Duration, Backoff)>) -> ControlFlow<NoRestart, Duration> {
+        match decision {
+            ControlFlow::Continue((delay, _)) => ControlFlow::Continue(delay),
+            ControlFlow::Break(reason) => ControlFlow::Break(reason),
+        }
+    }
     const SEC: Duration = Duration::from_secs(1);
 
     /// A policy of `max_restarts` within `within`, backoff 100 ms to 1 s.
@@ -452,7 +492,7 @@ mod tests {
             let now = t0 + k * MS;
             tracker.started(now);
             match tracker.record_restart(now + MS, &policy, 1, 7) {
-                ControlFlow::Continue(delay) => delays.push(delay),
+                ControlFlow::Continue((delay, _)) => delays.push(delay),
                 ControlFlow::Break(reason) => panic!("{reason}"),
             }
         }
@@ -478,16 +518,39 @@ mod tests {
             let mut tracker = RestartTracker::new(t0);
             assert_eq!(
                 tracker.record_restart(t0, &policy, 1, 7),
-                ControlFlow::Continue(expected(&policy, 0, 0))
+                ControlFlow::Continue((
+                    expected(&policy, 0, 0),
+                    Backoff {
+                        attempt: 1,
+                        reset: false,
+                        window: 1,
+                        max_restarts: 100
+                    }
+                ))
             );
             tracker.started(t0 + SEC);
             assert_eq!(
                 tracker.record_restart(t0 + SEC, &policy, 1, 7),
-                ControlFlow::Continue(expected(&policy, 1, 1))
+                ControlFlow::Continue((
+                    expected(&policy, 1, 1),
+                    Backoff {
+                        attempt: 2,
+                        reset: false,
+                        window: 2,
+                        max_restarts: 100
+                    }
+                ))
             );
             tracker.started(t0 + 2 * SEC);
-            let delay = tracker.record_restart(t0 + 2 * SEC + ran, &policy, 1, 7);
-            assert_eq!(delay, ControlFlow::Continue(expected(&policy, step, 2)), "ran {ran:?}");
+            let decision = tracker.record_restart(t0 + 2 * SEC + ran, &policy, 1, 7);
+            // The journal says which delay this is and whether it started over.
+            assert_eq!(
+                delay_of(decision),
+                ControlFlow::Continue(expected(&policy, step, 2)),
+                "ran {ran:?}"
+            );
+            let (_, got) = decision.continue_value().unwrap();
+            assert_eq!((got.attempt, got.reset), (step + 1, step == 0), "ran {ran:?}");
         }
     }
 
@@ -523,17 +586,31 @@ mod tests {
         let mut group = Window::default();
         let (mut a, mut b) = (RestartTracker::new(t0), RestartTracker::new(t0));
         let first = a.record_restart_in(&mut group, limit, t0, &member, 1, 7);
-        assert_eq!(first, ControlFlow::Continue(expected(&member, 0, 0)));
+        assert_eq!(delay_of(first), ControlFlow::Continue(expected(&member, 0, 0)));
+        // The window is the group's: its fill and limit are the group's.
+        let (_, filled) = first.continue_value().unwrap();
+        assert_eq!((filled.window, filled.max_restarts), (1, 2));
         let second = b.record_restart_in(&mut group, limit, t0 + SEC, &member, 1, 8);
         let b0 = backoff_delay(member.backoff_min, member.backoff_max, 0, jitter(1, 8, 0));
-        assert_eq!(second, ControlFlow::Continue(b0));
+        assert_eq!(delay_of(second), ControlFlow::Continue(b0));
+        assert_eq!(second.continue_value().unwrap().1.window, 2);
         let third = a.record_restart_in(&mut group, limit, t0 + 2 * SEC, &member, 1, 7);
-        assert_eq!(third, ControlFlow::Break(NoRestart::IntensityExceeded(limit)));
+        assert_eq!(delay_of(third), ControlFlow::Break(NoRestart::IntensityExceeded(limit)));
         // A refused restart draws no backoff: the next admitted one is a's second step (a ran
-        // 5 s since, under `within`, so no reset).
+        // 5 s since, under the group's `within`, so no reset).
         a.started(t0 + 5 * SEC);
         let later = a.record_restart_in(&mut group, limit, t0 + 10 * SEC, &member, 1, 7);
-        assert_eq!(later, ControlFlow::Continue(expected(&member, 1, 1)));
+        assert_eq!(delay_of(later), ControlFlow::Continue(expected(&member, 1, 1)));
+        // The group's `within` resets the backoff, not the member's: b ran 3 s, past its own
+        // 2 s but under the group's 10 s, so its backoff goes on to the second step.
+        let short = policy(0, 2 * SEC);
+        let mut group = Window::default();
+        let mut b = RestartTracker::new(t0);
+        assert!(b.record_restart_in(&mut group, limit, t0, &short, 1, 8).is_continue());
+        b.started(t0 + SEC);
+        let next = b.record_restart_in(&mut group, limit, t0 + 4 * SEC, &short, 1, 8);
+        let (_, backoff) = next.continue_value().unwrap();
+        assert_eq!((backoff.attempt, backoff.reset), (2, false));
     }
 
     /// The root's count of a group actor's stops: its step is the number of stops still in the
@@ -544,14 +621,17 @@ mod tests {
         let policy = policy(2, 10 * SEC);
         let mut group = GroupRestarts::default();
         let delay = |step, attempt| backoff_delay(policy.backoff_min, policy.backoff_max, step, jitter(1, 7, attempt));
-        assert_eq!(group.record_stop(t0, &policy, 1, 7), ControlFlow::Continue(delay(0, 0)));
         assert_eq!(
-            group.record_stop(t0 + 5 * SEC, &policy, 1, 7),
-            ControlFlow::Continue(delay(1, 1))
+            delay_of(group.record_stop(t0, &policy, 1, 7)),
+            ControlFlow::Continue(delay(0, 0))
         );
+        let second = group.record_stop(t0 + 5 * SEC, &policy, 1, 7);
+        assert_eq!(delay_of(second), ControlFlow::Continue(delay(1, 1)));
+        let (_, backoff) = second.continue_value().unwrap();
+        assert_eq!((backoff.attempt, backoff.window, backoff.max_restarts), (2, 2, 2));
         // t0 aged out: one stop left in the window, so step 1 again.
         assert_eq!(
-            group.record_stop(t0 + 10 * SEC, &policy, 1, 7),
+            delay_of(group.record_stop(t0 + 10 * SEC, &policy, 1, 7)),
             ControlFlow::Continue(delay(1, 2))
         );
         let lost = group.record_stop(t0 + 11 * SEC, &policy, 1, 7);

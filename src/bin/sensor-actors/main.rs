@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use sensor_actors::{Collector, Config, RunError};
+use sensor_actors::{Clock, Collector, Config, RunError};
 use std::error::Error as _;
 
 /// The binary allocates through mimalloc (its v2 line: less resident memory than v3 here, same
@@ -90,6 +90,21 @@ struct RunArgs {
     /// Write readings.jsonl, anomalies.jsonl, events.jsonl and summary.json here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// `wall`, or `virtual`: simulated time on one thread, as fast as the CPU allows; the same
+    /// configuration and seed give byte-identical files (docs/supervision.md).
+    #[arg(long, value_name = "CLOCK", default_value = "wall", value_parser = ["wall", "virtual"])]
+    clock: String,
+    /// With --clock virtual: the time of the first instant, RFC 3339 (default
+    /// 2000-01-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `--start`: an RFC 3339 time.
+fn parse_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.to_utc())
+        .map_err(|_| format!("expected an RFC 3339 time like \"2026-01-01T00:00:00Z\", got \"{text}\""))
 }
 
 /// A whole number of a flag (`--rounds -1` names the flag, instead of reading `-1` as one).
@@ -111,12 +126,42 @@ enum Failure {
     Runtime(anyhow::Error),
 }
 
+/// Writes `text` to standard output. A closed pipe or a full disk there is reported as an
+/// error, never a panic (as `print!` would).
+fn stdout(text: impl std::fmt::Display) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write to standard output: {e}")))
+}
+
+/// Writes one line to standard error (never panics, even when standard error is closed).
+fn complain(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "sensor-actors: {text}");
+}
+
+/// Prints the summary table, then fails with `failure` (a failed print is reported too).
+fn table_then(summary: &sensor_actors::Summary, failure: Failure) -> Result<(), Failure> {
+    if let Err(Failure::Runtime(e) | Failure::Usage(e)) = stdout(summary.render_table()) {
+        complain(format_args!("{e:#}"));
+    }
+    Err(failure)
+}
+
 fn main() -> ExitCode {
+    // A file size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, reported like a full
+    // disk, instead of killing the process before it writes its summary.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
-            eprintln!("sensor-actors: {}", usage_line(&e));
+            complain(usage_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -131,11 +176,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
-            eprintln!("sensor-actors: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("sensor-actors: {e:#}");
+            complain(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }
@@ -165,11 +210,25 @@ fn usage_line(e: &clap::Error) -> String {
     )
 }
 
+/// Refuses a configuration that cannot fit in this machine's memory; warns when it may swap.
+fn check_memory(config: &Config, origin: &str) -> Result<(), sensor_actors::ConfigError> {
+    if let Some(memory) = sensor_actors::report::MachineMemory::read() {
+        if let Some(warning) = config.check_memory(origin, memory)? {
+            log::warn!("{warning}");
+        }
+    }
+    Ok(())
+}
+
 fn check(file: &std::path::Path) -> Result<(), Failure> {
     let config = Collector::new().load(file).map_err(|e| Failure::Usage(e.into()))?;
+    check_memory(&config, &file.display().to_string()).map_err(|e| Failure::Usage(e.into()))?;
     let n = config.sensors.len();
-    println!("{}: ok, {n} sensor{}", file.display(), if n == 1 { "" } else { "s" });
-    Ok(())
+    stdout(format_args!(
+        "{}: ok, {n} sensor{}\n",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    ))
 }
 
 /// Builds the configuration from the file (or the default scenario) and the flags.
@@ -188,16 +247,48 @@ fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_act
     c.read_timeout = args.read_timeout.unwrap_or(c.read_timeout);
     c.seed = args.seed.or(c.seed);
     config.check_collection("command line")?;
+    let origin = match (&args.config, args.sensors) {
+        (Some(path), None) => path.display().to_string(),
+        _ => "command line".to_string(),
+    };
+    check_memory(&config, &origin)?;
     Ok(config)
 }
 
 fn run_command(args: RunArgs) -> Result<(), Failure> {
-    let system = actix_rt::System::new();
+    let clock = match (args.clock.as_str(), args.start) {
+        ("virtual", Some(start)) => Clock::Virtual { start },
+        ("virtual", None) => Clock::virtual_from_default(),
+        (_, Some(_)) => {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "command line: --start: expected --clock virtual with it"
+            )))
+        }
+        _ => Clock::Wall,
+    };
+    let system = match clock {
+        Clock::Wall => actix_rt::System::new(),
+        // Tokio's clock paused: whenever every task waits, time jumps to the next timer.
+        _ => actix_rt::System::with_tokio_rt(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime can be built")
+        }),
+    };
     let run = async {
         // First: a signal from here on stops the run gracefully.
         let signals = Signals::install();
-        let collector = Collector::new().log_rounds();
+        let collector = Collector::new().log_rounds().clock(clock);
         let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
+        let origin = args
+            .config
+            .as_ref()
+            .map_or("command line".to_string(), |p| p.display().to_string());
+        config
+            .check_clock(clock, &origin)
+            .map_err(|e| Failure::Usage(e.into()))?;
         if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
             return Err(Failure::Usage(anyhow::anyhow!(
                 "command line: --out: expected a directory, got the file {}",
@@ -205,31 +296,27 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             )));
         }
         let collector = match &args.out {
-            Some(dir) => collector
-                .out(dir)
-                .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("run failed")))?,
+            // A folder that cannot be written, or that another run writes: nothing started yet.
+            Some(dir) => collector.out(dir).map_err(|e| match e {
+                RunError::Setup(e) => Failure::Usage(anyhow::anyhow!("command line: --out: {e}: {}", e.source)),
+                e => Failure::Runtime(anyhow::Error::new(e).context("run failed")),
+            })?,
             None => collector,
         };
         Ok(collector.run(config, signals.shutdown()).await)
     };
     match system.block_on(run)? {
-        Ok(summary) => {
-            print!("{}", summary.render_table());
-            Ok(())
-        }
+        Ok(summary) => stdout(summary.render_table()),
         // What was collected is still reported; the exit code says the files are incomplete.
-        Err(RunError::Failed { reason, summary }) => {
-            print!("{}", summary.render_table());
-            Err(Failure::Runtime(anyhow::anyhow!(
-                "the run could not go on as configured: {reason}"
-            )))
-        }
-        Err(RunError::Output { source, summary }) => {
-            print!("{}", summary.render_table());
-            Err(Failure::Runtime(
-                anyhow::Error::new(source).context("writing the outputs failed"),
-            ))
-        }
+        Err(RunError::Failed { reason, summary }) => table_then(
+            &summary,
+            Failure::Runtime(anyhow::anyhow!("the run could not go on as configured: {reason}")),
+        ),
+        Err(RunError::Output { source, summary }) => table_then(
+            &summary,
+            Failure::Runtime(anyhow::Error::new(source).context("writing the outputs failed")),
+        ),
+        Err(RunError::Config(e)) => Err(Failure::Usage(e.into())),
         Err(e) => Err(Failure::Runtime(anyhow::Error::new(e).context("run failed"))),
     }
 }
@@ -247,22 +334,16 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
             )));
         };
         let pass = bench::measure_overhead(n, args.latency_rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
-        println!(
-            "{}",
-            serde_json::to_string(&pass).map_err(|e| Failure::Runtime(e.into()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string(&pass).map_err(|e| Failure::Runtime(e.into()))?;
+        return stdout(json + "\n");
     }
     if args.child {
         let [n] = counts[..] else {
             return Err(Failure::Usage(anyhow::anyhow!("--child: expected one sensor count")));
         };
         let figures = bench::measure(n, args.rounds).map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
-        println!(
-            "{}",
-            serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?
-        );
-        return Ok(());
+        let json = serde_json::to_string(&figures).map_err(|e| Failure::Runtime(e.into()))?;
+        return stdout(json + "\n");
     }
     if args.rounds < 2 || args.latency_rounds == 0 {
         return Err(Failure::Usage(anyhow::anyhow!(
@@ -273,26 +354,32 @@ fn bench_command(args: BenchArgs) -> Result<(), Failure> {
         .context("cannot find this program's path")
         .map_err(Failure::Runtime)?;
     let mut header = false;
+    let mut printed = Ok(());
     let report = bench::measure_in_children(&exe, &counts, args.rounds, args.latency_rounds, |f| {
         let table = bench::render_table(std::slice::from_ref(f));
         let mut lines = table.lines();
+        let first = lines.next().unwrap_or_default();
+        let mut text = String::new();
         if !std::mem::replace(&mut header, true) {
-            println!("{}", lines.next().unwrap_or_default());
-        } else {
-            lines.next();
+            text = format!("{first}\n");
         }
-        lines.for_each(|l| println!("{l}"));
+        lines.for_each(|l| text += &format!("{l}\n"));
+        if printed.is_ok() {
+            printed = stdout(text);
+        }
     });
+    printed?;
     let m = &report.machine;
-    println!(
-        "machine: {} cpus, {}, {:.1} GiB",
+    let mut text = format!(
+        "machine: {} cpus, {}, {:.1} GiB\n",
         m.cpus,
         m.cpu_model,
         m.memory_bytes as f64 / f64::from(1 << 30)
     );
     for (n, why) in &report.failures {
-        println!("{n} sensors: not measured: {why}");
+        text += &format!("{n} sensors: not measured: {why}\n");
     }
+    stdout(text)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.into()))?;
         std::fs::write(path, text + "\n")
@@ -356,9 +443,9 @@ impl Signals {
                 );
                 let _ = first.send(());
                 if let Some(name) = next_signal(&mut streams).await {
-                    eprintln!(
-                        "sensor-actors: {name} received again: exiting now; the files hold every round reported so far, without summary.json"
-                    );
+                    complain(format_args!(
+                        "{name} received again: exiting now; the files hold every round reported so far, without summary.json"
+                    ));
                     std::process::exit(130);
                 }
             });

@@ -1,0 +1,223 @@
+//! Time as the run sees it: the wall clock, or a virtual clock for reproducible runs.
+//!
+//! Every timestamp of a run (readings, the journal, anomalies) comes from [`at`] or [`now`]. On
+//! the wall clock that is the thread's anchor plus the monotonic time since (below). On a virtual
+//! clock it is the run's start time plus the time since the run began on tokio's clock, which the
+//! caller pauses, so that a run is the same, timestamps included, on any machine and as fast as
+//! the CPU allows ([`Clock::Virtual`]).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use actix_rt::time::Instant;
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+
+/// The clock of a run ([`Collector::clock`](crate::Collector::clock)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Clock {
+    /// The machine's clock (the default).
+    #[default]
+    Wall,
+    /// Time starts at `start` when the run does and advances with tokio's clock: on a paused
+    /// clock (`run --clock virtual`, or `tokio::time::pause()` in a test), simulated latencies,
+    /// timeouts, backoffs and intervals take no real time, and the same configuration and seed
+    /// give the same files, byte for byte. The run uses one thread; drivers that touch the real
+    /// world refuse it.
+    Virtual {
+        /// The time of the run's first instant.
+        start: DateTime<Utc>,
+    },
+}
+
+impl Clock {
+    /// The virtual clock's default start, 2000-01-01T00:00:00Z: a fixed time, so that runs are
+    /// the same without `--start`.
+    pub fn virtual_from_default() -> Clock {
+        Clock::Virtual {
+            start: DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(),
+        }
+    }
+}
+
+thread_local! {
+    /// The virtual clock of the run on this thread: tokio's instant and the time it stands for.
+    static VIRTUAL: Cell<Option<(Instant, DateTime<Utc>)>> = const { Cell::new(None) };
+}
+
+/// Puts this thread on `clock` from now on; the guard puts it back on the wall clock.
+pub(crate) fn enter(clock: Clock) -> ClockGuard {
+    let previous = VIRTUAL.with(Cell::get);
+    if let Clock::Virtual { start } = clock {
+        VIRTUAL.with(|cell| cell.set(Some((Instant::now(), start))));
+    }
+    ClockGuard { previous }
+}
+
+/// Restores the clock a thread had before [`enter`].
+pub(crate) struct ClockGuard {
+    previous: Option<(Instant, DateTime<Utc>)>,
+}
+
+impl Drop for ClockGuard {
+    fn drop(&mut self) {
+        VIRTUAL.with(|cell| cell.set(self.previous));
+    }
+}
+
+/// The start of this thread's virtual clock, if it is on one.
+pub(crate) fn virtual_start() -> Option<DateTime<Utc>> {
+    VIRTUAL.with(Cell::get).map(|(_, start)| start)
+}
+
+/// The time now.
+pub(crate) fn now() -> DateTime<Utc> {
+    at(Instant::now())
+}
+
+/// The time of `at`, an instant of this thread not before earlier ones.
+pub(crate) fn at(at: Instant) -> DateTime<Utc> {
+    match VIRTUAL.with(Cell::get) {
+        Some((origin, start)) => {
+            let since = at.saturating_duration_since(origin);
+            start + chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX)
+        }
+        None => wall_clock(at),
+    }
+}
+
+/// How long a thread's wall-clock anchor serves before it is read again.
+const REANCHOR_AFTER: Duration = Duration::from_secs(1);
+
+/// A moment of a thread in both clocks: the monotonic instant, and the wall-clock time as its
+/// date, second of the day and nanosecond (below a second: a leap second is not an anchor).
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    at: Instant,
+    date: NaiveDate,
+    second: u32,
+    nano: u32,
+}
+
+impl Anchor {
+    fn new(at: Instant, wall: DateTime<Utc>) -> Option<Anchor> {
+        let time = wall.time();
+        (time.nanosecond() < 1_000_000_000).then(|| Anchor {
+            at,
+            date: wall.date_naive(),
+            second: time.num_seconds_from_midnight(),
+            nano: time.nanosecond(),
+        })
+    }
+
+    /// The wall-clock time `since` (under [`REANCHOR_AFTER`]) after the anchor, by adding
+    /// nanoseconds within the anchor's day; `None` past its midnight.
+    fn after(&self, since: Duration) -> Option<DateTime<Utc>> {
+        let nanos = self.nano + since.subsec_nanos();
+        let (second, nano) = (
+            self.second + since.as_secs() as u32 + nanos / 1_000_000_000,
+            nanos % 1_000_000_000,
+        );
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(second, nano)?;
+        Some(self.date.and_time(time).and_utc())
+    }
+}
+
+thread_local! {
+    /// This thread's anchor, if it has one.
+    static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+}
+
+/// The wall-clock time of `at` (a monotonic instant of this thread, not before earlier ones):
+/// the thread's anchor plus the monotonic time since, the anchor being read again once it is
+/// [`REANCHOR_AFTER`] old. A read's timestamp then costs no wall-clock read and no calendar
+/// arithmetic beyond the time of day, and a step of the wall clock shows within a second.
+fn wall_clock(at: Instant) -> DateTime<Utc> {
+    ANCHOR.with(|cell| {
+        if let Some(anchor) = cell.get() {
+            let since = at.saturating_duration_since(anchor.at);
+            if since < REANCHOR_AFTER {
+                if let Some(wall) = anchor.after(since) {
+                    return wall;
+                }
+            }
+        }
+        let wall = Utc::now();
+        cell.set(Anchor::new(at, wall));
+        wall
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    /// On a virtual clock, time is the start plus tokio's time since the run began, exactly;
+    /// the guard puts the thread back on the wall clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_virtual_clock_is_the_start_plus_the_paused_time() {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        {
+            let _virtual = enter(Clock::Virtual { start });
+            assert_eq!(virtual_start(), Some(start));
+            assert_eq!(now(), start);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(now(), start + TimeDelta::milliseconds(1500));
+            assert_eq!(
+                at(Instant::now() + Duration::from_nanos(1)),
+                start + TimeDelta::milliseconds(1500) + TimeDelta::nanoseconds(1)
+            );
+        }
+        assert_eq!(virtual_start(), None);
+        assert!((Utc::now() - now()).abs() < TimeDelta::seconds(1));
+    }
+
+    /// An anchor adds the time since within its day, carrying nanoseconds into seconds, and
+    /// gives up (for a fresh wall-clock read) past its midnight.
+    #[test]
+    fn an_anchor_adds_within_its_day() {
+        let at = Instant::now();
+        let wall = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let anchor = Anchor::new(at, wall("2026-12-01T10:00:00.900000000Z")).unwrap();
+        assert_eq!(
+            anchor.after(Duration::from_millis(250)),
+            Some(wall("2026-12-01T10:00:01.150000000Z"))
+        );
+        assert_eq!(
+            anchor.after(Duration::ZERO),
+            Some(wall("2026-12-01T10:00:00.900000000Z"))
+        );
+        let late = Anchor::new(at, wall("2026-12-01T23:59:59.900000000Z")).unwrap();
+        assert_eq!(
+            late.after(Duration::from_millis(99)),
+            Some(wall("2026-12-01T23:59:59.999000000Z"))
+        );
+        assert_eq!(late.after(Duration::from_millis(100)), None);
+        for ms in [0, 1, 99, 500, 999] {
+            let since = Duration::from_millis(ms) + Duration::from_nanos(7);
+            let naive = wall("2026-12-01T10:00:00.900000000Z") + TimeDelta::from_std(since).unwrap();
+            assert_eq!(anchor.after(since), Some(naive), "{ms} ms");
+        }
+    }
+
+    /// Timestamps follow the monotonic clock from the thread's anchor, and the anchor is read
+    /// again once it is older than `REANCHOR_AFTER`.
+    #[test]
+    fn wall_clock_follows_the_monotonic_clock_from_an_anchor() {
+        let t0 = Instant::now();
+        let w0 = wall_clock(t0);
+        assert!((Utc::now() - w0).abs() < TimeDelta::seconds(1));
+        assert_eq!(
+            wall_clock(t0 + Duration::from_millis(250)) - w0,
+            TimeDelta::milliseconds(250)
+        );
+        // Without a new anchor this would be 1.001 s after `w0`; read again, it is about now.
+        let w2 = wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(1));
+        assert!(w2 - w0 < TimeDelta::milliseconds(500), "{w0} {w2}");
+        assert_eq!(
+            wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(11)) - w2,
+            TimeDelta::milliseconds(10)
+        );
+    }
+}
