@@ -177,13 +177,25 @@ pub(crate) fn check_range(origin: &str, field: &str, pair: [f64; 2]) -> Result<(
 /// Longest piece of input an error message quotes, in characters.
 pub(crate) const QUOTE_MAX: usize = 64;
 
-/// `text` as an error message quotes it: control characters escaped, and cut to [`QUOTE_MAX`]
-/// characters with the length of the whole, so a binary file or a huge value makes a short line.
+/// `text` as an error message quotes it: control characters escaped, then cut to [`QUOTE_MAX`]
+/// characters (never inside an escape) with the length of the whole, so a binary file or a huge
+/// value makes a short line.
 pub(crate) fn quoted(text: &str) -> String {
-    let chars = text.chars().count();
-    let shown: String = text.chars().take(QUOTE_MAX).flat_map(char::escape_debug).collect();
-    if chars > QUOTE_MAX {
-        format!("\"{shown}\"... ({chars} characters)")
+    let mut shown = String::new();
+    let mut shown_chars = 0;
+    let mut cut = false;
+    for c in text.chars() {
+        let escaped = c.escape_debug();
+        let len = escaped.len();
+        if shown_chars + len > QUOTE_MAX {
+            cut = true;
+            break;
+        }
+        shown.extend(escaped);
+        shown_chars += len;
+    }
+    if cut {
+        format!("\"{shown}\"... ({} characters)", text.chars().count())
     } else {
         format!("\"{shown}\"")
     }
@@ -248,6 +260,11 @@ mod tests {
             format!("\"{}\"... (65 characters)", "z".repeat(QUOTE_MAX))
         );
         assert_eq!(quoted(&"z".repeat(QUOTE_MAX)), format!("\"{}\"", "z".repeat(QUOTE_MAX)));
+        // Escapes count, and are never cut: 64 control characters show as 10 escapes of six.
+        assert_eq!(
+            quoted(&"\u{16}".repeat(QUOTE_MAX)),
+            format!("\"{}\"... (64 characters)", "\\u{16}".repeat(10))
+        );
     }
 
     /// Whatever its parts hold, an error displays as one bounded line: line breaks, control

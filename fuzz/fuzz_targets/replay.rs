@@ -12,8 +12,9 @@ use sensor_actors_fuzz::limit::Limited;
 #[global_allocator]
 static ALLOCATOR: Limited = Limited;
 
-/// The folder the input is written into (as `fuzz.csv`), made once per process; libFuzzer exits
-/// without dropping anything, so it stays in the temp folder, one small file per run.
+/// The folder the input is written into (as `fuzz.csv`), made once per process in the temp
+/// folder; libFuzzer exits without dropping anything, so it stays there (`fuzz/run` points
+/// `TMPDIR` at a folder of its own, which it removes).
 static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
