@@ -81,6 +81,8 @@ impl DriverSpec for Settings {
 pub struct Settings {
     /// The CSV file, resolved against the configuration file's folder.
     pub path: PathBuf,
+    /// The path as messages show it: escaped and cut when it would break a line.
+    shown: Arc<str>,
     /// The column holding the values (also the sensor kind when the entry names none).
     pub value_column: String,
     /// Position of `value_column` in the header.
@@ -176,6 +178,7 @@ impl Settings {
             None => None,
         };
         Ok(Settings {
+            shown: named(&path.display().to_string()).into(),
             path,
             value_column: raw.value_column,
             value_index,
@@ -222,13 +225,13 @@ fn open(path: &Path) -> Result<csv::Reader<CsvInput<File>>, String> {
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
             _ => e.to_string(),
         };
-        format!("cannot read {}: {reason}", path.display())
+        format!("cannot read {}: {reason}", named(&path.display().to_string()))
     })?;
     // A device, a pipe or a folder is no CSV file (`/dev/zero` would be read forever).
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(format!(
             "cannot read {}: not a regular file (a CSV file was expected)",
-            path.display()
+            named(&path.display().to_string())
         ));
     }
     Ok(csv::ReaderBuilder::new()
@@ -449,13 +452,13 @@ impl Replay {
                 let mut reader = open(&s.path).map_err(ReadError::Fatal)?;
                 reader
                     .byte_headers()
-                    .map_err(|e| ReadError::Fatal(format!("{}: cannot read the header: {e}", s.path.display())))?;
+                    .map_err(|e| ReadError::Fatal(format!("{}: cannot read the header: {e}", s.shown)))?;
                 self.reader.insert(reader)
             }
         };
         let more = reader
             .read_byte_record(&mut self.record)
-            .map_err(|e| ReadError::Fatal(format!("{}: after row {}: {e}", s.path.display(), self.row)))?;
+            .map_err(|e| ReadError::Fatal(format!("{}: after row {}: {e}", s.shown, self.row)))?;
         if !more {
             self.exhausted = true;
             return Err(ReadError::Exhausted);
@@ -476,7 +479,7 @@ impl Replay {
         };
         self.next_row += 1;
         self.row = position.record();
-        let path = s.path.display();
+        let path = &s.shown;
         let changed = || {
             ReadError::Fatal(format!(
                 "{path}: row {} (line {}) is not where it was when the configuration was loaded: the file changed",
@@ -515,18 +518,11 @@ impl Replay {
     fn sample(&self) -> Result<Sample, ReadError> {
         let s = &self.settings;
         let line = self.record.position().map_or(0, |p| p.line());
-        let at = |column: &str| {
-            format!(
-                "{}: row {} (line {line}), column {}",
-                s.path.display(),
-                self.row,
-                named(column)
-            )
-        };
+        let at = |column: &str| format!("{}: row {} (line {line}), column {}", s.shown, self.row, named(column));
         if self.record.len() != s.columns {
             return Err(ReadError::Failed(format!(
                 "{}: row {} (line {line}): expected {} columns, got {}",
-                s.path.display(),
+                s.shown,
                 self.row,
                 s.columns,
                 self.record.len()
@@ -723,6 +719,25 @@ mod tests {
             fatal(&rows[0]),
             format!("{p}: row 1 (line 2) is not where it was when the configuration was loaded: the file changed")
         );
+    }
+
+    /// A path that would break a line (here a line feed in a folder's name) is shown escaped in
+    /// the failed reads that name it, which are journaled and logged.
+    #[cfg(unix)]
+    #[test]
+    fn a_path_with_a_line_break_is_shown_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("a\nb");
+        std::fs::create_dir(&odd).unwrap();
+        std::fs::write(odd.join("d.csv"), "v\nx\n").unwrap();
+        let table: toml::Table = toml::from_str("path = \"a\\nb/d.csv\"\nvalue_column = \"v\"").unwrap();
+        let settings = Settings::parse(&DriverKeys::new(table, "c.toml", "sensors[0]", dir.path())).unwrap();
+        let rows = drain(settings);
+        let Err(ReadError::Failed(why)) = &rows[0] else {
+            panic!("{rows:?}")
+        };
+        assert!(!why.contains('\n'), "{why}");
+        assert!(why.contains("a\\nb"), "{why}");
     }
 
     #[test]
