@@ -260,6 +260,17 @@ fn expand_entry(
                 "expected no `id` or `count` with `id_column`: ids come from the column",
             ));
         }
+        if keyed.len() > MAX_SENSORS.saturating_sub(out.len()) {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.id_column"),
+                format!(
+                    "expected at most {MAX_SENSORS} sensors in a run, got {} ids after {} sensors",
+                    keyed.len(),
+                    out.len()
+                ),
+            ));
+        }
         for (key, driver) in keyed {
             let id = match &common.name {
                 Some(name) => format!("{name}-{key}"),
