@@ -336,11 +336,12 @@ impl Config {
 
     /// The memory a run of this configuration is expected to hold at its peak, in bytes:
     /// [`SENSOR_BYTES`] per sensor plus 6 bytes per value of its analysis window (allocated when
-    /// the sensor is first analysed). An estimate from the measured figures of
+    /// the sensor is first analysed), and [`GROUP_BYTES`] per `[[groups]]` entry. An estimate from the measured figures of
     /// docs/performance.md, for refusing what cannot fit before anything is allocated.
     pub fn memory_estimate(&self) -> u64 {
         let window = self.analysis.window as u64;
-        self.sensors.len() as u64 * (SENSOR_BYTES + WINDOW_VALUE_BYTES * window)
+        let sensors = self.sensors.len() as u64 * (SENSOR_BYTES + WINDOW_VALUE_BYTES * window);
+        sensors + self.groups.len() as u64 * GROUP_BYTES
     }
 
     /// Refuses a configuration whose [`memory_estimate`](Config::memory_estimate) exceeds what
@@ -350,8 +351,17 @@ impl Config {
         let estimate = self.memory_estimate();
         let n = self.sensors.len();
         let window = self.analysis.window;
+        let groups = match self.groups.len() {
+            0 => String::new(),
+            g => format!(" and {g} groups"),
+        };
+        let per_group = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(", {GROUP_BYTES} B per group")
+        };
         let need = format!(
-            "{n} sensors with a {window}-value window need about {} ({SENSOR_BYTES} B per sensor and {WINDOW_VALUE_BYTES} B per window value)",
+            "{n} sensors with a {window}-value window{groups} need about {} ({SENSOR_BYTES} B per sensor and {WINDOW_VALUE_BYTES} B per window value{per_group})",
             gigabytes(estimate)
         );
         if estimate > memory.limit_bytes {
@@ -411,6 +421,10 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Memory per sensor at a run's peak, outputs on, besides its analysis window (measured at
 /// 1.4-1.6 KB without outputs and about 0.9 KB more with them; docs/performance.md).
 pub const SENSOR_BYTES: u64 = 2048;
+
+/// Memory per `[[groups]]` entry: its supervisor actor, its round buffers and its slot at the
+/// root (measured: 100,000 groups of one sensor peak at 952 MiB, 2 KB of it per sensor).
+pub const GROUP_BYTES: u64 = 8192;
 
 /// Memory per value of a sensor's analysis window (an `f32` and a `u16` position).
 const WINDOW_VALUE_BYTES: u64 = 6;
@@ -495,6 +509,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(warning.contains("more than the 0.1 GB available now"), "{warning}");
+        // Groups count too, 8 KB each.
+        let grouped = Config::from_toml_str(
+            "[[groups]]\nname = \"g\"\n[[sensors]]\ncount = 4\ngroup = \"g\"\n",
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(grouped.memory_estimate(), 4 * (2048 + 6 * 30) + 8192);
+        let e = grouped
+            .check_memory("m.toml", MachineMemory::new(1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("4 sensors with a 30-value window and 1 groups need about"),
+            "{e}"
+        );
         // With the default window, the sensors are the field to change.
         config.analysis.window = crate::analysis::DEFAULT_WINDOW;
         let e = config.check_memory("m.toml", MachineMemory::new(1, 1)).unwrap_err();

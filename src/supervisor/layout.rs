@@ -47,12 +47,19 @@ pub(super) fn plan(
     keep_outcomes: bool,
 ) -> Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> {
     let arbiters = arbiters.max(1);
+    // Members by group in one pass over the sensors (not one pass per group).
+    let index: std::collections::HashMap<&str, usize> =
+        groups.iter().enumerate().map(|(k, g)| (g.name.as_str(), k)).collect();
+    let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    for i in 0..sensors.len() {
+        if let Some(&k) = sensors.entry(i).group.as_deref().and_then(|g| index.get(g)) {
+            members_of[k].push(i);
+        }
+    }
     let mut plan: Vec<(Arc<str>, GroupKind, Vec<usize>, usize)> = groups
         .iter()
-        .map(|g| {
-            let members = (0..sensors.len())
-                .filter(|&i| sensors.entry(i).group.as_deref() == Some(g.name.as_str()))
-                .collect();
+        .zip(members_of)
+        .map(|(g, members)| {
             let kind = GroupKind::Configured {
                 strategy: g.strategy,
                 max_restarts: g.max_restarts,
