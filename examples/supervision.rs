@@ -78,19 +78,19 @@ latency = ["50ms", "50ms"]
 error_rate = 0.0"#,
     ),
     (
-        "restart types: permanent and transient restart after a failure, temporary does not",
+        "restart types: a failure in round 2 restarts permanent and transient, not temporary; a normal exit in round 5 restarts only permanent",
         r#"[[sensors]]
 id = "permanent"
 restart = "permanent"
 latency = ["50ms", "50ms"]
 error_rate = 0.0
-faults = [{ round = 2, fault = "fatal" }]
+faults = [{ round = 2, fault = "fatal" }, { round = 5, fault = "exit" }]
 [[sensors]]
 id = "transient"
 restart = "transient"
 latency = ["50ms", "50ms"]
 error_rate = 0.0
-faults = [{ round = 2, fault = "fatal" }]
+faults = [{ round = 2, fault = "fatal" }, { round = 5, fault = "exit" }]
 [[sensors]]
 id = "temporary"
 restart = "temporary"

@@ -694,3 +694,36 @@ error_rate = 0.0
     );
     assert_eq!(out.journal()[0], "stopped failed (stopped: mailbox closed)");
 }
+
+/// A normal exit (the simulated driver's scripted `exit`, as a source out of data): a permanent
+/// sensor is restarted after it, a transient one stays stopped, and neither is a failure.
+#[actix_rt::test]
+async fn a_normal_exit_restarts_permanent_but_not_transient() {
+    tokio::time::pause();
+    let mut text = BASE.replace("seed = 11", "seed = 11\nrounds = 4");
+    for restart in ["permanent", "transient"] {
+        text += &format!(
+            "[[sensors]]\nid = \"{restart}\"\nrestart = \"{restart}\"\nlatency = [\"100ms\", \"100ms\"]\nerror_rate = 0.0\nfaults = [{{ round = 2, fault = \"exit\" }}]\n"
+        );
+    }
+    let out = run_toml(&text).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "permanent stopped (exhausted)",
+            "transient stopped (exhausted)",
+            "permanent restart_scheduled in 200ms #0",
+            "permanent restarted #1",
+        ]
+    );
+    assert_eq!(
+        (out.sensor("permanent").state.as_str(), out.sensor("permanent").restarts),
+        ("running", 1)
+    );
+    assert_eq!(
+        (out.sensor("transient").state.as_str(), out.sensor("transient").restarts),
+        ("stopped", 0)
+    );
+    assert_eq!(out.read_in(3), ["permanent"]);
+    assert_eq!(out.summary.reads.failed, 0);
+}

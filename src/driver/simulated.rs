@@ -98,6 +98,9 @@ pub enum FaultKind {
     Panic,
     /// The sensor's actor stops in that round without answering (a closed mailbox).
     Crash,
+    /// The sensor stops normally in that round, as a source with no more data does
+    /// (`exhausted`): a normal exit, which restarts a permanent sensor but not a transient one.
+    Exit,
     /// From that round the sensor never answers, until restarted.
     Hang,
     /// The read of that round fails fatally.
@@ -402,6 +405,9 @@ impl Simulated {
         if self.scripted(round, FaultKind::Crash).is_some() {
             let error = ReadError::Crash(format!("injected crash in round {round}"));
             return (latency, Behaviour::Answer(Err(error)));
+        }
+        if self.scripted(round, FaultKind::Exit).is_some() {
+            return (latency, Behaviour::Answer(Err(ReadError::Exhausted)));
         }
         if self.scripted(round, FaultKind::Fatal).is_some() || self.draw(fatal_rate) {
             let error = ReadError::Fatal(format!("injected fatal error in round {round}"));
