@@ -646,12 +646,19 @@ impl<'a> Model<'a> {
                 (GroupLife::Escalated, EventKind::GaveUp) => GroupLife::GivenUp,
                 (state, _) => return Err(format!("{what}: unexpected for a group that is {state:?}")),
             };
+            // Every member has ended before its group's escalation: given up with it (journaled
+            // just before), or stopped earlier.
             if e.event == EventKind::Escalated {
                 for &m in &self.layout.groups[name] {
-                    if self.life[m].is_none() {
-                        return Err(format!("{what}: member {} never started", self.layout.ids[m]));
+                    match self.life[m] {
+                        Some(life) if life.is_final() => {}
+                        other => {
+                            return Err(format!(
+                                "{what}: member {} is {other:?}, not given up",
+                                self.layout.ids[m]
+                            ))
+                        }
                     }
-                    self.life[m] = Some(Life::GivenUp);
                 }
             }
             return Ok(None);
@@ -728,6 +735,16 @@ impl<'a> Model<'a> {
                     ));
                 }
                 Life::Up
+            }
+            // A member given up with its escalating group, whatever it was doing.
+            (Some(_), EventKind::GaveUp) if cause.starts_with("group ") && cause.contains(" escalated: ") => {
+                if e.restarts != Some(restarts) {
+                    return Err(format!(
+                        "{what}: says {:?} restarts, the journal {restarts}",
+                        e.restarts
+                    ));
+                }
+                Life::GivenUp
             }
             (Some(Life::Failed | Life::Stopping), EventKind::GaveUp) => {
                 if e.restarts != Some(restarts) {

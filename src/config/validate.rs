@@ -521,7 +521,7 @@ mod tests {
         );
         assert_eq!(
             err("[[sensors]]\ncount = 1\nfaults = [{ round = 1, fault = \"melt\" }]\n"),
-            "c.toml: sensors[0].faults[0].fault: unknown variant `melt`, expected one of `panic`, `crash`, `hang`, `fatal`, `error`, `flap`, `stuck`, `spike`, `drift`"
+            "c.toml: sensors[0].faults[0].fault: unknown variant `melt`, expected one of `panic`, `crash`, `exit`, `hang`, `fatal`, `error`, `flap`, `stuck`, `spike`, `drift`"
         );
         assert_eq!(
             err("[supervision]\nbackoff_min = \"2s\"\nbackoff_max = \"1s\"\n[[sensors]]\ncount = 1\n"),

@@ -515,36 +515,10 @@ impl GroupSupervisor {
         let mut set = restart_set(strategy, local, self.children.len(), |s| {
             self.children[s].state == SensorState::Running
         });
-        // The siblings stop first, whatever comes next: if the group then escalates they are
-        // given up with it, else they wait for the failed member's backoff with it.
-        let failed_id = self.id(local);
-        // A sibling that failed or exited with `local` (its actor already gone, its end
-        // journaled) restarts with the set without being `stopped` again. A temporary sibling
-        // is stopped and not restarted, as OTP does with temporary children.
-        let mut temporary = Vec::new();
-        for &s in set.iter().filter(|&&s| s != local) {
-            let cause = StoppedWith {
-                strategy,
-                failed: &failed_id,
-            };
-            if self.spec(s).policy.restart == RestartType::Temporary {
-                self.children[s].state = SensorState::Stopped;
-                temporary.push(s);
-                if self.stop_actor(s) {
-                    let cause = format!("{}; {}", cause.stopping(), NoRestart::Temporary);
-                    self.journal(s, EventKind::Stopped, Some(cause), None);
-                }
-                continue;
-            }
-            self.children[s].state = SensorState::Restarting;
-            if self.stop_actor(s) {
-                self.journal(s, EventKind::Stopped, Some(cause.to_string()), None);
-            }
-        }
-        set.retain(|s| !temporary.contains(s));
         // A configured group counts this restart against its own intensity (one count for the
         // whole set), a shard against the failed sensor's; either way the delay is the failed
-        // sensor's backoff.
+        // sensor's backoff. Decided before any sibling stops: a group past its intensity
+        // escalates, and its members are given up, not told they restart.
         let (seed, index) = (self.setup.seed, self.setup.members[local]);
         let policy = &self.setup.sensors.entry(index).policy;
         let child = &mut self.children[local];
@@ -576,6 +550,32 @@ impl GroupSupervisor {
                 return;
             }
         };
+        // The siblings stop, then wait for the failed member's backoff with it. A sibling that
+        // failed or exited with `local` (its actor already gone, its end journaled) restarts
+        // with the set without being `stopped` again. A temporary sibling is stopped and not
+        // restarted, as OTP does with temporary children.
+        let failed_id = self.id(local);
+        let mut temporary = Vec::new();
+        for &s in set.iter().filter(|&&s| s != local) {
+            let cause = StoppedWith {
+                strategy,
+                failed: &failed_id,
+            };
+            if self.spec(s).policy.restart == RestartType::Temporary {
+                self.children[s].state = SensorState::Stopped;
+                temporary.push(s);
+                if self.stop_actor(s) {
+                    let cause = format!("{}; {}", cause.stopping(), NoRestart::Temporary);
+                    self.journal(s, EventKind::Stopped, Some(cause), None);
+                }
+                continue;
+            }
+            self.children[s].state = SensorState::Restarting;
+            if self.stop_actor(s) {
+                self.journal(s, EventKind::Stopped, Some(cause.to_string()), None);
+            }
+        }
+        set.retain(|s| !temporary.contains(s));
         // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
@@ -620,9 +620,17 @@ impl GroupSupervisor {
     /// The group exceeded its intensity: stop every member and pass the failure to the root.
     fn escalate(&mut self, cause: String) {
         self.escalated = true;
+        // Each member still in the game is given up with the group, and says so.
+        let given_up = format!("group {} escalated: {cause}", self.setup.name);
         for local in 0..self.children.len() {
             self.stop_actor(local);
-            self.children[local].state = SensorState::GivenUp;
+            let child = &mut self.children[local];
+            if matches!(child.state, SensorState::Stopped | SensorState::GivenUp) {
+                continue;
+            }
+            child.state = SensorState::GivenUp;
+            let restarts = child.restarts;
+            self.journal(local, EventKind::GaveUp, Some(given_up.clone()), Some(restarts));
         }
         self.send(self.event(None, EventKind::Escalated, Some(cause.clone())));
         self.setup.root.do_send(Escalation {
