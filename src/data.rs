@@ -173,6 +173,9 @@ pub enum EventKind {
     Escalated,
     /// The sensor stopped normally.
     Stopped,
+    /// A read of a running sensor timed out (journaled with `[collection] journal =
+    /// "verbose"`): `cause` says how many in a row, of `hung_after`.
+    TimedOut,
 }
 
 impl EventKind {
@@ -186,6 +189,7 @@ impl EventKind {
             EventKind::GaveUp => "gave_up",
             EventKind::Escalated => "escalated",
             EventKind::Stopped => "stopped",
+            EventKind::TimedOut => "timed_out",
         }
     }
 }

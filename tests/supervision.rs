@@ -171,6 +171,36 @@ async fn hung_sensor_is_restarted_after_exactly_hung_after_timeouts() {
     assert_eq!(out.summary.reads.timed_out, 3);
 }
 
+/// The same hang with `journal = "verbose"`: each timeout that counts toward the hang is
+/// journaled in its round before the failure it leads to.
+#[actix_rt::test]
+async fn a_verbose_journal_shows_the_timeouts_leading_to_a_hang() {
+    tokio::time::pause();
+    let toml = sensors("faults = [{ round = 2, fault = \"hang\", sensor = \"temperature-1\" }]")
+        .replace("seed = 11", "seed = 11\nrounds = 6\njournal = \"verbose\"")
+        .replace("[supervision]", "[supervision]\nhung_after = 3");
+    let out = run_toml(&toml).await;
+    assert_eq!(
+        out.journal(),
+        [
+            "temperature-1 timed_out (1 of 3 consecutive read timeouts make a hang)",
+            "temperature-1 timed_out (2 of 3 consecutive read timeouts make a hang)",
+            "temperature-1 timed_out (3 of 3 consecutive read timeouts make a hang)",
+            "temperature-1 failed (hung: 3 consecutive read timeouts)",
+            "temperature-1 restart_scheduled in 200ms #0",
+            "temperature-1 restarted #1",
+        ]
+    );
+    let rounds: Vec<u64> = out
+        .events
+        .iter()
+        .filter(|e| e.event == "timed_out")
+        .map(|e| e.round)
+        .collect();
+    assert_eq!(rounds, [2, 3, 4]);
+    assert_eq!(out.summary.events["timed_out"], 3);
+}
+
 /// A sensor failing fatally on every read is restarted `max_restarts` times, then given up at
 /// the next failure with the reason in the journal, and counted unavailable afterwards while a
 /// healthy sensor keeps the run going.

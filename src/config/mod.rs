@@ -74,6 +74,22 @@ pub struct CollectionConfig {
     pub seed: Option<u64>,
     /// Cap on concurrent reads in a round; 0 means no cap.
     pub max_in_flight: usize,
+    /// How much the journal says (`journal`): the default, or also each read timeout that
+    /// counts toward a hang.
+    pub journal: JournalDetail,
+}
+
+/// How much the supervision journal says (`[collection] journal`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JournalDetail {
+    /// Failures, restarts, stops, give-ups, escalations.
+    #[default]
+    Normal,
+    /// Also a `timed_out` event for each read timeout of a running sensor that counts toward
+    /// `hung_after` (the run-up to a `hung` failure).
+    Verbose,
 }
 
 /// Restart policy of one sensor (or the defaults of `[supervision]`).
@@ -205,6 +221,7 @@ impl Default for CollectionConfig {
             duration: None,
             seed: None,
             max_in_flight: 0,
+            journal: JournalDetail::Normal,
         }
     }
 }

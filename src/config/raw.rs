@@ -99,6 +99,7 @@ pub(super) struct RawCollection {
     pub(super) duration: Option<String>,
     pub(super) seed: Option<u64>,
     pub(super) max_in_flight: Option<usize>,
+    pub(super) journal: Option<super::JournalDetail>,
 }
 
 /// `[supervision]`, or the restart keys of one `[[sensors]]` entry.

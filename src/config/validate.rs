@@ -104,6 +104,7 @@ impl RawCollection {
             },
             seed: self.seed,
             max_in_flight: self.max_in_flight.unwrap_or(0),
+            journal: self.journal.unwrap_or_default(),
         };
         collection.check(origin, |key| format!("collection.{key}"))?;
         Ok(collection)

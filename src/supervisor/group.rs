@@ -179,6 +179,8 @@ pub(crate) struct GroupSetup {
     pub read_timeout: Duration,
     /// Cap on concurrent reads; 0 for none.
     pub max_in_flight: usize,
+    /// Whether each read timeout is journaled (`journal = "verbose"`).
+    pub journal_timeouts: bool,
     /// Where journal events go (the aggregator).
     pub journal: Recipient<SupervisionEvent>,
     /// Where the first start of the members is journaled (the aggregator).
@@ -441,9 +443,14 @@ impl GroupSupervisor {
             match note {
                 Note::TimedOut => {
                     child.timeouts += 1;
-                    let spec = self.setup.sensors.entry(self.setup.members[local]);
-                    if child.timeouts >= spec.policy.hung_after {
-                        let cause = format!("hung: {} consecutive read timeouts", child.timeouts);
+                    let timeouts = child.timeouts;
+                    let hung_after = self.setup.sensors.entry(self.setup.members[local]).policy.hung_after;
+                    if self.setup.journal_timeouts {
+                        let cause = format!("{timeouts} of {hung_after} consecutive read timeouts make a hang");
+                        self.journal(local, EventKind::TimedOut, Some(cause), None);
+                    }
+                    if timeouts >= hung_after {
+                        let cause = format!("hung: {timeouts} consecutive read timeouts");
                         actions.push((local, Action::Fail(cause)));
                     }
                 }

@@ -264,6 +264,7 @@ impl SensorSupervisor {
                 keep_outcomes: self.keep_outcomes,
                 read_timeout: self.collection.read_timeout,
                 max_in_flight: self.collection.max_in_flight,
+                journal_timeouts: self.collection.journal == crate::config::JournalDetail::Verbose,
                 journal: journal.clone(),
                 started: started.clone(),
                 root: root.clone(),
