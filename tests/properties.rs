@@ -170,7 +170,7 @@ impl Scenario {
             duration(t),
             self.max_in_flight,
             // Half the cases journal every timeout (by the seed, so saved cases stay the same).
-            if self.seed % 2 == 0 { "verbose" } else { "normal" },
+            if self.seed.is_multiple_of(2) { "verbose" } else { "normal" },
             self.supervision.toml()
         );
         for (k, g) in self.groups.iter().enumerate() {
