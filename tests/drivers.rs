@@ -286,7 +286,7 @@ async fn failed_builds_in_a_group_follow_its_strategy_and_intensity() {
             "flaky gave_up (group bus escalated: more than 2 restarts within 1m) #2",
             "sibling gave_up (group bus escalated: more than 2 restarts within 1m) #0",
             "bus escalated (more than 2 restarts within 1m)",
-            "bus gave_up (escalated: more than 2 restarts within 1m)",
+            "bus gave_up (escalated: more than 2 restarts within 1m) #0",
         ]
     );
     assert_eq!(run.state("sibling").0, "given_up");

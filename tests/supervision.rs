@@ -609,7 +609,7 @@ async fn no_member_event_follows_its_groups_escalation() {
             "bus-2 gave_up (group bus-a escalated: more than 0 restarts within 1m) #0",
             "bus-3 gave_up (group bus-a escalated: more than 0 restarts within 1m) #0",
             "bus-a escalated (more than 0 restarts within 1m)",
-            "bus-a gave_up (escalated: more than 0 restarts within 1m)",
+            "bus-a gave_up (escalated: more than 0 restarts within 1m) #0",
         ]
     );
     let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
@@ -635,7 +635,7 @@ async fn group_escalates_and_is_given_up_while_the_run_goes_on() {
             "bus-2 gave_up (group bus-a escalated: more than 1 restarts within 1m) #0",
             "bus-3 gave_up (group bus-a escalated: more than 1 restarts within 1m) #0",
             "bus-a escalated (more than 1 restarts within 1m)",
-            "bus-a gave_up (escalated: more than 1 restarts within 1m)",
+            "bus-a gave_up (escalated: more than 1 restarts within 1m) #0",
         ]
     );
     let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();

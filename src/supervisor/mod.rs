@@ -597,8 +597,9 @@ impl Handler<Escalation> for SensorSupervisor {
         group.state = GroupState::Escalated;
         group.live = false;
         let cause = format!("escalated: {}", msg.cause);
-        let name = group.name.clone();
-        self.journal(name, EventKind::GaveUp, Some(cause), None, None, None);
+        // `restarts`: of the group's actor by the root, as for its other events.
+        let (name, restarts) = (group.name.clone(), group.restarts);
+        self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts), None);
     }
 }
 
