@@ -1,6 +1,8 @@
 //! A guided tour of sensor-actors' supervision, one policy at a time.
 //!
-//! Run it with `cargo run --example supervision`.
+//! Run it with `cargo run --example supervision`. Each scenario's journal is checked against the
+//! one written here, so the tour fails (and CI with it) if the behaviour drifts from what it
+//! says.
 //!
 //! Each scenario runs a few simulated sensors with scripted faults (a panic, a hang, fatal errors)
 //! and prints the supervision journal as the collector wrote it to `events.jsonl`: who failed and
@@ -45,7 +47,10 @@ backoff_min = "200ms"
 backoff_max = "2s"
 "#;
 
-const SCENARIOS: &[(&str, &str)] = &[
+/// Each scenario: what it shows, its sensors, and the journal it must produce (`who event`,
+/// without the first `started` lines): the example checks it, so it cannot drift from what it
+/// says.
+const SCENARIOS: &[(&str, &str, &[&str])] = &[
     (
         "permanent sensor, one panic: restarted after its backoff; the others keep answering",
         r#"[[sensors]]
@@ -53,6 +58,11 @@ count = 3
 latency = ["50ms", "150ms"]
 error_rate = 0.0
 faults = [{ round = 2, fault = "panic", sensor = "temperature-2" }]"#,
+        &[
+            "temperature-2 failed",
+            "temperature-2 restart_scheduled",
+            "temperature-2 restarted",
+        ],
     ),
     (
         "a hang: three timeouts in a row (hung_after = 3) count as one failure",
@@ -62,6 +72,11 @@ latency = ["50ms", "150ms"]
 error_rate = 0.0
 hung_after = 3
 faults = [{ round = 2, fault = "hang", sensor = "temperature-1" }]"#,
+        &[
+            "temperature-1 failed",
+            "temperature-1 restart_scheduled",
+            "temperature-1 restarted",
+        ],
     ),
     (
         "intensity: more than max_restarts = 2 restarts within 1m gives the sensor up; backoff doubles",
@@ -76,6 +91,16 @@ within = "1m"
 id = "healthy"
 latency = ["50ms", "50ms"]
 error_rate = 0.0"#,
+        &[
+            "broken failed",
+            "broken restart_scheduled",
+            "broken restarted",
+            "broken failed",
+            "broken restart_scheduled",
+            "broken restarted",
+            "broken failed",
+            "broken gave_up",
+        ],
     ),
     (
         "restart types: a failure in round 2 restarts permanent and transient, not temporary; a normal exit in round 5 restarts only permanent",
@@ -97,6 +122,20 @@ restart = "temporary"
 latency = ["50ms", "50ms"]
 error_rate = 0.0
 faults = [{ round = 2, fault = "fatal" }]"#,
+        &[
+            "permanent failed",
+            "transient failed",
+            "temporary failed",
+            "temporary stopped",
+            "permanent restart_scheduled",
+            "transient restart_scheduled",
+            "transient restarted",
+            "permanent restarted",
+            "permanent stopped",
+            "transient stopped",
+            "permanent restart_scheduled",
+            "permanent restarted",
+        ],
     ),
     (
         "group one_for_all: one member fails, every member restarts",
@@ -112,6 +151,17 @@ name = "bus-a"
 strategy = "one_for_all"
 max_restarts = 3
 within = "1m""#,
+        &[
+            "bus-2 failed",
+            "bus-1 stopped",
+            "bus-3 stopped",
+            "bus-1 restart_scheduled",
+            "bus-2 restart_scheduled",
+            "bus-3 restart_scheduled",
+            "bus-1 restarted",
+            "bus-2 restarted",
+            "bus-3 restarted",
+        ],
     ),
     (
         "group rest_for_one: the failed member and the ones after it restart",
@@ -127,6 +177,14 @@ name = "bus-a"
 strategy = "rest_for_one"
 max_restarts = 3
 within = "1m""#,
+        &[
+            "bus-2 failed",
+            "bus-3 stopped",
+            "bus-2 restart_scheduled",
+            "bus-3 restart_scheduled",
+            "bus-2 restarted",
+            "bus-3 restarted",
+        ],
     ),
     (
         "escalation: the group exceeds its own intensity, the root gives it up, the run goes on",
@@ -146,6 +204,16 @@ name = "bus-a"
 strategy = "one_for_one"
 max_restarts = 1
 within = "1m""#,
+        &[
+            "bus-1 failed",
+            "bus-1 restart_scheduled",
+            "bus-1 restarted",
+            "bus-2 failed",
+            "bus-1 gave_up",
+            "bus-2 gave_up",
+            "group bus-a escalated",
+            "group bus-a gave_up",
+        ],
     ),
 ];
 
@@ -153,11 +221,13 @@ within = "1m""#,
 async fn main() -> anyhow::Result<()> {
     tokio::time::pause();
     let dir = tempfile::tempdir()?;
-    for (n, (title, sensors)) in SCENARIOS.iter().enumerate() {
+    let mut drifted = Vec::new();
+    for (n, (title, sensors, expected)) in SCENARIOS.iter().enumerate() {
         let config = Config::from_toml_str(&format!("{BASE}\n{sensors}\n"), "scenario")?;
         let out = dir.path().join(format!("scenario-{}", n + 1));
         let summary = run(config, RunOptions { out: Some(out.clone()) }, pending()).await?;
         println!("== {}. {title}", n + 1);
+        let mut journal = Vec::new();
         for line in std::fs::read_to_string(out.join("events.jsonl"))?.lines() {
             let e: Event = serde_json::from_str(line)?;
             if e.event == "started" {
@@ -169,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
                 (None, Some(group)) => format!("group {group}"),
                 (None, None) => String::new(),
             };
+            journal.push(format!("{who} {}", e.event));
             let mut text = format!("   round {:>2}  {who:<14} {:<18}", e.round, e.event);
             if let Some(cause) = e.cause {
                 text += &format!(" {cause}");
@@ -201,6 +272,16 @@ async fn main() -> anyhow::Result<()> {
             r.failed,
             r.timed_out,
             r.unavailable
+        );
+        if journal != *expected {
+            drifted.push(format!("scenario {}: expected {expected:?}, got {journal:?}", n + 1));
+        }
+    }
+    // The journals are what the scenarios say they show, or the example fails (CI runs it).
+    if !drifted.is_empty() {
+        anyhow::bail!(
+            "the journal differs from what the example explains:\n{}",
+            drifted.join("\n")
         );
     }
     Ok(())
