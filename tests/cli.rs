@@ -374,3 +374,67 @@ fn endless_oversized_and_binary_config_files_are_refused() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `tree` prints the supervision tree a run starts: the root, the configured group with its
+/// strategy and intensity, the shard of ungrouped sensors, and each sensor's policy; past the
+/// limit per group it says how many more (`--all` lists them).
+#[test]
+fn tree_prints_the_supervision_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tree.toml");
+    std::fs::write(
+        &path,
+        r#"[supervision]
+max_restarts = 4
+within = "20s"
+[runtime]
+arbiters = 1
+[[groups]]
+name = "bus"
+strategy = "rest_for_one"
+max_restarts = 2
+within = "1m"
+[[sensors]]
+name = "b"
+count = 2
+group = "bus"
+restart = "transient"
+[[sensors]]
+count = 12
+hung_after = 5
+"#,
+    )
+    .unwrap();
+    let output = run(&["tree", path.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "root: restarts a group actor that stops, at most 4 within 20s (backoff 100ms..5s); 1 thread(s)",
+            "├── group bus: rest_for_one, at most 2 restarts within 1m, then escalates [thread 1]",
+            "│   ├── b-1 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts",
+            "│   └── b-2 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts",
+            "└── shard-1: ungrouped sensors, one_for_one, each its own intensity [thread 1]",
+        ]
+    );
+    assert_eq!(
+        lines[5],
+        "    ├── temperature-01 (temperature): permanent, at most 4 restarts within 20s, backoff 100ms..5s, hung after 5 timeouts"
+    );
+    assert_eq!(lines.len(), 16);
+    assert_eq!(lines[15], "    └── ... 2 more");
+    let all = run(&["tree", path.to_str().unwrap(), "--all"]);
+    let text = String::from_utf8(all.stdout).unwrap();
+    assert_eq!(text.lines().count(), 17);
+    assert!(
+        text.lines().last().unwrap().starts_with("    └── temperature-12 "),
+        "{text}"
+    );
+}

@@ -425,6 +425,13 @@ impl Config {
         }
     }
 
+    /// The supervision tree a run of this configuration starts, as text (`sensor-actors tree`):
+    /// the root, the groups and shards with their strategy, intensity and thread, and at most
+    /// `per_group` sensors of each with their restart type, intensity, backoff and `hung_after`.
+    pub fn supervision_tree(&self, per_group: usize) -> String {
+        crate::supervisor::describe(self, per_group)
+    }
+
     /// Checks the rules of `[collection]` again after flags were applied; errors name the flag.
     pub fn check_collection(&self, origin: &str) -> Result<(), ConfigError> {
         self.collection

@@ -89,6 +89,90 @@ pub(super) fn plan(
     plan
 }
 
+/// The supervision tree a run of `config` starts, as text: the root with the `[supervision]`
+/// intensity it applies to its group actors, each group (configured groups with their strategy
+/// and intensity, then the shards of the ungrouped sensors) with its arbiter, and each group's
+/// sensors with their restart type, intensity, backoff and `hung_after`; at most `per_group`
+/// sensors of a group are listed, then how many more. As if the readings were published
+/// (`--out`), which sizes the shards.
+pub(crate) fn describe(config: &crate::Config, per_group: usize) -> String {
+    use std::fmt::Write as _;
+    let duration = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let threads = config.runtime.threads(config.sensors.len()).max(1);
+    let table = SensorTable::new(config.sensors.clone());
+    let plan = plan(&table, &config.groups, threads, true);
+    let root = &config.supervision;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "root: restarts a group actor that stops, at most {} within {} (backoff {}..{}); {} thread(s)",
+        root.max_restarts,
+        duration(root.within),
+        duration(root.backoff_min),
+        duration(root.backoff_max),
+        threads
+    );
+    for (k, (name, kind, members, arbiter)) in plan.iter().enumerate() {
+        let last_group = k + 1 == plan.len();
+        let (branch, indent) = if last_group {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        let what = match kind {
+            GroupKind::Configured {
+                strategy,
+                max_restarts,
+                within,
+            } => format!(
+                "group {name}: {}, at most {max_restarts} restarts within {}, then escalates",
+                strategy_name(*strategy),
+                duration(*within)
+            ),
+            GroupKind::Shard => format!("{name}: ungrouped sensors, one_for_one, each its own intensity"),
+        };
+        let _ = writeln!(out, "{branch}{what} [thread {}]", arbiter + 1);
+        let shown = members.len().min(per_group);
+        for (j, &i) in members.iter().take(shown).enumerate() {
+            let more = members.len() > shown;
+            let twig = if j + 1 == shown && !more {
+                "└── "
+            } else {
+                "├── "
+            };
+            let s = &config.sensors[i];
+            let p = &s.policy;
+            let intensity = match kind {
+                GroupKind::Shard => format!(", at most {} restarts within {}", p.max_restarts, duration(p.within)),
+                GroupKind::Configured { .. } => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{indent}{twig}{} ({}): {}{intensity}, backoff {}..{}, hung after {} timeouts",
+                s.id,
+                s.kind,
+                p.restart,
+                duration(p.backoff_min),
+                duration(p.backoff_max),
+                p.hung_after
+            );
+        }
+        if members.len() > shown {
+            let _ = writeln!(out, "{indent}└── ... {} more", members.len() - shown);
+        }
+    }
+    out
+}
+
+fn strategy_name(strategy: crate::config::GroupStrategy) -> &'static str {
+    use crate::config::GroupStrategy::*;
+    match strategy {
+        OneForOne => "one_for_one",
+        OneForAll => "one_for_all",
+        RestForOne => "rest_for_one",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
 pub(crate) use group::{GroupSetup, GroupSupervisor};
+pub(crate) use layout::describe;
 use restart::GroupRestarts;
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};

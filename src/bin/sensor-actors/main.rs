@@ -38,6 +38,14 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Print the supervision tree a run of a configuration file starts.
+    Tree {
+        /// The TOML file.
+        file: PathBuf,
+        /// List every sensor of each group (by default the first 10, then how many more).
+        #[arg(long)]
+        all: bool,
+    },
     /// Measure spawn time, round overhead, throughput and memory per number of sensors.
     Bench(BenchArgs),
 }
@@ -170,6 +178,10 @@ fn main() -> ExitCode {
         .init();
     let outcome = match cli.command {
         Command::Check { file } => check(&file),
+        Command::Tree { file, all } => Collector::new()
+            .load(&file)
+            .map_err(|e| Failure::Usage(e.into()))
+            .and_then(|config| stdout(config.supervision_tree(if all { usize::MAX } else { 10 }))),
         Command::Run(args) => run_command(args),
         Command::Bench(args) => bench_command(args),
     };
