@@ -43,6 +43,10 @@ pub struct Summary {
     pub seed: u64,
     /// Per-sensor statistics, in configuration order.
     pub sensors: Vec<SensorSummary>,
+    /// The supervision tree's groups as the run ended: the configured groups, then the shards of
+    /// ungrouped sensors.
+    #[serde(default)]
+    pub groups: Vec<GroupSummary>,
     /// What each subscriber of the streams received and missed.
     #[serde(default)]
     pub subscribers: Vec<SubscriberStats>,
@@ -93,6 +97,9 @@ pub struct Percentiles {
 pub struct SensorSummary {
     /// Sensor id.
     pub id: String,
+    /// The `[[groups]]` entry it belongs to; absent for an ungrouped sensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Sensor kind.
     pub kind: String,
     /// Unit of the values.
@@ -117,6 +124,25 @@ pub struct SensorSummary {
     pub last: Option<f64>,
     /// Anomalies detected on this sensor.
     pub anomalies: u64,
+}
+
+/// A group of the supervision tree at the end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GroupSummary {
+    /// The `[[groups]]` entry's name, or `shard-N` for a shard of ungrouped sensors.
+    pub name: String,
+    /// `one_for_one`, `one_for_all` or `rest_for_one` (a shard: `one_for_one`).
+    pub strategy: String,
+    /// `true` for a shard of ungrouped sensors (each with its own intensity).
+    pub shard: bool,
+    /// `running`, `restarting` (its actor is waiting for its backoff), `escalated` (given up by
+    /// the root after exceeding its intensity) or `given_up` (its actor stopped too often).
+    pub state: String,
+    /// Restarts of the group's actor by the root.
+    pub restarts: u32,
+    /// Its sensors.
+    pub sensors: u64,
 }
 
 /// The memory a run on this machine may use, read before it allocates.
@@ -342,6 +368,7 @@ mod tests {
     fn sensor(i: usize, state: &str, restarts: u32) -> SensorSummary {
         SensorSummary {
             id: format!("t-{i}"),
+            group: None,
             kind: "temperature".into(),
             unit: "C".into(),
             state: state.into(),
@@ -372,6 +399,7 @@ mod tests {
             subscribers: Vec::new(),
             process: ProcessStats::default(),
             virtual_clock: None,
+            groups: Vec::new(),
         }
     }
 

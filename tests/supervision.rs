@@ -640,6 +640,31 @@ async fn group_escalates_and_is_given_up_while_the_run_goes_on() {
     );
     let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
     assert_eq!(states, ["running", "given_up", "given_up", "given_up"]);
+    // The summary's tree: the group escalated, the shard of the sensor outside runs on, and
+    // each sensor names its group.
+    let groups: Vec<(&str, &str, bool, &str, u64)> = out
+        .summary
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.as_str(),
+                g.strategy.as_str(),
+                g.shard,
+                g.state.as_str(),
+                g.sensors,
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("bus-a", "one_for_one", false, "escalated", 3),
+            ("shard-1", "one_for_one", true, "running", 1)
+        ]
+    );
+    let membership: Vec<Option<&str>> = out.summary.sensors.iter().map(|s| s.group.as_deref()).collect();
+    assert_eq!(membership, [None, Some("bus-a"), Some("bus-a"), Some("bus-a")]);
     assert_eq!(out.summary.rounds, 5);
     for round in 3..=5 {
         assert_eq!(out.read_in(round), ["outside"], "round {round}");

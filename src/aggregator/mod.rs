@@ -84,6 +84,8 @@ pub(crate) struct Finish {
     pub(crate) sensors: Vec<(crate::data::SensorState, u32)>,
     /// Per sensor: its analysis results (from its group).
     pub(crate) tracks: Vec<TrackSummary>,
+    /// The groups as the run ended.
+    pub(crate) groups: Vec<crate::report::GroupSummary>,
 }
 
 /// Latencies above this (one hour) are recorded as this in the histograms.
@@ -434,6 +436,7 @@ impl Aggregator {
             .enumerate()
             .map(|(index, (t, (state, restarts)))| SensorSummary {
                 id: self.sensors.id(index).to_string(),
+                group: self.sensors.entry(index).group.as_deref().map(str::to_string),
                 kind: self.sensors.entry(index).kind.to_string(),
                 unit: self.sensors.entry(index).unit.to_string(),
                 state: state.as_str().to_string(),
@@ -459,6 +462,7 @@ impl Aggregator {
             events: self.events.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             seed: finish.seed,
             sensors,
+            groups: finish.groups,
             subscribers: self.outlets.stats(),
             process: match clock::virtual_start() {
                 Some(start) => ProcessStats {
@@ -538,6 +542,7 @@ mod tests {
                 skipped_rounds: 0,
                 sensors: vec![(SensorState::Running, 0); 3],
                 tracks: vec![TrackSummary::default(); 3],
+                groups: Vec::new(),
             })
             .await
             .expect("the aggregator answers Finish");

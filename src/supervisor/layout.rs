@@ -164,7 +164,7 @@ pub(crate) fn describe(config: &crate::Config, per_group: usize) -> String {
     out
 }
 
-fn strategy_name(strategy: crate::config::GroupStrategy) -> &'static str {
+pub(crate) fn strategy_name(strategy: crate::config::GroupStrategy) -> &'static str {
     use crate::config::GroupStrategy::*;
     match strategy {
         OneForOne => "one_for_one",

@@ -26,7 +26,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) use group::{GroupSetup, GroupSupervisor};
+pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
 pub(crate) use layout::describe;
 use restart::GroupRestarts;
 
@@ -38,6 +38,7 @@ use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
 use crate::data::{Absence, Backoff, EventKind, Outcome, SupervisionEvent};
 use crate::report::Finished;
+use crate::report::GroupSummary;
 use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
 
 /// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
@@ -512,6 +513,30 @@ impl SensorSupervisor {
                 (g.members.clone(), g.addr.send(ReportStates { ending: true }), tracks)
             })
             .collect();
+        let groups: Vec<GroupSummary> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let (strategy, shard) = match &g.setup.kind {
+                    GroupKind::Configured { strategy, .. } => (*strategy, false),
+                    GroupKind::Shard => (crate::config::GroupStrategy::OneForOne, true),
+                };
+                GroupSummary {
+                    name: g.name.to_string(),
+                    strategy: layout::strategy_name(strategy).to_string(),
+                    shard,
+                    state: match g.state {
+                        GroupState::Running => "running",
+                        GroupState::Restarting => "restarting",
+                        GroupState::Escalated => "escalated",
+                        GroupState::Failed => "given_up",
+                    }
+                    .to_string(),
+                    restarts: g.restarts,
+                    sensors: g.members.len() as u64,
+                }
+            })
+            .collect();
         let aggregator = self.aggregator.clone();
         let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
         let report = async move {
@@ -538,6 +563,7 @@ impl SensorSupervisor {
                     skipped_rounds,
                     sensors,
                     tracks,
+                    groups,
                 })
                 .await
         };
