@@ -742,17 +742,11 @@ impl<'a> Model<'a> {
                 }
                 Life::Up
             }
-            // A member given up with its escalating group, whatever it was doing.
-            (Some(_), EventKind::GaveUp) if cause.starts_with("group ") && cause.contains(" escalated: ") => {
-                if e.restarts != Some(restarts) {
-                    return Err(format!(
-                        "{what}: says {:?} restarts, the journal {restarts}",
-                        e.restarts
-                    ));
-                }
-                Life::GivenUp
-            }
-            (Some(Life::Failed | Life::Stopping), EventKind::GaveUp) => {
+            // Given up past its intensity, or with its escalating group whatever it was doing.
+            (Some(life), EventKind::GaveUp)
+                if matches!(life, Life::Failed | Life::Stopping)
+                    || (cause.starts_with("group ") && cause.contains(" escalated: ")) =>
+            {
                 if e.restarts != Some(restarts) {
                     return Err(format!(
                         "{what}: says {:?} restarts, the journal {restarts}",

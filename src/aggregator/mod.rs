@@ -429,6 +429,7 @@ impl Handler<Finish> for Aggregator {
 impl Aggregator {
     /// The run's summary.
     fn summary(&self, finish: Finish) -> Summary {
+        let virtual_clock = clock::virtual_start();
         let sensors = finish
             .tracks
             .iter()
@@ -464,14 +465,14 @@ impl Aggregator {
             sensors,
             groups: finish.groups,
             subscribers: self.outlets.stats(),
-            process: match clock::virtual_start() {
+            process: match virtual_clock {
                 Some(start) => ProcessStats {
                     wall_seconds: (clock::now() - start).as_seconds_f64(),
                     ..ProcessStats::default()
                 },
                 None => self.process(),
             },
-            virtual_clock: clock::virtual_start(),
+            virtual_clock,
         }
     }
 }

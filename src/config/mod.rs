@@ -136,6 +136,17 @@ pub enum GroupStrategy {
     RestForOne,
 }
 
+impl GroupStrategy {
+    /// The name used in the configuration, the journal and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStrategy::OneForOne => "one_for_one",
+            GroupStrategy::OneForAll => "one_for_all",
+            GroupStrategy::RestForOne => "rest_for_one",
+        }
+    }
+}
+
 /// A `[[groups]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -241,11 +241,6 @@ impl<S: Storage> LineWriter<S> {
         self.flush()?;
         self.storage.sync()
     }
-
-    #[cfg(test)]
-    pub(crate) fn storage(&self) -> &S {
-        &self.storage
-    }
 }
 
 #[cfg(test)]
@@ -307,17 +302,17 @@ mod tests {
         line(&mut w, "two").unwrap();
         line(&mut w, "three").unwrap();
         assert!(w.flush().is_err());
-        assert_eq!(w.storage().bytes, b"one\n", "the torn part is cut off");
+        assert_eq!(w.storage.bytes, b"one\n", "the torn part is cut off");
         assert_eq!((w.written, w.lost, w.failing), (1, 2, true));
         // Still full: nothing changes.
         line(&mut w, "four").unwrap();
         assert!(w.flush().is_err());
-        assert_eq!(w.storage().bytes, b"one\n");
+        assert_eq!(w.storage.bytes, b"one\n");
         // Space again: writing goes on after the last whole line.
         w.storage.fail_at = None;
         line(&mut w, "five").unwrap();
         w.sync().unwrap();
-        assert_eq!(w.storage().bytes, b"one\nfive\n");
+        assert_eq!(w.storage.bytes, b"one\nfive\n");
         assert_eq!((w.written, w.lost, w.failing), (2, 3, false));
     }
 
@@ -329,7 +324,7 @@ mod tests {
         w.flush().unwrap();
         line(&mut w, "two").unwrap();
         assert!(w.flush().is_err());
-        assert_eq!(w.storage().bytes, b"one\n");
+        assert_eq!(w.storage.bytes, b"one\n");
         assert_eq!((w.written, w.lost), (1, 1));
     }
 
@@ -340,10 +335,10 @@ mod tests {
         for _ in 0..100 {
             line(&mut w, &text).unwrap();
         }
-        assert!(!w.storage().bytes.is_empty(), "written before the flush");
-        assert!(w.storage().bytes.ends_with(b"\n"));
+        assert!(!w.storage.bytes.is_empty(), "written before the flush");
+        assert!(w.storage.bytes.ends_with(b"\n"));
         w.flush().unwrap();
-        assert_eq!(w.storage().bytes.len(), 100 * 1001);
+        assert_eq!(w.storage.bytes.len(), 100 * 1001);
         assert_eq!(w.written, 100);
     }
 
@@ -358,7 +353,7 @@ mod tests {
         assert!(failed.is_err());
         line(&mut w, "two").unwrap();
         w.flush().unwrap();
-        assert_eq!(w.storage().bytes, b"one\ntwo\n");
+        assert_eq!(w.storage.bytes, b"one\ntwo\n");
         assert_eq!((w.written, w.lost), (2, 1));
     }
 

@@ -126,7 +126,7 @@ pub(crate) fn describe(config: &crate::Config, per_group: usize) -> String {
                 within,
             } => format!(
                 "group {name}: {}, at most {max_restarts} restarts within {}, then escalates",
-                strategy_name(*strategy),
+                strategy.as_str(),
                 duration(*within)
             ),
             GroupKind::Shard => format!("{name}: ungrouped sensors, one_for_one, each its own intensity"),
@@ -162,15 +162,6 @@ pub(crate) fn describe(config: &crate::Config, per_group: usize) -> String {
         }
     }
     out
-}
-
-pub(crate) fn strategy_name(strategy: crate::config::GroupStrategy) -> &'static str {
-    use crate::config::GroupStrategy::*;
-    match strategy {
-        OneForOne => "one_for_one",
-        OneForAll => "one_for_all",
-        RestForOne => "rest_for_one",
-    }
 }
 
 #[cfg(test)]

@@ -523,7 +523,7 @@ impl SensorSupervisor {
                 };
                 GroupSummary {
                     name: g.name.to_string(),
-                    strategy: layout::strategy_name(strategy).to_string(),
+                    strategy: strategy.as_str().to_string(),
                     shard,
                     state: match g.state {
                         GroupState::Running => "running",

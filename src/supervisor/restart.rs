@@ -303,23 +303,15 @@ pub(crate) struct StoppedWith<'a> {
 
 impl fmt::Display for StoppedWith<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: restarting with {}", self.strategy_name(), self.failed)
+        write!(f, "{}: restarting with {}", self.strategy.as_str(), self.failed)
     }
 }
 
 impl StoppedWith<'_> {
-    fn strategy_name(&self) -> &'static str {
-        match self.strategy {
-            GroupStrategy::OneForOne => "one_for_one",
-            GroupStrategy::OneForAll => "one_for_all",
-            GroupStrategy::RestForOne => "rest_for_one",
-        }
-    }
-
     /// The cause of a temporary sibling's stop, which is not restarted:
     /// `one_for_all: stopped with bus-2`.
     pub(crate) fn stopping(&self) -> String {
-        format!("{}: stopped with {}", self.strategy_name(), self.failed)
+        format!("{}: stopped with {}", self.strategy.as_str(), self.failed)
     }
 }
 

@@ -243,8 +243,9 @@ fn check(file: &std::path::Path) -> Result<(), Failure> {
     ))
 }
 
-/// Builds the configuration from the file (or the default scenario) and the flags.
-fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_actors::ConfigError> {
+/// Builds the configuration from the file (or the default scenario) and the flags, and checks
+/// that it fits in memory and can run on `clock`.
+fn configure(args: &RunArgs, collector: &Collector, clock: Clock) -> Result<Config, sensor_actors::ConfigError> {
     let mut config = match &args.config {
         Some(path) => collector.load(path)?,
         None => Config::default_scenario(),
@@ -264,6 +265,7 @@ fn configure(args: &RunArgs, collector: &Collector) -> Result<Config, sensor_act
         _ => "command line".to_string(),
     };
     check_memory(&config, &origin)?;
+    config.check_clock(clock, &origin)?;
     Ok(config)
 }
 
@@ -293,14 +295,7 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
         // First: a signal from here on stops the run gracefully.
         let signals = Signals::install();
         let collector = Collector::new().log_rounds().clock(clock);
-        let config = configure(&args, &collector).map_err(|e| Failure::Usage(e.into()))?;
-        let origin = args
-            .config
-            .as_ref()
-            .map_or("command line".to_string(), |p| p.display().to_string());
-        config
-            .check_clock(clock, &origin)
-            .map_err(|e| Failure::Usage(e.into()))?;
+        let config = configure(&args, &collector, clock).map_err(|e| Failure::Usage(e.into()))?;
         if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
             return Err(Failure::Usage(anyhow::anyhow!(
                 "command line: --out: expected a directory, got the file {}",
