@@ -259,6 +259,7 @@ impl Collector {
             groups: config.groups,
             collection: config.collection,
             policy: config.supervision,
+            root_policy: config.root,
             seed,
             analysis: Arc::new(config.analysis),
             keep_outcomes,

@@ -176,6 +176,9 @@ pub enum EventKind {
     /// A read of a running sensor timed out (journaled with `[collection] journal =
     /// "verbose"`): `cause` says how many in a row, of `hung_after`.
     TimedOut,
+    /// A failed sensor keeps its actor and its state and goes on being read (its directive
+    /// for that kind of failure is `resume`).
+    Resumed,
 }
 
 impl EventKind {
@@ -190,6 +193,7 @@ impl EventKind {
             EventKind::Escalated => "escalated",
             EventKind::Stopped => "stopped",
             EventKind::TimedOut => "timed_out",
+            EventKind::Resumed => "resumed",
         }
     }
 }

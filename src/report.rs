@@ -136,10 +136,15 @@ pub struct GroupSummary {
     pub strategy: String,
     /// `true` for a shard of ungrouped sensors (each with its own intensity).
     pub shard: bool,
-    /// `running`, `restarting` (its actor is waiting for its backoff), `escalated` (given up by
-    /// the root after exceeding its intensity) or `given_up` (its actor stopped too often).
+    /// The group it is nested in (`parent`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// `running`, `restarting` (waiting for its backoff: its actor stopped, or its supervisor
+    /// restarts it), `stopped` (it or an ancestor escalated and no decision was made before the
+    /// run ended), `escalated` (given up after it or an ancestor escalated) or `given_up` (its
+    /// actor stopped too often).
     pub state: String,
-    /// Restarts of the group's actor by the root.
+    /// Restarts of the group's actor by the root, and of the group as a whole by its supervisor.
     pub restarts: u32,
     /// Its sensors.
     pub sensors: u64,

@@ -375,9 +375,10 @@ fn endless_oversized_and_binary_config_files_are_refused() {
     );
 }
 
-/// `tree` prints the supervision tree a run starts: the root, the configured group with its
-/// strategy and intensity, the shard of ungrouped sensors, and each sensor's policy; past the
-/// limit per group it says how many more (`--all` lists them).
+/// `tree` prints the supervision tree a run starts: the root with both its intensities, the
+/// configured groups nested under their parents with strategy and intensity, the shard of
+/// ungrouped sensors, and each sensor's policy and directives; past the limit per group it says
+/// how many more (`--all` lists them).
 #[test]
 fn tree_prints_the_supervision_tree() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,6 +388,9 @@ fn tree_prints_the_supervision_tree() {
         r#"[supervision]
 max_restarts = 4
 within = "20s"
+[root]
+max_restarts = 2
+within = "1m"
 [runtime]
 arbiters = 1
 [[groups]]
@@ -394,11 +398,20 @@ name = "bus"
 strategy = "rest_for_one"
 max_restarts = 2
 within = "1m"
+parent = "site"
+directives = { hung = "stop" }
+[[groups]]
+name = "site"
+strategy = "one_for_all"
 [[sensors]]
 name = "b"
 count = 2
 group = "bus"
 restart = "transient"
+directives = { panic = "escalate" }
+[[sensors]]
+id = "gateway"
+group = "site"
 [[sensors]]
 count = 12
 hung_after = 5
@@ -415,24 +428,26 @@ hung_after = 5
     let text = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[..5],
+        lines[..7],
         [
-            "root: restarts a group actor that stops, at most 4 within 20s (backoff 100ms..5s); 1 thread(s)",
-            "├── group bus: rest_for_one, at most 2 restarts within 1m, then escalates [thread 1]",
-            "│   ├── b-1 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts",
-            "│   └── b-2 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts",
+            "root: restarts a group actor that stops, at most 4 within 20s (backoff 100ms..5s); restarts an escalated group at most 2 within 1m (backoff 100ms..5s); 1 thread(s)",
+            "├── group site: one_for_all, at most 3 restarts within 10s, then escalates to the root [thread 1]",
+            "│   ├── gateway (temperature): permanent, backoff 100ms..5s, hung after 3 timeouts",
+            "│   └── group bus: rest_for_one, at most 2 restarts within 1m, then escalates to group site [thread 1]",
+            "│       ├── b-1 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts, escalate on panic, stop on hung",
+            "│       └── b-2 (temperature): transient, backoff 100ms..5s, hung after 3 timeouts, escalate on panic, stop on hung",
             "└── shard-1: ungrouped sensors, one_for_one, each its own intensity [thread 1]",
         ]
     );
     assert_eq!(
-        lines[5],
+        lines[7],
         "    ├── temperature-01 (temperature): permanent, at most 4 restarts within 20s, backoff 100ms..5s, hung after 5 timeouts"
     );
-    assert_eq!(lines.len(), 16);
-    assert_eq!(lines[15], "    └── ... 2 more");
+    assert_eq!(lines.len(), 18);
+    assert_eq!(lines[17], "    └── ... 2 more");
     let all = run(&["tree", path.to_str().unwrap(), "--all"]);
     let text = String::from_utf8(all.stdout).unwrap();
-    assert_eq!(text.lines().count(), 17);
+    assert_eq!(text.lines().count(), 19);
     assert!(
         text.lines().last().unwrap().starts_with("    └── temperature-12 "),
         "{text}"

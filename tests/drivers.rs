@@ -175,7 +175,7 @@ fn factory_key_errors_are_one_line() {
         err("vaule = 1.0"),
         "test.toml: sensors[0].vaule: unknown field `vaule`, expected one of `failing_builds`, `panics`, \
          `build_latency`, `read_latency`, `value`, or a key of every sensor: driver, kind, name, id, count, \
-         unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after"
+         unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after, directives"
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sensors.toml");

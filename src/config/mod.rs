@@ -48,6 +48,8 @@ pub struct Config {
     pub collection: CollectionConfig,
     /// Restart policy defaults (`[supervision]`); each sensor carries its resolved copy.
     pub supervision: RestartPolicy,
+    /// The root's own intensity for escalated groups (`[root]`).
+    pub root: RootPolicy,
     /// Every sensor, in configuration order; the index is the sensor's index everywhere.
     pub sensors: Vec<SensorSpec>,
     /// Groups (`[[groups]]`): nested supervisors for the sensors that name them.
@@ -108,6 +110,8 @@ pub struct RestartPolicy {
     pub backoff_max: Duration,
     /// Consecutive read timeouts that count as a hang (a failure).
     pub hung_after: u32,
+    /// What the sensor's supervisor does with each kind of failure (default: restart).
+    pub directives: Directives,
 }
 
 impl Default for RestartPolicy {
@@ -119,6 +123,146 @@ impl Default for RestartPolicy {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             hung_after: 3,
+            directives: Directives::default(),
+        }
+    }
+}
+
+/// What a supervisor does with one kind of failure of a sensor, as Akka's supervisor
+/// directives (`docs/supervision.md`, "Directives").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Directive {
+    /// Restart it by its restart type, its group's strategy, the intensity and the backoff.
+    #[default]
+    Restart,
+    /// Stop it for good (`stopped`), counting no restart; its siblings are untouched.
+    Stop,
+    /// Fail its group at once, as if the group's intensity were exceeded: the group escalates
+    /// to its parent (only for members of a `[[groups]]` entry).
+    Escalate,
+    /// Keep its actor and its state, and go on reading it (`resumed`); counts no restart. Not
+    /// for a stopped actor, which has nothing to resume.
+    Resume,
+}
+
+impl Directive {
+    /// The name used in the configuration and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Directive::Restart => "restart",
+            Directive::Stop => "stop",
+            Directive::Escalate => "escalate",
+            Directive::Resume => "resume",
+        }
+    }
+}
+
+/// The kinds of failure a [`Directive`] is chosen for (the rows of `docs/supervision.md`'s
+/// failure table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A panic in a read or a build, caught.
+    Panic,
+    /// A fatal read error, or a build that failed.
+    Fatal,
+    /// `hung_after` consecutive read timeouts.
+    Hung,
+    /// The sensor's actor stopped (its mailbox closed).
+    Stopped,
+}
+
+impl FailureKind {
+    /// The name used in the configuration (`directives = { hung = "stop" }`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Panic => "panic",
+            FailureKind::Fatal => "fatal",
+            FailureKind::Hung => "hung",
+            FailureKind::Stopped => "stopped",
+        }
+    }
+}
+
+/// A [`Directive`] per kind of failure: `directives = { panic = "restart", hung = "stop" }` in
+/// `[supervision]`, a `[[groups]]` entry (for its members) or a `[[sensors]]` entry; the most
+/// specific one that names a kind wins, and a kind no one names is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Directives {
+    /// For a caught panic.
+    pub panic: Directive,
+    /// For a fatal error or a failed build.
+    pub fatal: Directive,
+    /// For a hang.
+    pub hung: Directive,
+    /// For a stopped actor.
+    pub stopped: Directive,
+}
+
+impl Directives {
+    /// The directive for `kind`.
+    pub fn get(&self, kind: FailureKind) -> Directive {
+        match kind {
+            FailureKind::Panic => self.panic,
+            FailureKind::Fatal => self.fatal,
+            FailureKind::Hung => self.hung,
+            FailureKind::Stopped => self.stopped,
+        }
+    }
+
+    /// The kinds whose directive is not `restart`, with it, for display (`hung: stop`).
+    pub fn overrides(&self) -> Vec<(FailureKind, Directive)> {
+        [
+            FailureKind::Panic,
+            FailureKind::Fatal,
+            FailureKind::Hung,
+            FailureKind::Stopped,
+        ]
+        .into_iter()
+        .map(|k| (k, self.get(k)))
+        .filter(|(_, d)| *d != Directive::Restart)
+        .collect()
+    }
+}
+
+/// The root's own intensity (`[root]`): how it treats a top-level group that escalated.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RootPolicy {
+    /// Restarts of one escalated group allowed within `within`; more gives the group up. 0 (the
+    /// default) gives an escalated group up at once.
+    pub max_restarts: u32,
+    /// The intensity window (default: `[supervision]`'s).
+    pub within: Duration,
+    /// First backoff delay of a group's restart (default: `[supervision]`'s).
+    pub backoff_min: Duration,
+    /// Largest backoff delay (default: `[supervision]`'s).
+    pub backoff_max: Duration,
+}
+
+impl RootPolicy {
+    /// The root's policy when `[root]` is absent: escalated groups are given up at once, the
+    /// rest taken from `supervision`.
+    pub fn from_supervision(supervision: &RestartPolicy) -> Self {
+        RootPolicy {
+            max_restarts: 0,
+            within: supervision.within,
+            backoff_min: supervision.backoff_min,
+            backoff_max: supervision.backoff_max,
+        }
+    }
+
+    /// As a restart policy (for the restart rules, which take one).
+    pub(crate) fn as_restart_policy(&self) -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: self.max_restarts,
+            within: self.within,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            ..RestartPolicy::default()
         }
     }
 }
@@ -159,6 +303,9 @@ pub struct GroupSpec {
     pub max_restarts: u32,
     /// The group's intensity window.
     pub within: Duration,
+    /// The group it is nested in (`parent = "..."`), which supervises it as one of its
+    /// children; `None`: the root.
+    pub parent: Option<String>,
 }
 
 /// The `[runtime]` section.
@@ -260,6 +407,7 @@ impl Config {
         Config {
             collection: CollectionConfig::default(),
             supervision: RestartPolicy::default(),
+            root: RootPolicy::from_supervision(&RestartPolicy::default()),
             sensors,
             groups: Vec::new(),
             analysis: AnalysisConfig::default(),

@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::GroupStrategy;
+use super::{Directive, Directives, GroupStrategy};
 use crate::analysis::RawAnalysis;
 use crate::data::RestartType;
 use crate::parse::ConfigError;
@@ -80,6 +80,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) supervision: RawPolicy,
     #[serde(default)]
+    pub(super) root: RawRoot,
+    #[serde(default)]
     pub(super) sensors: Vec<toml::Table>,
     #[serde(default)]
     pub(super) groups: Vec<RawGroup>,
@@ -112,6 +114,39 @@ pub(super) struct RawPolicy {
     pub(super) backoff_min: Option<String>,
     pub(super) backoff_max: Option<String>,
     pub(super) hung_after: Option<u32>,
+    pub(super) directives: Option<RawDirectives>,
+}
+
+/// A `directives = { ... }` table: the directive per kind of failure, where given.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDirectives {
+    pub(super) panic: Option<Directive>,
+    pub(super) fatal: Option<Directive>,
+    pub(super) hung: Option<Directive>,
+    pub(super) stopped: Option<Directive>,
+}
+
+impl RawDirectives {
+    /// `base` with the directives given here in place of its own.
+    pub(super) fn over(&self, base: Directives) -> Directives {
+        let mut d = base;
+        d.panic = self.panic.unwrap_or(d.panic);
+        d.fatal = self.fatal.unwrap_or(d.fatal);
+        d.hung = self.hung.unwrap_or(d.hung);
+        d.stopped = self.stopped.unwrap_or(d.stopped);
+        d
+    }
+}
+
+/// `[root]`, durations still as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoot {
+    pub(super) max_restarts: Option<u32>,
+    pub(super) within: Option<String>,
+    pub(super) backoff_min: Option<String>,
+    pub(super) backoff_max: Option<String>,
 }
 
 /// One `[[groups]]` entry.
@@ -122,6 +157,8 @@ pub(super) struct RawGroup {
     pub(super) strategy: Option<GroupStrategy>,
     pub(super) max_restarts: Option<u32>,
     pub(super) within: Option<String>,
+    pub(super) parent: Option<String>,
+    pub(super) directives: Option<RawDirectives>,
 }
 
 /// `[runtime]`.
@@ -149,6 +186,7 @@ pub(super) struct RawSensorCommon {
     pub(super) backoff_min: Option<String>,
     pub(super) backoff_max: Option<String>,
     pub(super) hung_after: Option<u32>,
+    pub(super) directives: Option<RawDirectives>,
 }
 
 impl RawSensorCommon {
@@ -167,6 +205,7 @@ impl RawSensorCommon {
         "backoff_min",
         "backoff_max",
         "hung_after",
+        "directives",
     ];
 
     pub(super) fn policy(&self) -> RawPolicy {
@@ -177,6 +216,7 @@ impl RawSensorCommon {
             backoff_min: self.backoff_min.clone(),
             backoff_max: self.backoff_max.clone(),
             hung_after: self.hung_after,
+            directives: self.directives,
         }
     }
 }
@@ -202,7 +242,7 @@ mod tests {
             e.starts_with("c.toml: sensors[0].latncy: unknown field `latncy`, expected one of `latency`"),
             "{e}"
         );
-        assert!(e.ends_with("or a key of every sensor: driver, kind, name, id, count, unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after"), "{e}");
+        assert!(e.ends_with("or a key of every sensor: driver, kind, name, id, count, unit, group, range, restart, max_restarts, within, backoff_min, backoff_max, hung_after, directives"), "{e}");
         assert!(err("[bogus]\n[[sensors]]\ncount=1\n").starts_with("c.toml: bogus: unknown field `bogus`"));
     }
 

@@ -5,15 +5,15 @@
 //! driver, looked up by name in the run's [`DriverRegistry`]. Every error is one
 //! `origin: field: expectation` line. Used by [`Config::parse`] and [`Config::check_collection`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawCollection, RawConfig, RawGroup, RawPolicy, RawSensorCommon};
+use super::raw::{RawCollection, RawConfig, RawDirectives, RawGroup, RawPolicy, RawRoot, RawSensorCommon};
 use super::{
-    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, GroupSpec, GroupStrategy, RestartPolicy,
-    RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
+    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, Directive, GroupSpec, GroupStrategy,
+    RestartPolicy, RootPolicy, RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
 };
 use crate::driver::{self, simulated, DriverRegistry};
 use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError, ID_MAX};
@@ -27,7 +27,8 @@ impl RawConfig {
         let supervision = self
             .supervision
             .validate(origin, "supervision", &RestartPolicy::default())?;
-        let groups = validate_groups(self.groups, origin)?;
+        let root = self.root.validate(origin, &supervision)?;
+        let (groups, group_directives) = validate_groups(self.groups, origin)?;
         let analysis = self.analysis.validate(origin, &registry.detectors)?;
         if self.runtime.arbiters == Some(0) {
             return Err(ConfigError::new(
@@ -51,7 +52,11 @@ impl RawConfig {
             ));
         }
         let mut sensors = Vec::new();
-        let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let group_names: HashMap<&str, Option<RawDirectives>> = groups
+            .iter()
+            .zip(group_directives)
+            .map(|(g, d)| (g.name.as_str(), d))
+            .collect();
         for (i, table) in self.sensors.into_iter().enumerate() {
             expand_entry(
                 table,
@@ -77,6 +82,7 @@ impl RawConfig {
         Ok(Config {
             collection,
             supervision,
+            root,
             sensors,
             groups,
             analysis,
@@ -124,7 +130,15 @@ impl RawPolicy {
             backoff_min: dur("backoff_min", &self.backoff_min, base.backoff_min)?,
             backoff_max: dur("backoff_max", &self.backoff_max, base.backoff_max)?,
             hung_after: self.hung_after.unwrap_or(base.hung_after),
+            directives: self.directives.map_or(base.directives, |d| d.over(base.directives)),
         };
+        if policy.directives.stopped == Directive::Resume {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.directives.stopped"),
+                "expected restart, stop or escalate: an actor that stopped has nothing to resume",
+            ));
+        }
         if policy.within.is_zero() {
             return Err(ConfigError::new(
                 origin,
@@ -157,8 +171,46 @@ impl RawPolicy {
 /// Longest unit, in bytes (it is written with every reading).
 const UNIT_MAX: usize = 32;
 
-fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, ConfigError> {
+impl RawRoot {
+    /// `[root]`, its unset keys taken from `[supervision]`.
+    fn validate(&self, origin: &str, supervision: &RestartPolicy) -> Result<RootPolicy, ConfigError> {
+        let base = RootPolicy::from_supervision(supervision);
+        let dur = |field: &str, v: &Option<String>, default: Duration| match v {
+            Some(s) => parse_duration(origin, &format!("root.{field}"), s),
+            None => Ok(default),
+        };
+        let root = RootPolicy {
+            max_restarts: self.max_restarts.unwrap_or(base.max_restarts),
+            within: dur("within", &self.within, base.within)?,
+            backoff_min: dur("backoff_min", &self.backoff_min, base.backoff_min)?,
+            backoff_max: dur("backoff_max", &self.backoff_max, base.backoff_max)?,
+        };
+        if root.within.is_zero() {
+            return Err(ConfigError::new(origin, "root.within", "expected a duration above 0s"));
+        }
+        if root.backoff_min > root.backoff_max {
+            return Err(ConfigError::new(
+                origin,
+                "root.backoff_min",
+                format!(
+                    "{} is greater than backoff_max {}",
+                    humantime::format_duration(root.backoff_min),
+                    humantime::format_duration(root.backoff_max)
+                ),
+            ));
+        }
+        Ok(root)
+    }
+}
+
+/// The `[[groups]]` entries, checked (names unique, each `parent` an existing group, no group
+/// its own ancestor), each with the directives it gives its members.
+fn validate_groups(
+    raw: Vec<RawGroup>,
+    origin: &str,
+) -> Result<(Vec<GroupSpec>, Vec<Option<RawDirectives>>), ConfigError> {
     let mut groups: Vec<GroupSpec> = Vec::with_capacity(raw.len());
+    let mut directives = Vec::with_capacity(raw.len());
     let mut names = HashSet::with_capacity(raw.len());
     for (i, g) in raw.into_iter().enumerate() {
         let at = format!("groups[{i}]");
@@ -181,14 +233,51 @@ fn validate_groups(raw: Vec<RawGroup>, origin: &str) -> Result<Vec<GroupSpec>, C
                 "expected a duration above 0s",
             ));
         }
+        if g.directives.is_some_and(|d| d.stopped == Some(Directive::Resume)) {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.directives.stopped"),
+                "expected restart, stop or escalate: an actor that stopped has nothing to resume",
+            ));
+        }
+        directives.push(g.directives);
         groups.push(GroupSpec {
             name: g.name,
             strategy: g.strategy.unwrap_or(GroupStrategy::OneForOne),
             max_restarts: g.max_restarts.unwrap_or(3),
             within,
+            parent: g.parent,
         });
     }
-    Ok(groups)
+    let index: HashMap<&str, usize> = groups.iter().enumerate().map(|(k, g)| (g.name.as_str(), k)).collect();
+    for (i, g) in groups.iter().enumerate() {
+        let Some(parent) = &g.parent else { continue };
+        let at = format!("groups[{i}].parent");
+        let Some(&p) = index.get(parent.as_str()) else {
+            return Err(ConfigError::new(
+                origin,
+                at,
+                format!("no [[groups]] entry is named {}", quoted(parent)),
+            ));
+        };
+        // Walk up from the parent: reaching this group again is a cycle. At most one step per
+        // group, so a chain of any depth ends.
+        let mut up = Some(p);
+        for _ in 0..=groups.len() {
+            match up {
+                Some(k) if k == i => {
+                    return Err(ConfigError::new(
+                        origin,
+                        at,
+                        format!("{} would be its own ancestor", quoted(&g.name)),
+                    ))
+                }
+                Some(k) => up = groups[k].parent.as_deref().and_then(|n| index.get(n).copied()),
+                None => break,
+            }
+        }
+    }
+    Ok((groups, directives))
 }
 
 /// Validates one `[[sensors]]` entry and appends the sensors it makes.
@@ -199,7 +288,7 @@ fn expand_entry(
     base: &Path,
     index: usize,
     defaults: &RestartPolicy,
-    groups: &HashSet<&str>,
+    groups: &HashMap<&str, Option<RawDirectives>>,
     drivers: &DriverRegistry,
     out: &mut Vec<SensorSpec>,
 ) -> Result<(), ConfigError> {
@@ -225,7 +314,33 @@ fn expand_entry(
     })?;
     let mut raw_policy = common.policy();
     raw_policy.restart = raw_policy.restart.or(factory_restart);
-    let policy = raw_policy.validate(origin, &at, defaults)?;
+    // The group's directives come between `[supervision]`'s and the entry's own.
+    let group_defaults;
+    let base = match common.group.as_deref().and_then(|g| groups.get(g)).copied().flatten() {
+        Some(d) => {
+            group_defaults = RestartPolicy {
+                directives: d.over(defaults.directives),
+                ..defaults.clone()
+            };
+            &group_defaults
+        }
+        None => defaults,
+    };
+    let policy = raw_policy.validate(origin, &at, base)?;
+    if common.group.is_none() {
+        if let Some((kind, _)) = policy
+            .directives
+            .overrides()
+            .into_iter()
+            .find(|(_, d)| *d == Directive::Escalate)
+        {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.directives.{}", kind.as_str()),
+                "expected restart, stop or resume: escalate needs a [[groups]] entry to escalate, and this sensor has none",
+            ));
+        }
+    }
     let kind: Arc<str> = common
         .kind
         .clone()
@@ -239,7 +354,7 @@ fn expand_entry(
         .into();
     check_label(&unit, "unit", UNIT_MAX).map_err(|m| ConfigError::new(origin, format!("{at}.unit"), m))?;
     let group = match &common.group {
-        Some(g) if !groups.contains(g.as_str()) => {
+        Some(g) if !groups.contains_key(g.as_str()) => {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.group"),

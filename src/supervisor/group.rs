@@ -40,13 +40,13 @@ use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::restart::{on_exit, restart_set, Exit, Intensity, NoRestart, RestartTracker, StoppedWith, Window};
-use super::Escalation;
 use super::SensorState;
+use super::{Escalation, RestartSubgroups};
 use crate::aggregator::local::{Analyse, Analysed};
 use crate::aggregator::SensorsStarted;
 use crate::analysis::tracks::RoundDigest;
-use crate::config::{GroupStrategy, SensorEntry, SensorTable};
-use crate::data::{Absence, EventKind, Outcome, ReadError, Reading, RestartType, SupervisionEvent};
+use crate::config::{Directive, FailureKind, GroupStrategy, RestartPolicy, SensorEntry, SensorTable};
+use crate::data::{Absence, Backoff, EventKind, Outcome, ReadError, Reading, RestartType, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
@@ -103,6 +103,42 @@ pub(crate) struct ReportStates {
 #[rtype(result = "()")]
 pub(crate) struct StopGroup;
 
+/// One of the group's child groups escalated: sent by the root to the group, which supervises
+/// it as one of its children (its intensity counts the restart, its strategy picks who restarts
+/// with it), or escalates in turn.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ChildEscalated {
+    /// The child's position among the group's child groups.
+    pub(crate) position: usize,
+    /// The child's name, for the siblings' `stopped` cause.
+    pub(crate) name: Arc<str>,
+}
+
+/// What the root tells a group whose supervisor (the root, or a parent group) decided about it
+/// as a whole.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) enum Fate {
+    /// Stop every member (`stopped` with `cause`) and restart nothing; with `restart`, every
+    /// member waits for the group's restart (`restart_scheduled` after `delay`), else for
+    /// another fate.
+    Stop {
+        /// Why, as the members' `stopped` cause.
+        cause: String,
+        /// The group's restart delay and how it was chosen, if it restarts.
+        restart: Option<(Duration, Backoff)>,
+    },
+    /// Start again as a fresh supervisor: every member restarts, the intensity window and the
+    /// backoffs start over.
+    Start,
+    /// Give every member up (`gave_up` with `cause`).
+    GiveUp {
+        /// Why, as the members' `gave_up` cause.
+        cause: String,
+    },
+}
+
 /// How a group restarts and when it gives up.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum GroupKind {
@@ -136,12 +172,25 @@ struct Child {
     tracker: RestartTracker,
     /// Consecutive read timeouts.
     timeouts: u32,
+    /// Stopped with the whole group (it escalated, or its supervisor stopped it), waiting for
+    /// the supervisor's decision: given up with the group, or restarted with it.
+    held: bool,
 }
 
 /// What an outcome asks of the group.
 enum Action {
-    Fail(String),
+    Fail(String, FailureKind),
     Exit(&'static str),
+}
+
+/// The kind of failure of a fatal outcome or a failed build, by its cause: a caught panic's
+/// says `panic: ` first (`ReadError::Panic`'s and a panicking build's), every other is fatal.
+fn kind_of(cause: &str) -> FailureKind {
+    if cause.starts_with("panic: ") {
+        FailureKind::Panic
+    } else {
+        FailureKind::Fatal
+    }
 }
 
 /// An outcome that supervision must look at when the round ends (every other outcome only
@@ -187,6 +236,18 @@ pub(crate) struct GroupSetup {
     pub started: Recipient<SensorsStarted>,
     /// Where an escalation goes (the root).
     pub root: Recipient<Escalation>,
+    /// Where the restarts of child groups go (the root, which holds them).
+    pub subgroup_restarts: Recipient<RestartSubgroups>,
+    /// The root's slots of the group's child groups (`parent = "<this group>"`), in
+    /// configuration order: its children after its sensors.
+    pub subgroups: Arc<[usize]>,
+    /// The `[supervision]` defaults: the backoff of a child group's restart.
+    pub group_policy: RestartPolicy,
+    /// Where the jitter draws of child groups' restarts are keyed (after every other draw).
+    pub jitter_base: usize,
+    /// Whether an escalation of this group is given up for sure (a top-level group and a root
+    /// that restarts no escalated group): its members are then journaled `gave_up` at once.
+    pub final_escalation: bool,
 }
 
 /// The round a group is reading.
@@ -252,8 +313,17 @@ pub(crate) struct GroupSupervisor {
     spare: Books,
     /// The group's restarts inside its intensity window (configured groups).
     recent: Window,
-    /// Set once the group has escalated: nothing is restarted any more.
+    /// Set once the group has escalated or was stopped by its supervisor: nothing is restarted
+    /// until a [`Fate::Start`].
     escalated: bool,
+    /// The group escalated or was stopped and waits for its supervisor's decision: its members
+    /// count as live meanwhile.
+    pending: bool,
+    /// Bumped whenever the group as a whole is stopped or started again: a member restart
+    /// scheduled before is then not carried out.
+    generation: u32,
+    /// The backoff memory of each child group's restarts.
+    subgroup_trackers: Vec<RestartTracker>,
     /// Whether the first starts are done (they are logged at debug level).
     started: bool,
     /// Set when the root took the final states (the run is ending): from then on nothing
@@ -277,19 +347,24 @@ impl GroupSupervisor {
                 restarts: 0,
                 tracker: RestartTracker::new(now),
                 timeouts: 0,
+                held: false,
             })
             .collect();
+        let subgroup_trackers = setup.subgroups.iter().map(|_| RestartTracker::new(now)).collect();
         GroupSupervisor {
-            setup,
             children,
             answers: None,
             current: None,
             spare: Books::default(),
             recent: Window::default(),
             escalated: false,
+            pending: false,
+            generation: 0,
+            subgroup_trackers,
             started: false,
             ending: false,
             round: 0,
+            setup,
         }
     }
 
@@ -417,9 +492,11 @@ impl GroupSupervisor {
     }
 
     fn live(&self) -> bool {
-        self.children
-            .iter()
-            .any(|c| matches!(c.state, SensorState::Running | SensorState::Restarting))
+        self.pending
+            || self
+                .children
+                .iter()
+                .any(|c| matches!(c.state, SensorState::Running | SensorState::Restarting))
     }
 
     /// Applies supervision to one round's notes, in member order (`incarnations` as they were
@@ -451,11 +528,17 @@ impl GroupSupervisor {
                     }
                     if timeouts >= hung_after {
                         let cause = format!("hung: {timeouts} consecutive read timeouts");
-                        actions.push((local, Action::Fail(cause)));
+                        actions.push((local, Action::Fail(cause, FailureKind::Hung)));
                     }
                 }
-                Note::Fatal(cause) => actions.push((local, Action::Fail(std::mem::take(cause)))),
-                Note::Closed => actions.push((local, Action::Fail("stopped: mailbox closed".into()))),
+                Note::Fatal(cause) => {
+                    let kind = kind_of(cause);
+                    actions.push((local, Action::Fail(std::mem::take(cause), kind)));
+                }
+                Note::Closed => actions.push((
+                    local,
+                    Action::Fail("stopped: mailbox closed".into(), FailureKind::Stopped),
+                )),
                 Note::Exhausted => actions.push((local, Action::Exit("exhausted"))),
             }
         }
@@ -464,32 +547,64 @@ impl GroupSupervisor {
 
     /// A failure of one member (a build that failed outside a round).
     fn fail(&mut self, local: usize, cause: String, ctx: &mut Context<Self>) {
-        self.end_members(vec![(local, Action::Fail(cause))], ctx);
+        let kind = kind_of(&cause);
+        self.end_members(vec![(local, Action::Fail(cause, kind))], ctx);
     }
 
     /// Acts on the members that failed or exited together (in one round, or when a restarted
     /// set's builds failed), in member order, in three steps:
-    /// 1. each one's `failed` or `stopped` is journaled and its actor stopped;
+    /// 1. each one's `failed` or `stopped` is journaled; a failure whose directive is `resume`
+    ///    is journaled `resumed` and keeps its actor, the others' actors are stopped, and a
+    ///    failure whose directive is `stop` is journaled `stopped` and stays down;
     /// 2. those that stay down by their restart type (a temporary sensor's failure, a transient
     ///    or temporary sensor's normal exit) are settled: they are not restarted with a sibling;
-    /// 3. the others are restarted by the strategy, each unless a sibling's restart has taken
-    ///    it in meanwhile (it restarts with that set) or the group has escalated.
+    /// 3. if a failure's directive is `escalate`, the group escalates; else the others are
+    ///    restarted by the strategy, each unless a sibling's restart has taken it in meanwhile
+    ///    (it restarts with that set) or the group has escalated.
     ///
     /// So a member's failure is never journaled after the restart, or the escalation, that it
     /// is part of.
     fn end_members(&mut self, ended: Vec<(usize, Action)>, ctx: &mut Context<Self>) {
         let mut exits = Vec::with_capacity(ended.len());
+        let mut escalation = None;
         for (local, action) in ended {
             if self.children[local].state != SensorState::Running {
                 continue;
             }
-            self.stop_actor(local);
-            let (exit, event, cause) = match action {
-                Action::Fail(cause) => (Exit::Failure, EventKind::Failed, cause),
-                Action::Exit(why) => (Exit::Normal, EventKind::Stopped, why.to_string()),
+            let (cause, kind) = match action {
+                Action::Fail(cause, kind) => (cause, kind),
+                Action::Exit(why) => {
+                    self.stop_actor(local);
+                    self.journal(local, EventKind::Stopped, Some(why.to_string()), None);
+                    exits.push((local, Exit::Normal));
+                    continue;
+                }
             };
-            self.journal(local, event, Some(cause), None);
-            exits.push((local, exit));
+            let directive = self.spec(local).policy.directives.get(kind);
+            let by = || format!("{} on {}", directive.as_str(), kind.as_str());
+            if directive == Directive::Resume {
+                self.journal(local, EventKind::Failed, Some(cause), None);
+                self.children[local].timeouts = 0;
+                self.journal(local, EventKind::Resumed, Some(by()), None);
+                continue;
+            }
+            self.stop_actor(local);
+            match directive {
+                Directive::Stop => {
+                    self.journal(local, EventKind::Failed, Some(cause), None);
+                    self.children[local].state = SensorState::Stopped;
+                    self.journal(local, EventKind::Stopped, Some(by()), None);
+                }
+                Directive::Escalate => {
+                    let why = format!("{} failed ({cause}): {}", self.id(local), by());
+                    self.journal(local, EventKind::Failed, Some(cause), None);
+                    escalation.get_or_insert(why);
+                }
+                _ => {
+                    self.journal(local, EventKind::Failed, Some(cause), None);
+                    exits.push((local, Exit::Failure));
+                }
+            }
         }
         let mut restarts = Vec::with_capacity(exits.len());
         for (local, exit) in exits {
@@ -504,6 +619,9 @@ impl GroupSupervisor {
                 }
             }
         }
+        if let Some(cause) = escalation {
+            return self.escalate(cause);
+        }
         for local in restarts {
             if self.children[local].state == SensorState::Running {
                 self.restart_by_strategy(local, ctx);
@@ -515,13 +633,6 @@ impl GroupSupervisor {
     /// or gives up when the intensity is exceeded.
     fn restart_by_strategy(&mut self, local: usize, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        let strategy = match &self.setup.kind {
-            GroupKind::Configured { strategy, .. } => *strategy,
-            GroupKind::Shard => GroupStrategy::OneForOne,
-        };
-        let mut set = restart_set(strategy, local, self.children.len(), |s| {
-            self.children[s].state == SensorState::Running
-        });
         // A configured group counts this restart against its own intensity (one count for the
         // whole set), a shard against the failed sensor's; either way the delay is the failed
         // sensor's backoff. Decided before any sibling stops: a group past its intensity
@@ -543,8 +654,11 @@ impl GroupSupervisor {
             }
             GroupKind::Shard => child.tracker.record_restart(now, policy, seed, index),
         };
-        let (delay, backoff) = match decision {
-            ControlFlow::Continue(scheduled) => scheduled,
+        match decision {
+            ControlFlow::Continue((delay, backoff)) => {
+                let failed = self.id(local);
+                self.apply_strategy(local, &failed, delay, backoff, ctx);
+            }
             // Too many restarts: a configured group escalates to the root, a shard gives up
             // just this sensor.
             ControlFlow::Break(reason) => {
@@ -554,20 +668,42 @@ impl GroupSupervisor {
                 child.state = SensorState::GivenUp;
                 let restarts = child.restarts;
                 self.journal(local, EventKind::GaveUp, Some(reason.to_string()), Some(restarts));
-                return;
             }
+        }
+    }
+
+    /// Restarts child `failed` (a member, or with a position past the members a child group)
+    /// named `failed_id`, and by the strategy its siblings, all after `delay`: the members here,
+    /// the child groups through the root, which holds them.
+    fn apply_strategy(
+        &mut self,
+        failed: usize,
+        failed_id: &str,
+        delay: Duration,
+        backoff: Backoff,
+        ctx: &mut Context<Self>,
+    ) {
+        let strategy = match &self.setup.kind {
+            GroupKind::Configured { strategy, .. } => *strategy,
+            GroupKind::Shard => GroupStrategy::OneForOne,
         };
-        // The siblings stop, then wait for the failed member's backoff with it. A sibling that
-        // failed or exited with `local` (its actor already gone, its end journaled) restarts
-        // with the set without being `stopped` again. A temporary sibling is stopped and not
+        // A group's children are its sensors, then its child groups (each taken as running:
+        // the root leaves out those that are not).
+        let m = self.children.len();
+        let everyone = restart_set(strategy, failed, m + self.setup.subgroups.len(), |s| {
+            s >= m || self.children[s].state == SensorState::Running
+        });
+        let (mut set, subgroups): (Vec<usize>, Vec<usize>) = everyone.into_iter().partition(|&s| s < m);
+        // The siblings stop, then wait for the failed child's backoff with it. A sibling that
+        // failed or exited with it (its actor already gone, its end journaled) restarts with
+        // the set without being `stopped` again. A temporary sibling is stopped and not
         // restarted, as OTP does with temporary children.
-        let failed_id = self.id(local);
+        let cause = StoppedWith {
+            strategy,
+            failed: failed_id,
+        };
         let mut temporary = Vec::new();
-        for &s in set.iter().filter(|&&s| s != local) {
-            let cause = StoppedWith {
-                strategy,
-                failed: &failed_id,
-            };
+        for &s in set.iter().filter(|&&s| s != failed) {
             if self.spec(s).policy.restart == RestartType::Temporary {
                 self.children[s].state = SensorState::Stopped;
                 temporary.push(s);
@@ -594,7 +730,24 @@ impl GroupSupervisor {
             };
             self.send(event);
         }
-        ctx.run_later(delay, move |act, ctx| act.restart(&set, ctx));
+        if !subgroups.is_empty() {
+            self.setup.subgroup_restarts.do_send(RestartSubgroups {
+                group: self.setup.slot,
+                positions: subgroups.iter().map(|s| s - m).collect(),
+                failed: failed.checked_sub(m),
+                delay,
+                backoff,
+                cause: cause.to_string(),
+            });
+        }
+        if !set.is_empty() {
+            let generation = self.generation;
+            ctx.run_later(delay, move |act, ctx| {
+                if act.generation == generation {
+                    act.restart(&set, ctx);
+                }
+            });
+        }
     }
 
     /// The backoff of `set`'s restart ran out: each member still waiting for it starts a fresh
@@ -620,30 +773,152 @@ impl GroupSupervisor {
         }
         // Builds that failed at once fail their members once the whole set is started, so that
         // a strategy's restart sees the set as it is.
-        let failed = failed.into_iter().map(|(local, cause)| (local, Action::Fail(cause)));
+        let failed = failed.into_iter().map(|(local, cause)| {
+            let kind = kind_of(&cause);
+            (local, Action::Fail(cause, kind))
+        });
         self.end_members(failed.collect(), ctx);
     }
 
-    /// The group exceeded its intensity: stop every member and pass the failure to the root.
+    /// The group exceeded its intensity (or a member's directive asked for it): stop every
+    /// member and pass the failure to the root, which hands it to the group's supervisor.
     fn escalate(&mut self, cause: String) {
         self.escalated = true;
-        // Each member still in the game is given up with the group, and says so.
-        let given_up = format!("group {} escalated: {cause}", self.setup.name);
+        self.generation += 1;
+        // Each member still in the game stops with the group and says so: given up when the
+        // group is sure to be given up, else stopped until its supervisor decides.
+        let ended = format!("group {} escalated: {cause}", self.setup.name);
+        let (event, state) = if self.setup.final_escalation {
+            (EventKind::GaveUp, SensorState::GivenUp)
+        } else {
+            self.pending = true;
+            (EventKind::Stopped, SensorState::Stopped)
+        };
         for local in 0..self.children.len() {
             self.stop_actor(local);
             let child = &mut self.children[local];
             if matches!(child.state, SensorState::Stopped | SensorState::GivenUp) {
                 continue;
             }
-            child.state = SensorState::GivenUp;
-            let restarts = child.restarts;
-            self.journal(local, EventKind::GaveUp, Some(given_up.clone()), Some(restarts));
+            child.state = state;
+            child.held = event == EventKind::Stopped;
+            let restarts = (event == EventKind::GaveUp).then_some(child.restarts);
+            self.journal(local, event, Some(ended.clone()), restarts);
         }
         self.send(self.event(None, EventKind::Escalated, Some(cause.clone())));
         self.setup.root.do_send(Escalation {
             group: self.setup.slot,
             cause,
         });
+    }
+
+    /// Child group `position` escalated: count its restart against this group's intensity and
+    /// restart it (with its siblings, by the strategy) after its backoff, or escalate in turn.
+    fn child_escalated(&mut self, position: usize, name: &str, ctx: &mut Context<Self>) {
+        // A group that is down itself leaves its children to its own supervisor's decision.
+        if self.escalated || self.ending {
+            return;
+        }
+        let GroupKind::Configured {
+            max_restarts, within, ..
+        } = self.setup.kind
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let limit = Intensity { max_restarts, within };
+        let index = self.setup.jitter_base + self.setup.subgroups[position];
+        let decision = self.subgroup_trackers[position].record_restart_in(
+            &mut self.recent,
+            limit,
+            now,
+            &self.setup.group_policy,
+            self.setup.seed,
+            index,
+        );
+        match decision {
+            ControlFlow::Continue((delay, backoff)) => {
+                // Its backoff starts over once it ran `within` from its restart on.
+                self.subgroup_trackers[position].started(now + delay);
+                let failed = self.children.len() + position;
+                self.apply_strategy(failed, &format!("group {name}"), delay, backoff, ctx);
+            }
+            ControlFlow::Break(reason) => self.escalate(reason.to_string()),
+        }
+    }
+
+    /// The group's supervisor decided about the group as a whole.
+    fn fate(&mut self, fate: Fate, ctx: &mut Context<Self>) {
+        if self.ending {
+            return;
+        }
+        match fate {
+            Fate::Stop { cause, restart } => {
+                self.escalated = true;
+                self.generation += 1;
+                self.pending = restart.is_none();
+                for local in 0..self.children.len() {
+                    let was_running = self.children[local].state == SensorState::Running;
+                    if self.stop_actor(local) || was_running {
+                        self.journal(local, EventKind::Stopped, Some(cause.clone()), None);
+                    }
+                    let child = &mut self.children[local];
+                    if restart.is_none() {
+                        if matches!(child.state, SensorState::Running | SensorState::Restarting) {
+                            child.state = SensorState::Stopped;
+                            child.held = true;
+                        }
+                        continue;
+                    }
+                    // A fresh supervisor starts every child of its spec again.
+                    child.state = SensorState::Restarting;
+                    child.held = false;
+                }
+                if let Some((delay, backoff)) = restart {
+                    for local in 0..self.children.len() {
+                        let event = SupervisionEvent {
+                            delay: Some(delay),
+                            restarts: Some(self.children[local].restarts),
+                            backoff: Some(backoff),
+                            ..self.event(Some(self.id(local)), EventKind::RestartScheduled, None)
+                        };
+                        self.send(event);
+                    }
+                }
+            }
+            Fate::Start => {
+                let now = Instant::now();
+                self.escalated = false;
+                self.pending = false;
+                self.generation += 1;
+                self.recent = Window::default();
+                for tracker in &mut self.subgroup_trackers {
+                    *tracker = RestartTracker::new(now);
+                }
+                for child in &mut self.children {
+                    child.tracker = RestartTracker::new(now);
+                }
+                let all: Vec<usize> = (0..self.children.len()).collect();
+                self.restart(&all, ctx);
+            }
+            Fate::GiveUp { cause } => {
+                self.escalated = true;
+                self.pending = false;
+                self.generation += 1;
+                for local in 0..self.children.len() {
+                    self.stop_actor(local);
+                    let child = &mut self.children[local];
+                    // Members that had stopped for good before stay as they are.
+                    if !(child.held || matches!(child.state, SensorState::Running | SensorState::Restarting)) {
+                        continue;
+                    }
+                    child.held = false;
+                    child.state = SensorState::GivenUp;
+                    let restarts = child.restarts;
+                    self.journal(local, EventKind::GaveUp, Some(cause.clone()), Some(restarts));
+                }
+            }
+        }
     }
 }
 
@@ -856,7 +1131,10 @@ impl Actor for GroupSupervisor {
             sensors: self.setup.members.clone(),
         });
         self.started = true;
-        let failed = failed.into_iter().map(|(local, cause)| (local, Action::Fail(cause)));
+        let failed = failed.into_iter().map(|(local, cause)| {
+            let kind = kind_of(&cause);
+            (local, Action::Fail(cause, kind))
+        });
         self.end_members(failed.collect(), ctx);
     }
 }
@@ -986,6 +1264,22 @@ impl Handler<ReportStates> for GroupSupervisor {
             }
         }
         MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
+    }
+}
+
+impl Handler<ChildEscalated> for GroupSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildEscalated, ctx: &mut Context<Self>) {
+        self.child_escalated(msg.position, &msg.name, ctx);
+    }
+}
+
+impl Handler<Fate> for GroupSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Fate, ctx: &mut Context<Self>) {
+        self.fate(msg, ctx);
     }
 }
 

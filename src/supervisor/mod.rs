@@ -26,16 +26,17 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
+use group::{ChildEscalated, Fate};
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
 pub(crate) use layout::describe;
-use restart::GroupRestarts;
+use restart::{GroupRestarts, RestartTracker};
 
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
 use crate::aggregator::{Finish, RoundReport, SensorsStarted};
 use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
-use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, SensorTable};
+use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, RootPolicy, SensorTable};
 use crate::data::{Absence, Backoff, EventKind, Outcome, SupervisionEvent};
 use crate::report::Finished;
 use crate::report::GroupSummary;
@@ -53,6 +54,25 @@ pub(crate) struct Escalation {
     /// The group's position among the root's groups.
     pub(crate) group: usize,
     /// Why it escalated.
+    pub(crate) cause: String,
+}
+
+/// A group restarts some of its child groups (by its strategy, after one of them escalated or
+/// one of its sensors failed): sent by the group to the root, which holds the child groups.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RestartSubgroups {
+    /// The group's slot.
+    pub(crate) group: usize,
+    /// The child groups that restart: positions among the group's child groups, in order.
+    pub(crate) positions: Vec<usize>,
+    /// The position of the child group that failed, if it was one (not a sensor).
+    pub(crate) failed: Option<usize>,
+    /// The restart's delay, and how it was chosen.
+    pub(crate) delay: Duration,
+    /// The backoff behind `delay`.
+    pub(crate) backoff: Backoff,
+    /// Why the others stop (`one_for_all: restarting with group bus-a`).
     pub(crate) cause: String,
 }
 
@@ -85,10 +105,20 @@ struct GroupSlot {
     /// Whether any member was running or restarting after the last round.
     live: bool,
     state: GroupState,
-    /// Restarts of the group actor by the root.
+    /// Restarts of the group actor by the root, and of the group as a whole by its supervisor.
     restarts: u32,
     /// Those restarts within the intensity window, and the backoff's jitter draws.
     tracker: GroupRestarts,
+    /// The group it is nested in (a slot); `None`: the root supervises it.
+    parent: Option<usize>,
+    /// The groups nested in it (slots), in configuration order.
+    subgroups: Vec<usize>,
+    /// Bumped with every decision about the group as a whole: a restart scheduled before a
+    /// later decision is not carried out.
+    epoch: u64,
+    /// The root's restarts of the group after it escalated (top-level groups): the `[root]`
+    /// intensity and backoff.
+    escalations: RestartTracker,
 }
 
 /// The root's view of a group actor.
@@ -97,7 +127,10 @@ enum GroupState {
     Running,
     /// Its actor stopped; a new one starts after a backoff.
     Restarting,
-    /// It escalated (its own intensity exceeded): its sensors are unavailable to the end.
+    /// It escalated, or an ancestor did: stopped until its supervisor decides.
+    Down,
+    /// It escalated (its own intensity exceeded, or an ancestor's) and was given up: its
+    /// sensors are unavailable to the end.
     Escalated,
     /// Its actor stopped more often than the root's intensity allows: given up.
     Failed,
@@ -150,6 +183,8 @@ pub(crate) struct SensorSupervisor {
     stopping: bool,
     /// The `[supervision]` defaults, for restarting group actors.
     policy: RestartPolicy,
+    /// The `[root]` intensity, for restarting escalated groups.
+    root_policy: RootPolicy,
     /// Why groups were given up after their actor stopped too often: the run then ends with
     /// this failure, after collecting what it could.
     lost: Vec<String>,
@@ -168,6 +203,8 @@ pub(crate) struct RootSetup {
     /// The `[supervision]` defaults: the root's intensity and backoff for restarting a group
     /// actor that stopped.
     pub policy: RestartPolicy,
+    /// The `[root]` intensity and backoff for a top-level group that escalated.
+    pub root_policy: RootPolicy,
     /// The run's seed.
     pub seed: u64,
     /// The detectors' settings, for the groups' analysis.
@@ -207,6 +244,7 @@ impl SensorSupervisor {
             in_flight: false,
             stopping: false,
             policy: setup.policy,
+            root_policy: setup.root_policy,
             lost: Vec::new(),
             done: Some(done),
         }
@@ -224,18 +262,23 @@ impl SensorSupervisor {
         let journal = self.aggregator.clone().recipient::<SupervisionEvent>();
         let started = self.aggregator.clone().recipient::<SensorsStarted>();
         let root = ctx.address().recipient::<Escalation>();
-        let plan: Vec<_> = layout::plan(
+        let subgroup_restarts = ctx.address().recipient::<RestartSubgroups>();
+        let plan = layout::plan(
             &self.sensors,
             &self.groups_config,
             self.arbiters.len(),
             self.keep_outcomes,
-        )
-        .into_iter()
-        .map(|(name, kind, members, arbiter)| (name, kind, Arc::<[usize]>::from(members), arbiter))
-        .collect();
+        );
+        let subgroups_of: Vec<Vec<usize>> = (0..plan.len())
+            .map(|k| (0..plan.len()).filter(|&c| plan[c].parent == Some(k)).collect())
+            .collect();
+        let plan: Vec<_> = plan
+            .into_iter()
+            .map(|p| (p.name, p.kind, Arc::<[usize]>::from(p.members), p.arbiter, p.parent))
+            .collect();
         // One aggregator per arbiter used, beside its groups, with their analysis.
         let mut on_arbiter: Vec<Vec<(usize, Arc<[usize]>)>> = Vec::new();
-        for (slot, (_, _, members, arbiter)) in plan.iter().enumerate() {
+        for (slot, (_, _, members, arbiter, _)) in plan.iter().enumerate() {
             if on_arbiter.len() <= *arbiter {
                 on_arbiter.resize_with(arbiter + 1, Vec::new);
             }
@@ -254,7 +297,13 @@ impl SensorSupervisor {
                 }
             })
             .collect();
-        for (slot, (name, kind, members, arbiter)) in plan.into_iter().enumerate() {
+        // Jitter draws: the sensors' first, then the group actors' stops (`n + k`), the root's
+        // restarts of escalated groups (`n + groups + k`), then child groups' restarts.
+        let (n, count) = (self.sensors.len(), plan.len());
+        let now = Instant::now();
+        for (slot, ((name, kind, members, arbiter, parent), subgroups)) in
+            plan.into_iter().zip(subgroups_of).enumerate()
+        {
             let setup = GroupSetup {
                 slot,
                 name: name.clone(),
@@ -270,6 +319,11 @@ impl SensorSupervisor {
                 journal: journal.clone(),
                 started: started.clone(),
                 root: root.clone(),
+                subgroup_restarts: subgroup_restarts.clone(),
+                subgroups: subgroups.clone().into(),
+                group_policy: self.policy.clone(),
+                jitter_base: n + 2 * count,
+                final_escalation: parent.is_none() && self.root_policy.max_restarts == 0,
             };
             let addr = Self::start_group(setup.clone(), self.arbiters.get(arbiter));
             self.groups.push(GroupSlot {
@@ -283,6 +337,10 @@ impl SensorSupervisor {
                 state: GroupState::Running,
                 restarts: 0,
                 tracker: GroupRestarts::default(),
+                parent,
+                subgroups,
+                epoch: 0,
+                escalations: RestartTracker::new(now),
             });
         }
         let mut next = 0;
@@ -358,10 +416,17 @@ impl SensorSupervisor {
                     log::error!("group {} did not answer round {round}: {e}", group.name);
                     stopped.push((k, e.to_string()));
                 }
-                let live = matches!(group.state, GroupState::Running | GroupState::Restarting);
+                let live = matches!(
+                    group.state,
+                    GroupState::Running | GroupState::Restarting | GroupState::Down
+                );
                 GroupRound::down(group.members.len(), self.keep_outcomes, live)
             });
-            group.live = reply.live && matches!(group.state, GroupState::Running | GroupState::Restarting);
+            group.live = reply.live
+                && matches!(
+                    group.state,
+                    GroupState::Running | GroupState::Restarting | GroupState::Down
+                );
             batches.push(reply.outcomes);
             digests.push(reply.digest);
         }
@@ -525,9 +590,11 @@ impl SensorSupervisor {
                     name: g.name.to_string(),
                     strategy: strategy.as_str().to_string(),
                     shard,
+                    parent: g.parent.map(|p| self.groups[p].name.to_string()),
                     state: match g.state {
                         GroupState::Running => "running",
                         GroupState::Restarting => "restarting",
+                        GroupState::Down => "stopped",
                         GroupState::Escalated => "escalated",
                         GroupState::Failed => "given_up",
                     }
@@ -617,16 +684,161 @@ impl Actor for SensorSupervisor {
 impl Handler<Escalation> for SensorSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Escalation, _ctx: &mut Context<Self>) {
-        let Some(group) = self.groups.get_mut(msg.group) else {
+    fn handle(&mut self, msg: Escalation, ctx: &mut Context<Self>) {
+        let x = msg.group;
+        if self.stopping || self.groups.get(x).is_none_or(|g| g.state != GroupState::Running) {
+            return;
+        }
+        // The groups nested in it stop with it, until its supervisor decides.
+        let stopped = format!("group {} escalated: {}", self.groups[x].name, msg.cause);
+        for d in self.subtree(x) {
+            let group = &mut self.groups[d];
+            group.state = GroupState::Down;
+            group.epoch += 1;
+            if d != x {
+                let cause = stopped.clone();
+                group.addr.do_send(Fate::Stop { cause, restart: None });
+            }
+        }
+        // A nested group is its parent's child: the parent decides.
+        if let Some(p) = self.groups[x].parent {
+            let position = self.groups[p].subgroups.iter().position(|&c| c == x).unwrap_or(0);
+            let name = self.groups[x].name.clone();
+            self.groups[p].addr.do_send(ChildEscalated { position, name });
+            return;
+        }
+        // A top-level group: the root's own intensity.
+        let cause = format!("escalated: {}", msg.cause);
+        if self.root_policy.max_restarts == 0 {
+            return self.give_up(x, cause);
+        }
+        let (n, count) = (self.sensors.len(), self.groups.len());
+        let policy = self.root_policy.as_restart_policy();
+        let decision = self.groups[x]
+            .escalations
+            .record_restart(Instant::now(), &policy, self.seed, n + count + x);
+        match decision {
+            ControlFlow::Continue((delay, backoff)) => {
+                self.groups[x].escalations.started(Instant::now() + delay);
+                self.restart_subgroups(&[x], Some(x), delay, backoff, String::new(), ctx);
+            }
+            ControlFlow::Break(reason) => self.give_up(x, format!("{cause}; {reason}")),
+        }
+    }
+}
+
+impl Handler<RestartSubgroups> for SensorSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestartSubgroups, ctx: &mut Context<Self>) {
+        let Some(parent) = self.groups.get(msg.group) else {
             return;
         };
-        group.state = GroupState::Escalated;
-        group.live = false;
-        let cause = format!("escalated: {}", msg.cause);
-        // `restarts`: of the group's actor by the root, as for its other events.
-        let (name, restarts) = (group.name.clone(), group.restarts);
-        self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts), None);
+        let slots: Vec<usize> = msg
+            .positions
+            .iter()
+            .filter_map(|&p| parent.subgroups.get(p).copied())
+            .collect();
+        let failed = msg.failed.and_then(|p| parent.subgroups.get(p).copied());
+        self.restart_subgroups(&slots, failed, msg.delay, msg.backoff, msg.cause, ctx);
+    }
+}
+
+impl SensorSupervisor {
+    /// Group `x` and every group nested in it, at any depth, `x` first, parents before their
+    /// children.
+    fn subtree(&self, x: usize) -> Vec<usize> {
+        let mut all = vec![x];
+        let mut k = 0;
+        while k < all.len() {
+            all.extend(self.groups[all[k]].subgroups.iter().copied());
+            k += 1;
+        }
+        all
+    }
+
+    /// Restarts the groups `slots` (with everything nested in them) after `delay`: each is
+    /// journaled `restart_scheduled`, the others than `failed` `stopped` with `cause` first,
+    /// and each group stops its members until then. A group given up or lost is left as it is.
+    fn restart_subgroups(
+        &mut self,
+        slots: &[usize],
+        failed: Option<usize>,
+        delay: Duration,
+        backoff: Backoff,
+        cause: String,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.stopping {
+            return;
+        }
+        let mut due = Vec::new();
+        for &g in slots {
+            if matches!(self.groups[g].state, GroupState::Escalated | GroupState::Failed) {
+                continue;
+            }
+            let name = self.groups[g].name.clone();
+            if Some(g) != failed {
+                self.journal(name.clone(), EventKind::Stopped, Some(cause.clone()), None, None, None);
+            }
+            let restarts = self.groups[g].restarts;
+            self.journal(
+                name.clone(),
+                EventKind::RestartScheduled,
+                None,
+                Some(delay),
+                Some(restarts),
+                Some(backoff),
+            );
+            for d in self.subtree(g) {
+                let group = &mut self.groups[d];
+                group.state = GroupState::Restarting;
+                group.epoch += 1;
+                let cause = if d == g {
+                    cause.clone()
+                } else {
+                    format!("group {name} restarting")
+                };
+                let restart = Some((delay, backoff));
+                group.addr.do_send(Fate::Stop { cause, restart });
+                due.push((d, group.epoch));
+            }
+        }
+        ctx.run_later(delay, move |act, _ctx| {
+            for (d, epoch) in due {
+                let group = &mut act.groups[d];
+                if act.stopping || group.epoch != epoch || group.state != GroupState::Restarting {
+                    continue;
+                }
+                group.state = GroupState::Running;
+                group.restarts += 1;
+                let (name, restarts) = (group.name.clone(), group.restarts);
+                group.addr.do_send(Fate::Start);
+                act.journal(name, EventKind::Restarted, None, None, Some(restarts), None);
+            }
+        });
+    }
+
+    /// Gives group `x` up, with everything nested in it: `gave_up` for each (`cause` for `x`),
+    /// and their members given up.
+    fn give_up(&mut self, x: usize, cause: String) {
+        let name = self.groups[x].name.clone();
+        for d in self.subtree(x) {
+            let group = &mut self.groups[d];
+            group.state = GroupState::Escalated;
+            group.live = false;
+            group.epoch += 1;
+            let (own, restarts) = (group.name.clone(), group.restarts);
+            let why = if d == x {
+                cause.clone()
+            } else {
+                format!("group {name} given up")
+            };
+            group.addr.do_send(Fate::GiveUp {
+                cause: format!("group {own} given up: {why}"),
+            });
+            self.journal(own, EventKind::GaveUp, Some(why), None, Some(restarts), None);
+        }
     }
 }
 
