@@ -722,7 +722,7 @@ impl Handler<Escalation> for SensorSupervisor {
                 self.groups[x].escalations.started(Instant::now() + delay);
                 self.restart_subgroups(&[x], Some(x), delay, backoff, String::new(), ctx);
             }
-            ControlFlow::Break(reason) => self.give_up(x, format!("{cause}; {reason}")),
+            ControlFlow::Break(reason) => self.give_up(x, format!("{cause} (root: {reason})")),
         }
     }
 }
@@ -812,9 +812,9 @@ impl SensorSupervisor {
                 }
                 group.state = GroupState::Running;
                 group.restarts += 1;
-                let (name, restarts) = (group.name.clone(), group.restarts);
-                group.addr.do_send(Fate::Start);
+                let (name, restarts, addr) = (group.name.clone(), group.restarts, group.addr.clone());
                 act.journal(name, EventKind::Restarted, None, None, Some(restarts), None);
+                addr.do_send(Fate::Start);
             }
         });
     }
@@ -834,10 +834,18 @@ impl SensorSupervisor {
             } else {
                 format!("group {name} given up")
             };
-            group.addr.do_send(Fate::GiveUp {
+            let addr = group.addr.clone();
+            self.journal(
+                own.clone(),
+                EventKind::GaveUp,
+                Some(why.clone()),
+                None,
+                Some(restarts),
+                None,
+            );
+            addr.do_send(Fate::GiveUp {
                 cause: format!("group {own} given up: {why}"),
             });
-            self.journal(own, EventKind::GaveUp, Some(why), None, Some(restarts), None);
         }
     }
 }
