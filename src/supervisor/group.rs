@@ -17,16 +17,18 @@
 //! `FAN_OUT_SLICE` (1,024) reads, the group yielding to its sensors between slices.
 //!
 //! Two kinds of group exist:
-//! - a configured group (`[[groups]]`) restarts its members by its strategy (`one_for_one`,
-//!   `one_for_all`, `rest_for_one`) and counts its own restart intensity; when that is exceeded it
-//!   escalates to the root, which gives the group up (its sensors unavailable) while the run
-//!   goes on;
+//! - a configured group (`[[groups]]`) restarts its children by its strategy (`one_for_one`,
+//!   `one_for_all`, `rest_for_one`): its members, and through the root its child groups, which
+//!   come after them; it counts its own restart intensity, and when that is exceeded it
+//!   escalates: the root hands the failure to its parent group ([`ChildEscalated`]) or decides
+//!   itself, and tells the group its [`Fate`] (stop, start again as a fresh supervisor, give up);
 //! - a shard holds the sensors that name no group; it restarts one for one and applies each
 //!   sensor's own intensity, giving up just that sensor when exceeded.
 //!
 //! Failures are the ones of `docs/supervision.md`: a fatal read error, a caught panic, a hang
-//! (`hung_after` consecutive timeouts) and a stopped actor. A transient read error is only
-//! counted. Every decision is journaled as a [`SupervisionEvent`]. The decisions themselves
+//! (`hung_after` consecutive timeouts) and a stopped actor; each member's directive for the
+//! kind decides whether it is restarted, stopped, resumed or escalated. A transient read error
+//! is only counted. Every decision is journaled as a [`SupervisionEvent`]. The decisions themselves
 //! (restart or not, after which delay, which siblings with it) are the plain rules of
 //! [`restart`](super::restart); the group applies them to its actors and journals them.
 

@@ -7,11 +7,13 @@
 //! sends one [`ReadGroup`] to every group, passes their digests (and, when someone subscribed to
 //! the readings, their outcomes in configuration order) to the aggregator in the
 //! [`RoundReport`], and decides whether to go on. Groups build their sensors from the specs, read
-//! them and restart them ([`group`]); a group that exceeds its restart intensity escalates to the root,
-//! which gives it up and journals `gave_up` for it; a group actor that stops is started again
-//! by the root after a backoff, or given up past the `[supervision]` intensity. The restart
-//! rules, shared by both levels, are plain values in [`restart`]; their semantics are in
-//! `docs/supervision.md`.
+//! them and restart them ([`group`]). Groups nest (`parent`): the root holds the tree and
+//! passes each escalation to the escalated group's supervisor, a parent group
+//! ([`ChildEscalated`]) or itself (the `[root]` intensity: restart the group, or give it up with
+//! everything nested in it), and carries out the group restarts a parent decides
+//! ([`RestartSubgroups`], [`Fate`]). A group actor that stops is started again by the root after
+//! a backoff, or given up past the `[supervision]` intensity. The restart rules, shared by every
+//! level, are plain values in [`restart`]; their semantics are in `docs/supervision.md`.
 
 pub(crate) mod group;
 mod layout;
