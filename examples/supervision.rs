@@ -12,8 +12,12 @@
 //!
 //! Look for: a panic restarted while the other sensors keep answering; a hang detected after
 //! exactly `hung_after` timeouts; the intensity limit giving a sensor up; `transient` and
-//! `temporary` differing from `permanent`; `one_for_all` and `rest_for_one` restarting siblings;
-//! a group escalating to the root, which gives it up while the run goes on.
+//! `temporary` differing from `permanent` (after a failure and after a normal exit); the
+//! backoff doubling, capped, and starting over after a healthy stretch; `one_for_all` and
+//! `rest_for_one` restarting siblings; a group's intensity counting instead of its members'; a
+//! group escalating to the root, which gives it up while the run goes on; groups nested in
+//! groups, escalation climbing the chain; the root's own intensity; a parent's strategy
+//! restarting its child groups; directives (resume, stop, escalate) per kind of failure.
 
 use std::future::pending;
 
@@ -215,6 +219,235 @@ within = "1m""#,
             "group bus-a gave_up",
         ],
     ),
+    (
+        "backoff: doubling from backoff_min (200ms), capped at backoff_max (500ms), starting over after a healthy `within` (2s)",
+        r#"[[sensors]]
+id = "flaky"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+within = "2s"
+backoff_max = "500ms"
+faults = [{ round = 2, fault = "fatal" }, { round = 3, fault = "fatal" }, { round = 4, fault = "fatal" }, { round = 7, fault = "fatal" }]"#,
+        &[
+            "flaky failed",
+            "flaky restart_scheduled",
+            "flaky restarted",
+            "flaky failed",
+            "flaky restart_scheduled",
+            "flaky restarted",
+            "flaky failed",
+            "flaky restart_scheduled",
+            "flaky restarted",
+            "flaky failed",
+            "flaky restart_scheduled (backoff reset)",
+            "flaky restarted",
+        ],
+    ),
+    (
+        "group rest_for_one, the first member fails: every member after it restarts too",
+        r#"[[sensors]]
+name = "bus"
+count = 3
+group = "bus-a"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+faults = [{ round = 2, fault = "fatal", sensor = "bus-1" }]
+[[groups]]
+name = "bus-a"
+strategy = "rest_for_one"
+max_restarts = 3
+within = "1m""#,
+        &[
+            "bus-1 failed",
+            "bus-2 stopped",
+            "bus-3 stopped",
+            "bus-1 restart_scheduled",
+            "bus-2 restart_scheduled",
+            "bus-3 restart_scheduled",
+            "bus-1 restarted",
+            "bus-2 restarted",
+            "bus-3 restarted",
+        ],
+    ),
+    (
+        "group versus member intensity: in a group the group's window counts (max_restarts = 1), not the member's own (10)",
+        r#"[[sensors]]
+id = "outside"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+[[sensors]]
+id = "bus-1"
+group = "bus-a"
+max_restarts = 10
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+faults = [{ round = 2, fault = "fatal" }, { round = 4, fault = "fatal" }]
+[[groups]]
+name = "bus-a"
+max_restarts = 1
+within = "1m""#,
+        &[
+            "bus-1 failed",
+            "bus-1 restart_scheduled",
+            "bus-1 restarted",
+            "bus-1 failed",
+            "bus-1 gave_up",
+            "group bus-a escalated",
+            "group bus-a gave_up",
+        ],
+    ),
+    (
+        "nested groups: bus (parent = site) escalates to site, which restarts it; its second escalation exceeds site's intensity and climbs to the root",
+        r#"[[sensors]]
+id = "outside"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+[[sensors]]
+id = "gateway"
+group = "site"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+[[sensors]]
+id = "bus-1"
+group = "bus"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+faults = [{ round = 2, fault = "panic" }, { round = 5, fault = "panic" }]
+[[groups]]
+name = "site"
+max_restarts = 1
+within = "1m"
+[[groups]]
+name = "bus"
+parent = "site"
+max_restarts = 0"#,
+        &[
+            "bus-1 failed",
+            "bus-1 stopped",
+            "group bus escalated",
+            "group bus restart_scheduled",
+            "bus-1 restart_scheduled",
+            "group bus restarted",
+            "bus-1 restarted",
+            "bus-1 failed",
+            "bus-1 stopped",
+            "group bus escalated",
+            "gateway gave_up",
+            "group site escalated",
+            "group site gave_up",
+            "group bus gave_up",
+            "bus-1 gave_up",
+        ],
+    ),
+    (
+        "the root's own intensity: [root] max_restarts = 1 restarts an escalated group once, then gives it up",
+        r#"[root]
+max_restarts = 1
+within = "1m"
+[[sensors]]
+id = "outside"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+[[sensors]]
+name = "bus"
+count = 2
+group = "bus-a"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+faults = [{ round = 2, fault = "fatal", sensor = "bus-1" }, { round = 5, fault = "fatal", sensor = "bus-2" }]
+[[groups]]
+name = "bus-a"
+max_restarts = 0"#,
+        &[
+            "bus-1 failed",
+            "bus-1 stopped",
+            "bus-2 stopped",
+            "group bus-a escalated",
+            "group bus-a restart_scheduled",
+            "bus-1 restart_scheduled",
+            "bus-2 restart_scheduled",
+            "group bus-a restarted",
+            "bus-1 restarted",
+            "bus-2 restarted",
+            "bus-2 failed",
+            "bus-1 stopped",
+            "bus-2 stopped",
+            "group bus-a escalated",
+            "group bus-a gave_up",
+            "bus-1 gave_up",
+            "bus-2 gave_up",
+        ],
+    ),
+    (
+        "a parent's strategy reaches its child groups: site's one_for_all restarts the group bus with its failed sensor",
+        r#"[[sensors]]
+id = "gateway"
+group = "site"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+faults = [{ round = 2, fault = "fatal" }]
+[[sensors]]
+id = "bus-1"
+group = "bus"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+[[groups]]
+name = "site"
+strategy = "one_for_all"
+within = "1m"
+[[groups]]
+name = "bus"
+parent = "site""#,
+        &[
+            "gateway failed",
+            "gateway restart_scheduled",
+            "group bus stopped",
+            "group bus restart_scheduled",
+            "bus-1 stopped",
+            "bus-1 restart_scheduled",
+            "gateway restarted",
+            "group bus restarted",
+            "bus-1 restarted",
+        ],
+    ),
+    (
+        "directives: resume on panic keeps the actor, stop on fatal ends it, escalate on hung fails the whole group at once",
+        r#"[[sensors]]
+id = "resumer"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+directives = { panic = "resume" }
+faults = [{ round = 2, fault = "panic" }]
+[[sensors]]
+id = "stopper"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+directives = { fatal = "stop" }
+faults = [{ round = 2, fault = "fatal" }]
+[[sensors]]
+name = "bus"
+count = 2
+group = "bus-a"
+latency = ["50ms", "50ms"]
+error_rate = 0.0
+hung_after = 2
+faults = [{ round = 3, fault = "hang", sensor = "bus-1" }]
+[[groups]]
+name = "bus-a"
+max_restarts = 10
+directives = { hung = "escalate" }"#,
+        &[
+            "resumer failed",
+            "resumer resumed",
+            "stopper failed",
+            "stopper stopped",
+            "bus-1 failed",
+            "bus-1 gave_up",
+            "bus-2 gave_up",
+            "group bus-a escalated",
+            "group bus-a gave_up",
+        ],
+    ),
 ];
 
 #[actix_rt::main]
@@ -239,7 +472,12 @@ async fn main() -> anyhow::Result<()> {
                 (None, Some(group)) => format!("group {group}"),
                 (None, None) => String::new(),
             };
-            journal.push(format!("{who} {}", e.event));
+            let reset = if e.backoff_reset == Some(true) {
+                " (backoff reset)"
+            } else {
+                ""
+            };
+            journal.push(format!("{who} {}{reset}", e.event));
             let mut text = format!("   round {:>2}  {who:<14} {:<18}", e.round, e.event);
             if let Some(cause) = e.cause {
                 text += &format!(" {cause}");
