@@ -695,11 +695,15 @@ impl Handler<Escalation> for SensorSupervisor {
         let stopped = format!("group {} escalated: {}", self.groups[x].name, msg.cause);
         for d in self.subtree(x) {
             let group = &mut self.groups[d];
-            group.state = GroupState::Down;
+            let was = std::mem::replace(&mut group.state, GroupState::Down);
             group.epoch += 1;
             if d != x {
+                let (name, addr) = (group.name.clone(), group.addr.clone());
+                if was != GroupState::Down {
+                    self.journal(name, EventKind::Stopped, Some(stopped.clone()), None, None, None);
+                }
                 let cause = stopped.clone();
-                group.addr.do_send(Fate::Stop { cause, restart: None });
+                addr.do_send(Fate::Stop { cause, restart: None });
             }
         }
         // A nested group is its parent's child: the parent decides.
@@ -760,8 +764,9 @@ impl SensorSupervisor {
     }
 
     /// Restarts the groups `slots` (with everything nested in them) after `delay`: each is
-    /// journaled `restart_scheduled`, the others than `failed` `stopped` with `cause` first,
-    /// and each group stops its members until then. A group given up or lost is left as it is.
+    /// journaled `restart_scheduled`, those that were running but `failed` `stopped` first
+    /// (with `cause`, or `group X restarting` for a nested one), and each group stops its
+    /// members until then. A group given up or lost is left as it is.
     fn restart_subgroups(
         &mut self,
         slots: &[usize],
@@ -780,27 +785,33 @@ impl SensorSupervisor {
                 continue;
             }
             let name = self.groups[g].name.clone();
-            if Some(g) != failed {
-                self.journal(name.clone(), EventKind::Stopped, Some(cause.clone()), None, None, None);
-            }
-            let restarts = self.groups[g].restarts;
-            self.journal(
-                name.clone(),
-                EventKind::RestartScheduled,
-                None,
-                Some(delay),
-                Some(restarts),
-                Some(backoff),
-            );
+            // The group and everything nested in it: each journaled `stopped` if it ran (a
+            // group that escalated said so already), then `restart_scheduled`; then each
+            // group stops its members until the delay has passed.
             for d in self.subtree(g) {
-                let group = &mut self.groups[d];
-                group.state = GroupState::Restarting;
-                group.epoch += 1;
+                let (own, was, restarts) = {
+                    let group = &self.groups[d];
+                    (group.name.clone(), group.state, group.restarts)
+                };
                 let cause = if d == g {
                     cause.clone()
                 } else {
                     format!("group {name} restarting")
                 };
+                if Some(d) != failed && was == GroupState::Running {
+                    self.journal(own.clone(), EventKind::Stopped, Some(cause.clone()), None, None, None);
+                }
+                self.journal(
+                    own,
+                    EventKind::RestartScheduled,
+                    None,
+                    Some(delay),
+                    Some(restarts),
+                    Some(backoff),
+                );
+                let group = &mut self.groups[d];
+                group.state = GroupState::Restarting;
+                group.epoch += 1;
                 let restart = Some((delay, backoff));
                 group.addr.do_send(Fate::Stop { cause, restart });
                 due.push((d, group.epoch));
