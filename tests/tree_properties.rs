@@ -302,7 +302,7 @@ fn check(case: &Case, summary: &Summary, events: &[Event]) -> Result<(), String>
         }
     }
     let loner = summary.sensors.iter().find(|s| &*s.id == "loner").unwrap();
-    if loner.state == "given_up" && summary.events.get("gave_up").is_none() {
+    if loner.state == "given_up" && !summary.events.contains_key("gave_up") {
         return Err("loner given up without a gave_up".into());
     }
     Ok(())
