@@ -91,9 +91,10 @@ impl GroupRound {
     }
 }
 
-/// Asks a group for its members' supervision states and restart counts, in member order.
+/// Asks a group for its members' supervision states and restart counts, in member order, and
+/// whether it escalated and waits for its supervisor's decision.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Vec<(crate::data::SensorState, u32)>")]
+#[rtype(result = "(Vec<(crate::data::SensorState, u32)>, bool)")]
 pub(crate) struct ReportStates {
     /// The run is ending (no round follows): the group frees its round buffers first, so the
     /// summary is built in the memory they took.
@@ -1265,7 +1266,8 @@ impl Handler<ReportStates> for GroupSupervisor {
                 self.spare = Books::default();
             }
         }
-        MessageResult(self.children.iter().map(|c| (c.state, c.restarts)).collect())
+        let states = self.children.iter().map(|c| (c.state, c.restarts)).collect();
+        MessageResult((states, self.pending))
     }
 }
 

@@ -580,7 +580,7 @@ impl SensorSupervisor {
                 (g.members.clone(), g.addr.send(ReportStates { ending: true }), tracks)
             })
             .collect();
-        let groups: Vec<GroupSummary> = self
+        let mut groups: Vec<GroupSummary> = self
             .groups
             .iter()
             .map(|g| {
@@ -611,10 +611,14 @@ impl SensorSupervisor {
         let report = async move {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
             let mut tracks = vec![TrackSummary::default(); n];
-            for (members, states, summaries) in requests {
-                if let Ok(states) = states.await {
+            for (k, (members, states, summaries)) in requests.into_iter().enumerate() {
+                if let Ok((states, pending)) = states.await {
                     for (&index, state) in members.iter().zip(states) {
                         sensors[index] = state;
+                    }
+                    // It escalated as the run ended, before the root could decide.
+                    if pending && groups[k].state == "running" {
+                        groups[k].state = "stopped".to_string();
                     }
                 }
                 match summaries.await {
