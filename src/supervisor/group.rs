@@ -92,13 +92,25 @@ impl GroupRound {
 }
 
 /// Asks a group for its members' supervision states and restart counts, in member order, and
-/// whether it escalated and waits for its supervisor's decision.
+/// where the group itself stands.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "(Vec<(crate::data::SensorState, u32)>, bool)")]
+#[rtype(result = "(Vec<(crate::data::SensorState, u32)>, Standing)")]
 pub(crate) struct ReportStates {
     /// The run is ending (no round follows): the group frees its round buffers first, so the
     /// summary is built in the memory they took.
     pub(crate) ending: bool,
+}
+
+/// Where a group stands as a whole, by what it knows: the root's view may lag behind when the
+/// group escalated just as the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Running (or restarting by its supervisor's decision).
+    Running,
+    /// It escalated, or its supervisor stopped it, and no decision came yet.
+    Waiting,
+    /// Given up: it escalated and was sure to be given up, or its supervisor gave it up.
+    GivenUp,
 }
 
 /// Asks a group supervisor to stop its sensors and itself.
@@ -322,6 +334,8 @@ pub(crate) struct GroupSupervisor {
     /// The group escalated or was stopped and waits for its supervisor's decision: its members
     /// count as live meanwhile.
     pending: bool,
+    /// Given up as a whole (see [`Standing::GivenUp`]).
+    given_up: bool,
     /// Bumped whenever the group as a whole is stopped or started again: a member restart
     /// scheduled before is then not carried out.
     generation: u32,
@@ -362,6 +376,7 @@ impl GroupSupervisor {
             recent: Window::default(),
             escalated: false,
             pending: false,
+            given_up: false,
             generation: 0,
             subgroup_trackers,
             started: false,
@@ -792,6 +807,7 @@ impl GroupSupervisor {
         // group is sure to be given up, else stopped until its supervisor decides.
         let ended = format!("group {} escalated: {cause}", self.setup.name);
         let (event, state) = if self.setup.final_escalation {
+            self.given_up = true;
             (EventKind::GaveUp, SensorState::GivenUp)
         } else {
             self.pending = true;
@@ -907,6 +923,7 @@ impl GroupSupervisor {
             Fate::GiveUp { cause } => {
                 self.escalated = true;
                 self.pending = false;
+                self.given_up = true;
                 self.generation += 1;
                 for local in 0..self.children.len() {
                     self.stop_actor(local);
@@ -1267,7 +1284,12 @@ impl Handler<ReportStates> for GroupSupervisor {
             }
         }
         let states = self.children.iter().map(|c| (c.state, c.restarts)).collect();
-        MessageResult((states, self.pending))
+        let standing = match (self.given_up, self.pending) {
+            (true, _) => Standing::GivenUp,
+            (false, true) => Standing::Waiting,
+            (false, false) => Standing::Running,
+        };
+        MessageResult((states, standing))
     }
 }
 

@@ -28,7 +28,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-use group::{ChildEscalated, Fate};
+use group::{ChildEscalated, Fate, Standing};
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
 pub(crate) use layout::describe;
 use restart::{GroupRestarts, RestartTracker};
@@ -612,13 +612,17 @@ impl SensorSupervisor {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
             let mut tracks = vec![TrackSummary::default(); n];
             for (k, (members, states, summaries)) in requests.into_iter().enumerate() {
-                if let Ok((states, pending)) = states.await {
+                if let Ok((states, standing)) = states.await {
                     for (&index, state) in members.iter().zip(states) {
                         sensors[index] = state;
                     }
-                    // It escalated as the run ended, before the root could decide.
-                    if pending && groups[k].state == "running" {
-                        groups[k].state = "stopped".to_string();
+                    // It escalated as the run ended, after the root took its view.
+                    if groups[k].state == "running" {
+                        match standing {
+                            Standing::Waiting => groups[k].state = "stopped".to_string(),
+                            Standing::GivenUp => groups[k].state = "escalated".to_string(),
+                            Standing::Running => {}
+                        }
                     }
                 }
                 match summaries.await {
@@ -692,7 +696,21 @@ impl Handler<Escalation> for SensorSupervisor {
 
     fn handle(&mut self, msg: Escalation, ctx: &mut Context<Self>) {
         let x = msg.group;
-        if self.stopping || self.groups.get(x).is_none_or(|g| g.state != GroupState::Running) {
+        if self.groups.get(x).is_none_or(|g| g.state != GroupState::Running) {
+            return;
+        }
+        let top = self.groups[x].parent.is_none();
+        // As the run ends nothing is decided any more, but a decision that was sure is
+        // recorded: a top-level group that the root gives up at once (its members said so;
+        // the groups nested in it, their states already taken, are left as they were).
+        if self.stopping {
+            if top && self.root_policy.max_restarts == 0 {
+                let group = &mut self.groups[x];
+                (group.state, group.live) = (GroupState::Escalated, false);
+                let (name, restarts) = (group.name.clone(), group.restarts);
+                let cause = format!("escalated: {}", msg.cause);
+                self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts), None);
+            }
             return;
         }
         // The groups nested in it stop with it, until its supervisor decides.
