@@ -25,7 +25,9 @@
 //!   (the JSONL files, the round log);
 //! - [`data`]: the plain data at the bottom (samples, outcomes, readings, journal events);
 //!   [`report`]: the [`Summary`]; [`stats`]: streaming statistics and the rolling window;
-//! - [`testing`]: the driver conformance checks and detector helpers, for code outside the crate.
+//! - [`testing`]: the driver conformance checks and detector helpers, for code outside the crate;
+//! - [`story`]: one sensor's story read back from an `--out` folder (`sensor-actors story`):
+//!   its readings, gaps, journal events and anomalies in round order, streamed from the files.
 //!
 //! Inside (crate-private): `sensor` (the sensor actor and its messages), `supervisor` (the root
 //! and group supervisors, the schedule and the restart rules), `aggregator` (the arbiters'
@@ -52,6 +54,7 @@ pub mod report;
 mod sensor;
 pub mod sinks;
 pub mod stats;
+pub mod story;
 pub mod streams;
 mod supervisor;
 pub mod testing;

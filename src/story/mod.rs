@@ -1,0 +1,617 @@
+//! One sensor's story, read back from the `--out` folder of a run: its summary entry, then a
+//! timeline in round order that merges its readings (runs of consecutive rounds compressed
+//! into one entry), the rounds without a reading and why, its journal events and its group's,
+//! and its anomalies; then what happened last. `sensor-actors story DIR SENSOR` prints it as
+//! text ([`Story::render_text`]) or, with `--json`, as one JSON object (the [`Serialize`]
+//! form, documented in `docs/supervision.md`).
+//!
+//! The files can be huge (`readings.jsonl` holds every reading of every sensor): each is read
+//! as a stream, in chunks, and only the lines that contain the quoted sensor id (or its group's
+//! name) are parsed (`scan`); `summary.json` is read one sensor entry at a time (`summary`).
+//! Memory is one chunk plus this sensor's story. The timeline itself is built by pure
+//! functions (`timeline`), the text by `text`.
+
+mod scan;
+mod summary;
+mod text;
+mod timeline;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{GroupSummary, SensorSummary};
+use scan::{ScanEnd, ScanError, CHUNK_BYTES};
+
+/// One sensor's story.
+///
+/// ```no_run
+/// let story = sensor_actors::story::Story::read("out".as_ref(), "temperature-3")?;
+/// print!("{}", story.render_text());
+/// println!("{}", serde_json::to_string(&story)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Story {
+    /// The sensor id.
+    pub sensor: String,
+    /// What it measures (from the summary, else from its readings; `None` without either).
+    pub kind: Option<String>,
+    /// Its unit (as `kind`).
+    pub unit: Option<String>,
+    /// The `[[groups]]` entry it belongs to; `None` for an ungrouped sensor.
+    pub group: Option<String>,
+    /// Its entry of `summary.json`; `None` when the folder has no `summary.json` (the run was
+    /// interrupted).
+    pub summary: Option<SensorSummary>,
+    /// The entry of `summary.json`'s `groups` it belongs to: its `[[groups]]` entry, or the
+    /// shard of ungrouped sensors that held it.
+    pub group_summary: Option<GroupSummary>,
+    /// Rounds of the run: the summary's, or without it the last round the line files hold.
+    pub rounds: u64,
+    /// Counted from the files.
+    pub counts: Counts,
+    /// What happened, in round order.
+    pub timeline: Vec<Entry>,
+    /// How it ended.
+    pub end: End,
+}
+
+/// What the files hold of the sensor, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Rounds with a reading (lines of `readings.jsonl`).
+    pub readings: u64,
+    /// Rounds without a reading, by why.
+    pub without_reading: BTreeMap<GapReason, u64>,
+    /// Lines of `anomalies.jsonl`.
+    pub anomalies: u64,
+    /// Lines of `events.jsonl`: the sensor's and its group's own.
+    pub events: u64,
+}
+
+/// One entry of the timeline (in JSON an object whose `entry` says which).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Entry {
+    /// Consecutive rounds with a reading.
+    Readings(ReadingRun),
+    /// Consecutive rounds without a reading, for one reason.
+    Gap(Gap),
+    /// A line of `events.jsonl` about the sensor or its group.
+    Event(JournalEvent),
+    /// A line of `anomalies.jsonl` about the sensor.
+    Anomaly(AnomalyRecord),
+}
+
+/// Consecutive rounds with a reading. A run ends at a round with an event or an anomaly, so
+/// that they come in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ReadingRun {
+    /// First round.
+    pub first: u64,
+    /// Last round.
+    pub last: u64,
+    /// Readings (one per round).
+    pub readings: u64,
+    /// Smallest value (`None` when no value was a number).
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Value of the last reading.
+    pub last_value: Option<f64>,
+    /// Time of the first reading.
+    pub first_timestamp: String,
+    /// Time of the last reading.
+    pub last_timestamp: String,
+}
+
+/// Consecutive rounds without a reading. `readings.jsonl` holds successful readings only; the
+/// reason is what the journal says of those rounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Gap {
+    /// First round.
+    pub first: u64,
+    /// Last round.
+    pub last: u64,
+    /// Why.
+    pub reason: GapReason,
+}
+
+/// Why a round has no reading, from the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GapReason {
+    /// The read failed: the round has the sensor's (or its group actor's) `failed` event.
+    Failed,
+    /// The read timed out on the way to a hang: the round has a `timed_out` event (a verbose
+    /// journal).
+    TimedOut,
+    /// The sensor was running and nothing was journaled: a transient error, a timeout (without
+    /// a verbose journal) or the device offline.
+    NotJournaled,
+    /// Down after a failure, waiting for its restart.
+    Restarting,
+    /// Its group's actor stopped and waits for its restart.
+    GroupRestarting,
+    /// Failed, without a decision journaled yet.
+    Down,
+    /// Stopped (a normal exit, or a temporary sensor's failure).
+    Stopped,
+    /// Given up.
+    GivenUp,
+    /// No `started` event for it before this round.
+    NotStarted,
+}
+
+impl GapReason {
+    /// The reason for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            GapReason::Failed => "the read failed",
+            GapReason::TimedOut => "the read timed out",
+            GapReason::NotJournaled => "not journaled (a transient error, a timeout or the device offline)",
+            GapReason::Restarting => "down, waiting for its restart",
+            GapReason::GroupRestarting => "its group's actor is down, waiting for its restart",
+            GapReason::Down => "down after its failure",
+            GapReason::Stopped => "stopped",
+            GapReason::GivenUp => "given up",
+            GapReason::NotStarted => "not started",
+        }
+    }
+
+    /// The reason as the text form counts it: `3 with a failure`, `2 given up`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GapReason::Failed => "with a failure",
+            GapReason::TimedOut => "timed out",
+            GapReason::NotJournaled => "not journaled",
+            GapReason::Restarting => "waiting for a restart",
+            GapReason::GroupRestarting => "waiting for its group",
+            GapReason::Down => "down",
+            GapReason::Stopped => "stopped",
+            GapReason::GivenUp => "given up",
+            GapReason::NotStarted => "not started",
+        }
+    }
+
+    /// The reason's name (as in the JSON form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::Failed => "failed",
+            GapReason::TimedOut => "timed_out",
+            GapReason::NotJournaled => "not_journaled",
+            GapReason::Restarting => "restarting",
+            GapReason::GroupRestarting => "group_restarting",
+            GapReason::Down => "down",
+            GapReason::Stopped => "stopped",
+            GapReason::GivenUp => "given_up",
+            GapReason::NotStarted => "not_started",
+        }
+    }
+}
+
+/// A line of `events.jsonl` (its fields are described in `docs/outputs.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JournalEvent {
+    /// When.
+    pub timestamp: String,
+    /// The round in flight, or the last one started (0 before the first).
+    pub round: u64,
+    /// The sensor; absent for an event of a group itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    /// The sensor's `[[groups]]` entry, or the group the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `started`, `failed`, `restart_scheduled`, `restarted`, `gave_up`, `escalated`,
+    /// `stopped` or `timed_out`.
+    pub event: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// For `restart_scheduled`: the delay, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Restarts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// For `restart_scheduled`: which delay of the backoff (1 for `backoff_min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For `restart_scheduled`: the backoff started over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_reset: Option<bool>,
+    /// For `restart_scheduled`: restarts in the intensity window, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// For `restart_scheduled`: the restarts the window allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
+}
+
+/// A line of `anomalies.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AnomalyRecord {
+    /// Round.
+    pub round: u64,
+    /// Sensor id.
+    pub sensor: String,
+    /// Time of the reading (of the round, for `stale`).
+    pub timestamp: String,
+    /// The value judged (`None` for `stale`).
+    pub value: Option<f64>,
+    /// Detector name.
+    pub detector: String,
+    /// What it found.
+    pub detail: String,
+    /// Replayed data: the 1-based data row of the source file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_row: Option<u64>,
+}
+
+/// How the story ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct End {
+    /// `running`, `restarting`, `stopped` or `given_up`: the summary's state, or without a
+    /// summary the journal's.
+    pub state: String,
+    /// The round of the event that put it in that state (`None`: running since its start).
+    pub round: Option<u64>,
+    /// That event's cause.
+    pub cause: Option<String>,
+    /// The round of its last reading.
+    pub last_reading: Option<u64>,
+    /// The last line of the text form, e.g. `given up in round 17: more than 5 restarts
+    /// within 10s`.
+    pub text: String,
+}
+
+/// A story that cannot be told. Each names the folder or file (and the line) at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoryError {
+    /// The folder does not exist.
+    #[error("{}: no such folder (expected the --out folder of a run)", path.display())]
+    NoFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The path is not a folder.
+    #[error("{}: not a folder (expected the --out folder of a run)", path.display())]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A line file is missing.
+    #[error(
+        "{}: no such file (expected the --out folder of a run: readings.jsonl, anomalies.jsonl, events.jsonl)",
+        path.display()
+    )]
+    NoFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("{}: cannot read", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A line (or `summary.json`) is not what the run writes.
+    #[error("{}: line {line}: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// No such sensor in the run.
+    #[error("{}", unknown_sensor(path, sensor, *sensors, close))]
+    UnknownSensor {
+        /// `summary.json`, or the folder when there is no summary.
+        path: PathBuf,
+        /// The id asked for.
+        sensor: String,
+        /// The sensors `summary.json` lists (`None` without a summary).
+        sensors: Option<u64>,
+        /// The closest ids it lists, closest first.
+        close: Vec<String>,
+    },
+}
+
+fn unknown_sensor(path: &Path, sensor: &str, sensors: Option<u64>, close: &[String]) -> String {
+    let id = crate::parse::quoted(sensor);
+    let Some(n) = sensors else {
+        return format!(
+            "{}: no line of events.jsonl, readings.jsonl or anomalies.jsonl names sensor {id} (and there is no summary.json)",
+            path.display()
+        );
+    };
+    let mut text = format!(
+        "{}: sensors: no sensor {id} among its {n} sensor{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    if !close.is_empty() {
+        let close: Vec<String> = close.iter().map(|c| crate::parse::quoted(c)).collect();
+        text += &format!("; did you mean {}?", close.join(", "));
+    }
+    text
+}
+
+/// The line files of an `--out` folder.
+const READINGS: &str = "readings.jsonl";
+const ANOMALIES: &str = "anomalies.jsonl";
+const EVENTS: &str = "events.jsonl";
+const SUMMARY: &str = "summary.json";
+
+impl Story {
+    /// Reads sensor `id`'s story from the `--out` folder `dir`, streaming each file once (the
+    /// events twice for a grouped sensor when `summary.json` is missing).
+    pub fn read(dir: &Path, id: &str) -> Result<Story, StoryError> {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(StoryError::NotAFolder { path: dir.into() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoryError::NoFolder { path: dir.into() }),
+            Err(source) => {
+                return Err(StoryError::Read {
+                    path: dir.into(),
+                    source,
+                })
+            }
+        }
+        // Every line file must be there before anything is read.
+        let [readings, anomalies, events] = [READINGS, ANOMALIES, EVENTS].map(|f| dir.join(f));
+        for path in [&readings, &anomalies, &events] {
+            open(path)?;
+        }
+        let facts = read_summary(dir, id)?;
+        let sensor_needle = needle("sensor", id);
+
+        // Step 1: the journal, the sensor's lines and its group's own.
+        let mut group = facts.as_ref().and_then(|f| f.group.as_ref().map(|g| g.name.clone()));
+        let (mut journal, events_end) = read_journal(&events, id, group.as_deref())?;
+        if facts.is_none() {
+            // Without a summary, the group is known from the sensor's own lines only.
+            group = journal.iter().find_map(|e| e.group.clone());
+            if group.is_some() {
+                journal = read_journal(&events, id, group.as_deref())?.0;
+            }
+        }
+        // Step 2: its anomalies.
+        let mut found_anomalies = Vec::new();
+        let anomalies_end = scan_file(&anomalies, &[&sensor_needle], |line, text| {
+            let record: AnomalyRecord = parse(&anomalies, line, text)?;
+            if record.sensor == id {
+                found_anomalies.push(record);
+            }
+            Ok(())
+        })?;
+        // Step 3: its readings, as runs broken at the rounds that have events or anomalies.
+        let breaks: Vec<u64> = journal
+            .iter()
+            .map(|e| e.round)
+            .chain(found_anomalies.iter().map(|a| a.round))
+            .collect();
+        let mut runs = timeline::RunBuilder::new(breaks);
+        let mut labels: Option<(String, String)> = None;
+        let readings_end = scan_file(&readings, &[&sensor_needle], |line, text| {
+            let reading: ReadingRecord = parse(&readings, line, text)?;
+            if reading.sensor == id {
+                labels.get_or_insert_with(|| (reading.kind.clone(), reading.unit.clone()));
+                runs.push(reading.round, reading.value, &reading.timestamp);
+            }
+            Ok(())
+        })?;
+        let runs = runs.finish();
+
+        let (rounds, summary, group_summary) = match facts {
+            Some(f) => (f.rounds, f.sensor, f.group),
+            None => {
+                if journal.is_empty() && runs.is_empty() && found_anomalies.is_empty() {
+                    return Err(StoryError::UnknownSensor {
+                        path: dir.into(),
+                        sensor: id.into(),
+                        sensors: None,
+                        close: Vec::new(),
+                    });
+                }
+                let last = last_round(&readings, &readings_end)?
+                    .max(last_round(&anomalies, &anomalies_end)?)
+                    .max(last_round(&events, &events_end)?);
+                (last, None, None)
+            }
+        };
+        let (kind, unit) = match (&summary, labels) {
+            (Some(s), _) => (Some(s.kind.clone()), Some(s.unit.clone())),
+            (None, Some((kind, unit))) => (Some(kind), Some(unit)),
+            (None, None) => (None, None),
+        };
+        let group = summary.as_ref().map_or(group, |s| s.group.clone());
+        let built = timeline::build(rounds, runs, journal, found_anomalies);
+        let end = timeline::end(&built, summary.as_ref(), rounds);
+        Ok(Story {
+            sensor: id.to_string(),
+            kind,
+            unit,
+            group,
+            summary,
+            group_summary,
+            rounds,
+            counts: built.counts,
+            timeline: built.entries,
+            end,
+        })
+    }
+
+    /// The story as text for a terminal: a header, the timeline one entry a line, and what
+    /// happened last.
+    pub fn render_text(&self) -> String {
+        text::render(self)
+    }
+}
+
+/// What a line of `readings.jsonl` gives the story.
+#[derive(Debug, Deserialize)]
+struct ReadingRecord {
+    round: u64,
+    sensor: String,
+    kind: String,
+    /// `null` if a driver produced a value that is not a number.
+    value: Option<f64>,
+    unit: String,
+    timestamp: String,
+}
+
+/// `"field":"value"` as the run writes it (JSON-escaped, no spaces): the needle a line of
+/// `value` contains.
+fn needle(field: &str, value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    format!("\"{field}\":{quoted}")
+}
+
+fn open(path: &Path) -> Result<File, StoryError> {
+    File::open(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => StoryError::NoFile { path: path.into() },
+        _ => StoryError::Read {
+            path: path.into(),
+            source,
+        },
+    })
+}
+
+/// The summary's facts about `id`: `None` when there is no `summary.json`; an error naming
+/// close ids when it does not list `id`.
+fn read_summary(dir: &Path, id: &str) -> Result<Option<summary::SummaryFacts>, StoryError> {
+    let path = dir.join(SUMMARY);
+    let read = |suggest: bool| -> Result<summary::SummaryFacts, StoryError> {
+        let file = open(&path)?;
+        summary::read(io::BufReader::with_capacity(CHUNK_BYTES, file), id, suggest).map_err(|e| json_error(&path, e))
+    };
+    let facts = match read(false) {
+        Ok(facts) => facts,
+        Err(StoryError::NoFile { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if facts.sensor.is_some() {
+        return Ok(Some(facts));
+    }
+    let close = read(true)?.close;
+    Err(StoryError::UnknownSensor {
+        path,
+        sensor: id.into(),
+        sensors: Some(facts.sensors),
+        close,
+    })
+}
+
+/// A JSON error of `summary.json` as a story error, with its line and column.
+fn json_error(path: &Path, e: serde_json::Error) -> StoryError {
+    if e.is_io() {
+        return StoryError::Read {
+            path: path.into(),
+            source: e.into(),
+        };
+    }
+    StoryError::Malformed {
+        path: path.into(),
+        line: e.line() as u64,
+        reason: format!("column {}: {}", e.column(), json_reason(&e)),
+    }
+}
+
+/// serde_json's message without its position (the caller names the line).
+fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Parses one line of `path`.
+fn parse<'a, T: Deserialize<'a>>(path: &Path, line: u64, text: &'a str) -> Result<T, StoryError> {
+    serde_json::from_str(text).map_err(|e| StoryError::Malformed {
+        path: path.into(),
+        line,
+        reason: format!(
+            "expected a line as the run writes it ({} at column {})",
+            json_reason(&e),
+            e.column()
+        ),
+    })
+}
+
+/// Streams `path`, calling `on_line` for the lines that contain one of `needles`.
+fn scan_file(
+    path: &Path,
+    needles: &[&str],
+    on_line: impl FnMut(u64, &str) -> Result<(), StoryError>,
+) -> Result<ScanEnd, StoryError> {
+    scan::scan(open(path)?, needles, CHUNK_BYTES, on_line).map_err(|e| match e {
+        ScanError::Io(source) => StoryError::Read {
+            path: path.into(),
+            source,
+        },
+        ScanError::NotUtf8 { line } => StoryError::Malformed {
+            path: path.into(),
+            line,
+            reason: "expected UTF-8 text".into(),
+        },
+        ScanError::Line(e) => e,
+    })
+}
+
+/// The journal lines of sensor `id` and the own lines of its `group`, in file order.
+fn read_journal(path: &Path, id: &str, group: Option<&str>) -> Result<(Vec<JournalEvent>, ScanEnd), StoryError> {
+    let sensor_needle = needle("sensor", id);
+    let group_needle = group.map(|g| needle("group", g));
+    let needles: Vec<&str> = std::iter::once(sensor_needle.as_str())
+        .chain(group_needle.as_deref())
+        .collect();
+    let mut journal = Vec::new();
+    let end = scan_file(path, &needles, |line, text| {
+        // A member's line names its group too: only the group's own lines (no sensor) count.
+        if !text.contains(&sensor_needle) && text.contains("\"sensor\":") {
+            return Ok(());
+        }
+        let event: JournalEvent = parse(path, line, text)?;
+        let own = event.sensor.as_deref() == Some(id);
+        let of_group = event.sensor.is_none() && event.group.is_some() && event.group.as_deref() == group;
+        if own || of_group {
+            journal.push(event);
+        }
+        Ok(())
+    })?;
+    Ok((journal, end))
+}
+
+/// The round of the last whole line of a line file (0 when it has none).
+fn last_round(path: &Path, end: &ScanEnd) -> Result<u64, StoryError> {
+    #[derive(Deserialize)]
+    struct Round {
+        round: u64,
+    }
+    match &end.last_line {
+        Some(text) => Ok(parse::<Round>(path, end.lines, text)?.round),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,296 @@
+//! Reading what `summary.json` says about one sensor without holding the file: the sensors
+//! array (a million entries at a million sensors) is deserialized one entry at a time and only
+//! the entry asked for is kept, with its group's entry and the number of rounds. When the
+//! sensor is not there, a second pass collects the ids closest to the one asked for.
+
+use std::fmt;
+use std::io::Read;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::report::{GroupSummary, SensorSummary};
+
+/// How many close ids an unknown sensor's error suggests, at most.
+pub(super) const SUGGESTIONS: usize = 3;
+
+/// What the summary says about one sensor.
+#[derive(Debug, Default)]
+pub(super) struct SummaryFacts {
+    /// Rounds run.
+    pub(super) rounds: u64,
+    /// The sensor's entry, if the summary lists it.
+    pub(super) sensor: Option<SensorSummary>,
+    /// Its group's entry, if it is in a `[[groups]]` entry.
+    pub(super) group: Option<GroupSummary>,
+    /// Sensors the summary lists.
+    pub(super) sensors: u64,
+    /// With `suggest`: the ids closest to the one asked for, closest first.
+    pub(super) close: Vec<String>,
+}
+
+/// Reads `summary.json` from `reader`, keeping only what concerns sensor `id` (and, with
+/// `suggest`, the ids closest to it).
+pub(super) fn read(reader: impl Read, id: &str, suggest: bool) -> serde_json::Result<SummaryFacts> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let facts = de::Deserializer::deserialize_map(&mut de, SummaryVisitor { id, suggest })?;
+    de.end()?;
+    Ok(facts)
+}
+
+/// The top-level object: `rounds`, `sensors` and `groups` are read, the rest skipped.
+struct SummaryVisitor<'a> {
+    id: &'a str,
+    suggest: bool,
+}
+
+impl<'de> Visitor<'de> for SummaryVisitor<'_> {
+    type Value = SummaryFacts;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the summary object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SummaryFacts, A::Error> {
+        let mut facts = SummaryFacts::default();
+        let mut rounds = None;
+        let mut groups = Vec::new();
+        let mut ungrouped_before = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "rounds" => rounds = Some(map.next_value()?),
+                "sensors" => {
+                    let found = map.next_value_seed(SensorsSeed {
+                        id: self.id,
+                        suggest: self.suggest,
+                    })?;
+                    (facts.sensor, facts.sensors, facts.close, ungrouped_before) = found;
+                }
+                // Written after `sensors`, so the sensor's group is known by then; each entry
+                // is read and dropped unless it is that group.
+                "groups" => {
+                    let target = match (&facts.sensor, ungrouped_before) {
+                        (Some(SensorSummary { group: Some(name), .. }), _) => Some(GroupTarget::Named(name)),
+                        (Some(_), Some(position)) => Some(GroupTarget::Shard(position)),
+                        _ => None,
+                    };
+                    groups = map.next_value_seed(GroupSeed { target })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        facts.rounds = rounds.ok_or_else(|| de::Error::missing_field("rounds"))?;
+        facts.group = groups.pop();
+        Ok(facts)
+    }
+}
+
+/// The `sensors` array: the entry of `id`, how many entries, (with `suggest`) the closest ids,
+/// and for an ungrouped sensor how many ungrouped sensors come before it (which places it in a
+/// shard).
+struct SensorsSeed<'a> {
+    id: &'a str,
+    suggest: bool,
+}
+
+type SensorsFound = (Option<SensorSummary>, u64, Vec<String>, Option<u64>);
+
+impl<'de> DeserializeSeed<'de> for SensorsSeed<'_> {
+    type Value = SensorsFound;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SensorsSeed<'_> {
+    type Value = SensorsFound;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of sensors")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut count = 0u64;
+        let (mut ungrouped, mut ungrouped_before) = (0u64, None);
+        // (closeness, position, id), best first.
+        let mut close: Vec<(usize, u64, String)> = Vec::new();
+        while let Some(entry) = seq.next_element::<SensorSummary>()? {
+            let entry_ungrouped = entry.group.is_none();
+            if entry.id == self.id && found.is_none() {
+                ungrouped_before = entry.group.is_none().then_some(ungrouped);
+                found = Some(entry);
+            } else if self.suggest {
+                if let Some(score) = closeness(self.id, &entry.id) {
+                    close.push((score, count, entry.id));
+                    close.sort();
+                    close.truncate(SUGGESTIONS);
+                }
+            }
+            count += 1;
+            ungrouped += u64::from(found.is_none() && entry_ungrouped);
+        }
+        let close = close.into_iter().map(|(_, _, id)| id).collect();
+        Ok((found, count, close, ungrouped_before))
+    }
+}
+
+/// Which entry of `groups` to keep.
+enum GroupTarget<'a> {
+    /// The `[[groups]]` entry of this name.
+    Named(&'a str),
+    /// The shard that holds the ungrouped sensor with this many ungrouped sensors before it:
+    /// shards split the ungrouped sensors, in configuration order, into contiguous slices of
+    /// their `sensors` counts.
+    Shard(u64),
+}
+
+/// The `groups` array: the entry of `target`, if any.
+struct GroupSeed<'a> {
+    target: Option<GroupTarget<'a>>,
+}
+
+impl<'de> DeserializeSeed<'de> for GroupSeed<'_> {
+    type Value = Vec<GroupSummary>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for GroupSeed<'_> {
+    type Value = Vec<GroupSummary>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of groups")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = Vec::new();
+        let mut shards_before = 0u64;
+        while let Some(group) = seq.next_element::<GroupSummary>()? {
+            let wanted = match self.target {
+                Some(GroupTarget::Named(name)) => !group.shard && group.name == name,
+                Some(GroupTarget::Shard(position)) => {
+                    let holds = group.shard && (shards_before..shards_before + group.sensors).contains(&position);
+                    shards_before += if group.shard { group.sensors } else { 0 };
+                    holds
+                }
+                None => false,
+            };
+            if wanted && found.is_empty() {
+                found.push(group);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// How close `id` is to `wanted` (smaller is closer), or `None` when it is not close: ids that
+/// differ by a few edits (a third of the length of `wanted`, at least 1), ignoring case, or
+/// that contain the other (for 3 characters or more).
+pub(super) fn closeness(wanted: &str, id: &str) -> Option<usize> {
+    let (wanted, id) = (wanted.to_lowercase(), id.to_lowercase());
+    let (a, b): (Vec<char>, Vec<char>) = (wanted.chars().collect(), id.chars().collect());
+    let limit = (a.len() / 3).max(1);
+    if a.len().abs_diff(b.len()) <= limit {
+        let distance = edit_distance(&a, &b);
+        if distance <= limit {
+            return Some(distance);
+        }
+    }
+    let contained = (a.len() >= 3 && id.contains(&wanted)) || (b.len() >= 3 && wanted.contains(&id));
+    contained.then(|| a.len().abs_diff(b.len()))
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of characters.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUMMARY: &str = r#"{
+  "rounds": 7,
+  "reads": { "requested": 21 },
+  "sensors": [
+    { "id": "temperature-1", "kind": "temperature", "unit": "C", "state": "running", "restarts": 0,
+      "count": 7, "min": 1.0, "max": 2.0, "mean": 1.5, "stddev": 0.5, "ewma": 1.5, "last": 2.0, "anomalies": 0 },
+    { "id": "bus-1", "group": "bus-a", "kind": "pressure", "unit": "hPa", "state": "given_up", "restarts": 3,
+      "count": 4, "min": null, "max": null, "mean": null, "stddev": null, "ewma": null, "last": null, "anomalies": 1 },
+    { "id": "Temperature-2", "kind": "temperature", "unit": "C", "state": "running", "restarts": 0,
+      "count": 7, "min": 1.0, "max": 2.0, "mean": 1.5, "stddev": 0.5, "ewma": 1.5, "last": 2.0, "anomalies": 0 }
+  ],
+  "groups": [
+    { "name": "bus-a", "strategy": "one_for_all", "shard": false, "state": "escalated", "restarts": 0, "sensors": 1 },
+    { "name": "shard-1", "strategy": "one_for_one", "shard": true, "state": "running", "restarts": 0, "sensors": 1 },
+    { "name": "shard-2", "strategy": "one_for_one", "shard": true, "state": "restarting", "restarts": 1, "sensors": 1 }
+  ],
+  "process": {}
+}"#;
+
+    /// The sensor's entry and its group's are kept, the rounds read, the rest skipped.
+    #[test]
+    fn keeps_the_sensor_and_its_group() {
+        let facts = read(SUMMARY.as_bytes(), "bus-1", false).unwrap();
+        assert_eq!(facts.rounds, 7);
+        assert_eq!(facts.sensors, 3);
+        let sensor = facts.sensor.unwrap();
+        assert_eq!(
+            (sensor.state.as_str(), sensor.restarts, sensor.count),
+            ("given_up", 3, 4)
+        );
+        let group = facts.group.unwrap();
+        assert_eq!((group.name.as_str(), group.state.as_str()), ("bus-a", "escalated"));
+        // Ungrouped sensors are placed in the shards by their order among the ungrouped.
+        let first = read(SUMMARY.as_bytes(), "temperature-1", false).unwrap();
+        assert_eq!(first.group.unwrap().name, "shard-1");
+        let second = read(SUMMARY.as_bytes(), "Temperature-2", false).unwrap();
+        assert_eq!(second.group.unwrap().name, "shard-2");
+    }
+
+    /// An unknown id: no entry; asked, the close ids, closest first.
+    #[test]
+    fn suggests_close_ids() {
+        let facts = read(SUMMARY.as_bytes(), "temperature-3", true).unwrap();
+        assert!(facts.sensor.is_none());
+        assert_eq!(facts.close, ["temperature-1", "Temperature-2"]);
+        let facts = read(SUMMARY.as_bytes(), "bus", true).unwrap();
+        assert_eq!(facts.close, ["bus-1"]);
+        assert!(read(SUMMARY.as_bytes(), "xyz", true).unwrap().close.is_empty());
+    }
+
+    /// A summary without rounds, or cut short, is an error with its position.
+    #[test]
+    fn a_broken_summary_is_an_error() {
+        let e = read(&b"{\"sensors\": []}"[..], "a", false).unwrap_err();
+        assert_eq!(e.to_string(), "missing field `rounds` at line 1 column 15");
+        let e = read(&SUMMARY.as_bytes()[..200], "a", false).unwrap_err();
+        assert!(e.is_eof(), "{e}");
+    }
+
+    #[test]
+    fn closeness_ranks_edits_and_containment() {
+        assert_eq!(closeness("temperature-3", "temperature-3"), Some(0));
+        assert_eq!(closeness("temperature-3", "temperature-03"), Some(1));
+        assert_eq!(closeness("temperature-3", "TEMPERATURE-3"), Some(0));
+        assert_eq!(closeness("temp", "temperature-3"), Some(9));
+        assert_eq!(closeness("temperature-3", "pressure-3"), None);
+        assert_eq!(closeness("a", "b"), Some(1));
+        assert_eq!(closeness("ab", "xy"), None);
+    }
+}
