@@ -46,6 +46,17 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Tell one sensor's story from the --out folder of a run: its readings, the rounds
+    /// without one and why, its failures, restarts and anomalies, in round order.
+    Story {
+        /// The folder `run --out DIR` wrote.
+        dir: PathBuf,
+        /// The sensor id.
+        sensor: String,
+        /// Print the story as one JSON object (docs/supervision.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure spawn time, round overhead, throughput and memory per number of sensors.
     Bench(BenchArgs),
 }
@@ -182,6 +193,7 @@ fn main() -> ExitCode {
             .load(&file)
             .map_err(|e| Failure::Usage(e.into()))
             .and_then(|config| stdout(config.supervision_tree(if all { usize::MAX } else { 10 }))),
+        Command::Story { dir, sensor, json } => story(&dir, &sensor, json),
         Command::Run(args) => run_command(args),
         Command::Bench(args) => bench_command(args),
     };
@@ -241,6 +253,18 @@ fn check(file: &std::path::Path) -> Result<(), Failure> {
         file.display(),
         if n == 1 { "" } else { "s" }
     ))
+}
+
+/// Prints sensor `id`'s story from the `--out` folder `dir`, as text or one JSON line; a folder,
+/// file or sensor that is not there, or a malformed line, is bad usage.
+fn story(dir: &std::path::Path, id: &str, json: bool) -> Result<(), Failure> {
+    let story = sensor_actors::story::Story::read(dir, id).map_err(|e| Failure::Usage(e.into()))?;
+    if json {
+        let text = serde_json::to_string(&story).map_err(|e| Failure::Runtime(e.into()))?;
+        stdout(text + "\n")
+    } else {
+        stdout(story.render_text())
+    }
 }
 
 /// Builds the configuration from the file (or the default scenario) and the flags, and checks
