@@ -534,7 +534,11 @@ fn json_error(path: &Path, e: serde_json::Error) -> StoryError {
     StoryError::Malformed {
         path: path.into(),
         line: e.line() as u64,
-        reason: format!("column {}: {}", e.column(), json_reason(&e)),
+        reason: format!(
+            "expected the summary a run writes ({} at column {})",
+            json_reason(&e),
+            e.column()
+        ),
     }
 }
 
