@@ -189,10 +189,11 @@ impl<'de> Visitor<'de> for GroupSeed<'_> {
 }
 
 /// How close `id` is to `wanted` (smaller is closer), or `None` when it is not close: ids that
-/// differ by a few edits (a third of the length of `wanted`, at least 1), ignoring case, or
-/// that contain the other (for 3 characters or more).
+/// differ by a few edits (a third of the length of `wanted`, at least 1), ignoring case and the
+/// zeros that pad numbers (`temperature-5` is `temperature-005`), or that contain the other
+/// (for 3 characters or more).
 pub(super) fn closeness(wanted: &str, id: &str) -> Option<usize> {
-    let (wanted, id) = (wanted.to_lowercase(), id.to_lowercase());
+    let (wanted, id) = (unpadded(&wanted.to_lowercase()), unpadded(&id.to_lowercase()));
     let (a, b): (Vec<char>, Vec<char>) = (wanted.chars().collect(), id.chars().collect());
     let limit = (a.len() / 3).max(1);
     if a.len().abs_diff(b.len()) <= limit {
@@ -203,6 +204,23 @@ pub(super) fn closeness(wanted: &str, id: &str) -> Option<usize> {
     }
     let contained = (a.len() >= 3 && id.contains(&wanted)) || (b.len() >= 3 && wanted.contains(&id));
     contained.then(|| a.len().abs_diff(b.len()))
+}
+
+/// `text` without the leading zeros of its numbers (`bus-007` is `bus-7`, `0` stays).
+fn unpadded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_number = false;
+    while let Some(c) = chars.next() {
+        let starts_number = c.is_ascii_digit() && !in_number;
+        in_number = c.is_ascii_digit();
+        if starts_number && c == '0' && chars.peek().is_some_and(char::is_ascii_digit) {
+            in_number = false; // the next digit may still be a leading zero
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Levenshtein distance: insertions, deletions and substitutions of characters.
@@ -286,8 +304,12 @@ mod tests {
     #[test]
     fn closeness_ranks_edits_and_containment() {
         assert_eq!(closeness("temperature-3", "temperature-3"), Some(0));
-        assert_eq!(closeness("temperature-3", "temperature-03"), Some(1));
+        assert_eq!(closeness("temperature-3", "temperature-03"), Some(0));
+        assert_eq!(closeness("temperature-3", "temperature-13"), Some(1));
         assert_eq!(closeness("temperature-3", "TEMPERATURE-3"), Some(0));
+        assert_eq!(closeness("temperature-5", "temperature-000005"), Some(0));
+        assert_eq!(closeness("temperature-5", "temperature-000050"), Some(1));
+        assert_eq!(unpadded("a-007-0-100-00"), "a-7-0-100-0");
         assert_eq!(closeness("temp", "temperature-3"), Some(9));
         assert_eq!(closeness("temperature-3", "pressure-3"), None);
         assert_eq!(closeness("a", "b"), Some(1));
