@@ -367,86 +367,29 @@ impl Story {
     /// Reads sensor `id`'s story from the `--out` folder `dir`, streaming each file once (the
     /// events twice for a grouped sensor when `summary.json` is missing).
     pub fn read(dir: &Path, id: &str) -> Result<Story, StoryError> {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(StoryError::NotAFolder { path: dir.into() }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoryError::NoFolder { path: dir.into() }),
-            Err(source) => {
-                return Err(StoryError::Read {
-                    path: dir.into(),
-                    source,
-                })
-            }
-        }
-        // Every line file must be there before anything is read.
-        let [readings, anomalies, events] = [READINGS, ANOMALIES, EVENTS].map(|f| dir.join(f));
-        for path in [&readings, &anomalies, &events] {
-            open(path)?;
-        }
+        check_folder(dir)?;
         let facts = read_summary(dir, id)?;
-        let sensor_needle = needle("sensor", id);
-
-        // Step 1: the journal, the sensor's lines and its group's own.
-        let mut group = facts.as_ref().and_then(|f| f.group.as_ref().map(|g| g.name.clone()));
-        let (mut journal, events_end) = read_journal(&events, id, group.as_deref())?;
-        if facts.is_none() {
-            // Without a summary, the group is known from the sensor's own lines only.
-            group = journal.iter().find_map(|e| e.group.clone());
-            if group.is_some() {
-                journal = read_journal(&events, id, group.as_deref())?.0;
-            }
-        }
-        // Step 2: its anomalies.
-        let mut found_anomalies = Vec::new();
-        let anomalies_end = scan_file(&anomalies, &[&sensor_needle], |line, text| {
-            let record: AnomalyRecord = parse(&anomalies, line, text)?;
-            if record.sensor == id {
-                found_anomalies.push(record);
-            }
-            Ok(())
-        })?;
-        // Step 3: its readings, as runs broken at the rounds that have events or anomalies.
-        let breaks: Vec<u64> = journal
-            .iter()
-            .map(|e| e.round)
-            .chain(found_anomalies.iter().map(|a| a.round))
-            .collect();
-        let mut runs = timeline::RunBuilder::new(breaks);
-        let mut labels: Option<(String, String)> = None;
-        let readings_end = scan_file(&readings, &[&sensor_needle], |line, text| {
-            let reading: ReadingRecord = parse(&readings, line, text)?;
-            if reading.sensor == id {
-                labels.get_or_insert_with(|| (reading.kind.clone(), reading.unit.clone()));
-                runs.push(reading.round, reading.value, &reading.timestamp);
-            }
-            Ok(())
-        })?;
-        let runs = runs.finish();
-
+        let group = facts.as_ref().and_then(|f| f.group.as_ref().map(|g| g.name.clone()));
+        let lines = SensorLines::read(dir, id, group, facts.is_none())?;
         let (rounds, summary, group_summary) = match facts {
             Some(f) => (f.rounds, f.sensor, f.group),
-            None => {
-                if journal.is_empty() && runs.is_empty() && found_anomalies.is_empty() {
-                    return Err(StoryError::UnknownSensor {
-                        path: dir.into(),
-                        sensor: id.into(),
-                        sensors: None,
-                        close: Vec::new(),
-                    });
-                }
-                let last = last_round(&readings, &readings_end)?
-                    .max(last_round(&anomalies, &anomalies_end)?)
-                    .max(last_round(&events, &events_end)?);
-                (last, None, None)
+            None if lines.is_empty() => {
+                return Err(StoryError::UnknownSensor {
+                    path: dir.into(),
+                    sensor: id.into(),
+                    sensors: None,
+                    close: Vec::new(),
+                })
             }
+            None => (lines.last_round, None, None),
         };
-        let (kind, unit) = match (&summary, labels) {
+        let (kind, unit) = match (&summary, lines.labels) {
             (Some(s), _) => (Some(s.kind.clone()), Some(s.unit.clone())),
             (None, Some((kind, unit))) => (Some(kind), Some(unit)),
             (None, None) => (None, None),
         };
-        let group = summary.as_ref().map_or(group, |s| s.group.clone());
-        let built = timeline::build(rounds, runs, journal, found_anomalies);
+        let group = summary.as_ref().map_or(lines.group, |s| s.group.clone());
+        let built = timeline::build(rounds, lines.runs, lines.journal, lines.anomalies);
         let end = timeline::end(&built, summary.as_ref(), rounds);
         Ok(Story {
             sensor: id.to_string(),
@@ -466,6 +409,102 @@ impl Story {
     /// happened last.
     pub fn render_text(&self) -> String {
         text::render(self)
+    }
+}
+
+/// Checks that `dir` is a folder holding the three line files.
+fn check_folder(dir: &Path) -> Result<(), StoryError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(StoryError::NotAFolder { path: dir.into() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoryError::NoFolder { path: dir.into() }),
+        Err(source) => {
+            return Err(StoryError::Read {
+                path: dir.into(),
+                source,
+            })
+        }
+    }
+    for file in [READINGS, ANOMALIES, EVENTS] {
+        open(&dir.join(file))?;
+    }
+    Ok(())
+}
+
+/// What the line files hold of one sensor.
+struct SensorLines {
+    /// Its journal lines and its group's own, in file order.
+    journal: Vec<JournalEvent>,
+    /// Its anomalies.
+    anomalies: Vec<AnomalyRecord>,
+    /// Its readings, in runs broken at the rounds of `journal` and `anomalies`.
+    runs: Vec<ReadingRun>,
+    /// `kind` and `unit` of its first reading.
+    labels: Option<(String, String)>,
+    /// The group whose own lines are in `journal`.
+    group: Option<String>,
+    /// Without a summary, the last round of the three files (of every sensor); else 0.
+    last_round: u64,
+}
+
+impl SensorLines {
+    /// Reads sensor `id`'s lines of the three files of `dir`, and its `group`'s own journal
+    /// lines. Without a summary, the group is the one its own lines name, and the last round
+    /// is read from the files' last lines.
+    fn read(dir: &Path, id: &str, group: Option<String>, without_summary: bool) -> Result<SensorLines, StoryError> {
+        let [readings, anomalies, events] = [READINGS, ANOMALIES, EVENTS].map(|f| dir.join(f));
+        let sensor_needle = needle("sensor", id);
+        // Step 1: the journal, the sensor's lines and its group's own.
+        let (mut journal, events_end) = read_journal(&events, id, group.as_deref())?;
+        let mut group = group;
+        if without_summary {
+            group = journal.iter().find_map(|e| e.group.clone());
+            if group.is_some() {
+                journal = read_journal(&events, id, group.as_deref())?.0;
+            }
+        }
+        // Step 2: its anomalies.
+        let mut found = Vec::new();
+        let anomalies_end = scan_file(&anomalies, &[&sensor_needle], |line, text| {
+            let record: AnomalyRecord = parse(&anomalies, line, text)?;
+            if record.sensor == id {
+                found.push(record);
+            }
+            Ok(())
+        })?;
+        // Step 3: its readings, as runs broken where events or anomalies come.
+        let breaks = journal.iter().map(|e| e.round).chain(found.iter().map(|a| a.round));
+        let mut runs = timeline::RunBuilder::new(breaks.collect());
+        let mut labels: Option<(String, String)> = None;
+        let readings_end = scan_file(&readings, &[&sensor_needle], |line, text| {
+            let reading: ReadingRecord = parse(&readings, line, text)?;
+            if reading.sensor == id {
+                labels.get_or_insert_with(|| (reading.kind.clone(), reading.unit.clone()));
+                runs.push(reading.round, reading.value, &reading.timestamp);
+            }
+            Ok(())
+        })?;
+        // Step 4: without a summary, the rounds are what the files hold.
+        let last_round = if without_summary {
+            last_round(&readings, &readings_end)?
+                .max(last_round(&anomalies, &anomalies_end)?)
+                .max(last_round(&events, &events_end)?)
+        } else {
+            0
+        };
+        Ok(SensorLines {
+            journal,
+            anomalies: found,
+            runs: runs.finish(),
+            labels,
+            group,
+            last_round,
+        })
+    }
+
+    /// Whether no file names the sensor.
+    fn is_empty(&self) -> bool {
+        self.journal.is_empty() && self.anomalies.is_empty() && self.runs.is_empty()
     }
 }
 
