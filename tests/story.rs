@@ -180,7 +180,7 @@ fn story_of_a_group_member_and_of_a_steady_sensor() {
             "round 8       00:00:07.018  failed: fatal: injected fatal error in round 8",
             "round 8       00:00:07.018  gave_up: group bus-a escalated: more than 1 restarts within 30s, after 1 restart",
             "round 8       00:00:07.018  group bus-a escalated: more than 1 restarts within 30s",
-            "round 8       00:00:07.018  group bus-a gave_up: escalated: more than 1 restarts within 30s, after 0 restarts of its actor",
+            "round 8       00:00:07.018  group bus-a gave_up: escalated: more than 1 restarts within 30s, after 0 restarts of the group",
             "rounds 9-12                 no reading: given up",
             "round 12      00:00:11.000  anomaly stale: no reading for 5 rounds",
             "rounds 13-14                no reading: given up",
@@ -208,109 +208,21 @@ fn story_of_a_group_member_and_of_a_steady_sensor() {
     );
 }
 
-/// `--json` is one JSON object whose timeline holds, for every sensor of the run: each line of
-/// `events.jsonl` about the sensor or its group's own, in file order and field for field; each
-/// of its anomalies; runs of readings that cover exactly its rounds in `readings.jsonl`, with
-/// their range; gaps that cover every other round; counts and final state as the summary's.
+/// `--json` is one JSON object on one line whose timeline holds, for every sensor of the run,
+/// exactly its lines of the files ([`assert_json_is_the_lines_of_the_files`]); the counts of
+/// rounds without a reading by reason, and the end, of the sensor that was given up.
 #[test]
 fn story_json_is_the_sensors_lines_of_the_files() {
     let dir = run_folder();
     let out = dir.path().join("out");
-    let summary = read_summary(&out);
-    let journal = read_jsonl(&out.join("events.jsonl"));
-    let anomalies = read_jsonl(&out.join("anomalies.jsonl"));
-    let readings = read_jsonl(&out.join("readings.jsonl"));
-    for id in SENSORS {
-        let output = story(&out, &[id, "--json"]);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8(output.stdout).unwrap();
-        assert_eq!(text.lines().count(), 1, "one line: {text}");
-        let story: Value = serde_json::from_str(&text).unwrap();
-        let entry = summary.sensors.iter().find(|s| s.id == id).unwrap();
-        let group = entry.group.as_deref();
-        let of = |kind: &str| -> Vec<Value> {
-            let items = story["timeline"].as_array().unwrap().iter();
-            items
-                .filter(|e| e["entry"] == kind)
-                .map(|e| {
-                    let mut e = e.clone();
-                    e.as_object_mut().unwrap().remove("entry");
-                    e
-                })
-                .collect()
-        };
-
-        // The journal: its own lines and its group's, in order, as written.
-        let expected: Vec<Value> = journal
-            .iter()
-            .filter(|l| l["sensor"] == id || (l.get("sensor").is_none() && group.is_some_and(|g| l["group"] == g)))
-            .cloned()
-            .collect();
-        assert_eq!(of("event"), expected, "{id}");
-        let expected: Vec<Value> = anomalies.iter().filter(|l| l["sensor"] == id).cloned().collect();
-        assert_eq!(of("anomaly"), expected, "{id}");
-
-        // The readings: runs of consecutive rounds, exactly the sensor's, with their range.
-        let mine: Vec<(u64, f64)> = readings
-            .iter()
-            .filter(|l| l["sensor"] == id)
-            .map(|l| (l["round"].as_u64().unwrap(), l["value"].as_f64().unwrap()))
-            .collect();
-        let mut covered = Vec::new();
-        for run in of("readings") {
-            let (first, last) = (run["first"].as_u64().unwrap(), run["last"].as_u64().unwrap());
-            let values: Vec<f64> = mine
-                .iter()
-                .filter(|(r, _)| (first..=last).contains(r))
-                .map(|m| m.1)
-                .collect();
-            assert_eq!(values.len() as u64, last - first + 1, "{id}: {run}");
-            assert_eq!(run["readings"], values.len() as u64);
-            assert_eq!(
-                run["min"].as_f64().unwrap(),
-                values.iter().copied().fold(f64::INFINITY, f64::min)
-            );
-            assert_eq!(
-                run["max"].as_f64().unwrap(),
-                values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-            );
-            covered.extend(first..=last);
-        }
-        assert_eq!(covered, mine.iter().map(|m| m.0).collect::<Vec<_>>(), "{id}");
-        let mut gaps = Vec::new();
-        for gap in of("gap") {
-            gaps.extend(gap["first"].as_u64().unwrap()..=gap["last"].as_u64().unwrap());
-        }
-        let mut all: Vec<u64> = covered.iter().chain(&gaps).copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, (1..=summary.rounds).collect::<Vec<_>>(), "{id}: every round once");
-
-        // The counts and the end, as the summary says.
-        assert_eq!(story["rounds"], summary.rounds);
-        assert_eq!(story["counts"]["readings"], entry.count);
-        let without: u64 = story["counts"]["without_reading"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|n| n.as_u64().unwrap())
-            .sum();
-        assert_eq!(without, gaps.len() as u64);
-        assert_eq!(story["summary"]["restarts"], entry.restarts);
-        assert_eq!(story["end"]["state"], entry.state.as_str());
-    }
-    let story: Value =
-        serde_json::from_str(&String::from_utf8(story(&out, &["flaky", "--json"]).stdout).unwrap()).unwrap();
+    assert_json_is_the_lines_of_the_files(&out, &SENSORS);
+    let flaky: Value = serde_json::from_slice(&story(&out, &["flaky", "--json"]).stdout).unwrap();
     assert_eq!(
-        story["counts"]["without_reading"],
+        flaky["counts"]["without_reading"],
         serde_json::json!({ "failed": 3, "timed_out": 1, "restarting": 4, "given_up": 2 })
     );
     assert_eq!(
-        story["end"],
+        flaky["end"],
         serde_json::json!({
             "state": "given_up",
             "round": 12,
@@ -452,4 +364,215 @@ fn story_errors_are_one_line_and_exit_2() {
             shown(&events)
         ),
     );
+}
+
+/// `valve` sits in group `line`, nested in `site`; neither allows a restart. A fatal error in
+/// round 4 makes `line` escalate to `site`, which escalates to the root and is given up with
+/// everything in it. `meter`, a member of `site` itself, resumes after a panic (its directive).
+const NESTED: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "500ms"
+rounds = 6
+seed = 5
+
+[[groups]]
+name = "site"
+strategy = "one_for_one"
+max_restarts = 0
+within = "30s"
+
+[[groups]]
+name = "line"
+parent = "site"
+strategy = "one_for_all"
+max_restarts = 0
+within = "30s"
+
+[[sensors]]
+id = "valve"
+group = "line"
+latency = ["10ms", "20ms"]
+error_rate = 0.0
+faults = [{ round = 4, fault = "fatal" }]
+
+[[sensors]]
+id = "meter"
+group = "site"
+latency = ["10ms", "20ms"]
+error_rate = 0.0
+directives = { panic = "resume" }
+faults = [{ round = 2, fault = "panic" }]
+"#;
+
+/// The story of a member of a nested group holds the own events of its group and of the group
+/// above it, in the journal's order, and ends with its give-up; a sensor whose failure was
+/// resumed goes on running, and its read cut short by its group's escalation counts as given up.
+#[test]
+fn story_of_nested_groups_and_a_resumed_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nested.toml");
+    std::fs::write(&config, NESTED).unwrap();
+    let out = dir.path().join("out");
+    let output = binary()
+        .env("RUST_LOG", "error")
+        .args(["run", "--clock", "virtual", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let text = story_text(&out, "valve");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sensor valve: temperature in C, group line (one_for_all, ended escalated) within site"
+    );
+    assert_eq!(
+        lines[5..],
+        [
+            "round       time          what",
+            "round 0     00:00:00.000  started",
+            "rounds 1-3  00:00:00.011  ok (3 readings, 27.192..27.588 C)",
+            "round 4     00:00:03.013  failed: fatal: injected fatal error in round 4",
+            "round 4     00:00:03.013  stopped: group line escalated: more than 0 restarts within 30s",
+            "round 4     00:00:03.013  group line escalated: more than 0 restarts within 30s",
+            "round 4     00:00:03.013  group site escalated: more than 0 restarts within 30s",
+            "round 4     00:00:03.013  group site gave_up: escalated: more than 0 restarts within 30s, after 0 restarts of the group",
+            "round 4     00:00:03.013  group line gave_up: group site given up, after 0 restarts of the group",
+            "round 4     00:00:03.013  gave_up: group line given up: group site given up, after 0 restarts",
+            "",
+            "given up with its group line in round 4: group site given up; last reading in round 3",
+        ]
+    );
+    let json: Value = serde_json::from_slice(&story(&out, &["valve", "--json"]).stdout).unwrap();
+    assert_eq!(json["ancestors"], serde_json::json!(["site"]));
+    assert_json_is_the_lines_of_the_files(&out, &["valve", "meter"]);
+
+    let text = story_text(&out, "meter");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        "final state given_up, 0 restarts; 4 rounds: 2 ok, 2 without a reading (1 with a failure, 1 given up); 0 anomalies"
+    );
+    assert_eq!(
+        lines[6..11],
+        [
+            "round 0  00:00:00.000  started",
+            "round 1  00:00:00.019  ok (1 reading, 23.095 C)",
+            "round 2  00:00:01.000  failed: panic: injected panic in round 2",
+            "round 2  00:00:01.000  resumed: resume on panic",
+            "round 3  00:00:02.011  ok (1 reading, 22.705 C)",
+        ]
+    );
+}
+
+/// Checks the `--json` story of each of `ids` against the files of `out`: the journal lines of
+/// the sensor and the own lines of its group and the groups above (in file order, field for
+/// field), its anomalies, runs of readings that cover exactly its rounds of `readings.jsonl`
+/// with their range, gaps that cover every other round, and counts and state as the summary's.
+fn assert_json_is_the_lines_of_the_files(out: &Path, ids: &[&str]) {
+    let summary = read_summary(out);
+    let journal = read_jsonl(&out.join("events.jsonl"));
+    let anomalies = read_jsonl(&out.join("anomalies.jsonl"));
+    let readings = read_jsonl(&out.join("readings.jsonl"));
+    for &id in ids {
+        let output = story(out, &[id, "--json"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+        let story: Value = serde_json::from_str(&text).unwrap();
+        let entry = summary.sensors.iter().find(|s| s.id == id).unwrap();
+        // Its group, then the groups above it.
+        let mut groups: Vec<&str> = entry.group.as_deref().into_iter().collect();
+        while let Some(parent) = summary
+            .groups
+            .iter()
+            .find(|g| Some(g.name.as_str()) == groups.last().copied())
+            .and_then(|g| g.parent.as_deref())
+        {
+            groups.push(parent);
+        }
+        let of = |kind: &str| -> Vec<Value> {
+            let items = story["timeline"].as_array().unwrap().iter();
+            items
+                .filter(|e| e["entry"] == kind)
+                .map(|e| {
+                    let mut e = e.clone();
+                    e.as_object_mut().unwrap().remove("entry");
+                    e
+                })
+                .collect()
+        };
+
+        // The journal: its own lines and its groups' own, in order, as written.
+        let expected: Vec<Value> = journal
+            .iter()
+            .filter(|l| l["sensor"] == id || (l.get("sensor").is_none() && groups.iter().any(|g| l["group"] == *g)))
+            .cloned()
+            .collect();
+        assert_eq!(of("event"), expected, "{id}");
+        let expected: Vec<Value> = anomalies.iter().filter(|l| l["sensor"] == id).cloned().collect();
+        assert_eq!(of("anomaly"), expected, "{id}");
+
+        // The readings: runs of consecutive rounds, exactly the sensor's, with their range.
+        let mine: Vec<(u64, f64)> = readings
+            .iter()
+            .filter(|l| l["sensor"] == id)
+            .map(|l| (l["round"].as_u64().unwrap(), l["value"].as_f64().unwrap()))
+            .collect();
+        let mut covered = Vec::new();
+        for run in of("readings") {
+            let (first, last) = (run["first"].as_u64().unwrap(), run["last"].as_u64().unwrap());
+            let values: Vec<f64> = mine
+                .iter()
+                .filter(|(r, _)| (first..=last).contains(r))
+                .map(|m| m.1)
+                .collect();
+            assert_eq!(values.len() as u64, last - first + 1, "{id}: {run}");
+            assert_eq!(run["readings"], values.len() as u64);
+            assert_eq!(
+                run["min"].as_f64().unwrap(),
+                values.iter().copied().fold(f64::INFINITY, f64::min)
+            );
+            assert_eq!(
+                run["max"].as_f64().unwrap(),
+                values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            );
+            covered.extend(first..=last);
+        }
+        assert_eq!(covered, mine.iter().map(|m| m.0).collect::<Vec<_>>(), "{id}");
+        let mut gaps = Vec::new();
+        for gap in of("gap") {
+            gaps.extend(gap["first"].as_u64().unwrap()..=gap["last"].as_u64().unwrap());
+        }
+        let mut all: Vec<u64> = covered.iter().chain(&gaps).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=summary.rounds).collect::<Vec<_>>(), "{id}: every round once");
+
+        // The counts and the end, as the summary says.
+        assert_eq!(story["rounds"], summary.rounds);
+        assert_eq!(story["counts"]["readings"], entry.count);
+        let without: u64 = story["counts"]["without_reading"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(without, gaps.len() as u64);
+        assert_eq!(story["summary"]["restarts"], entry.restarts);
+        assert_eq!(story["end"]["state"], entry.state.as_str());
+    }
 }

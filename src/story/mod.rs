@@ -1,13 +1,13 @@
 //! One sensor's story, read back from the `--out` folder of a run: its summary entry, then a
 //! timeline in round order that merges its readings (runs of consecutive rounds compressed
-//! into one entry), the rounds without a reading and why, its journal events and its group's,
-//! and its anomalies; then what happened last. `sensor-actors story DIR SENSOR` prints it as
-//! text ([`Story::render_text`]) or, with `--json`, as one JSON object (the [`Serialize`]
-//! form, documented in `docs/supervision.md`).
+//! into one entry), the rounds without a reading and why, its journal events with the own
+//! events of its group and of the groups above it, and its anomalies; then what happened last.
+//! `sensor-actors story DIR SENSOR` prints it as text ([`Story::render_text`]) or, with
+//! `--json`, as one JSON object (the [`Serialize`] form, documented in `docs/supervision.md`).
 //!
 //! The files can be huge (`readings.jsonl` holds every reading of every sensor): each is read
-//! as a stream, in chunks, and only the lines that contain the quoted sensor id (or its group's
-//! name) are parsed (`scan`); `summary.json` is read one sensor entry at a time (`summary`).
+//! as a stream, in chunks, and only the lines that contain the quoted sensor id (or its groups'
+//! names) are parsed (`scan`); `summary.json` is read one sensor entry at a time (`summary`).
 //! Memory is one chunk plus this sensor's story. The timeline itself is built by pure
 //! functions (`timeline`), the text by `text`.
 
@@ -51,6 +51,9 @@ pub struct Story {
     /// The entry of `summary.json`'s `groups` it belongs to: its `[[groups]]` entry, or the
     /// shard of ungrouped sensors that held it.
     pub group_summary: Option<GroupSummary>,
+    /// The groups its group is nested in (`parent`), innermost first, from the summary; their
+    /// own events are in the timeline too.
+    pub ancestors: Vec<String>,
     /// Rounds of the run: the summary's, or without it the last round the line files hold.
     pub rounds: u64,
     /// Counted from the files.
@@ -71,7 +74,7 @@ pub struct Counts {
     pub without_reading: BTreeMap<GapReason, u64>,
     /// Lines of `anomalies.jsonl`.
     pub anomalies: u64,
-    /// Lines of `events.jsonl`: the sensor's and its group's own.
+    /// Lines of `events.jsonl`: the sensor's, its group's own and its group's ancestors' own.
     pub events: u64,
 }
 
@@ -84,7 +87,7 @@ pub enum Entry {
     Readings(ReadingRun),
     /// Consecutive rounds without a reading, for one reason.
     Gap(Gap),
-    /// A line of `events.jsonl` about the sensor or its group.
+    /// A line of `events.jsonl` about the sensor, its group or a group its group is nested in.
     Event(JournalEvent),
     /// A line of `anomalies.jsonl` about the sensor.
     Anomaly(AnomalyRecord),
@@ -369,10 +372,17 @@ impl Story {
     pub fn read(dir: &Path, id: &str) -> Result<Story, StoryError> {
         check_folder(dir)?;
         let facts = read_summary(dir, id)?;
-        let group = facts.as_ref().and_then(|f| f.group.as_ref().map(|g| g.name.clone()));
-        let lines = SensorLines::read(dir, id, group, facts.is_none())?;
-        let (rounds, summary, group_summary) = match facts {
-            Some(f) => (f.rounds, f.sensor, f.group),
+        // The groups whose own events belong to the story: its group (or shard), its ancestors.
+        let groups: Vec<String> = facts.as_ref().map_or_else(Vec::new, |f| {
+            f.group
+                .iter()
+                .map(|g| g.name.clone())
+                .chain(f.ancestors.iter().cloned())
+                .collect()
+        });
+        let lines = SensorLines::read(dir, id, groups, facts.is_none())?;
+        let (rounds, summary, group_summary, ancestors) = match facts {
+            Some(f) => (f.rounds, f.sensor, f.group, f.ancestors),
             None if lines.is_empty() => {
                 return Err(StoryError::UnknownSensor {
                     path: dir.into(),
@@ -381,15 +391,20 @@ impl Story {
                     close: Vec::new(),
                 })
             }
-            None => (lines.last_round, None, None),
+            None => (lines.last_round, None, None, Vec::new()),
         };
         let (kind, unit) = match (&summary, lines.labels) {
             (Some(s), _) => (Some(s.kind.clone()), Some(s.unit.clone())),
             (None, Some((kind, unit))) => (Some(kind), Some(unit)),
             (None, None) => (None, None),
         };
-        let group = summary.as_ref().map_or(lines.group, |s| s.group.clone());
-        let built = timeline::build(rounds, lines.runs, lines.journal, lines.anomalies);
+        let group = summary
+            .as_ref()
+            .map_or(lines.groups.into_iter().next(), |s| s.group.clone());
+        // Only its own group's events (or its shard's) move the sensor; an ancestor's concern
+        // it through its group's and its own lines.
+        let direct = group_summary.as_ref().map(|g| g.name.as_str()).or(group.as_deref());
+        let built = timeline::build(rounds, lines.runs, lines.journal, lines.anomalies, direct);
         let end = timeline::end(&built, summary.as_ref(), rounds);
         Ok(Story {
             sensor: id.to_string(),
@@ -398,6 +413,7 @@ impl Story {
             group,
             summary,
             group_summary,
+            ancestors,
             rounds,
             counts: built.counts,
             timeline: built.entries,
@@ -433,7 +449,7 @@ fn check_folder(dir: &Path) -> Result<(), StoryError> {
 
 /// What the line files hold of one sensor.
 struct SensorLines {
-    /// Its journal lines and its group's own, in file order.
+    /// Its journal lines and its groups' own, in file order.
     journal: Vec<JournalEvent>,
     /// Its anomalies.
     anomalies: Vec<AnomalyRecord>,
@@ -441,26 +457,26 @@ struct SensorLines {
     runs: Vec<ReadingRun>,
     /// `kind` and `unit` of its first reading.
     labels: Option<(String, String)>,
-    /// The group whose own lines are in `journal`.
-    group: Option<String>,
+    /// The groups whose own lines are in `journal`, its own first.
+    groups: Vec<String>,
     /// Without a summary, the last round of the three files (of every sensor); else 0.
     last_round: u64,
 }
 
 impl SensorLines {
-    /// Reads sensor `id`'s lines of the three files of `dir`, and its `group`'s own journal
-    /// lines. Without a summary, the group is the one its own lines name, and the last round
-    /// is read from the files' last lines.
-    fn read(dir: &Path, id: &str, group: Option<String>, without_summary: bool) -> Result<SensorLines, StoryError> {
+    /// Reads sensor `id`'s lines of the three files of `dir`, and the own journal lines of
+    /// `groups`. Without a summary, the group is the one its own lines name, and the last
+    /// round is read from the files' last lines.
+    fn read(dir: &Path, id: &str, groups: Vec<String>, without_summary: bool) -> Result<SensorLines, StoryError> {
         let [readings, anomalies, events] = [READINGS, ANOMALIES, EVENTS].map(|f| dir.join(f));
         let sensor_needle = needle("sensor", id);
         // Step 1: the journal, the sensor's lines and its group's own.
-        let (mut journal, events_end) = read_journal(&events, id, group.as_deref())?;
-        let mut group = group;
+        let (mut journal, events_end) = read_journal(&events, id, &groups)?;
+        let mut groups = groups;
         if without_summary {
-            group = journal.iter().find_map(|e| e.group.clone());
-            if group.is_some() {
-                journal = read_journal(&events, id, group.as_deref())?.0;
+            groups = journal.iter().find_map(|e| e.group.clone()).into_iter().collect();
+            if !groups.is_empty() {
+                journal = read_journal(&events, id, &groups)?.0;
             }
         }
         // Step 2: its anomalies.
@@ -497,7 +513,7 @@ impl SensorLines {
             anomalies: found,
             runs: runs.finish(),
             labels,
-            group,
+            groups,
             last_round,
         })
     }
@@ -623,12 +639,12 @@ fn scan_file(
     })
 }
 
-/// The journal lines of sensor `id` and the own lines of its `group`, in file order.
-fn read_journal(path: &Path, id: &str, group: Option<&str>) -> Result<(Vec<JournalEvent>, ScanEnd), StoryError> {
+/// The journal lines of sensor `id` and the own lines of `groups`, in file order.
+fn read_journal(path: &Path, id: &str, groups: &[String]) -> Result<(Vec<JournalEvent>, ScanEnd), StoryError> {
     let sensor_needle = needle("sensor", id);
-    let group_needle = group.map(|g| needle("group", g));
+    let group_needles: Vec<String> = groups.iter().map(|g| needle("group", g)).collect();
     let needles: Vec<&str> = std::iter::once(sensor_needle.as_str())
-        .chain(group_needle.as_deref())
+        .chain(group_needles.iter().map(String::as_str))
         .collect();
     let mut journal = Vec::new();
     let end = scan_file(path, &needles, |line, text| {
@@ -638,7 +654,7 @@ fn read_journal(path: &Path, id: &str, group: Option<&str>) -> Result<(Vec<Journ
         }
         let event: JournalEvent = parse(path, line, text)?;
         let own = event.sensor.as_deref() == Some(id);
-        let of_group = event.sensor.is_none() && event.group.is_some() && event.group.as_deref() == group;
+        let of_group = event.sensor.is_none() && event.group.as_ref().is_some_and(|g| groups.contains(g));
         if own || of_group {
             journal.push(event);
         }

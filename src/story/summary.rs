@@ -20,8 +20,10 @@ pub(super) struct SummaryFacts {
     pub(super) rounds: u64,
     /// The sensor's entry, if the summary lists it.
     pub(super) sensor: Option<SensorSummary>,
-    /// Its group's entry, if it is in a `[[groups]]` entry.
+    /// Its group's entry: its `[[groups]]` entry, or the shard that held it.
     pub(super) group: Option<GroupSummary>,
+    /// The groups its group is nested in (`parent`), innermost first.
+    pub(super) ancestors: Vec<String>,
     /// Sensors the summary lists.
     pub(super) sensors: u64,
     /// With `suggest`: the ids closest to the one asked for, closest first.
@@ -53,7 +55,7 @@ impl<'de> Visitor<'de> for SummaryVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SummaryFacts, A::Error> {
         let mut facts = SummaryFacts::default();
         let mut rounds = None;
-        let mut groups = Vec::new();
+        let mut groups = (None, Vec::new());
         let mut ungrouped_before = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
@@ -81,7 +83,9 @@ impl<'de> Visitor<'de> for SummaryVisitor<'_> {
             }
         }
         facts.rounds = rounds.ok_or_else(|| de::Error::missing_field("rounds"))?;
-        facts.group = groups.pop();
+        let (group, parents) = groups;
+        facts.ancestors = ancestors(group.as_ref().and_then(|g| g.parent.as_deref()), &parents);
+        facts.group = group;
         Ok(facts)
     }
 }
@@ -147,13 +151,16 @@ enum GroupTarget<'a> {
     Shard(u64),
 }
 
-/// The `groups` array: the entry of `target`, if any.
+/// The `groups` array: the entry of `target`, if any, and each configured group's parent.
 struct GroupSeed<'a> {
     target: Option<GroupTarget<'a>>,
 }
 
+/// The entry of the target group, and (name, parent) of every configured group.
+type GroupsFound = (Option<GroupSummary>, Vec<(String, Option<String>)>);
+
 impl<'de> DeserializeSeed<'de> for GroupSeed<'_> {
-    type Value = Vec<GroupSummary>;
+    type Value = GroupsFound;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
@@ -161,14 +168,14 @@ impl<'de> DeserializeSeed<'de> for GroupSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for GroupSeed<'_> {
-    type Value = Vec<GroupSummary>;
+    type Value = GroupsFound;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of groups")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut found = Vec::new();
+        let (mut found, mut parents) = (None, Vec::new());
         let mut shards_before = 0u64;
         while let Some(group) = seq.next_element::<GroupSummary>()? {
             let wanted = match self.target {
@@ -180,12 +187,27 @@ impl<'de> Visitor<'de> for GroupSeed<'_> {
                 }
                 None => false,
             };
-            if wanted && found.is_empty() {
-                found.push(group);
+            if !group.shard {
+                parents.push((group.name.clone(), group.parent.clone()));
+            }
+            if wanted && found.is_none() {
+                found = Some(group);
             }
         }
-        Ok(found)
+        Ok((found, parents))
     }
+}
+
+/// The chain of groups from `parent` up to a top-level group, by the `parents` of each group;
+/// a cycle (not written by a run) ends it.
+fn ancestors(parent: Option<&str>, parents: &[(String, Option<String>)]) -> Vec<String> {
+    let mut chain: Vec<String> = Vec::new();
+    let mut next = parent;
+    while let Some(name) = next.filter(|n| !chain.iter().any(|c| c == n)) {
+        chain.push(name.to_string());
+        next = parents.iter().find(|(n, _)| n == name).and_then(|(_, p)| p.as_deref());
+    }
+    chain
 }
 
 /// How close `id` is to `wanted` (smaller is closer), or `None` when it is not close: ids that
@@ -254,7 +276,9 @@ mod tests {
       "count": 7, "min": 1.0, "max": 2.0, "mean": 1.5, "stddev": 0.5, "ewma": 1.5, "last": 2.0, "anomalies": 0 }
   ],
   "groups": [
-    { "name": "bus-a", "strategy": "one_for_all", "shard": false, "state": "escalated", "restarts": 0, "sensors": 1 },
+    { "name": "bus-a", "strategy": "one_for_all", "shard": false, "parent": "line", "state": "escalated", "restarts": 0, "sensors": 1 },
+    { "name": "site", "strategy": "one_for_one", "shard": false, "state": "running", "restarts": 0, "sensors": 0 },
+    { "name": "line", "strategy": "one_for_one", "shard": false, "parent": "site", "state": "running", "restarts": 0, "sensors": 0 },
     { "name": "shard-1", "strategy": "one_for_one", "shard": true, "state": "running", "restarts": 0, "sensors": 1 },
     { "name": "shard-2", "strategy": "one_for_one", "shard": true, "state": "restarting", "restarts": 1, "sensors": 1 }
   ],
@@ -274,11 +298,29 @@ mod tests {
         );
         let group = facts.group.unwrap();
         assert_eq!((group.name.as_str(), group.state.as_str()), ("bus-a", "escalated"));
+        assert_eq!(facts.ancestors, ["line", "site"]);
         // Ungrouped sensors are placed in the shards by their order among the ungrouped.
         let first = read(SUMMARY.as_bytes(), "temperature-1", false).unwrap();
         assert_eq!(first.group.unwrap().name, "shard-1");
+        assert!(first.ancestors.is_empty());
         let second = read(SUMMARY.as_bytes(), "Temperature-2", false).unwrap();
         assert_eq!(second.group.unwrap().name, "shard-2");
+    }
+
+    /// The chain of parents ends at a top-level group, or where it would loop.
+    #[test]
+    fn ancestors_follow_the_parents() {
+        let parents = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            pairs
+                .iter()
+                .map(|(n, p)| (n.to_string(), p.map(str::to_string)))
+                .collect()
+        };
+        let tree = parents(&[("a", Some("b")), ("b", Some("c")), ("c", None)]);
+        assert_eq!(ancestors(Some("b"), &tree), ["b", "c"]);
+        assert!(ancestors(None, &tree).is_empty());
+        let looped = parents(&[("a", Some("b")), ("b", Some("a"))]);
+        assert_eq!(ancestors(Some("a"), &looped), ["a", "b"]);
     }
 
     /// An unknown id: no entry; asked, the close ids, closest first.

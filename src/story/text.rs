@@ -49,6 +49,9 @@ fn header(story: &Story, out: &mut String) {
         (None, Some(g)) => who += &format!(", ungrouped ({})", g.name),
         (None, None) => {}
     }
+    if !story.ancestors.is_empty() {
+        who += &format!(" within {}", story.ancestors.join(", "));
+    }
     let _ = writeln!(out, "{who}");
     let counts = &story.counts;
     let without: u64 = counts.without_reading.values().sum();
@@ -167,8 +170,9 @@ fn event_text(e: &JournalEvent) -> String {
         parts.push(format!("window {window} of {max}"));
     }
     if let Some(restarts) = e.restarts {
-        // A group's own events count the restarts of its actor by the root.
-        let of = if e.sensor.is_none() { " of its actor" } else { "" };
+        // A group's own events count the group's restarts (of its actor by the root, or of
+        // the whole group by its supervisor).
+        let of = if e.sensor.is_none() { " of the group" } else { "" };
         let n = plural(u64::from(restarts), "restart", "restarts");
         parts.push(match e.event.as_str() {
             "restart_scheduled" => format!("{n}{of} so far"),

@@ -81,11 +81,15 @@ enum Phase {
 }
 
 impl Phase {
-    /// The phase after `event`.
-    fn after(self, event: &JournalEvent) -> Phase {
+    /// The phase after `event`, one of the sensor's or of its `group`'s (an ancestor's own
+    /// events leave it as it is: their effect on it comes in its own lines).
+    fn after(self, event: &JournalEvent, group: Option<&str>) -> Phase {
         let own = event.sensor.is_some();
+        if !own && event.group.as_deref() != group {
+            return self;
+        }
         match (own, event.event.as_str()) {
-            (true, "started" | "restarted") => Phase::Running,
+            (true, "started" | "restarted" | "resumed") => Phase::Running,
             (true, "failed") => Phase::Down,
             (true, "restart_scheduled") => Phase::Restarting,
             (true, "stopped") => Phase::Stopped,
@@ -100,12 +104,18 @@ impl Phase {
         }
     }
 
-    /// Why a round that began in this phase, with `events`, has no reading.
-    fn gap_reason(self, events: &[JournalEvent]) -> GapReason {
-        let has = |name: &str| events.iter().any(|e| e.event == name);
+    /// Why a round that began in this phase, with `events`, has no reading. A running sensor's
+    /// read that the round's `gave_up` or `stopped` cut short (its group escalated while the
+    /// read was in flight) counts with it.
+    fn gap_reason(self, events: &[JournalEvent], group: Option<&str>) -> GapReason {
+        // Its own events and its group's: an ancestor's tell nothing of this read.
+        let moving = |e: &&JournalEvent| e.sensor.is_some() || e.group.as_deref() == group;
+        let has = |name: &str| events.iter().filter(moving).any(|e| e.event == name);
         match self {
             Phase::Running if has("failed") => GapReason::Failed,
             Phase::Running if has("timed_out") => GapReason::TimedOut,
+            Phase::Running if has("gave_up") => GapReason::GivenUp,
+            Phase::Running if has("stopped") => GapReason::Stopped,
             Phase::Running => GapReason::NotJournaled,
             Phase::NotStarted => GapReason::NotStarted,
             Phase::Down => GapReason::Down,
@@ -141,14 +151,15 @@ pub(super) struct Built {
 }
 
 /// Builds the timeline of `rounds` rounds from the sensor's reading `runs` (in round order),
-/// its `journal` lines and its `anomalies`: in each round its reading (or why there is none),
-/// then its anomalies, then its events. Rounds without a reading for the same reason, with
-/// nothing in between, make one [`Gap`].
+/// its `journal` lines (with those of its `group` and the groups above) and its `anomalies`:
+/// in each round its reading (or why there is none), then its anomalies, then its events.
+/// Rounds without a reading for the same reason, with nothing in between, make one [`Gap`].
 pub(super) fn build(
     rounds: u64,
     runs: Vec<ReadingRun>,
     mut journal: Vec<JournalEvent>,
     mut anomalies: Vec<AnomalyRecord>,
+    group: Option<&str>,
 ) -> Built {
     // Stable sorts: in file order within a round.
     journal.sort_by_key(|e| e.round);
@@ -186,7 +197,7 @@ pub(super) fn build(
             run_until = run.last;
             built.entries.push(Entry::Readings(run));
         } else if round >= 1 && round > run_until && round <= rounds {
-            let reason = built.phase.gap_reason(&events);
+            let reason = built.phase.gap_reason(&events, group);
             *built.counts.without_reading.entry(reason).or_default() += 1;
             match &mut gap {
                 Some(g) if g.reason == reason && g.last + 1 == round => g.last = round,
@@ -207,7 +218,7 @@ pub(super) fn build(
         }
         for event in events {
             close(&mut gap, &mut built.entries);
-            let phase = built.phase.after(&event);
+            let phase = built.phase.after(&event, group);
             if phase != built.phase {
                 built.phase = phase;
                 built.since = Some(event.clone());
@@ -265,12 +276,14 @@ pub(super) fn end(built: &Built, summary: Option<&SensorSummary>, rounds: u64) -
         },
         "running" => {
             let mut text = format!("running when the run ended (round {rounds})");
-            if let Some(e) = since.filter(|e| e.event == "restarted" || e.event == "started") {
-                text += &format!(
-                    ", since its {} in round {}",
-                    if e.event == "started" { "start" } else { "restart" },
-                    e.round
-                );
+            let how = since.and_then(|e| match e.event.as_str() {
+                "started" => Some(("its start", e.round)),
+                "restarted" => Some(("its restart", e.round)),
+                "resumed" => Some(("it resumed", e.round)),
+                _ => None,
+            });
+            if let Some((how, round)) = how {
+                text += &format!(", since {how} in round {round}");
             }
             text
         }
@@ -390,7 +403,7 @@ mod tests {
             source_row: None,
         };
         let breaks: Vec<u64> = journal.iter().map(|e| e.round).chain([7]).collect();
-        let built = build(12, runs(&[1, 2, 6, 7, 8], &breaks), journal, vec![anomaly]);
+        let built = build(12, runs(&[1, 2, 6, 7, 8], &breaks), journal, vec![anomaly], None);
         assert_eq!(
             outline(&built.entries),
             [
@@ -445,7 +458,7 @@ mod tests {
             group_restarted,
             own(5, "started", None),
         ];
-        let built = build(7, runs(&[1, 6, 7], &[0, 2, 4, 5]), journal, vec![]);
+        let built = build(7, runs(&[1, 6, 7], &[0, 2, 4, 5]), journal, vec![], Some("g"));
         assert_eq!(
             outline(&built.entries),
             [
@@ -472,13 +485,51 @@ mod tests {
         );
     }
 
+    /// A failure whose directive is `resume` leaves the sensor running; the own events of a
+    /// group above its group are in the timeline but do not move it.
+    #[test]
+    fn a_resumed_failure_runs_on_and_an_ancestors_events_only_show() {
+        let mut escalated = event(3, None, "escalated", Some("more than 0 restarts within 30s"));
+        escalated.group = Some("site".into());
+        let journal = vec![
+            own(0, "started", None),
+            own(2, "failed", Some("panic: boom")),
+            own(2, "resumed", Some("resume on panic")),
+            escalated,
+        ];
+        let built = build(4, runs(&[1, 3, 4], &[0, 2, 3]), journal, vec![], Some("line"));
+        assert_eq!(
+            outline(&built.entries),
+            [
+                "E0 started",
+                "R1-1",
+                "G2-2 failed",
+                "E2 failed",
+                "E2 resumed",
+                "R3-3",
+                "E3 group escalated",
+                "R4-4",
+            ]
+        );
+        let ending = end(&built, None, 4);
+        assert_eq!(ending.state, "running");
+        assert_eq!(ending.round, Some(2));
+        assert!(
+            ending.text.ends_with(
+                "running when the run ended (round 4), since it resumed in round 2; last reading in round 4"
+            ),
+            "{}",
+            ending.text
+        );
+    }
+
     /// The summary's state wins; a pending restart at the end says when it was scheduled.
     #[test]
     fn the_end_says_what_happened_last() {
         let mut scheduled = own(6, "restart_scheduled", None);
         scheduled.delay_ms = Some(1500);
         let journal = vec![own(0, "started", None), own(6, "failed", Some("fatal: x")), scheduled];
-        let built = build(6, runs(&[1, 2, 3, 4, 5], &[0, 6]), journal, vec![]);
+        let built = build(6, runs(&[1, 2, 3, 4, 5], &[0, 6]), journal, vec![], None);
         let ending = end(&built, None, 6);
         assert_eq!(ending.state, "restarting");
         assert!(
@@ -486,7 +537,7 @@ mod tests {
             "{}",
             ending.text
         );
-        let built = build(3, vec![], vec![own(0, "started", None)], vec![]);
+        let built = build(3, vec![], vec![own(0, "started", None)], vec![], None);
         let text = end(&built, None, 3).text;
         assert!(
             text.ends_with(": running when the run ended (round 3); no reading at all"),
