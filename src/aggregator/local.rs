@@ -62,6 +62,21 @@ pub(crate) struct ReportTracks {
     pub(crate) group: usize,
 }
 
+/// Hands over the members of a group as they are after sensors were added to it while the run
+/// goes on (sent by the root before the group hears of them, so that no outcome of a new member
+/// arrives first), with the grown table that names them. A group slot the aggregator does not
+/// know yet (a group that started with no member) is taken on.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct GrowTracks {
+    /// The group's slot.
+    pub(crate) group: usize,
+    /// All its members now, the new ones last.
+    pub(crate) members: Arc<[usize]>,
+    /// The run's sensors, the new ones included.
+    pub(crate) sensors: Arc<SensorTable>,
+}
+
 /// What a local aggregator keeps of one group.
 struct GroupTracks {
     /// The members, as indices into the run's sensors, in member order.
@@ -77,6 +92,8 @@ struct GroupTracks {
 /// The aggregator of one arbiter's groups.
 pub(crate) struct LocalAggregator {
     sensors: Arc<SensorTable>,
+    /// The detectors' settings, for the tracks of members added while the run goes on.
+    analysis: Arc<AnalysisConfig>,
     /// Whether the rounds' outcomes go on to the root (someone subscribed to the readings).
     keep_outcomes: bool,
     /// The valid range of each configuration entry's sensors (for `out_of_range`).
@@ -93,11 +110,7 @@ impl LocalAggregator {
         keep_outcomes: bool,
         groups: Vec<(usize, Arc<[usize]>)>,
     ) -> Self {
-        let ranges = sensors
-            .entries()
-            .iter()
-            .map(|e| analysis.range_for(&e.kind, e.range))
-            .collect();
+        let ranges = Self::ranges(&sensors, &analysis);
         let groups = groups
             .into_iter()
             .map(|(slot, members)| {
@@ -114,10 +127,21 @@ impl LocalAggregator {
             .collect();
         LocalAggregator {
             sensors,
+            analysis,
             keep_outcomes,
             ranges,
             groups,
         }
+    }
+}
+
+impl LocalAggregator {
+    /// The valid range of each entry of `sensors`.
+    fn ranges(sensors: &SensorTable, analysis: &AnalysisConfig) -> Arc<[Option<(f64, f64)>]> {
+        sensors
+            .entries()
+            .map(|e| analysis.range_for(&e.kind, e.range))
+            .collect()
     }
 }
 
@@ -175,6 +199,27 @@ impl Handler<Analyse> for LocalAggregator {
             digest: std::mem::take(&mut group.digest),
             outcomes: std::mem::take(&mut group.outcomes),
         }
+    }
+}
+
+impl Handler<GrowTracks> for LocalAggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: GrowTracks, _ctx: &mut Context<Self>) {
+        if msg.sensors.entries().count() != self.ranges.len() {
+            self.ranges = Self::ranges(&msg.sensors, &self.analysis);
+        }
+        self.sensors = msg.sensors;
+        let analysis = &self.analysis;
+        let group = self.groups.entry(msg.group).or_insert_with(|| GroupTracks {
+            members: msg.members.clone(),
+            tracks: Tracks::new(analysis.clone(), 0),
+            round: 0,
+            digest: RoundDigest::default(),
+            outcomes: Vec::new(),
+        });
+        group.tracks.grow(msg.members.len());
+        group.members = msg.members;
     }
 }
 

@@ -378,6 +378,9 @@ impl<D: Detector> Configured for RunSettings<D> {
 pub(crate) trait DetectorColumn: Send + fmt::Debug {
     /// Passes member `member`'s observation to its detector; the detail of an anomaly found.
     fn observe(&mut self, member: usize, obs: &mut Observation<'_>) -> Option<String>;
+    /// Makes room for `members` members in all, the new ones with a fresh state (sensors added
+    /// while the run goes on).
+    fn grow(&mut self, members: usize);
 }
 
 /// Detector `D` over a group's members: its settings once, every member's state in one `Vec`
@@ -399,5 +402,11 @@ impl<D: Detector> fmt::Debug for Column<D> {
 impl<D: Detector> DetectorColumn for Column<D> {
     fn observe(&mut self, member: usize, obs: &mut Observation<'_>) -> Option<String> {
         self.states[member].observe(&self.settings, obs)
+    }
+
+    fn grow(&mut self, members: usize) {
+        if members > self.states.len() {
+            self.states.resize_with(members, D::default);
+        }
     }
 }

@@ -37,6 +37,18 @@ struct Track {
     anomalies: u64,
 }
 
+impl Track {
+    fn new(window: usize) -> Self {
+        Track {
+            stats: RunningStats::default(),
+            window: RollingWindow::new(window),
+            ewma: Ewma::default(),
+            last: None,
+            anomalies: 0,
+        }
+    }
+}
+
 /// An anomaly a detector found.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Finding {
@@ -106,21 +118,24 @@ pub(crate) struct Tracks {
 impl Tracks {
     /// The analysis of `members` sensors, with nothing observed yet.
     pub(crate) fn new(analysis: Arc<AnalysisConfig>, members: usize) -> Self {
-        let tracks = (0..members)
-            .map(|_| Track {
-                stats: RunningStats::default(),
-                window: RollingWindow::new(analysis.window),
-                ewma: Ewma::default(),
-                last: None,
-                anomalies: 0,
-            })
-            .collect();
+        let tracks = (0..members).map(|_| Track::new(analysis.window)).collect();
         Tracks {
             detectors: analysis.columns(members),
             analysis,
             tracks,
             scratch: Vec::new(),
             panics: 0,
+        }
+    }
+
+    /// Makes room for `members` members in all (sensors added to the group while the run goes
+    /// on), the new ones with nothing observed yet.
+    pub(crate) fn grow(&mut self, members: usize) {
+        while self.tracks.len() < members {
+            self.tracks.push(Track::new(self.analysis.window));
+        }
+        for column in &mut self.detectors {
+            column.grow(members);
         }
     }
 

@@ -31,7 +31,8 @@ use raw::{parse_toml, RawConfig};
 
 pub use crate::data::RestartType;
 pub use crate::parse::ConfigError;
-pub(crate) use table::{SensorEntry, SensorTable};
+pub(crate) use table::{IdIndex, SensorEntry, SensorTable};
+pub(crate) use validate::{validate_entry, ADDED_ENTRY};
 
 /// Defaults of the `[collection]` section.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -306,6 +307,9 @@ pub struct GroupSpec {
     /// The group it is nested in (`parent = "..."`), which supervises it as one of its
     /// children; `None`: the root.
     pub parent: Option<String>,
+    /// Its members' directives where its `directives` table gives them (between
+    /// `[supervision]`'s and a sensor entry's own), for the sensors added to it while running.
+    pub(crate) directives: Option<raw::RawDirectives>,
 }
 
 /// The `[runtime]` section.

@@ -118,9 +118,9 @@ pub(super) struct RawPolicy {
 }
 
 /// A `directives = { ... }` table: the directive per kind of failure, where given.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawDirectives {
+pub(crate) struct RawDirectives {
     pub(super) panic: Option<Directive>,
     pub(super) fatal: Option<Directive>,
     pub(super) hung: Option<Directive>,

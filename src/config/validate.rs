@@ -62,7 +62,8 @@ impl RawConfig {
                 table,
                 origin,
                 base,
-                i,
+                &format!("sensors[{i}]"),
+                0,
                 &supervision,
                 &group_names,
                 &registry.drivers,
@@ -92,6 +93,39 @@ impl RawConfig {
         })
     }
 }
+
+/// Validates one `[[sensors]]` entry given while a run goes on (`Control::add`), exactly as an
+/// entry of a configuration file is, with the run's `[supervision]` defaults, its `[[groups]]`
+/// and its drivers; errors name `origin` (who asked) and `sensor.<field>`. The run holds
+/// `before` sensors (for the bound on a run's sensors). Relative file paths resolve against the
+/// current directory. Ids are not checked against the run's: the caller knows them.
+pub(crate) fn validate_entry(
+    table: toml::Table,
+    origin: &str,
+    defaults: &RestartPolicy,
+    groups: &[GroupSpec],
+    drivers: &DriverRegistry,
+    before: usize,
+) -> Result<Vec<SensorSpec>, ConfigError> {
+    let names: HashMap<&str, Option<RawDirectives>> = groups.iter().map(|g| (g.name.as_str(), g.directives)).collect();
+    let mut sensors = Vec::new();
+    let base = Path::new("");
+    expand_entry(
+        table,
+        origin,
+        base,
+        ADDED_ENTRY,
+        before,
+        defaults,
+        &names,
+        drivers,
+        &mut sensors,
+    )?;
+    Ok(sensors)
+}
+
+/// The path of an entry given while running, in errors (`mqtt: sensor.latency: ...`).
+pub(crate) const ADDED_ENTRY: &str = "sensor";
 
 impl RawCollection {
     fn validate(self, origin: &str) -> Result<CollectionConfig, ConfigError> {
@@ -247,6 +281,7 @@ fn validate_groups(
             max_restarts: g.max_restarts.unwrap_or(3),
             within,
             parent: g.parent,
+            directives: g.directives,
         });
     }
     let index: HashMap<&str, usize> = groups.iter().enumerate().map(|(k, g)| (g.name.as_str(), k)).collect();
@@ -280,29 +315,31 @@ fn validate_groups(
     Ok((groups, directives))
 }
 
-/// Validates one `[[sensors]]` entry and appends the sensors it makes.
+/// Validates one sensors entry (`at` is its path in errors, such as `sensors[2]`) and appends
+/// the sensors it makes to `out`; the run holds `before` sensors besides those of `out`.
 #[allow(clippy::too_many_arguments)]
 fn expand_entry(
     mut table: toml::Table,
     origin: &str,
     base: &Path,
-    index: usize,
+    at: &str,
+    before: usize,
     defaults: &RestartPolicy,
     groups: &HashMap<&str, Option<RawDirectives>>,
     drivers: &DriverRegistry,
     out: &mut Vec<SensorSpec>,
 ) -> Result<(), ConfigError> {
-    let at = format!("sensors[{index}]");
+    let earlier = before + out.len();
     let mut common_table = toml::Table::new();
     for key in RawSensorCommon::KEYS {
         if let Some(v) = table.remove(*key) {
             common_table.insert((*key).to_string(), v);
         }
     }
-    let common: RawSensorCommon = from_table(common_table, origin, &at)?;
+    let common: RawSensorCommon = from_table(common_table, origin, at)?;
     let driver_name = common.driver.as_deref().unwrap_or("simulated");
     let factory_restart = drivers.get(driver_name).and_then(|f| f.default_restart());
-    let driver = drivers.parse(driver_name, table, origin, &at, base).map_err(|mut e| {
+    let driver = drivers.parse(driver_name, table, origin, at, base).map_err(|mut e| {
         if e.message.starts_with("unknown field") {
             e.message = format!(
                 "{}, or a key of every sensor: {}",
@@ -326,7 +363,7 @@ fn expand_entry(
         }
         None => defaults,
     };
-    let policy = raw_policy.validate(origin, &at, base)?;
+    let policy = raw_policy.validate(origin, at, base)?;
     if common.group.is_none() {
         if let Some((kind, _)) = policy
             .directives
@@ -376,14 +413,14 @@ fn expand_entry(
                 "expected no `id` or `count` with `id_column`: ids come from the column",
             ));
         }
-        if keyed.len() > MAX_SENSORS.saturating_sub(out.len()) {
+        if keyed.len() > MAX_SENSORS.saturating_sub(earlier) {
             return Err(ConfigError::new(
                 origin,
                 format!("{at}.id_column"),
                 format!(
                     "expected at most {MAX_SENSORS} sensors in a run, got {} ids after {} sensors",
                     keyed.len(),
-                    out.len()
+                    earlier
                 ),
             ));
         }
@@ -433,11 +470,11 @@ fn expand_entry(
         }
     };
     // Bounded before anything is allocated or enumerated for them.
-    if count > MAX_SENSORS.saturating_sub(out.len()) {
+    if count > MAX_SENSORS.saturating_sub(earlier) {
         return Err(ConfigError::new(
             origin,
             format!("{at}.count"),
-            match out.len() {
+            match earlier {
                 0 => format!("expected at most {MAX_SENSORS} sensors in a run, got {count}"),
                 before => format!("expected at most {MAX_SENSORS} sensors in a run, got {count} more after {before}"),
             },
@@ -457,7 +494,7 @@ fn expand_entry(
             Some(id) => id == s,
             None => is_sensor_id(s, &name, count),
         };
-        simulated.settings().check_fault_sensors(origin, &at, is_id)?;
+        simulated.settings().check_fault_sensors(origin, at, is_id)?;
     }
     out.reserve(count);
     for i in 1..=count {
@@ -727,5 +764,51 @@ mod tests {
         assert_eq!(p.restart, RestartType::Transient);
         assert_eq!(p.max_restarts, 2);
         assert_eq!(p.hung_after, 7);
+    }
+
+    /// An entry given while running is validated as a file's entry, with `sensor` for its path
+    /// and the run's sensors counted against the bound on a run's.
+    #[test]
+    fn an_added_entry_is_validated_as_a_file_entry() {
+        use super::validate_entry;
+        use crate::config::{Directive, FailureKind, MAX_SENSORS};
+        use crate::driver::DriverRegistry;
+        // The run's configuration: its `[supervision]` defaults and its groups, one with
+        // directives of its own.
+        let run = Config::from_toml_str(
+            "[supervision]\nmax_restarts = 9\n[[groups]]\nname = \"bus\"\ndirectives = { hung = \"stop\" }\n\
+             [[sensors]]\ncount = 1\n",
+            "run.toml",
+        )
+        .unwrap();
+        let (defaults, groups) = (run.supervision, run.groups);
+        let add = |text: &str, before: usize| {
+            let table: toml::Table = text.parse().unwrap();
+            validate_entry(table, "mqtt", &defaults, &groups, &DriverRegistry::builtin(), before)
+                .map_err(|e| e.to_string())
+        };
+        let specs = add("name = \"b\"\ncount = 2\ngroup = \"bus\"\nhung_after = 2\n", 10).unwrap();
+        let ids: Vec<&str> = specs.iter().map(|s| &*s.id).collect();
+        assert_eq!(ids, ["b-1", "b-2"]);
+        assert_eq!(specs[0].group.as_deref(), Some("bus"));
+        assert_eq!((specs[0].policy.max_restarts, specs[0].policy.hung_after), (9, 2));
+        assert_eq!(specs[0].policy.directives.get(FailureKind::Hung), Directive::Stop);
+        assert_eq!(specs[0].policy.directives.get(FailureKind::Panic), Directive::Restart);
+        assert_eq!(
+            add("latency = [\"500ms\", \"100ms\"]\n", 0).unwrap_err(),
+            ("mqtt: sensor.latency: min 500ms is greater than max 100ms".to_string())
+        );
+        assert_eq!(
+            add("group = \"nope\"\n", 0).unwrap_err(),
+            ("mqtt: sensor.group: no [[groups]] entry is named \"nope\"".to_string())
+        );
+        assert_eq!(
+            add("count = 3\n", MAX_SENSORS - 2).unwrap_err(),
+            (format!(
+                "mqtt: sensor.count: expected at most {MAX_SENSORS} sensors in a run, got 3 more after {}",
+                MAX_SENSORS - 2
+            ))
+        );
+        assert!(add("count = 2\n", MAX_SENSORS - 2).is_ok());
     }
 }
