@@ -16,6 +16,7 @@ use crate::aggregator::Aggregator;
 use crate::analysis::DetectorFactory;
 use crate::clock::{self, Clock};
 use crate::config::{Config, ConfigError, SensorTable};
+use crate::control::Control;
 use crate::driver::DriverFactory;
 use crate::registry::Registry;
 use crate::report::Summary;
@@ -64,6 +65,8 @@ pub struct Collector {
     files: Option<Addr<JsonlFiles>>,
     /// The run's clock.
     clock: Clock,
+    /// The handle that adds and removes sensors while the run goes on ([`Collector::control`]).
+    control: Control,
 }
 
 impl std::fmt::Debug for Collector {
@@ -83,6 +86,7 @@ impl Collector {
             outlets: Outlets::default(),
             files: None,
             clock: Clock::Wall,
+            control: Control::default(),
         }
     }
 
@@ -157,6 +161,13 @@ impl Collector {
         self
     }
 
+    /// A handle that adds sensors to this collector's run and removes them while it goes on
+    /// (a live view, an HTTP handler, a driver that discovers devices): usable once
+    /// [`run`](Collector::run) has started, until the run ends. See [`Control`].
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
     /// The drivers and detectors a configuration loaded by this collector may name.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -206,6 +217,8 @@ impl Collector {
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
     pub async fn run(mut self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
+        // However the run ends (or is dropped), its `Control` says so from then on.
+        let _ended = EndsControl(self.control.clone());
         if self.clock != Clock::Wall {
             config
                 .check_clock(self.clock, "configuration")
@@ -264,8 +277,10 @@ impl Collector {
             analysis: Arc::new(config.analysis),
             keep_outcomes,
             arbiters: sensor_arbiters,
+            drivers: self.registry.drivers.clone(),
         };
         let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
+        self.control.attach(supervisor.clone());
         let shutdown = std::pin::pin!(shutdown);
         let mut done_rx = std::pin::pin!(done_rx);
         let result = match futures::future::select(shutdown, done_rx.as_mut()).await {
@@ -295,5 +310,14 @@ impl Collector {
             }),
             (None, None) => Ok(summary),
         }
+    }
+}
+
+/// Ends a run's [`Control`] when dropped.
+struct EndsControl(Control);
+
+impl Drop for EndsControl {
+    fn drop(&mut self) {
+        self.0.detach();
     }
 }

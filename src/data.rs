@@ -179,6 +179,12 @@ pub enum EventKind {
     /// A failed sensor keeps its actor and its state and goes on being read (its directive
     /// for that kind of failure is `resume`).
     Resumed,
+    /// The sensor was added while the run went on (`cause`: who asked), and its first actor
+    /// started: for it, this stands for `started`.
+    Added,
+    /// The sensor was removed while the run went on (`cause`: who asked): its actor stopped,
+    /// it is read no more.
+    Removed,
 }
 
 impl EventKind {
@@ -194,6 +200,8 @@ impl EventKind {
             EventKind::Stopped => "stopped",
             EventKind::TimedOut => "timed_out",
             EventKind::Resumed => "resumed",
+            EventKind::Added => "added",
+            EventKind::Removed => "removed",
         }
     }
 }
@@ -309,6 +317,8 @@ pub(crate) enum SensorState {
     Stopped,
     /// Its restart intensity was exceeded: unavailable for the rest of the run.
     GivenUp,
+    /// It was removed while the run went on: never read again (nor counted).
+    Removed,
 }
 
 impl SensorState {
@@ -319,6 +329,7 @@ impl SensorState {
             SensorState::Restarting => "restarting",
             SensorState::Stopped => "stopped",
             SensorState::GivenUp => "given_up",
+            SensorState::Removed => "removed",
         }
     }
 }

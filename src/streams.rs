@@ -257,6 +257,14 @@ pub(crate) enum JournalEntry {
     Event(SupervisionEvent),
     /// `started` for each of these sensors (configuration indices), at the same time.
     Started(DateTime<Utc>, Arc<[usize]>),
+    /// `added` for each of these sensors, added while running at the same time.
+    Added {
+        at: DateTime<Utc>,
+        round: u64,
+        /// The journal's cause: who asked.
+        cause: Arc<str>,
+        sensors: Arc<[usize]>,
+    },
 }
 
 impl Journal {
@@ -290,6 +298,22 @@ impl Journal {
                         group: sensors.entry(index).group.clone(),
                         event: EventKind::Started,
                         cause: None,
+                        delay: None,
+                        restarts: None,
+                        backoff: None,
+                    })),
+                    JournalEntry::Added {
+                        at,
+                        round,
+                        cause,
+                        sensors: list,
+                    } => Box::new(list.iter().map(move |&index| SupervisionEvent {
+                        timestamp: *at,
+                        round: *round,
+                        sensor: Some(sensors.id(index)),
+                        group: sensors.entry(index).group.clone(),
+                        event: EventKind::Added,
+                        cause: Some(cause.to_string()),
                         delay: None,
                         restarts: None,
                         backoff: None,

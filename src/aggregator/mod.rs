@@ -72,6 +72,24 @@ pub(crate) struct SensorsStarted {
     pub(crate) sensors: Arc<[usize]>,
 }
 
+/// Sensors were added while the run goes on: the grown table that names them, and their
+/// journal entry (one `added` event each, with the round and who asked). Sent by the root
+/// before anything about the new sensors can reach the aggregator.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct SensorsAdded {
+    /// The run's sensors, the new ones included.
+    pub(crate) table: Arc<SensorTable>,
+    /// When they were added (the run's clock).
+    pub(crate) timestamp: DateTime<Utc>,
+    /// The round in flight, or the last one started.
+    pub(crate) round: u64,
+    /// The new sensors, as indices into `table`.
+    pub(crate) sensors: Arc<[usize]>,
+    /// Who asked, as the journal says it (`requested by <who>`).
+    pub(crate) cause: Arc<str>,
+}
+
 /// Asks the aggregator for the final summary and to flush every output.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "crate::report::Finished")]
@@ -384,8 +402,29 @@ impl Handler<SensorsStarted> for Aggregator {
     /// One `started` event per sensor, all with the group's time.
     fn handle(&mut self, started: SensorsStarted, ctx: &mut Context<Self>) {
         let n = started.sensors.len() as u64;
+        // A group that starts with no member (one created for sensors added while running).
+        if n == 0 {
+            return;
+        }
         *self.events.entry(EventKind::Started).or_default() += n;
         self.journal(JournalEntry::Started(started.timestamp, started.sensors), n, ctx);
+    }
+}
+
+impl Handler<SensorsAdded> for Aggregator {
+    type Result = ();
+
+    fn handle(&mut self, added: SensorsAdded, ctx: &mut Context<Self>) {
+        self.sensors = added.table;
+        let n = added.sensors.len() as u64;
+        *self.events.entry(EventKind::Added).or_default() += n;
+        let entry = JournalEntry::Added {
+            at: added.timestamp,
+            round: added.round,
+            cause: added.cause,
+            sensors: added.sensors,
+        };
+        self.journal(entry, n, ctx);
     }
 }
 

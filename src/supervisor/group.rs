@@ -52,6 +52,9 @@ use crate::data::{Absence, Backoff, EventKind, Outcome, ReadError, Reading, Rest
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
+mod membership;
+pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
+
 /// Asks a group supervisor to read its sensors for one round.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "GroupRound")]
@@ -77,11 +80,12 @@ pub(crate) struct GroupRound {
 
 impl GroupRound {
     /// The round of a group none of whose `members` could be read (the group did not answer):
-    /// every member counted unavailable.
-    pub(crate) fn down(members: usize, keep_outcomes: bool, live: bool) -> Self {
+    /// every member counted unavailable, but the `removed` ones, which are not requested.
+    pub(crate) fn down(members: usize, removed: usize, keep_outcomes: bool, live: bool) -> Self {
         let mut digest = RoundDigest::default();
-        digest.reads.requested = members as u64;
-        digest.reads.unavailable = members as u64;
+        let requested = members.saturating_sub(removed) as u64;
+        digest.reads.requested = requested;
+        digest.reads.unavailable = requested;
         let outcomes = if keep_outcomes {
             vec![Outcome::Unavailable(Absence::Down); members]
         } else {
@@ -230,8 +234,12 @@ pub(crate) struct GroupSetup {
     pub kind: GroupKind,
     /// Every sensor of the run.
     pub sensors: Arc<SensorTable>,
-    /// The sensors of this group (indices into `sensors`), in configuration order.
+    /// The sensors of this group (indices into `sensors`), in configuration order; sensors
+    /// added while the run goes on come last.
     pub members: Arc<[usize]>,
+    /// Members removed while the run went on (positions in `members`, ascending): a group
+    /// started again does not start them.
+    pub removed: Arc<[u32]>,
     /// The run's seed.
     pub seed: u64,
     /// The aggregator of the group's arbiter, which analyses each round's outcomes.
@@ -354,7 +362,7 @@ impl GroupSupervisor {
     /// A group that starts its members when it starts.
     pub(crate) fn new(setup: GroupSetup) -> Self {
         let now = Instant::now();
-        let children = setup
+        let mut children = setup
             .members
             .iter()
             .map(|_| Child {
@@ -366,7 +374,10 @@ impl GroupSupervisor {
                 timeouts: 0,
                 held: false,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        for &local in setup.removed.iter() {
+            children[local as usize].state = SensorState::Removed;
+        }
         let subgroup_trackers = setup.subgroups.iter().map(|_| RestartTracker::new(now)).collect();
         GroupSupervisor {
             children,
@@ -478,7 +489,7 @@ impl GroupSupervisor {
         let Some(cur) = self
             .current
             .as_mut()
-            .filter(|cur| cur.books.incarnations[local] == incarnation)
+            .filter(|cur| cur.books.incarnations.get(local) == Some(&incarnation))
         else {
             return self.fail(local, cause, ctx);
         };
@@ -816,7 +827,10 @@ impl GroupSupervisor {
         for local in 0..self.children.len() {
             self.stop_actor(local);
             let child = &mut self.children[local];
-            if matches!(child.state, SensorState::Stopped | SensorState::GivenUp) {
+            if matches!(
+                child.state,
+                SensorState::Stopped | SensorState::GivenUp | SensorState::Removed
+            ) {
                 continue;
             }
             child.state = state;
@@ -877,6 +891,10 @@ impl GroupSupervisor {
                 self.generation += 1;
                 self.pending = restart.is_none();
                 for local in 0..self.children.len() {
+                    // A removed member is out of the group's fate.
+                    if self.children[local].state == SensorState::Removed {
+                        continue;
+                    }
                     let was_running = self.children[local].state == SensorState::Running;
                     if self.stop_actor(local) || was_running {
                         self.journal(local, EventKind::Stopped, Some(cause.clone()), None);
@@ -895,6 +913,9 @@ impl GroupSupervisor {
                 }
                 if let Some((delay, backoff)) = restart {
                     for local in 0..self.children.len() {
+                        if self.children[local].state == SensorState::Removed {
+                            continue;
+                        }
                         let event = SupervisionEvent {
                             delay: Some(delay),
                             restarts: Some(self.children[local].restarts),
@@ -1057,7 +1078,7 @@ impl GroupSupervisor {
             let Analysed { digest, outcomes } = analysed.unwrap_or_else(|e| {
                 // Only if the aggregator stopped: the round is counted, nothing analysed.
                 log::error!("{}: round {round} was not analysed: {e}", act.setup.name);
-                let n = act.children.len() as u64;
+                let n = act.active() as u64;
                 let mut digest = crate::analysis::tracks::RoundDigest::default();
                 (digest.reads.requested, digest.reads.unavailable) = (n, n);
                 Analysed {
@@ -1142,13 +1163,17 @@ impl Actor for GroupSupervisor {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.answers = Some(tx);
         ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-        let failed: Vec<(usize, String)> = (0..self.children.len())
-            .filter_map(|local| self.spawn(local).map(|cause| (local, cause)))
-            .collect();
-        log::debug!("{}: {} sensors started", self.setup.name, self.children.len());
+        let mut failed: Vec<(usize, String)> = Vec::new();
+        for local in 0..self.children.len() {
+            // Members removed while the run went on stay stopped when a group starts again.
+            if self.children[local].state != SensorState::Removed {
+                failed.extend(self.spawn(local).map(|cause| (local, cause)));
+            }
+        }
+        log::debug!("{}: {} sensors started", self.setup.name, self.active());
         self.setup.started.do_send(SensorsStarted {
             timestamp: crate::clock::now(),
-            sensors: self.setup.members.clone(),
+            sensors: self.active_members(),
         });
         self.started = true;
         let failed = failed.into_iter().map(|(local, cause)| {
@@ -1239,10 +1264,12 @@ impl Handler<ReadGroup> for GroupSupervisor {
             done,
             resuming: false,
         });
-        // The members not read this round (restarting, stopped, given up) settle at once.
+        // The members not read this round (restarting, stopped, given up) settle at once; a
+        // removed member is not requested at all.
         if read < n {
             for local in 0..n {
-                if self.children[local].addr.is_none() {
+                let child = &self.children[local];
+                if child.addr.is_none() && child.state != SensorState::Removed {
                     let down = Outcome::Unavailable(Absence::Down);
                     settle(cur, &mut self.children, &self.setup, local, down);
                 }
@@ -1253,7 +1280,10 @@ impl Handler<ReadGroup> for GroupSupervisor {
         Box::pin(result.into_actor(self).map(move |result, act, _ctx| {
             // Only when the round was dropped unfinished (a newer round began): every member is
             // counted unavailable.
-            result.unwrap_or_else(|_| GroupRound::down(act.children.len(), act.setup.keep_outcomes, act.live()))
+            result.unwrap_or_else(|_| {
+                let (members, removed) = (act.children.len(), act.children.len() - act.active());
+                GroupRound::down(members, removed, act.setup.keep_outcomes, act.live())
+            })
         }))
     }
 }

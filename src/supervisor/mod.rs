@@ -15,6 +15,7 @@
 //! a backoff, or given up past the `[supervision]` intensity. The restart rules, shared by every
 //! level, are plain values in [`restart`]; their semantics are in `docs/supervision.md`.
 
+mod dynamic;
 pub(crate) mod group;
 mod layout;
 mod restart;
@@ -28,6 +29,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
+pub(crate) use dynamic::{AddSensors, RemoveSensor};
 use group::{ChildEscalated, Fate, Standing};
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
 pub(crate) use layout::describe;
@@ -192,6 +194,8 @@ pub(crate) struct SensorSupervisor {
     lost: Vec<String>,
     /// Where the summary goes when the run ends; taken once.
     done: Option<oneshot::Sender<Finished>>,
+    /// What adding and removing sensors while the run goes on needs (`dynamic.rs`).
+    roster: dynamic::Roster,
 }
 
 /// Everything the root supervisor is built from, besides its peers.
@@ -216,6 +220,8 @@ pub(crate) struct RootSetup {
     pub keep_outcomes: bool,
     /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
     pub arbiters: Vec<ArbiterHandle>,
+    /// The drivers a sensor added while the run goes on may name (the collector's).
+    pub drivers: crate::driver::DriverRegistry,
 }
 
 impl SensorSupervisor {
@@ -249,6 +255,7 @@ impl SensorSupervisor {
             root_policy: setup.root_policy,
             lost: Vec::new(),
             done: Some(done),
+            roster: dynamic::Roster::new(setup.drivers),
         }
     }
 
@@ -312,6 +319,7 @@ impl SensorSupervisor {
                 kind,
                 sensors: self.sensors.clone(),
                 members: members.clone(),
+                removed: Arc::from([]),
                 seed: self.seed,
                 analysis: self.locals[arbiter].clone().recipient(),
                 keep_outcomes: self.keep_outcomes,
@@ -345,11 +353,7 @@ impl SensorSupervisor {
                 escalations: RestartTracker::new(now),
             });
         }
-        let mut next = 0;
-        self.in_order = self.groups.iter().flat_map(|g| g.members.iter()).all(|&index| {
-            next += 1;
-            index == next - 1
-        }) && next == self.sensors.len();
+        self.in_order = self.members_in_order();
     }
 
     fn start_round(&mut self, ctx: &mut Context<Self>) {
@@ -422,7 +426,7 @@ impl SensorSupervisor {
                     group.state,
                     GroupState::Running | GroupState::Restarting | GroupState::Down
                 );
-                GroupRound::down(group.members.len(), self.keep_outcomes, live)
+                GroupRound::down(group.members.len(), group.setup.removed.len(), self.keep_outcomes, live)
             });
             group.live = reply.live
                 && matches!(
@@ -608,8 +612,13 @@ impl SensorSupervisor {
             .collect();
         let aggregator = self.aggregator.clone();
         let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
+        let removed = self.roster.removed();
         let report = async move {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
+            // Removed sensors say so, even in a group whose actor was lost.
+            for index in removed {
+                sensors[index].0 = SensorState::Removed;
+            }
             let mut tracks = vec![TrackSummary::default(); n];
             for (k, (members, states, summaries)) in requests.into_iter().enumerate() {
                 if let Ok((states, standing)) = states.await {

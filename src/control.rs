@@ -1,0 +1,239 @@
+//! [`Control`]: add and remove sensors while a run goes on, from outside the pipeline (a live
+//! view, an HTTP handler, a driver that discovers devices).
+//!
+//! A `Control` is taken from the [`Collector`](crate::Collector) before the run
+//! ([`Collector::control`](crate::Collector::control)) and cloned freely; it works from the
+//! moment [`Collector::run`](crate::Collector::run) starts until the run ends. Each call is one
+//! message to the root supervisor, which validates the request against the run, changes the
+//! supervision tree and answers: as Erlang/OTP's `supervisor:start_child` and
+//! `terminate_child` + `delete_child`, or Akka's device groups registering devices on request.
+//! The semantics (when an added sensor is first read, how a removed one is accounted, what the
+//! journal says) are in `docs/supervision.md`, section "Dynamic children".
+
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+
+use crate::parse::{quoted, ConfigError};
+use crate::supervisor::{AddSensors, RemoveSensor, SensorSupervisor};
+
+/// A handle on a run's sensors: adds sensors to it and removes them while it runs.
+///
+/// Cheap to clone; every clone controls the same run (that of the collector it came from).
+/// Before the run starts every call fails with [`ControlError::NotStarted`], after it ends with
+/// [`ControlError::Ended`].
+///
+/// ```no_run
+/// use sensor_actors::Collector;
+///
+/// # async fn demo() -> anyhow::Result<()> {
+/// let collector = Collector::new();
+/// let control = collector.control();
+/// let config = collector.parse("[[sensors]]\ncount = 3\n", "sensors.toml")?;
+/// let discovery = async {
+///     // A device announced itself: one `[[sensors]]` entry, as in a configuration file.
+///     let added = control
+///         .add_toml("discovery", "id = \"boiler-7\"\nkind = \"temperature\"\nlatency = [\"20ms\", \"40ms\"]")
+///         .await?;
+///     println!("{:?} read from round {}", added.sensors, added.first_round);
+///     control.remove("discovery", "temperature-2").await?;
+///     Ok::<_, sensor_actors::ControlError>(())
+/// };
+/// let (summary, discovered) = futures::join!(collector.run(config, std::future::pending()), discovery);
+/// discovered?;
+/// println!("{} reads", summary?.reads.requested);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Control {
+    link: Arc<Mutex<Link>>,
+}
+
+/// Where a [`Control`]'s requests go.
+#[derive(Default)]
+enum Link {
+    /// The run has not started.
+    #[default]
+    Waiting,
+    /// The run's root supervisor.
+    Running(Addr<SensorSupervisor>),
+    /// The run is over.
+    Ended,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.lock() {
+            Link::Waiting => "not started",
+            Link::Running(_) => "running",
+            Link::Ended => "ended",
+        };
+        f.debug_struct("Control").field("run", &state).finish()
+    }
+}
+
+impl Control {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The run started: requests go to its root supervisor.
+    pub(crate) fn attach(&self, root: Addr<SensorSupervisor>) {
+        *self.lock() = Link::Running(root);
+    }
+
+    /// The run is over: requests fail with [`ControlError::Ended`] (and the root's address is
+    /// dropped).
+    pub(crate) fn detach(&self) {
+        *self.lock() = Link::Ended;
+    }
+
+    fn root(&self, requester: &str) -> Result<Addr<SensorSupervisor>, ControlError> {
+        match &*self.lock() {
+            Link::Waiting => Err(ControlError::NotStarted {
+                requester: requester.to_string(),
+            }),
+            Link::Running(root) => Ok(root.clone()),
+            Link::Ended => Err(ControlError::Ended {
+                requester: requester.to_string(),
+            }),
+        }
+    }
+
+    /// Adds the sensors of one `[[sensors]]` entry (the same keys as in a configuration file,
+    /// `group` included) to the running collection. `requester` says who asks: the journal's
+    /// `added` events say `requested by <requester>`, and errors start with it.
+    ///
+    /// The entry is validated as the configuration loader validates one (its driver is looked
+    /// up in the collector's registry, its `group` must be a `[[groups]]` entry of the run),
+    /// and its ids must be new to the run (a removed sensor's id may be used again). On a
+    /// virtual clock, a driver that reads the real world is refused. Nothing is added unless
+    /// every sensor of the entry can be. The sensors are started at once, supervised like the
+    /// others (their restart policy, their group's strategy and intensity), and read from the
+    /// round [`Added::first_round`] on.
+    pub async fn add(&self, requester: &str, entry: toml::Table) -> Result<Added, ControlError> {
+        let root = self.root(requester)?;
+        let request = AddSensors {
+            requester: requester.to_string(),
+            entry,
+        };
+        root.send(request).await.unwrap_or_else(|_| {
+            Err(ControlError::Ended {
+                requester: requester.to_string(),
+            })
+        })
+    }
+
+    /// [`Control::add`] with the entry as TOML text: the body of one `[[sensors]]` entry, such
+    /// as `id = "boiler-7"\nlatency = ["20ms", "40ms"]`.
+    pub async fn add_toml(&self, requester: &str, entry: &str) -> Result<Added, ControlError> {
+        let table = entry.parse::<toml::Table>().map_err(|e| {
+            // toml's messages span lines: one line, its parts joined.
+            let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let line = e
+                .span()
+                .map(|span| entry[..span.start.min(entry.len())].matches('\n').count() + 1);
+            let message = match line {
+                Some(line) => format!("{} (line {line})", message.join(": ")),
+                None => message.join(": "),
+            };
+            ControlError::Invalid(ConfigError::new(requester, crate::config::ADDED_ENTRY, message))
+        })?;
+        self.add(requester, table).await
+    }
+
+    /// Removes sensor `id` from the running collection: its actor is stopped and it is not read
+    /// from the round after [`Removed::last_round`] on (a read of it still awaited in the round
+    /// in flight is counted once, `unavailable`). Its statistics stay in the summary, with the
+    /// state `removed`. `requester` says who asks, as for [`Control::add`].
+    pub async fn remove(&self, requester: &str, id: &str) -> Result<Removed, ControlError> {
+        let root = self.root(requester)?;
+        let request = RemoveSensor {
+            requester: requester.to_string(),
+            id: id.to_string(),
+        };
+        root.send(request).await.unwrap_or_else(|_| {
+            Err(ControlError::Ended {
+                requester: requester.to_string(),
+            })
+        })
+    }
+}
+
+/// What [`Control::add`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Added {
+    /// The ids of the sensors added, in order (one for an `id` entry, `count` for a `count`
+    /// entry).
+    pub sensors: Vec<Arc<str>>,
+    /// The first round that reads them: the one after the round in flight, or the next one.
+    pub first_round: u64,
+}
+
+/// What [`Control::remove`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Removed {
+    /// The sensor's id.
+    pub sensor: Arc<str>,
+    /// The last round that asked for its read (the round in flight, or the last one; 0 before
+    /// the first).
+    pub last_round: u64,
+}
+
+/// Why [`Control::add`] or [`Control::remove`] changed nothing. Each displays as one line that
+/// starts with the requester: `mqtt: sensor.latency: min 500ms is greater than max 100ms`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The entry is not one the run can take: a bad or unknown key, an unknown driver, a
+    /// `group` that is not a `[[groups]]` entry of the run (or was given up), a driver that
+    /// reads the real world on a virtual clock, more sensors than a run may hold. As a
+    /// configuration file's error, with `sensor.<field>` for the field.
+    #[error(transparent)]
+    Invalid(ConfigError),
+    /// A sensor of the run (not removed) has this id already.
+    #[error("{}", ConfigError::new(requester, "sensor.id", format!("duplicate sensor id {}", quoted(id))))]
+    Duplicate {
+        /// Who asked.
+        requester: String,
+        /// The id.
+        id: String,
+    },
+    /// No sensor of the run has this id, or it was removed already.
+    #[error("{}", unknown(requester, id, *removed_in))]
+    UnknownSensor {
+        /// Who asked.
+        requester: String,
+        /// The id.
+        id: String,
+        /// The round the sensor was removed in, when it was.
+        removed_in: Option<u64>,
+    },
+    /// The run has not started ([`Collector::run`](crate::Collector::run) has not been called).
+    #[error("{}", ConfigError::new(requester, "run", "not started yet"))]
+    NotStarted {
+        /// Who asked.
+        requester: String,
+    },
+    /// The run has ended, or is ending (its last round settles): no sensor changes any more.
+    #[error(
+        "{}",
+        ConfigError::new(requester, "run", "ended; sensors can no longer be added or removed")
+    )]
+    Ended {
+        /// Who asked.
+        requester: String,
+    },
+}
+
+/// The line of [`ControlError::UnknownSensor`].
+fn unknown(requester: &str, id: &str, removed_in: Option<u64>) -> ConfigError {
+    let message = match removed_in {
+        Some(round) => format!("sensor {} was removed in round {round}", quoted(id)),
+        None => format!("no sensor {} in the run", quoted(id)),
+    };
+    ConfigError::new(requester, "id", message)
+}
