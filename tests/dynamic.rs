@@ -1,0 +1,687 @@
+//! Dynamic children: sensors added and removed while a run goes on, through a `Control` taken
+//! from the `Collector`. Each scenario runs on tokio's paused clock and positions its requests in
+//! virtual time (rounds start every second, reads take 10 ms unless said otherwise), then checks
+//! the exact per-round accounting, the files and the journal.
+
+use std::future::{pending, Future};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use sensor_actors::report::ReadCounts;
+use sensor_actors::streams::{Delivery, RoundSummary};
+use sensor_actors::{Clock, Collector, Control, ControlError, Summary};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// Collection and supervision shared by the scenarios: 1 s rounds, 10 ms reads that never fail,
+/// a fixed 200 ms backoff.
+const BASE: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "500ms"
+rounds = 5
+seed = 3
+[supervision]
+backoff_min = "200ms"
+backoff_max = "200ms"
+"#;
+
+/// Three ungrouped sensors, `temperature-1` to `temperature-3`.
+const THREE: &str = "[[sensors]]\ncount = 3\nlatency = [\"10ms\", \"10ms\"]\nerror_rate = 0.0\n";
+
+/// The body of an entry of simulated sensors that never fail, with `extra` keys.
+fn entry(extra: &str) -> String {
+    format!("latency = [\"10ms\", \"10ms\"]\nerror_rate = 0.0\n{extra}")
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Event {
+    round: u64,
+    sensor: Option<String>,
+    group: Option<String>,
+    event: String,
+    cause: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Line {
+    round: u64,
+    sensor: String,
+}
+
+/// What a run left: its summary, its files, and each round's read counts as published.
+struct Run {
+    summary: Summary,
+    events: Vec<Event>,
+    readings: Vec<Line>,
+    anomalies: Vec<Line>,
+    rounds: Vec<ReadCounts>,
+}
+
+impl Run {
+    /// Reads requested in each round, from round 1.
+    fn requested(&self) -> Vec<u64> {
+        self.rounds.iter().map(|r| r.requested).collect()
+    }
+
+    /// The rounds in which `sensor` gave a reading.
+    fn read_rounds(&self, sensor: &str) -> Vec<u64> {
+        self.readings
+            .iter()
+            .filter(|l| l.sensor == sensor)
+            .map(|l| l.round)
+            .collect()
+    }
+
+    /// The journal without the first `started` lines, one compact line per event:
+    /// `round who event (cause)`.
+    fn journal(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e.event != "started")
+            .map(|e| {
+                let who = e.sensor.as_ref().or(e.group.as_ref()).unwrap();
+                match &e.cause {
+                    Some(cause) => format!("{} {who} {} ({cause})", e.round, e.event),
+                    None => format!("{} {who} {}", e.round, e.event),
+                }
+            })
+            .collect()
+    }
+
+    /// `(id, state, count)` of every sensor of the summary, in order.
+    fn states(&self) -> Vec<(String, String, u64)> {
+        let sensors = self.summary.sensors.iter();
+        sensors.map(|s| (s.id.clone(), s.state.clone(), s.count)).collect()
+    }
+}
+
+/// Records every round's read counts.
+struct Rounds(Arc<Mutex<Vec<ReadCounts>>>);
+
+impl Actor for Rounds {
+    type Context = Context<Self>;
+}
+
+impl Handler<RoundSummary> for Rounds {
+    type Result = ();
+    fn handle(&mut self, round: RoundSummary, _: &mut Context<Self>) {
+        let mut rounds = self.0.lock().unwrap();
+        assert_eq!(round.round as usize, rounds.len() + 1, "rounds in order");
+        rounds.push(round.reads);
+    }
+}
+
+fn lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Runs `toml` on `clock` with the files and a round recorder attached, while `script` runs
+/// beside it with the run's `Control` and the instant the run started; checks the accounting
+/// invariants of every run, and returns what the run left and what the script returned.
+async fn run_on<F, Fut, T>(clock: Clock, toml: &str, script: F) -> (Run, T)
+where
+    F: FnOnce(Control, Instant) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Rounds(rounds.clone()).start().recipient();
+    let collector = Collector::new()
+        .clock(clock)
+        .out(dir.path())
+        .unwrap()
+        .subscribe_with(recorder, Delivery::lossless());
+    let control = collector.control();
+    let config = collector.parse(toml, "test.toml").unwrap();
+    let (summary, out) = futures::join!(
+        collector.run(config, pending()),
+        script(control.clone(), Instant::now())
+    );
+    let summary = summary.unwrap();
+    let rounds = rounds.lock().unwrap().clone();
+    // Every read accounted for, round by round and over the run; the files agree.
+    for r in rounds.iter().chain([&summary.reads]) {
+        assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable, "{r:?}");
+    }
+    assert_eq!(summary.reads.requested, rounds.iter().map(|r| r.requested).sum::<u64>());
+    assert_eq!(summary.reads.ok, rounds.iter().map(|r| r.ok).sum::<u64>());
+    let run = Run {
+        events: lines(&dir.path().join("events.jsonl")),
+        readings: lines(&dir.path().join("readings.jsonl")),
+        anomalies: lines(&dir.path().join("anomalies.jsonl")),
+        rounds,
+        summary,
+    };
+    assert_eq!(run.readings.len() as u64, run.summary.reads.ok);
+    assert_eq!(
+        run.summary.sensors.iter().map(|s| s.count).sum::<u64>(),
+        run.summary.reads.ok
+    );
+    for (kind, count) in &run.summary.events {
+        let journaled = run.events.iter().filter(|e| e.event == *kind).count() as u64;
+        assert_eq!(journaled, *count, "{kind}");
+    }
+    (run, out)
+}
+
+/// [`run_on`] on the wall clock (paused by the calling test).
+async fn run_with<F, Fut, T>(toml: &str, script: F) -> (Run, T)
+where
+    F: FnOnce(Control, Instant) -> Fut,
+    Fut: Future<Output = T>,
+{
+    run_on(Clock::Wall, toml, script).await
+}
+
+/// `ms` milliseconds after `t0`, in virtual time.
+async fn at(t0: Instant, ms: u64) {
+    tokio::time::sleep_until(t0 + Duration::from_millis(ms)).await;
+}
+
+/// Two sensors added at 1.5 s (between rounds 2 and 3) are read from round 3 on: rounds 1-2
+/// request 3 reads, rounds 3-5 request 5; their readings are in readings.jsonl from round 3,
+/// their anomalies (a range they can never meet) in anomalies.jsonl, and the summary lists them
+/// after the configured sensors with their counts. The journal says `added` for each, in round
+/// 2, naming who asked, and no `started`.
+#[actix_rt::test]
+async fn sensors_added_mid_run_are_read_from_the_next_round() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let (run, added) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let extra = entry("name = \"extra\"\ncount = 2\nrange = [0.0, 1.0]");
+        control.add_toml("test", &extra).await
+    })
+    .await;
+    let added = added.unwrap();
+    assert_eq!(added.sensors, [Arc::from("extra-1"), Arc::from("extra-2")]);
+    assert_eq!(added.first_round, 3);
+    assert_eq!(run.requested(), [3, 3, 5, 5, 5]);
+    assert_eq!(run.summary.reads.requested, 21);
+    assert_eq!((run.summary.reads.ok, run.summary.reads.unavailable), (21, 0));
+    assert_eq!(run.read_rounds("extra-1"), [3, 4, 5]);
+    assert_eq!(run.read_rounds("extra-2"), [3, 4, 5]);
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2, 3, 4, 5]);
+    let out_of_range: Vec<(u64, &str)> = run
+        .anomalies
+        .iter()
+        .filter(|a| a.sensor.starts_with("extra"))
+        .map(|a| (a.round, a.sensor.as_str()))
+        .collect();
+    assert_eq!(
+        out_of_range,
+        [
+            (3, "extra-1"),
+            (3, "extra-2"),
+            (4, "extra-1"),
+            (4, "extra-2"),
+            (5, "extra-1"),
+            (5, "extra-2")
+        ]
+    );
+    let running = |id: &str, count| (id.to_string(), "running".to_string(), count);
+    assert_eq!(
+        run.states(),
+        [
+            running("temperature-1", 5),
+            running("temperature-2", 5),
+            running("temperature-3", 5),
+            running("extra-1", 3),
+            running("extra-2", 3)
+        ]
+    );
+    assert_eq!(run.summary.sensors[3].anomalies, 3);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 extra-1 added (requested by test)",
+            "2 extra-2 added (requested by test)"
+        ]
+    );
+    assert_eq!(run.summary.events["started"], 3);
+    assert_eq!(run.summary.events["added"], 2);
+    assert_eq!(run.summary.groups.iter().map(|g| g.sensors).sum::<u64>(), 5);
+}
+
+/// An added sensor is supervised like the others: its panic in round 4 is journaled `failed`,
+/// it is restarted after its 200 ms backoff, and read again from round 5; round 4 counts it
+/// failed.
+#[actix_rt::test]
+async fn an_added_sensor_that_fails_is_restarted() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}").replace("rounds = 5", "rounds = 6");
+    let (run, added) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let late = entry("id = \"late\"\nfaults = [{ round = 4, fault = \"panic\" }]");
+        control.add_toml("test", &late).await
+    })
+    .await;
+    assert_eq!(added.unwrap().first_round, 3);
+    assert_eq!(run.requested(), [3, 3, 4, 4, 4, 4]);
+    assert_eq!(run.rounds[3].failed, 1);
+    assert_eq!(run.read_rounds("late"), [3, 5, 6]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 late added (requested by test)",
+            "4 late failed (panic: injected panic in round 4)",
+            "4 late restart_scheduled",
+            "4 late restarted",
+        ]
+    );
+    let late = &run.summary.sensors[3];
+    assert_eq!(
+        (late.id.as_str(), late.state.as_str(), late.restarts),
+        ("late", "running", 1)
+    );
+}
+
+/// A sensor removed at 2.5 s (after round 3) is not requested from round 4 on; the summary keeps
+/// its three readings with the state `removed`; the journal says `removed` in round 3, naming
+/// who asked, and nothing more about it.
+#[actix_rt::test]
+async fn a_removed_sensor_is_no_longer_requested_and_keeps_its_counts() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let (run, removed) = run_with(&toml, |control, t0| async move {
+        at(t0, 2500).await;
+        control.remove("live view", "temperature-2").await
+    })
+    .await;
+    let removed = removed.unwrap();
+    assert_eq!((&*removed.sensor, removed.last_round), ("temperature-2", 3));
+    assert_eq!(run.requested(), [3, 3, 3, 2, 2]);
+    assert_eq!(run.summary.reads.unavailable, 0);
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2, 3]);
+    assert_eq!(run.states()[1], ("temperature-2".to_string(), "removed".to_string(), 3));
+    assert_eq!(run.journal(), ["3 temperature-2 removed (requested by live view)"]);
+    assert_eq!(run.summary.events["removed"], 1);
+}
+
+/// Reads take 800 ms; the sensor is removed at 2.3 s, while its read of round 3 (2.0-2.8 s) is
+/// in flight: that read is counted once, `unavailable` (its answer, due at 2.8 s, is never
+/// counted), and round 4 does not request it.
+#[actix_rt::test]
+async fn removing_a_sensor_whose_read_is_in_flight_counts_that_read_once() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}")
+        .replace("\"10ms\", \"10ms\"", "\"800ms\", \"800ms\"")
+        .replace("read_timeout = \"500ms\"", "read_timeout = \"900ms\"");
+    let (run, removed) = run_with(&toml, |control, t0| async move {
+        at(t0, 2300).await;
+        control.remove("test", "temperature-2").await
+    })
+    .await;
+    assert_eq!(removed.unwrap().last_round, 3);
+    assert_eq!(run.requested(), [3, 3, 3, 2, 2]);
+    let round3 = run.rounds[2];
+    assert_eq!((round3.ok, round3.unavailable, round3.timed_out), (2, 1, 0));
+    assert_eq!(run.summary.reads.unavailable, 1);
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2]);
+    assert_eq!(run.journal(), ["3 temperature-2 removed (requested by test)"]);
+}
+
+/// Refused requests change nothing and say why in one line that starts with the requester:
+/// before the run, a duplicate id (one of the run's, or one an entry makes twice over a
+/// configured sensor), a group that is not configured, a bad value, an unknown key or driver,
+/// bad TOML, an unknown id, an id already removed, and after the run.
+#[actix_rt::test]
+async fn refused_requests_say_why_and_change_nothing() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let collector = Collector::new();
+    let early = collector.control();
+    let refused = early.add_toml("http", "id = \"x\"").await.unwrap_err();
+    assert_eq!(refused.to_string(), "http: run: not started yet");
+    assert!(matches!(refused, ControlError::NotStarted { .. }));
+    let (run, errors) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let mut errors = Vec::new();
+        for text in [
+            "id = \"temperature-1\"",
+            "count = 3",
+            "id = \"x\"\ngroup = \"nope\"",
+            "id = \"x\"\nlatency = [\"500ms\", \"100ms\"]",
+            "id = \"x\"\ndriver = \"laser\"",
+            "id = \"x\"\nlatncy = 1",
+            "id = ",
+        ] {
+            errors.push(control.add_toml("http", text).await.unwrap_err());
+        }
+        errors.push(control.remove("http", "nope").await.unwrap_err());
+        control.remove("http", "temperature-3").await.unwrap();
+        errors.push(control.remove("http", "temperature-3").await.unwrap_err());
+        (control, errors)
+    })
+    .await;
+    let (control, errors) = errors;
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(lines[0], "http: sensor.id: duplicate sensor id \"temperature-1\"");
+    assert_eq!(lines[1], "http: sensor.id: duplicate sensor id \"temperature-1\"");
+    assert_eq!(lines[2], "http: sensor.group: no [[groups]] entry is named \"nope\"");
+    assert_eq!(lines[3], "http: sensor.latency: min 500ms is greater than max 100ms");
+    assert_eq!(
+        lines[4],
+        "http: sensor.driver: expected one of simulated, replay, system, got \"laser\""
+    );
+    assert!(
+        lines[5].starts_with("http: sensor.latncy: unknown field `latncy`, expected one of"),
+        "{}",
+        lines[5]
+    );
+    assert!(
+        lines[6].starts_with("http: sensor: ") && lines[6].ends_with("(line 1)"),
+        "{}",
+        lines[6]
+    );
+    assert_eq!(lines[7], "http: id: no sensor \"nope\" in the run");
+    assert_eq!(lines[8], "http: id: sensor \"temperature-3\" was removed in round 2");
+    assert!(matches!(&errors[0], ControlError::Duplicate { id, .. } if id == "temperature-1"));
+    assert!(matches!(&errors[2], ControlError::Invalid(_)));
+    assert!(matches!(
+        &errors[8],
+        ControlError::UnknownSensor {
+            removed_in: Some(2),
+            ..
+        }
+    ));
+    // Nothing was added: only the removal shows.
+    assert_eq!(run.requested(), [3, 3, 2, 2, 2]);
+    assert_eq!(run.journal(), ["2 temperature-3 removed (requested by http)"]);
+    let ended = control.add_toml("http", "id = \"x\"").await.unwrap_err();
+    assert_eq!(
+        ended.to_string(),
+        "http: run: ended; sensors can no longer be added or removed"
+    );
+    let ended = control.remove("http", "temperature-1").await.unwrap_err();
+    assert!(matches!(ended, ControlError::Ended { .. }));
+}
+
+/// On a virtual clock, an entry whose driver reads the real world (`system`) is refused, as a
+/// configuration with one is.
+#[actix_rt::test]
+async fn a_real_world_driver_is_refused_on_a_virtual_clock() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let clock = Clock::virtual_from_default();
+    let (run, refused) = run_on(clock, &toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let text = "id = \"cpu\"\ndriver = \"system\"\nmetric = \"cpu_pressure\"";
+        control.add_toml("mqtt", text).await
+    })
+    .await;
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "mqtt: sensor.driver: sensor \"cpu\" (kind \"cpu_pressure\") reads the real world, which a virtual clock cannot simulate"
+    );
+    assert_eq!(run.requested(), [3, 3, 3, 3, 3]);
+}
+
+/// A sensor added to a `one_for_all` group is one of its members: when `bus-1` fails in round
+/// 4, the new `bus-3` is stopped and restarted with `bus-1` and `bus-2`, after the same delay.
+#[actix_rt::test]
+async fn a_member_added_to_a_one_for_all_group_restarts_with_the_others() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[groups]]\nname = \"bus\"\nstrategy = \"one_for_all\"\nmax_restarts = 3\nwithin = \"1m\"\n\
+         [[sensors]]\nname = \"bus\"\ncount = 2\ngroup = \"bus\"\n{}\n",
+        entry("faults = [{ round = 4, fault = \"fatal\", sensor = \"bus-1\" }]")
+    );
+    let (run, added) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        control
+            .add_toml("test", &entry("id = \"bus-3\"\ngroup = \"bus\""))
+            .await
+    })
+    .await;
+    assert_eq!(added.unwrap().first_round, 3);
+    assert_eq!(run.requested(), [2, 2, 3, 3, 3]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 bus-3 added (requested by test)",
+            "4 bus-1 failed (fatal: injected fatal error in round 4)",
+            "4 bus-2 stopped (one_for_all: restarting with bus-1)",
+            "4 bus-3 stopped (one_for_all: restarting with bus-1)",
+            "4 bus-1 restart_scheduled",
+            "4 bus-2 restart_scheduled",
+            "4 bus-3 restart_scheduled",
+            "4 bus-1 restarted",
+            "4 bus-2 restarted",
+            "4 bus-3 restarted",
+        ]
+    );
+    assert!(run
+        .events
+        .iter()
+        .filter(|e| e.sensor.as_deref() == Some("bus-3"))
+        .all(|e| e.group.as_deref() == Some("bus")));
+    let bus3 = &run.summary.sensors[2];
+    assert_eq!(
+        (bus3.id.as_str(), bus3.group.as_deref(), bus3.restarts),
+        ("bus-3", Some("bus"), 1)
+    );
+    assert_eq!(run.read_rounds("bus-3"), [3, 4, 5]);
+}
+
+/// A removed sensor's id can be added again: it is a new sensor, which starts fresh (its own
+/// statistics, a row of its own in the summary after the removed one's), read from the round
+/// after it was added.
+#[actix_rt::test]
+async fn a_removed_id_added_again_starts_fresh() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let (run, (removed, added)) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let removed = control.remove("test", "temperature-2").await.unwrap();
+        at(t0, 2500).await;
+        let added = control
+            .add_toml("test", &entry("id = \"temperature-2\""))
+            .await
+            .unwrap();
+        (removed, added)
+    })
+    .await;
+    assert_eq!((removed.last_round, added.first_round), (2, 4));
+    assert_eq!(run.requested(), [3, 3, 2, 3, 3]);
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2, 4, 5]);
+    let states = run.states();
+    assert_eq!(states[1], ("temperature-2".into(), "removed".into(), 2));
+    assert_eq!(states[3], ("temperature-2".into(), "running".into(), 2));
+    assert_eq!(
+        run.journal(),
+        [
+            "2 temperature-2 removed (requested by test)",
+            "3 temperature-2 added (requested by test)"
+        ]
+    );
+}
+
+/// A `[[groups]]` entry that no configured sensor names has no supervisor until a sensor is
+/// added to it; then it is started (and listed in the summary's groups); likewise the shard of a
+/// run whose configured sensors are all grouped.
+#[actix_rt::test]
+async fn adding_to_a_group_without_members_starts_it() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[groups]]\nname = \"bus\"\n[[groups]]\nname = \"later\"\nstrategy = \"rest_for_one\"\n\
+         [[sensors]]\nname = \"bus\"\ncount = 2\ngroup = \"bus\"\n{}\n",
+        entry("")
+    );
+    let (run, ()) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        let added = control
+            .add_toml("test", &entry("id = \"g-1\"\ngroup = \"later\""))
+            .await;
+        assert_eq!(added.unwrap().first_round, 3);
+        let added = control.add_toml("test", &entry("id = \"loose\"")).await;
+        assert_eq!(added.unwrap().first_round, 3);
+    })
+    .await;
+    assert_eq!(run.requested(), [2, 2, 4, 4, 4]);
+    assert_eq!(run.read_rounds("g-1"), [3, 4, 5]);
+    assert_eq!(run.read_rounds("loose"), [3, 4, 5]);
+    let groups: Vec<(&str, &str, bool, u64)> = run
+        .summary
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.strategy.as_str(), g.shard, g.sensors))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("bus", "one_for_one", false, 2),
+            ("later", "rest_for_one", false, 1),
+            ("shard-1", "one_for_one", true, 1)
+        ]
+    );
+    assert_eq!(run.journal()[0], "2 g-1 added (requested by test)");
+    assert_eq!(
+        run.events.iter().find(|e| e.event == "added").unwrap().group.as_deref(),
+        Some("later")
+    );
+}
+
+/// The same changes at the same virtual times give the same files, byte for byte, on the
+/// virtual clock.
+#[actix_rt::test]
+async fn a_run_with_changes_is_reproducible_on_the_virtual_clock() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}").replace("error_rate = 0.0", "error_rate = 0.3\nfatal_rate = 0.1");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (run, ()) = run_on(Clock::virtual_from_default(), &toml, |control, t0| async move {
+            at(t0, 1500).await;
+            let extra = "name = \"extra\"\ncount = 4\nerror_rate = 0.3\nfatal_rate = 0.1";
+            control.add_toml("test", extra).await.unwrap();
+            at(t0, 3500).await;
+            control.remove("test", "extra-2").await.unwrap();
+        })
+        .await;
+        runs.push(run);
+    }
+    assert_eq!(runs[0].summary, runs[1].summary);
+    assert_eq!(runs[0].events, runs[1].events);
+    assert_eq!(runs[0].requested(), [3, 3, 7, 7, 6]);
+    assert!(runs[0].summary.reads.failed > 0);
+}
+
+/// Wakes `notify` when round `at` is reported.
+struct OnRound {
+    at: u64,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Actor for OnRound {
+    type Context = Context<Self>;
+}
+
+impl Handler<RoundSummary> for OnRound {
+    type Result = ();
+    fn handle(&mut self, round: RoundSummary, _: &mut Context<Self>) {
+        if round.round == self.at {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// On three arbiters (real time: the other arbiters keep their own clocks), with 30 ungrouped
+/// sensors spread over three shards and a group of 6: five ungrouped sensors and two group
+/// members added, one of each removed, while rounds go on back to back. Every round requests
+/// exactly the sensors in the run at its start (the changes land between rounds or in one, as
+/// the returned rounds say), every added sensor is read from its first round to the last, and
+/// the summary's counts agree.
+#[actix_rt::test]
+async fn changes_on_several_arbiters_are_accounted_exactly() {
+    let toml = r#"
+[collection]
+interval = "2ms"
+read_timeout = "5s"
+rounds = 150
+seed = 9
+[runtime]
+arbiters = 3
+[[groups]]
+name = "bus"
+strategy = "one_for_all"
+[[sensors]]
+count = 30
+latency = ["0ms", "0ms"]
+error_rate = 0.0
+[[sensors]]
+name = "bus"
+count = 6
+group = "bus"
+latency = ["0ms", "0ms"]
+error_rate = 0.0
+"#;
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let trigger = OnRound {
+        at: 20,
+        notify: notify.clone(),
+    }
+    .start();
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = Arc::new(Mutex::new(Vec::new()));
+    let collector = Collector::new()
+        .out(dir.path())
+        .unwrap()
+        .subscribe_with(Rounds(rounds.clone()).start().recipient(), Delivery::lossless())
+        .subscribe(trigger.recipient());
+    let control = collector.control();
+    let config = collector.parse(toml, "arbiters.toml").unwrap();
+    let script = async {
+        notify.notified().await;
+        let zero = "latency = [\"0ms\", \"0ms\"]\nerror_rate = 0.0\n";
+        let loose = control
+            .add_toml("test", &format!("{zero}name = \"loose\"\ncount = 5"))
+            .await
+            .unwrap();
+        let bus = control
+            .add_toml("test", &format!("{zero}name = \"more\"\ncount = 2\ngroup = \"bus\""))
+            .await
+            .unwrap();
+        let gone = control.remove("test", "temperature-17").await.unwrap();
+        let gone_bus = control.remove("test", "bus-3").await.unwrap();
+        (loose.first_round, bus.first_round, gone.last_round, gone_bus.last_round)
+    };
+    let (summary, (loose, bus, gone, gone_bus)) = futures::join!(collector.run(config, pending()), script);
+    let summary = summary.unwrap();
+    let rounds = rounds.lock().unwrap().clone();
+    assert_eq!(rounds.len(), 150);
+    assert!(loose > 20 && gone_bus < 150, "{loose} {gone_bus}");
+    for (r, counts) in (1..).zip(&rounds) {
+        let expected =
+            36 + 5 * u64::from(r >= loose) + 2 * u64::from(r >= bus) - u64::from(r > gone) - u64::from(r > gone_bus);
+        assert_eq!(counts.requested, expected, "round {r}");
+        // A removed sensor's read still awaited when it was removed is counted unavailable.
+        let in_flight = u64::from(r == gone) + u64::from(r == gone_bus);
+        assert!(counts.unavailable <= in_flight, "round {r}: {counts:?}");
+        assert_eq!(counts.ok + counts.unavailable, expected, "round {r}");
+    }
+    let count = |id: &str| summary.sensors.iter().find(|s| s.id == id).unwrap().count;
+    assert_eq!(count("loose-1"), 150 - loose + 1);
+    assert_eq!(count("more-2"), 150 - bus + 1);
+    assert!((gone - 1..=gone).contains(&count("temperature-17")));
+    assert!((gone_bus - 1..=gone_bus).contains(&count("bus-3")));
+    assert_eq!(summary.sensors.len(), 43);
+    let readings: Vec<Line> = lines(&dir.path().join("readings.jsonl"));
+    assert_eq!(readings.len() as u64, summary.reads.ok);
+    let of = |id: &str| {
+        readings
+            .iter()
+            .filter(|l| l.sensor == id)
+            .map(|l| l.round)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("loose-5"), (loose..=150).collect::<Vec<_>>());
+    assert_eq!(of("bus-3")[..gone_bus as usize - 1], (1..gone_bus).collect::<Vec<_>>());
+    assert!(of("bus-3").last() <= Some(&gone_bus));
+}
