@@ -13,6 +13,7 @@
 //!
 //! What an extender uses (public):
 //! - [`Collector`] (`collector.rs`) and the [`Registry`] of names it parses configurations with;
+//!   [`Control`] (`control.rs`), taken from it, adds and removes sensors while the run goes on;
 //! - [`config`]: the TOML configuration, read in two stages (raw serde structs, then a validated
 //!   [`Config`]); every error ([`ConfigError`]) names file, field and expectation;
 //! - [`driver`]: the [`Driver`](driver::Driver) trait and drivers by name, a
@@ -30,10 +31,11 @@
 //!   its readings, gaps, journal events and anomalies in round order, streamed from the files.
 //!
 //! Inside (crate-private): `sensor` (the sensor actor and its messages), `supervisor` (the root
-//! and group supervisors, the schedule and the restart rules), `aggregator` (the arbiters'
-//! aggregators that analyse, the root aggregator that counts and publishes), `registry`,
-//! `parse` (at the bottom beside `data`: [`ConfigError`] and the checks that the configuration,
-//! the drivers and the detectors share), `panic` (keeps caught panics out of stderr).
+//! and group supervisors, the schedule, the restart rules, and the sensors added or removed
+//! while running), `aggregator` (the arbiters' aggregators that analyse, the root aggregator
+//! that counts and publishes), `registry`, `parse` (at the bottom beside `data`: [`ConfigError`]
+//! and the checks that the configuration, the drivers and the detectors share), `panic` (keeps
+//! caught panics out of stderr).
 //!
 //! The binary (`src/bin/sensor-actors/`: `main.rs`, and `bench.rs`, the `bench` command's
 //! harness) uses the public API only. [`run`] is the binary's run (built-in names, round log, `--out` files) as one call.

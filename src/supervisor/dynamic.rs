@@ -298,9 +298,16 @@ impl Handler<AddSensors> for SensorSupervisor {
             self.sensors.len(),
         )
         .map_err(ControlError::Invalid)?;
+        // A replay's `id_column` over a file without rows makes no sensor.
+        let Some(group) = specs.first().map(|s| s.group.clone()) else {
+            let message = "expected an entry that makes at least one sensor";
+            return Err(ControlError::Invalid(ConfigError::new(
+                &requester,
+                ADDED_ENTRY,
+                message,
+            )));
+        };
         self.check_new(&specs, &requester)?;
-        // One entry, one group.
-        let group = specs[0].group.clone();
         let slot = self.slot_for(group.as_deref(), &requester)?;
         let ids: Vec<Arc<str>> = specs.iter().map(|s| s.id.clone()).collect();
 
