@@ -152,8 +152,10 @@ pub enum GapReason {
     Stopped,
     /// Given up.
     GivenUp,
-    /// No `started` event for it before this round.
+    /// No `started` (or `added`) event for it before this round.
     NotStarted,
+    /// Removed while the run went on: not read any more.
+    Removed,
 }
 
 impl GapReason {
@@ -169,6 +171,7 @@ impl GapReason {
             GapReason::Stopped => "stopped",
             GapReason::GivenUp => "given up",
             GapReason::NotStarted => "not started",
+            GapReason::Removed => "removed",
         }
     }
 
@@ -184,6 +187,7 @@ impl GapReason {
             GapReason::Stopped => "stopped",
             GapReason::GivenUp => "given up",
             GapReason::NotStarted => "not started",
+            GapReason::Removed => "removed",
         }
     }
 
@@ -199,6 +203,7 @@ impl GapReason {
             GapReason::Stopped => "stopped",
             GapReason::GivenUp => "given_up",
             GapReason::NotStarted => "not_started",
+            GapReason::Removed => "removed",
         }
     }
 }
@@ -268,8 +273,8 @@ pub struct AnomalyRecord {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct End {
-    /// `running`, `restarting`, `stopped` or `given_up`: the summary's state, or without a
-    /// summary the journal's.
+    /// `running`, `restarting`, `stopped`, `given_up` or `removed`: the summary's state, or
+    /// without a summary the journal's.
     pub state: String,
     /// The round of the event that put it in that state (`None`: running since its start).
     pub round: Option<u64>,

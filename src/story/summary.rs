@@ -123,7 +123,8 @@ impl<'de> Visitor<'de> for SensorsSeed<'_> {
         let mut close: Vec<(usize, u64, String)> = Vec::new();
         while let Some(entry) = seq.next_element::<SensorSummary>()? {
             let entry_ungrouped = entry.group.is_none();
-            if entry.id == self.id && found.is_none() {
+            // The last sensor with the id: a removed sensor's id added again names the newer.
+            if entry.id == self.id {
                 ungrouped_before = entry.group.is_none().then_some(ungrouped);
                 found = Some(entry);
             } else if self.suggest {
@@ -134,7 +135,7 @@ impl<'de> Visitor<'de> for SensorsSeed<'_> {
                 }
             }
             count += 1;
-            ungrouped += u64::from(found.is_none() && entry_ungrouped);
+            ungrouped += u64::from(entry_ungrouped);
         }
         let close = close.into_iter().map(|(_, _, id)| id).collect();
         Ok((found, count, close, ungrouped_before))

@@ -78,6 +78,8 @@ enum Phase {
     GroupDown,
     Stopped,
     GivenUp,
+    /// Removed while the run went on: not read any more.
+    Removed,
 }
 
 impl Phase {
@@ -89,15 +91,16 @@ impl Phase {
             return self;
         }
         match (own, event.event.as_str()) {
-            (true, "started" | "restarted" | "resumed") => Phase::Running,
+            (true, "started" | "restarted" | "resumed" | "added") => Phase::Running,
+            (true, "removed") => Phase::Removed,
             (true, "failed") => Phase::Down,
             (true, "restart_scheduled") => Phase::Restarting,
             (true, "stopped") => Phase::Stopped,
             (_, "gave_up") => Phase::GivenUp,
             // The group's actor: its sensors are down until the new actor starts them; one
-            // that was stopped or given up before stays so.
+            // that was stopped, given up or removed before stays so.
             (false, "failed" | "restart_scheduled" | "restarted") => match self {
-                Phase::Stopped | Phase::GivenUp => self,
+                Phase::Stopped | Phase::GivenUp | Phase::Removed => self,
                 _ => Phase::GroupDown,
             },
             _ => self,
@@ -123,6 +126,7 @@ impl Phase {
             Phase::GroupDown => GapReason::GroupRestarting,
             Phase::Stopped => GapReason::Stopped,
             Phase::GivenUp => GapReason::GivenUp,
+            Phase::Removed => GapReason::Removed,
         }
     }
 
@@ -134,6 +138,7 @@ impl Phase {
             Phase::Down | Phase::Restarting | Phase::GroupDown => "restarting",
             Phase::Stopped => "stopped",
             Phase::GivenUp => "given_up",
+            Phase::Removed => "removed",
         }
     }
 }
@@ -258,6 +263,7 @@ pub(super) fn end(built: &Built, summary: Option<&SensorSummary>, rounds: u64) -
             None => at("given up"),
         },
         "stopped" => at("stopped"),
+        "removed" => at("removed"),
         "restarting" => match since {
             Some(e) if e.event == "restart_scheduled" && e.sensor.is_some() => format!(
                 "waiting for its restart when the run ended: scheduled in round {}{}",
@@ -280,6 +286,7 @@ pub(super) fn end(built: &Built, summary: Option<&SensorSummary>, rounds: u64) -
                 "started" => Some(("its start", e.round)),
                 "restarted" => Some(("its restart", e.round)),
                 "resumed" => Some(("it resumed", e.round)),
+                "added" => Some(("it was added", e.round)),
                 _ => None,
             });
             if let Some((how, round)) = how {

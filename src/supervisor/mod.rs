@@ -13,8 +13,8 @@
 //! everything nested in it), and carries out the group restarts a parent decides
 //! ([`RestartSubgroups`], [`Fate`]). A group actor that stops is started again by the root after
 //! a backoff, or given up past the `[supervision]` intensity. The restart rules, shared by every
-//! level, are plain values in [`restart`]; their semantics are in `docs/supervision.md`. Sensors added
-//! and removed while the run goes on are the root's too ([`dynamic`]).
+//! level, are plain values in [`restart`]; their semantics are in `docs/supervision.md`.
+//! Sensors added and removed while the run goes on are the root's too ([`dynamic`]).
 
 mod dynamic;
 pub(crate) mod group;
