@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use sensor_actors::report::ReadCounts;
+use sensor_actors::story::{GapReason, Story};
 use sensor_actors::streams::{Delivery, RoundSummary};
 use sensor_actors::{Clock, Collector, Control, ControlError, Summary};
 use serde::Deserialize;
@@ -53,6 +54,8 @@ struct Line {
 
 /// What a run left: its summary, its files, and each round's read counts as published.
 struct Run {
+    /// The `--out` folder, kept for the stories.
+    dir: tempfile::TempDir,
     summary: Summary,
     events: Vec<Event>,
     readings: Vec<Line>,
@@ -156,6 +159,7 @@ where
         events: lines(&dir.path().join("events.jsonl")),
         readings: lines(&dir.path().join("readings.jsonl")),
         anomalies: lines(&dir.path().join("anomalies.jsonl")),
+        dir,
         rounds,
         summary,
     };
@@ -248,6 +252,16 @@ async fn sensors_added_mid_run_are_read_from_the_next_round() {
     assert_eq!(run.summary.events["started"], 3);
     assert_eq!(run.summary.events["added"], 2);
     assert_eq!(run.summary.groups.iter().map(|g| g.sensors).sum::<u64>(), 5);
+    // Its story: not started before it was added, read from then on.
+    let story = Story::read(run.dir.path(), "extra-1").unwrap();
+    assert_eq!(
+        story.end.text,
+        "running when the run ended (round 5), since it was added in round 2; last reading in round 5"
+    );
+    assert_eq!(
+        story.counts.without_reading.into_iter().collect::<Vec<_>>(),
+        [(GapReason::NotStarted, 2)]
+    );
 }
 
 /// An added sensor is supervised like the others: its panic in round 4 is journaled `failed`,
@@ -303,6 +317,15 @@ async fn a_removed_sensor_is_no_longer_requested_and_keeps_its_counts() {
     assert_eq!(run.states()[1], ("temperature-2".to_string(), "removed".to_string(), 3));
     assert_eq!(run.journal(), ["3 temperature-2 removed (requested by live view)"]);
     assert_eq!(run.summary.events["removed"], 1);
+    let story = Story::read(run.dir.path(), "temperature-2").unwrap();
+    assert_eq!(
+        story.end.text,
+        "removed in round 3: requested by live view; last reading in round 3"
+    );
+    assert_eq!(
+        story.counts.without_reading.into_iter().collect::<Vec<_>>(),
+        [(GapReason::Removed, 2)]
+    );
 }
 
 /// Reads take 800 ms; the sensor is removed at 2.3 s, while its read of round 3 (2.0-2.8 s) is
@@ -684,4 +707,85 @@ error_rate = 0.0
     assert_eq!(of("loose-5"), (loose..=150).collect::<Vec<_>>());
     assert_eq!(of("bus-3")[..gone_bus as usize - 1], (1..gone_bus).collect::<Vec<_>>());
     assert!(of("bus-3").last() <= Some(&gone_bus));
+}
+
+/// A sensor added to a nested `[[groups]]` entry that had no supervisor (no configured sensor
+/// in it) starts that group inside its parent, which adopts it as a child group: when the
+/// parent's own member fails in round 4, its `one_for_all` strategy restarts the new child
+/// group with it, and the added sensor with its group.
+#[actix_rt::test]
+async fn a_group_started_for_an_added_sensor_is_adopted_by_its_parent() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[groups]]\nname = \"plant\"\nstrategy = \"one_for_all\"\nmax_restarts = 3\nwithin = \"1m\"\n\
+         [[groups]]\nname = \"bus\"\nparent = \"plant\"\n\
+         [[sensors]]\nid = \"gateway\"\ngroup = \"plant\"\n{}\n",
+        entry("faults = [{ round = 4, fault = \"fatal\" }]")
+    );
+    let (run, added) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        control
+            .add_toml("test", &entry("id = \"bus-1\"\ngroup = \"bus\""))
+            .await
+    })
+    .await;
+    assert_eq!(added.unwrap().first_round, 3);
+    assert_eq!(run.requested(), [1, 1, 2, 2, 2]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 bus-1 added (requested by test)",
+            "4 gateway failed (fatal: injected fatal error in round 4)",
+            "4 gateway restart_scheduled",
+            "4 bus stopped (one_for_all: restarting with gateway)",
+            "4 bus restart_scheduled",
+            "4 bus-1 stopped (one_for_all: restarting with gateway)",
+            "4 bus-1 restart_scheduled",
+            "4 gateway restarted",
+            "4 bus restarted",
+            "4 bus-1 restarted",
+        ]
+    );
+    let groups: Vec<(&str, Option<&str>, u64, u32)> = run
+        .summary
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.parent.as_deref(), g.sensors, g.restarts))
+        .collect();
+    assert_eq!(groups, [("plant", None, 1, 0), ("bus", Some("plant"), 1, 1)]);
+    assert_eq!(run.read_rounds("bus-1"), [3, 4, 5]);
+}
+
+/// A removed member is out of its group's strategy: when `bus-1` fails in round 4, the
+/// `one_for_all` restart takes `bus-3` with it, not the removed `bus-2`, which stays removed.
+#[actix_rt::test]
+async fn a_removed_member_is_left_out_of_its_groups_restarts() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[groups]]\nname = \"bus\"\nstrategy = \"one_for_all\"\nmax_restarts = 3\nwithin = \"1m\"\n\
+         [[sensors]]\nname = \"bus\"\ncount = 3\ngroup = \"bus\"\n{}\n",
+        entry("faults = [{ round = 4, fault = \"fatal\", sensor = \"bus-1\" }]")
+    );
+    let (run, removed) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        control.remove("test", "bus-2").await
+    })
+    .await;
+    assert_eq!(removed.unwrap().last_round, 2);
+    assert_eq!(run.requested(), [3, 3, 2, 2, 2]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 bus-2 removed (requested by test)",
+            "4 bus-1 failed (fatal: injected fatal error in round 4)",
+            "4 bus-3 stopped (one_for_all: restarting with bus-1)",
+            "4 bus-1 restart_scheduled",
+            "4 bus-3 restart_scheduled",
+            "4 bus-1 restarted",
+            "4 bus-3 restarted",
+        ]
+    );
+    let states: Vec<(String, String, u64)> = run.states();
+    assert_eq!(states[1], ("bus-2".into(), "removed".into(), 2));
+    assert_eq!(run.summary.sensors[1].restarts, 0);
 }
