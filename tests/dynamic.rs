@@ -572,8 +572,8 @@ async fn adding_to_a_group_without_members_starts_it() {
     );
 }
 
-/// The same changes at the same virtual times give the same files, byte for byte, on the
-/// virtual clock.
+/// On the virtual clock, the same changes at the same virtual times (with random failures and
+/// restarts) give the same summary and the same journal, event for event.
 #[actix_rt::test]
 async fn a_run_with_changes_is_reproducible_on_the_virtual_clock() {
     tokio::time::pause();
