@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{Config, GroupSpec, SensorSpec};
+use crate::config::{Config, GroupSpec, RestartPolicy};
 use crate::data::{EventKind, ReadCounts, SupervisionEvent};
 use crate::stats::RunningStats;
 use crate::streams::{Anomaly, ReadingRecord, RoundSummary};
@@ -204,6 +204,40 @@ impl EventView {
     }
 }
 
+/// A reading as kept: 32 bytes (its view is made when asked for).
+#[derive(Debug, Clone, Copy)]
+struct LastReading {
+    round: u64,
+    value: f64,
+    /// Microseconds since the Unix epoch.
+    timestamp_us: i64,
+    latency_us: u64,
+}
+
+impl LastReading {
+    fn view(&self) -> ReadingView {
+        ReadingView {
+            round: self.round,
+            value: self.value,
+            timestamp: chrono::DateTime::from_timestamp_micros(self.timestamp_us)
+                .map(|t| crate::sinks::rfc3339(&t))
+                .unwrap_or_default(),
+            latency_ms: self.latency_us as f64 / 1000.0,
+        }
+    }
+}
+
+/// What a sensor is, from the configuration: its id and entry's settings, shared (`Arc`) with
+/// the other sensors of its entry; the policy as an index into the distinct policies.
+#[derive(Debug)]
+struct SensorInfo {
+    id: Arc<str>,
+    kind: Arc<str>,
+    unit: Arc<str>,
+    group: Option<Arc<str>>,
+    policy: u32,
+}
+
 /// A sensor as the live view follows it.
 #[derive(Debug, Default)]
 struct SensorLive {
@@ -211,7 +245,7 @@ struct SensorLive {
     restarts: u32,
     stats: RunningStats,
     /// The newest readings, at most [`LAST_READINGS`] (allocated at the first reading).
-    last: VecDeque<ReadingView>,
+    last: VecDeque<LastReading>,
     /// The newest anomalies, at most [`RECENT_ANOMALIES`].
     anomalies: VecDeque<AnomalyView>,
     anomaly_count: u64,
@@ -295,9 +329,8 @@ pub struct PolicyView {
     pub hung_after: u32,
 }
 
-impl From<&SensorSpec> for PolicyView {
-    fn from(s: &SensorSpec) -> Self {
-        let p = &s.policy;
+impl From<&RestartPolicy> for PolicyView {
+    fn from(p: &RestartPolicy) -> Self {
         PolicyView {
             restart: p.restart.to_string(),
             max_restarts: p.max_restarts,
@@ -428,7 +461,9 @@ pub struct EventsView {
 /// Everything the live view knows.
 #[derive(Debug)]
 pub(super) struct Model {
-    sensors: Vec<SensorSpec>,
+    sensors: Vec<SensorInfo>,
+    /// The distinct restart policies (a few, whatever the number of sensors).
+    policies: Vec<PolicyView>,
     live: Vec<SensorLive>,
     /// Sensor index by id.
     by_id: HashMap<Arc<str>, usize>,
@@ -484,7 +519,8 @@ impl Model {
             events: VecDeque::new(),
             seq: 0,
             shards: Vec::new(),
-            sensors: config.sensors.clone(),
+            sensors: Vec::with_capacity(config.sensors.len()),
+            policies: Vec::new(),
             groups,
             group_by_name,
         };
@@ -497,6 +533,25 @@ impl Model {
             {
                 model.groups[p].children.push(k);
             }
+        }
+        let mut distinct: Vec<&RestartPolicy> = Vec::new();
+        for s in &config.sensors {
+            // Consecutive sensors of an entry share their policy: look back at the last first.
+            let policy = match distinct.iter().rposition(|&p| *p == s.policy) {
+                Some(k) => k,
+                None => {
+                    distinct.push(&s.policy);
+                    model.policies.push(PolicyView::from(&s.policy));
+                    distinct.len() - 1
+                }
+            };
+            model.sensors.push(SensorInfo {
+                id: s.id.clone(),
+                kind: s.kind.clone(),
+                unit: s.unit.clone(),
+                group: s.group.clone(),
+                policy: policy as u32,
+            });
         }
         for (i, s) in config.sensors.iter().enumerate() {
             let g = s.group.as_deref().and_then(|g| model.group_by_name.get(g).copied());
@@ -532,11 +587,11 @@ impl Model {
         if live.last.len() == LAST_READINGS {
             live.last.pop_front();
         }
-        live.last.push_back(ReadingView {
+        live.last.push_back(LastReading {
             round,
             value: r.reading.value,
-            timestamp: crate::sinks::rfc3339(&r.reading.timestamp),
-            latency_ms: ms(r.reading.latency),
+            timestamp_us: r.reading.timestamp.timestamp_micros(),
+            latency_us: r.reading.latency.as_micros() as u64,
         });
         self.group_of[r.index]
     }
@@ -648,7 +703,7 @@ impl Model {
             id: self.sensors[i].id.to_string(),
             state: self.live[i].phase().state(),
             restarts: self.live[i].restarts,
-            policy: PolicyView::from(&self.sensors[i]),
+            policy: self.policies[self.sensors[i].policy as usize].clone(),
         }
     }
 
@@ -778,14 +833,14 @@ impl Model {
             group: spec.group.as_deref().map(str::to_string),
             state: live.phase().state(),
             restarts: live.restarts,
-            policy: PolicyView::from(spec),
+            policy: self.policies[spec.policy as usize].clone(),
             count: live.stats.count(),
             min: live.stats.min(),
             max: live.stats.max(),
             mean: live.stats.mean(),
             stddev: live.stats.stddev(),
             anomalies: live.anomaly_count,
-            last_readings: live.last.iter().cloned().collect(),
+            last_readings: live.last.iter().map(LastReading::view).collect(),
             recent_anomalies: live.anomalies.iter().cloned().collect(),
         })
     }
