@@ -159,13 +159,15 @@ impl Handler<Journal> for LiveView {
 
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for e in journal.iter() {
-            let view = self.model.event(&e);
+            let seq = self.model.event(&e);
             let restarted = match (&e.sensor, e.event) {
                 (Some(id), crate::data::EventKind::Restarted) => self.model.index_of(id),
                 _ => None,
             };
             self.metrics.event(e.event.as_str(), restarted);
-            self.broadcast("supervision", &view);
+            if !self.followers.is_empty() {
+                self.broadcast("supervision", &EventView::new(seq, &e));
+            }
         }
         self.model.count_states();
     }

@@ -189,7 +189,7 @@ pub struct EventView {
 }
 
 impl EventView {
-    fn new(seq: u64, e: &SupervisionEvent) -> Self {
+    pub(super) fn new(seq: u64, e: &SupervisionEvent) -> Self {
         EventView {
             seq,
             timestamp: crate::sinks::rfc3339(&e.timestamp),
@@ -476,7 +476,8 @@ pub(super) struct Model {
     ungrouped: Vec<usize>,
     root: RootView,
     pub(super) run: RunView,
-    events: VecDeque<EventView>,
+    /// The newest events with their `seq` (their views are made when asked for).
+    events: VecDeque<(u64, SupervisionEvent)>,
     seq: u64,
     shards: Vec<crate::report::GroupSummary>,
 }
@@ -610,8 +611,8 @@ impl Model {
         view
     }
 
-    /// A journal event arrived: the states move, the ring keeps it; returns its view.
-    pub(super) fn event(&mut self, e: &SupervisionEvent) -> EventView {
+    /// A journal event arrived: the states move, the ring keeps it; returns its `seq`.
+    pub(super) fn event(&mut self, e: &SupervisionEvent) -> u64 {
         self.seq += 1;
         *self.run.events.entry(e.event.as_str().to_string()).or_default() += 1;
         match &e.sensor {
@@ -654,12 +655,11 @@ impl Model {
                 }
             }
         }
-        let view = EventView::new(self.seq, e);
         if self.events.len() == EVENT_RING {
             self.events.pop_front();
         }
-        self.events.push_back(view.clone());
-        view
+        self.events.push_back((self.seq, e.clone()));
+        self.seq
     }
 
     /// After a batch of events: the counts by state again.
@@ -849,8 +849,13 @@ impl Model {
     pub(super) fn events(&self, since: u64) -> EventsView {
         EventsView {
             last: self.seq,
-            oldest: self.events.front().map_or(self.seq + 1, |e| e.seq),
-            events: self.events.iter().filter(|e| e.seq > since).cloned().collect(),
+            oldest: self.events.front().map_or(self.seq + 1, |(seq, _)| *seq),
+            events: self
+                .events
+                .iter()
+                .filter(|(seq, _)| *seq > since)
+                .map(|(seq, e)| EventView::new(*seq, e))
+                .collect(),
         }
     }
 }
