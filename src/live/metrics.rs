@@ -6,12 +6,14 @@
 //! scrape. docs/live-view.md lists them.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::model::{Model, SENSOR_STATES};
@@ -26,9 +28,77 @@ fn round_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.001, 2.0, 17)
 }
 
-/// Read latencies: 100 us to about 13 s, doubling.
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.0001, 2.0, 18)
+/// Read latency buckets: 100 us to about 13 s, doubling, then +Inf.
+const LATENCY_BUCKETS: usize = 18;
+
+/// Upper bound of latency bucket `k`, in microseconds.
+fn latency_bound_us(k: usize) -> u64 {
+    100 << k
+}
+
+/// The read latency histogram, filled a round at a time: a round's 100,000 readings are
+/// counted into plain integers and added under one lock (prometheus-client's `Histogram` takes
+/// its lock for every observation).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Latencies(Arc<Mutex<LatencyCounts>>);
+
+/// Observations per bucket (not cumulative; the last is +Inf), their sum and count.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LatencyCounts {
+    buckets: [u64; LATENCY_BUCKETS + 1],
+    sum_us: u128,
+    count: u64,
+}
+
+impl LatencyCounts {
+    /// Counts one latency, in microseconds.
+    pub(super) fn observe(&mut self, us: u64) {
+        // The first bucket whose bound (100 us doubling) is at least `us`.
+        let k = if us <= 100 {
+            0
+        } else {
+            (u64::BITS - ((us - 1) / 100).leading_zeros()) as usize
+        };
+        self.buckets[k.min(LATENCY_BUCKETS)] += 1;
+        self.sum_us += u128::from(us);
+        self.count += 1;
+    }
+}
+
+impl Latencies {
+    fn add(&self, round: &LatencyCounts) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (a, b) in all.buckets.iter_mut().zip(round.buckets) {
+            *a += b;
+        }
+        all.sum_us += round.sum_us;
+        all.count += round.count;
+    }
+}
+
+impl TypedMetric for Latencies {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latencies {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let buckets: Vec<(f64, u64)> = (0..=LATENCY_BUCKETS)
+            .map(|k| {
+                let bound = if k == LATENCY_BUCKETS {
+                    f64::INFINITY
+                } else {
+                    latency_bound_us(k) as f64 / 1e6
+                };
+                (bound, all.buckets[k])
+            })
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(all.sum_us as f64 / 1e6, all.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,7 +140,7 @@ pub(super) struct Metrics {
     reads: Family<OutcomeLabel, Counter>,
     group_readings: Family<GroupLabel, Counter>,
     round_duration: Histogram,
-    read_latency: Histogram,
+    read_latency: Latencies,
     restarts: Counter,
     events: Family<EventLabel, Counter>,
     anomalies: Family<DetectorLabel, Counter>,
@@ -110,7 +180,7 @@ impl Metrics {
             reads: Family::default(),
             group_readings: Family::default(),
             round_duration: Histogram::new(round_buckets()),
-            read_latency: Histogram::new(latency_buckets()),
+            read_latency: Latencies::default(),
             restarts: Counter::default(),
             events: Family::default(),
             anomalies: Family::default(),
@@ -261,9 +331,13 @@ impl Metrics {
         self.subscriber_dropped.inc_by(total.saturating_sub(known));
     }
 
+    /// A round's read latencies.
+    pub(super) fn latencies(&self, round: &LatencyCounts) {
+        self.read_latency.add(round);
+    }
+
     /// A reading of sensor `index` (in configured group `group`, if any).
-    pub(super) fn reading(&self, index: usize, group: Option<usize>, value: f64, latency: f64) {
-        self.read_latency.observe(latency);
+    pub(super) fn reading(&self, index: usize, group: Option<usize>, value: f64) {
         if let Some(counter) = group.and_then(|g| self.group_counters.get(g)) {
             counter.inc();
         }
@@ -319,5 +393,37 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A latency lands in the first bucket whose bound is at least it (bounds are inclusive,
+    /// as Prometheus' `le`); past the last bound, in +Inf.
+    #[test]
+    fn latencies_land_in_their_bucket() {
+        let mut counts = LatencyCounts::default();
+        for us in [
+            0,
+            100,
+            101,
+            200,
+            201,
+            400,
+            latency_bound_us(LATENCY_BUCKETS - 1),
+            u64::MAX / 2,
+        ] {
+            counts.observe(us);
+        }
+        let mut expected = [0; LATENCY_BUCKETS + 1];
+        expected[0] = 2;
+        expected[1] = 2;
+        expected[2] = 2;
+        expected[LATENCY_BUCKETS - 1] = 1;
+        expected[LATENCY_BUCKETS] = 1;
+        assert_eq!(counts.buckets, expected);
+        assert_eq!(counts.count, 8);
     }
 }

@@ -134,11 +134,13 @@ impl Handler<Readings> for LiveView {
 
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
+        let mut latencies = metrics::LatencyCounts::default();
         for r in readings.iter() {
             let group = self.model.reading(round, &r);
-            self.metrics
-                .reading(r.index, group, r.reading.value, r.reading.latency.as_secs_f64());
+            latencies.observe(r.reading.latency.as_micros() as u64);
+            self.metrics.reading(r.index, group, r.reading.value);
         }
+        self.metrics.latencies(&latencies);
     }
 }
 
