@@ -587,6 +587,9 @@ impl Model {
         live.stats.push(r.reading.value);
         if live.last.len() == LAST_READINGS {
             live.last.pop_front();
+        } else if live.last.capacity() == 0 {
+            // Exactly the readings kept: a growing deque would round up to 8.
+            live.last.reserve_exact(LAST_READINGS);
         }
         live.last.push_back(LastReading {
             round,
