@@ -581,9 +581,10 @@ impl Model {
         self.by_id.get(id).copied()
     }
 
-    /// A reading arrived; returns its configured group's index.
+    /// A reading arrived; returns its configured group's index. A sensor the configuration did
+    /// not have (one added while the run goes on) is not followed.
     pub(super) fn reading(&mut self, round: u64, r: &ReadingRecord<'_>) -> Option<usize> {
-        let live = &mut self.live[r.index];
+        let live = self.live.get_mut(r.index)?;
         live.stats.push(r.reading.value);
         if live.last.len() == LAST_READINGS {
             live.last.pop_front();
@@ -597,7 +598,7 @@ impl Model {
             timestamp_us: r.reading.timestamp.timestamp_micros(),
             latency_us: r.reading.latency.as_micros() as u64,
         });
-        self.group_of[r.index]
+        self.group_of.get(r.index).copied().flatten()
     }
 
     /// An anomaly arrived.
