@@ -26,6 +26,8 @@
 //!   (the JSONL files, the round log);
 //! - [`data`]: the plain data at the bottom (samples, outcomes, readings, journal events);
 //!   [`report`]: the [`Summary`]; [`stats`]: streaming statistics and the rolling window;
+//! - [`live`]: the live view (`run --http ADDR`): an actor subscribed to the streams like any
+//!   user's, and an actix-web server of Prometheus metrics (`/metrics`) and a JSON API;
 //! - [`testing`]: the driver conformance checks and detector helpers, for code outside the crate;
 //! - [`story`]: one sensor's story read back from an `--out` folder (`sensor-actors story`):
 //!   its readings, gaps, journal events and anomalies in round order, streamed from the files.
@@ -50,6 +52,7 @@ pub mod config;
 mod control;
 pub mod data;
 pub mod driver;
+pub mod live;
 mod panic;
 mod parse;
 mod registry;

@@ -348,6 +348,10 @@ pub struct RoundSummary {
     pub anomalies: u64,
     /// What the process has used so far.
     pub process: ProcessStats,
+    /// Messages the subscribers have missed so far, all of them together (dropped from a full
+    /// queue, or sent to an actor that had stopped); per subscriber in the run's summary
+    /// (`subscribers`).
+    pub subscribers_missed: u64,
 }
 
 impl sealed::Sealed for RoundSummary {}

@@ -373,6 +373,7 @@ impl Handler<RoundReport> for Aggregator {
                 reads: counts,
                 anomalies: found,
                 process: self.process(),
+                subscribers_missed: self.outlets.missed(),
             };
             self.publish(summary, ctx);
         }

@@ -169,6 +169,19 @@ impl Outlets {
             && idle(&self.end, all)
     }
 
+    /// Messages missed so far, every subscriber together (the live figure of the summary's
+    /// `subscribers[].missed`, published in each [`RoundSummary`]).
+    pub(crate) fn missed(&self) -> u64 {
+        fn missed<M: Stream>(list: &[Outlet<M>]) -> u64 {
+            list.iter().map(|o| o.stats.missed).sum()
+        }
+        missed(&self.readings)
+            + missed(&self.anomalies)
+            + missed(&self.journal)
+            + missed(&self.rounds)
+            + missed(&self.end)
+    }
+
     /// Every subscriber's counts, stream by stream in the order above.
     pub(crate) fn stats(&self) -> Vec<SubscriberStats> {
         let mut all = Vec::new();
@@ -203,6 +216,7 @@ mod tests {
             reads: Default::default(),
             anomalies: 0,
             process: Default::default(),
+            subscribers_missed: 0,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     /// Actor layout (`[runtime]`).
     pub runtime: RuntimeConfig,
+    /// The live view's HTTP server (`[http]`, or `--http ADDR`); `None`: no server (the default).
+    pub http: Option<HttpConfig>,
 }
 
 /// The `[collection]` section.
@@ -336,6 +338,7 @@ pub const MAX_SENSORS: usize = 10_000_000;
 pub const MAX_ARBITERS: usize = 256;
 
 pub use crate::parse::{check_duration, MAX_DURATION};
+pub use validate::parse_http_address;
 
 impl RuntimeConfig {
     /// The number of arbiters for a run of `sensors` sensors: the configured number, or one per
@@ -350,6 +353,43 @@ impl RuntimeConfig {
                 1
             }
         })
+    }
+}
+
+/// The live view's default address: loopback only, port 9184. Another interface is used only
+/// when the user names it (`--http 0.0.0.0:9184`, or `[http] address`).
+pub const DEFAULT_HTTP_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9184);
+
+/// Default cap on the sensors that get their own series in `/metrics` when `sensor_series` is on.
+pub const DEFAULT_MAX_SENSOR_SERIES: usize = 1_000;
+
+/// The largest `max_sensor_series` accepted: a scrape of more series than this is a
+/// time-series database's problem, not a collector's.
+pub const MAX_SENSOR_SERIES: usize = 100_000;
+
+/// The `[http]` section: the live view (`/metrics`, the JSON API; docs/live-view.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// Where the server listens ([`DEFAULT_HTTP_ADDRESS`] unless named).
+    pub address: std::net::SocketAddr,
+    /// Per-sensor series in `/metrics` (readings, last value, restarts, state), off by default:
+    /// one series per sensor is a label explosion at 100,000 sensors.
+    pub sensor_series: bool,
+    /// With `sensor_series`: at most this many sensors (the first in configuration order) get
+    /// series; the others are counted in `sensor_actors_sensor_series_omitted`.
+    pub max_sensor_series: usize,
+}
+
+impl HttpConfig {
+    /// A server at `address` without per-sensor series.
+    pub fn new(address: std::net::SocketAddr) -> Self {
+        HttpConfig {
+            address,
+            sensor_series: false,
+            max_sensor_series: DEFAULT_MAX_SENSOR_SERIES,
+        }
     }
 }
 
@@ -416,6 +456,7 @@ impl Config {
             groups: Vec::new(),
             analysis: AnalysisConfig::default(),
             runtime: RuntimeConfig { arbiters: None },
+            http: None,
         }
     }
 

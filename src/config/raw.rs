@@ -89,6 +89,7 @@ pub(super) struct RawConfig {
     pub(super) analysis: RawAnalysis,
     #[serde(default)]
     pub(super) runtime: RawRuntime,
+    pub(super) http: Option<RawHttp>,
 }
 
 /// `[collection]`, durations still as written.
@@ -166,6 +167,15 @@ pub(super) struct RawGroup {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRuntime {
     pub(super) arbiters: Option<usize>,
+}
+
+/// `[http]`, the address still as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) address: Option<String>,
+    pub(super) sensor_series: Option<bool>,
+    pub(super) max_sensor_series: Option<usize>,
 }
 
 /// The keys of a `[[sensors]]` entry that every driver shares; the rest go to the driver.

@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{RawCollection, RawConfig, RawDirectives, RawGroup, RawPolicy, RawRoot, RawSensorCommon};
+use super::raw::{RawCollection, RawConfig, RawDirectives, RawGroup, RawHttp, RawPolicy, RawRoot, RawSensorCommon};
 use super::{
-    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, Directive, GroupSpec, GroupStrategy,
-    RestartPolicy, RootPolicy, RuntimeConfig, SensorSpec, MAX_ARBITERS, MAX_SENSORS,
+    default_unit, is_sensor_id, sensor_id, CollectionConfig, Config, Directive, GroupSpec, GroupStrategy, HttpConfig,
+    RestartPolicy, RootPolicy, RuntimeConfig, SensorSpec, DEFAULT_HTTP_ADDRESS, MAX_ARBITERS, MAX_SENSORS,
+    MAX_SENSOR_SERIES,
 };
 use crate::driver::{self, simulated, DriverRegistry};
 use crate::parse::{check_id, check_label, check_range, from_table, parse_duration, quoted, ConfigError, ID_MAX};
@@ -90,6 +91,7 @@ impl RawConfig {
             runtime: RuntimeConfig {
                 arbiters: self.runtime.arbiters,
             },
+            http: self.http.map(|h| h.validate(origin)).transpose()?,
         })
     }
 }
@@ -126,6 +128,38 @@ pub(crate) fn validate_entry(
 
 /// The path of an entry given while running, in errors (`mqtt: sensor.latency: ...`).
 pub(crate) const ADDED_ENTRY: &str = "sensor";
+
+impl RawHttp {
+    fn validate(self, origin: &str) -> Result<HttpConfig, ConfigError> {
+        let mut http = HttpConfig::new(DEFAULT_HTTP_ADDRESS);
+        if let Some(text) = &self.address {
+            http.address = parse_http_address(text).map_err(|e| ConfigError::new(origin, "http.address", e))?;
+        }
+        http.sensor_series = self.sensor_series.unwrap_or(false);
+        if let Some(max) = self.max_sensor_series {
+            if max == 0 || max > MAX_SENSOR_SERIES {
+                return Err(ConfigError::new(
+                    origin,
+                    "http.max_sensor_series",
+                    format!("expected 1 to {MAX_SENSOR_SERIES} sensors, got {max}"),
+                ));
+            }
+            http.max_sensor_series = max;
+        }
+        Ok(http)
+    }
+}
+
+/// An `[http] address` or `--http ADDR`: an IP address and a port (`127.0.0.1:9184`,
+/// `[::1]:9184`, `0.0.0.0:9184`; port 0 picks a free one).
+pub fn parse_http_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "expected an IP address and a port like \"127.0.0.1:9184\", got {}",
+            quoted(text)
+        )
+    })
+}
 
 impl RawCollection {
     fn validate(self, origin: &str) -> Result<CollectionConfig, ConfigError> {
@@ -574,6 +608,36 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::from_toml_str(text, "c.toml").unwrap_err().to_string()
+    }
+
+    /// `[http]` is off unless present; present, it listens on loopback unless an address is
+    /// named, and per-sensor series are off unless asked for, capped.
+    #[test]
+    fn the_http_section() {
+        let sensor = "[[sensors]]\ncount = 1\n";
+        assert_eq!(Config::from_toml_str(sensor, "c.toml").unwrap().http, None);
+        let http = |t: &str| Config::from_toml_str(&format!("[http]\n{t}{sensor}"), "c.toml").map(|c| c.http.unwrap());
+        let default = http("").unwrap();
+        assert_eq!(default.address, "127.0.0.1:9184".parse().unwrap());
+        assert!(!default.sensor_series);
+        let named = http("address = \"0.0.0.0:9000\"\nsensor_series = true\nmax_sensor_series = 50\n").unwrap();
+        assert_eq!(
+            (
+                named.address.to_string().as_str(),
+                named.sensor_series,
+                named.max_sensor_series
+            ),
+            ("0.0.0.0:9000", true, 50)
+        );
+        assert_eq!(
+            err(&format!("[http]\naddress = \"localhost\"\n{sensor}")),
+            "c.toml: http.address: expected an IP address and a port like \"127.0.0.1:9184\", got \"localhost\""
+        );
+        assert_eq!(
+            err(&format!("[http]\nmax_sensor_series = 0\n{sensor}")),
+            "c.toml: http.max_sensor_series: expected 1 to 100000 sensors, got 0"
+        );
+        assert!(err(&format!("[http]\nport = 1\n{sensor}")).starts_with("c.toml: http.port: unknown field"));
     }
 
     /// Values that pass parsing but no run could hold are refused where they are parsed, with

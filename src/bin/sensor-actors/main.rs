@@ -9,9 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use actix::Actor as _;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
+use sensor_actors::config::HttpConfig;
+use sensor_actors::live::{LiveServer, LiveView};
 use sensor_actors::{Clock, Collector, Config, RunError};
 use std::error::Error as _;
 
@@ -113,6 +116,10 @@ struct RunArgs {
     /// configuration and seed give byte-identical files (docs/supervision.md).
     #[arg(long, value_name = "CLOCK", default_value = "wall", value_parser = ["wall", "virtual"])]
     clock: String,
+    /// Serve the live view here: Prometheus metrics at /metrics and a JSON API under /api
+    /// (docs/live-view.md), e.g. 127.0.0.1:9184; overrides `[http] address`.
+    #[arg(long, value_name = "ADDR", value_parser = sensor_actors::config::parse_http_address)]
+    http: Option<std::net::SocketAddr>,
     /// With --clock virtual: the time of the first instant, RFC 3339 (default
     /// 2000-01-01T00:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_start)]
@@ -326,6 +333,37 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
                 dir.display()
             )));
         }
+        // The live view: its port is taken before anything else starts, so that a port in use
+        // is one line and exit code 2 with nothing collected.
+        let http = match (args.http, &config.http) {
+            (Some(address), Some(http)) => {
+                let mut http = http.clone();
+                http.address = address;
+                Some((http, "command line: --http".to_string()))
+            }
+            (Some(address), None) => Some((HttpConfig::new(address), "command line: --http".to_string())),
+            (None, Some(http)) => {
+                let file = args
+                    .config
+                    .as_ref()
+                    .map_or("configuration".into(), |p| p.display().to_string());
+                Some((http.clone(), format!("{file}: http.address")))
+            }
+            (None, None) => None,
+        };
+        let (collector, server) = match http {
+            Some((http, origin)) => {
+                let live = LiveView::new(&config, &http).start();
+                let server = LiveServer::bind(http.address, live.clone())
+                    .map_err(|e| Failure::Usage(anyhow::anyhow!("{origin}: cannot listen on {}: {e}", http.address)))?;
+                log::info!(
+                    "live view on http://{0}/metrics and http://{0}/api/tree (docs/live-view.md)",
+                    server.local_addr()
+                );
+                (LiveView::attach(&live, collector), Some(server))
+            }
+            None => (collector, None),
+        };
         let collector = match &args.out {
             // A folder that cannot be written, or that another run writes: nothing started yet.
             Some(dir) => collector.out(dir).map_err(|e| match e {
@@ -334,7 +372,11 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             })?,
             None => collector,
         };
-        Ok(collector.run(config, signals.shutdown()).await)
+        let result = collector.run(config, signals.shutdown()).await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        Ok(result)
     };
     match system.block_on(run)? {
         Ok(summary) => stdout(summary.render_table()),
