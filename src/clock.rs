@@ -70,6 +70,22 @@ pub(crate) fn virtual_start() -> Option<DateTime<Utc>> {
     VIRTUAL.with(Cell::get).map(|(_, start)| start)
 }
 
+/// Whether this thread runs on a virtual clock.
+pub(crate) fn is_virtual() -> bool {
+    VIRTUAL.with(Cell::get).is_some()
+}
+
+/// How long a wait of `latency` takes on tokio's paused clock: up to the next whole
+/// millisecond, since its timers fire on millisecond ticks (counted from when the runtime
+/// started; on a runtime started paused, as `run --clock virtual`'s is, every instant of the run
+/// is a whole number of them, so a sleep of `latency` started at one wakes exactly this much
+/// later).
+pub(crate) fn paused_wait(latency: Duration) -> Duration {
+    const TICK_NANOS: u128 = 1_000_000;
+    let ticks = latency.as_nanos().div_ceil(TICK_NANOS);
+    Duration::from_millis(u64::try_from(ticks).unwrap_or(u64::MAX))
+}
+
 /// The time now.
 pub(crate) fn now() -> DateTime<Utc> {
     at(Instant::now())
@@ -171,6 +187,27 @@ mod tests {
         }
         assert_eq!(virtual_start(), None);
         assert!((Utc::now() - now()).abs() < TimeDelta::seconds(1));
+    }
+
+    /// A wait on the paused clock lasts to the next whole millisecond: tokio's timers tick by
+    /// the millisecond, so `sleep` wakes exactly then (checked against tokio itself).
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_wait_ends_on_the_next_millisecond() {
+        let ms = Duration::from_millis;
+        for (latency, wait) in [
+            (Duration::from_nanos(1), ms(1)),
+            (ms(1), ms(1)),
+            (ms(1) + Duration::from_nanos(1), ms(2)),
+            (Duration::from_micros(149_500), ms(150)),
+            (ms(150), ms(150)),
+            (ms(500) - Duration::from_nanos(1), ms(500)),
+        ] {
+            assert_eq!(paused_wait(latency), wait, "{latency:?}");
+            let started = Instant::now();
+            tokio::time::sleep(latency).await;
+            assert_eq!(started.elapsed(), wait, "tokio's sleep of {latency:?}");
+        }
+        assert_eq!(paused_wait(Duration::ZERO), Duration::ZERO);
     }
 
     /// An anchor adds the time since within its day, carrying nanoseconds into seconds, and

@@ -4,7 +4,9 @@
 //! Its group asks it to read with [`StartRead`]; the sensor reports its [`SensorAnswer`] on the
 //! group's answer channel, so a round costs no reply channel and no timer per read. A read that
 //! completes at once (zero latency, a file, `/proc`) is answered inline; a slower one runs as a
-//! future spawned in the actor's context.
+//! future spawned in the actor's context. On a virtual clock, a read whose result is known when
+//! it starts ([`ReadFuture::after`], a simulation) is answered inline too, as
+//! [`Answer::Ahead`]: with the instant it completes, as of which its group settles it.
 //!
 //! A slow or hung read never blocks the mailbox, and stopping the actor drops a read
 //! that never finishes, so a hung sensor's restart leaks nothing. A panic inside the driver,
@@ -43,6 +45,9 @@ use crate::panic::{self as panics, panic_message};
 pub(crate) struct StartRead {
     /// The round asking; echoed in the answer, so an answer is never counted in another round.
     pub(crate) round: u64,
+    /// Whether a read known when it starts may be answered then, as [`Answer::Ahead`] (on a
+    /// virtual clock), for the group to hold until it is due; else it is waited for.
+    pub(crate) ahead: bool,
 }
 
 /// Asks a sensor actor to stop; its group sends it before dropping the actor's address.
@@ -74,6 +79,21 @@ pub(crate) enum Answer {
         latency: Duration,
         /// Wall-clock time of the result.
         timestamp: DateTime<Utc>,
+    },
+    /// On a virtual clock, a read whose result was known when it started
+    /// ([`ReadFuture::after`]), answered then: it completes at `at`, and counts as of then (its
+    /// group holds it until it is due).
+    Ahead {
+        /// The round of the [`StartRead`] this answers.
+        round: u64,
+        /// The sample, or why there is none.
+        result: Result<Sample, ReadError>,
+        /// Time from receiving `StartRead` to `at`.
+        latency: Duration,
+        /// Virtual time of `at`.
+        timestamp: DateTime<Utc>,
+        /// When the read completes: `latency` after it started.
+        at: Instant,
     },
     /// The actor ended (stopped, crashed or unwound): any read it had is lost.
     Stopped,
@@ -233,6 +253,21 @@ fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> An
     }
 }
 
+/// The answer of a read of `round` started at `started` whose `result` is known at once and
+/// arrives `latency` later ([`ReadFuture::after`], on a virtual clock): it completes when a
+/// sleep of `latency` would have woken.
+fn ahead(round: u64, started: Instant, latency: Duration, result: Result<Sample, ReadError>) -> Answer {
+    let latency = clock::paused_wait(latency);
+    let at = started + latency;
+    Answer::Ahead {
+        round,
+        result,
+        latency,
+        timestamp: clock::at(at),
+        at,
+    }
+}
+
 impl Actor for SensorActor {
     type Context = Context<Self>;
 }
@@ -263,9 +298,22 @@ impl Handler<StartRead> for SensorActor {
             Ok(read) => read,
             Err(error) => return self.finish(answer(round, started, Err(error)), ctx),
         };
-        // A read made ready by its driver (a file, /proc, zero latency) or done at its first
-        // poll is answered inline, with nothing spawned.
-        if let Some(result) = read.0.take_ready().or_else(|| (&mut read).now_or_never()) {
+        // A read made ready by its driver (a file, /proc, zero latency) is answered inline,
+        // with nothing spawned.
+        if let Some(result) = read.0.take_ready() {
+            return self.finish(answer(round, started, result), ctx);
+        }
+        // On a virtual clock, so is a read known in advance, with the instant it completes, if
+        // the group takes it; a crash, which stops the actor when the read completes, is waited
+        // for.
+        if let Some((latency, result)) = read.0.take_after() {
+            if msg.ahead && !matches!(result, Err(ReadError::Crash(_))) {
+                return self.link.send(ahead(round, started, latency, result));
+            }
+            read = GuardedRead(ReadFuture::sleeping(latency, result));
+        }
+        // A read done at its first poll is answered inline too.
+        if let Some(result) = (&mut read).now_or_never() {
             return self.finish(answer(round, started, result), ctx);
         }
         ctx.spawn(
