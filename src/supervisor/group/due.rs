@@ -9,30 +9,48 @@
 //! [`DueAnswers::pop_due`], in the order of the instants, and in member order among answers due
 //! at the same instant.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::time::Duration;
 
 use actix_rt::time::Instant;
 
 /// Answers by the instant they are due, each `T` held for one member.
 #[derive(Debug)]
 pub(crate) struct DueAnswers<T> {
-    /// `(at, member, slot)` of each answer held, earliest first (a min-heap through
-    /// `Reverse`): small keys, so that ordering them moves 24 bytes, not the answers.
-    order: BinaryHeap<Reverse<(Instant, u32, u32)>>,
-    /// The answers held, by slot, in the order they came; a taken one leaves `None`. Emptied
-    /// (its memory kept) whenever nothing is held.
+    /// When the queue was made: no answer it holds is due before (a read is answered after its
+    /// group started), so instants are kept as nanoseconds since.
+    origin: Instant,
+    /// `(at, member)` of each answer held, as one number ([`key`]): in the order they came until
+    /// `sorted`, then latest first, so the earliest is popped from the end. Answers usually all
+    /// come at once (a round's reads start together) and leave in order, so this is one sort per
+    /// round and no ordering work per answer.
+    keys: Vec<u128>,
+    /// Whether `keys` is sorted, latest first.
+    sorted: bool,
+    /// The answers held, by member.
     answers: Vec<Option<T>>,
-    /// The latest instant held; `None` when empty.
-    latest: Option<Instant>,
+    /// The earliest and latest instants held; `None` when empty.
+    bounds: Option<(Instant, Instant)>,
+}
+
+/// The key of `member`'s answer due `since` the origin: ordered by instant, then member.
+fn key(since: Duration, member: u32) -> u128 {
+    (since.as_nanos() << 32) | u128::from(member)
+}
+
+/// The member of a key.
+fn member(key: u128) -> u32 {
+    key as u32
 }
 
 impl<T> Default for DueAnswers<T> {
+    /// An empty queue for answers due from now on.
     fn default() -> Self {
         DueAnswers {
-            order: BinaryHeap::new(),
+            origin: Instant::now(),
+            keys: Vec::new(),
+            sorted: true,
             answers: Vec::new(),
-            latest: None,
+            bounds: None,
         }
     }
 }
@@ -40,73 +58,93 @@ impl<T> Default for DueAnswers<T> {
 impl<T> DueAnswers<T> {
     /// Holds `answer` of `member` until `at`. A member has at most one answer held.
     pub(crate) fn push(&mut self, at: Instant, member: u32, answer: T) {
-        self.latest = Some(self.latest.map_or(at, |latest| latest.max(at)));
-        let slot = self.answers.len() as u32;
-        self.answers.push(Some(answer));
-        self.order.push(Reverse((at, member, slot)));
+        debug_assert!(at >= self.origin, "an answer due before its queue was made");
+        self.bounds = Some(
+            self.bounds
+                .map_or((at, at), |(first, last)| (first.min(at), last.max(at))),
+        );
+        let key = key(at.saturating_duration_since(self.origin), member);
+        self.sorted = self.keys.last().is_none_or(|&last| last > key) && self.sorted;
+        self.keys.push(key);
+        let slot = member as usize;
+        if slot >= self.answers.len() {
+            self.answers.resize_with(slot + 1, || None);
+        }
+        self.answers[slot] = Some(answer);
     }
 
     /// Takes the earliest answer due by `now` (at `now` included), if any.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u32, T)> {
-        let &Reverse((at, member, slot)) = self.order.peek()?;
-        if at > now {
+        if self.bounds?.0 > now {
             return None;
         }
-        self.order.pop();
-        let answer = self.answers[slot as usize].take();
-        if self.order.is_empty() {
-            self.clear();
+        if !self.sorted {
+            self.keys.sort_unstable_by(|a, b| b.cmp(a));
+            self.sorted = true;
         }
-        answer.map(|answer| (member, answer))
+        let member = member(self.keys.pop()?);
+        self.bounds = match self.keys.last() {
+            Some(&first) => self.bounds.map(|(_, last)| (self.at(first), last)),
+            None => None,
+        };
+        let answer = self.answers[member as usize].take()?;
+        Some((member, answer))
     }
 
     /// Drops the answer held for `member` (its read was settled otherwise); whether there was one.
     /// It goes through every answer held: for the rare read settled before it is due.
     pub(crate) fn remove(&mut self, member: u32) -> bool {
-        let Some(&Reverse((_, _, slot))) = self.order.iter().find(|key| key.0 .1 == member) else {
+        let Some(answer) = self.answers.get_mut(member as usize).and_then(Option::take) else {
             return false;
         };
-        self.order.retain(|key| key.0 .1 != member);
-        self.answers[slot as usize] = None;
-        self.latest = self.order.iter().map(|key| key.0 .0).max();
-        if self.order.is_empty() {
-            self.clear();
-        }
+        drop(answer);
+        self.keys.retain(|&key| self::member(key) != member);
+        let first = self.keys.iter().min().map(|&key| self.at(key));
+        let last = self.keys.iter().max().map(|&key| self.at(key));
+        self.bounds = first.zip(last);
         true
+    }
+
+    /// The instant of a key.
+    fn at(&self, key: u128) -> Instant {
+        let nanos = key >> 32;
+        self.origin + Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
     }
 
     /// When the earliest answer held is due.
     pub(crate) fn earliest(&self) -> Option<Instant> {
-        self.order.peek().map(|key| key.0 .0)
+        self.bounds.map(|(first, _)| first)
     }
 
     /// When the latest answer held is due.
     pub(crate) fn latest(&self) -> Option<Instant> {
-        self.latest
+        self.bounds.map(|(_, last)| last)
     }
 
     /// How many answers are held.
     pub(crate) fn len(&self) -> usize {
-        self.order.len()
+        self.keys.len()
     }
 
     /// Whether no answer is held.
     pub(crate) fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.keys.is_empty()
     }
 
     /// Drops every answer held, keeping the memory.
     pub(crate) fn clear(&mut self) {
-        self.order.clear();
-        self.answers.clear();
-        self.latest = None;
+        for &key in &self.keys {
+            self.answers[member(key) as usize] = None;
+        }
+        self.keys.clear();
+        self.sorted = true;
+        self.bounds = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -116,8 +154,8 @@ mod tests {
     /// due at the same instant come out in member order.
     #[test]
     fn answers_come_out_by_instant_then_member() {
-        let t0 = Instant::now();
         let mut due = DueAnswers::default();
+        let t0 = Instant::now();
         for (at, member) in [(300, 4), (100, 9), (300, 2), (200, 1), (100, 3)] {
             due.push(t0 + ms(at), member, at);
         }
@@ -133,8 +171,8 @@ mod tests {
     /// An answer is due at its instant exactly: popped at it, not a nanosecond before.
     #[test]
     fn an_answer_is_due_at_its_instant_exactly() {
-        let t0 = Instant::now();
         let mut due = DueAnswers::default();
+        let t0 = Instant::now();
         due.push(t0 + ms(150), 0, "a");
         due.push(t0 + ms(150), 1, "b");
         due.push(t0 + ms(151), 2, "c");
@@ -150,8 +188,8 @@ mod tests {
     /// Removing a member's answer drops only that one, and the latest instant follows.
     #[test]
     fn a_removed_answer_is_gone_and_the_latest_follows() {
-        let t0 = Instant::now();
         let mut due = DueAnswers::default();
+        let t0 = Instant::now();
         due.push(t0 + ms(100), 0, 'x');
         due.push(t0 + ms(400), 1, 'y');
         due.push(t0 + ms(250), 2, 'z');
