@@ -942,8 +942,11 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         if self.ending {
             return;
         }
-        // Held answers due by now completed before this one arrived.
-        self.settle_due();
+        // Held answers due by now completed before this one arrived. (Another answer ahead is
+        // only held too: nothing it does depends on them, and a round's reads answer at once.)
+        if !matches!(msg.answer, Answer::Ahead { .. }) {
+            self.settle_due();
+        }
         if let Answer::BuildFailed { cause } = msg.answer {
             self.build_failed(msg.member as usize, msg.incarnation, cause, ctx);
             return self.arm(ctx);
