@@ -322,7 +322,8 @@ pub struct RoundSummary {
     pub reads: ReadCounts,
     /// Anomalies found in the round.
     pub anomalies: u64,
-    /// What the process has used so far.
+    /// What the process has used so far (on a virtual clock, where rounds take no real time,
+    /// as measured up to a second of real time before, with the wall time of now).
     pub process: ProcessStats,
 }
 
