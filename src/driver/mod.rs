@@ -42,8 +42,9 @@ pub struct ReadFuture(ReadState);
 enum ReadState {
     /// The result, until taken.
     Ready(Option<Result<Sample, ReadError>>),
-    /// On a virtual clock: the result, until taken, and the latency after which it arrives.
-    After(Duration, Option<Result<Sample, ReadError>>),
+    /// On a virtual clock: the latency after which the result arrives, in nanoseconds (which
+    /// keeps a read as small as a ready one), and the result; `Ready(None)` once taken.
+    After(u64, Result<Sample, ReadError>),
     Waiting(Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>),
 }
 
@@ -69,7 +70,9 @@ impl ReadFuture {
         if latency.is_zero() {
             ReadFuture::ready(result)
         } else if crate::clock::is_virtual() {
-            ReadFuture(ReadState::After(latency, Some(result)))
+            // 64 bits of nanoseconds hold 584 years (a configured latency is at most ten).
+            let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+            ReadFuture(ReadState::After(nanos, result))
         } else {
             ReadFuture::sleeping(latency, result)
         }
@@ -93,12 +96,24 @@ impl ReadFuture {
         }
     }
 
+    /// The read as a boxed future: a future's own box (no allocation), or one made for a read
+    /// that is done or known in advance.
+    pub(crate) fn into_boxed(self) -> Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>> {
+        match self.0 {
+            ReadState::Waiting(future) => future,
+            state => Box::pin(ReadFuture(state)),
+        }
+    }
+
     /// Takes the latency and result of a read made with [`ReadFuture::after`] on a virtual clock
     /// (once); `None` for any other read.
     pub(crate) fn take_after(&mut self) -> Option<(Duration, Result<Sample, ReadError>)> {
-        match &mut self.0 {
-            ReadState::After(latency, result) => result.take().map(|result| (*latency, result)),
-            ReadState::Ready(_) | ReadState::Waiting(_) => None,
+        if !matches!(self.0, ReadState::After(..)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.0, ReadState::Ready(None)) {
+            ReadState::After(nanos, result) => Some((Duration::from_nanos(nanos), result)),
+            _ => None,
         }
     }
 }
@@ -111,9 +126,8 @@ impl Future for ReadFuture {
     /// Polling again after the result was taken is a bug of the caller and panics, as for any
     /// finished future.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        if let ReadState::After(latency, result) = &mut self.0 {
-            let result = result.take().expect("a read is taken once");
-            *self = ReadFuture::sleeping(*latency, result);
+        if let Some((latency, result)) = self.take_after() {
+            *self = ReadFuture::sleeping(latency, result);
         }
         match &mut self.0 {
             ReadState::Ready(result) => std::task::Poll::Ready(result.take().expect("a ready read is taken once")),
@@ -127,7 +141,11 @@ impl fmt::Debug for ReadFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             ReadState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
-            ReadState::After(latency, result) => f.debug_tuple("After").field(latency).field(result).finish(),
+            ReadState::After(nanos, result) => f
+                .debug_tuple("After")
+                .field(&Duration::from_nanos(*nanos))
+                .field(result)
+                .finish(),
             ReadState::Waiting(_) => f.write_str("Waiting"),
         }
     }

@@ -204,6 +204,9 @@ pub(crate) struct GroupSetup {
 /// The round a group is reading.
 struct RoundInFlight {
     round: u64,
+    /// When the round began: its reads went out then, all of them in a group without
+    /// `max_in_flight`.
+    began: Instant,
     /// Settled outcomes not yet handed to the analysis, as `(member, outcome)`: handed over
     /// every [`ANALYSIS_BATCH`] and when the round ends, so the round is analysed while its
     /// slower reads are still awaited.
@@ -962,18 +965,16 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
                 latency,
                 timestamp,
             } if current && round == cur.round => outcome(result, latency, timestamp, self.setup.read_timeout),
-            Answer::Ahead {
-                round,
-                result,
-                latency,
-                timestamp,
-                at,
-            } if current && round == cur.round => {
+            Answer::Ahead { round, result, latency } if current && round == cur.round => {
+                // Its read started when the round's reads went out, as did every read of a group
+                // without `max_in_flight` (the only ones answered ahead), and it arrives then.
+                debug_assert_eq!(Instant::now(), cur.began, "an answer ahead arrives as its read starts");
                 // Held until it is due. One due at or after its read's deadline is left to the
                 // deadline, which times it out: at the same instant the deadline comes first, as
                 // it does for an answer that waited on its own timer.
                 if latency < self.setup.read_timeout {
-                    let outcome = outcome(result, latency, timestamp, self.setup.read_timeout);
+                    let at = cur.began + latency;
+                    let outcome = outcome(result, latency, crate::clock::at(at), self.setup.read_timeout);
                     cur.books.due.push(at, msg.member, outcome);
                 }
                 return self.arm(ctx);
@@ -1035,6 +1036,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
         self.round = msg.round;
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
+            began: Instant::now(),
             batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
             reuse: self.setup.keep_outcomes.then_some(msg.reuse),
             notes: Vec::new(),
