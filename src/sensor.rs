@@ -46,7 +46,7 @@ pub(crate) struct StartRead {
     /// The round asking; echoed in the answer, so an answer is never counted in another round.
     pub(crate) round: u64,
     /// Whether a read known when it starts may be answered then, as [`Answer::Ahead`] (on a
-    /// virtual clock), for the group to hold until it is due; else it is waited for.
+    /// virtual clock), for the group to keep until it is due; else it is waited for.
     pub(crate) ahead: bool,
 }
 
@@ -82,7 +82,7 @@ pub(crate) enum Answer {
     },
     /// On a virtual clock, a read whose result was known when it started
     /// ([`ReadFuture::after`]), answered then: it completes `latency` after that instant, and
-    /// counts as of then (its group holds it until it is due). The group knows the instant: a
+    /// counts as of then (its group keeps it until it is due). The group knows the instant: a
     /// paused clock stands still while anything is left to run, so the read started when its
     /// group sent the round's reads, and the answer arrives then too. (No instant or timestamp
     /// in the answer keeps every answer on the channel as small as before.)

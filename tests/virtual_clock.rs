@@ -276,7 +276,7 @@ async fn the_library_runs_on_a_virtual_clock_from_its_start() {
 }
 
 /// `driver = "waiting"`: the simulated driver with each read waited for on a timer of its own,
-/// as any driver's future is. On a virtual clock a group holds the simulated driver's answers
+/// as any driver's future is. On a virtual clock a group keeps the simulated driver's answers
 /// until they are due instead; with this driver the same configuration runs the way every
 /// simulated read did before that.
 struct WaitingFactory;
@@ -476,14 +476,14 @@ count = 2
 latency = ["100ms", "200ms"]
 "#;
 
-/// Holding each simulated answer until it is due changes nothing a run writes: the chaos
+/// Keeping each simulated answer until it is due changes nothing a run writes: the chaos
 /// scenarios (every fault, groups of each strategy, reads landing on their deadline), reads at
 /// the edges of the deadline and of the millisecond, a group larger than an analysis batch and
 /// a group capping its reads in flight give the same four files, byte for byte, as the same
 /// runs with every read waited for on a timer of its own; and so do reads stopped before their
 /// answer is due.
 #[test]
-fn answers_held_until_due_give_the_files_of_reads_waited_for() {
+fn answers_kept_until_due_give_the_files_of_reads_waited_for() {
     let examples = [
         include_str!("../examples/chaos.toml").replace("[collection]\n", "[collection]\nrounds = 40\n"),
         include_str!("../examples/supervision.toml").to_string(),
@@ -499,12 +499,12 @@ fn answers_held_until_due_give_the_files_of_reads_waited_for() {
     ];
     let dir = tempfile::tempdir().unwrap();
     for (k, (name, text)) in scenarios.into_iter().enumerate() {
-        let held = run_in_virtual_time(text, false, &dir.path().join(format!("{k}-held")));
+        let kept = run_in_virtual_time(text, false, &dir.path().join(format!("{k}-kept")));
         let waited = run_in_virtual_time(text, true, &dir.path().join(format!("{k}-waited")));
-        assert!(!held[0].is_empty(), "{name}: no readings");
-        for (file, (held, waited)) in FILES.iter().zip(held.iter().zip(&waited)) {
+        assert!(!kept[0].is_empty(), "{name}: no readings");
+        for (file, (kept, waited)) in FILES.iter().zip(kept.iter().zip(&waited)) {
             assert!(
-                held == waited,
+                kept == waited,
                 "{name}: {file} differs from the run with reads waited for"
             );
         }

@@ -17,13 +17,13 @@
 //! `FAN_OUT_SLICE` (1,024) reads, the group yielding to its sensors between slices.
 //!
 //! On a virtual clock, a sensor whose read is known when it starts (a simulation's) answers at
-//! once with the instant the read completes; the group holds such answers ([`DueAnswers`]) and
+//! once with the instant the read completes; the group keeps such answers ([`DueAnswers`]) and
 //! settles each as of its instant, before anything that happens after it. It wakes for them only
 //! when something depends on their instants (the round's end, a full analysis batch), so
 //! simulated latencies cost no timer per read and no turn of the runtime per millisecond. A group
 //! with `max_in_flight` has its sensors wait for such reads instead: there, whether a read ending
 //! exactly at its deadline is timed out depends on the order in which tokio fires the two
-//! timers, which holding answers cannot reproduce.
+//! timers, which keeping answers until due cannot reproduce.
 //!
 //! Two kinds of group exist:
 //! - a configured group (`[[groups]]`) restarts its members by its strategy (`one_for_one`,
@@ -229,7 +229,7 @@ struct RoundInFlight {
     /// Deadlines of the sent reads in send order, one entry per burst of sends: `(deadline,
     /// end)` covers `books.order[previous end..end]`, all sent at the same instant.
     deadlines: VecDeque<(Instant, usize)>,
-    /// The round's one timer: for the earliest deadline, or the instant held answers must
+    /// The round's one timer: for the earliest deadline, or the instant kept answers must
     /// settle at (see `arm`); re-armed when that changes, cancelled when the round completes.
     timer: Option<SpawnHandle>,
     /// When `timer` fires.
@@ -250,7 +250,7 @@ struct Books {
     incarnations: Vec<u32>,
     /// The members read this round (those with an actor when it began), in send order.
     order: Vec<u32>,
-    /// Outcomes of reads answered ahead of time (on a virtual clock), held until they are due:
+    /// Outcomes of reads answered ahead of time (on a virtual clock), kept until they are due:
     /// exactly the awaited reads with such an answer.
     due: DueAnswers<Outcome>,
 }
@@ -726,15 +726,15 @@ impl GroupSupervisor {
     }
 
     /// Arms the round's one timer for the next instant the group must act at by itself: the
-    /// earliest deadline, and for the answers it holds, the earliest of them while reads wait
+    /// earliest deadline, and for the answers it keeps, the earliest of them while reads wait
     /// for room to be sent or while settling them could fill an analysis batch (either must
     /// happen at that answer's instant), else the latest once every read left has answered
-    /// ahead (the round ends then). Held answers due before settle when the group next acts
+    /// ahead (the round ends then). Kept answers due before settle when the group next acts
     /// (`settle_due`): nothing depends on their instants until then.
     fn arm(&mut self, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
         let due = &cur.books.due;
-        let held = if due.is_empty() {
+        let kept = if due.is_empty() {
             None
         } else if (cur.sent < cur.books.order.len() && !cur.resuming) || cur.batch.len() + due.len() >= ANALYSIS_BATCH {
             due.earliest()
@@ -743,9 +743,9 @@ impl GroupSupervisor {
         } else {
             None
         };
-        let target = match (cur.deadlines.front().map(|&(at, _)| at), held) {
-            (Some(deadline), Some(held)) => Some(deadline.min(held)),
-            (deadline, held) => deadline.or(held),
+        let target = match (cur.deadlines.front().map(|&(at, _)| at), kept) {
+            (Some(deadline), Some(kept)) => Some(deadline.min(kept)),
+            (deadline, kept) => deadline.or(kept),
         };
         if target == cur.timer_at {
             return;
@@ -760,7 +760,7 @@ impl GroupSupervisor {
         }
     }
 
-    /// Settles the held answers due by now, in the order of their instants: called first
+    /// Settles the kept answers due by now, in the order of their instants: called first
     /// whenever the group acts, so each settles before anything that happens after it. Once the
     /// run is ending, they are dropped unsettled, as answers arriving then are.
     fn settle_due(&mut self) {
@@ -780,12 +780,12 @@ impl GroupSupervisor {
         }
     }
 
-    /// The round's timer fired: held answers due by now settle, then every read due by now and
+    /// The round's timer fired: kept answers due by now settle, then every read due by now and
     /// not settled is timed out.
     fn deadline(&mut self, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
         (cur.timer, cur.timer_at) = (None, None);
-        // Each held answer is due before its read's deadline (see the answer handler): it
+        // Each kept answer is due before its read's deadline (see the answer handler): it
         // settles first.
         self.settle_due();
         let Some(cur) = self.current.as_mut() else { return };
@@ -945,8 +945,8 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         if self.ending {
             return;
         }
-        // Held answers due by now completed before this one arrived. (Another answer ahead is
-        // only held too: nothing it does depends on them, and a round's reads answer at once.)
+        // Kept answers due by now completed before this one arrived. (Another answer ahead is
+        // only kept too: nothing it does depends on them, and a round's reads answer at once.)
         if !matches!(msg.answer, Answer::Ahead { .. }) {
             self.settle_due();
         }
@@ -969,7 +969,7 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
                 // Its read started when the round's reads went out, as did every read of a group
                 // without `max_in_flight` (the only ones answered ahead), and it arrives then.
                 debug_assert_eq!(Instant::now(), cur.began, "an answer ahead arrives as its read starts");
-                // Held until it is due. One due at or after its read's deadline is left to the
+                // Kept until it is due. One due at or after its read's deadline is left to the
                 // deadline, which times it out: at the same instant the deadline comes first, as
                 // it does for an answer that waited on its own timer.
                 if latency < self.setup.read_timeout {
@@ -1089,7 +1089,7 @@ impl Handler<ReportStates> for GroupSupervisor {
     type Result = MessageResult<ReportStates>;
 
     fn handle(&mut self, msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
-        // Held answers due by now settled before the run ends (none is held between rounds).
+        // Kept answers due by now settled before the run ends (none is kept between rounds).
         self.settle_due();
         if msg.ending {
             self.ending = true;

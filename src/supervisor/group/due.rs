@@ -1,4 +1,4 @@
-//! `DueAnswers`: answers a group holds until the instant they are due.
+//! `DueAnswers`: answers a group keeps until the instant they are due.
 //!
 //! On a virtual clock a sensor whose read is known when it starts (a simulation's, made with
 //! [`ReadFuture::after`](crate::driver::ReadFuture::after)) answers at once, with the instant the
@@ -13,22 +13,22 @@ use std::time::Duration;
 
 use actix_rt::time::Instant;
 
-/// Answers by the instant they are due, each `T` held for one member.
+/// Answers by the instant they are due, each `T` kept for one member.
 #[derive(Debug)]
 pub(crate) struct DueAnswers<T> {
-    /// When the queue was made: no answer it holds is due before (a read is answered after its
+    /// When the queue was made: no answer it keeps is due before (a read is answered after its
     /// group started), so instants are kept as nanoseconds since.
     origin: Instant,
-    /// `(at, member)` of each answer held, as one number ([`key`]): in the order they came until
+    /// `(at, member)` of each answer kept, as one number ([`key`]): in the order they came until
     /// `sorted`, then latest first, so the earliest is popped from the end. Answers usually all
     /// come at once (a round's reads start together) and leave in order, so this is one sort per
     /// round and no ordering work per answer.
     keys: Vec<u128>,
     /// Whether `keys` is sorted, latest first.
     sorted: bool,
-    /// The answers held, by member.
+    /// The answers kept, by member.
     answers: Vec<Option<T>>,
-    /// The earliest and latest instants held; `None` when empty.
+    /// The earliest and latest instants kept; `None` when empty.
     bounds: Option<(Instant, Instant)>,
 }
 
@@ -56,7 +56,7 @@ impl<T> Default for DueAnswers<T> {
 }
 
 impl<T> DueAnswers<T> {
-    /// Holds `answer` of `member` until `at`. A member has at most one answer held.
+    /// Keeps `answer` of `member` until `at`. A member has at most one answer kept.
     pub(crate) fn push(&mut self, at: Instant, member: u32, answer: T) {
         debug_assert!(at >= self.origin, "an answer due before its queue was made");
         self.bounds = Some(
@@ -91,8 +91,8 @@ impl<T> DueAnswers<T> {
         Some((member, answer))
     }
 
-    /// Drops the answer held for `member` (its read was settled otherwise); whether there was one.
-    /// It goes through every answer held: for the rare read settled before it is due.
+    /// Drops the answer kept for `member` (its read was settled otherwise); whether there was one.
+    /// It goes through every answer kept: for the rare read settled before it is due.
     pub(crate) fn remove(&mut self, member: u32) -> bool {
         let Some(answer) = self.answers.get_mut(member as usize).and_then(Option::take) else {
             return false;
@@ -111,27 +111,27 @@ impl<T> DueAnswers<T> {
         self.origin + Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
     }
 
-    /// When the earliest answer held is due.
+    /// When the earliest answer kept is due.
     pub(crate) fn earliest(&self) -> Option<Instant> {
         self.bounds.map(|(first, _)| first)
     }
 
-    /// When the latest answer held is due.
+    /// When the latest answer kept is due.
     pub(crate) fn latest(&self) -> Option<Instant> {
         self.bounds.map(|(_, last)| last)
     }
 
-    /// How many answers are held.
+    /// How many answers are kept.
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
-    /// Whether no answer is held.
+    /// Whether no answer is kept.
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// Drops every answer held, keeping the memory.
+    /// Drops every answer kept, keeping the memory.
     pub(crate) fn clear(&mut self) {
         for &key in &self.keys {
             self.answers[member(key) as usize] = None;
