@@ -50,6 +50,7 @@ pub(crate) fn enter(clock: Clock) -> ClockGuard {
     let previous = VIRTUAL.with(Cell::get);
     if let Clock::Virtual { start } = clock {
         VIRTUAL.with(|cell| cell.set(Some((Instant::now(), start))));
+        VIRTUAL_ANCHOR.with(|cell| cell.set(None));
     }
     ClockGuard { previous }
 }
@@ -62,12 +63,29 @@ pub(crate) struct ClockGuard {
 impl Drop for ClockGuard {
     fn drop(&mut self) {
         VIRTUAL.with(|cell| cell.set(self.previous));
+        VIRTUAL_ANCHOR.with(|cell| cell.set(None));
     }
 }
 
 /// The start of this thread's virtual clock, if it is on one.
 pub(crate) fn virtual_start() -> Option<DateTime<Utc>> {
     VIRTUAL.with(Cell::get).map(|(_, start)| start)
+}
+
+/// Whether this thread runs on a virtual clock.
+pub(crate) fn is_virtual() -> bool {
+    VIRTUAL.with(Cell::get).is_some()
+}
+
+/// How long a wait of `latency` takes on tokio's paused clock: up to the next whole
+/// millisecond, since its timers fire on millisecond ticks (counted from when the runtime
+/// started; on a runtime started paused, as `run --clock virtual`'s is, every instant of the run
+/// is a whole number of them, so a sleep of `latency` started at one wakes exactly this much
+/// later).
+pub(crate) fn paused_wait(latency: Duration) -> Duration {
+    const TICK_NANOS: u128 = 1_000_000;
+    let ticks = latency.as_nanos().div_ceil(TICK_NANOS);
+    Duration::from_millis(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
 /// The time now.
@@ -78,12 +96,38 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The time of `at`, an instant of this thread not before earlier ones.
 pub(crate) fn at(at: Instant) -> DateTime<Utc> {
     match VIRTUAL.with(Cell::get) {
-        Some((origin, start)) => {
-            let since = at.saturating_duration_since(origin);
-            start + chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX)
-        }
+        Some((origin, start)) => virtual_clock(at, origin, start),
         None => wall_clock(at),
     }
+}
+
+thread_local! {
+    /// An anchor of this thread's virtual clock (see [`virtual_clock`]); reset when the thread
+    /// enters or leaves one.
+    static VIRTUAL_ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+}
+
+/// How far past its anchor an instant of a virtual clock may be to be converted from it.
+const VIRTUAL_ANCHOR_SPAN: Duration = Duration::from_secs(86_400);
+
+/// The time of `at` on the virtual clock that started at `start` at `origin`: `start` plus the
+/// time since `origin`. Every read's timestamp is made here, so, as on the wall clock, it is
+/// added within the day of an anchor (the last instant converted by chrono's date arithmetic),
+/// the same time without the date handling; an instant before the anchor or past its midnight
+/// is converted by chrono and becomes the anchor.
+fn virtual_clock(at: Instant, origin: Instant, start: DateTime<Utc>) -> DateTime<Utc> {
+    VIRTUAL_ANCHOR.with(|cell| {
+        if let Some(anchor) = cell.get().filter(|anchor| at >= anchor.at) {
+            let since = at - anchor.at;
+            if let Some(time) = anchor.after(since).filter(|_| since < VIRTUAL_ANCHOR_SPAN) {
+                return time;
+            }
+        }
+        let since = at.saturating_duration_since(origin);
+        let time = start + chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
+        cell.set(Anchor::new(at, time));
+        time
+    })
 }
 
 /// How long a thread's wall-clock anchor serves before it is read again.
@@ -171,6 +215,56 @@ mod tests {
         }
         assert_eq!(virtual_start(), None);
         assert!((Utc::now() - now()).abs() < TimeDelta::seconds(1));
+    }
+
+    /// A virtual clock's times from its anchor are chrono's, forwards within a day, backwards,
+    /// across midnight and across days; another run on the thread starts afresh.
+    #[tokio::test(start_paused = true)]
+    async fn virtual_times_from_an_anchor_are_chronos() {
+        let start = DateTime::parse_from_rfc3339("2026-02-28T23:59:58.5Z").unwrap().to_utc();
+        let _virtual = enter(Clock::Virtual { start });
+        let origin = Instant::now();
+        let chrono = |since: Duration| start + TimeDelta::from_std(since).unwrap();
+        let ms = Duration::from_millis;
+        for since in [
+            ms(0),
+            ms(250),
+            ms(1_499),
+            ms(100),
+            ms(1_500),
+            ms(1_501) + Duration::from_nanos(3),
+            ms(40 * 86_400_000 + 12),
+            ms(40 * 86_400_000 + 13),
+            ms(86_400_000 + 7),
+            ms(2_000),
+        ] {
+            assert_eq!(at(origin + since), chrono(since), "{since:?}");
+        }
+        drop(_virtual);
+        let other = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().to_utc();
+        let _again = enter(Clock::Virtual { start: other });
+        assert_eq!(at(Instant::now() + ms(2_005)), other + TimeDelta::milliseconds(2_005));
+    }
+
+    /// A wait on the paused clock lasts to the next whole millisecond: tokio's timers tick by
+    /// the millisecond, so `sleep` wakes exactly then (checked against tokio itself).
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_wait_ends_on_the_next_millisecond() {
+        let ms = Duration::from_millis;
+        for (latency, wait) in [
+            (Duration::from_nanos(1), ms(1)),
+            (ms(1), ms(1)),
+            (ms(1) + Duration::from_nanos(1), ms(2)),
+            (Duration::from_micros(149_500), ms(150)),
+            (ms(150), ms(150)),
+            (ms(500) - Duration::from_nanos(1), ms(500)),
+        ] {
+            assert_eq!(paused_wait(latency), wait, "{latency:?}");
+            let started = Instant::now();
+            tokio::time::sleep(latency).await;
+            assert_eq!(started.elapsed(), wait, "tokio's sleep of {latency:?}");
+        }
+        assert_eq!(paused_wait(Duration::ZERO), Duration::ZERO);
     }
 
     /// An anchor adds the time since within its day, carrying nanoseconds into seconds, and

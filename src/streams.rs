@@ -346,7 +346,8 @@ pub struct RoundSummary {
     pub reads: ReadCounts,
     /// Anomalies found in the round.
     pub anomalies: u64,
-    /// What the process has used so far.
+    /// What the process has used so far (on a virtual clock, where rounds take no real time,
+    /// as measured up to a second of real time before, with the wall time of now).
     pub process: ProcessStats,
     /// Messages the subscribers have missed so far, all of them together (dropped from a full
     /// queue, or sent to an actor that had stopped); per subscriber in the run's summary

@@ -351,6 +351,28 @@ async fn removing_a_sensor_whose_read_is_in_flight_counts_that_read_once() {
     assert_eq!(run.journal(), ["3 temperature-2 removed (requested by test)"]);
 }
 
+/// The same removal on the virtual clock, where the group keeps a simulated answer until it is
+/// due instead of waiting on a timer: the kept answer of the removed sensor (due at 2.8 s) is
+/// dropped with it, so its read of round 3 is counted once, `unavailable`, and never `ok`.
+#[actix_rt::test]
+async fn removing_a_sensor_whose_answer_is_kept_until_due_counts_that_read_once() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}")
+        .replace("\"10ms\", \"10ms\"", "\"800ms\", \"800ms\"")
+        .replace("read_timeout = \"500ms\"", "read_timeout = \"900ms\"");
+    let (run, removed) = run_on(Clock::virtual_from_default(), &toml, |control, t0| async move {
+        at(t0, 2300).await;
+        control.remove("test", "temperature-2").await
+    })
+    .await;
+    assert_eq!(removed.unwrap().last_round, 3);
+    assert_eq!(run.requested(), [3, 3, 3, 2, 2]);
+    let round3 = run.rounds[2];
+    assert_eq!((round3.ok, round3.unavailable, round3.timed_out), (2, 1, 0));
+    assert_eq!(run.summary.reads.requested, run.summary.reads.ok + 1);
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2]);
+}
+
 /// Refused requests change nothing and say why in one line that starts with the requester:
 /// before the run, a duplicate id (one of the run's, or one an entry makes twice over a
 /// configured sensor), a group that is not configured, a bad value, an unknown key or driver,

@@ -2,6 +2,8 @@
 //! one thread, the same files byte for byte from the same configuration and seed, timestamps
 //! from the start given, and real-world drivers refused.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,8 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Context, Handler};
 use chrono::{DateTime, TimeDelta, Utc};
+use sensor_actors::driver::simulated::{Settings, Simulated, Spec};
+use sensor_actors::driver::{Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadFuture};
 use sensor_actors::streams::{Delivery, Journal};
-use sensor_actors::{Clock, Collector, RunError};
+use sensor_actors::{Clock, Collector, ConfigError, RunError};
 
 /// Every journal event as `(event, time since start)`.
 struct Times {
@@ -269,4 +273,269 @@ async fn the_library_runs_on_a_virtual_clock_from_its_start() {
         Err(RunError::Config(e)) => assert!(e.to_string().contains("reads the real world"), "{e}"),
         other => panic!("expected a configuration error, got {other:?}"),
     }
+}
+
+/// `driver = "waiting"`: the simulated driver with each read waited for on a timer of its own,
+/// as any driver's future is. On a virtual clock a group keeps the simulated driver's answers
+/// until they are due instead; with this driver the same configuration runs the way every
+/// simulated read did before that.
+struct WaitingFactory;
+
+#[derive(Debug)]
+struct WaitingSpec(Spec);
+
+struct WaitingDriver(Simulated);
+
+impl DriverFactory for WaitingFactory {
+    fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
+        Ok(Arc::new(WaitingSpec(Spec::new(Settings::parse(keys)?))))
+    }
+}
+
+impl DriverSpec for WaitingSpec {
+    fn build(&self, ctx: &DriverContext) -> DriverBuild {
+        DriverBuild::driver(WaitingDriver(Simulated::new(self.0.settings().clone(), ctx)))
+    }
+
+    fn default_kind(&self) -> Option<&str> {
+        Some("temperature")
+    }
+}
+
+impl Driver for WaitingDriver {
+    fn read(&mut self, round: u64) -> ReadFuture {
+        // A future over the simulated read: polled, it sleeps for the read's latency.
+        ReadFuture::new(self.0.read(round))
+    }
+}
+
+/// Runs `text` on a virtual clock in a runtime started paused (as `run --clock virtual`'s is),
+/// writing the files into `dir`; with `waiting`, every simulated entry uses `driver = "waiting"`.
+fn run_in_virtual_time(text: &str, waiting: bool, dir: &Path) -> [Vec<u8>; 4] {
+    let text = if waiting {
+        text.replace("[[sensors]]\n", "[[sensors]]\ndriver = \"waiting\"\n")
+    } else {
+        text.to_string()
+    };
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    actix_rt::System::with_tokio_rt(runtime).block_on(async {
+        let collector = common::flaky::collector().driver("waiting", WaitingFactory);
+        let config = collector.parse(&text, "equal.toml").unwrap();
+        collector
+            .clock(Clock::virtual_from_default())
+            .out(dir)
+            .unwrap()
+            .run(config, std::future::pending())
+            .await
+            .unwrap();
+    });
+    FILES.map(|file| std::fs::read(dir.join(file)).unwrap())
+}
+
+/// Reads ending around their deadline, at its instant exactly, or in the same millisecond as
+/// others (the deadline is 150 ms; tokio's timers, and so the virtual clock's reads, end on
+/// whole milliseconds).
+const EDGES: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "150ms"
+rounds = 12
+seed = 21
+
+[supervision]
+hung_after = 100
+
+[[sensors]]
+name = "at-deadline"
+count = 3
+latency = ["150ms", "150ms"]
+error_rate = 0.0
+
+[[sensors]]
+name = "up-to-deadline"
+count = 3
+latency = ["149001us", "149001us"]
+error_rate = 0.0
+
+[[sensors]]
+name = "just-before"
+count = 3
+latency = ["149ms", "149ms"]
+error_rate = 0.0
+
+[[sensors]]
+name = "together"
+count = 4
+latency = ["80100us", "80900us"]
+error_rate = 0.0
+
+[[sensors]]
+name = "spread"
+count = 30
+latency = ["1ms", "200ms"]
+error_rate = 0.2
+offline_rate = 0.05
+"#;
+
+/// One group larger than an analysis batch (1,024 outcomes handed over at a time), readings
+/// missing often enough that `stale` finds some (stamped when analysed).
+const LARGE: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "250ms"
+rounds = 8
+seed = 5
+
+[[sensors]]
+count = 1500
+latency = ["1ms", "300ms"]
+error_rate = 0.4
+offline_rate = 0.05
+online_rate = 0.2
+fatal_rate = 0.002
+"#;
+
+/// A group capping its reads in flight: reads go out as others settle.
+const CAPPED: &str = r#"
+[collection]
+interval = "300ms"
+read_timeout = "150ms"
+max_in_flight = 7
+rounds = 60
+seed = 5
+
+[supervision]
+hung_after = 2
+backoff_min = "50ms"
+backoff_max = "1s"
+
+[[groups]]
+name = "g"
+strategy = "one_for_all"
+max_restarts = 30
+
+[[sensors]]
+count = 30
+latency = ["1ms", "160ms"]
+error_rate = 0.1
+fatal_rate = 0.02
+hang_rate = 0.01
+offline_rate = 0.05
+
+[[sensors]]
+name = "x"
+count = 10
+group = "g"
+latency = ["10ms", "200ms"]
+panic_rate = 0.02
+faults = [{ round = 5, fault = "crash" }, { round = 9, fault = "exit" }]
+"#;
+
+/// A group escalating while its members' reads are in flight: the sensor that cannot be built
+/// fails again at each restart (between rounds' starts), and the third time the group gives up,
+/// stopping the others mid-read. (Its entry's header is spaced so that it keeps its driver.)
+const STOPPED: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "950ms"
+rounds = 4
+seed = 3
+
+[supervision]
+backoff_min = "250ms"
+backoff_max = "250ms"
+
+[[groups]]
+name = "g"
+strategy = "one_for_one"
+max_restarts = 2
+within = "1m"
+
+[[sensors]]
+name = "s"
+count = 6
+group = "g"
+latency = ["300ms", "900ms"]
+error_rate = 0.0
+
+[[ sensors ]]
+id = "unbuildable"
+driver = "flaky"
+failing_builds = 100
+group = "g"
+
+[[sensors]]
+name = "free"
+count = 2
+latency = ["100ms", "200ms"]
+"#;
+
+/// Keeping each simulated answer until it is due changes nothing a run writes: the chaos
+/// scenarios (every fault, groups of each strategy, reads landing on their deadline), reads at
+/// the edges of the deadline and of the millisecond, a group larger than an analysis batch and
+/// a group capping its reads in flight give the same four files, byte for byte, as the same
+/// runs with every read waited for on a timer of its own; and so do reads stopped before their
+/// answer is due.
+#[test]
+fn answers_kept_until_due_give_the_files_of_reads_waited_for() {
+    let examples = [
+        include_str!("../examples/chaos.toml").replace("[collection]\n", "[collection]\nrounds = 40\n"),
+        include_str!("../examples/supervision.toml").to_string(),
+    ];
+    let scenarios = [
+        ("chaos", CHAOS),
+        ("edges", EDGES),
+        ("large", LARGE),
+        ("capped", CAPPED),
+        ("stopped", STOPPED),
+        ("examples/chaos.toml", &examples[0]),
+        ("examples/supervision.toml", &examples[1]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (k, (name, text)) in scenarios.into_iter().enumerate() {
+        let kept = run_in_virtual_time(text, false, &dir.path().join(format!("{k}-kept")));
+        let waited = run_in_virtual_time(text, true, &dir.path().join(format!("{k}-waited")));
+        assert!(!kept[0].is_empty(), "{name}: no readings");
+        for (file, (kept, waited)) in FILES.iter().zip(kept.iter().zip(&waited)) {
+            assert!(
+                kept == waited,
+                "{name}: {file} differs from the run with reads waited for"
+            );
+        }
+    }
+}
+
+/// On the virtual clock a read lasts its latency rounded up to the millisecond, and one that
+/// ends at its deadline's instant is timed out, as one that waited on its own timer is.
+#[test]
+fn a_read_ending_at_its_deadline_is_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let [readings, ..] = run_in_virtual_time(EDGES, false, dir.path());
+    let mut latencies = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for line in String::from_utf8(readings).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let sensor = r["sensor"].as_str().unwrap();
+        let entry = sensor.rsplit_once('-').unwrap().0.to_string();
+        latencies
+            .entry(entry)
+            .or_default()
+            .push(r["latency_ms"].as_f64().unwrap());
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let count = |entry: &str| latencies.get(entry).map_or(0, Vec::len);
+    assert_eq!(count("at-deadline"), 0, "{latencies:?}");
+    assert_eq!(count("up-to-deadline"), 0, "{latencies:?}");
+    assert_eq!(latencies["just-before"], vec![149.0; 3 * 12]);
+    assert_eq!(latencies["together"], vec![81.0; 4 * 12]);
+    assert!(latencies["spread"].iter().all(|&ms| ms < 150.0 && ms.fract() == 0.0));
+    // The six sensors ending on their deadline, and the spread ones past it, are timed out.
+    let timed_out = summary["reads"]["timed_out"].as_u64().unwrap();
+    assert!(timed_out > 6 * 12, "{timed_out}");
 }

@@ -113,6 +113,11 @@ const HISTOGRAM_MAX_US: u64 = LATENCY_MAX_US as u64;
 /// burst of restarts between two rounds).
 const JOURNAL_BATCH: usize = 4096;
 
+/// On a virtual clock, how long (in real time) a measurement of the process serves the round
+/// summaries: thousands of rounds pass in a second there, and measuring (`getrusage` and
+/// `/proc/self/status`) was a twentieth of such a run's CPU time.
+const VIRTUAL_MEASURE_EVERY: Duration = Duration::from_secs(1);
+
 /// The supervisor's wait for a report to be processed, and the report's outcomes (when they
 /// were published).
 type Processed = (oneshot::Sender<Vec<Vec<Outcome>>>, Batches);
@@ -154,6 +159,9 @@ pub(crate) struct Aggregator {
     /// CPU time used before the run started (by a launcher that exec'd this process, or by
     /// earlier runs in the same process), subtracted from `process.cpu_seconds`.
     cpu_before: f64,
+    /// On a virtual clock, the last measurement of the process and when it was made (see
+    /// [`VIRTUAL_MEASURE_EVERY`]).
+    measured: Option<(std::time::Instant, ProcessStats)>,
 }
 
 impl Aggregator {
@@ -178,6 +186,25 @@ impl Aggregator {
             drained: Vec::new(),
             started: std::time::Instant::now(),
             cpu_before: ProcessStats::measure().cpu_seconds,
+            measured: None,
+        }
+    }
+
+    /// The process figures of a round summary: measured now, or on a virtual clock as measured
+    /// at most [`VIRTUAL_MEASURE_EVERY`] ago (with the wall time of now).
+    fn round_process(&mut self) -> ProcessStats {
+        if !clock::is_virtual() {
+            return self.process();
+        }
+        let now = std::time::Instant::now();
+        let fresh = |&(at, _): &(std::time::Instant, ProcessStats)| now.duration_since(at) < VIRTUAL_MEASURE_EVERY;
+        let stats = match self.measured.filter(fresh) {
+            Some((_, stats)) => stats,
+            None => self.measured.insert((now, self.process())).1,
+        };
+        ProcessStats {
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            ..stats
         }
     }
 
@@ -372,7 +399,7 @@ impl Handler<RoundReport> for Aggregator {
                 skipped_before: report.skipped_before,
                 reads: counts,
                 anomalies: found,
-                process: self.process(),
+                process: self.round_process(),
                 subscribers_missed: self.outlets.missed(),
             };
             self.publish(summary, ctx);

@@ -24,6 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::data::{ReadError, Sample};
 pub use registry::{DriverKeys, DriverRegistry};
@@ -32,14 +33,18 @@ use crate::data::RestartType;
 use crate::parse::ConfigError;
 
 /// One read, as a driver starts it: either already done ([`ReadFuture::ready`], as for a file,
-/// `/proc` or a zero-latency simulation: no allocation, answered inside the sensor's handler) or
-/// a future to wait on ([`ReadFuture::new`]). It runs on the sensor's arbiter, so it need not be
+/// `/proc` or a zero-latency simulation: no allocation, answered inside the sensor's handler),
+/// done but taking a known time to arrive ([`ReadFuture::after`], a simulation's latency), or a
+/// future to wait on ([`ReadFuture::new`]). It runs on the sensor's arbiter, so it need not be
 /// `Send`.
 pub struct ReadFuture(ReadState);
 
 enum ReadState {
     /// The result, until taken.
     Ready(Option<Result<Sample, ReadError>>),
+    /// On a virtual clock: the latency after which the result arrives, in nanoseconds (which
+    /// keeps a read as small as a ready one), and the result; `Ready(None)` once taken.
+    After(u64, Result<Sample, ReadError>),
     Waiting(Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>),
 }
 
@@ -54,11 +59,61 @@ impl ReadFuture {
         ReadFuture(ReadState::Waiting(Box::pin(future)))
     }
 
+    /// A read whose result is known when it starts and arrives `latency` later, as a
+    /// simulation's does: on the wall clock a future that sleeps for `latency` (as
+    /// [`ReadFuture::new`] over a sleep would be); with no latency, [`ReadFuture::ready`]. On a
+    /// virtual clock ([`Clock::Virtual`](crate::Clock::Virtual)) no timer is set: the sensor
+    /// answers at once with the instant its answer is due, and its group settles it as of that
+    /// instant, so simulated latencies cost no timer and no wake-up each (polled as a future, it
+    /// sleeps like the wall clock's).
+    pub fn after(latency: Duration, result: Result<Sample, ReadError>) -> Self {
+        if latency.is_zero() {
+            ReadFuture::ready(result)
+        } else if crate::clock::is_virtual() {
+            // 64 bits of nanoseconds hold 584 years (a configured latency is at most ten).
+            let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+            ReadFuture(ReadState::After(nanos, result))
+        } else {
+            ReadFuture::sleeping(latency, result)
+        }
+    }
+
+    /// A future that answers `result` after sleeping for `latency`, whatever the clock (for a
+    /// read made with [`ReadFuture::after`] that must be waited for where it is: one that ends
+    /// the sensor).
+    pub(crate) fn sleeping(latency: Duration, result: Result<Sample, ReadError>) -> Self {
+        ReadFuture::new(async move {
+            actix_rt::time::sleep(latency).await;
+            result
+        })
+    }
+
     /// Takes the result of a read made with [`ReadFuture::ready`] (once); `None` for a future.
     pub fn take_ready(&mut self) -> Option<Result<Sample, ReadError>> {
         match &mut self.0 {
             ReadState::Ready(result) => result.take(),
-            ReadState::Waiting(_) => None,
+            ReadState::After(..) | ReadState::Waiting(_) => None,
+        }
+    }
+
+    /// The read as a boxed future: a future's own box (no allocation), or one made for a read
+    /// that is done or known in advance.
+    pub(crate) fn into_boxed(self) -> Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>> {
+        match self.0 {
+            ReadState::Waiting(future) => future,
+            state => Box::pin(ReadFuture(state)),
+        }
+    }
+
+    /// Takes the latency and result of a read made with [`ReadFuture::after`] on a virtual clock
+    /// (once); `None` for any other read.
+    pub(crate) fn take_after(&mut self) -> Option<(Duration, Result<Sample, ReadError>)> {
+        if !matches!(self.0, ReadState::After(..)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.0, ReadState::Ready(None)) {
+            ReadState::After(nanos, result) => Some((Duration::from_nanos(nanos), result)),
+            _ => None,
         }
     }
 }
@@ -66,11 +121,17 @@ impl ReadFuture {
 impl Future for ReadFuture {
     type Output = Result<Sample, ReadError>;
 
-    /// Polls the driver's future; a ready read answers at once. Polling again after the result
-    /// was taken is a bug of the caller and panics, as for any finished future.
+    /// Polls the driver's future; a ready read answers at once, and a read made with
+    /// [`ReadFuture::after`] on a virtual clock becomes a sleep of its latency at its first poll.
+    /// Polling again after the result was taken is a bug of the caller and panics, as for any
+    /// finished future.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        if let Some((latency, result)) = self.take_after() {
+            *self = ReadFuture::sleeping(latency, result);
+        }
         match &mut self.0 {
             ReadState::Ready(result) => std::task::Poll::Ready(result.take().expect("a ready read is taken once")),
+            ReadState::After(..) => unreachable!("a delayed read became a sleep above"),
             ReadState::Waiting(future) => future.as_mut().poll(cx),
         }
     }
@@ -80,6 +141,11 @@ impl fmt::Debug for ReadFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             ReadState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            ReadState::After(nanos, result) => f
+                .debug_tuple("After")
+                .field(&Duration::from_nanos(*nanos))
+                .field(result)
+                .finish(),
             ReadState::Waiting(_) => f.write_str("Waiting"),
         }
     }

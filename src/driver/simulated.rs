@@ -448,13 +448,7 @@ impl Driver for Simulated {
             Behaviour::Hang => return ReadFuture::new(std::future::pending()),
             Behaviour::Panic(message) => panic!("{message}"),
         };
-        if latency.is_zero() {
-            return ReadFuture::ready(result);
-        }
-        ReadFuture::new(async move {
-            actix_rt::time::sleep(latency).await;
-            result
-        })
+        ReadFuture::after(latency, result)
     }
 }
 

@@ -16,6 +16,15 @@
 //! are outstanding; the next is sent as one settles. A large round goes out in slices of
 //! `FAN_OUT_SLICE` (1,024) reads, the group yielding to its sensors between slices.
 //!
+//! On a virtual clock, a sensor whose read is known when it starts (a simulation's) answers at
+//! once with the instant the read completes; the group keeps such answers ([`DueAnswers`]) and
+//! settles each as of its instant, before anything that happens after it. It wakes for them only
+//! when something depends on their instants (the round's end, a full analysis batch), so
+//! simulated latencies cost no timer per read and no turn of the runtime per millisecond. A group
+//! with `max_in_flight` has its sensors wait for such reads instead: there, whether a read ending
+//! exactly at its deadline is timed out depends on the order in which tokio fires the two
+//! timers, which keeping answers until due cannot reproduce.
+//!
 //! Two kinds of group exist:
 //! - a configured group (`[[groups]]`) restarts its children by its strategy (`one_for_one`,
 //!   `one_for_all`, `rest_for_one`): its members, and through the root its child groups, which
@@ -41,6 +50,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use self::due::DueAnswers;
 use super::restart::{on_exit, restart_set, Exit, Intensity, NoRestart, RestartTracker, StoppedWith, Window};
 use super::SensorState;
 use super::{Escalation, RestartSubgroups};
@@ -52,6 +62,7 @@ use crate::data::{Absence, Backoff, EventKind, Outcome, ReadError, Reading, Rest
 use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
+mod due;
 mod membership;
 pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
 
@@ -276,6 +287,9 @@ pub(crate) struct GroupSetup {
 /// The round a group is reading.
 struct RoundInFlight {
     round: u64,
+    /// When the round began: its reads went out then, all of them in a group without
+    /// `max_in_flight`.
+    began: Instant,
     /// Settled outcomes not yet handed to the analysis, as `(member, outcome)`: handed over
     /// every [`ANALYSIS_BATCH`] and when the round ends, so the round is analysed while its
     /// slower reads are still awaited.
@@ -298,8 +312,11 @@ struct RoundInFlight {
     /// Deadlines of the sent reads in send order, one entry per burst of sends: `(deadline,
     /// end)` covers `books.order[previous end..end]`, all sent at the same instant.
     deadlines: VecDeque<(Instant, usize)>,
-    /// The timer of the earliest deadline; cancelled when the round completes.
+    /// The round's one timer: for the earliest deadline, or the instant kept answers must
+    /// settle at (see `arm`); re-armed when that changes, cancelled when the round completes.
     timer: Option<SpawnHandle>,
+    /// When `timer` fires.
+    timer_at: Option<Instant>,
     /// Where the batch goes when every read is settled.
     done: oneshot::Sender<GroupRound>,
     /// Whether a continuation of the fan-out is scheduled (see [`FAN_OUT_SLICE`]).
@@ -316,6 +333,9 @@ struct Books {
     incarnations: Vec<u32>,
     /// The members read this round (those with an actor when it began), in send order.
     order: Vec<u32>,
+    /// Outcomes of reads answered ahead of time (on a virtual clock), kept until they are due:
+    /// exactly the awaited reads with such an answer.
+    due: DueAnswers<Outcome>,
 }
 
 /// Reads a group sends before it yields to its sensors: they answer (and their envelopes are
@@ -989,7 +1009,10 @@ impl GroupSupervisor {
             // `Closed` at once, which supervision then treats as a failure.
             let sent = match &self.children[local].addr {
                 Some(addr) if addr.connected() => {
-                    addr.do_send(StartRead { round: cur.round });
+                    addr.do_send(StartRead {
+                        round: cur.round,
+                        ahead: self.setup.max_in_flight == 0,
+                    });
                     true
                 }
                 _ => false,
@@ -1006,12 +1029,7 @@ impl GroupSupervisor {
         if cur.sent > first {
             cur.deadlines.push_back((now + self.setup.read_timeout, cur.sent));
         }
-        // One timer at a time, for the earliest deadline; `deadline` arms the next one.
-        if cur.timer.is_none() {
-            if let Some(&(at, _)) = cur.deadlines.front() {
-                cur.timer = Some(ctx.run_later(at.saturating_duration_since(now), |act, ctx| act.deadline(ctx)));
-            }
-        }
+        self.arm(ctx);
         if resume {
             ctx.spawn(tokio::task::yield_now().into_actor(self).map(|(), act, ctx| {
                 if let Some(cur) = act.current.as_mut() {
@@ -1022,10 +1040,70 @@ impl GroupSupervisor {
         }
     }
 
-    /// The earliest deadline passed: every read due by now and not settled is timed out.
+    /// Arms the round's one timer for the next instant the group must act at by itself: the
+    /// earliest deadline, and for the answers it keeps, the earliest of them while reads wait
+    /// for room to be sent or while settling them could fill an analysis batch (either must
+    /// happen at that answer's instant), else the latest once every read left has answered
+    /// ahead (the round ends then). Kept answers due before settle when the group next acts
+    /// (`settle_due`): nothing depends on their instants until then.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(cur) = self.current.as_mut() else { return };
+        let due = &cur.books.due;
+        let kept = if due.is_empty() {
+            None
+        } else if (cur.sent < cur.books.order.len() && !cur.resuming) || cur.batch.len() + due.len() >= ANALYSIS_BATCH {
+            due.earliest()
+        } else if cur.left == due.len() {
+            due.latest()
+        } else {
+            None
+        };
+        let target = match (cur.deadlines.front().map(|&(at, _)| at), kept) {
+            (Some(deadline), Some(kept)) => Some(deadline.min(kept)),
+            (deadline, kept) => deadline.or(kept),
+        };
+        if target == cur.timer_at {
+            return;
+        }
+        if let Some(timer) = cur.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        cur.timer_at = target;
+        if let Some(at) = target {
+            let wait = at.saturating_duration_since(Instant::now());
+            cur.timer = Some(ctx.run_later(wait, |act, ctx| act.deadline(ctx)));
+        }
+    }
+
+    /// Settles the kept answers due by now, in the order of their instants: called first
+    /// whenever the group acts, so each settles before anything that happens after it. Once the
+    /// run is ending, they are dropped unsettled, as answers arriving then are.
+    fn settle_due(&mut self) {
+        let Some(cur) = self.current.as_mut().filter(|cur| !cur.books.due.is_empty()) else {
+            return;
+        };
+        if self.ending {
+            return cur.books.due.clear();
+        }
+        let now = Instant::now();
+        while let Some((member, outcome)) = cur.books.due.pop_due(now) {
+            let local = member as usize;
+            cur.books.awaiting[local] = false;
+            cur.in_flight -= 1;
+            cur.left -= 1;
+            settle(cur, &mut self.children, &self.setup, local, outcome);
+        }
+    }
+
+    /// The round's timer fired: kept answers due by now settle, then every read due by now and
+    /// not settled is timed out.
     fn deadline(&mut self, ctx: &mut Context<Self>) {
         let Some(cur) = self.current.as_mut() else { return };
-        cur.timer = None;
+        (cur.timer, cur.timer_at) = (None, None);
+        // Each kept answer is due before its read's deadline (see the answer handler): it
+        // settles first.
+        self.settle_due();
+        let Some(cur) = self.current.as_mut() else { return };
         let now = Instant::now();
         // Bursts are queued in send order, so their deadlines are in order too: stop at the
         // first one still ahead.
@@ -1189,8 +1267,14 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         if self.ending {
             return;
         }
+        // Kept answers due by now completed before this one arrived. (Another answer ahead is
+        // only kept too: nothing it does depends on them, and a round's reads answer at once.)
+        if !matches!(msg.answer, Answer::Ahead { .. }) {
+            self.settle_due();
+        }
         if let Answer::BuildFailed { cause } = msg.answer {
-            return self.build_failed(msg.member as usize, msg.incarnation, cause, ctx);
+            self.build_failed(msg.member as usize, msg.incarnation, cause, ctx);
+            return self.arm(ctx);
         }
         let Some(cur) = self.current.as_mut() else { return };
         let local = msg.member as usize;
@@ -1203,7 +1287,27 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
                 latency,
                 timestamp,
             } if current && round == cur.round => outcome(result, latency, timestamp, self.setup.read_timeout),
-            Answer::Stopped if current => Outcome::Unavailable(Absence::Closed),
+            Answer::Ahead { round, result, latency } if current && round == cur.round => {
+                // Its read started when the round's reads went out, as did every read of a group
+                // without `max_in_flight` (the only ones answered ahead), and it arrives then.
+                debug_assert_eq!(Instant::now(), cur.began, "an answer ahead arrives as its read starts");
+                // Kept until it is due. One due at or after its read's deadline is left to the
+                // deadline, which times it out: at the same instant the deadline comes first, as
+                // it does for an answer that waited on its own timer.
+                if latency < self.setup.read_timeout {
+                    let at = cur.began + latency;
+                    let outcome = outcome(result, latency, crate::clock::at(at), self.setup.read_timeout);
+                    cur.books.due.push(at, msg.member, outcome);
+                }
+                return self.arm(ctx);
+            }
+            Answer::Stopped if current => {
+                // Its read, answered ahead or not, ends here: it was not due yet.
+                if !cur.books.due.is_empty() {
+                    cur.books.due.remove(msg.member);
+                }
+                Outcome::Unavailable(Absence::Closed)
+            }
             // Late: another round's answer, a settled read, or a replaced actor.
             _ => return,
         };
@@ -1215,6 +1319,8 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
             self.pump(ctx);
         }
         self.complete_if_settled(ctx);
+        // What the timer waits for may have changed (the last reads left answered ahead).
+        self.arm(ctx);
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {
@@ -1247,10 +1353,12 @@ impl Handler<ReadGroup> for GroupSupervisor {
         books
             .order
             .extend((0..n as u32).filter(|&local| self.children[local as usize].addr.is_some()));
+        books.due.clear();
         let read = books.order.len();
         self.round = msg.round;
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
+            began: Instant::now(),
             batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
             reuse: self.setup.keep_outcomes.then_some(msg.reuse),
             notes: Vec::new(),
@@ -1261,6 +1369,7 @@ impl Handler<ReadGroup> for GroupSupervisor {
             in_flight: 0,
             deadlines: VecDeque::new(),
             timer: None,
+            timer_at: None,
             done,
             resuming: false,
         });
@@ -1307,6 +1416,8 @@ impl Handler<ReportStates> for GroupSupervisor {
     type Result = MessageResult<ReportStates>;
 
     fn handle(&mut self, msg: ReportStates, _ctx: &mut Context<Self>) -> Self::Result {
+        // Kept answers due by now settled before the run ends (none is kept between rounds).
+        self.settle_due();
         if msg.ending {
             self.ending = true;
             if self.current.is_none() {

@@ -153,10 +153,17 @@ impl Handler<RemoveMember> for GroupSupervisor {
             removed.insert(at, local as u32);
         }
         self.setup.removed = removed.into();
-        // A read of it that the round in flight still awaits is settled now, once.
+        // Kept answers due by now completed before the removal (on a virtual clock): settled
+        // first, as every message to the group does.
+        self.settle_due();
+        // A read of it that the round in flight still awaits is settled now, once: an answer of
+        // it kept until due is dropped, so that it is not counted a second time.
         let Some(cur) = self.current.as_mut() else { return };
         if !cur.books.awaiting.get(local).is_some_and(|&awaited| awaited) {
             return;
+        }
+        if !cur.books.due.is_empty() {
+            cur.books.due.remove(local as u32);
         }
         cur.books.awaiting[local] = false;
         cur.in_flight -= 1;
@@ -167,5 +174,7 @@ impl Handler<RemoveMember> for GroupSupervisor {
             self.pump(ctx);
         }
         self.complete_if_settled(ctx);
+        // What the timer waits for may have changed (the removed read was the next one due).
+        self.arm(ctx);
     }
 }
