@@ -3,8 +3,9 @@
 //! virtual time (rounds start every second, reads take 10 ms unless said otherwise), then checks
 //! the exact per-round accounting, the files and the journal.
 
+mod common;
+
 use std::future::{pending, Future};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,14 +118,6 @@ impl Handler<RoundSummary> for Rounds {
     }
 }
 
-fn lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Runs `toml` on `clock` with the files and a round recorder attached, while `script` runs
 /// beside it with the run's `Control` and the instant the run started; checks the accounting
 /// invariants of every run, and returns what the run left and what the script returned.
@@ -156,9 +149,9 @@ where
     assert_eq!(summary.reads.requested, rounds.iter().map(|r| r.requested).sum::<u64>());
     assert_eq!(summary.reads.ok, rounds.iter().map(|r| r.ok).sum::<u64>());
     let run = Run {
-        events: lines(&dir.path().join("events.jsonl")),
-        readings: lines(&dir.path().join("readings.jsonl")),
-        anomalies: lines(&dir.path().join("anomalies.jsonl")),
+        events: common::read_lines(&dir.path().join("events.jsonl")),
+        readings: common::read_lines(&dir.path().join("readings.jsonl")),
+        anomalies: common::read_lines(&dir.path().join("anomalies.jsonl")),
         dir,
         rounds,
         summary,
@@ -717,7 +710,7 @@ error_rate = 0.0
     assert!((gone - 1..=gone).contains(&count("temperature-17")));
     assert!((gone_bus - 1..=gone_bus).contains(&count("bus-3")));
     assert_eq!(summary.sensors.len(), 43);
-    let readings: Vec<Line> = lines(&dir.path().join("readings.jsonl"));
+    let readings: Vec<Line> = common::read_lines(&dir.path().join("readings.jsonl"));
     assert_eq!(readings.len() as u64, summary.reads.ok);
     let of = |id: &str| {
         readings

@@ -1,8 +1,9 @@
 //! Supervision end to end: restarts, hangs, intensity, backoff, restart types, group strategies,
 //! escalation and the journal, each run through `sensor_actors::run` under tokio's paused clock.
 
+mod common;
+
 use std::future::pending;
-use std::path::Path;
 use std::sync::Arc;
 
 use sensor_actors::config::{RestartType, SensorSpec};
@@ -73,14 +74,6 @@ impl Outcome {
     }
 }
 
-fn lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Runs `config` to the end; the calling test pauses tokio's clock first.
 async fn run_config(config: Config) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
@@ -90,10 +83,10 @@ async fn run_config(config: Config) -> Outcome {
     let summary = run(config, options, pending()).await.unwrap();
     let r = &summary.reads;
     assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable);
-    let readings: Vec<ReadingLine> = lines(&dir.path().join("readings.jsonl"));
+    let readings: Vec<ReadingLine> = common::read_lines(&dir.path().join("readings.jsonl"));
     assert_eq!(readings.len() as u64, r.ok);
     Outcome {
-        events: lines(&dir.path().join("events.jsonl")),
+        events: common::read_lines(&dir.path().join("events.jsonl")),
         readings,
         summary,
     }

@@ -3,8 +3,9 @@
 //! parent's strategy taking in its child groups, and per-failure directives (restart, stop,
 //! escalate, resume). Each scenario checks the journal event for event and the accounting.
 
+mod common;
+
 use std::future::pending;
-use std::path::Path;
 
 use sensor_actors::{run, Config, RunOptions, Summary};
 use serde::Deserialize;
@@ -72,14 +73,6 @@ impl Outcome {
     }
 }
 
-fn lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Runs `toml` to the end (the calling test pauses tokio's clock first) and checks that every
 /// read is accounted for and that the summary counts the journal's events.
 async fn run_toml(toml: &str) -> Outcome {
@@ -91,7 +84,7 @@ async fn run_toml(toml: &str) -> Outcome {
     let summary = run(config, options, pending()).await.unwrap();
     let r = &summary.reads;
     assert_eq!(r.requested, r.ok + r.failed + r.timed_out + r.unavailable);
-    let events: Vec<Event> = lines(&dir.path().join("events.jsonl"));
+    let events: Vec<Event> = common::read_lines(&dir.path().join("events.jsonl"));
     for (kind, count) in &summary.events {
         let journaled = events.iter().filter(|e| &e.event == kind).count() as u64;
         assert_eq!(journaled, *count, "{kind}");

@@ -17,9 +17,10 @@
 //! 48 cases (or `PROPTEST_CASES`); failures are saved in
 //! `proptest-regressions/tree_holds_under_nested_faults.txt` and replayed first.
 
+mod common;
+
 use std::collections::HashMap;
 use std::future::pending;
-use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -175,14 +176,6 @@ fn case() -> impl Strategy<Value = Case> {
     })
 }
 
-fn lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Runs `toml` on a fresh system with the paused clock: its summary and journal.
 fn run_once(toml: &str) -> Result<(Summary, Vec<Event>), String> {
     let config = Config::from_toml_str(toml, "prop.toml").map_err(|e| e.to_string())?;
@@ -199,7 +192,7 @@ fn run_once(toml: &str) -> Result<(Summary, Vec<Event>), String> {
     });
     let summary = system.block_on(run(config, RunOptions { out: Some(out) }, pending()));
     let summary = summary.map_err(|e| e.to_string())?;
-    Ok((summary, lines(&dir.path().join("events.jsonl"))))
+    Ok((summary, common::read_lines(&dir.path().join("events.jsonl"))))
 }
 
 /// The state a journal ending in `event` leaves a sensor in.

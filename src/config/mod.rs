@@ -217,7 +217,7 @@ impl Directives {
     }
 
     /// The kinds whose directive is not `restart`, with it, for display (`hung: stop`).
-    pub fn overrides(&self) -> Vec<(FailureKind, Directive)> {
+    pub(crate) fn overrides(&self) -> Vec<(FailureKind, Directive)> {
         [
             FailureKind::Panic,
             FailureKind::Fatal,
@@ -249,7 +249,7 @@ pub struct RootPolicy {
 impl RootPolicy {
     /// The root's policy when `[root]` is absent: escalated groups are given up at once, the
     /// rest taken from `supervision`.
-    pub fn from_supervision(supervision: &RestartPolicy) -> Self {
+    pub(crate) fn from_supervision(supervision: &RestartPolicy) -> Self {
         RootPolicy {
             max_restarts: 0,
             within: supervision.within,

@@ -129,6 +129,19 @@ pub(crate) struct RawDirectives {
 }
 
 impl RawDirectives {
+    /// Refuses what no level may say: `resume` for a stopped actor. `at` is the table holding
+    /// the `directives` key.
+    pub(super) fn check(&self, origin: &str, at: &str) -> Result<(), ConfigError> {
+        if self.stopped == Some(Directive::Resume) {
+            return Err(ConfigError::new(
+                origin,
+                format!("{at}.directives.stopped"),
+                "expected restart, stop or escalate: an actor that stopped has nothing to resume",
+            ));
+        }
+        Ok(())
+    }
+
     /// `base` with the directives given here in place of its own.
     pub(super) fn over(&self, base: Directives) -> Directives {
         let mut d = base;

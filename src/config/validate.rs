@@ -200,12 +200,8 @@ impl RawPolicy {
             hung_after: self.hung_after.unwrap_or(base.hung_after),
             directives: self.directives.map_or(base.directives, |d| d.over(base.directives)),
         };
-        if policy.directives.stopped == Directive::Resume {
-            return Err(ConfigError::new(
-                origin,
-                format!("{at}.directives.stopped"),
-                "expected restart, stop or escalate: an actor that stopped has nothing to resume",
-            ));
+        if let Some(d) = &self.directives {
+            d.check(origin, at)?;
         }
         if policy.within.is_zero() {
             return Err(ConfigError::new(
@@ -240,34 +236,24 @@ impl RawPolicy {
 const UNIT_MAX: usize = 32;
 
 impl RawRoot {
-    /// `[root]`, its unset keys taken from `[supervision]`.
+    /// `[root]`, its unset keys taken from the root's default policy, checked as a restart
+    /// policy is.
     fn validate(&self, origin: &str, supervision: &RestartPolicy) -> Result<RootPolicy, ConfigError> {
-        let base = RootPolicy::from_supervision(supervision);
-        let dur = |field: &str, v: &Option<String>, default: Duration| match v {
-            Some(s) => parse_duration(origin, &format!("root.{field}"), s),
-            None => Ok(default),
+        let default = RootPolicy::from_supervision(supervision);
+        let raw = RawPolicy {
+            max_restarts: Some(self.max_restarts.unwrap_or(default.max_restarts)),
+            within: self.within.clone(),
+            backoff_min: self.backoff_min.clone(),
+            backoff_max: self.backoff_max.clone(),
+            ..RawPolicy::default()
         };
-        let root = RootPolicy {
-            max_restarts: self.max_restarts.unwrap_or(base.max_restarts),
-            within: dur("within", &self.within, base.within)?,
-            backoff_min: dur("backoff_min", &self.backoff_min, base.backoff_min)?,
-            backoff_max: dur("backoff_max", &self.backoff_max, base.backoff_max)?,
-        };
-        if root.within.is_zero() {
-            return Err(ConfigError::new(origin, "root.within", "expected a duration above 0s"));
-        }
-        if root.backoff_min > root.backoff_max {
-            return Err(ConfigError::new(
-                origin,
-                "root.backoff_min",
-                format!(
-                    "{} is greater than backoff_max {}",
-                    humantime::format_duration(root.backoff_min),
-                    humantime::format_duration(root.backoff_max)
-                ),
-            ));
-        }
-        Ok(root)
+        let policy = raw.validate(origin, "root", supervision)?;
+        Ok(RootPolicy {
+            max_restarts: policy.max_restarts,
+            within: policy.within,
+            backoff_min: policy.backoff_min,
+            backoff_max: policy.backoff_max,
+        })
     }
 }
 
@@ -301,12 +287,8 @@ fn validate_groups(
                 "expected a duration above 0s",
             ));
         }
-        if g.directives.is_some_and(|d| d.stopped == Some(Directive::Resume)) {
-            return Err(ConfigError::new(
-                origin,
-                format!("{at}.directives.stopped"),
-                "expected restart, stop or escalate: an actor that stopped has nothing to resume",
-            ));
+        if let Some(d) = &g.directives {
+            d.check(origin, &at)?;
         }
         directives.push(g.directives);
         groups.push(GroupSpec {

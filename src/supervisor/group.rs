@@ -464,6 +464,17 @@ impl GroupSupervisor {
         self.send(event);
     }
 
+    /// Journals member `local`'s `restart_scheduled` after `delay`, chosen by `backoff`.
+    fn journal_scheduled(&self, local: usize, delay: Duration, backoff: Backoff) {
+        let event = SupervisionEvent {
+            delay: Some(delay),
+            restarts: Some(self.children[local].restarts),
+            backoff: Some(backoff),
+            ..self.event(Some(self.id(local)), EventKind::RestartScheduled, None)
+        };
+        self.send(event);
+    }
+
     /// Builds the member's driver and actor from its spec, on this group's arbiter. A build that
     /// fails at once leaves the member running without an actor and gives the cause, for the
     /// caller to fail it once its other members are started.
@@ -771,13 +782,7 @@ impl GroupSupervisor {
         // The whole set waits for the one delay and restarts together.
         for &s in &set {
             self.children[s].state = SensorState::Restarting;
-            let event = SupervisionEvent {
-                delay: Some(delay),
-                restarts: Some(self.children[s].restarts),
-                backoff: Some(backoff),
-                ..self.event(Some(self.id(s)), EventKind::RestartScheduled, None)
-            };
-            self.send(event);
+            self.journal_scheduled(s, delay, backoff);
         }
         if !subgroups.is_empty() {
             self.setup.subgroup_restarts.do_send(RestartSubgroups {
@@ -936,13 +941,7 @@ impl GroupSupervisor {
                         if self.children[local].state == SensorState::Removed {
                             continue;
                         }
-                        let event = SupervisionEvent {
-                            delay: Some(delay),
-                            restarts: Some(self.children[local].restarts),
-                            backoff: Some(backoff),
-                            ..self.event(Some(self.id(local)), EventKind::RestartScheduled, None)
-                        };
-                        self.send(event);
+                        self.journal_scheduled(local, delay, backoff);
                     }
                 }
             }

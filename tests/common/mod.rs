@@ -143,6 +143,11 @@ pub async fn run_to_end(config: Config, out: Option<&Path>) -> Summary {
 
 /// The JSON objects of a `.jsonl` file.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    read_lines(path)
+}
+
+/// The lines of a `.jsonl` file, each as a `T`.
+pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
