@@ -403,11 +403,51 @@ async fn a_sensor_the_events_and_the_summary() {
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
     let tail = get_json(address, &format!("/api/events?since={}", total - 3)).await;
     assert_eq!(tail["events"].as_array().unwrap().len(), 3);
+    let (status, kind, page) = get(address, "/").await;
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert_eq!(page, sensor_actors::live::DASHBOARD);
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the dashboard fetches nothing from elsewhere"
+    );
     let run = get_json(address, "/api/summary").await;
     assert_eq!(run["rounds"], summary.rounds);
     assert_eq!(run["reads"], serde_json::to_value(summary.reads).unwrap());
     assert_eq!(run["restarts"], summary.restarts);
     assert_eq!(run["seed"], summary.seed);
+
+    // The rounds kept (all of them here): in order, their reads and anomalies adding up to the
+    // run's.
+    let rounds = get_json(address, "/api/rounds").await;
+    let rounds = rounds["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len() as u64, summary.rounds);
+    let numbers: Vec<u64> = rounds.iter().map(|r| r["round"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (1..=summary.rounds).collect::<Vec<_>>());
+    for outcome in ["requested", "ok", "failed", "timed_out", "unavailable"] {
+        let sum: u64 = rounds.iter().map(|r| r["reads"][outcome].as_u64().unwrap()).sum();
+        assert_eq!(
+            serde_json::json!(sum),
+            serde_json::to_value(summary.reads).unwrap()[outcome],
+            "{outcome}"
+        );
+    }
+    let found: u64 = summary.anomalies.values().sum();
+    assert!(
+        found > sensor_actors::live::ANOMALY_RING as u64,
+        "{found}: too few to fill the ring"
+    );
+    assert_eq!(
+        rounds.iter().map(|r| r["anomalies"].as_u64().unwrap()).sum::<u64>(),
+        found
+    );
+    // The anomalies kept: the newest of the ring's size, oldest first, counted in full.
+    let anomalies = get_json(address, "/api/anomalies").await;
+    assert_eq!(anomalies["total"], found);
+    let kept = anomalies["anomalies"].as_array().unwrap();
+    assert_eq!(kept.len(), sensor_actors::live::ANOMALY_RING);
+    let order: Vec<u64> = kept.iter().map(|a| a["round"].as_u64().unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    assert_eq!(*order.last().unwrap(), summary.rounds);
     server.stop().await;
 }
 

@@ -33,10 +33,11 @@ use model::Model;
 
 pub use metrics::CONTENT_TYPE;
 pub use model::{
-    AnomalyView, EventView, EventsView, GroupNode, PolicyView, ReadingView, RootView, RunView, SensorNode, SensorView,
-    TreeView, EVENT_RING, LAST_READINGS, RECENT_ANOMALIES, SENSOR_STATES, TREE_MEMBERS, UNGROUPED,
+    AnomaliesView, AnomalyView, EventView, EventsView, GroupNode, PolicyView, ReadingView, RootView, RoundView,
+    RoundsView, RunView, SensorNode, SensorView, TreeView, ANOMALY_RING, EVENT_RING, LAST_READINGS, RECENT_ANOMALIES,
+    ROUND_RING, SENSOR_STATES, TREE_MEMBERS, UNGROUPED,
 };
-pub use server::{configure, LiveServer, DEFAULT_PAGE, MAX_PAGE};
+pub use server::{configure, LiveServer, DASHBOARD, DEFAULT_PAGE, MAX_PAGE};
 
 /// Messages waiting for one client of `/api/stream`; more are dropped (and counted) while it
 /// lags.
@@ -175,30 +176,13 @@ impl Handler<Journal> for LiveView {
     }
 }
 
-/// A round as `/api/stream` sends it.
-#[derive(Serialize)]
-struct RoundEvent<'a> {
-    round: u64,
-    wall_ms: f64,
-    skipped_before: u64,
-    reads: &'a crate::report::ReadCounts,
-    anomalies: u64,
-}
-
 impl Handler<RoundSummary> for LiveView {
     type Result = ();
 
     fn handle(&mut self, s: RoundSummary, _ctx: &mut Context<Self>) {
-        self.model.round(&s);
+        let view = self.model.round(&s);
         self.metrics.round(&s);
-        let event = RoundEvent {
-            round: s.round,
-            wall_ms: s.wall.as_secs_f64() * 1000.0,
-            skipped_before: s.skipped_before,
-            reads: &s.reads,
-            anomalies: s.anomalies,
-        };
-        self.broadcast("round", &event);
+        self.broadcast("round", &view);
     }
 }
 
@@ -303,6 +287,32 @@ impl Handler<Summarise> for LiveView {
 
     fn handle(&mut self, _: Summarise, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.model.run.clone())
+    }
+}
+
+/// Lists the recent rounds (`/api/rounds`).
+#[derive(Debug, Message)]
+#[rtype(result = "RoundsView")]
+pub struct ListRounds;
+
+impl Handler<ListRounds> for LiveView {
+    type Result = MessageResult<ListRounds>;
+
+    fn handle(&mut self, _: ListRounds, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.model.rounds())
+    }
+}
+
+/// Lists the recent anomalies of every sensor (`/api/anomalies`).
+#[derive(Debug, Message)]
+#[rtype(result = "AnomaliesView")]
+pub struct ListAnomalies;
+
+impl Handler<ListAnomalies> for LiveView {
+    type Result = MessageResult<ListAnomalies>;
+
+    fn handle(&mut self, _: ListAnomalies, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.model.anomalies())
     }
 }
 

@@ -24,6 +24,12 @@ pub const RECENT_ANOMALIES: usize = 5;
 /// Supervision events kept for `/api/events` (the newest).
 pub const EVENT_RING: usize = 1_024;
 
+/// Rounds kept for `/api/rounds` (the newest): ten minutes of 1 s rounds.
+pub const ROUND_RING: usize = 600;
+
+/// Anomalies kept for `/api/anomalies` (the newest, of every sensor).
+pub const ANOMALY_RING: usize = 256;
+
 /// A group with more sensors than this is summarised in `/api/tree` (counts by state);
 /// `/api/groups/{name}` lists its members.
 pub const TREE_MEMBERS: usize = 100;
@@ -157,6 +163,49 @@ impl From<&Anomaly> for AnomalyView {
             timestamp: crate::sinks::rfc3339(&a.timestamp),
         }
     }
+}
+
+/// One round as `/api/rounds` lists it and the event stream sends it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundView {
+    /// The round, from 1.
+    pub round: u64,
+    /// Its wall time, in milliseconds.
+    pub wall_ms: f64,
+    /// Ticks skipped just before it.
+    pub skipped_before: u64,
+    /// Its reads by outcome.
+    pub reads: ReadCounts,
+    /// Anomalies found in it.
+    pub anomalies: u64,
+}
+
+impl From<&RoundSummary> for RoundView {
+    fn from(s: &RoundSummary) -> Self {
+        RoundView {
+            round: s.round,
+            wall_ms: ms(s.wall),
+            skipped_before: s.skipped_before,
+            reads: s.reads,
+            anomalies: s.anomalies,
+        }
+    }
+}
+
+/// The recent rounds, `/api/rounds`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundsView {
+    /// The newest rounds, oldest first (at most [`ROUND_RING`]).
+    pub rounds: Vec<RoundView>,
+}
+
+/// The recent anomalies of every sensor, `/api/anomalies`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomaliesView {
+    /// Anomalies found so far.
+    pub total: u64,
+    /// The newest, oldest first (at most [`ANOMALY_RING`]).
+    pub anomalies: Vec<AnomalyView>,
 }
 
 /// One supervision event as `/api/events` and the event stream show it, with its place in the
@@ -480,6 +529,11 @@ pub(super) struct Model {
     events: VecDeque<(u64, SupervisionEvent)>,
     seq: u64,
     shards: Vec<crate::report::GroupSummary>,
+    /// The newest rounds.
+    rounds: VecDeque<RoundView>,
+    /// The newest anomalies of every sensor, and how many there were.
+    anomalies: VecDeque<AnomalyView>,
+    anomaly_total: u64,
 }
 
 impl Model {
@@ -520,6 +574,9 @@ impl Model {
             events: VecDeque::new(),
             seq: 0,
             shards: Vec::new(),
+            rounds: VecDeque::new(),
+            anomalies: VecDeque::new(),
+            anomaly_total: 0,
             sensors: Vec::with_capacity(config.sensors.len()),
             policies: Vec::new(),
             groups,
@@ -612,6 +669,11 @@ impl Model {
             }
             live.anomalies.push_back(view.clone());
         }
+        self.anomaly_total += 1;
+        if self.anomalies.len() == ANOMALY_RING {
+            self.anomalies.pop_front();
+        }
+        self.anomalies.push_back(view.clone());
         view
     }
 
@@ -680,8 +742,8 @@ impl Model {
         self.run.groups = groups;
     }
 
-    /// A round's summary arrived.
-    pub(super) fn round(&mut self, s: &RoundSummary) {
+    /// A round's summary arrived; returns its view.
+    pub(super) fn round(&mut self, s: &RoundSummary) -> RoundView {
         self.run.rounds += 1;
         self.run.skipped_rounds += s.skipped_before;
         let r = &mut self.run.reads;
@@ -692,6 +754,27 @@ impl Model {
         r.unavailable += s.reads.unavailable;
         self.run.last_round_ms = Some(ms(s.wall));
         self.run.subscribers_missed = s.subscribers_missed;
+        let view = RoundView::from(s);
+        if self.rounds.len() == ROUND_RING {
+            self.rounds.pop_front();
+        }
+        self.rounds.push_back(view.clone());
+        view
+    }
+
+    /// The rounds kept.
+    pub(super) fn rounds(&self) -> RoundsView {
+        RoundsView {
+            rounds: self.rounds.iter().cloned().collect(),
+        }
+    }
+
+    /// The anomalies kept.
+    pub(super) fn anomalies(&self) -> AnomaliesView {
+        AnomaliesView {
+            total: self.anomaly_total,
+            anomalies: self.anomalies.iter().cloned().collect(),
+        }
     }
 
     /// The run's summary arrived: it ended.

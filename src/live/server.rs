@@ -11,8 +11,13 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
 
 use super::{
-    DescribeGroup, DescribeSensor, DescribeTree, Follow, ListEvents, LiveView, RenderMetrics, Summarise, CONTENT_TYPE,
+    DescribeGroup, DescribeSensor, DescribeTree, Follow, ListAnomalies, ListEvents, ListRounds, LiveView,
+    RenderMetrics, Summarise, CONTENT_TYPE,
 };
+
+/// The dashboard: one self-contained page (its script and style inline, nothing fetched from
+/// elsewhere), built into the binary.
+pub const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Sensors listed per page of `/api/groups/{name}` unless `limit` says otherwise.
 pub const DEFAULT_PAGE: usize = 1_000;
@@ -67,14 +72,17 @@ impl LiveServer {
 }
 
 /// The live view's routes (the app must hold a `web::Data<Addr<LiveView>>`):
-/// `/metrics`, `/api/tree`, `/api/groups/{name}`, `/api/sensors/{id}`, `/api/events`,
-/// `/api/summary`, `/api/stream`.
+/// the dashboard at `/`, `/metrics`, `/api/tree`, `/api/groups/{name}`, `/api/sensors/{id}`,
+/// `/api/events`, `/api/rounds`, `/api/anomalies`, `/api/summary`, `/api/stream`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics))
+    cfg.route("/", web::get().to(dashboard))
+        .route("/metrics", web::get().to(metrics))
         .route("/api/tree", web::get().to(tree))
         .route("/api/groups/{name}", web::get().to(group))
         .route("/api/sensors/{id}", web::get().to(sensor))
         .route("/api/events", web::get().to(events))
+        .route("/api/rounds", web::get().to(rounds))
+        .route("/api/anomalies", web::get().to(anomalies))
         .route("/api/summary", web::get().to(summary))
         .route("/api/stream", web::get().to(stream));
 }
@@ -88,6 +96,27 @@ fn unavailable() -> HttpResponse {
 
 fn not_found(what: &str) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({ "error": what }))
+}
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(DASHBOARD)
+}
+
+async fn rounds(live: Live) -> HttpResponse {
+    match live.send(ListRounds).await {
+        Ok(rounds) => HttpResponse::Ok().json(rounds),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn anomalies(live: Live) -> HttpResponse {
+    match live.send(ListAnomalies).await {
+        Ok(anomalies) => HttpResponse::Ok().json(anomalies),
+        Err(_) => unavailable(),
+    }
 }
 
 async fn metrics(live: Live) -> HttpResponse {
