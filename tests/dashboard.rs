@@ -222,14 +222,16 @@ impl Browser {
     }
 
     /// Evaluates `body`, the body of an async function, in the page; returns its value. The
-    /// page's helper `until(f)` waits (in the page) until `f()` is truthy, and returns it.
+    /// page's helper `until(f)` waits (in the page) until `f()` is truthy (an exception counts as
+    /// not yet: the page may still be loading), and returns it.
     async fn eval(&mut self, body: &str) -> Value {
         let expression = format!(
             "(async () => {{
                 const until = async (f, what) => {{
                     const end = Date.now() + {PATIENCE_MS};
                     for (;;) {{
-                        const v = f();
+                        let v = null;
+                        try {{ v = f(); }} catch (e) {{ v = null; }}
                         if (v) return v;
                         if (Date.now() > end) throw new Error('timed out waiting for ' + (what || f));
                         await new Promise(r => setTimeout(r, 25));
@@ -277,9 +279,15 @@ const PAINTED: &str =
     "const painted = id => { const c = q(id), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
      let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; };";
 
-#[actix_rt::test]
-async fn the_dashboard_shows_the_run_and_follows_it() {
-    let config = Collector::new().parse(RUN, "dashboard.toml").unwrap();
+/// Runs `text` on the real clock with a live view on an ephemeral loopback port and a browser on
+/// its dashboard; `browse` gets the browser and what ends the run (the run also ends when
+/// `browse` returns); returns the run's summary.
+async fn with_dashboard<F, Fut>(text: &str, browse: F) -> sensor_actors::Summary
+where
+    F: FnOnce(Browser, tokio::sync::oneshot::Sender<()>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let config = Collector::new().parse(text, "dashboard.toml").unwrap();
     let http = HttpConfig::new("127.0.0.1:0".parse().unwrap());
     let live = LiveView::new(&config, &http).start();
     let server = LiveServer::bind(http.address, live.clone()).unwrap();
@@ -288,10 +296,19 @@ async fn the_dashboard_shows_the_run_and_follows_it() {
     let run = LiveView::attach(&live, Collector::new()).run(config, async {
         let _ = stopped.await;
     });
-
-    let browse = async move {
+    let browsing = async move {
         let mut browser = Browser::launch().await;
         browser.call("Page.navigate", json!({ "url": page })).await;
+        browse(browser, stop).await;
+    };
+    let (summary, ()) = futures::join!(run, browsing);
+    server.stop().await;
+    summary.unwrap()
+}
+
+#[actix_rt::test]
+async fn the_dashboard_shows_the_run_and_follows_it() {
+    let summary = with_dashboard(RUN, |mut browser, stop| async move {
 
         // The tree (root, both groups nested, ungrouped), both charts, both feeds.
         let first = browser
@@ -372,9 +389,78 @@ async fn the_dashboard_shows_the_run_and_follows_it() {
             .await;
         assert_eq!(end, "finished");
         assert!(browser.errors.is_empty(), "errors in the page: {:?}", browser.errors);
-    };
-    let (summary, ()) = futures::join!(run, browse);
-    let summary = summary.unwrap();
+    })
+    .await;
     assert!(summary.rounds > 5);
-    server.stop().await;
+}
+
+/// 100,000 sensors in one rotation: the tree stays a summary, the page stays small, a group is
+/// paged 500 sensors at a time and a sensor is found by its id. The timings (click to render,
+/// the longest task of the page while it follows the run) are printed, not asserted.
+const LARGE: &str = r#"
+[collection]
+interval = "1s"
+read_timeout = "800ms"
+rounds = 100000
+seed = 5
+
+[[groups]]
+name = "bus"
+max_restarts = 100
+
+[[sensors]]
+count = 99990
+latency = ["100ms", "500ms"]
+error_rate = 0.01
+fatal_rate = 0.0001
+
+[[sensors]]
+name = "bus"
+count = 10
+group = "bus"
+latency = ["100ms", "500ms"]
+"#;
+
+#[actix_rt::test]
+async fn the_dashboard_stays_small_at_100000_sensors() {
+    let summary = with_dashboard(LARGE, |mut browser, stop| async move {
+        let seen = browser
+            .eval(
+                r#"window.longest = 0;
+                 new PerformanceObserver(l => { for (const e of l.getEntries()) window.longest = Math.max(window.longest, e.duration); })
+                     .observe({ type: 'longtask', buffered: true });
+                 await until(() => Number(q('#chart-duration').dataset.points) >= 2, 'two rounds');
+                 await until(() => q('[data-group="ungrouped"]') && q('[data-group="ungrouped"]').textContent.includes('99,990 sensors'), 'the tree');
+                 const elements = document.getElementsByTagName('*').length;
+                 let t = performance.now();
+                 q('[data-group="ungrouped"] > .row').click();
+                 await until(() => all('#group-cells .cell') === 500, 'the first page');
+                 const page = performance.now() - t;
+                 t = performance.now();
+                 q('#group-next').click();
+                 await until(() => q('#group-range').textContent === '501–1,000 of 99,990', 'the second page');
+                 const next = performance.now() - t;
+                 t = performance.now();
+                 q('#find').value = 'temperature-54321';
+                 q('#find').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }));
+                 await until(() => q('#sensor-title').textContent === 'sensor temperature-54321' && Number(q('#chart-sensor').dataset.points) >= 1, 'the sensor');
+                 const found = performance.now() - t;
+                 const rounds = Number(q('#chart-duration').dataset.points);
+                 await until(() => Number(q('#chart-duration').dataset.points) >= rounds + 2, 'two more rounds');
+                 return { elements, page, next, found, longest: window.longest,
+                          cells: document.querySelectorAll('.cell').length,
+                          summarised: q('[data-group="ungrouped"]').textContent.includes('summarised') };"#,
+            )
+            .await;
+        eprintln!("the dashboard at 100,000 sensors: {seen}");
+        // The page holds the tree's summary, a page of 500 sensors (and the 10 of `bus`), not
+        // 100,000 of anything.
+        assert_eq!(seen["summarised"], true, "{seen}");
+        assert_eq!(seen["cells"], 510, "{seen}");
+        assert!(seen["elements"].as_u64() < Some(2_000), "{seen}");
+        let _ = stop.send(());
+        assert!(browser.errors.is_empty(), "errors in the page: {:?}", browser.errors);
+    })
+    .await;
+    assert_eq!(summary.sensors.len(), 100_000);
 }
