@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use actix::Addr;
 
 use crate::parse::{quoted, ConfigError};
-use crate::supervisor::{AddSensors, RemoveSensor, SensorSupervisor};
+use crate::supervisor::{AddSensors, OperateSensor, Operation, RemoveSensor, SensorSupervisor};
 
 /// A handle on a run's sensors: adds sensors to it and removes them while it runs.
 ///
@@ -161,6 +161,41 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Stops sensor `id` (as Erlang/OTP's `supervisor:terminate_child`): its actor is stopped
+    /// and it stays stopped, whatever its restart type, until [`Control::restart`]; its group's
+    /// strategy does not start it with the others. A read of it still awaited in the round in
+    /// flight is counted `unavailable`, as are its later rounds. Journaled `stopped`, with
+    /// `requested by <requester>` as the cause. Refused for a sensor that is not running or
+    /// waiting for a restart, or whose group is down.
+    pub async fn stop(&self, requester: &str, id: &str) -> Result<(), ControlError> {
+        self.operate(requester, id, Operation::Stop).await
+    }
+
+    /// Restarts sensor `id` at once, without backoff, whatever its state (running, waiting for
+    /// a restart, stopped, given up): a fresh actor, as Erlang/OTP's `supervisor:restart_child`.
+    /// A read of it in flight is counted `unavailable`; a stopped or given-up sensor starts
+    /// with a fresh intensity window. Journaled `restarted`, with `requested by <requester>`
+    /// as the cause, and counted in its restarts. Refused when its group is down.
+    pub async fn restart(&self, requester: &str, id: &str) -> Result<(), ControlError> {
+        self.operate(requester, id, Operation::Restart).await
+    }
+
+    async fn operate(&self, requester: &str, id: &str, operation: Operation) -> Result<(), ControlError> {
+        let root = self.root(requester)?;
+        let request = OperateSensor {
+            requester: requester.to_string(),
+            id: id.to_string(),
+            operation,
+        };
+        root.send(request).await.unwrap_or_else(|_| {
+            Err(ControlError::Ended {
+                requester: requester.to_string(),
+            })
+        })
+    }
+}
+
 /// What [`Control::add`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -211,6 +246,17 @@ pub enum ControlError {
         id: String,
         /// The round the sensor was removed in, when it was.
         removed_in: Option<u64>,
+    },
+    /// The sensor cannot be stopped or restarted now: `why` says why (it is stopped already,
+    /// its group is down).
+    #[error("{}", ConfigError::new(requester, "id", format!("sensor {} {why}", quoted(id))))]
+    Refused {
+        /// Who asked.
+        requester: String,
+        /// The id.
+        id: String,
+        /// Why, in words.
+        why: String,
     },
     /// The run has not started ([`Collector::run`](crate::Collector::run) has not been called).
     #[error("{}", ConfigError::new(requester, "run", "not started yet"))]

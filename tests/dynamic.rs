@@ -804,3 +804,104 @@ async fn a_removed_member_is_left_out_of_its_groups_restarts() {
     assert_eq!(states[1], ("bus-2".into(), "removed".into(), 2));
     assert_eq!(run.summary.sensors[1].restarts, 0);
 }
+
+/// `Control::stop` at 1.5 s stops `temperature-2` for good (it is `permanent`): rounds 3 and 4
+/// count it `unavailable`, a second stop is refused, and `Control::restart` at 3.5 s starts it
+/// at once (no backoff), read again from round 5; both journaled with who asked, the restart
+/// counted.
+#[actix_rt::test]
+async fn a_stopped_sensor_stays_stopped_until_restarted() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}").replace("rounds = 5", "rounds = 6");
+    let (run, again) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        control.stop("test", "temperature-2").await.unwrap();
+        let again = control.stop("test", "temperature-2").await;
+        at(t0, 3500).await;
+        control.restart("test", "temperature-2").await.unwrap();
+        again
+    })
+    .await;
+    assert_eq!(
+        again.unwrap_err().to_string(),
+        "test: id: sensor \"temperature-2\" is not running: it is stopped already"
+    );
+    assert_eq!(run.read_rounds("temperature-2"), [1, 2, 5, 6]);
+    assert_eq!(run.requested(), [3; 6]);
+    let unavailable: Vec<u64> = run.rounds.iter().map(|r| r.unavailable).collect();
+    assert_eq!(unavailable, [0, 0, 1, 1, 0, 0]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 temperature-2 stopped (requested by test)",
+            "4 temperature-2 restarted (requested by test)"
+        ]
+    );
+    assert_eq!(run.summary.restarts, 1);
+    assert_eq!(run.summary.sensors[1].restarts, 1);
+    assert_eq!(run.summary.sensors[1].state, "running");
+}
+
+/// A restart while the sensor's read is in flight (1.005 s: round 2's 10 ms reads went out at
+/// 1 s) counts that read once, `unavailable`; the new actor is read from round 3.
+#[actix_rt::test]
+async fn a_restart_during_a_read_counts_the_read_once() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let (run, ()) = run_with(&toml, |control, t0| async move {
+        at(t0, 1005).await;
+        control.restart("test", "temperature-1").await.unwrap();
+    })
+    .await;
+    assert_eq!(run.read_rounds("temperature-1"), [1, 3, 4, 5]);
+    let round_2 = &run.rounds[1];
+    assert_eq!((round_2.requested, round_2.ok, round_2.unavailable), (3, 2, 1));
+    assert_eq!(run.journal(), ["2 temperature-1 restarted (requested by test)"]);
+    assert_eq!(run.summary.sensors[0].state, "running");
+}
+
+/// A member stopped by request is not taken into its group's strategy: when `g-2` panics in
+/// round 4, `one_for_all` stops and restarts `g-3` with it, not the stopped `g-1`, which stays
+/// stopped to the end; restarting a removed sensor is refused.
+#[actix_rt::test]
+async fn a_stopped_member_is_left_out_of_its_groups_strategy() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[groups]]\nname = \"g\"\nstrategy = \"one_for_all\"\n\
+         [[sensors]]\nname = \"g\"\ncount = 3\ngroup = \"g\"\n{}",
+        entry("faults = [ { round = 4, fault = \"panic\", sensor = \"g-2\" } ]")
+    )
+    .replace("rounds = 5", "rounds = 6");
+    let (run, refused) = run_with(&toml, |control, t0| async move {
+        at(t0, 1500).await;
+        control.stop("test", "g-1").await.unwrap();
+        control.remove("test", "g-3").await.unwrap();
+        control.restart("test", "g-3").await
+    })
+    .await;
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "test: id: sensor \"g-3\" was removed in round 2"
+    );
+    assert_eq!(run.read_rounds("g-1"), [1, 2]);
+    assert_eq!(
+        run.journal(),
+        [
+            "2 g-1 stopped (requested by test)",
+            "2 g-3 removed (requested by test)",
+            "4 g-2 failed (panic: injected panic in round 4)",
+            "4 g-2 restart_scheduled",
+            "4 g-2 restarted"
+        ]
+    );
+    let states: Vec<(String, String)> = run.states().into_iter().map(|(id, state, _)| (id, state)).collect();
+    let state = |id: &str, s: &str| (id.to_string(), s.to_string());
+    assert_eq!(
+        states,
+        [
+            state("g-1", "stopped"),
+            state("g-2", "running"),
+            state("g-3", "removed")
+        ]
+    );
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_rt::time::Instant;
 
-use super::group::{AdoptSubgroups, GroupKind, GroupSetup, RemoveMember, StartMembers};
+use super::group::{AdoptSubgroups, GroupKind, GroupSetup, OperateMember, Operation, RemoveMember, StartMembers};
 use super::restart::{GroupRestarts, RestartTracker};
 use super::{log_event, GroupSlot, GroupState, SensorSupervisor};
 use crate::aggregator::local::GrowTracks;
@@ -57,6 +57,18 @@ pub(crate) struct RemoveSensor {
     pub(crate) requester: String,
     /// The sensor's id.
     pub(crate) id: String,
+}
+
+/// Stops or restarts one sensor of the run (from [`Control::stop`](crate::Control::stop) and
+/// [`Control::restart`](crate::Control::restart)).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub(crate) struct OperateSensor {
+    /// Who asks: the origin of errors, and the journal's cause.
+    pub(crate) requester: String,
+    /// The sensor's id.
+    pub(crate) id: String,
+    pub(crate) operation: Operation,
 }
 
 /// What the root keeps to add and remove sensors while the run goes on.
@@ -116,6 +128,36 @@ impl SensorSupervisor {
     fn present(&mut self, id: &str) -> Option<usize> {
         let index = self.ids().latest(id)?;
         (!self.roster.removed.contains_key(&index)).then_some(index)
+    }
+
+    /// Sensor `id` of the run (not removed): its index, its group's slot and its position there.
+    fn locate(&mut self, requester: &str, id: &str) -> Result<(usize, usize, usize), ControlError> {
+        let unknown = |removed_in| ControlError::UnknownSensor {
+            requester: requester.to_string(),
+            id: id.to_string(),
+            removed_in,
+        };
+        let Some(index) = self.present(id) else {
+            let removed_in = (self.ids().latest(id)).and_then(|index| self.roster.removed.get(&index).copied());
+            return Err(unknown(removed_in));
+        };
+        // Its group: the configured group it names, else the shard whose members hold it
+        // (members are in index order).
+        let group = &self.sensors.entry(index).group;
+        let found = self.groups.iter().enumerate().find_map(|(k, g)| {
+            let configured = matches!(g.setup.kind, GroupKind::Configured { .. });
+            let ours = match group {
+                Some(name) => configured && g.name == *name,
+                None => !configured,
+            };
+            let local = g.members.binary_search(&index).ok().filter(|_| ours)?;
+            Some((k, local))
+        });
+        let Some((k, local)) = found else {
+            log::error!("sensor {id} (index {index}) is in no group");
+            return Err(unknown(None));
+        };
+        Ok((index, k, local))
     }
 
     /// The slot of configured group `name`, if it was started.
@@ -371,32 +413,8 @@ impl Handler<RemoveSensor> for SensorSupervisor {
         if self.closed() {
             return Err(ControlError::Ended { requester });
         }
-        let unknown = |removed_in| ControlError::UnknownSensor {
-            requester: requester.clone(),
-            id: id.clone(),
-            removed_in,
-        };
-        let Some(index) = self.present(&id) else {
-            let removed_in = (self.ids().latest(&id)).and_then(|index| self.roster.removed.get(&index).copied());
-            return Err(unknown(removed_in));
-        };
-        // Its group: the configured group it names, else the shard whose members hold it
-        // (members are in index order).
-        let entry = self.sensors.entry(index);
-        let group = entry.group.clone();
-        let found = self.groups.iter().enumerate().find_map(|(k, g)| {
-            let configured = matches!(g.setup.kind, GroupKind::Configured { .. });
-            let ours = match &group {
-                Some(name) => configured && g.name == *name,
-                None => !configured,
-            };
-            let local = g.members.binary_search(&index).ok().filter(|_| ours)?;
-            Some((k, local))
-        });
-        let Some((k, local)) = found else {
-            log::error!("sensor {id} (index {index}) is in no group");
-            return Err(unknown(None));
-        };
+        let (index, k, local) = self.locate(&requester, &id)?;
+        let group = self.sensors.entry(index).group.clone();
         self.roster.removed.insert(index, self.round);
         let slot = &mut self.groups[k];
         let mut removed = slot.setup.removed.to_vec();
@@ -422,6 +440,43 @@ impl Handler<RemoveSensor> for SensorSupervisor {
         Ok(Removed {
             sensor,
             last_round: self.round,
+        })
+    }
+}
+
+impl Handler<OperateSensor> for SensorSupervisor {
+    type Result = ResponseFuture<Result<(), ControlError>>;
+
+    fn handle(&mut self, msg: OperateSensor, _ctx: &mut Context<Self>) -> Self::Result {
+        let OperateSensor {
+            requester,
+            id,
+            operation,
+        } = msg;
+        if self.closed() {
+            return Box::pin(std::future::ready(Err(ControlError::Ended { requester })));
+        }
+        let (k, local) = match self.locate(&requester, &id) {
+            Ok((_, k, local)) => (k, local),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let request = self.groups[k].addr.send(OperateMember {
+            member: local,
+            operation,
+            cause: requested_by(&requester),
+        });
+        Box::pin(async move {
+            match request.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(why)) => Err(ControlError::Refused { requester, id, why }),
+                // The group's actor is gone: it was stopped (the run ends, or its supervisor
+                // stops it) between the request and now.
+                Err(_) => Err(ControlError::Refused {
+                    requester,
+                    id,
+                    why: "cannot be changed: its group is down".to_string(),
+                }),
+            }
         })
     }
 }

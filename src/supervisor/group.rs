@@ -64,7 +64,9 @@ use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRea
 
 mod due;
 mod membership;
+mod operator;
 pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
+pub(crate) use operator::{OperateMember, Operation};
 
 /// Asks a group supervisor to read its sensors for one round.
 #[derive(Debug, Clone, Message)]

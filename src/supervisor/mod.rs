@@ -30,9 +30,9 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) use dynamic::{AddSensors, RemoveSensor};
+pub(crate) use dynamic::{AddSensors, OperateSensor, RemoveSensor};
 use group::{ChildEscalated, Fate, Standing};
-pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor};
+pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor, Operation};
 pub(crate) use layout::describe;
 use restart::{GroupRestarts, RestartTracker};
 

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_rt::time::Instant;
 
-use super::{kind_of, settle, Action, Child, GroupSupervisor};
+use super::{kind_of, Action, Child, GroupSupervisor};
 use crate::config::SensorTable;
-use crate::data::{Absence, EventKind, Outcome, SensorState};
+use crate::data::{EventKind, SensorState};
 use crate::supervisor::restart::RestartTracker;
 
 /// Starts the members added to the group while the run goes on. The root sends it once the
@@ -153,28 +153,8 @@ impl Handler<RemoveMember> for GroupSupervisor {
             removed.insert(at, local as u32);
         }
         self.setup.removed = removed.into();
-        // Kept answers due by now completed before the removal (on a virtual clock): settled
-        // first, as every message to the group does.
-        self.settle_due();
         // A read of it that the round in flight still awaits is settled now, once: an answer of
         // it kept until due is dropped, so that it is not counted a second time.
-        let Some(cur) = self.current.as_mut() else { return };
-        if !cur.books.awaiting.get(local).is_some_and(|&awaited| awaited) {
-            return;
-        }
-        if !cur.books.due.is_empty() {
-            cur.books.due.remove(local as u32);
-        }
-        cur.books.awaiting[local] = false;
-        cur.in_flight -= 1;
-        cur.left -= 1;
-        let down = Outcome::Unavailable(Absence::Down);
-        settle(cur, &mut self.children, &self.setup, local, down);
-        if cur.sent < cur.books.order.len() && !cur.resuming {
-            self.pump(ctx);
-        }
-        self.complete_if_settled(ctx);
-        // What the timer waits for may have changed (the removed read was the next one due).
-        self.arm(ctx);
+        self.withdraw_read(local, ctx);
     }
 }
