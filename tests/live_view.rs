@@ -3,6 +3,8 @@
 //! resumed for the HTTP requests: a paused clock would fire the client's timeouts at once).
 //! Every figure is compared with the run's own summary, exactly.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -586,4 +588,158 @@ fn the_binary_serves_and_ends() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("live view on http://127.0.0.1:"), "{stderr}");
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("3 rounds"));
+}
+
+/// The control endpoints, on: with the token, a sensor is stopped, restarted, added and
+/// removed through the run's `Control`, each answered and journaled `requested by live view`;
+/// without it (or with another) nothing changes (401); refusals say why (409, 404, 400). A
+/// server without controls answers 403 and says how to turn them on.
+#[actix_rt::test]
+async fn the_controls_act_with_the_token_only() {
+    const TOKEN: &str = "0123456789abcdef-token";
+    let text = SMALL.replace("rounds = 8", "rounds = 1000000");
+    let config = Collector::new().parse(&text, "live.toml").unwrap();
+    let http = HttpConfig::new("127.0.0.1:0".parse().unwrap());
+    let live = LiveView::new(&config, &http).start();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let control = collector.control();
+    let server = LiveServer::bind_with_controls(http.address, live.clone(), control, TOKEN.to_string()).unwrap();
+    let plain = LiveServer::bind(http.address, live.clone()).unwrap();
+    let (address, plain_address) = (server.local_addr(), plain.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = LiveView::attach(&live, collector).run(config, async {
+        let _ = stopped.await;
+    });
+    let requests = async move {
+        let request = |method: &str, path: &str, token: Option<&str>, body: &str| {
+            let client = awc::Client::default();
+            let url = format!("http://{address}{path}");
+            let mut request = match method {
+                "POST" => client.post(url),
+                _ => client.delete(url),
+            };
+            if let Some(token) = token {
+                request = request.insert_header(("Authorization", format!("Bearer {token}")));
+            }
+            let body = body.to_string();
+            async move {
+                let mut response = request.send_body(body).await.unwrap();
+                let answer: serde_json::Value = response.json().await.unwrap();
+                (response.status().as_u16(), answer)
+            }
+        };
+        assert_eq!(get_json(address, "/api/controls").await["enabled"], true);
+        assert_eq!(get_json(plain_address, "/api/controls").await["enabled"], false);
+        let stop_2 = "/api/sensors/temperature-2/stop";
+        let (status, _) = request("POST", stop_2, None, "").await;
+        assert_eq!(status, 401);
+        let (status, _) = request("POST", stop_2, Some("0123456789abcdef-tokeN"), "").await;
+        assert_eq!(status, 401);
+        let mut answer = awc::Client::default()
+            .post(format!("http://{plain_address}{stop_2}"))
+            .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 403);
+        let off: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(
+            off["error"],
+            "the controls are off: start the run with --http-control (or [http] control = true)"
+        );
+
+        let done = request("POST", stop_2, Some(TOKEN), "").await;
+        assert_eq!(
+            done,
+            (200, serde_json::json!({ "sensor": "temperature-2", "done": "stopped" }))
+        );
+        let again = request("POST", stop_2, Some(TOKEN), "").await;
+        assert_eq!(
+            again,
+            (
+                409,
+                serde_json::json!({ "error": "live view: id: sensor \"temperature-2\" is not running: it is stopped already" })
+            )
+        );
+        let done = request("POST", "/api/sensors/temperature-2/restart", Some(TOKEN), "").await;
+        assert_eq!(
+            done,
+            (
+                200,
+                serde_json::json!({ "sensor": "temperature-2", "done": "restarted" })
+            )
+        );
+        let (status, added) = request(
+            "POST",
+            "/api/sensors",
+            Some(TOKEN),
+            "id = \"boiler-7\"\nlatency = [\"5ms\", \"10ms\"]",
+        )
+        .await;
+        assert_eq!(
+            (status, &added["sensors"]),
+            (200, &serde_json::json!(["boiler-7"])),
+            "{added}"
+        );
+        let (status, bad) = request("POST", "/api/sensors", Some(TOKEN), "id = \"boiler-8\"\nlatency = 5").await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            bad["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("live view: sensor.latency: "),
+            "{bad}"
+        );
+        let (status, removed) = request("DELETE", "/api/sensors/temperature-3", Some(TOKEN), "").await;
+        assert_eq!(
+            (status, &removed["done"]),
+            (200, &serde_json::json!("removed")),
+            "{removed}"
+        );
+        let (status, _) = request("DELETE", "/api/sensors/temperature-3", Some(TOKEN), "").await;
+        assert_eq!(status, 404);
+        stop.send(()).unwrap();
+    };
+    let (summary, ()) = futures::join!(run, requests);
+    let summary = summary.unwrap();
+    server.stop().await;
+    plain.stop().await;
+    // Each action journaled once, saying who asked; nothing for the refused ones.
+    let events: Vec<serde_json::Value> = common::read_lines(&dir.path().join("events.jsonl"));
+    let asked: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["cause"] == "requested by live view")
+        .map(|e| {
+            (
+                e["sensor"].as_str().unwrap().to_string(),
+                e["event"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pair = |s: &str, e: &str| (s.to_string(), e.to_string());
+    assert_eq!(
+        asked,
+        [
+            pair("temperature-2", "stopped"),
+            pair("temperature-2", "restarted"),
+            pair("boiler-7", "added"),
+            pair("temperature-3", "removed")
+        ]
+    );
+    let states: Vec<(&str, &str)> = summary
+        .sensors
+        .iter()
+        .map(|s| (s.id.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("temperature-1", "running"),
+            ("temperature-2", "running"),
+            ("temperature-3", "removed"),
+            ("temperature-4", "running"),
+            ("boiler-7", "running")
+        ]
+    );
 }

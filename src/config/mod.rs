@@ -380,7 +380,17 @@ pub struct HttpConfig {
     /// With `sensor_series`: at most this many sensors (the first in configuration order) get
     /// series; the others are counted in `sensor_actors_sensor_series_omitted`.
     pub max_sensor_series: usize,
+    /// The control endpoints (restart, stop, add, remove sensors), off by default; the binary
+    /// takes their token from [`HTTP_TOKEN_VARIABLE`].
+    pub control: bool,
 }
+
+/// The environment variable the binary takes the control endpoints' token from (never from
+/// the command line, where other users of the machine can see it, nor from the configuration).
+pub const HTTP_TOKEN_VARIABLE: &str = "SENSOR_ACTORS_HTTP_TOKEN";
+
+/// The shortest control token accepted.
+pub const MIN_TOKEN_LENGTH: usize = 16;
 
 impl HttpConfig {
     /// A server at `address` without per-sensor series.
@@ -389,6 +399,7 @@ impl HttpConfig {
             address,
             sensor_series: false,
             max_sensor_series: DEFAULT_MAX_SENSOR_SERIES,
+            control: false,
         }
     }
 }

@@ -189,6 +189,7 @@ pub(super) struct RawHttp {
     pub(super) address: Option<String>,
     pub(super) sensor_series: Option<bool>,
     pub(super) max_sensor_series: Option<usize>,
+    pub(super) control: Option<bool>,
 }
 
 /// The keys of a `[[sensors]]` entry that every driver shares; the rest go to the driver.

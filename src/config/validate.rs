@@ -136,6 +136,7 @@ impl RawHttp {
             http.address = parse_http_address(text).map_err(|e| ConfigError::new(origin, "http.address", e))?;
         }
         http.sensor_series = self.sensor_series.unwrap_or(false);
+        http.control = self.control.unwrap_or(false);
         if let Some(max) = self.max_sensor_series {
             if max == 0 || max > MAX_SENSOR_SERIES {
                 return Err(ConfigError::new(

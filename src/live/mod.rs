@@ -37,7 +37,7 @@ pub use model::{
     RoundsView, RunView, SensorNode, SensorView, TreeView, ANOMALY_RING, EVENT_RING, LAST_READINGS, RECENT_ANOMALIES,
     ROUND_RING, SENSOR_STATES, TREE_MEMBERS, UNGROUPED,
 };
-pub use server::{configure, LiveServer, DASHBOARD, DEFAULT_PAGE, MAX_PAGE};
+pub use server::{configure, LiveServer, DASHBOARD, DEFAULT_PAGE, MAX_PAGE, REQUESTER};
 
 /// Messages waiting for one client of `/api/stream`; more are dropped (and counted) while it
 /// lags.

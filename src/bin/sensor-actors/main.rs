@@ -120,10 +120,29 @@ struct RunArgs {
     /// (docs/live-view.md), e.g. 127.0.0.1:9184; overrides `[http] address`.
     #[arg(long, value_name = "ADDR", value_parser = sensor_actors::config::parse_http_address)]
     http: Option<std::net::SocketAddr>,
+    /// With --http: turn on the control endpoints (restart, stop, add and remove sensors), for
+    /// requests that carry the token in $SENSOR_ACTORS_HTTP_TOKEN; as `[http] control = true`.
+    #[arg(long, requires = "http")]
+    http_control: bool,
     /// With --clock virtual: the time of the first instant, RFC 3339 (default
     /// 2000-01-01T00:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_start)]
     start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The control endpoints' token, from the environment: one line naming `origin` when it is
+/// missing or too short.
+fn control_token(origin: &str) -> anyhow::Result<String> {
+    use sensor_actors::config::{HTTP_TOKEN_VARIABLE, MIN_TOKEN_LENGTH};
+    match std::env::var(HTTP_TOKEN_VARIABLE) {
+        Ok(token) if token.chars().count() >= MIN_TOKEN_LENGTH && !token.chars().any(char::is_whitespace) => Ok(token),
+        Ok(_) => Err(anyhow::anyhow!(
+            "{origin}: expected {HTTP_TOKEN_VARIABLE} to hold a token of at least {MIN_TOKEN_LENGTH} characters without spaces"
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "{origin}: set {HTTP_TOKEN_VARIABLE} to the token that control requests must carry (at least {MIN_TOKEN_LENGTH} characters)"
+        )),
+    }
 }
 
 /// `--start`: an RFC 3339 time.
@@ -352,12 +371,28 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             (None, None) => None,
         };
         let (collector, server) = match http {
-            Some((http, origin)) => {
+            Some((mut http, origin)) => {
+                let token = if args.http_control || http.control {
+                    let origin = if args.http_control {
+                        "command line: --http-control".to_string()
+                    } else {
+                        origin.replace("http.address", "http.control")
+                    };
+                    http.control = true;
+                    Some(control_token(&origin).map_err(Failure::Usage)?)
+                } else {
+                    None
+                };
                 let live = LiveView::new(&config, &http).start();
-                let server = LiveServer::bind(http.address, live.clone())
-                    .map_err(|e| Failure::Usage(anyhow::anyhow!("{origin}: cannot listen on {}: {e}", http.address)))?;
+                let server = match token {
+                    Some(token) => {
+                        LiveServer::bind_with_controls(http.address, live.clone(), collector.control(), token)
+                    }
+                    None => LiveServer::bind(http.address, live.clone()),
+                }
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("{origin}: cannot listen on {}: {e}", http.address)))?;
                 log::info!(
-                    "live view on http://{0}/metrics and http://{0}/api/tree (docs/live-view.md)",
+                    "live view on http://{0}/ (the dashboard), http://{0}/metrics and http://{0}/api (docs/live-view.md)",
                     server.local_addr()
                 );
                 (LiveView::attach(&live, collector), Some(server))
