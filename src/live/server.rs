@@ -250,10 +250,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// The run's control if the request may use it; else the response that says why not: 403 when
 /// the controls are off, 401 without the right token.
-fn authorise<'a>(access: &'a Access, request: &HttpRequest) -> Result<&'a Control, HttpResponse> {
+fn authorise<'a>(access: &'a Access, request: &HttpRequest) -> Result<&'a Control, Box<HttpResponse>> {
     let Some(controls) = access.as_ref().and_then(|a| a.get_ref().as_ref()) else {
         let off = "the controls are off: start the run with --http-control (or [http] control = true)";
-        return Err(HttpResponse::Forbidden().json(serde_json::json!({ "error": off })));
+        return Err(Box::new(
+            HttpResponse::Forbidden().json(serde_json::json!({ "error": off })),
+        ));
     };
     let given = request
         .headers()
@@ -262,9 +264,11 @@ fn authorise<'a>(access: &'a Access, request: &HttpRequest) -> Result<&'a Contro
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(token) if same(token.as_bytes(), controls.token.as_bytes()) => Ok(&controls.control),
-        _ => Err(HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-            .json(serde_json::json!({ "error": "expected the header Authorization: Bearer <token>" }))),
+        _ => Err(Box::new(
+            HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(serde_json::json!({ "error": "expected the header Authorization: Bearer <token>" })),
+        )),
     }
 }
 
@@ -287,7 +291,7 @@ async fn controls(access: Access) -> HttpResponse {
 async fn restart(access: Access, request: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let control = match authorise(&access, &request) {
         Ok(control) => control,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match control.restart(REQUESTER, &id).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "sensor": *id, "done": "restarted" })),
@@ -298,7 +302,7 @@ async fn restart(access: Access, request: HttpRequest, id: web::Path<String>) ->
 async fn stop(access: Access, request: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let control = match authorise(&access, &request) {
         Ok(control) => control,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match control.stop(REQUESTER, &id).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "sensor": *id, "done": "stopped" })),
@@ -309,7 +313,7 @@ async fn stop(access: Access, request: HttpRequest, id: web::Path<String>) -> Ht
 async fn remove(access: Access, request: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let control = match authorise(&access, &request) {
         Ok(control) => control,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match control.remove(REQUESTER, &id).await {
         Ok(removed) => HttpResponse::Ok().json(serde_json::json!({
@@ -323,7 +327,7 @@ async fn remove(access: Access, request: HttpRequest, id: web::Path<String>) -> 
 async fn add(access: Access, request: HttpRequest, body: String) -> HttpResponse {
     let control = match authorise(&access, &request) {
         Ok(control) => control,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match control.add_toml(REQUESTER, &body).await {
         Ok(added) => HttpResponse::Ok().json(serde_json::json!({
