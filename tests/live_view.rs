@@ -597,7 +597,11 @@ fn the_binary_serves_and_ends() {
 #[actix_rt::test]
 async fn the_controls_act_with_the_token_only() {
     const TOKEN: &str = "0123456789abcdef-token";
-    let text = SMALL.replace("rounds = 8", "rounds = 1000000");
+    let text = SMALL.replace("rounds = 8", "rounds = 1000000").replace(
+        "faults = [ { round = 3, fault = \"panic\", sensor = \"temperature-2\" } ]",
+        "",
+    );
+    assert!(!text.contains("faults"));
     let config = Collector::new().parse(&text, "live.toml").unwrap();
     let http = HttpConfig::new("127.0.0.1:0".parse().unwrap());
     let live = LiveView::new(&config, &http).start();
@@ -699,10 +703,41 @@ async fn the_controls_act_with_the_token_only() {
         );
         let (status, _) = request("DELETE", "/api/sensors/temperature-3", Some(TOKEN), "").await;
         assert_eq!(status, 404);
+        // The live view follows the added sensor from its first reading.
+        let boiler = loop {
+            let (status, _, body) = get(address, "/api/sensors/boiler-7").await;
+            let boiler: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if status == 200 && boiler["count"].as_u64() > Some(0) {
+                break boiler;
+            }
+        };
+        assert_eq!(
+            (&boiler["kind"], &boiler["unit"], &boiler["state"], &boiler["policy"]),
+            (
+                &serde_json::json!("temperature"),
+                &serde_json::json!("C"),
+                &serde_json::json!("running"),
+                &serde_json::Value::Null
+            ),
+            "{boiler}"
+        );
         stop.send(()).unwrap();
     };
     let (summary, ()) = futures::join!(run, requests);
     let summary = summary.unwrap();
+    until_finished(address).await;
+    let run = get_json(address, "/api/summary").await;
+    let counted = |state: &str| summary.sensors.iter().filter(|s| s.state == state).count() as u64;
+    for state in sensor_actors::live::SENSOR_STATES
+        .iter()
+        .filter(|&&s| s != "not_started")
+    {
+        assert_eq!(run["sensors"][state], counted(state), "{state}: {run}");
+    }
+    assert_eq!(run["sensors"]["removed"], 1);
+    let tree = get_json(address, "/api/tree").await;
+    let ungrouped = tree["groups"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(ungrouped["sensors"], 5, "{ungrouped}");
     server.stop().await;
     plain.stop().await;
     // Each action journaled once, saying who asked; nothing for the refused ones.

@@ -47,10 +47,12 @@ pub(super) enum Phase {
     GroupDown,
     Stopped,
     GivenUp,
+    /// Removed while the run goes on: nothing happens to it any more.
+    Removed,
 }
 
 /// Every state name a sensor can be reported in, in this order.
-pub const SENSOR_STATES: [&str; 5] = ["not_started", "running", "restarting", "stopped", "given_up"];
+pub const SENSOR_STATES: [&str; 6] = ["not_started", "running", "restarting", "stopped", "given_up", "removed"];
 
 impl Phase {
     /// The phase after `event`, one of the sensor's or of its group's (whose name is `group`);
@@ -61,7 +63,9 @@ impl Phase {
             return self;
         }
         match (own, event.event) {
-            (true, EventKind::Started | EventKind::Restarted | EventKind::Resumed) => Phase::Running,
+            (true, EventKind::Started | EventKind::Restarted | EventKind::Resumed | EventKind::Added) => Phase::Running,
+            (true, EventKind::Removed) => Phase::Removed,
+            (false, _) if self == Phase::Removed => self,
             (true, EventKind::Failed) => Phase::Down,
             (true, EventKind::RestartScheduled) => Phase::Restarting,
             (true, EventKind::Stopped) => Phase::Stopped,
@@ -82,6 +86,7 @@ impl Phase {
             Phase::Down | Phase::Restarting | Phase::GroupDown => "restarting",
             Phase::Stopped => "stopped",
             Phase::GivenUp => "given_up",
+            Phase::Removed => "removed",
         }
     }
 }
@@ -357,8 +362,9 @@ pub struct SensorNode {
     pub state: &'static str,
     /// Its restarts so far.
     pub restarts: u32,
-    /// Its restart policy.
-    pub policy: PolicyView,
+    /// Its restart policy (none for a sensor added while the run goes on: its entry is in no
+    /// stream).
+    pub policy: Option<PolicyView>,
 }
 
 /// A sensor's restart policy.
@@ -476,8 +482,8 @@ pub struct SensorView {
     pub state: &'static str,
     /// Its restarts so far.
     pub restarts: u32,
-    /// Its restart policy.
-    pub policy: PolicyView,
+    /// Its restart policy (none for a sensor added while the run goes on).
+    pub policy: Option<PolicyView>,
     /// Readings the live view received.
     pub count: u64,
     /// Smallest value.
@@ -514,8 +520,13 @@ pub(super) struct Model {
     /// The distinct restart policies (a few, whatever the number of sensors).
     policies: Vec<PolicyView>,
     live: Vec<SensorLive>,
-    /// Sensor index by id.
+    /// Sensor index by id (for an id added again after a removal, the newest).
     by_id: HashMap<Arc<str>, usize>,
+    /// The sensors of the configuration; the ones added while the run goes on come after them,
+    /// in the order of their `added` events, their run index learnt from their first reading.
+    configured: usize,
+    /// An added sensor's place here by its index in the run.
+    added_at: HashMap<usize, usize>,
     groups: Vec<GroupLive>,
     /// Group index by name.
     group_by_name: HashMap<String, usize>,
@@ -563,6 +574,8 @@ impl Model {
                 .map(|(i, s)| (s.id.clone(), i))
                 .collect(),
             group_of: Vec::with_capacity(config.sensors.len()),
+            configured: config.sensors.len(),
+            added_at: HashMap::new(),
             ungrouped: Vec::new(),
             root: RootView {
                 max_restarts: config.supervision.max_restarts,
@@ -638,10 +651,55 @@ impl Model {
         self.by_id.get(id).copied()
     }
 
+    /// The place here of the run's sensor `index`: itself for a configured sensor; for an added
+    /// one, the place its `added` event made for its id (`id` tells it),
+    /// `None` if that event has not arrived (it was dropped, or is still queued).
+    fn place(&mut self, index: usize, id: impl FnOnce() -> Arc<str>) -> Option<usize> {
+        if index < self.configured {
+            return Some(index);
+        }
+        if let Some(&at) = self.added_at.get(&index) {
+            return Some(at);
+        }
+        let at = *self.by_id.get(&id()).filter(|&&at| at >= self.configured)?;
+        if self.added_at.values().any(|&taken| taken == at) {
+            return None;
+        }
+        self.added_at.insert(index, at);
+        Some(at)
+    }
+
+    /// A sensor added while the run goes on (its `added` event): a place of its own, in its
+    /// group (or among the ungrouped), its kind and unit unknown until its first reading.
+    fn add(&mut self, id: &Arc<str>, group: Option<&Arc<str>>) -> usize {
+        let at = self.sensors.len();
+        let g = group.and_then(|g| self.group_by_name.get(&**g).copied());
+        self.sensors.push(SensorInfo {
+            id: id.clone(),
+            kind: Arc::from(""),
+            unit: Arc::from(""),
+            group: group.cloned(),
+            policy: u32::MAX,
+        });
+        self.live.push(SensorLive::default());
+        self.group_of.push(g);
+        match g {
+            Some(g) => self.groups[g].members.push(at),
+            None => self.ungrouped.push(at),
+        }
+        self.by_id.insert(id.clone(), at);
+        at
+    }
+
     /// A reading arrived; returns its configured group's index. A sensor the configuration did
     /// not have (one added while the run goes on) is not followed.
     pub(super) fn reading(&mut self, round: u64, r: &ReadingRecord<'_>) -> Option<usize> {
-        let live = self.live.get_mut(r.index)?;
+        let at = self.place(r.index, || r.sensor())?;
+        if self.sensors[at].kind.is_empty() {
+            self.sensors[at].kind = Arc::from(r.kind);
+            self.sensors[at].unit = Arc::from(r.unit);
+        }
+        let live = &mut self.live[at];
         live.stats.push(r.reading.value);
         if live.last.len() == LAST_READINGS {
             live.last.pop_front();
@@ -655,14 +713,15 @@ impl Model {
             timestamp_us: r.reading.timestamp.timestamp_micros(),
             latency_us: r.reading.latency.as_micros() as u64,
         });
-        self.group_of.get(r.index).copied().flatten()
+        self.group_of.get(at).copied().flatten()
     }
 
     /// An anomaly arrived.
     pub(super) fn anomaly(&mut self, a: &Anomaly) -> AnomalyView {
         *self.run.anomalies.entry(a.detector.to_string()).or_default() += 1;
         let view = AnomalyView::from(a);
-        if let Some(live) = self.live.get_mut(a.index) {
+        let at = self.place(a.index, || a.sensor.clone());
+        if let Some(live) = at.and_then(|at| self.live.get_mut(at)) {
             live.anomaly_count += 1;
             if live.anomalies.len() == RECENT_ANOMALIES {
                 live.anomalies.pop_front();
@@ -681,6 +740,9 @@ impl Model {
     pub(super) fn event(&mut self, e: &SupervisionEvent) -> u64 {
         self.seq += 1;
         *self.run.events.entry(e.event.as_str().to_string()).or_default() += 1;
+        if let (Some(id), EventKind::Added) = (&e.sensor, e.event) {
+            self.add(id, e.group.as_ref());
+        }
         match &e.sensor {
             Some(id) => {
                 if let Some(&i) = self.by_id.get(id) {
@@ -790,7 +852,7 @@ impl Model {
             id: self.sensors[i].id.to_string(),
             state: self.live[i].phase().state(),
             restarts: self.live[i].restarts,
-            policy: self.policies[self.sensors[i].policy as usize].clone(),
+            policy: self.policies.get(self.sensors[i].policy as usize).cloned(),
         }
     }
 
@@ -920,7 +982,7 @@ impl Model {
             group: spec.group.as_deref().map(str::to_string),
             state: live.phase().state(),
             restarts: live.restarts,
-            policy: self.policies[spec.policy as usize].clone(),
+            policy: self.policies.get(spec.policy as usize).cloned(),
             count: live.stats.count(),
             min: live.stats.min(),
             max: live.stats.max(),
