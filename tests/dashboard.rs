@@ -2,7 +2,8 @@
 //! live run's server, and the test checks, in the page, that the supervision tree, both charts
 //! and both feeds appear and then update, that a restart shows on its sensor, that a click on a
 //! group pages through its sensors and a click on a sensor plots its values, and that the run's
-//! end shows; then it saves a screenshot (`$CARGO_TARGET_TMPDIR/dashboard*.png`).
+//! end shows; then it saves a screenshot (`$CARGO_TARGET_TMPDIR/dashboard.png`, and
+//! `dashboard-100k.png` at 100,000 sensors).
 //!
 //! Chromium is driven over its DevTools protocol (a WebSocket of JSON messages) with awc, the
 //! HTTP client the live view's tests already use. The browser is Debian's `chromium` (or the
@@ -71,8 +72,9 @@ group = "line-b"
 latency = ["2ms", "10ms"]
 "#;
 
-/// How long the page may take for any one thing to appear.
-const PATIENCE_MS: u64 = 20_000;
+/// How long the page may take for any one thing to appear (generous: a debug build of 100,000
+/// sensors on a loaded machine takes seconds per round).
+const PATIENCE_MS: u64 = 60_000;
 
 /// The browser: `$CHROMIUM`, else Debian's `chromium`.
 fn chromium() -> String {
@@ -399,8 +401,8 @@ async fn the_dashboard_shows_the_run_and_follows_it() {
 /// the longest task of the page while it follows the run) are printed, not asserted.
 const LARGE: &str = r#"
 [collection]
-interval = "1s"
-read_timeout = "800ms"
+interval = "2s"
+read_timeout = "1500ms"
 rounds = 100000
 seed = 5
 
@@ -410,7 +412,7 @@ max_restarts = 100
 
 [[sensors]]
 count = 99990
-latency = ["100ms", "500ms"]
+latency = ["1ms", "5ms"]
 error_rate = 0.01
 fatal_rate = 0.0001
 
@@ -418,7 +420,7 @@ fatal_rate = 0.0001
 name = "bus"
 count = 10
 group = "bus"
-latency = ["100ms", "500ms"]
+latency = ["1ms", "5ms"]
 "#;
 
 #[actix_rt::test]
@@ -446,13 +448,14 @@ async fn the_dashboard_stays_small_at_100000_sensors() {
                  await until(() => q('#sensor-title').textContent === 'sensor temperature-54321' && Number(q('#chart-sensor').dataset.points) >= 1, 'the sensor');
                  const found = performance.now() - t;
                  const rounds = Number(q('#chart-duration').dataset.points);
-                 await until(() => Number(q('#chart-duration').dataset.points) >= rounds + 2, 'two more rounds');
+                 await until(() => Number(q('#chart-duration').dataset.points) > rounds, 'one more round');
                  return { elements, page, next, found, longest: window.longest,
                           cells: document.querySelectorAll('.cell').length,
                           summarised: q('[data-group="ungrouped"]').textContent.includes('summarised') };"#,
             )
             .await;
         eprintln!("the dashboard at 100,000 sensors: {seen}");
+        browser.screenshot("dashboard-100k.png").await;
         // The page holds the tree's summary, a page of 500 sensors (and the 10 of `bus`), not
         // 100,000 of anything.
         assert_eq!(seen["summarised"], true, "{seen}");
