@@ -28,7 +28,7 @@ def run(binary, config, rounds, sensors, http, every):
     scraper = None
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     for line in proc.stderr:
-        m = re.search(r"live view on http://([^/]+)/metrics", line)
+        m = re.search(r"live view on http://([^/]+)/", line)
         if m:
             scraper = threading.Thread(target=scrape, args=(m.group(1), every, stop, counts))
             scraper.start()

@@ -259,7 +259,7 @@ impl EventView {
 }
 
 /// A reading as kept: 32 bytes (its view is made when asked for).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct LastReading {
     round: u64,
     value: f64,
@@ -281,6 +281,30 @@ impl LastReading {
     }
 }
 
+/// A sensor's newest readings: a ring of [`LAST_READINGS`].
+#[derive(Debug, Default)]
+struct LastReadings {
+    ring: [LastReading; LAST_READINGS],
+    /// Readings kept (at most the ring's size).
+    len: u8,
+    /// Where the next one goes.
+    next: u8,
+}
+
+impl LastReadings {
+    fn push(&mut self, reading: LastReading) {
+        self.ring[self.next as usize] = reading;
+        self.next = ((self.next as usize + 1) % LAST_READINGS) as u8;
+        self.len = (self.len + 1).min(LAST_READINGS as u8);
+    }
+
+    /// The readings kept, oldest first.
+    fn oldest_first(&self) -> impl Iterator<Item = &LastReading> {
+        let start = (self.next as usize + LAST_READINGS - self.len as usize) % LAST_READINGS;
+        (0..self.len as usize).map(move |k| &self.ring[(start + k) % LAST_READINGS])
+    }
+}
+
 /// What a sensor is, from the configuration: its id and entry's settings, shared (`Arc`) with
 /// the other sensors of its entry; the policy as an index into the distinct policies.
 #[derive(Debug)]
@@ -298,8 +322,9 @@ struct SensorLive {
     phase: Option<Phase>,
     restarts: u32,
     stats: RunningStats,
-    /// The newest readings, at most [`LAST_READINGS`] (allocated at the first reading).
-    last: VecDeque<LastReading>,
+    /// The newest readings, at most [`LAST_READINGS`], in place: a reading touches the sensor's
+    /// one record, in the order the sensors are kept (no allocation of its own to follow).
+    last: LastReadings,
     /// The newest anomalies, at most [`RECENT_ANOMALIES`].
     anomalies: VecDeque<AnomalyView>,
     anomaly_count: u64,
@@ -701,13 +726,7 @@ impl Model {
         }
         let live = &mut self.live[at];
         live.stats.push(r.reading.value);
-        if live.last.len() == LAST_READINGS {
-            live.last.pop_front();
-        } else if live.last.capacity() == 0 {
-            // Exactly the readings kept: a growing deque would round up to 8.
-            live.last.reserve_exact(LAST_READINGS);
-        }
-        live.last.push_back(LastReading {
+        live.last.push(LastReading {
             round,
             value: r.reading.value,
             timestamp_us: r.reading.timestamp.timestamp_micros(),
@@ -989,7 +1008,7 @@ impl Model {
             mean: live.stats.mean(),
             stddev: live.stats.stddev(),
             anomalies: live.anomaly_count,
-            last_readings: live.last.iter().map(LastReading::view).collect(),
+            last_readings: live.last.oldest_first().map(LastReading::view).collect(),
             recent_anomalies: live.anomalies.iter().cloned().collect(),
         })
     }
@@ -1096,6 +1115,28 @@ mod tests {
         let page = m.group(UNGROUPED, 100, 50).unwrap();
         assert_eq!(page.members.unwrap().len(), 1);
         assert!(m.group("nope", 0, 10).is_none());
+    }
+
+    /// A sensor's last readings: the newest, oldest first.
+    #[test]
+    fn the_last_readings_are_the_newest_oldest_first() {
+        let mut last = LastReadings::default();
+        let rounds = |last: &LastReadings| last.oldest_first().map(|r| r.round).collect::<Vec<_>>();
+        assert_eq!(rounds(&last), Vec::<u64>::new());
+        for round in 1..=2 {
+            last.push(LastReading {
+                round,
+                ..LastReading::default()
+            });
+        }
+        assert_eq!(rounds(&last), [1, 2]);
+        for round in 3..=LAST_READINGS as u64 + 2 {
+            last.push(LastReading {
+                round,
+                ..LastReading::default()
+            });
+        }
+        assert_eq!(rounds(&last), (3..=LAST_READINGS as u64 + 2).collect::<Vec<_>>());
     }
 
     /// The ring keeps the newest events only.
