@@ -366,9 +366,25 @@ async fn the_tree_matches_the_summary() {
 /// bounded ring; `/api/summary` is the run's accounting.
 #[actix_rt::test]
 async fn a_sensor_the_events_and_the_summary() {
-    let (summary, server, _live) = run_live(CHAOS, 0, |_, _| async {}).await;
+    // Asked for before the run: watched from its first reading.
+    let (summary, server, _live) = run_live(CHAOS, 0, |address, _| async move {
+        let v = get_json(address, "/api/sensors/temperature-05").await;
+        assert_eq!(v["history"], serde_json::json!([]));
+    })
+    .await;
     let address = server.local_addr();
     until_finished(address).await;
+    let watched = get_json(address, "/api/sensors/temperature-05").await;
+    let s = summary.sensors.iter().find(|s| s.id == "temperature-05").unwrap();
+    let history = watched["history"].as_array().unwrap();
+    assert_eq!(history.len() as u64, s.count);
+    assert!(s.count > 20, "{}", s.count);
+    assert_eq!(history.last().unwrap()["value"].as_f64(), s.last);
+    let rounds: Vec<u64> = history.iter().map(|r| r["round"].as_u64().unwrap()).collect();
+    assert!(rounds.windows(2).all(|w| w[0] < w[1]), "{rounds:?}");
+    let values: Vec<f64> = history.iter().map(|r| r["value"].as_f64().unwrap()).collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    assert!((mean - s.mean.unwrap()).abs() <= 1e-9 * mean.abs());
     for s in summary.sensors.iter().filter(|s| s.count > 0).take(10) {
         let v = get_json(address, &format!("/api/sensors/{}", s.id)).await;
         assert_eq!(v["count"], s.count, "{}", s.id);
@@ -390,6 +406,10 @@ async fn a_sensor_the_events_and_the_summary() {
         assert_eq!(last.last().unwrap()["value"].as_f64(), s.last);
         let rounds: Vec<u64> = last.iter().map(|r| r["round"].as_u64().unwrap()).collect();
         assert!(rounds.windows(2).all(|w| w[0] < w[1]), "{rounds:?}");
+        // Asked for after the run: watched from now, its history the readings kept.
+        if s.id != "temperature-05" {
+            assert_eq!(v["history"], v["last_readings"], "{}", s.id);
+        }
         let recent = v["recent_anomalies"].as_array().unwrap();
         assert_eq!(
             recent.len() as u64,

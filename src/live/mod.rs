@@ -34,8 +34,8 @@ use model::Model;
 pub use metrics::CONTENT_TYPE;
 pub use model::{
     AnomaliesView, AnomalyView, EventView, EventsView, GroupNode, PolicyView, ReadingView, RootView, RoundView,
-    RoundsView, RunView, SensorNode, SensorView, TreeView, ANOMALY_RING, EVENT_RING, LAST_READINGS, RECENT_ANOMALIES,
-    ROUND_RING, SENSOR_STATES, TREE_MEMBERS, UNGROUPED,
+    RoundsView, RunView, SensorNode, SensorView, TreeView, ANOMALY_RING, EVENT_RING, HISTORY, LAST_READINGS,
+    RECENT_ANOMALIES, ROUND_RING, SENSOR_STATES, TREE_MEMBERS, UNGROUPED, WATCHED,
 };
 pub use server::{configure, LiveServer, DASHBOARD, DEFAULT_PAGE, MAX_PAGE, REQUESTER};
 
@@ -257,6 +257,7 @@ impl Handler<DescribeSensor> for LiveView {
     type Result = Option<SensorView>;
 
     fn handle(&mut self, q: DescribeSensor, _ctx: &mut Context<Self>) -> Self::Result {
+        self.model.watch(&q.id);
         self.model.sensor(&q.id)
     }
 }

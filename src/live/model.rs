@@ -21,6 +21,14 @@ pub const LAST_READINGS: usize = 5;
 /// Anomalies kept per sensor for `/api/sensors/{id}` (the newest).
 pub const RECENT_ANOMALIES: usize = 5;
 
+/// Sensors followed closely at once: each sensor asked for by `/api/sensors/{id}` keeps a longer
+/// history of its readings from then on, for the dashboard's plot; beyond this many, the one
+/// asked for least recently stops.
+pub const WATCHED: usize = 16;
+
+/// Readings kept per watched sensor (the newest).
+pub const HISTORY: usize = 600;
+
 /// Supervision events kept for `/api/events` (the newest).
 pub const EVENT_RING: usize = 1_024;
 
@@ -328,6 +336,17 @@ struct SensorLive {
     /// The newest anomalies, at most [`RECENT_ANOMALIES`].
     anomalies: VecDeque<AnomalyView>,
     anomaly_count: u64,
+    /// Whether it is watched: its readings also go to its history.
+    watched: bool,
+}
+
+/// A sensor followed closely since it was asked for: its readings, at most [`HISTORY`], and when
+/// it was last asked for (the order of requests).
+#[derive(Debug)]
+struct Watch {
+    at: usize,
+    history: VecDeque<LastReading>,
+    asked: u64,
 }
 
 impl SensorLive {
@@ -525,6 +544,9 @@ pub struct SensorView {
     pub last_readings: Vec<ReadingView>,
     /// Its newest anomalies, oldest first (at most [`RECENT_ANOMALIES`]).
     pub recent_anomalies: Vec<AnomalyView>,
+    /// Its readings since it was first asked for (and the last ones kept before), oldest first,
+    /// at most [`HISTORY`]: every sensor asked for is watched, up to [`WATCHED`] at once.
+    pub history: Vec<ReadingView>,
 }
 
 /// Recent supervision events, `/api/events?since=N`.
@@ -570,6 +592,10 @@ pub(super) struct Model {
     /// The newest anomalies of every sensor, and how many there were.
     anomalies: VecDeque<AnomalyView>,
     anomaly_total: u64,
+    /// The sensors watched, at most [`WATCHED`].
+    watches: Vec<Watch>,
+    /// Requests for a sensor so far (the watches' clock).
+    asked: u64,
 }
 
 impl Model {
@@ -615,6 +641,8 @@ impl Model {
             rounds: VecDeque::new(),
             anomalies: VecDeque::new(),
             anomaly_total: 0,
+            watches: Vec::new(),
+            asked: 0,
             sensors: Vec::with_capacity(config.sensors.len()),
             policies: Vec::new(),
             groups,
@@ -726,12 +754,21 @@ impl Model {
         }
         let live = &mut self.live[at];
         live.stats.push(r.reading.value);
-        live.last.push(LastReading {
+        let reading = LastReading {
             round,
             value: r.reading.value,
             timestamp_us: r.reading.timestamp.timestamp_micros(),
             latency_us: r.reading.latency.as_micros() as u64,
-        });
+        };
+        live.last.push(reading);
+        if live.watched {
+            if let Some(watch) = self.watches.iter_mut().find(|w| w.at == at) {
+                if watch.history.len() == HISTORY {
+                    watch.history.pop_front();
+                }
+                watch.history.push_back(reading);
+            }
+        }
         self.group_of.get(at).copied().flatten()
     }
 
@@ -990,6 +1027,32 @@ impl Model {
         }
     }
 
+    /// Watches sensor `id` from now on (see [`WATCHED`]); whether it is one.
+    pub(super) fn watch(&mut self, id: &str) -> bool {
+        let Some(&at) = self.by_id.get(id) else { return false };
+        self.asked += 1;
+        if let Some(watch) = self.watches.iter_mut().find(|w| w.at == at) {
+            watch.asked = self.asked;
+            return true;
+        }
+        if self.watches.len() == WATCHED {
+            let oldest = (0..self.watches.len())
+                .min_by_key(|&k| self.watches[k].asked)
+                .unwrap_or(0);
+            let gone = self.watches.swap_remove(oldest);
+            self.live[gone.at].watched = false;
+        }
+        // It starts with the readings kept for every sensor.
+        let history = self.live[at].last.oldest_first().copied().collect();
+        self.watches.push(Watch {
+            at,
+            history,
+            asked: self.asked,
+        });
+        self.live[at].watched = true;
+        true
+    }
+
     /// One sensor; `None` for an unknown id.
     pub(super) fn sensor(&self, id: &str) -> Option<SensorView> {
         let &i = self.by_id.get(id)?;
@@ -1009,6 +1072,12 @@ impl Model {
             stddev: live.stats.stddev(),
             anomalies: live.anomaly_count,
             last_readings: live.last.oldest_first().map(LastReading::view).collect(),
+            history: self
+                .watches
+                .iter()
+                .find(|w| w.at == i)
+                .map(|w| w.history.iter().map(LastReading::view).collect())
+                .unwrap_or_default(),
             recent_anomalies: live.anomalies.iter().cloned().collect(),
         })
     }
@@ -1137,6 +1206,29 @@ mod tests {
             });
         }
         assert_eq!(rounds(&last), (3..=LAST_READINGS as u64 + 2).collect::<Vec<_>>());
+    }
+
+    /// At most [`WATCHED`] sensors are watched; a new one ends the watch asked for least
+    /// recently.
+    #[test]
+    fn the_watch_asked_for_least_recently_ends_first() {
+        let config = crate::Collector::new()
+            .parse(&format!("[[sensors]]\ncount = {}\n", WATCHED + 2), "t.toml")
+            .unwrap();
+        let mut model = Model::new(&config);
+        let id = |k: usize| format!("temperature-{k:02}");
+        for k in 1..=WATCHED {
+            assert!(model.watch(&id(k)));
+        }
+        assert!(model.watch(&id(1)), "asked for again: now the most recent");
+        assert!(model.watch(&id(WATCHED + 1)));
+        let watched: Vec<bool> = model.live.iter().map(|l| l.watched).collect();
+        let mut expected = vec![true; WATCHED + 1];
+        expected[1] = false;
+        expected.push(false);
+        assert_eq!(watched, expected);
+        assert_eq!(model.watches.len(), WATCHED);
+        assert!(!model.watch("nope"));
     }
 
     /// The ring keeps the newest events only.
