@@ -396,6 +396,11 @@ async fn a_sensor_the_events_and_the_summary() {
             "{mean} {:?}",
             s.mean
         );
+        if let (Some(stddev), Some(expected)) = (v["stddev"].as_f64(), s.stddev) {
+            assert!((stddev - expected).abs() <= 1e-9 * expected, "{stddev} {expected}");
+        } else {
+            assert_eq!(v["stddev"].as_f64(), s.stddev);
+        }
         assert_eq!(v["anomalies"], s.anomalies);
         assert_eq!(v["state"], s.state.as_str());
         let last = v["last_readings"].as_array().unwrap();

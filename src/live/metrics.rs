@@ -336,11 +336,22 @@ impl Metrics {
         self.read_latency.add(round);
     }
 
-    /// A reading of sensor `index` (in configured group `group`, if any).
-    pub(super) fn reading(&self, index: usize, group: Option<usize>, value: f64) {
-        if let Some(counter) = group.and_then(|g| self.group_counters.get(g)) {
-            counter.inc();
+    /// The readings of a round by configured group (by group index).
+    pub(super) fn group_readings(&self, counts: &[u64]) {
+        for (counter, &n) in self.group_counters.iter().zip(counts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
         }
+    }
+
+    /// Whether some sensors have series of their own.
+    pub(super) fn per_sensor(&self) -> bool {
+        !self.sensor_series.is_empty()
+    }
+
+    /// A reading of sensor `index`, for its own series (if it has them).
+    pub(super) fn sensor_reading(&self, index: usize, value: f64) {
         if let Some(series) = self.sensor_series.get(index) {
             series.readings.inc();
             series.value.set(value);

@@ -136,11 +136,19 @@ impl Handler<Readings> for LiveView {
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
         let mut latencies = metrics::LatencyCounts::default();
+        // Counted here, added to the shared counters once a round.
+        let mut groups = vec![0u64; self.model.group_count()];
+        let per_sensor = self.metrics.per_sensor();
         for r in readings.iter() {
-            let group = self.model.reading(round, &r);
+            if let Some(g) = self.model.reading(round, &r) {
+                groups[g] += 1;
+            }
             latencies.observe(r.reading.latency.as_micros() as u64);
-            self.metrics.reading(r.index, group, r.reading.value);
+            if per_sensor {
+                self.metrics.sensor_reading(r.index, r.reading.value);
+            }
         }
+        self.metrics.group_readings(&groups);
         self.metrics.latencies(&latencies);
     }
 }

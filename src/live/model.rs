@@ -329,6 +329,9 @@ struct SensorInfo {
 struct SensorLive {
     phase: Option<Phase>,
     restarts: u32,
+    /// Its configured group's index, [`NO_GROUP`] for none (kept here, with what a reading
+    /// touches anyway).
+    group: u32,
     stats: RunningStats,
     /// The newest readings, at most [`LAST_READINGS`], in place: a reading touches the sensor's
     /// one record, in the order the sensors are kept (no allocation of its own to follow).
@@ -339,6 +342,9 @@ struct SensorLive {
     /// Whether it is watched: its readings also go to its history.
     watched: bool,
 }
+
+/// [`SensorLive::group`] of a sensor in no configured group.
+const NO_GROUP: u32 = u32::MAX;
 
 /// A sensor followed closely since it was asked for: its readings, at most [`HISTORY`], and when
 /// it was last asked for (the order of requests).
@@ -617,7 +623,7 @@ impl Model {
             .map(|(k, g)| (g.spec.name.clone(), k))
             .collect();
         let mut model = Model {
-            live: (0..config.sensors.len()).map(|_| SensorLive::default()).collect(),
+            live: Vec::with_capacity(config.sensors.len()),
             by_id: config
                 .sensors
                 .iter()
@@ -684,6 +690,10 @@ impl Model {
                 None => model.ungrouped.push(i),
             }
             model.group_of.push(g);
+            model.live.push(SensorLive {
+                group: g.map_or(NO_GROUP, |g| g as u32),
+                ..SensorLive::default()
+            });
         }
         model.count_states();
         model
@@ -692,6 +702,11 @@ impl Model {
     /// The configured groups (name, index), for the metrics' labels.
     pub(super) fn group_names(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().map(|g| g.spec.name.as_str())
+    }
+
+    /// How many configured groups there are.
+    pub(super) fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
     /// The sensors (id, configured group index) in configuration order.
@@ -734,7 +749,10 @@ impl Model {
             group: group.cloned(),
             policy: u32::MAX,
         });
-        self.live.push(SensorLive::default());
+        self.live.push(SensorLive {
+            group: g.map_or(NO_GROUP, |g| g as u32),
+            ..SensorLive::default()
+        });
         self.group_of.push(g);
         match g {
             Some(g) => self.groups[g].members.push(at),
@@ -748,7 +766,7 @@ impl Model {
     /// not have (one added while the run goes on) is not followed.
     pub(super) fn reading(&mut self, round: u64, r: &ReadingRecord<'_>) -> Option<usize> {
         let at = self.place(r.index, || r.sensor())?;
-        if self.sensors[at].kind.is_empty() {
+        if at >= self.configured && self.sensors[at].kind.is_empty() {
             self.sensors[at].kind = Arc::from(r.kind);
             self.sensors[at].unit = Arc::from(r.unit);
         }
@@ -761,6 +779,7 @@ impl Model {
             latency_us: r.reading.latency.as_micros() as u64,
         };
         live.last.push(reading);
+        let live = &self.live[at];
         if live.watched {
             if let Some(watch) = self.watches.iter_mut().find(|w| w.at == at) {
                 if watch.history.len() == HISTORY {
@@ -769,7 +788,7 @@ impl Model {
                 watch.history.push_back(reading);
             }
         }
-        self.group_of.get(at).copied().flatten()
+        (live.group != NO_GROUP).then_some(live.group as usize)
     }
 
     /// An anomaly arrived.
