@@ -24,6 +24,7 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message, MessageResult};
 
 use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
+use crate::aggregator::ANOMALY_LOG;
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
 use crate::data::{Absence, Outcome};
@@ -96,6 +97,9 @@ pub(crate) struct LocalAggregator {
     analysis: Arc<AnalysisConfig>,
     /// Whether the rounds' outcomes go on to the root (someone subscribed to the readings).
     keep_outcomes: bool,
+    /// Whether the anomalies found go on to the root as findings (someone subscribed to them);
+    /// else they are counted only, unless their debug log is on.
+    list_anomalies: bool,
     /// The valid range of each configuration entry's sensors (for `out_of_range`).
     ranges: Arc<[Option<(f64, f64)>]>,
     /// By group slot.
@@ -108,6 +112,7 @@ impl LocalAggregator {
         sensors: Arc<SensorTable>,
         analysis: Arc<AnalysisConfig>,
         keep_outcomes: bool,
+        list_anomalies: bool,
         groups: Vec<(usize, Arc<[usize]>)>,
     ) -> Self {
         let ranges = Self::ranges(&sensors, &analysis);
@@ -129,6 +134,7 @@ impl LocalAggregator {
             sensors,
             analysis,
             keep_outcomes,
+            list_anomalies,
             ranges,
             groups,
         }
@@ -177,6 +183,9 @@ impl Handler<Analyse> for LocalAggregator {
                 .resize(group.members.len(), Outcome::Unavailable(Absence::Down));
         }
         let (sensors, ranges) = (&*self.sensors, &*self.ranges);
+        // Findings (with their details) only when someone reads them: a subscriber, or the
+        // root's debug log of each anomaly. Else each is counted by detector.
+        let list = self.list_anomalies || log::log_enabled!(target: ANOMALY_LOG, log::Level::Debug);
         // One quiet section per batch: a detector's panic is caught where it is called
         // (`AnalysisConfig::observe`) and must not reach stderr.
         quietly(|| {
@@ -186,7 +195,7 @@ impl Handler<Analyse> for LocalAggregator {
                 let range = ranges[sensors.entry_index(index)];
                 group
                     .tracks
-                    .observe(local, index, range, msg.round, &outcome, &mut group.digest);
+                    .observe(local, index, range, msg.round, &outcome, list, &mut group.digest);
                 if let Some(slot) = group.outcomes.get_mut(local) {
                     *slot = outcome;
                 }
