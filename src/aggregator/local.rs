@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 
-use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::aggregator::ANOMALY_LOG;
+use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
 use crate::data::{Absence, Outcome};
