@@ -48,9 +48,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use self::due::DueAnswers;
+use self::inbox::{Doorbell, Inbox};
 use super::restart::{on_exit, restart_set, Exit, Intensity, NoRestart, RestartTracker, StoppedWith, Window};
 use super::SensorState;
 use super::{Escalation, RestartSubgroups};
@@ -63,6 +64,7 @@ use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
 mod due;
+pub(crate) mod inbox;
 mod membership;
 pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
 
@@ -349,7 +351,7 @@ pub(crate) struct GroupSupervisor {
     children: Vec<Child>,
     /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
     /// `started`, dropped with the group.
-    answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
+    answers: Option<Inbox>,
     /// The round being read, if any.
     current: Option<RoundInFlight>,
     /// The last round's bookkeeping vectors, kept for the next one.
@@ -1237,9 +1239,9 @@ impl Actor for GroupSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.answers = Some(tx);
-        ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let inbox = Inbox::default();
+        ctx.add_stream(inbox.doorbells());
+        self.answers = Some(inbox);
         let mut failed: Vec<(usize, String)> = Vec::new();
         for local in 0..self.children.len() {
             // Members removed while the run went on stay stopped when a group starts again.
@@ -1261,8 +1263,26 @@ impl Actor for GroupSupervisor {
     }
 }
 
-impl StreamHandler<SensorAnswer> for GroupSupervisor {
-    fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
+impl StreamHandler<Doorbell> for GroupSupervisor {
+    /// Answers are queued: handles them in order, up to a burst (then the group yields to the
+    /// other tasks of its arbiter before the rest, as a stream of them did).
+    fn handle(&mut self, _msg: Doorbell, ctx: &mut Context<Self>) {
+        let Some(inbox) = self.answers.clone() else { return };
+        let mut handled = 0;
+        while let Some(answer) = inbox.take(handled) {
+            handled += 1;
+            self.answer(answer, ctx);
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The group holds its inbox itself, so the stream only ends with the group.
+    }
+}
+
+impl GroupSupervisor {
+    /// Handles one sensor's answer.
+    fn answer(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
         if self.ending {
             return;
         }
@@ -1320,10 +1340,6 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         self.complete_if_settled(ctx);
         // What the timer waits for may have changed (the last reads left answered ahead).
         self.arm(ctx);
-    }
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The group holds a sender itself, so the stream only ends with the group.
     }
 }
 
