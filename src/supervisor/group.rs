@@ -1086,8 +1086,8 @@ impl GroupSupervisor {
         if self.ending {
             return cur.books.due.clear();
         }
-        let now = Instant::now();
-        while let Some((member, outcome)) = cur.books.due.pop_due(now) {
+        let by = cur.books.due.due_by(Instant::now());
+        while let Some((member, outcome)) = cur.books.due.pop_by(by) {
             let local = member as usize;
             cur.books.awaiting[local] = false;
             cur.in_flight -= 1;
