@@ -221,10 +221,10 @@ impl Handler<Analyse> for LocalAggregator {
         // (`AnalysisConfig::observe`) and must not reach stderr.
         let mut outcomes = msg.outcomes;
         let in_order = member_order(&mut self.positions, &mut self.order, &outcomes, group.members.len());
-        let order = &self.order;
+        let order: &[u32] = if in_order { &self.order } else { &[] };
         quietly(|| {
-            for k in 0..outcomes.len() {
-                let k = if in_order { order[k] as usize } else { k };
+            for i in 0..outcomes.len() {
+                let k = order.get(i).map_or(i, |&k| k as usize);
                 let (local, outcome) = &mut outcomes[k];
                 let local = *local as usize;
                 let index = group.members[local];

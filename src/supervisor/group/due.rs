@@ -166,7 +166,10 @@ impl<T> DueAnswers<T> {
             .keys
             .iter()
             .fold((u64::MAX, 0), |(lo, hi), &key| (lo.min(nanos(key)), hi.max(nanos(key))));
-        if n < 2 || (hi - lo) / MS > 4 * n as u64 + 64 || self.keys.iter().any(|&key| (nanos(key) - lo) % MS != 0) {
+        if n < 2
+            || (hi - lo) / MS > 4 * n as u64 + 64
+            || self.keys.iter().any(|&key| !(nanos(key) - lo).is_multiple_of(MS))
+        {
             return false;
         }
         let slot = |key: u128| ((nanos(key) - lo) / MS) as usize;
