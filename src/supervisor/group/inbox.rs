@@ -24,9 +24,54 @@ use crate::sensor::SensorAnswer;
 /// 16 items.
 pub(crate) const BURST: usize = 16;
 
+/// Answers per block of the queue.
+const BLOCK: usize = 32;
+
+/// Emptied blocks kept for reuse.
+const SPARE_BLOCKS: usize = 4;
+
+/// A queue of answers in blocks of [`BLOCK`], as tokio's channel keeps them: its memory follows
+/// the answers queued (a large group's whole round may be queued at once, when its sensors
+/// answer as fast as it sends), where one contiguous buffer would keep up to twice its peak, and
+/// three times while it grows.
+#[derive(Debug, Default)]
+struct Queue {
+    blocks: VecDeque<VecDeque<SensorAnswer>>,
+    spare: Vec<VecDeque<SensorAnswer>>,
+}
+
+impl Queue {
+    fn push_back(&mut self, answer: SensorAnswer) {
+        match self.blocks.back_mut() {
+            Some(block) if block.len() < BLOCK => block.push_back(answer),
+            _ => {
+                let mut block = self.spare.pop().unwrap_or_else(|| VecDeque::with_capacity(BLOCK));
+                block.push_back(answer);
+                self.blocks.push_back(block);
+            }
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<SensorAnswer> {
+        let block = self.blocks.front_mut()?;
+        let answer = block.pop_front();
+        if block.is_empty() {
+            let block = self.blocks.pop_front()?;
+            if self.spare.len() < SPARE_BLOCKS {
+                self.spare.push(block);
+            }
+        }
+        answer
+    }
+
+    fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
-    queue: VecDeque<SensorAnswer>,
+    queue: Queue,
     /// The group's task, when it waits for an answer.
     waker: Option<Waker>,
     /// The last doorbell's burst was full: yield before the next.
@@ -175,5 +220,20 @@ mod tests {
         assert!(inbox.0.borrow().queue.is_empty(), "dropped with the group's stream");
         inbox.send(answer(21));
         assert!(inbox.0.borrow().queue.is_empty(), "nobody waits for it");
+    }
+
+    /// The queue keeps answers in order across its blocks, and keeps only a few emptied ones.
+    #[test]
+    fn the_queue_keeps_order_across_blocks() {
+        let mut queue = Queue::default();
+        for round in 0..3u32 {
+            for member in 0..(100 + 37 * round) {
+                queue.push_back(answer(member));
+            }
+            assert_eq!(queue.blocks.len(), (100 + 37 * round as usize).div_ceil(BLOCK));
+            let out: Vec<u32> = std::iter::from_fn(|| queue.pop_front()).map(|a| a.member).collect();
+            assert_eq!(out, (0..(100 + 37 * round)).collect::<Vec<_>>());
+            assert!(queue.is_empty() && queue.spare.len() <= SPARE_BLOCKS);
+        }
     }
 }
