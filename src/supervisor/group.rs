@@ -8,7 +8,7 @@
 //! It reads and supervises; it does not analyse.
 //!
 //! The group reads with [`StartRead`] and collects the [`SensorAnswer`]s on one channel that all
-//! its sensors share, so a read costs no reply channel and no timer of its own. Deadlines follow
+//! its sensors share (an [`Inbox`] on the group's thread), so a read costs no reply channel and no timer of its own. Deadlines follow
 //! the round's rules: each read's deadline is `read_timeout` after its `StartRead` was sent; as
 //! reads are sent in order with the same timeout, the deadlines form a queue and one timer (for
 //! the earliest) serves them all. An answer for another round, for a read already settled, or
@@ -349,8 +349,8 @@ const FAN_OUT_SLICE: usize = 1024;
 pub(crate) struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
-    /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
-    /// `started`, dropped with the group.
+    /// The answer channel (its inbox), cloned into each sensor's [`GroupLink`]; set in
+    /// `started`, closed when the group's stream of doorbells is dropped with the group.
     answers: Option<Inbox>,
     /// The round being read, if any.
     current: Option<RoundInFlight>,
