@@ -345,6 +345,27 @@ mod tests {
         assert_eq!(fired_over_a_script(&no_stuck), all[1..]);
     }
 
+    /// An observation whose details nobody reads gets an anomaly's verdict without its text.
+    #[test]
+    fn a_detail_nobody_reads_is_not_made() {
+        let window = RollingWindow::new(30);
+        let mut scratch = Vec::new();
+        let settings = out_of_range::Settings::default();
+        let mut obs = Observation::new(1, Some(500.0), &window, Some((-40.0, 85.0)), &mut scratch);
+        assert!(obs.wants_detail());
+        assert_eq!(
+            out_of_range::OutOfRange.observe(&settings, &mut obs).as_deref(),
+            Some("value 500 outside the valid range [-40, 85]")
+        );
+        let mut obs = obs.without_detail();
+        assert!(!obs.wants_detail());
+        assert_eq!(
+            out_of_range::OutOfRange.observe(&settings, &mut obs),
+            Some(String::new())
+        );
+        assert_eq!(obs.detail(|| unreachable!("not made")), "");
+    }
+
     #[test]
     fn builtins_are_registered_in_their_running_order() {
         let registry = DetectorRegistry::builtin();
