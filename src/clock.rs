@@ -83,9 +83,11 @@ pub(crate) fn is_virtual() -> bool {
 /// is a whole number of them, so a sleep of `latency` started at one wakes exactly this much
 /// later).
 pub(crate) fn paused_wait(latency: Duration) -> Duration {
-    const TICK_NANOS: u128 = 1_000_000;
-    let ticks = latency.as_nanos().div_ceil(TICK_NANOS);
-    Duration::from_millis(u64::try_from(ticks).unwrap_or(u64::MAX))
+    // Whole seconds are whole milliseconds: only the fraction rounds up (no 128-bit division).
+    const TICK_NANOS: u32 = 1_000_000;
+    let ticks =
+        (latency.as_secs().saturating_mul(1000)).saturating_add(u64::from(latency.subsec_nanos().div_ceil(TICK_NANOS)));
+    Duration::from_millis(ticks)
 }
 
 /// The time now.

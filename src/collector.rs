@@ -244,6 +244,7 @@ impl Collector {
         };
         let sensors = Arc::new(SensorTable::new(config.sensors));
         let keep_outcomes = !self.outlets.readings.is_empty();
+        let list_anomalies = !self.outlets.anomalies.is_empty();
         let aggregator_arbiter = (threads > 1).then(Arbiter::new);
         let outlets = std::mem::take(&mut self.outlets);
         let aggregator = match &aggregator_arbiter {
@@ -276,6 +277,7 @@ impl Collector {
             seed,
             analysis: Arc::new(config.analysis),
             keep_outcomes,
+            list_anomalies,
             arbiters: sensor_arbiters,
             drivers: self.registry.drivers.clone(),
         };

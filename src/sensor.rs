@@ -32,12 +32,12 @@ use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Ha
 use actix_rt::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock;
 use crate::data::{ReadError, Sample};
 use crate::driver::{BuildResult, Driver, DriverBuild, DriverContext, DriverSpec, ReadFuture};
 use crate::panic::{self as panics, panic_message};
+use crate::supervisor::group::inbox::Inbox;
 
 /// Asks a sensor to read for round `round` and report on its group's answer channel.
 #[derive(Debug, Clone, Copy, Message)]
@@ -108,8 +108,8 @@ pub(crate) enum Answer {
 /// Where a sensor reports, and who it is there.
 #[derive(Debug)]
 pub(crate) struct GroupLink {
-    /// The group's answer channel (cloning it costs one atomic increment, no allocation).
-    pub(crate) answers: UnboundedSender<SensorAnswer>,
+    /// The group's answer channel (cloning it costs a reference count, no allocation).
+    pub(crate) answers: Inbox,
     /// The sensor's position in its group.
     pub(crate) member: u32,
     /// Which start of the sensor this actor is.
@@ -119,7 +119,7 @@ pub(crate) struct GroupLink {
 impl GroupLink {
     fn send(&self, answer: Answer) {
         // The group may have stopped (end of the run): then nobody is waiting for the answer.
-        let _ = self.answers.send(SensorAnswer {
+        self.answers.send(SensorAnswer {
             member: self.member,
             incarnation: self.incarnation,
             answer,

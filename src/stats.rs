@@ -116,9 +116,12 @@ impl RollingWindow {
                 (above, above..oldest, true)
             };
             let (lo, hi) = (range.start as u16, range.end as u16);
+            // One step up or down (a wrapping add of 1 or of -1) for each position in the range:
+            // a loop without branches, which the compiler runs several positions at a time.
+            let step: u16 = if up { 1 } else { u16::MAX };
             for position in self.order.iter_mut() {
-                let moved = u16::from(*position >= lo && *position < hi);
-                *position = if up { *position + moved } else { *position - moved };
+                let moved = u16::from((*position >= lo) & (*position < hi));
+                *position = position.wrapping_add(step & moved.wrapping_neg());
             }
             at
         } else {

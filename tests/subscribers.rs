@@ -366,3 +366,120 @@ async fn the_journal_and_the_summary_agree_at_the_end_of_a_run() {
     let last = lines.iter().rev().find(|l| l["sensor"] == "temperature-2").unwrap();
     assert_eq!(last["event"], "restart_scheduled");
 }
+
+/// Counts every anomaly by detector, and checks each has its detail.
+struct AnomalyCounter {
+    counts: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl Actor for AnomalyCounter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Anomalies> for AnomalyCounter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Anomalies, _ctx: &mut Context<Self>) {
+        let mut counts = self.counts.lock().unwrap();
+        for a in msg.list.iter() {
+            assert!(!a.detail.is_empty(), "{a:?}: no detail");
+            *counts.entry(a.detector.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Fires on every reading above 25, with a detail built whether anyone reads it or not (a
+/// detector that ignores `Observation::wants_detail`).
+#[derive(Default)]
+struct Above25;
+
+impl sensor_actors::analysis::Detector for Above25 {
+    type Settings = ();
+    fn observe(&mut self, _: &(), obs: &mut sensor_actors::analysis::Observation<'_>) -> Option<String> {
+        let value = obs.value?;
+        (value > 25.0).then(|| format!("{value} above 25"))
+    }
+}
+
+struct Above25Factory;
+
+impl sensor_actors::analysis::DetectorFactory for Above25Factory {
+    type Detector = Above25;
+    fn defaults(&self) {}
+    fn settings(&self, _table: sensor_actors::analysis::SettingsTable<'_>) -> Result<(), sensor_actors::ConfigError> {
+        Ok(())
+    }
+}
+
+/// Without an anomaly subscriber (nor their debug log) the analysis only counts anomalies,
+/// without listing them or making their details: the same seeded run counts the same anomalies
+/// per detector, per sensor and per round as with a subscriber, which receives each of them,
+/// with its detail. Every built-in detector fires, and a registered one too.
+#[actix_rt::test]
+async fn anomalies_nobody_reads_are_counted_as_those_a_subscriber_receives() {
+    tokio::time::pause();
+    let text = r#"
+[collection]
+interval = "1s"
+read_timeout = "500ms"
+rounds = 120
+seed = 9
+
+[[sensors]]
+count = 30
+latency = ["10ms", "100ms"]
+base = [20.0, 30.0]
+step = 0.5
+error_rate = 0.05
+offline_rate = 0.02
+online_rate = 0.2
+faults = [
+  { round = 40, fault = "spike", magnitude = 200.0 },
+  { round = 60, fault = "stuck", rounds = 12 },
+  { round = 90, fault = "drift", rate = 30.0, rounds = 5 },
+]
+"#;
+    let run = |subscribe: bool| async move {
+        let collector = Collector::new().detector("above25", Above25Factory);
+        let config = collector.parse(text, "anomalies.toml").unwrap();
+        let counts = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let rounds = Arc::new(Mutex::new(Received::default()));
+        let recorder = Recorder {
+            received: rounds.clone(),
+            slow: None,
+            stop_after: None,
+        }
+        .start();
+        let mut collector = collector.subscribe_with(recorder.recipient::<RoundSummary>(), Delivery::lossless());
+        if subscribe {
+            let counter = AnomalyCounter { counts: counts.clone() }.start();
+            collector = collector.subscribe_with(counter.recipient::<Anomalies>(), Delivery::lossless());
+        }
+        let summary = collector.run(config, std::future::pending()).await.unwrap();
+        let per_round: Vec<u64> = rounds.lock().unwrap().rounds.iter().map(|r| r.anomalies).collect();
+        let received = counts.lock().unwrap().clone();
+        (summary, per_round, received)
+    };
+    let (listed, listed_rounds, received) = run(true).await;
+    let (counted, counted_rounds, nothing) = run(false).await;
+    for detector in ["out_of_range", "spike", "rate", "stuck", "stale", "above25"] {
+        assert!(
+            listed.anomalies.get(detector).copied().unwrap_or(0) > 0,
+            "{detector} never fired: {:?}",
+            listed.anomalies
+        );
+    }
+    assert_eq!(received, listed.anomalies, "the subscriber received every anomaly");
+    assert!(nothing.is_empty());
+    assert_eq!(counted.anomalies, listed.anomalies);
+    assert_eq!(counted_rounds, listed_rounds);
+    assert_eq!(listed_rounds.len(), 120);
+    let per_sensor = |s: &Summary| {
+        s.sensors
+            .iter()
+            .map(|s| (s.id.clone(), s.anomalies))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(per_sensor(&counted), per_sensor(&listed));
+    assert_eq!(counted.reads, listed.reads);
+}

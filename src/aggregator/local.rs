@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 
+use crate::aggregator::ANOMALY_LOG;
 use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
@@ -96,10 +97,42 @@ pub(crate) struct LocalAggregator {
     analysis: Arc<AnalysisConfig>,
     /// Whether the rounds' outcomes go on to the root (someone subscribed to the readings).
     keep_outcomes: bool,
+    /// Whether the anomalies found go on to the root as findings (someone subscribed to them);
+    /// else they are counted only, unless their debug log is on.
+    list_anomalies: bool,
     /// The valid range of each configuration entry's sensors (for `out_of_range`).
     ranges: Arc<[Option<(f64, f64)>]>,
     /// By group slot.
     groups: HashMap<usize, GroupTracks>,
+    /// Scratch of [`member_order`]: by member, its position in the batch plus one (zero: none).
+    positions: Vec<u32>,
+    /// Scratch of [`member_order`]: the positions of a batch's outcomes in member order.
+    order: Vec<u32>,
+}
+
+/// Puts into `order` the positions of `outcomes` (a batch of a group of `members`) in member
+/// order, when the batch holds at least a quarter of the members; whether it did. A sensor's
+/// analysis depends only on its own outcomes, which come once per round, and the root lists a
+/// round's anomalies by sensor: the order changes no result. But going through the members'
+/// tracks in order lets the processor fetch them ahead, where the order the reads settled in
+/// (by their latencies) is a cache miss or two per outcome. Going through every member costs
+/// too much for a small batch of a large group; those keep their order.
+fn member_order(positions: &mut Vec<u32>, order: &mut Vec<u32>, outcomes: &[(u32, Outcome)], members: usize) -> bool {
+    order.clear();
+    if outcomes.len() < 2 || outcomes.len().saturating_mul(4) < members {
+        return false;
+    }
+    positions.clear();
+    positions.resize(members, 0);
+    for (k, (local, _)) in outcomes.iter().enumerate() {
+        // Each member comes once per round; should one not, the batch keeps its order.
+        match positions.get_mut(*local as usize) {
+            Some(slot) if *slot == 0 => *slot = k as u32 + 1,
+            _ => return false,
+        }
+    }
+    order.extend(positions.iter().filter(|&&p| p != 0).map(|&p| p - 1));
+    true
 }
 
 impl LocalAggregator {
@@ -108,6 +141,7 @@ impl LocalAggregator {
         sensors: Arc<SensorTable>,
         analysis: Arc<AnalysisConfig>,
         keep_outcomes: bool,
+        list_anomalies: bool,
         groups: Vec<(usize, Arc<[usize]>)>,
     ) -> Self {
         let ranges = Self::ranges(&sensors, &analysis);
@@ -129,8 +163,11 @@ impl LocalAggregator {
             sensors,
             analysis,
             keep_outcomes,
+            list_anomalies,
             ranges,
             groups,
+            positions: Vec::new(),
+            order: Vec::new(),
         }
     }
 }
@@ -177,18 +214,26 @@ impl Handler<Analyse> for LocalAggregator {
                 .resize(group.members.len(), Outcome::Unavailable(Absence::Down));
         }
         let (sensors, ranges) = (&*self.sensors, &*self.ranges);
+        // Findings (with their details) only when someone reads them: a subscriber, or the
+        // root's debug log of each anomaly. Else each is counted by detector.
+        let list = self.list_anomalies || log::log_enabled!(target: ANOMALY_LOG, log::Level::Debug);
         // One quiet section per batch: a detector's panic is caught where it is called
         // (`AnalysisConfig::observe`) and must not reach stderr.
+        let mut outcomes = msg.outcomes;
+        let in_order = member_order(&mut self.positions, &mut self.order, &outcomes, group.members.len());
+        let order: &[u32] = if in_order { &self.order } else { &[] };
         quietly(|| {
-            for (local, outcome) in msg.outcomes {
-                let local = local as usize;
+            for i in 0..outcomes.len() {
+                let k = order.get(i).map_or(i, |&k| k as usize);
+                let (local, outcome) = &mut outcomes[k];
+                let local = *local as usize;
                 let index = group.members[local];
                 let range = ranges[sensors.entry_index(index)];
                 group
                     .tracks
-                    .observe(local, index, range, msg.round, &outcome, &mut group.digest);
+                    .observe(local, index, range, msg.round, outcome, list, &mut group.digest);
                 if let Some(slot) = group.outcomes.get_mut(local) {
-                    *slot = outcome;
+                    *slot = std::mem::replace(outcome, Outcome::Unavailable(Absence::Down));
                 }
             }
         });
@@ -233,5 +278,29 @@ impl Handler<ReportTracks> for LocalAggregator {
                 .map(|g| g.tracks.summaries())
                 .unwrap_or_default(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(members: &[u32]) -> Vec<(u32, Outcome)> {
+        members.iter().map(|&m| (m, Outcome::TimedOut)).collect()
+    }
+
+    /// A batch with a good part of the group is gone through in member order; a sparse one,
+    /// or one naming a member twice, keeps its order.
+    #[test]
+    fn dense_batches_are_analysed_in_member_order() {
+        let (mut positions, mut order) = (Vec::new(), Vec::new());
+        assert!(member_order(&mut positions, &mut order, &batch(&[5, 0, 7, 2, 6]), 8));
+        assert_eq!(order, [1, 3, 0, 4, 2]);
+        assert!(member_order(&mut positions, &mut order, &batch(&[1, 0]), 8));
+        assert_eq!(order, [1, 0], "the positions of the last batch are forgotten");
+        assert!(!member_order(&mut positions, &mut order, &batch(&[3, 1]), 9));
+        assert!(order.is_empty());
+        assert!(!member_order(&mut positions, &mut order, &batch(&[3, 1, 3]), 4));
+        assert!(!member_order(&mut positions, &mut order, &batch(&[3, 1, 4]), 4));
     }
 }

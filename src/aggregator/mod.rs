@@ -116,6 +116,10 @@ const JOURNAL_BATCH: usize = 4096;
 /// On a virtual clock, how long (in real time) a measurement of the process serves the round
 /// summaries: thousands of rounds pass in a second there, and measuring (`getrusage` and
 /// `/proc/self/status`) was a twentieth of such a run's CPU time.
+/// The log target of the anomalies' debug lines (one per anomaly, with its detail): while it
+/// is on, the analysis lists every anomaly found even with no subscriber to them.
+pub(crate) const ANOMALY_LOG: &str = "sensor_actors::aggregator";
+
 const VIRTUAL_MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// The supervisor's wait for a report to be processed, and the report's outcomes (when they
@@ -237,18 +241,23 @@ impl Aggregator {
         }
     }
 
+    /// Adds `count` anomalies found by `detector` to the run's counts.
+    fn count_anomalies(&mut self, detector: &str, count: u64) {
+        match self.anomalies.get_mut(detector) {
+            Some(total) => *total += count,
+            None => drop(self.anomalies.insert(detector.to_string(), count)),
+        }
+    }
+
     /// Counts one round's anomalies and, when someone subscribed to them, turns them into the
     /// published list: in configuration order (the groups find them in the order their members'
     /// answers arrive), and per sensor in the detectors' order.
     fn anomalies(&mut self, round: u64, mut findings: Vec<Finding>) -> Option<Arc<[Anomaly]>> {
         for f in &findings {
-            match self.anomalies.get_mut(&*f.detector) {
-                Some(count) => *count += 1,
-                None => drop(self.anomalies.insert(f.detector.to_string(), 1)),
-            }
+            self.count_anomalies(&f.detector, 1);
         }
         let listed = !self.outlets.anomalies.is_empty();
-        if !listed && !log::log_enabled!(log::Level::Debug) {
+        if !listed && !log::log_enabled!(target: ANOMALY_LOG, log::Level::Debug) {
             return None;
         }
         findings.sort_by_key(|f| f.sensor);
@@ -256,7 +265,7 @@ impl Aggregator {
             .into_iter()
             .map(|f| {
                 let (sensor, detector) = (self.sensors.id(f.sensor), f.detector);
-                log::debug!("round {round}: {sensor} {detector}: {}", f.detail);
+                log::debug!(target: ANOMALY_LOG, "round {round}: {sensor} {detector}: {}", f.detail);
                 Anomaly {
                     round,
                     sensor,
@@ -366,6 +375,8 @@ impl Handler<RoundReport> for Aggregator {
         let round = report.round;
         let mut counts = ReadCounts::default();
         let mut findings = Vec::new();
+        // Anomalies counted by the analysis, not listed (nobody reads them).
+        let mut unlisted = 0;
         for digest in &mut report.digests {
             counts.add(&digest.reads);
             for &us in &digest.latencies_us {
@@ -373,9 +384,13 @@ impl Handler<RoundReport> for Aggregator {
             }
             self.read_max = self.read_max.max(digest.read_max);
             findings.append(&mut digest.findings);
+            for (detector, count) in digest.counted.drain(..) {
+                self.count_anomalies(&detector, count);
+                unlisted += count;
+            }
         }
         self.reads.add(&counts);
-        let found = findings.len() as u64;
+        let found = findings.len() as u64 + unlisted;
         let anomalies = self.anomalies(round, findings);
         // The round's streams, in order: readings, anomalies, the journal, the summary.
         let outcomes = (!self.outlets.readings.is_empty()).then(|| {
@@ -574,6 +589,7 @@ mod tests {
             latencies_us: latencies_us.to_vec(),
             read_max: Duration::from_micros(latencies_us.iter().copied().max().unwrap_or(0).into()),
             findings: Vec::new(),
+            counted: Vec::new(),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Observation<'a> {
     pub range: Option<(f64, f64)>,
     /// Scratch space for order statistics, reused across calls.
     pub scratch: &'a mut Vec<f64>,
+    /// Whether anyone reads the detail of an anomaly found ([`Observation::detail`]).
+    detail: bool,
 }
 
 impl<'a> Observation<'a> {
@@ -66,6 +68,32 @@ impl<'a> Observation<'a> {
             window,
             range,
             scratch,
+            detail: true,
+        }
+    }
+
+    /// The same observation, but nobody reads the detail of an anomaly found: the analysis
+    /// then only counts it (no subscriber to the anomalies and no debug log of them).
+    pub fn without_detail(mut self) -> Self {
+        self.detail = false;
+        self
+    }
+
+    /// Whether anyone reads the detail of an anomaly found in this observation. A detector may
+    /// skip building its text when not ([`Observation::detail`] does that); whatever it returns
+    /// is then dropped, and only the anomaly is counted.
+    pub fn wants_detail(&self) -> bool {
+        self.detail
+    }
+
+    /// The detail `text()` makes, when anyone reads it ([`Observation::wants_detail`]); else an
+    /// empty string (no allocation, no formatting). For a detector's verdict:
+    /// `anomalous.then(|| obs.detail(|| format!(...)))`.
+    pub fn detail(&self, text: impl FnOnce() -> String) -> String {
+        if self.detail {
+            text()
+        } else {
+            String::new()
         }
     }
 }
@@ -96,7 +124,9 @@ impl<'a> Observation<'a> {
 pub trait Detector: Default + Send + 'static {
     /// The detector's validated settings.
     type Settings: fmt::Debug + PartialEq + Send + Sync + 'static;
-    /// Examines one observation; returns a human-readable detail when it is anomalous.
+    /// Examines one observation; returns a human-readable detail when it is anomalous. When
+    /// nobody reads the detail ([`Observation::wants_detail`] is false) it is dropped unread,
+    /// and the detector may return an empty one ([`Observation::detail`]).
     fn observe(&mut self, settings: &Self::Settings, obs: &mut Observation<'_>) -> Option<String>;
 }
 
@@ -287,6 +317,7 @@ mod tests {
                 window: &window,
                 range: config.range_for("temperature", None),
                 scratch: &mut scratch,
+                detail: true,
             };
             config.observe(
                 &mut columns,
@@ -312,6 +343,27 @@ mod tests {
         let mut no_stuck = AnalysisConfig::default();
         no_stuck.disable("stuck");
         assert_eq!(fired_over_a_script(&no_stuck), all[1..]);
+    }
+
+    /// An observation whose details nobody reads gets an anomaly's verdict without its text.
+    #[test]
+    fn a_detail_nobody_reads_is_not_made() {
+        let window = RollingWindow::new(30);
+        let mut scratch = Vec::new();
+        let settings = out_of_range::Settings::default();
+        let mut obs = Observation::new(1, Some(500.0), &window, Some((-40.0, 85.0)), &mut scratch);
+        assert!(obs.wants_detail());
+        assert_eq!(
+            out_of_range::OutOfRange.observe(&settings, &mut obs).as_deref(),
+            Some("value 500 outside the valid range [-40, 85]")
+        );
+        let mut obs = obs.without_detail();
+        assert!(!obs.wants_detail());
+        assert_eq!(
+            out_of_range::OutOfRange.observe(&settings, &mut obs),
+            Some(String::new())
+        );
+        assert_eq!(obs.detail(|| unreachable!("not made")), "");
     }
 
     #[test]

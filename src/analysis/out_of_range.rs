@@ -41,7 +41,7 @@ impl Detector for OutOfRange {
 
     fn observe(&mut self, _settings: &Settings, obs: &mut Observation<'_>) -> Option<String> {
         let (value, (lo, hi)) = (obs.value?, obs.range?);
-        (value < lo || value > hi).then(|| format!("value {value} outside the valid range [{lo}, {hi}]"))
+        (value < lo || value > hi).then(|| obs.detail(|| format!("value {value} outside the valid range [{lo}, {hi}]")))
     }
 }
 

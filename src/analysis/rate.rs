@@ -95,10 +95,13 @@ impl Detector for Rate {
                         };
                         if self.armed && score > s.threshold {
                             self.armed = false;
-                            detail = Some(format!(
-                                "change {change:+.3} over {} reads is {score:.1} robust sd from the usual {:+.3} (threshold {})",
-                                s.span, self.mean, s.threshold
-                            ));
+                            let mean = self.mean;
+                            detail = Some(obs.detail(|| {
+                                format!(
+                                    "change {change:+.3} over {} reads is {score:.1} robust sd from the usual {mean:+.3} (threshold {})",
+                                    s.span, s.threshold
+                                )
+                            }));
                         } else if !self.armed && score < s.threshold * REARM {
                             self.armed = true;
                         }

@@ -95,10 +95,12 @@ impl Detector for Spike {
         let (median_step, step_scale) = robust_location_scale(scratch)?;
         let step = score((value - last - median_step).abs(), step_scale);
         (step > settings.threshold).then(|| {
-            format!(
-                "value {value:.3} is {level:.1} robust sd from the window median {median:.3} and a step of {step:.1} robust sd (threshold {})",
-                settings.threshold
-            )
+            obs.detail(|| {
+                format!(
+                    "value {value:.3} is {level:.1} robust sd from the window median {median:.3} and a step of {step:.1} robust sd (threshold {})",
+                    settings.threshold
+                )
+            })
         })
     }
 }

@@ -34,7 +34,7 @@ impl Detector for Stale {
             return None;
         }
         self.missed = self.missed.saturating_add(1);
-        (self.missed == settings.rounds).then(|| format!("no reading for {} rounds", self.missed))
+        (self.missed == settings.rounds).then(|| obs.detail(|| format!("no reading for {} rounds", self.missed)))
     }
 }
 

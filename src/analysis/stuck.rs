@@ -37,7 +37,7 @@ impl Detector for Stuck {
             self.last = Some(value);
             self.run = 1;
         }
-        (self.run == settings.reads).then(|| format!("value {value} unchanged for {} reads", self.run))
+        (self.run == settings.reads).then(|| obs.detail(|| format!("value {value} unchanged for {} reads", self.run)))
     }
 }
 

@@ -76,8 +76,11 @@ pub(crate) struct RoundDigest {
     pub latencies_us: Vec<u32>,
     /// The largest latency, exactly.
     pub read_max: Duration,
-    /// The anomalies found, in the order the outcomes settled.
+    /// The anomalies found, in the order the outcomes settled, when they are listed (someone
+    /// subscribed to the anomalies, or their debug log is on).
     pub findings: Vec<Finding>,
+    /// When they are not: how many each detector found, by name (those that found any).
+    pub counted: Vec<(Arc<str>, u64)>,
 }
 
 /// One sensor's results over the run.
@@ -140,7 +143,10 @@ impl Tracks {
     }
 
     /// Observes member `local`'s outcome of `round` (the member is sensor `sensor` of the run,
-    /// with valid range `range`), and adds it to `digest`.
+    /// with valid range `range`), and adds it to `digest`: each anomaly found as a [`Finding`]
+    /// when `list`, else only counted by detector (nobody reads the findings, so no detail is
+    /// made: see [`Observation::wants_detail`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe(
         &mut self,
         local: usize,
@@ -148,6 +154,7 @@ impl Tracks {
         range: Option<(f64, f64)>,
         round: u64,
         outcome: &Outcome,
+        list: bool,
         digest: &mut RoundDigest,
     ) {
         let track = &mut self.tracks[local];
@@ -180,8 +187,9 @@ impl Tracks {
             window: &track.window,
             range,
             scratch: &mut self.scratch,
+            detail: list,
         };
-        let findings = &mut digest.findings;
+        let (findings, counted) = (&mut digest.findings, &mut digest.counted);
         let panics = &mut self.panics;
         self.analysis.observe(
             &mut self.detectors,
@@ -189,6 +197,13 @@ impl Tracks {
             &mut obs,
             |detector, detail| {
                 track.anomalies += 1;
+                if !list {
+                    match counted.iter_mut().find(|(name, _)| Arc::ptr_eq(name, detector)) {
+                        Some((_, count)) => *count += 1,
+                        None => counted.push((detector.clone(), 1)),
+                    }
+                    return;
+                }
                 findings.push(Finding {
                     sensor,
                     detector: detector.clone(),

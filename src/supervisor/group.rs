@@ -8,7 +8,7 @@
 //! It reads and supervises; it does not analyse.
 //!
 //! The group reads with [`StartRead`] and collects the [`SensorAnswer`]s on one channel that all
-//! its sensors share, so a read costs no reply channel and no timer of its own. Deadlines follow
+//! its sensors share (an [`Inbox`] on the group's thread), so a read costs no reply channel and no timer of its own. Deadlines follow
 //! the round's rules: each read's deadline is `read_timeout` after its `StartRead` was sent; as
 //! reads are sent in order with the same timeout, the deadlines form a queue and one timer (for
 //! the earliest) serves them all. An answer for another round, for a read already settled, or
@@ -48,9 +48,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use self::due::DueAnswers;
+use self::inbox::{Doorbell, Inbox};
 use super::restart::{on_exit, restart_set, Exit, Intensity, NoRestart, RestartTracker, StoppedWith, Window};
 use super::SensorState;
 use super::{Escalation, RestartSubgroups};
@@ -63,6 +64,7 @@ use crate::driver::{driver_seed, DriverContext};
 use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
 
 mod due;
+pub(crate) mod inbox;
 mod membership;
 mod operator;
 pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
@@ -349,9 +351,9 @@ const FAN_OUT_SLICE: usize = 1024;
 pub(crate) struct GroupSupervisor {
     setup: GroupSetup,
     children: Vec<Child>,
-    /// The sending half of the answer channel, cloned into each sensor's [`GroupLink`]; set in
-    /// `started`, dropped with the group.
-    answers: Option<mpsc::UnboundedSender<SensorAnswer>>,
+    /// The answer channel (its inbox), cloned into each sensor's [`GroupLink`]; set in
+    /// `started`, closed when the group's stream of doorbells is dropped with the group.
+    answers: Option<Inbox>,
     /// The round being read, if any.
     current: Option<RoundInFlight>,
     /// The last round's bookkeeping vectors, kept for the next one.
@@ -1086,8 +1088,8 @@ impl GroupSupervisor {
         if self.ending {
             return cur.books.due.clear();
         }
-        let now = Instant::now();
-        while let Some((member, outcome)) = cur.books.due.pop_due(now) {
+        let by = cur.books.due.due_by(Instant::now());
+        while let Some((member, outcome)) = cur.books.due.pop_by(by) {
             let local = member as usize;
             cur.books.awaiting[local] = false;
             cur.in_flight -= 1;
@@ -1239,9 +1241,9 @@ impl Actor for GroupSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.answers = Some(tx);
-        ctx.add_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let inbox = Inbox::default();
+        ctx.add_stream(inbox.doorbells());
+        self.answers = Some(inbox);
         let mut failed: Vec<(usize, String)> = Vec::new();
         for local in 0..self.children.len() {
             // Members removed while the run went on stay stopped when a group starts again.
@@ -1263,8 +1265,26 @@ impl Actor for GroupSupervisor {
     }
 }
 
-impl StreamHandler<SensorAnswer> for GroupSupervisor {
-    fn handle(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
+impl StreamHandler<Doorbell> for GroupSupervisor {
+    /// Answers are queued: handles them in order, up to a burst (then the group yields to the
+    /// other tasks of its arbiter before the rest, as a stream of them did).
+    fn handle(&mut self, _msg: Doorbell, ctx: &mut Context<Self>) {
+        let Some(inbox) = self.answers.clone() else { return };
+        let mut handled = 0;
+        while let Some(answer) = inbox.take(handled) {
+            handled += 1;
+            self.answer(answer, ctx);
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The group holds its inbox itself, so the stream only ends with the group.
+    }
+}
+
+impl GroupSupervisor {
+    /// Handles one sensor's answer.
+    fn answer(&mut self, msg: SensorAnswer, ctx: &mut Context<Self>) {
         if self.ending {
             return;
         }
@@ -1322,10 +1342,6 @@ impl StreamHandler<SensorAnswer> for GroupSupervisor {
         self.complete_if_settled(ctx);
         // What the timer waits for may have changed (the last reads left answered ahead).
         self.arm(ctx);
-    }
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The group holds a sender itself, so the stream only ends with the group.
     }
 }
 

@@ -151,6 +151,8 @@ pub(crate) struct SensorSupervisor {
     analysis: Arc<AnalysisConfig>,
     /// Whether the groups send their outcomes too (see [`RootSetup::keep_outcomes`]).
     keep_outcomes: bool,
+    /// Whether anyone reads the anomalies (see [`RootSetup::list_anomalies`]).
+    list_anomalies: bool,
     groups: Vec<GroupSlot>,
     /// The aggregators of the arbiters, one per arbiter used, with their groups' analysis;
     /// they live as long as the run (they hold no address but their groups').
@@ -219,6 +221,9 @@ pub(crate) struct RootSetup {
     /// Whether every round's outcomes go to the aggregator besides the groups' digests (it
     /// writes `readings.jsonl`).
     pub keep_outcomes: bool,
+    /// Whether someone subscribed to the anomalies: else the analysis only counts them (no
+    /// detail is made), unless their debug log is on.
+    pub list_anomalies: bool,
     /// Arbiters the groups (and so their sensors) are spread over; empty means the root's own.
     pub arbiters: Vec<ArbiterHandle>,
     /// The drivers a sensor added while the run goes on may name (the collector's).
@@ -237,6 +242,7 @@ impl SensorSupervisor {
             seed: setup.seed,
             analysis: setup.analysis,
             keep_outcomes: setup.keep_outcomes,
+            list_anomalies: setup.list_anomalies,
             groups: Vec::new(),
             locals: Vec::new(),
             aggregator,
@@ -299,8 +305,8 @@ impl SensorSupervisor {
             .enumerate()
             .map(|(k, groups)| {
                 let (sensors, analysis) = (self.sensors.clone(), self.analysis.clone());
-                let keep = self.keep_outcomes;
-                let build = move || LocalAggregator::new(sensors, analysis, keep, groups);
+                let (keep, list) = (self.keep_outcomes, self.list_anomalies);
+                let build = move || LocalAggregator::new(sensors, analysis, keep, list, groups);
                 match self.arbiters.get(k) {
                     None => build().start(),
                     Some(arbiter) => LocalAggregator::start_in_arbiter(arbiter, move |_| build()),
