@@ -89,15 +89,18 @@ pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Replaces `path` by `bytes` atomically: a temporary file beside it is written, synced and
-/// renamed over it, then the folder is synced. On failure the temporary file is removed and
-/// `path` is left as it was.
-pub(crate) fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Replaces `path` by what `write` writes, atomically: a temporary file beside it is written
+/// (through a buffer, as the contents are made, so that a large file is never whole in memory),
+/// synced and renamed over it, then the folder is synced. On failure the temporary file is
+/// removed and `path` is left as it was.
+pub(crate) fn replace_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let temporary = temporary_path(path);
     let written = remove_if_present(&temporary)
         .and_then(|()| open_regular(&temporary, OpenOptions::new().write(true).create_new(true)))
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
+        .and_then(|file| {
+            let mut buffered = io::BufWriter::with_capacity(1 << 16, file);
+            write(&mut buffered)?;
+            let file = buffered.into_inner().map_err(io::IntoInnerError::into_error)?;
             file.sync_all()
         })
         .and_then(|()| std::fs::rename(&temporary, path));
@@ -393,11 +396,11 @@ mod tests {
     fn an_atomic_replace_leaves_the_old_file_when_it_fails_and_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.json");
-        replace_atomically(&path, b"first\n").unwrap();
+        replace_atomically(&path, |f| f.write_all(b"first\n")).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"first\n");
         // A folder where the temporary file would go makes the write fail.
         std::fs::create_dir(temporary_path(&path)).unwrap();
-        assert!(replace_atomically(&path, b"second\n").is_err());
+        assert!(replace_atomically(&path, |f| f.write_all(b"second\n")).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"first\n");
     }
 }

@@ -347,13 +347,12 @@ impl Handler<RunSummary> for JsonlFiles {
             self.note(result);
         }
         let path = self.dir.join("summary.json");
-        let written = serde_json::to_vec_pretty(&*end.summary)
-            .map_err(io::Error::from)
-            .and_then(|mut text| {
-                text.push(b'\n');
-                durable::replace_atomically(&path, &text)
-            })
-            .map_err(|source| OutputError::new(path, source));
+        // Written as it is encoded: at a million sensors the text is hundreds of megabytes.
+        let written = durable::replace_atomically(&path, |file| {
+            serde_json::to_writer_pretty(&mut *file, &*end.summary)?;
+            file.write_all(b"\n")
+        })
+        .map_err(|source| OutputError::new(path, source));
         if let Err(e) = &written {
             log::error!("{e}: {}", e.source);
         }
