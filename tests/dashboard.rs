@@ -289,13 +289,29 @@ where
     F: FnOnce(Browser, tokio::sync::oneshot::Sender<()>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_dashboard_and(text, None, browse).await
+}
+
+/// [`with_dashboard`] with the controls on when a token is given.
+async fn with_dashboard_and<F, Fut>(text: &str, token: Option<&str>, browse: F) -> sensor_actors::Summary
+where
+    F: FnOnce(Browser, tokio::sync::oneshot::Sender<()>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let config = Collector::new().parse(text, "dashboard.toml").unwrap();
     let http = HttpConfig::new("127.0.0.1:0".parse().unwrap());
     let live = LiveView::new(&config, &http).start();
-    let server = LiveServer::bind(http.address, live.clone()).unwrap();
+    let collector = Collector::new();
+    let server = match token {
+        Some(token) => {
+            LiveServer::bind_with_controls(http.address, live.clone(), collector.control(), token.to_string())
+        }
+        None => LiveServer::bind(http.address, live.clone()),
+    }
+    .unwrap();
     let page = format!("http://{}/", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = LiveView::attach(&live, Collector::new()).run(config, async {
+    let run = LiveView::attach(&live, collector).run(config, async {
         let _ = stopped.await;
     });
     let browsing = async move {
@@ -326,11 +342,13 @@ async fn the_dashboard_shows_the_run_and_follows_it() {
                           painted: [painted('#chart-duration'), painted('#chart-outcomes')],
                           seq: Number(q('#events li[data-seq]').dataset.seq),
                           cells: all('[data-group=\"line-a\"] > .cells .cell'),
+                          controls: q('#controls-panel').hidden && q('#sensor-controls').hidden,
                           status: q('#status').textContent }};"
             ))
             .await;
         assert_eq!(first["cells"], 5, "{first}");
         assert_eq!(first["status"], "running", "{first}");
+        assert_eq!(first["controls"], true, "no controls without them: {first}");
         assert!(first["outcomes"].as_u64() >= Some(2), "{first}");
         for painted in first["painted"].as_array().unwrap() {
             assert!(painted.as_u64() > Some(500), "a chart is blank: {first}");
@@ -466,4 +484,49 @@ async fn the_dashboard_stays_small_at_100000_sensors() {
     })
     .await;
     assert_eq!(summary.sensors.len(), 100_000);
+}
+
+/// With the controls on, the page shows them; with the token typed in, a click stops the
+/// selected sensor (its square turns `stopped`), another restarts it, and sensors added from the
+/// entry box appear in the tree; each is in the event feed, `requested by live view`. Without
+/// the controls (the first test) the page has none.
+#[actix_rt::test]
+async fn the_dashboard_controls_a_sensor() {
+    const TOKEN: &str = "dashboard-token-0123456789";
+    let summary = with_dashboard_and(RUN, Some(TOKEN), |mut browser, stop| async move {
+        let seen = browser
+            .eval(&format!(
+                r#"await until(() => !q('#controls-panel').hidden && !q('#sensor-controls').hidden, 'the controls');
+                 q('#token').value = '{TOKEN}';
+                 q('#token').dispatchEvent(new Event('change'));
+                 await until(() => q('[data-group="ungrouped"] > .row'), 'the tree');
+                 q('[data-group="ungrouped"] > .row').click();
+                 await until(() => q('#group-cells [data-sensor="temperature-12"]'), 'the group page');
+                 q('#group-cells [data-sensor="temperature-12"]').click();
+                 await until(() => q('#sensor-title').textContent === 'sensor temperature-12', 'the sensor');
+                 q('#sensor-controls [data-action="stop"]').click();
+                 const stopped = await until(() => q('#sensor-control-result').textContent, 'the answer to stop');
+                 await until(() => q('#group-cells [data-sensor="temperature-12"]').title.includes(': stopped,'), 'the stopped square');
+                 q('#sensor-control-result').textContent = '';
+                 q('#sensor-controls [data-action="restart"]').click();
+                 const restarted = await until(() => q('#sensor-control-result').textContent, 'the answer to restart');
+                 await until(() => q('#group-cells [data-sensor="temperature-12"]').title.includes(': running,'), 'the running square');
+                 q('#add-entry').value = 'id = "boiler-7"\nlatency = ["2ms", "5ms"]';
+                 q('#add-button').click();
+                 const added = await until(() => q('#add-result').textContent, 'the answer to add');
+                 await until(() => q('[data-group="ungrouped"]').textContent.includes('31 sensors'), 'the added sensor in the tree');
+                 await until(() => [...document.querySelectorAll('#events li')].filter(li => li.textContent.includes('requested by live view')).length === 3, 'the feed');
+                 return {{ stopped, restarted, added }};"#
+            ))
+            .await;
+        assert_eq!(
+            seen,
+            json!({ "stopped": "stopped", "restarted": "restarted", "added": "added boiler-7" })
+        );
+        let _ = stop.send(());
+        assert!(browser.errors.is_empty(), "errors in the page: {:?}", browser.errors);
+    })
+    .await;
+    let boiler = summary.sensors.iter().find(|s| s.id == "boiler-7").unwrap();
+    assert_eq!(boiler.state, "running");
 }
