@@ -803,3 +803,41 @@ async fn the_controls_act_with_the_token_only() {
         ]
     );
 }
+
+/// `--http-control` takes its token from `SENSOR_ACTORS_HTTP_TOKEN`: without it, or with one too
+/// short, the run does not start (one line, exit code 2); without `--http` it is a usage error;
+/// with a good token the run serves and ends as usual.
+#[test]
+fn the_controls_need_a_token_from_the_environment() {
+    let run = |token: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sensor-actors"));
+        command.env_remove("RUST_LOG").env_remove("SENSOR_ACTORS_HTTP_TOKEN");
+        if let Some(token) = token {
+            command.env("SENSOR_ACTORS_HTTP_TOKEN", token);
+        }
+        command
+            .args(["run", "--clock", "virtual", "--rounds", "2"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let on = ["--http", "127.0.0.1:0", "--http-control"];
+    let missing = run(None, &on);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "sensor-actors: command line: --http-control: set SENSOR_ACTORS_HTTP_TOKEN to the token that control requests must carry (at least 16 characters)\n"
+    );
+    let short = run(Some("fifteen-chars-x"), &on);
+    assert_eq!(short.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&short.stderr),
+        "sensor-actors: command line: --http-control: expected SENSOR_ACTORS_HTTP_TOKEN to hold a token of at least 16 characters without spaces\n"
+    );
+    let alone = run(Some("sixteen-chars-xx"), &["--http-control"]);
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--http"), "{alone:?}");
+    let good = run(Some("sixteen-chars-xx"), &on);
+    assert_eq!(good.status.code(), Some(0), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).starts_with("2 rounds"));
+}
