@@ -92,6 +92,9 @@ impl RawConfig {
                 arbiters: self.runtime.arbiters,
             },
             http: self.http.map(|h| h.validate(origin)).transpose()?,
+            outputs: super::Outputs {
+                mqtt: self.outputs.mqtt.map(|m| m.validate(origin)).transpose()?,
+            },
         })
     }
 }
