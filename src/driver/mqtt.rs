@@ -541,6 +541,7 @@ async fn connect(brokers: Vec<Broker>, client_id: String, qos: Qos, state: Arc<H
         options.set_keep_alive(crate::mqtt::DEFAULT_KEEP_ALIVE);
         // The broker keeps the session (subscriptions and QoS 1 messages) while we are away.
         options.set_clean_session(false);
+        options.set_max_packet_size(crate::mqtt::MAX_MESSAGE, crate::mqtt::MAX_MESSAGE);
         let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
         let mut connected = false;
         let failure = loop {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use super::{Backoff, Broker, MqttOutputConfig, WINDOW};
+use super::{Backoff, Broker, MqttOutputConfig, MAX_MESSAGE, WINDOW};
 
 /// The output's streams, in the order of [`MqttStats::streams`](crate::sinks::MqttStats).
 pub(crate) const STREAMS: [&str; 5] = ["readings", "anomalies", "events", "rounds", "summary"];
@@ -29,6 +29,9 @@ pub(crate) const STREAMS: [&str; 5] = ["readings", "anomalies", "events", "round
 /// Events kept in the output's journal (the oldest are dropped from the journal, not from the
 /// log, past this).
 pub(crate) const JOURNAL_RING: usize = 1_024;
+
+/// How long a clean disconnection may take before the connection is dropped anyway.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub struct StreamCounts {
     pub published: u64,
     /// Dropped because the buffer was full while no broker took them.
     pub dropped: u64,
+    /// Dropped because the message was larger than [`MAX_MESSAGE`](crate::mqtt::MAX_MESSAGE).
+    pub too_large: u64,
     /// Still held when the run ended and the flush timeout passed.
     pub unsent: u64,
 }
@@ -109,6 +114,15 @@ impl State {
         let stream = message.stream;
         if let Some(s) = stream {
             self.counts[s].produced += 1;
+            if message.payload.len() + message.topic.len() > MAX_MESSAGE {
+                self.counts[s].too_large += 1;
+                log::warn!(
+                    "mqtt output: a message of {} bytes to {} is over the limit of {MAX_MESSAGE} bytes; dropped",
+                    message.payload.len(),
+                    message.topic
+                );
+                return false;
+            }
         }
         if self.queue.len() + self.in_flight >= self.bound || self.finished {
             match stream {
@@ -177,7 +191,7 @@ fn options(config: &MqttOutputConfig, broker: &Broker) -> MqttOptions {
     o.set_clean_session(true);
     o.set_inflight(WINDOW);
     o.set_request_channel_capacity(WINDOW as usize + 2);
-    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_max_packet_size(MAX_MESSAGE + 1024, MAX_MESSAGE + 1024);
     let topic = status_topic(config);
     o.set_last_will(LastWill::new(
         topic,
@@ -381,7 +395,6 @@ async fn connection(
                         });
                     }
                 } else if flushed && offline_sent {
-                    let _ = client.try_disconnect();
                     break Ok(());
                 }
             }
@@ -417,6 +430,19 @@ async fn connection(
             }
         }
     };
+    if result.is_ok() {
+        // A clean goodbye: the broker must see DISCONNECT, or it publishes the last will.
+        if client.try_disconnect().is_ok() {
+            let goodbye = async {
+                while let Some(Ok(e)) = events.recv().await {
+                    if e == Event::Outgoing(Outgoing::Disconnect) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DISCONNECT_TIMEOUT, goodbye).await;
+        }
+    }
     // Whatever was not confirmed goes back to the front of the queue, in send order.
     let mut back: Vec<Sent> = unwritten.into_iter().chain(unacked.into_values()).collect();
     back.sort_by_key(|s| s.seq);

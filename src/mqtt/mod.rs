@@ -28,6 +28,10 @@ pub const MAX_BUFFER: usize = 10_000_000;
 /// acknowledgements come back while more go out (`rumqttc`'s in-flight window).
 pub const WINDOW: u16 = 1_000;
 
+/// The largest message (topic and payload) published or received, in bytes: 16 MiB (a run's
+/// summary of about 100,000 sensors). A larger one is dropped and counted (`too_large`).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
 /// The MQTT keep-alive unless `keep_alive` says otherwise.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 

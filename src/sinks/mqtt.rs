@@ -11,7 +11,7 @@
 //! collector's status (retained: birth `online`, last will `lost`, `offline` at a clean end)
 //! going first on every connection. [`Finish`] at the end waits up to `flush_timeout` for the
 //! outbox to drain and answers with the [`MqttStats`]: per stream, `produced = published +
-//! dropped + unsent`.
+//! dropped + too_large + unsent`.
 
 use std::sync::Arc;
 
@@ -98,9 +98,9 @@ impl MqttStats {
         self.stream("readings")
     }
 
-    /// Messages dropped (buffer full) over every stream.
+    /// Messages dropped (buffer full, or too large) over every stream.
     pub fn dropped(&self) -> u64 {
-        self.streams.iter().map(|(_, c)| c.dropped).sum()
+        self.streams.iter().map(|(_, c)| c.dropped + c.too_large).sum()
     }
 
     /// Messages left unsent at the end over every stream.
@@ -112,7 +112,7 @@ impl MqttStats {
     pub fn render_line(&self) -> String {
         let published: u64 = self.streams.iter().map(|(_, c)| c.published).sum();
         format!(
-            "mqtt: {published} messages published, {} dropped (buffer full), {} unsent at the end; {} connection{}, {} failed attempt{}\n",
+            "mqtt: {published} messages published, {} dropped (buffer full or too large), {} unsent at the end; {} connection{}, {} failed attempt{}\n",
             self.dropped(),
             self.unsent(),
             self.connections,
