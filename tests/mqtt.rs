@@ -669,7 +669,9 @@ async fn two_shards_publish_what_one_collector_does_no_sensor_twice() {
     assert_eq!(sharded_set, alone.into_iter().collect::<BTreeSet<_>>());
 }
 
-/// A three-node NATS cluster with JetStream and an MQTT listener on every node.
+/// A three-node NATS cluster with JetStream and an MQTT listener on every node. The MQTT
+/// streams are created with three replicas (`stream_replicas: 3`): left to the default, they may
+/// be created with fewer while the cluster forms, and then lose their quorum with one node.
 struct NatsCluster {
     nodes: Vec<Process>,
     mqtt_ports: Vec<u16>,
@@ -696,7 +698,7 @@ impl NatsCluster {
                 format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
                      jetstream {{ store_dir: \"{}\" }}\n\
-                     mqtt {{ listen: 127.0.0.1:{} }}\n\
+                     mqtt {{ listen: 127.0.0.1:{}, stream_replicas: 3 }}\n\
                      cluster {{ name: sensors, listen: 127.0.0.1:{}, routes: [{}] }}\n",
                     client[i],
                     store.display(),
@@ -795,7 +797,7 @@ async fn collectors_fail_over_across_a_nats_cluster() {
         let c = stats.readings();
         assert_eq!(c.produced, summary.reads.ok, "{name}");
         assert_eq!(summary.reads.ok, 1200, "{name}");
-        assert_eq!((c.published, c.dropped, c.unsent), (c.produced, 0, 0), "{name}: {c:?}");
+        assert_eq!((c.published, c.dropped, c.unsent), (c.produced, 0, 0), "{name}: {c:?} {:?}", stats.journal);
     }
     // The first collector lost node 1 and connected to node 2.
     let node2 = format!("127.0.0.1:{}", p[1]);
