@@ -140,6 +140,10 @@ struct Mosquitto {
 impl Mosquitto {
     async fn start() -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
+        // Started as root, mosquitto runs as the user `mosquitto`, which must be able to write
+        // its persistence file here.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let port = free_port();
         let process = Mosquitto::spawn(dir.path(), port);
         wait_for_port(port).await;
