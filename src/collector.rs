@@ -317,6 +317,7 @@ impl Collector {
         for arbiter in arbiters.iter().chain(aggregator_arbiter.as_ref()) {
             arbiter.stop();
         }
+        self.registry.drivers.run_ended();
         let finished = result.map_err(|_| RunError::Interrupted)?;
         let summary = finished.summary;
         let error = match self.files {

@@ -801,7 +801,12 @@ async fn collectors_fail_over_across_a_nats_cluster() {
         let c = stats.readings();
         assert_eq!(c.produced, summary.reads.ok, "{name}");
         assert_eq!(summary.reads.ok, 1200, "{name}");
-        assert_eq!((c.published, c.dropped, c.unsent), (c.produced, 0, 0), "{name}: {c:?} {:?}", stats.journal);
+        assert_eq!(
+            (c.published, c.dropped, c.unsent),
+            (c.produced, 0, 0),
+            "{name}: {c:?} {:?}",
+            stats.journal
+        );
     }
     // The first collector lost node 1 and connected to node 2.
     let node2 = format!("127.0.0.1:{}", p[1]);
@@ -855,4 +860,73 @@ fn bad_shards_are_usage_errors() {
             format!("sensor-actors: command line: --shard: expected I/N with 1 <= I <= N, got \"{bad}\"\n")
         );
     }
+}
+
+/// Three sensors on fixed topics with JSON payloads (`field = "value"`): the first gets a
+/// number, the second a payload without the field, the third nothing. After the values have
+/// arrived, one round reads the first (its value), fails the second (a `failed` read naming the
+/// topic) and finds the third `unavailable`; the next round, with nothing new, finds all three
+/// without a reading (the first `unavailable`: a value is read once).
+#[actix_rt::test]
+async fn fixed_topics_read_the_newest_value_once() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let entry = |id: &str| {
+        format!(
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"127.0.0.1:{port}\"]\ntopic = \"dev/{id}/state\"\nid = \"{id}\"\n\
+             client_id = \"fixed-topics\"\nfield = \"value\"\nkind = \"pressure\"\n"
+        )
+    };
+    let text = format!(
+        "[collection]\ninterval = \"1h\"\n{}{}{}",
+        entry("a"),
+        entry("b"),
+        entry("c")
+    );
+    let collector = Collector::new();
+    let config = collector.parse(&text, "fixed.toml").unwrap();
+    // A first run, until it has read a warm-up value of `a`: the session and its subscriptions
+    // are then on the broker, which keeps what is published next for the second run.
+    let (warmed, shutdown) = readings_until(1);
+    let collector = collector.subscribe_with(warmed.start().recipient::<Readings>(), Delivery::lossless());
+    let mut warm = config.clone();
+    warm.collection.interval = Duration::from_millis(20);
+    let first = actix_rt::spawn(collector.run(warm, shutdown));
+    let start = Instant::now();
+    while !first.is_finished() {
+        assert!(start.elapsed() < PATIENCE, "the first run never read the warm-up value");
+        publish(
+            port,
+            "devices-fixed",
+            &[("dev/a/state".into(), "{\"value\": 0}".into())],
+        )
+        .await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.await.unwrap().unwrap();
+    publish(
+        port,
+        "devices-fixed",
+        &[
+            ("dev/a/state".into(), "{\"value\": 2.5, \"unit\": \"bar\"}".into()),
+            ("dev/b/state".into(), "{\"v\": 1}".into()),
+        ],
+    )
+    .await;
+    let (seen, _) = readings_until(usize::MAX);
+    let mut config = Collector::new().parse(&text, "fixed.toml").unwrap();
+    config.collection.rounds = Some(2);
+    config.collection.interval = Duration::from_millis(300);
+    let collector = Collector::new().subscribe_with(seen.clone().start().recipient::<Readings>(), Delivery::lossless());
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+    assert_eq!(seen.values(), BTreeMap::from([("a".to_string(), vec![2.5])]));
+    assert_eq!(
+        (
+            summary.reads.requested,
+            summary.reads.ok,
+            summary.reads.failed,
+            summary.reads.unavailable
+        ),
+        (6, 1, 1, 4)
+    );
 }

@@ -264,6 +264,11 @@ pub trait DriverFactory: Send + Sync + 'static {
     /// topic) starts listening here and adds each device it finds through the control. The
     /// default does nothing.
     fn run_started(&self, _run: &RunStart) {}
+
+    /// Called once when that run has ended (after its summary went out): a driver that keeps
+    /// connections of its own beyond its sensors' (the `mqtt` hubs) closes them here, so a next
+    /// run with the same client ids does not compete with them. The default does nothing.
+    fn run_ended(&self) {}
 }
 
 /// What a factory is told when a run starts ([`DriverFactory::run_started`]).

@@ -94,6 +94,21 @@ impl DriverFactory for Factory {
         Ok(settings)
     }
 
+    /// Closes every hub's connection (a next run connects again).
+    fn run_ended(&self) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let hubs: Vec<Arc<Hub>> = self
+            .hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for hub in hubs {
+            hub.stop();
+        }
+    }
+
     /// Starts the discovery of every entry with `{id}` in its topic.
     fn run_started(&self, run: &RunStart) {
         *self.shard.lock().unwrap_or_else(|e| e.into_inner()) = run.shard;
@@ -457,6 +472,14 @@ impl Hub {
             let (brokers, qos) = (self.brokers.clone(), self.qos);
             *task = Some(AbortOnDrop(actix_rt::spawn(connect(brokers, client_id, qos, state))));
         }
+    }
+
+    /// Stops the connection (its task is aborted; the broker keeps the session).
+    fn stop(&self) {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut inner = self.inner();
+        inner.client = None;
+        inner.discoveries.clear();
     }
 
     /// Adds the sensors of a discovery entry as their ids appear.

@@ -51,6 +51,13 @@ impl DriverRegistry {
         }
     }
 
+    /// Tells every factory that the run has ended ([`DriverFactory::run_ended`]).
+    pub(crate) fn run_ended(&self) {
+        for (_, factory) in &self.factories {
+            factory.run_ended();
+        }
+    }
+
     /// The registered names, in registration order (the built-in ones first).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.factories.iter().map(|(name, _)| &**name)
@@ -217,7 +224,7 @@ mod tests {
         let parse = |name: &str, keys: &str| registry.parse(name, table(keys), "c.toml", "sensors[1]", Path::new(""));
         assert_eq!(
             parse("laser", "").unwrap_err().to_string(),
-            "c.toml: sensors[1].driver: expected one of simulated, replay, system, keyless, got \"laser\""
+            "c.toml: sensors[1].driver: expected one of simulated, replay, system, mqtt, keyless, got \"laser\""
         );
         assert!(parse("keyless", "").is_ok());
         assert_eq!(
@@ -226,7 +233,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}"),
-            "[\"simulated\", \"replay\", \"system\", \"keyless\"]"
+            "[\"simulated\", \"replay\", \"system\", \"mqtt\", \"keyless\"]"
         );
     }
 
