@@ -155,7 +155,7 @@ impl MqttOutput {
     fn start_link(&mut self, ctx: &mut Context<Self>) {
         let task = actix_rt::spawn(link::run(self.config.clone(), self.shared.clone()));
         // Supervise the task: a panic in it restarts it after the backoff, journaled.
-        ctx.spawn(async move { task.await }.into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(task.into_actor(self).map(|result, act, ctx| {
             if let Err(e) = result {
                 let delay = act.backoff.next_delay();
                 act.restarts += 1;
