@@ -930,3 +930,107 @@ async fn fixed_topics_read_the_newest_value_once() {
         (6, 1, 1, 4)
     );
 }
+
+/// The binary: `[outputs.mqtt]` in the file and `--shard 1/2` on the command line. Its client id
+/// takes `-1-of-2` (the status topic says so), it publishes the readings of its shard only, and
+/// its summary table ends with the output's line of counts.
+#[actix_rt::test]
+async fn the_binary_publishes_its_shard_and_reports_the_counts() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-cli", true, &["cli/#", "sensor-actors/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        simulated(
+            10,
+            3,
+            "10ms",
+            &format!(
+                "brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"cli\"\n[outputs.mqtt.topics]\nreadings = \"cli/{{id}}\"\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    let args = [
+        "run".to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--shard".into(),
+        "1/2".into(),
+    ];
+    let out = actix_rt::task::spawn_blocking(move || Command::new(exe).args(args).env("RUST_LOG", "warn").output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ours: Vec<String> = (1..=10)
+        .map(|i| format!("temperature-{i:02}"))
+        .filter(|id| Shard::new(1, 2).unwrap().contains(id))
+        .collect();
+    let readings = 3 * ours.len();
+    // Readings, events (one `started` per sensor), 3 rounds and the summary.
+    let published = readings + ours.len() + 3 + 1;
+    assert!(
+        stdout.ends_with(&format!(
+            "mqtt: {published} messages published, 0 dropped (buffer full or too large), 0 unsent at the end; 1 connection, 0 failed attempts\n"
+        )),
+        "{stdout}"
+    );
+    watcher.wait_status("sensor-actors/cli-1-of-2/status", "offline").await;
+    watcher.wait_count("cli/", "", readings).await;
+    let sensors: BTreeSet<String> = watcher
+        .on("cli/", "")
+        .iter()
+        .map(|m| m.topic[4..].to_string())
+        .collect();
+    assert_eq!(sensors, ours.into_iter().collect());
+}
+
+/// Bad MQTT settings are one line naming the file, the field and what was expected, exit 2.
+#[test]
+fn bad_mqtt_settings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b:8883\"]\n",
+            "outputs.mqtt.brokers[0]: expected the scheme mqtt:// or tcp:// (no TLS is built in), got \"mqtts://\"",
+        ),
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n[outputs.mqtt.topics]\nreadings = \"s/+/r\"\n",
+            "outputs.mqtt.topics.readings: expected a topic to publish to, without the wildcards + and # (or NUL), got \"s/+/r\"",
+        ),
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\nretries = 3\n",
+            "outputs.mqtt.retries: unknown field `retries`",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"plant/#\"\n",
+            "sensors[0].topic: expected a topic without wildcards (write {id} for the level that names the device), got \"plant/#\"",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\ntopic = \"plant/a\"\nid = \"a\"\n",
+            "sensors[0].brokers: expected a list of broker addresses, like brokers = [\"127.0.0.1:1883\"]",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"p/a\"\nid = \"a\"\nmax_age = \"0s\"\n",
+            "sensors[0].max_age: expected more than 0s",
+        ),
+    ];
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(exe).arg("check").arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("sensor-actors: {}: {expected}", file.display())),
+            "{stderr}"
+        );
+    }
+}
