@@ -218,7 +218,7 @@ pub(crate) async fn run(config: Arc<MqttOutputConfig>, shared: Arc<Shared>) {
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
     let mut next = 0usize;
     loop {
-        if closing_done(&shared, false) {
+        if closing_done(&shared) {
             break;
         }
         let broker = config.brokers[next % config.brokers.len()].clone();
@@ -227,7 +227,7 @@ pub(crate) async fn run(config: Arc<MqttOutputConfig>, shared: Arc<Shared>) {
             Ok(()) => break,
             Err(cause) => cause,
         };
-        if closing_done(&shared, false) {
+        if closing_done(&shared) {
             break;
         }
         // The next broker of the list, after the backoff (or until the end's deadline).
@@ -252,13 +252,10 @@ pub(crate) async fn run(config: Arc<MqttOutputConfig>, shared: Arc<Shared>) {
     finish(&shared);
 }
 
-/// Whether the run's end has passed its deadline (or, `flushed`, everything is delivered).
-fn closing_done(shared: &Shared, flushed: bool) -> bool {
+/// Whether the run's end has passed its deadline.
+fn closing_done(shared: &Shared) -> bool {
     let s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    match s.closing {
-        Some(deadline) => flushed || Instant::now() >= deadline,
-        None => false,
-    }
+    s.closing.is_some_and(|deadline| Instant::now() >= deadline)
 }
 
 /// Counts what is left as unsent and tells the waiters.
@@ -298,14 +295,11 @@ async fn connection(
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let poller = actix_rt::spawn(poll(eventloop, events_tx));
     let _stop_poller = AbortOnDrop(poller);
-    let deadline_sleep = |s: &Shared| {
-        let s = s.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.closing
-    };
+    let closing = |s: &Shared| s.state.lock().unwrap_or_else(|e| e.into_inner()).closing;
     // Connect.
     let first = tokio::select! {
         e = events.recv() => e,
-        _ = sleep_until(deadline_sleep(shared)) => return Err("the run ended while connecting".into()),
+        _ = sleep_until(closing(shared)) => return Err("the run ended while connecting".into()),
     };
     match first {
         Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {}
@@ -424,7 +418,7 @@ async fn connection(
             },
             _ = wake, if room => {}
             _ = sleep_until(closing) => {
-                if offline_sent || closing_done(shared, false) {
+                if offline_sent || closing_done(shared) {
                     break Err("the run's end gave up waiting for the broker".into());
                 }
             }
