@@ -8,9 +8,12 @@
 //! ```
 //!
 //! Arguments: sensor counts (default 10000,100000) and rounds per run (default 3). It starts its
-//! own mosquitto (Debian's package; `$MOSQUITTO` names another) on a free loopback port. Each line:
-//! QoS, sensors, readings, seconds from the first round to the last acknowledgement, readings/s,
-//! and latency percentiles read -> subscriber (ms); then the floor's figures.
+//! own mosquitto (Debian's package; `$MOSQUITTO` names another) on a free loopback port. Per QoS
+//! and sensor count, three runs of zero-latency simulated sensors: the run alone without the
+//! output (`run_s`: what the collector costs), the run with the output and rounds back to back
+//! (`seconds`: from the start to the last acknowledgement, and readings/s), and the run with the
+//! output at one round per second (latency from a reading's timestamp to the subscriber, ms:
+//! one round's burst drained before the next); then the floor: seconds and messages/s.
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -56,7 +59,7 @@ fn main() {
         assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
-    println!("qos  sensors  readings  seconds  readings/s  p50_ms  p99_ms  max_ms   | floor: seconds  msgs/s");
+    println!("qos  sensors  readings  run_s  seconds  readings/s  p50_ms  p99_ms  max_ms   | floor: seconds  msgs/s  p50_ms  p99_ms");
     for qos in [0u8, 1] {
         for &n in &counts {
             let system = actix_rt::System::new();
@@ -118,75 +121,106 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-async fn measure(port: u16, qos: u8, sensors: usize, rounds: u64) -> String {
-    // The collector: zero-latency simulated sensors, rounds back to back, readings only.
+/// One run of `sensors` zero-latency sensors for `rounds` rounds at `interval`, with the output
+/// at `qos` when `qos` is given: seconds from the start to the last acknowledgement, readings
+/// published, and the latencies (µs, sorted) the subscriber saw.
+async fn run(port: u16, qos: Option<u8>, sensors: usize, rounds: u64, interval: &str) -> (f64, u64, Vec<u64>, u64) {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    subscriber(port, &format!("bench-sub-{qos}-{sensors}"), seen.clone()).await;
-    let text = format!(
-        "[collection]\ninterval = \"0s\"\nrounds = {rounds}\nseed = 1\n\
-         [[sensors]]\ncount = {sensors}\nlatency = [\"0ms\", \"0ms\"]\nerror_rate = 0.0\n\
-         [outputs.mqtt]\nbrokers = [\"127.0.0.1:{port}\"]\nclient_id = \"bench-{qos}-{sensors}\"\nqos = {qos}\nbuffer = 10000000\n\
-         [outputs.mqtt.topics]\nreadings = \"bench/{{id}}/reading\"\nanomalies = \"\"\nevents = \"\"\nrounds = \"\"\nsummary = \"\"\n"
+    let mut text = format!(
+        "[collection]\ninterval = \"{interval}\"\nrounds = {rounds}\nseed = 1\n\
+         [[sensors]]\ncount = {sensors}\nlatency = [\"0ms\", \"0ms\"]\nerror_rate = 0.0\n"
     );
+    if let Some(qos) = qos {
+        let id = format!("bench-{qos}-{sensors}-{interval}");
+        subscriber(port, &format!("{id}-sub"), seen.clone()).await;
+        text += &format!(
+            "[outputs.mqtt]\nbrokers = [\"127.0.0.1:{port}\"]\nclient_id = \"{id}\"\nqos = {qos}\nbuffer = 10000000\n\
+             [outputs.mqtt.topics]\nreadings = \"bench/{{id}}/reading\"\nanomalies = \"\"\nevents = \"\"\nrounds = \"\"\nsummary = \"\"\n"
+        );
+    }
     let collector = Collector::new();
     let config = collector.parse(&text, "bench.toml").unwrap();
-    let output = MqttOutput::new(config.outputs.mqtt.clone().unwrap()).start();
-    let collector = MqttOutput::attach(&output, collector);
     let start = Instant::now();
+    let Some(settings) = config.outputs.mqtt.clone() else {
+        collector.run(config, std::future::pending()).await.unwrap();
+        return (start.elapsed().as_secs_f64(), 0, Vec::new(), 0);
+    };
+    let output = MqttOutput::new(settings).start();
+    let collector = MqttOutput::attach(&output, collector);
     let summary = collector.run(config, std::future::pending()).await.unwrap();
     let stats = output.send(Finish).await.unwrap();
     let seconds = start.elapsed().as_secs_f64();
     let readings = stats.readings().published;
     assert_eq!(readings, summary.reads.ok);
-    let expected = readings;
     let waited = Instant::now();
-    while seen.lock().unwrap().count < expected && waited.elapsed() < Duration::from_secs(60) {
+    while seen.lock().unwrap().count < readings && waited.elapsed() < Duration::from_secs(60) {
         actix_rt::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut lat = std::mem::take(&mut seen.lock().unwrap().latencies_us);
+    let mut s = seen.lock().unwrap();
+    let mut lat = std::mem::take(&mut s.latencies_us);
     lat.sort_unstable();
-    let received = seen.lock().unwrap().count;
-    // The floor: the same number of payloads of the same size to the same topics, from a bare
-    // client, at the same QoS.
-    let payload = serde_json::json!({
-        "round": 1, "sensor": "temperature-000001", "kind": "temperature", "value": 24.318_345_345_3,
-        "unit": "C", "timestamp": "2026-01-01T00:00:00.000Z", "latency_ms": 0.0
-    })
-    .to_string();
-    let floor = floor(port, qos, sensors, rounds, &payload).await;
+    (seconds, readings, lat, s.count)
+}
+
+async fn measure(port: u16, qos: u8, sensors: usize, rounds: u64) -> String {
+    let (run_s, _, _, _) = run(port, None, sensors, rounds, "0s").await;
+    let (seconds, readings, _, received) = run(port, Some(qos), sensors, rounds, "0s").await;
+    // One round a second up to 10,000 sensors; above, one every 5 s (a round of 100,000 takes
+    // longer than a second to publish).
+    let interval = if sensors > 10_000 { "5s" } else { "1s" };
+    let (_, paced, lat, paced_received) = run(port, Some(qos), sensors, rounds, interval).await;
+    // The floor: as many payloads of the same shape to as many topics, from a bare client at
+    // the same QoS, each stamped when it is made, to the same subscriber.
+    let floor_seen = Arc::new(Mutex::new(Seen::default()));
+    subscriber(port, &format!("floor-sub-{qos}-{sensors}"), floor_seen.clone()).await;
+    let floor = floor(port, qos, sensors, rounds).await;
+    let total = sensors as u64 * rounds;
+    let waited = Instant::now();
+    while floor_seen.lock().unwrap().count < total && waited.elapsed() < Duration::from_secs(60) {
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut floor_lat = std::mem::take(&mut floor_seen.lock().unwrap().latencies_us);
+    floor_lat.sort_unstable();
+    let missing = (readings - received) + (paced - paced_received);
     format!(
-        "{qos:>3}  {sensors:>7}  {readings:>8}  {seconds:>7.2}  {:>10.0}  {:>6.1}  {:>6.1}  {:>6.1}   | {:>6.2}  {:>9.0}{}",
+        "{qos:>3}  {sensors:>7}  {readings:>8}  {run_s:>5.2}  {seconds:>7.2}  {:>10.0}  {:>6.1}  {:>6.1}  {:>6.1}   | {:>6.2}  {:>9.0}  {:>6.1}  {:>6.1}{}",
         readings as f64 / seconds,
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         percentile(&lat, 1.0),
         floor,
-        (sensors as u64 * rounds) as f64 / floor,
-        if received == expected {
+        total as f64 / floor,
+        percentile(&floor_lat, 0.5),
+        percentile(&floor_lat, 0.99),
+        if missing == 0 {
             String::new()
         } else {
-            format!("  (subscriber got {received})")
+            format!("  (the subscriber missed {missing})")
         }
     )
 }
 
 /// Seconds to publish `sensors x rounds` messages and have them acknowledged (QoS 1) or written
-/// (QoS 0) by a bare rumqttc client.
-async fn floor(port: u16, qos: u8, sensors: usize, rounds: u64, payload: &str) -> f64 {
+/// (QoS 0) by a bare rumqttc client, to `bench/floor-<i>`, each stamped when it is made.
+async fn floor(port: u16, qos: u8, sensors: usize, rounds: u64) -> f64 {
     let mut options = MqttOptions::new(format!("floor-{qos}-{sensors}"), "127.0.0.1", port);
     options.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     let total = sensors as u64 * rounds;
     let q = if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-    let topics: Vec<String> = (1..=sensors)
-        .map(|i| format!("floor/temperature-{i:06}/reading"))
-        .collect();
-    let payload = payload.as_bytes().to_vec();
+    let topics: Vec<String> = (1..=sensors).map(|i| format!("bench/floor-{i:06}/reading")).collect();
     let start = Instant::now();
     let feeder = actix_rt::spawn(async move {
-        for _ in 0..rounds {
-            for t in &topics {
-                client.publish(t.clone(), q, false, payload.clone()).await.unwrap();
+        for round in 1..=rounds {
+            for (i, t) in topics.iter().enumerate() {
+                let payload = serde_json::json!({
+                    "round": round, "sensor": format!("temperature-{i:06}"), "kind": "temperature",
+                    "value": 24.318_345_345_3, "unit": "C",
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "latency_ms": 0.0
+                })
+                .to_string();
+                client.publish(t.clone(), q, false, payload).await.unwrap();
             }
         }
         client
