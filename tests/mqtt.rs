@@ -812,7 +812,12 @@ async fn collectors_fail_over_across_a_nats_cluster() {
     // node 3 if node 2 was still electing its JetStream leaders when it tried).
     let node1 = format!("127.0.0.1:{}", p[0]);
     let lost = a.journal.iter().position(|e| e.event == "disconnected");
-    assert_eq!(lost.map(|i| a.journal[i].broker.as_deref()), Some(Some(node1.as_str())), "{:?}", a.journal);
+    assert_eq!(
+        lost.map(|i| a.journal[i].broker.as_deref()),
+        Some(Some(node1.as_str())),
+        "{:?}",
+        a.journal
+    );
     assert!(
         a.journal[lost.unwrap()..]
             .iter()
