@@ -1031,6 +1031,39 @@ fn bad_mqtt_settings_are_one_line_errors() {
         ),
     ];
     let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    // Neither the output nor the driver runs on a virtual clock.
+    let file = dir.path().join("virtual.toml");
+    for (text, expected) in [
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n",
+            "outputs.mqtt: expected no MQTT output with --clock virtual (a broker's time cannot be simulated)",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"p/a\"\nid = \"a\"\n",
+            "sensors",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(exe)
+            .args([
+                "run",
+                "--clock",
+                "virtual",
+                "--rounds",
+                "1",
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("sensor-actors: {}: {expected}", file.display())),
+            "{stderr}"
+        );
+    }
     for (i, (text, expected)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("bad{i}.toml"));
         std::fs::write(&file, text).unwrap();

@@ -327,6 +327,18 @@ fn configure(args: &RunArgs, collector: &Collector, clock: Clock) -> Result<Conf
     };
     check_memory(&config, &origin)?;
     config.check_clock(clock, &origin)?;
+    // A broker's time cannot be simulated: on a virtual clock its timeouts would fire at once.
+    if clock != Clock::Wall && config.outputs.mqtt.is_some() {
+        let file = args
+            .config
+            .as_ref()
+            .map_or("configuration".into(), |p| p.display().to_string());
+        return Err(sensor_actors::ConfigError::new(
+            &file,
+            "outputs.mqtt",
+            "expected no MQTT output with --clock virtual (a broker's time cannot be simulated)",
+        ));
+    }
     Ok(config)
 }
 
