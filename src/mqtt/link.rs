@@ -325,6 +325,8 @@ async fn connection(
     // waiting for the broker's PUBACK, by packet id.
     let mut unwritten: VecDeque<Sent> = VecDeque::new();
     let mut unacked: HashMap<u16, Sent> = HashMap::new();
+    // The one message the client holds back for a packet id still in use (`AwaitAck`).
+    let mut collided: Option<(u16, Sent)> = None;
     // The birth message goes first on every connection.
     let birth = OutMessage {
         stream: None,
@@ -340,7 +342,7 @@ async fn connection(
         let mut closing = None;
         {
             let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            while unwritten.len() + unacked.len() < WINDOW as usize {
+            while unwritten.len() + unacked.len() + usize::from(collided.is_some()) < WINDOW as usize {
                 let message = match pending_birth.take() {
                     Some(b) => b,
                     None => match s.queue.pop_front() {
@@ -367,7 +369,7 @@ async fn connection(
             }
             if let Some(deadline) = s.closing {
                 closing = Some(deadline);
-                let flushed = s.queue.is_empty() && unwritten.is_empty() && unacked.is_empty();
+                let flushed = s.queue.is_empty() && unwritten.is_empty() && unacked.is_empty() && collided.is_none();
                 if flushed && !offline_sent {
                     // Everything is delivered: the status says so, then the client leaves.
                     offline_sent = true;
@@ -394,11 +396,25 @@ async fn connection(
             }
         }
         let wake = shared.wake.notified();
-        let room = unwritten.len() + unacked.len() < WINDOW as usize;
+        let room = unwritten.len() + unacked.len() + usize::from(collided.is_some()) < WINDOW as usize;
         tokio::select! {
             e = events.recv() => match e {
-                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid) | Outgoing::AwaitAck(pkid)))) => {
-                    let Some(sent) = unwritten.pop_front() else { continue };
+                // A packet id still awaiting its PUBACK (the broker acknowledged out of order):
+                // the client holds the message until that PUBACK, then writes it.
+                Some(Ok(Event::Outgoing(Outgoing::AwaitAck(pkid)))) => {
+                    if let Some(sent) = unwritten.pop_front() {
+                        collided = Some((pkid, sent));
+                    }
+                }
+                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    let sent = match collided.take() {
+                        Some((held, sent)) if held == pkid && !unacked.contains_key(&pkid) => sent,
+                        other => {
+                            collided = other;
+                            let Some(sent) = unwritten.pop_front() else { continue };
+                            sent
+                        }
+                    };
                     if sent.message.qos == rumqttc::QoS::AtMostOnce {
                         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         confirm(&mut s, &sent.message);
@@ -438,7 +454,11 @@ async fn connection(
         }
     }
     // Whatever was not confirmed goes back to the front of the queue, in send order.
-    let mut back: Vec<Sent> = unwritten.into_iter().chain(unacked.into_values()).collect();
+    let mut back: Vec<Sent> = unwritten
+        .into_iter()
+        .chain(unacked.into_values())
+        .chain(collided.map(|(_, sent)| sent))
+        .collect();
     back.sort_by_key(|s| s.seq);
     let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     for sent in back.into_iter().rev() {
