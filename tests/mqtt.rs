@@ -549,6 +549,8 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     let ids: BTreeSet<&str> = summary.sensors.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, devices.iter().copied().collect());
     assert!(summary.sensors.iter().all(|s| s.kind == "temperature"));
+    // Each device was added once, through the run's Control.
+    assert_eq!(summary.events.get("added"), Some(&3));
     // Down: one value per device at QoS 1, kept by the broker for the collector's session.
     let down: Vec<(String, String)> = devices
         .iter()
