@@ -480,6 +480,13 @@ impl Hub {
         let mut inner = self.inner();
         inner.client = None;
         inner.discoveries.clear();
+        let superseded = std::mem::take(&mut inner.superseded);
+        if superseded > 0 {
+            log::info!(
+                "mqtt driver ({}): {superseded} values were replaced by newer ones before a read took them",
+                self.client_id
+            );
+        }
     }
 
     /// Adds the sensors of a discovery entry as their ids appear.
