@@ -432,7 +432,8 @@ async fn every_reading_reaches_a_subscriber_exactly_once() {
 /// meanwhile and drops (and counts) the rest; after the restart the held ones are delivered.
 /// Exactly the published ones reach the subscriber (whose persistent session the broker kept
 /// across its restart): published + dropped = produced = the run's readings, none unsent, and
-/// the journal has the disconnection, failed attempts and the reconnection.
+/// the journal has the disconnection, failed attempts and the reconnection; the live view's
+/// `/metrics` has the same counts.
 #[actix_rt::test]
 async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() {
     let mut broker = Mosquitto::start().await;
@@ -449,7 +450,10 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
     );
     let config = Collector::new().parse(&text, "mqtt.toml").unwrap();
     let settings = config.outputs.mqtt.clone().unwrap();
-    let output = MqttOutput::new(settings).start();
+    // The live view gets the output's counts too.
+    let http = sensor_actors::config::HttpConfig::new("127.0.0.1:0".parse().unwrap());
+    let live = sensor_actors::live::LiveView::new(&config, &http).start();
+    let output = MqttOutput::new(settings).report_to(live.clone().recipient()).start();
     let collector = MqttOutput::attach(&output, Collector::new());
     let run = actix_rt::spawn(collector.run(config, std::future::pending()));
     // A few rounds through, stop the broker; wait until the output has dropped some.
@@ -474,6 +478,17 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
     assert_eq!(counts.unsent, 0);
     assert!(counts.dropped >= 50, "{counts:?}");
     assert_eq!(counts.published + counts.dropped, counts.produced);
+    let metrics = live.send(sensor_actors::live::RenderMetrics).await.unwrap();
+    for (outcome, n) in [
+        ("produced", 800),
+        ("published", counts.published),
+        ("dropped", counts.dropped),
+    ] {
+        let line = format!(
+            "sensor_actors_output_messages_total{{output=\"mqtt\",stream=\"readings\",outcome=\"{outcome}\"}} {n}"
+        );
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
     // Everything published arrives (QoS 1 may repeat a message sent again after the loss).
     let w = watcher.messages.clone();
     let published = counts.published as usize;

@@ -16,12 +16,14 @@
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient, ResponseActFuture,
+    WrapFuture,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::jsonl::{rfc3339, AnomalyLine, EventLine, ReadingLine};
+use crate::live::OutputCounts;
 use crate::mqtt::link::{self, OutMessage, Shared, STREAMS};
 use crate::mqtt::{Backoff, MqttOutputConfig, Placeholder};
 use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary};
@@ -54,6 +56,8 @@ pub struct MqttOutput {
     /// Restarts of the connection task after a panic, with backoff.
     backoff: Backoff,
     restarts: u64,
+    /// Where the counts go after every round and at the end (the live view's `/metrics`).
+    report: Option<Recipient<OutputCounts>>,
 }
 
 impl std::fmt::Debug for MqttOutput {
@@ -136,7 +140,38 @@ impl MqttOutput {
             config: Arc::new(config),
             shared: Arc::new(shared),
             restarts: 0,
+            report: None,
         }
+    }
+
+    /// Sends the counts to `recipient` after every round and at the end, as
+    /// [`OutputCounts`] named `mqtt` (the live view's `sensor_actors_output_messages_total`).
+    pub fn report_to(mut self, recipient: Recipient<OutputCounts>) -> Self {
+        self.report = Some(recipient);
+        self
+    }
+
+    /// Sends the counts so far to the recipient of [`MqttOutput::report_to`], if any.
+    fn report(&self) {
+        let Some(recipient) = &self.report else {
+            return;
+        };
+        let totals = self
+            .stats()
+            .streams
+            .into_iter()
+            .flat_map(|(stream, c)| {
+                [
+                    ("produced", c.produced),
+                    ("published", c.published),
+                    ("dropped", c.dropped),
+                    ("too_large", c.too_large),
+                    ("unsent", c.unsent),
+                ]
+                .map(|(outcome, n)| (stream.clone(), outcome.to_string(), n))
+            })
+            .collect();
+        recipient.do_send(OutputCounts::new("mqtt", totals));
     }
 
     /// Subscribes `output` to the streams it publishes, losslessly (its handlers only queue;
@@ -355,6 +390,7 @@ impl Handler<RoundSummary> for MqttOutput {
     type Result = ();
 
     fn handle(&mut self, round: RoundSummary, _ctx: &mut Context<Self>) {
+        self.report();
         let Some(template) = &self.config.topics.rounds else {
             return;
         };
@@ -413,7 +449,10 @@ impl Handler<Finish> for MqttOutput {
                 let _ = rx.await;
             }
             .into_actor(self)
-            .map(|(), act, _ctx| act.stats()),
+            .map(|(), act, _ctx| {
+                act.report();
+                act.stats()
+            }),
         )
     }
 }

@@ -396,7 +396,7 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             }
             (None, None) => None,
         };
-        let (collector, server) = match http {
+        let (collector, server, live) = match http {
             Some((mut http, origin)) => {
                 let token = if args.http_control || http.control {
                     let origin = if args.http_control {
@@ -421,9 +421,9 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
                     "live view on http://{0}/ (the dashboard), http://{0}/metrics and http://{0}/api (docs/live-view.md)",
                     server.local_addr()
                 );
-                (LiveView::attach(&live, collector), Some(server))
+                (LiveView::attach(&live, collector), Some(server), Some(live))
             }
-            None => (collector, None),
+            None => (collector, None, None),
         };
         let collector = match &args.out {
             // A folder that cannot be written, or that another run writes: nothing started yet.
@@ -436,7 +436,11 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
         // `[outputs.mqtt]`: the MQTT output, attached like any sink; asked to finish after the run.
         let (collector, mqtt) = match config.outputs.mqtt.clone() {
             Some(settings) => {
-                let output = MqttOutput::new(settings).start();
+                let mut output = MqttOutput::new(settings);
+                if let Some(live) = &live {
+                    output = output.report_to(live.clone().recipient());
+                }
+                let output = output.start();
                 (MqttOutput::attach(&output, collector), Some(output))
             }
             None => (collector, None),
