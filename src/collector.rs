@@ -17,14 +17,14 @@ use crate::analysis::DetectorFactory;
 use crate::clock::{self, Clock};
 use crate::config::{Config, ConfigError, SensorTable};
 use crate::control::Control;
-use crate::driver::DriverFactory;
+use crate::driver::{DriverFactory, RunStart};
 use crate::registry::Registry;
 use crate::report::Summary;
 use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
 use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
 use crate::supervisor::Shutdown;
 use crate::supervisor::{RootSetup, SensorSupervisor};
-use crate::RunError;
+use crate::{RunError, Shard};
 
 /// A collection run to be: the names its configuration may use and where its streams go.
 ///
@@ -67,6 +67,8 @@ pub struct Collector {
     clock: Clock,
     /// The handle that adds and removes sensors while the run goes on ([`Collector::control`]).
     control: Control,
+    /// The run's share of the configured sensors ([`Collector::shard`]).
+    shard: Option<Shard>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -87,6 +89,7 @@ impl Collector {
             files: None,
             clock: Clock::Wall,
             control: Control::default(),
+            shard: None,
         }
     }
 
@@ -168,6 +171,15 @@ impl Collector {
         self.control.clone()
     }
 
+    /// Runs only `shard`'s share of the configured sensors (`run --shard I/N`): N collectors
+    /// with the same configuration and shards 1 to N read every sensor exactly once. Drivers
+    /// that discover sensors while running add only the ids of the shard
+    /// ([`RunStart::shard`](crate::driver::RunStart::shard)).
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
     /// The drivers and detectors a configuration loaded by this collector may name.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -216,13 +228,20 @@ impl Collector {
     /// subscribers (the summary last) and returns the summary.
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
-    pub async fn run(mut self, config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
+    pub async fn run(mut self, mut config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
         // However the run ends (or is dropped), its `Control` says so from then on.
         let _ended = EndsControl(self.control.clone());
         if self.clock != Clock::Wall {
             config
                 .check_clock(self.clock, "configuration")
                 .map_err(RunError::Config)?;
+        }
+        if let Some(shard) = self.shard {
+            let before = shard.apply(&mut config);
+            log::info!(
+                "shard {shard}: {} of the {before} configured sensors",
+                config.sensors.len()
+            );
         }
         let _clock = clock::enter(self.clock);
         // A drawn seed fits in TOML's integers (i64), so `seed = <it>` in a file repeats the run.
@@ -283,6 +302,11 @@ impl Collector {
         };
         let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
         self.control.attach(supervisor.clone());
+        // Drivers that discover sensors start listening (the control is usable from here on).
+        self.registry.drivers.run_started(&RunStart {
+            control: self.control.clone(),
+            shard: self.shard,
+        });
         let shutdown = std::pin::pin!(shutdown);
         let mut done_rx = std::pin::pin!(done_rx);
         let result = match futures::future::select(shutdown, done_rx.as_mut()).await {
@@ -295,6 +319,7 @@ impl Collector {
         for arbiter in arbiters.iter().chain(aggregator_arbiter.as_ref()) {
             arbiter.stop();
         }
+        self.registry.drivers.run_ended();
         let finished = result.map_err(|_| RunError::Interrupted)?;
         let summary = finished.summary;
         let error = match self.files {

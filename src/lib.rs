@@ -26,8 +26,11 @@
 //!   (the JSONL files, the round log);
 //! - [`data`]: the plain data at the bottom (samples, outcomes, readings, journal events);
 //!   [`report`]: the [`Summary`]; [`stats`]: streaming statistics and the rolling window;
+//! - [`mqtt`]: broker addresses, topic templates and the `[outputs.mqtt]` settings that the MQTT
+//!   output ([`sinks::MqttOutput`]) and the `mqtt` driver share;
 //! - [`live`]: the live view (`run --http ADDR`): an actor subscribed to the streams like any
 //!   user's, and an actix-web server of Prometheus metrics (`/metrics`) and a JSON API;
+//! - [`shard`]: a collector's share of the sensors (`run --shard I/N`) by a stable hash of the id;
 //! - [`testing`]: the driver conformance checks and detector helpers, for code outside the crate;
 //! - [`story`]: one sensor's story read back from an `--out` folder (`sensor-actors story`):
 //!   its readings, gaps, journal events and anomalies in round order, streamed from the files.
@@ -53,11 +56,13 @@ mod control;
 pub mod data;
 pub mod driver;
 pub mod live;
+pub mod mqtt;
 mod panic;
 mod parse;
 mod registry;
 pub mod report;
 mod sensor;
+pub mod shard;
 pub mod sinks;
 pub mod stats;
 pub mod story;
@@ -74,6 +79,7 @@ pub use config::{Config, ConfigError};
 pub use control::{Added, Control, ControlError, Removed};
 pub use registry::Registry;
 pub use report::Summary;
+pub use shard::Shard;
 pub use sinks::OutputError;
 
 /// A run that could not complete.

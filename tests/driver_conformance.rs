@@ -39,6 +39,8 @@ fn built_in() -> Vec<(&'static str, Source, String)> {
             ),
         ),
         ("system", Source::Live, "driver = \"system\"\nmetric = \"load1\"\nid = \"load\"".into()),
+        // `mqtt` reads what a real broker delivered: it is checked against mosquitto and a NATS
+        // cluster in tests/mqtt.rs (the harness's paused clock would time out its connections).
     ]
 }
 

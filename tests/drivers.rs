@@ -147,7 +147,7 @@ fn unknown_driver_name_lists_every_known_name() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "test.toml: sensors[0].driver: expected one of simulated, replay, system, flaky, other, got \"modbus\""
+        "test.toml: sensors[0].driver: expected one of simulated, replay, system, mqtt, flaky, other, got \"modbus\""
     );
 }
 

@@ -407,7 +407,7 @@ async fn refused_requests_say_why_and_change_nothing() {
     assert_eq!(lines[3], "http: sensor.latency: min 500ms is greater than max 100ms");
     assert_eq!(
         lines[4],
-        "http: sensor.driver: expected one of simulated, replay, system, got \"laser\""
+        "http: sensor.driver: expected one of simulated, replay, system, mqtt, got \"laser\""
     );
     assert!(
         lines[5].starts_with("http: sensor.latncy: unknown field `latncy`, expected one of"),

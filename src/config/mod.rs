@@ -61,6 +61,16 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The live view's HTTP server (`[http]`, or `--http ADDR`); `None`: no server (the default).
     pub http: Option<HttpConfig>,
+    /// Outputs configured in the file (`[outputs]`).
+    pub outputs: Outputs,
+}
+
+/// The `[outputs]` section: outputs set up in the file rather than in code.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Outputs {
+    /// `[outputs.mqtt]`: publish every stream to an MQTT broker (docs/outputs.md).
+    pub mqtt: Option<crate::mqtt::MqttOutputConfig>,
 }
 
 /// The `[collection]` section.
@@ -468,6 +478,7 @@ impl Config {
             analysis: AnalysisConfig::default(),
             runtime: RuntimeConfig { arbiters: None },
             http: None,
+            outputs: Outputs::default(),
         }
     }
 

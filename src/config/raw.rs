@@ -90,6 +90,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) runtime: RawRuntime,
     pub(super) http: Option<RawHttp>,
+    #[serde(default)]
+    pub(super) outputs: crate::mqtt::RawOutputs,
 }
 
 /// `[collection]`, durations still as written.

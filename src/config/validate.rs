@@ -92,6 +92,9 @@ impl RawConfig {
                 arbiters: self.runtime.arbiters,
             },
             http: self.http.map(|h| h.validate(origin)).transpose()?,
+            outputs: super::Outputs {
+                mqtt: self.outputs.mqtt.map(|m| m.validate(origin)).transpose()?,
+            },
         })
     }
 }
@@ -711,7 +714,7 @@ mod tests {
         );
         assert_eq!(
             err("[[sensors]]\ndriver = \"laser\"\ncount = 1\n"),
-            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"laser\""
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, mqtt, got \"laser\""
         );
         assert!(err("[collection]\ninterval = 5\n[[sensors]]\ncount=1\n")
             .starts_with("c.toml: collection.interval: invalid type: integer `5`, expected a string"));
@@ -747,7 +750,7 @@ mod tests {
         );
         assert_eq!(
             err("[[sensors]]\ndriver = \"la\\u001bser\"\n"),
-            "c.toml: sensors[0].driver: expected one of simulated, replay, system, got \"la\\u{1b}ser\""
+            "c.toml: sensors[0].driver: expected one of simulated, replay, system, mqtt, got \"la\\u{1b}ser\""
         );
         let key = err("[collection]\n\"a\\nb\" = 1\n");
         assert!(key.starts_with("c.toml: collection.a\\nb: unknown field `a"), "{key}");

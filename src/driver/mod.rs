@@ -15,6 +15,7 @@
 //! caught and treated as a failure of that sensor only), take all randomness from the seed it is
 //! built with, and leave deadlines to the round.
 
+pub mod mqtt;
 pub mod registry;
 pub mod replay;
 pub mod simulated;
@@ -256,6 +257,29 @@ pub trait DriverFactory: Send + Sync + 'static {
     fn default_restart(&self) -> Option<RestartType> {
         None
     }
+
+    /// Called once when a run of a [`Collector`](crate::Collector) this factory is registered
+    /// on starts, before its sensors start, with the run's [`Control`](crate::Control) and
+    /// shard: a driver that discovers its devices while running (`mqtt` with `{id}` in its
+    /// topic) starts listening here and adds each device it finds through the control. The
+    /// default does nothing.
+    fn run_started(&self, _run: &RunStart) {}
+
+    /// Called once when that run has ended (after its summary went out): a driver that keeps
+    /// connections of its own beyond its sensors' (the `mqtt` hubs) closes them here, so a next
+    /// run with the same client ids does not compete with them. The default does nothing.
+    fn run_ended(&self) {}
+}
+
+/// What a factory is told when a run starts ([`DriverFactory::run_started`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunStart {
+    /// Adds and removes the run's sensors.
+    pub control: crate::Control,
+    /// The run's share of the sensors (`run --shard I/N`), if it has one: a discovering driver
+    /// adds only the ids in it.
+    pub shard: Option<crate::Shard>,
 }
 
 /// The validated settings of one `[[sensors]]` entry (made by its [`DriverFactory`]), from which

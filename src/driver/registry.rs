@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{replay, simulated, system, DriverFactory, DriverSpec};
+use super::{mqtt, replay, simulated, system, DriverFactory, DriverSpec, RunStart};
 use crate::parse::{from_table, quoted, ConfigError};
 
 /// Driver factories by name, as `driver = "<name>"` refers to them, in registration order.
@@ -25,6 +25,7 @@ impl DriverRegistry {
         registry.register("simulated", simulated::Factory);
         registry.register("replay", replay::Factory);
         registry.register("system", system::Factory);
+        registry.register("mqtt", mqtt::Factory::default());
         registry
     }
 
@@ -41,6 +42,20 @@ impl DriverRegistry {
             "driver name {name:?}: a driver of that name is already registered"
         );
         self.factories.push((name.into(), Arc::new(factory)));
+    }
+
+    /// Tells every factory that a run starts ([`DriverFactory::run_started`]).
+    pub(crate) fn run_started(&self, run: &RunStart) {
+        for (_, factory) in &self.factories {
+            factory.run_started(run);
+        }
+    }
+
+    /// Tells every factory that the run has ended ([`DriverFactory::run_ended`]).
+    pub(crate) fn run_ended(&self) {
+        for (_, factory) in &self.factories {
+            factory.run_ended();
+        }
     }
 
     /// The registered names, in registration order (the built-in ones first).
@@ -209,7 +224,7 @@ mod tests {
         let parse = |name: &str, keys: &str| registry.parse(name, table(keys), "c.toml", "sensors[1]", Path::new(""));
         assert_eq!(
             parse("laser", "").unwrap_err().to_string(),
-            "c.toml: sensors[1].driver: expected one of simulated, replay, system, keyless, got \"laser\""
+            "c.toml: sensors[1].driver: expected one of simulated, replay, system, mqtt, keyless, got \"laser\""
         );
         assert!(parse("keyless", "").is_ok());
         assert_eq!(
@@ -218,7 +233,7 @@ mod tests {
         );
         assert_eq!(
             format!("{registry:?}"),
-            "[\"simulated\", \"replay\", \"system\", \"keyless\"]"
+            "[\"simulated\", \"replay\", \"system\", \"mqtt\", \"keyless\"]"
         );
     }
 

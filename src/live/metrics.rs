@@ -127,6 +127,13 @@ struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputLabel {
+    output: String,
+    stream: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SensorLabel {
     sensor: String,
 }
@@ -148,6 +155,8 @@ pub(super) struct Metrics {
     groups: Family<StateLabel, Gauge>,
     subscriber_dropped: Counter,
     stream_dropped: Counter,
+    /// Messages of outputs that deliver on their own (the MQTT output), by outcome.
+    output_messages: Family<OutputLabel, Counter>,
     sensor_readings: Family<SensorLabel, Counter>,
     sensor_value: Family<SensorLabel, Gauge<f64, AtomicU64>>,
     sensor_restarts: Family<SensorLabel, Counter>,
@@ -188,6 +197,7 @@ impl Metrics {
             groups: Family::default(),
             subscriber_dropped: Counter::default(),
             stream_dropped: Counter::default(),
+            output_messages: Family::default(),
             sensor_readings: Family::default(),
             sensor_value: Family::default(),
             sensor_restarts: Family::default(),
@@ -266,6 +276,11 @@ impl Metrics {
             "live_stream_dropped_messages",
             "Server-sent events dropped because a client of /api/stream lagged",
             m.stream_dropped.clone(),
+        );
+        r.register(
+            "output_messages",
+            "Messages of an output that delivers on its own (the MQTT output) by stream and outcome: produced, published, dropped, too_large, unsent",
+            m.output_messages.clone(),
         );
         if per_sensor > 0 {
             r.register(
@@ -375,6 +390,19 @@ impl Metrics {
             if let Some(series) = self.sensor_series.get(index) {
                 series.restarts.inc();
             }
+        }
+    }
+
+    /// An output's totals so far: each counter catches up with its total.
+    pub(super) fn output_totals(&self, output: &str, totals: &[(String, String, u64)]) {
+        for (stream, outcome, total) in totals {
+            let label = OutputLabel {
+                output: output.to_string(),
+                stream: stream.clone(),
+                outcome: outcome.clone(),
+            };
+            let counter = self.output_messages.get_or_create(&label);
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

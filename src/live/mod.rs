@@ -18,7 +18,10 @@
 
 mod metrics;
 mod model;
+mod outputs;
 mod server;
+
+pub use outputs::OutputCounts;
 
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use actix_web::web::Bytes;

@@ -3,13 +3,16 @@
 //!
 //! - [`JsonlFiles`]: `readings.jsonl`, `anomalies.jsonl`, `events.jsonl` and `summary.json`
 //!   under `--out DIR`;
-//! - [`RoundLog`]: the per-round log line.
+//! - [`RoundLog`]: the per-round log line;
+//! - [`MqttOutput`]: every stream as JSON messages to an MQTT broker (`[outputs.mqtt]`).
 //!
 //! The summary table is printed by the binary from the [`Summary`](crate::Summary) the run returns.
 
 mod durable;
 mod jsonl;
 mod log;
+mod mqtt;
 
 pub use self::log::RoundLog;
 pub use jsonl::{rfc3339, AnomalyLine, EventLine, JsonlFiles, OutputError, ReadingLine, TakeOutputError};
+pub use mqtt::{Finish, LinkEvent, MqttOutput, MqttStats, Stats, StreamCounts};

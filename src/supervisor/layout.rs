@@ -118,6 +118,17 @@ pub(super) fn plan(sensors: &SensorTable, groups: &[GroupSpec], arbiters: usize,
         }
         from = end;
     }
+    // A run without sensors yet (they are discovered while it runs, or its shard is empty)
+    // still gets one empty shard, with its arbiter's aggregator, for the sensors to come.
+    if plan.is_empty() {
+        plan.push(Planned {
+            name: "shard-1".into(),
+            kind: GroupKind::Shard,
+            members: Vec::new(),
+            arbiter: 0,
+            parent: None,
+        });
+    }
     plan
 }
 

@@ -472,7 +472,9 @@ impl SensorSupervisor {
             digests,
             outcomes,
         });
-        let all_done = self.groups.iter().all(|g| !g.live);
+        // A run that has no sensor yet (its sensors are to be discovered, or its shard is
+        // empty) waits for some; one whose every sensor has stopped ends.
+        let all_done = n > 0 && self.groups.iter().all(|g| !g.live);
         let rounds_done = self.collection.rounds.is_some_and(|n| round >= n);
         let next_at = self.schedule.offset(next).max(now - t0);
         let time_done = self.collection.duration.is_some_and(|d| next_at >= d);

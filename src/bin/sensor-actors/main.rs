@@ -15,7 +15,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 use sensor_actors::config::HttpConfig;
 use sensor_actors::live::{LiveServer, LiveView};
-use sensor_actors::{Clock, Collector, Config, RunError};
+use sensor_actors::sinks::{Finish, MqttOutput};
+use sensor_actors::{Clock, Collector, Config, RunError, Shard};
 use std::error::Error as _;
 
 /// The binary allocates through mimalloc (its v2 line: less resident memory than v3 here, same
@@ -128,6 +129,10 @@ struct RunArgs {
     /// 2000-01-01T00:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_start)]
     start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Take only shard I of N of the configured sensors (1-based, by a stable hash of the id),
+    /// so that N collectors with the same configuration read every sensor once, e.g. 2/4.
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse, allow_hyphen_values = true)]
+    shard: Option<Shard>,
 }
 
 /// The control endpoints' token, from the environment: one line naming `origin` when it is
@@ -310,12 +315,30 @@ fn configure(args: &RunArgs, collector: &Collector, clock: Clock) -> Result<Conf
     c.read_timeout = args.read_timeout.unwrap_or(c.read_timeout);
     c.seed = args.seed.or(c.seed);
     config.check_collection("command line")?;
+    if let Some(shard) = args.shard {
+        // Each shard's MQTT client is its own: the same id would take the other's connection.
+        if let Some(mqtt) = &mut config.outputs.mqtt {
+            mqtt.client_id += &shard.suffix();
+        }
+    }
     let origin = match (&args.config, args.sensors) {
         (Some(path), None) => path.display().to_string(),
         _ => "command line".to_string(),
     };
     check_memory(&config, &origin)?;
     config.check_clock(clock, &origin)?;
+    // A broker's time cannot be simulated: on a virtual clock its timeouts would fire at once.
+    if clock != Clock::Wall && config.outputs.mqtt.is_some() {
+        let file = args
+            .config
+            .as_ref()
+            .map_or("configuration".into(), |p| p.display().to_string());
+        return Err(sensor_actors::ConfigError::new(
+            &file,
+            "outputs.mqtt",
+            "expected no MQTT output with --clock virtual (a broker's time cannot be simulated)",
+        ));
+    }
     Ok(config)
 }
 
@@ -344,7 +367,10 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
     let run = async {
         // First: a signal from here on stops the run gracefully.
         let signals = Signals::install();
-        let collector = Collector::new().log_rounds().clock(clock);
+        let mut collector = Collector::new().log_rounds().clock(clock);
+        if let Some(shard) = args.shard {
+            collector = collector.shard(shard);
+        }
         let config = configure(&args, &collector, clock).map_err(|e| Failure::Usage(e.into()))?;
         if let Some(dir) = args.out.as_ref().filter(|d| d.exists() && !d.is_dir()) {
             return Err(Failure::Usage(anyhow::anyhow!(
@@ -370,7 +396,7 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             }
             (None, None) => None,
         };
-        let (collector, server) = match http {
+        let (collector, server, live) = match http {
             Some((mut http, origin)) => {
                 let token = if args.http_control || http.control {
                     let origin = if args.http_control {
@@ -395,9 +421,9 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
                     "live view on http://{0}/ (the dashboard), http://{0}/metrics and http://{0}/api (docs/live-view.md)",
                     server.local_addr()
                 );
-                (LiveView::attach(&live, collector), Some(server))
+                (LiveView::attach(&live, collector), Some(server), Some(live))
             }
-            None => (collector, None),
+            None => (collector, None, None),
         };
         let collector = match &args.out {
             // A folder that cannot be written, or that another run writes: nothing started yet.
@@ -407,14 +433,37 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             })?,
             None => collector,
         };
+        // `[outputs.mqtt]`: the MQTT output, attached like any sink; asked to finish after the run.
+        let (collector, mqtt) = match config.outputs.mqtt.clone() {
+            Some(settings) => {
+                let mut output = MqttOutput::new(settings);
+                if let Some(live) = &live {
+                    output = output.report_to(live.clone().recipient());
+                }
+                let output = output.start();
+                (MqttOutput::attach(&output, collector), Some(output))
+            }
+            None => (collector, None),
+        };
         let result = collector.run(config, signals.shutdown()).await;
+        let mqtt = match mqtt {
+            Some(output) => output.send(Finish).await.ok(),
+            None => None,
+        };
         if let Some(server) = server {
             server.stop().await;
         }
-        Ok(result)
+        Ok((result, mqtt))
     };
-    match system.block_on(run)? {
-        Ok(summary) => stdout(summary.render_table()),
+    let (result, mqtt) = system.block_on(run)?;
+    if let Some(stats) = &mqtt {
+        if stats.dropped() + stats.unsent() > 0 {
+            log::warn!("{}", stats.render_line().trim_end());
+        }
+    }
+    let mqtt_line = mqtt.map(|s| s.render_line()).unwrap_or_default();
+    match result {
+        Ok(summary) => stdout(summary.render_table() + &mqtt_line),
         // What was collected is still reported; the exit code says the files are incomplete.
         Err(RunError::Failed { reason, summary }) => table_then(
             &summary,

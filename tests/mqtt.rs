@@ -1,0 +1,1096 @@
+//! MQTT in and out against real brokers, started here on loopback ports picked at run time:
+//! Debian's `mosquitto` for the single-broker cases, a three-node `nats-server` cluster (MQTT
+//! listeners, JetStream, cluster routes) for failover. Without the programs the tests fail with a
+//! line saying how to install them (`scripts/test` does).
+//!
+//! Every wait is on a condition with a deadline (a message seen, a port open, a count reached);
+//! the only fixed delays are a broker client's retry pause after a failed connection.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sensor_actors::sinks::{Finish, MqttOutput, MqttStats, Stats};
+use sensor_actors::streams::{Delivery, Readings};
+use sensor_actors::{Collector, Config, Shard, Summary};
+use serde_json::Value;
+
+/// How long any one thing may take to happen.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A free loopback port: bound, read, released.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `program`, from `$VAR` or the PATH or /usr/sbin; panics with how to install it.
+fn program(name: &str, var: &str, package: &str) -> PathBuf {
+    let candidates: Vec<PathBuf> = match std::env::var(var) {
+        Ok(p) => vec![p.into()],
+        Err(_) => vec![
+            name.into(),
+            Path::new("/usr/sbin").join(name),
+            Path::new("/usr/bin").join(name),
+        ],
+    };
+    for c in candidates {
+        let ran = Command::new(&c)
+            .arg(if name == "mosquitto" { "-h" } else { "--version" })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if ran.is_ok() {
+            return c;
+        }
+    }
+    panic!(
+        "the MQTT tests need a real `{name}` broker and none ran: install Debian's `{package}` package \
+         (`apt-get install {package}`), run `scripts/test` (which installs it), or name the program in ${var}"
+    );
+}
+
+/// Waits until `ready` holds, polling every 10 ms, or panics naming `what`.
+async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out after {PATIENCE:?} waiting for {what}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until something listens on `port`.
+async fn wait_for_port(port: u16) {
+    wait_until(&format!("a broker on port {port}"), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+}
+
+/// A broker process, killed when dropped.
+struct Process {
+    child: Option<Child>,
+    name: String,
+}
+
+impl Process {
+    fn spawn(name: &str, program: &Path, args: &[&str], log: &Path) -> Process {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+        }
+    }
+
+    /// Stops it: SIGTERM (a clean shutdown, mosquitto saves its sessions), then waits.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if start.elapsed() > PATIENCE {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Kills it at once (SIGKILL): a node that dies.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            eprintln!("stopping {}", self.name);
+        }
+        self.kill();
+    }
+}
+
+/// A mosquitto on its own port and configuration file, with persistence in its folder (so a
+/// stopped and restarted broker keeps the sessions of persistent clients).
+struct Mosquitto {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Process,
+}
+
+impl Mosquitto {
+    async fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        // Started as root, mosquitto runs as the user `mosquitto`, which must be able to write
+        // its persistence file here.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let process = Mosquitto::spawn(dir.path(), port);
+        wait_for_port(port).await;
+        Mosquitto { port, dir, process }
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Process {
+        let program = program("mosquitto", "MOSQUITTO", "mosquitto");
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                 max_queued_messages 0\nmax_inflight_messages 0\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        Process::spawn(
+            "mosquitto",
+            &program,
+            &["-c", conf.to_str().unwrap()],
+            &dir.join("mosquitto.log"),
+        )
+    }
+
+    async fn restart(&mut self) {
+        self.process = Mosquitto::spawn(self.dir.path(), self.port);
+        wait_for_port(self.port).await;
+    }
+}
+
+/// A message a test client received.
+#[derive(Debug, Clone)]
+struct Received {
+    topic: String,
+    payload: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| panic!("{}: {e}", self.topic))
+    }
+}
+
+/// A test client subscribed to `filters` at QoS 1, with a failover list of ports, collecting
+/// every message; it subscribes again on every connection.
+struct Subscriber {
+    messages: Arc<Mutex<Vec<Received>>>,
+    subscribed: Arc<Mutex<u64>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    async fn start(ports: &[u16], client_id: &str, clean: bool, filters: &[&str]) -> Subscriber {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(Mutex::new(0));
+        let (ports, id) = (ports.to_vec(), client_id.to_string());
+        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        let (m, s) = (messages.clone(), subscribed.clone());
+        let task = actix_rt::spawn(async move {
+            for attempt in 0.. {
+                let port = ports[attempt % ports.len()];
+                let mut options = MqttOptions::new(id.clone(), "127.0.0.1", port);
+                options.set_clean_session(clean);
+                options.set_keep_alive(Duration::from_secs(5));
+                // A run's summary is larger than rumqttc's default limit of 10 KiB.
+                options.set_max_packet_size(1 << 24, 1 << 24);
+                let (client, mut eventloop) = AsyncClient::new(options, 100);
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            for f in &filters {
+                                client.subscribe(f.clone(), QoS::AtLeastOnce).await.unwrap();
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => *s.lock().unwrap() += 1,
+                        Ok(Event::Incoming(Packet::Publish(p))) => m.lock().unwrap().push(Received {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        }),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                // The broker is away: try again shortly (the next port of the list).
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let subscriber = Subscriber {
+            messages,
+            subscribed,
+            _task: task,
+        };
+        subscriber.wait_subscribed(1).await;
+        subscriber
+    }
+
+    /// Waits for `times` SUBACKs in all.
+    async fn wait_subscribed(&self, times: u64) {
+        let s = self.subscribed.clone();
+        wait_until("the test client's subscription", || *s.lock().unwrap() >= times).await;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    fn on(&self, prefix: &str, suffix: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|m| m.topic.starts_with(prefix) && m.topic.ends_with(suffix))
+            .collect()
+    }
+
+    /// Waits until at least `n` messages on topics from `prefix` to `suffix` have arrived.
+    async fn wait_count(&self, prefix: &str, suffix: &str, n: usize) {
+        let m = self.messages.clone();
+        wait_until(&format!("{n} messages on {prefix}...{suffix}"), || {
+            m.lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.topic.starts_with(prefix) && r.topic.ends_with(suffix))
+                .count()
+                >= n
+        })
+        .await;
+    }
+
+    /// Waits until a message on `topic` has `"status": status`.
+    async fn wait_status(&self, topic: &str, status: &str) {
+        let start = Instant::now();
+        loop {
+            let statuses = self.on(topic, "");
+            if statuses.iter().any(|r| r.json()["status"] == status) {
+                return;
+            }
+            let seen: Vec<String> = statuses.iter().map(|r| r.json()["status"].to_string()).collect();
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for status {status} on {topic}; seen {seen:?}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Publishes `(topic, payload)` pairs at QoS 1 and waits for every PUBACK.
+async fn publish(port: u16, client_id: &str, messages: &[(String, String)]) {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, messages.len() + 10);
+    for (topic, payload) in messages {
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    let start = Instant::now();
+    while acked < messages.len() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "publishing: {acked} of {} acknowledged",
+            messages.len()
+        );
+        if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
+            acked += 1;
+        }
+    }
+    client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+}
+
+/// Readings as (sensor, round) pairs, from their JSON payloads.
+fn pairs(messages: &[Received]) -> Vec<(String, u64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (v["sensor"].as_str().unwrap().to_string(), v["round"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// Runs `collector` with an MQTT output of `config` attached, until `shutdown`; returns the
+/// summary and the output's counts after its flush.
+async fn run_with_output(
+    collector: Collector,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> (Summary, MqttStats, actix::Addr<MqttOutput>) {
+    let settings = config.outputs.mqtt.clone().expect("an [outputs.mqtt] section");
+    let output = MqttOutput::new(settings).start();
+    let collector = MqttOutput::attach(&output, collector);
+    let summary = collector.run(config, shutdown).await.unwrap();
+    let stats = output.send(Finish).await.unwrap();
+    (summary, stats, output)
+}
+
+fn simulated(sensors: usize, rounds: u64, interval: &str, output: &str) -> String {
+    format!(
+        "[collection]\ninterval = \"{interval}\"\nrounds = {rounds}\nseed = 7\n\
+         [[sensors]]\ncount = {sensors}\nlatency = [\"1ms\", \"3ms\"]\nerror_rate = 0.0\n\
+         [outputs.mqtt]\n{output}"
+    )
+}
+
+/// 30 sensors, 10 rounds at QoS 1 into mosquitto: a test client subscribed to `sensors/+/reading`
+/// receives exactly one message per reading (300, each (sensor, round) once, the values those
+/// of the run), one per round on the rounds topic, the summary, and the status `online` then
+/// `offline`; the output counts 300 readings produced and published, none dropped or unsent.
+#[actix_rt::test]
+async fn every_reading_reaches_a_subscriber_exactly_once() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-1", true, &["sensors/#", "sensor-actors/#"]).await;
+    let text = simulated(
+        30,
+        10,
+        "20ms",
+        &format!("brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"exactly-once\"\nqos = 1\n"),
+    );
+    let config = Collector::new().parse(&text, "mqtt.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _output) = run_with_output(collector, config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 300);
+    let counts = stats.readings();
+    assert_eq!(
+        (counts.produced, counts.published, counts.dropped, counts.unsent),
+        (300, 300, 0, 0)
+    );
+    assert_eq!(stats.stream("rounds").published, 10);
+    assert_eq!(stats.stream("summary").published, 1);
+    // The offline status goes out after everything else was acknowledged.
+    watcher
+        .wait_status("sensor-actors/exactly-once/status", "offline")
+        .await;
+    watcher.wait_count("sensors/", "/reading", 300).await;
+    let readings = watcher.on("sensors/", "/reading");
+    assert_eq!(readings.len(), 300);
+    let unique: BTreeSet<(String, u64)> = pairs(&readings).into_iter().collect();
+    assert_eq!(unique.len(), 300);
+    // The same readings as the JSON Lines file, value for value.
+    let file = std::fs::read_to_string(dir.path().join("readings.jsonl")).unwrap();
+    let from_file: BTreeMap<(String, u64), f64> = file
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                (v["sensor"].as_str().unwrap().to_string(), v["round"].as_u64().unwrap()),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let from_broker: BTreeMap<(String, u64), f64> = readings
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (
+                (v["sensor"].as_str().unwrap().to_string(), v["round"].as_u64().unwrap()),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(from_broker, from_file);
+    // Each reading on its sensor's topic.
+    assert!(readings
+        .iter()
+        .all(|m| m.topic == format!("sensors/{}/reading", m.json()["sensor"].as_str().unwrap())));
+    assert_eq!(watcher.on("sensor-actors/exactly-once/round", "").len(), 10);
+    let summaries = watcher.on("sensor-actors/exactly-once/summary", "");
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].json()["reads"]["ok"], 300);
+    let statuses: Vec<String> = watcher
+        .on("sensor-actors/exactly-once/status", "")
+        .iter()
+        .map(|m| m.json()["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["online", "offline"]);
+    assert_eq!(stats.connections, 1);
+}
+
+/// The broker stops mid-run and comes back: the output holds up to `buffer` = 150 messages
+/// meanwhile and drops (and counts) the rest; after the restart the held ones are delivered.
+/// Exactly the published ones reach the subscriber (whose persistent session the broker kept
+/// across its restart): published + dropped = produced = the run's readings, none unsent, and
+/// the journal has the disconnection, failed attempts and the reconnection; the live view's
+/// `/metrics` has the same counts.
+#[actix_rt::test]
+async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() {
+    let mut broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-2", false, &["sensors/+/reading"]).await;
+    let text = simulated(
+        20,
+        40,
+        "25ms",
+        &format!(
+            "brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"restarts\"\nbuffer = 150\nbackoff_min = \"20ms\"\nbackoff_max = \"100ms\"\n\
+             [outputs.mqtt.topics]\nrounds = \"\"\nevents = \"\"\nanomalies = \"\"\nsummary = \"\"\n"
+        ),
+    );
+    let config = Collector::new().parse(&text, "mqtt.toml").unwrap();
+    let settings = config.outputs.mqtt.clone().unwrap();
+    // The live view gets the output's counts too.
+    let http = sensor_actors::config::HttpConfig::new("127.0.0.1:0".parse().unwrap());
+    let live = sensor_actors::live::LiveView::new(&config, &http).start();
+    let output = MqttOutput::new(settings).report_to(live.clone().recipient()).start();
+    let collector = MqttOutput::attach(&output, Collector::new());
+    let run = actix_rt::spawn(collector.run(config, std::future::pending()));
+    // A few rounds through, stop the broker; wait until the output has dropped some.
+    let w = watcher.messages.clone();
+    wait_until("40 readings before the stop", || w.lock().unwrap().len() >= 40).await;
+    broker.process.stop();
+    let mut dropped = 0;
+    let start = Instant::now();
+    while dropped < 50 {
+        assert!(start.elapsed() < PATIENCE, "the output never dropped anything");
+        let stats = output.send(Stats).await.unwrap();
+        assert!(stats.readings().unsent == 0);
+        dropped = stats.readings().dropped;
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    broker.restart().await;
+    let summary = run.await.unwrap().unwrap();
+    let stats = output.send(Finish).await.unwrap();
+    let counts = stats.readings();
+    assert_eq!(counts.produced, summary.reads.ok);
+    assert_eq!(summary.reads.ok, 800);
+    assert_eq!(counts.unsent, 0);
+    assert!(counts.dropped >= 50, "{counts:?}");
+    assert_eq!(counts.published + counts.dropped, counts.produced);
+    let metrics = live.send(sensor_actors::live::RenderMetrics).await.unwrap();
+    for (outcome, n) in [
+        ("produced", 800),
+        ("published", counts.published),
+        ("dropped", counts.dropped),
+    ] {
+        let line = format!(
+            "sensor_actors_output_messages_total{{output=\"mqtt\",stream=\"readings\",outcome=\"{outcome}\"}} {n}"
+        );
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
+    // Everything published arrives (QoS 1 may repeat a message sent again after the loss).
+    let w = watcher.messages.clone();
+    let published = counts.published as usize;
+    let start = Instant::now();
+    while pairs(&w.lock().unwrap()).into_iter().collect::<BTreeSet<_>>().len() < published {
+        if start.elapsed() > PATIENCE {
+            let got: BTreeSet<(String, u64)> = pairs(&watcher.received()).into_iter().collect();
+            let rounds: BTreeMap<u64, usize> = got.iter().fold(BTreeMap::new(), |mut m, (_, r)| {
+                *m.entry(*r).or_default() += 1;
+                m
+            });
+            panic!(
+                "{} of {published} published readings arrived, by round {rounds:?}; {stats:?}",
+                got.len()
+            );
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let unique: BTreeSet<(String, u64)> = pairs(&watcher.received()).into_iter().collect();
+    assert_eq!(unique.len(), published);
+    let events: Vec<&str> = stats.journal.iter().map(|e| e.event).collect();
+    assert_eq!(events.first(), Some(&"connected"));
+    assert!(events.contains(&"disconnected"), "{events:?}");
+    assert!(events.contains(&"connection_failed"), "{events:?}");
+    assert!(events.contains(&"reconnect_scheduled"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == "connected").count() as u64,
+        stats.connections
+    );
+    assert!(stats.connections >= 2);
+    assert_eq!(events.last(), Some(&"closed"));
+}
+
+/// Devices publish to `plant/<id>/temperature`. A collector with the `mqtt` driver (fixed client
+/// id, persistent session) discovers the three devices as they appear and reads them; it stops.
+/// While it is down each device publishes one more value at QoS 1. The collector starts again
+/// with the same configuration: the broker hands its session's queued messages over, the devices
+/// are discovered again from them, and each is read with exactly the value published while the
+/// collector was down.
+#[actix_rt::test]
+async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let text = format!(
+        "[collection]\ninterval = \"50ms\"\n\
+         [[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"127.0.0.1:{port}\"]\ntopic = \"plant/{{id}}/temperature\"\n\
+         client_id = \"plant-collector\"\nmax_age = \"1h\"\ndiscovered = {{ kind = \"temperature\" }}\n"
+    );
+    let devices = ["boiler-1", "boiler-2", "pump-7"];
+    // First run: until every device has been read once.
+    let (seen, shutdown) = readings_until(devices.len());
+    let collector = Collector::new().subscribe_with(seen.clone().start().recipient::<Readings>(), Delivery::lossless());
+    let config = collector.parse(&text, "plant.toml").unwrap();
+    let control = collector.control();
+    let first = actix_rt::spawn(collector.run(config, shutdown));
+    // The devices publish until the collector has read each (it subscribes when it starts).
+    let start = Instant::now();
+    loop {
+        let values: Vec<(String, String)> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("plant/{d}/temperature"), format!("{}", 20 + i)))
+            .collect();
+        publish(port, "devices", &values).await;
+        if first.is_finished() {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "the first run never read every device");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let summary = first.await.unwrap().unwrap();
+    drop(control);
+    let ids: BTreeSet<&str> = summary.sensors.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, devices.iter().copied().collect());
+    assert!(summary.sensors.iter().all(|s| s.kind == "temperature"));
+    // Each device was added once, through the run's Control.
+    assert_eq!(summary.events.get("added"), Some(&3));
+    // Down: one value per device at QoS 1, kept by the broker for the collector's session.
+    let down: Vec<(String, String)> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (format!("plant/{d}/temperature"), format!("{}.5", 100 + i)))
+        .collect();
+    publish(port, "devices", &down).await;
+    // Second run: the same configuration and client id.
+    let (seen, shutdown) = readings_until(devices.len());
+    let recorder = seen.clone().start();
+    let collector = Collector::new().subscribe_with(recorder.recipient::<Readings>(), Delivery::lossless());
+    let config = collector.parse(&text, "plant.toml").unwrap();
+    collector.run(config, shutdown).await.unwrap();
+    let read: BTreeMap<String, Vec<f64>> = seen.values();
+    let expected: BTreeMap<String, Vec<f64>> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.to_string(), vec![100.5 + i as f64]))
+        .collect();
+    assert_eq!(read, expected);
+}
+
+/// Records readings per sensor; the shutdown it hands out completes once `sensors` sensors have
+/// a reading.
+#[derive(Clone)]
+struct Recorder {
+    values: Arc<Mutex<BTreeMap<String, Vec<f64>>>>,
+    sensors: usize,
+    done: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl Recorder {
+    fn values(&self) -> BTreeMap<String, Vec<f64>> {
+        self.values.lock().unwrap().clone()
+    }
+}
+
+fn readings_until(sensors: usize) -> (Recorder, impl std::future::Future<Output = ()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let recorder = Recorder {
+        values: Arc::default(),
+        sensors,
+        done: Arc::new(Mutex::new(Some(tx))),
+    };
+    (recorder, async move {
+        let _ = rx.await;
+    })
+}
+
+impl actix::Actor for Recorder {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Readings> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, readings: Readings, _ctx: &mut actix::Context<Self>) {
+        let mut values = self.values.lock().unwrap();
+        for r in readings.iter() {
+            values.entry(r.sensor().to_string()).or_default().push(r.reading.value);
+        }
+        if values.len() >= self.sensors {
+            if let Some(tx) = self.done.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// One configuration of 40 sensors, run twice into one broker as shards 1/2 and 2/2 (their
+/// client ids apart), and once whole: the shards' sensors are disjoint, their union is the
+/// configuration, and the readings the subscriber receives from the two shards are the same
+/// (sensor, round) pairs as those of the whole run, none twice.
+#[actix_rt::test]
+async fn two_shards_publish_what_one_collector_does_no_sensor_twice() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-3", true, &["shards/#", "whole/#", "sensor-actors/#"]).await;
+    let run = |prefix: &'static str, id: String, shard: Option<Shard>| {
+        let text = simulated(
+            40,
+            5,
+            "20ms",
+            &format!(
+                "brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"{id}\"\n[outputs.mqtt.topics]\nreadings = \"{prefix}/{{id}}/reading\"\n"
+            ),
+        );
+        async move {
+            let mut collector = Collector::new();
+            if let Some(s) = shard {
+                collector = collector.shard(s);
+            }
+            let config = collector.parse(&text, "shards.toml").unwrap();
+            let (summary, stats, _) = run_with_output(collector, config, std::future::pending()).await;
+            assert_eq!(stats.readings().published, summary.reads.ok);
+            summary
+        }
+    };
+    let (one, two) = futures::join!(
+        run("shards", "collector-1-of-2".into(), Shard::new(1, 2)),
+        run("shards", "collector-2-of-2".into(), Shard::new(2, 2))
+    );
+    let whole = run("whole", "collector".into(), None).await;
+    for id in ["collector-1-of-2", "collector-2-of-2", "collector"] {
+        watcher
+            .wait_status(&format!("sensor-actors/{id}/status"), "offline")
+            .await;
+    }
+    watcher.wait_count("shards/", "/reading", 200).await;
+    watcher.wait_count("whole/", "/reading", 200).await;
+    let ids = |s: &Summary| s.sensors.iter().map(|x| x.id.clone()).collect::<BTreeSet<String>>();
+    assert!(ids(&one).is_disjoint(&ids(&two)));
+    assert!(!ids(&one).is_empty() && !ids(&two).is_empty());
+    let union: BTreeSet<String> = ids(&one).union(&ids(&two)).cloned().collect();
+    assert_eq!(union, ids(&whole));
+    assert_eq!(union.len(), 40);
+    let sharded = pairs(&watcher.on("shards/", "/reading"));
+    let alone = pairs(&watcher.on("whole/", "/reading"));
+    assert_eq!(sharded.len(), 200);
+    let sharded_set: BTreeSet<(String, u64)> = sharded.iter().cloned().collect();
+    assert_eq!(sharded_set.len(), 200, "a reading arrived twice");
+    assert_eq!(sharded_set, alone.into_iter().collect::<BTreeSet<_>>());
+}
+
+/// A three-node NATS cluster with JetStream and an MQTT listener on every node. The MQTT
+/// streams are created with three replicas (`stream_replicas: 3`): left to the default, they may
+/// be created with fewer while the cluster forms, and then lose their quorum with one node.
+struct NatsCluster {
+    nodes: Vec<Process>,
+    mqtt_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    async fn start() -> NatsCluster {
+        let program = program("nats-server", "NATS_SERVER", "nats-server");
+        let dir = tempfile::tempdir().unwrap();
+        let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let cluster: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mqtt: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let routes: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("\"nats-route://127.0.0.1:{}\"", cluster[j]))
+                .collect();
+            let store = dir.path().join(format!("n{i}"));
+            let conf = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
+                     jetstream {{ store_dir: \"{}\" }}\n\
+                     mqtt {{ listen: 127.0.0.1:{}, stream_replicas: 3 }}\n\
+                     cluster {{ name: sensors, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                    client[i],
+                    store.display(),
+                    mqtt[i],
+                    cluster[i],
+                    routes.join(", ")
+                ),
+            )
+            .unwrap();
+            nodes.push(Process::spawn(
+                &format!("nats n{i}"),
+                &program,
+                &["-c", conf.to_str().unwrap()],
+                &dir.path().join(format!("n{i}.log")),
+            ));
+        }
+        for &port in &mqtt {
+            wait_for_port(port).await;
+        }
+        NatsCluster {
+            nodes,
+            mqtt_ports: mqtt,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until an MQTT client can connect to every node and get a QoS 1 message through
+    /// (JetStream has elected its leaders and the MQTT streams exist).
+    async fn wait_ready(&self) {
+        for (i, &port) in self.mqtt_ports.iter().enumerate() {
+            let start = Instant::now();
+            loop {
+                assert!(
+                    start.elapsed() < PATIENCE * 2,
+                    "NATS node n{i} never accepted MQTT at QoS 1"
+                );
+                let probe = tokio::time::timeout(Duration::from_secs(5), async {
+                    let sub = Subscriber::start(&[port], &format!("probe-{i}"), true, &["probe"]).await;
+                    publish(port, &format!("probe-pub-{i}"), &[("probe".into(), "1".into())]).await;
+                    let m = sub.messages.clone();
+                    wait_until("the probe", || !m.lock().unwrap().is_empty()).await;
+                })
+                .await;
+                if probe.is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Two collectors publish into a three-node NATS cluster through its MQTT listeners, the first
+/// connected to node 1 and the second to node 2 (each with the list of all three nodes). Node 1
+/// is killed mid-run: the first collector fails over to the next node of its list, and the
+/// accounting holds: for each collector produced = published (its buffer is big enough), and a
+/// subscriber on node 3 receives every published reading of both, each (collector's sensor,
+/// round) at least once and no other.
+#[actix_rt::test]
+async fn collectors_fail_over_across_a_nats_cluster() {
+    let mut cluster = NatsCluster::start().await;
+    cluster.wait_ready().await;
+    let p = cluster.mqtt_ports.clone();
+    let watcher = Subscriber::start(&[p[2]], "watcher-nats", true, &["a/+/reading", "b/+/reading"]).await;
+    let collector = |prefix: &'static str, order: [u16; 3]| {
+        let brokers: Vec<String> = order.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let text = simulated(
+            20,
+            60,
+            "25ms",
+            &format!(
+                "brokers = [{}]\nclient_id = \"{prefix}\"\nbackoff_min = \"20ms\"\nbackoff_max = \"200ms\"\nflush_timeout = \"30s\"\n\
+                 [outputs.mqtt.topics]\nreadings = \"{prefix}/{{id}}/reading\"\nrounds = \"\"\nevents = \"\"\nanomalies = \"\"\nsummary = \"\"\n",
+                brokers.join(", ")
+            ),
+        );
+        let collector = Collector::new();
+        let config = collector.parse(&text, "nats.toml").unwrap();
+        let output = MqttOutput::new(config.outputs.mqtt.clone().unwrap()).start();
+        let collector = MqttOutput::attach(&output, collector);
+        (output, actix_rt::spawn(collector.run(config, std::future::pending())))
+    };
+    let (out_a, run_a) = collector("a", [p[0], p[1], p[2]]);
+    let (out_b, run_b) = collector("b", [p[1], p[2], p[0]]);
+    // Mid-run (both have published some), node 1 dies.
+    let w = watcher.messages.clone();
+    wait_until("readings of both collectors", || {
+        let m = w.lock().unwrap();
+        m.iter().filter(|r| r.topic.starts_with("a/")).count() >= 100
+            && m.iter().filter(|r| r.topic.starts_with("b/")).count() >= 100
+    })
+    .await;
+    cluster.nodes[0].kill();
+    let (sa, sb) = (run_a.await.unwrap().unwrap(), run_b.await.unwrap().unwrap());
+    let (a, b) = (out_a.send(Finish).await.unwrap(), out_b.send(Finish).await.unwrap());
+    for (name, summary, stats) in [("a", &sa, &a), ("b", &sb, &b)] {
+        let c = stats.readings();
+        assert_eq!(c.produced, summary.reads.ok, "{name}");
+        assert_eq!(summary.reads.ok, 1200, "{name}");
+        assert_eq!(
+            (c.published, c.dropped, c.unsent),
+            (c.produced, 0, 0),
+            "{name}: {c:?} {:?}",
+            stats.journal
+        );
+    }
+    // The first collector lost node 1 and went on on another node of its list (node 2, or
+    // node 3 if node 2 was still electing its JetStream leaders when it tried).
+    let node1 = format!("127.0.0.1:{}", p[0]);
+    let lost = a.journal.iter().position(|e| e.event == "disconnected");
+    assert_eq!(
+        lost.map(|i| a.journal[i].broker.as_deref()),
+        Some(Some(node1.as_str())),
+        "{:?}",
+        a.journal
+    );
+    assert!(
+        a.journal[lost.unwrap()..]
+            .iter()
+            .any(|e| e.event == "connected" && e.broker.as_deref() != Some(&node1)),
+        "{:?}",
+        a.journal
+    );
+    let w = watcher.messages.clone();
+    wait_until("every reading of both collectors at node 3", || {
+        pairs_by_prefix(&w.lock().unwrap()).len() >= 2400
+    })
+    .await;
+    let got = pairs_by_prefix(&watcher.received());
+    assert_eq!(got.len(), 2400);
+    let expected: BTreeSet<(String, String, u64)> = ["a", "b"]
+        .iter()
+        .flat_map(|p| {
+            (1..=20).flat_map(move |i| (1..=60).map(move |r| (p.to_string(), format!("temperature-{i:02}"), r)))
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
+fn pairs_by_prefix(messages: &[Received]) -> BTreeSet<(String, String, u64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (
+                m.topic.split('/').next().unwrap().to_string(),
+                v["sensor"].as_str().unwrap().to_string(),
+                v["round"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `--shard` takes I/N with 1 <= I <= N; anything else is one line and exit code 2.
+#[test]
+fn bad_shards_are_usage_errors() {
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    for bad in ["0/2", "3/2", "2", "x/y", "1/0"] {
+        let out = Command::new(exe)
+            .args(["run", "--rounds", "1", "--shard", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("sensor-actors: command line: --shard: expected I/N with 1 <= I <= N, got \"{bad}\"\n")
+        );
+    }
+}
+
+/// Three sensors on fixed topics with JSON payloads (`field = "value"`): the first gets a
+/// number, the second a payload without the field, the third nothing. After the values have
+/// arrived, one round reads the first (its value), fails the second (a `failed` read naming the
+/// topic) and finds the third `unavailable`; the next round, with nothing new, finds all three
+/// without a reading (the first `unavailable`: a value is read once).
+#[actix_rt::test]
+async fn fixed_topics_read_the_newest_value_once() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let entry = |id: &str| {
+        format!(
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"127.0.0.1:{port}\"]\ntopic = \"dev/{id}/state\"\nid = \"{id}\"\n\
+             client_id = \"fixed-topics\"\nfield = \"value\"\nkind = \"pressure\"\n"
+        )
+    };
+    let text = format!(
+        "[collection]\ninterval = \"1h\"\n{}{}{}",
+        entry("a"),
+        entry("b"),
+        entry("c")
+    );
+    let collector = Collector::new();
+    let config = collector.parse(&text, "fixed.toml").unwrap();
+    // A first run, until it has read a warm-up value of `a`: the session and its subscriptions
+    // are then on the broker, which keeps what is published next for the second run.
+    let (warmed, shutdown) = readings_until(1);
+    let collector = collector.subscribe_with(warmed.start().recipient::<Readings>(), Delivery::lossless());
+    let mut warm = config.clone();
+    warm.collection.interval = Duration::from_millis(20);
+    let first = actix_rt::spawn(collector.run(warm, shutdown));
+    let start = Instant::now();
+    while !first.is_finished() {
+        assert!(start.elapsed() < PATIENCE, "the first run never read the warm-up value");
+        publish(
+            port,
+            "devices-fixed",
+            &[("dev/a/state".into(), "{\"value\": 0}".into())],
+        )
+        .await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.await.unwrap().unwrap();
+    publish(
+        port,
+        "devices-fixed",
+        &[
+            ("dev/a/state".into(), "{\"value\": 2.5, \"unit\": \"bar\"}".into()),
+            ("dev/b/state".into(), "{\"v\": 1}".into()),
+        ],
+    )
+    .await;
+    let (seen, _) = readings_until(usize::MAX);
+    let mut config = Collector::new().parse(&text, "fixed.toml").unwrap();
+    config.collection.rounds = Some(2);
+    config.collection.interval = Duration::from_millis(300);
+    let collector = Collector::new().subscribe_with(seen.clone().start().recipient::<Readings>(), Delivery::lossless());
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+    assert_eq!(seen.values(), BTreeMap::from([("a".to_string(), vec![2.5])]));
+    assert_eq!(
+        (
+            summary.reads.requested,
+            summary.reads.ok,
+            summary.reads.failed,
+            summary.reads.unavailable
+        ),
+        (6, 1, 1, 4)
+    );
+}
+
+/// The binary: `[outputs.mqtt]` in the file and `--shard 1/2` on the command line. Its client id
+/// takes `-1-of-2` (the status topic says so), it publishes the readings of its shard only, and
+/// its summary table ends with the output's line of counts.
+#[actix_rt::test]
+async fn the_binary_publishes_its_shard_and_reports_the_counts() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-cli", true, &["cli/#", "sensor-actors/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        simulated(
+            10,
+            3,
+            "10ms",
+            &format!(
+                "brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"cli\"\n[outputs.mqtt.topics]\nreadings = \"cli/{{id}}\"\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    let args = [
+        "run".to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--shard".into(),
+        "1/2".into(),
+    ];
+    let out = actix_rt::task::spawn_blocking(move || Command::new(exe).args(args).env("RUST_LOG", "warn").output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ours: Vec<String> = (1..=10)
+        .map(|i| format!("temperature-{i:02}"))
+        .filter(|id| Shard::new(1, 2).unwrap().contains(id))
+        .collect();
+    let readings = 3 * ours.len();
+    // Readings, events (one `started` per sensor), 3 rounds and the summary.
+    let published = readings + ours.len() + 3 + 1;
+    assert!(
+        stdout.ends_with(&format!(
+            "mqtt: {published} messages published, 0 dropped (buffer full or too large), 0 unsent at the end; 1 connection, 0 failed attempts\n"
+        )),
+        "{stdout}"
+    );
+    watcher.wait_status("sensor-actors/cli-1-of-2/status", "offline").await;
+    watcher.wait_count("cli/", "", readings).await;
+    let sensors: BTreeSet<String> = watcher
+        .on("cli/", "")
+        .iter()
+        .map(|m| m.topic[4..].to_string())
+        .collect();
+    assert_eq!(sensors, ours.into_iter().collect());
+}
+
+/// Bad MQTT settings are one line naming the file, the field and what was expected, exit 2.
+#[test]
+fn bad_mqtt_settings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b:8883\"]\n",
+            "outputs.mqtt.brokers[0]: expected the scheme mqtt:// or tcp:// (no TLS is built in), got \"mqtts://\"",
+        ),
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n[outputs.mqtt.topics]\nreadings = \"s/+/r\"\n",
+            "outputs.mqtt.topics.readings: expected a topic to publish to, without the wildcards + and # (or NUL), got \"s/+/r\"",
+        ),
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\nretries = 3\n",
+            "outputs.mqtt.retries: unknown field `retries`",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"plant/#\"\n",
+            "sensors[0].topic: expected a topic without wildcards (write {id} for the level that names the device), got \"plant/#\"",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\ntopic = \"plant/a\"\nid = \"a\"\n",
+            "sensors[0].brokers: expected a list of broker addresses, like brokers = [\"127.0.0.1:1883\"]",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"p/a\"\nid = \"a\"\nmax_age = \"0s\"\n",
+            "sensors[0].max_age: expected more than 0s",
+        ),
+    ];
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    // Neither the output nor the driver runs on a virtual clock.
+    let file = dir.path().join("virtual.toml");
+    for (text, expected) in [
+        (
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n",
+            "outputs.mqtt: expected no MQTT output with --clock virtual (a broker's time cannot be simulated)",
+        ),
+        (
+            "[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"b\"]\ntopic = \"p/a\"\nid = \"a\"\n",
+            "sensors",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(exe)
+            .args([
+                "run",
+                "--clock",
+                "virtual",
+                "--rounds",
+                "1",
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("sensor-actors: {}: {expected}", file.display())),
+            "{stderr}"
+        );
+    }
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(exe).arg("check").arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("sensor-actors: {}: {expected}", file.display())),
+            "{stderr}"
+        );
+    }
+}
