@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 
+use crate::data::EventKind;
 use crate::parse::{quoted, ConfigError};
-use crate::supervisor::{AddSensors, OperateSensor, Operation, RemoveSensor, SensorSupervisor};
+use crate::supervisor::{AddSensors, JournalOutput, OperateSensor, Operation, RemoveSensor, SensorSupervisor};
 
 /// A handle on a run's sensors: adds sensors to it and removes them while it runs.
 ///
@@ -179,6 +180,31 @@ impl Control {
     /// as the cause, and counted in its restarts. Refused when its group is down.
     pub async fn restart(&self, requester: &str, id: &str) -> Result<(), ControlError> {
         self.operate(requester, id, Operation::Restart).await
+    }
+
+    /// Journals an event of output `output` (its connection failing, a retry scheduled after
+    /// `delay`, the connection back: `failed`, `restart_scheduled`, `restarted`, ...), as the
+    /// supervision tree journals its own: in `events.jsonl` (with `output` instead of `sensor`
+    /// or `group`), the journal stream and the summary's counts. Sent without waiting; refused
+    /// before the run starts and once it has ended (an output's events after the run's summary
+    /// stay in its own log).
+    pub fn journal(
+        &self,
+        output: &str,
+        event: EventKind,
+        cause: Option<String>,
+        delay: Option<std::time::Duration>,
+    ) -> Result<(), ControlError> {
+        let root = self.root(output)?;
+        let request = JournalOutput {
+            output: output.to_string(),
+            event,
+            cause,
+            delay,
+        };
+        root.try_send(request).map_err(|_| ControlError::Ended {
+            requester: output.to_string(),
+        })
     }
 
     async fn operate(&self, requester: &str, id: &str, operation: Operation) -> Result<(), ControlError> {

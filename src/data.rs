@@ -221,6 +221,10 @@ pub struct SupervisionEvent {
     /// The `[[groups]]` entry the sensor belongs to, or the group the event is about; `None`
     /// for an ungrouped sensor.
     pub group: Option<Arc<str>>,
+    /// The output the event is about (its connection failing, retried, back), journaled by the
+    /// output through [`Control::journal`](crate::Control::journal); `None` for the supervision
+    /// tree's own events.
+    pub output: Option<Arc<str>>,
     /// What happened.
     pub event: EventKind,
     /// Why, for failures and give-ups.
@@ -234,9 +238,15 @@ pub struct SupervisionEvent {
 }
 
 impl SupervisionEvent {
-    /// Who the event is about: the sensor, else the group.
+    /// Who the event is about: the sensor, else the group, else the output.
     pub fn subject(&self) -> &str {
-        self.sensor.as_deref().or(self.group.as_deref()).unwrap_or_default()
+        let group = || self.group.as_deref();
+        let output = || self.output.as_deref();
+        self.sensor
+            .as_deref()
+            .or_else(group)
+            .or_else(output)
+            .unwrap_or_default()
     }
 }
 

@@ -454,7 +454,8 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
     let http = sensor_actors::config::HttpConfig::new("127.0.0.1:0".parse().unwrap());
     let live = sensor_actors::live::LiveView::new(&config, &http).start();
     let output = MqttOutput::new(settings).report_to(live.clone().recipient()).start();
-    let collector = MqttOutput::attach(&output, Collector::new());
+    let dir = tempfile::tempdir().unwrap();
+    let collector = MqttOutput::attach(&output, Collector::new().out(dir.path()).unwrap());
     let run = actix_rt::spawn(collector.run(config, std::future::pending()));
     // A few rounds through, stop the broker; wait until the output has dropped some.
     let w = watcher.messages.clone();
@@ -520,6 +521,40 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
     );
     assert!(stats.connections >= 2);
     assert_eq!(events.last(), Some(&"closed"));
+    // The run's journal has the connection's failures and recoveries of the run (its
+    // reconnection may come after the run's summary), in the run's words, with `output`.
+    let text = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let journaled: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|e| e.get("output").is_some())
+        .map(|e| (e["event"].as_str().unwrap(), e["cause"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(lines
+        .iter()
+        .filter(|e| e.get("output").is_some())
+        .all(|e| e["output"] == "mqtt" && e.get("sensor").is_none() && e.get("group").is_none()));
+    let lost = format!("127.0.0.1:{port}: ");
+    assert!(
+        journaled
+            .iter()
+            .any(|(e, cause)| *e == "failed" && cause.starts_with(&lost)),
+        "{journaled:?}"
+    );
+    let kinds: BTreeSet<&str> = journaled.iter().map(|(e, _)| *e).collect();
+    assert!(
+        kinds.is_subset(&BTreeSet::from([
+            "started",
+            "failed",
+            "restart_scheduled",
+            "restarted",
+            "stopped"
+        ])),
+        "{kinds:?}"
+    );
+    // Counted in the summary as every journal event is.
+    let failed = lines.iter().filter(|e| e["event"] == "failed").count() as u64;
+    assert_eq!(summary.events.get("failed").copied().unwrap_or(0), failed);
 }
 
 /// Devices publish to `plant/<id>/temperature`. A collector with the `mqtt` driver (fixed client

@@ -237,6 +237,9 @@ pub struct EventView {
     /// The configured group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The output, for an output's own events (its connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// `started`, `failed`, `restart_scheduled`, ...
     pub event: &'static str,
     /// Why.
@@ -258,6 +261,7 @@ impl EventView {
             round: e.round,
             sensor: e.sensor.as_deref().map(str::to_string),
             group: e.group.as_deref().map(str::to_string),
+            output: e.output.as_deref().map(str::to_string),
             event: e.event.as_str(),
             cause: e.cause.clone(),
             delay_ms: e.delay.map(|d| d.as_secs_f64() * 1000.0),
@@ -1130,6 +1134,7 @@ mod tests {
             round: 1,
             sensor: sensor.map(Into::into),
             group: group.map(Into::into),
+            output: None,
             event: kind,
             cause: None,
             delay: None,

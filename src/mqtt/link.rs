@@ -106,6 +106,8 @@ pub(crate) struct State {
     /// Told when the task has closed (everything delivered or counted unsent).
     pub(crate) closed: Vec<oneshot::Sender<()>>,
     pub(crate) finished: bool,
+    /// The run's control, through which the connection's events reach the run's journal.
+    pub(crate) control: Option<crate::Control>,
 }
 
 impl State {
@@ -140,6 +142,28 @@ impl State {
         match event.event {
             "connected" | "closed" => log::info!("mqtt output: {}", describe(&event)),
             _ => log::warn!("mqtt output: {}", describe(&event)),
+        }
+        // Its failures and recoveries in the run's journal too, in its words: failed, retried
+        // after a delay, restarted (connected again). Not the first connection, made as the
+        // output starts (before the run or not, by chance), nor the close after the run's
+        // summary: the log above has them. Refused before the run starts and after its summary.
+        if let Some(control) = &self.control {
+            use crate::data::EventKind;
+            let kind = match event.event {
+                "connected" if self.connections > 1 => Some(EventKind::Restarted),
+                "connection_failed" | "disconnected" => Some(EventKind::Failed),
+                "reconnect_scheduled" | "link_restarted" => Some(EventKind::RestartScheduled),
+                _ => None,
+            };
+            let cause = match (&event.broker, &event.cause) {
+                (Some(broker), Some(cause)) => Some(format!("{broker}: {cause}")),
+                (Some(broker), None) => Some(format!("next broker {broker}")),
+                (None, cause) => cause.clone(),
+            };
+            let delay = event.delay_ms.map(Duration::from_millis);
+            if let Some(kind) = kind {
+                let _ = control.journal(super::OUTPUT_NAME, kind, cause, delay);
+            }
         }
         if self.journal.len() == JOURNAL_RING {
             self.journal.pop_front();

@@ -18,6 +18,10 @@ use crate::parse::{parse_duration, quoted, ConfigError};
 /// The port of a broker address without one (MQTT's registered port).
 pub const DEFAULT_PORT: u16 = 1883;
 
+/// The output's name in the run's journal (`output` of its connection's events) and in its
+/// stream names.
+pub const OUTPUT_NAME: &str = "mqtt";
+
 /// Messages the output holds while no broker takes them (`buffer`).
 pub const DEFAULT_BUFFER: usize = 100_000;
 

@@ -167,6 +167,9 @@ pub struct EventLine<'a> {
     /// The `[[groups]]` entry of the sensor, or the group the event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<&'a str>,
+    /// The output the event is about (its connection), for an output's own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<&'a str>,
     /// Event name.
     pub event: &'a str,
     /// Why, for failures and give-ups.
@@ -321,6 +324,7 @@ impl Handler<Journal> for JsonlFiles {
                 round: event.round,
                 sensor: event.sensor.as_deref(),
                 group: event.group.as_deref(),
+                output: event.output.as_deref(),
                 event: event.event.as_str(),
                 cause: event.cause.as_deref(),
                 delay_ms: event.delay.map(|d| d.as_millis() as u64),

@@ -177,7 +177,12 @@ impl MqttOutput {
     /// Subscribes `output` to the streams it publishes, losslessly (its handlers only queue;
     /// what the broker cannot take is counted by the output itself), named `mqtt/<stream>` in
     /// the summary's `subscribers`.
+    ///
+    /// Its connection's events (started, failed, a retry scheduled, restarted, stopped) go to
+    /// the run's journal through the collector's [`Control`](crate::Control), with `output`
+    /// `mqtt`.
     pub fn attach(output: &actix::Addr<MqttOutput>, collector: Collector) -> Collector {
+        output.do_send(JournalTo(collector.control()));
         let lossless = |stream: &str| Delivery::lossless().named(format!("mqtt/{stream}"));
         collector
             .subscribe_with(output.clone().recipient::<Readings>(), lossless("readings"))
@@ -352,6 +357,7 @@ impl Handler<Journal> for MqttOutput {
                     round: event.round,
                     sensor: event.sensor.as_deref(),
                     group: event.group.as_deref(),
+                    output: event.output.as_deref(),
                     event: event.event.as_str(),
                     cause: event.cause.as_deref(),
                     delay_ms: event.delay.map(|d| d.as_millis() as u64),
@@ -467,5 +473,18 @@ impl Handler<Stats> for MqttOutput {
 
     fn handle(&mut self, _msg: Stats, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.stats())
+    }
+}
+
+/// Where the connection's events go besides the output's own journal: the run's.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct JournalTo(crate::Control);
+
+impl Handler<JournalTo> for MqttOutput {
+    type Result = ();
+
+    fn handle(&mut self, msg: JournalTo, _ctx: &mut Context<Self>) {
+        self.lock().control = Some(msg.0);
     }
 }

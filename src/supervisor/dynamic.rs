@@ -71,6 +71,17 @@ pub(crate) struct OperateSensor {
     pub(crate) operation: Operation,
 }
 
+/// Journals an event of an output (from [`Control::journal`](crate::Control::journal)).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub(crate) struct JournalOutput {
+    /// The output's name (`mqtt`).
+    pub(crate) output: String,
+    pub(crate) event: EventKind,
+    pub(crate) cause: Option<String>,
+    pub(crate) delay: Option<std::time::Duration>,
+}
+
 /// What the root keeps to add and remove sensors while the run goes on.
 pub(super) struct Roster {
     /// The drivers an added entry may name (the collector's registry).
@@ -428,6 +439,7 @@ impl Handler<RemoveSensor> for SensorSupervisor {
             round: self.round,
             sensor: Some(sensor.clone()),
             group,
+            output: None,
             event: EventKind::Removed,
             cause: Some(requested_by(&requester)),
             delay: None,
@@ -478,5 +490,36 @@ impl Handler<OperateSensor> for SensorSupervisor {
                 }),
             }
         })
+    }
+}
+
+impl Handler<JournalOutput> for SensorSupervisor {
+    type Result = Result<(), ControlError>;
+
+    fn handle(&mut self, msg: JournalOutput, _ctx: &mut Context<Self>) -> Self::Result {
+        // Journaled until the journal's last message: the run's summary (an output's flush at
+        // the run's end comes after it, and goes to its log only).
+        if self.done.is_none() {
+            return Err(ControlError::Ended { requester: msg.output });
+        }
+        let event = SupervisionEvent {
+            timestamp: crate::clock::now(),
+            round: self.round,
+            sensor: None,
+            group: None,
+            output: Some(Arc::from(msg.output)),
+            event: msg.event,
+            cause: msg.cause,
+            delay: msg.delay,
+            restarts: None,
+            backoff: None,
+        };
+        let level = match event.event {
+            EventKind::Failed => log::Level::Warn,
+            _ => log::Level::Info,
+        };
+        log_event(level, &event);
+        self.aggregator.do_send(event);
+        Ok(())
     }
 }

@@ -440,6 +440,7 @@ impl GroupSupervisor {
             round: self.round,
             sensor,
             group,
+            output: None,
             event,
             cause,
             delay: None,

@@ -30,7 +30,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) use dynamic::{AddSensors, OperateSensor, RemoveSensor};
+pub(crate) use dynamic::{AddSensors, JournalOutput, OperateSensor, RemoveSensor};
 use group::{ChildEscalated, Fate, Standing};
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor, Operation};
 pub(crate) use layout::describe;
@@ -564,6 +564,7 @@ impl SensorSupervisor {
             round: self.round,
             sensor: None,
             group: Some(group),
+            output: None,
             event,
             cause,
             delay,
