@@ -587,8 +587,6 @@ pub(super) struct Model {
     groups: Vec<GroupLive>,
     /// Group index by name.
     group_by_name: HashMap<String, usize>,
-    /// Each sensor's configured group (index into `groups`).
-    group_of: Vec<Option<usize>>,
     /// The sensors that name no group.
     ungrouped: Vec<usize>,
     root: RootView,
@@ -634,7 +632,6 @@ impl Model {
                 .enumerate()
                 .map(|(i, s)| (s.id.clone(), i))
                 .collect(),
-            group_of: Vec::with_capacity(config.sensors.len()),
             configured: config.sensors.len(),
             added_at: HashMap::new(),
             ungrouped: Vec::new(),
@@ -693,7 +690,6 @@ impl Model {
                 Some(g) => model.groups[g].members.push(i),
                 None => model.ungrouped.push(i),
             }
-            model.group_of.push(g);
             model.live.push(SensorLive {
                 group: g.map_or(NO_GROUP, |g| g as u32),
                 ..SensorLive::default()
@@ -757,7 +753,6 @@ impl Model {
             group: g.map_or(NO_GROUP, |g| g as u32),
             ..SensorLive::default()
         });
-        self.group_of.push(g);
         match g {
             Some(g) => self.groups[g].members.push(at),
             None => self.ungrouped.push(at),
@@ -792,7 +787,13 @@ impl Model {
                 watch.history.push_back(reading);
             }
         }
-        (live.group != NO_GROUP).then_some(live.group as usize)
+        self.group_index(at)
+    }
+
+    /// The configured group (index) of the sensor at `at`.
+    fn group_index(&self, at: usize) -> Option<usize> {
+        let group = self.live[at].group;
+        (group != NO_GROUP).then_some(group as usize)
     }
 
     /// An anomaly arrived.
@@ -825,7 +826,7 @@ impl Model {
         match &e.sensor {
             Some(id) => {
                 if let Some(&i) = self.by_id.get(id) {
-                    let group = self.group_of[i].map(|g| self.groups[g].spec.name.as_str());
+                    let group = self.group_index(i).map(|g| self.groups[g].spec.name.as_str());
                     let live = &mut self.live[i];
                     live.phase = Some(live.phase().after(e, group));
                     if e.event == EventKind::Restarted {

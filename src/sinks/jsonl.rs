@@ -16,7 +16,8 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
 use super::durable::{self, DirLock, LineWriter};
-use crate::streams::{Anomalies, Journal, Readings, RunSummary};
+use crate::data::SupervisionEvent;
+use crate::streams::{Anomalies, Anomaly, Journal, ReadingRecord, Readings, RunSummary};
 
 /// An output file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +197,61 @@ pub struct EventLine<'a> {
     pub max_restarts: Option<u32>,
 }
 
+impl<'a> ReadingLine<'a> {
+    /// The line of reading `r` of `round`, for sensor `sensor` (`r.sensor()`, made by the
+    /// caller, who holds it).
+    pub(crate) fn new(round: u64, r: &ReadingRecord<'a>, sensor: &'a str) -> Self {
+        let reading = r.reading;
+        ReadingLine {
+            round,
+            sensor,
+            kind: r.kind,
+            value: reading.value,
+            unit: r.unit,
+            timestamp: rfc3339(&reading.timestamp),
+            latency_ms: reading.latency.as_micros() as f64 / 1000.0,
+            source_row: reading.source_row(),
+            source_time: reading.source_time(),
+        }
+    }
+}
+
+impl<'a> AnomalyLine<'a> {
+    /// The line of anomaly `a`.
+    pub(crate) fn new(a: &'a Anomaly) -> Self {
+        AnomalyLine {
+            round: a.round,
+            sensor: &a.sensor,
+            timestamp: rfc3339(&a.timestamp),
+            value: a.value,
+            detector: &a.detector,
+            detail: a.detail.clone(),
+            source_row: a.source_row,
+        }
+    }
+}
+
+impl<'a> EventLine<'a> {
+    /// The line of journal event `event`.
+    pub(crate) fn new(event: &'a SupervisionEvent) -> Self {
+        EventLine {
+            timestamp: rfc3339(&event.timestamp),
+            round: event.round,
+            sensor: event.sensor.as_deref(),
+            group: event.group.as_deref(),
+            output: event.output.as_deref(),
+            event: event.event.as_str(),
+            cause: event.cause.as_deref(),
+            delay_ms: event.delay.map(|d| d.as_millis() as u64),
+            restarts: event.restarts,
+            attempt: event.backoff.map(|b| b.attempt),
+            backoff_reset: event.backoff.map(|b| b.reset),
+            window: event.backoff.map(|b| b.window),
+            max_restarts: event.backoff.map(|b| b.max_restarts),
+        }
+    }
+}
+
 /// The files of `--out DIR`, as an actor: a lossless subscriber of the readings, the
 /// anomalies, the journal and the run's summary (which [`Collector::out`](crate::Collector::out)
 /// attaches, or by hand as below).
@@ -274,18 +330,7 @@ impl Handler<Readings> for JsonlFiles {
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
         for r in readings.iter() {
-            let reading = r.reading;
-            let result = self.readings.write(&ReadingLine {
-                round,
-                sensor: &r.sensor(),
-                kind: r.kind,
-                value: reading.value,
-                unit: r.unit,
-                timestamp: rfc3339(&reading.timestamp),
-                latency_ms: reading.latency.as_micros() as f64 / 1000.0,
-                source_row: reading.source_row(),
-                source_time: reading.source_time(),
-            });
+            let result = self.readings.write(&ReadingLine::new(round, &r, &r.sensor()));
             self.note(result);
         }
         let result = self.readings.flush();
@@ -298,15 +343,7 @@ impl Handler<Anomalies> for JsonlFiles {
 
     fn handle(&mut self, anomalies: Anomalies, _ctx: &mut Context<Self>) {
         for a in anomalies.list.iter() {
-            let result = self.anomalies.write(&AnomalyLine {
-                round: a.round,
-                sensor: &a.sensor,
-                timestamp: rfc3339(&a.timestamp),
-                value: a.value,
-                detector: &a.detector,
-                detail: a.detail.clone(),
-                source_row: a.source_row,
-            });
+            let result = self.anomalies.write(&AnomalyLine::new(a));
             self.note(result);
         }
         let result = self.anomalies.flush();
@@ -319,21 +356,7 @@ impl Handler<Journal> for JsonlFiles {
 
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for event in journal.iter() {
-            let result = self.events.write(&EventLine {
-                timestamp: rfc3339(&event.timestamp),
-                round: event.round,
-                sensor: event.sensor.as_deref(),
-                group: event.group.as_deref(),
-                output: event.output.as_deref(),
-                event: event.event.as_str(),
-                cause: event.cause.as_deref(),
-                delay_ms: event.delay.map(|d| d.as_millis() as u64),
-                restarts: event.restarts,
-                attempt: event.backoff.map(|b| b.attempt),
-                backoff_reset: event.backoff.map(|b| b.reset),
-                window: event.backoff.map(|b| b.window),
-                max_restarts: event.backoff.map(|b| b.max_restarts),
-            });
+            let result = self.events.write(&EventLine::new(&event));
             self.note(result);
         }
         let result = self.events.flush();

@@ -22,7 +22,7 @@ use actix::{
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::jsonl::{rfc3339, AnomalyLine, EventLine, ReadingLine};
+use super::jsonl::{AnomalyLine, EventLine, ReadingLine};
 use crate::live::OutputCounts;
 use crate::mqtt::link::{self, OutMessage, Shared, STREAMS};
 use crate::mqtt::{Backoff, MqttOutputConfig, Placeholder};
@@ -282,18 +282,7 @@ impl Handler<Readings> for MqttOutput {
         let client_id = self.config.client_id.as_str();
         let messages = readings.iter().map(|r| {
             let sensor = r.sensor();
-            let reading = r.reading;
-            let line = ReadingLine {
-                round,
-                sensor: &sensor,
-                kind: r.kind,
-                value: reading.value,
-                unit: r.unit,
-                timestamp: rfc3339(&reading.timestamp),
-                latency_ms: reading.latency.as_micros() as f64 / 1000.0,
-                source_row: reading.source_row(),
-                source_time: reading.source_time(),
-            };
+            let line = ReadingLine::new(round, &r, &sensor);
             let kind = r.kind;
             let topic = template.render(values(client_id, |p| match p {
                 Placeholder::Id => Some(&*sensor),
@@ -320,15 +309,7 @@ impl Handler<Anomalies> for MqttOutput {
             .list
             .iter()
             .map(|a| {
-                let line = AnomalyLine {
-                    round: a.round,
-                    sensor: &a.sensor,
-                    timestamp: rfc3339(&a.timestamp),
-                    value: a.value,
-                    detector: &a.detector,
-                    detail: a.detail.clone(),
-                    source_row: a.source_row,
-                };
+                let line = AnomalyLine::new(a);
                 let topic = template.render(values(client_id, |p| match p {
                     Placeholder::Id => Some(&*a.sensor),
                     Placeholder::Detector => Some(&*a.detector),
@@ -352,21 +333,7 @@ impl Handler<Journal> for MqttOutput {
         let messages: Vec<OutMessage> = journal
             .iter()
             .map(|event| {
-                let line = EventLine {
-                    timestamp: rfc3339(&event.timestamp),
-                    round: event.round,
-                    sensor: event.sensor.as_deref(),
-                    group: event.group.as_deref(),
-                    output: event.output.as_deref(),
-                    event: event.event.as_str(),
-                    cause: event.cause.as_deref(),
-                    delay_ms: event.delay.map(|d| d.as_millis() as u64),
-                    restarts: event.restarts,
-                    attempt: event.backoff.map(|b| b.attempt),
-                    backoff_reset: event.backoff.map(|b| b.reset),
-                    window: event.backoff.map(|b| b.window),
-                    max_restarts: event.backoff.map(|b| b.max_restarts),
-                };
+                let line = EventLine::new(&event);
                 let id = event.sensor.as_deref().or(event.group.as_deref());
                 let name = event.event.as_str();
                 let topic = template.render(values(client_id, |p| match p {
