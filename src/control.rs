@@ -16,7 +16,9 @@ use actix::Addr;
 
 use crate::data::EventKind;
 use crate::parse::{quoted, ConfigError};
-use crate::supervisor::{AddSensors, JournalOutput, OperateSensor, Operation, RemoveSensor, SensorSupervisor};
+use crate::supervisor::{
+    AddSensors, InspectSensor, JournalOutput, OperateSensor, Operation, RemoveSensor, SensorSupervisor,
+};
 
 /// A handle on a run's sensors: adds sensors to it and removes them while it runs.
 ///
@@ -207,6 +209,25 @@ impl Control {
         })
     }
 
+    /// Sensor `id` as it is now (as Erlang/OTP's `sys:get_status` of a child): its supervision
+    /// state and restarts, and its analysis so far (the statistics `summary.json` gives at the
+    /// end) with its newest reading. Asked of its group and of the analysis beside it; nothing
+    /// is read from the sensor, and the run is not held back. Refused with
+    /// [`ControlError::UnknownSensor`] for an id not (or no longer) in the run, and
+    /// [`ControlError::Refused`] while its group's actor is being replaced.
+    pub async fn status(&self, requester: &str, id: &str) -> Result<SensorStatus, ControlError> {
+        let root = self.root(requester)?;
+        let request = InspectSensor {
+            requester: requester.to_string(),
+            id: id.to_string(),
+        };
+        root.send(request).await.unwrap_or_else(|_| {
+            Err(ControlError::Ended {
+                requester: requester.to_string(),
+            })
+        })
+    }
+
     async fn operate(&self, requester: &str, id: &str, operation: Operation) -> Result<(), ControlError> {
         let root = self.root(requester)?;
         let request = OperateSensor {
@@ -220,6 +241,67 @@ impl Control {
             })
         })
     }
+}
+
+/// A sensor as [`Control::status`] found it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SensorStatus {
+    /// Its id.
+    pub id: Arc<str>,
+    /// Its position in the run: configuration order, then the sensors added, as
+    /// [`ReadingRecord::index`](crate::streams::ReadingRecord::index) counts.
+    pub index: usize,
+    /// What it measures.
+    pub kind: Arc<str>,
+    /// The unit of its values.
+    pub unit: Arc<str>,
+    /// The `[[groups]]` entry it belongs to; `None` for an ungrouped sensor.
+    pub group: Option<Arc<str>>,
+    /// Its supervision state, as `summary.json` names it: `running`, `restarting`, `stopped`,
+    /// `given_up` (`removed` never: a removed sensor is unknown).
+    pub state: &'static str,
+    /// Its restarts so far.
+    pub restarts: u32,
+    /// Its analysis so far.
+    pub analysis: SensorAnalysis,
+}
+
+/// A sensor's analysis so far: the statistics of its successful readings, as `summary.json`
+/// gives them at the end, and its newest reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SensorAnalysis {
+    /// Successful readings.
+    pub count: u64,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean value.
+    pub mean: Option<f64>,
+    /// Sample standard deviation.
+    pub stddev: Option<f64>,
+    /// Exponentially weighted moving average.
+    pub ewma: Option<f64>,
+    /// Anomalies found on it.
+    pub anomalies: u64,
+    /// Its newest reading.
+    pub last: Option<LastReading>,
+}
+
+/// A sensor's newest reading ([`SensorAnalysis::last`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct LastReading {
+    /// The round it was read in.
+    pub round: u64,
+    /// The value.
+    pub value: f64,
+    /// When it was taken (microsecond precision).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// How long the read took (microsecond precision).
+    pub latency: std::time::Duration,
 }
 
 /// What [`Control::add`] did.
@@ -308,4 +390,24 @@ fn unknown(requester: &str, id: &str, removed_in: Option<u64>) -> ConfigError {
         None => format!("no sensor {} in the run", quoted(id)),
     };
     ConfigError::new(requester, "id", message)
+}
+
+/// Statuses made for the crate's own unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{SensorAnalysis, SensorStatus};
+
+    /// A running, ungrouped temperature sensor `id` at `index` with `analysis`.
+    pub(crate) fn status(id: &str, index: usize, analysis: SensorAnalysis) -> SensorStatus {
+        SensorStatus {
+            id: id.into(),
+            index,
+            kind: "temperature".into(),
+            unit: "C".into(),
+            group: None,
+            state: "running",
+            restarts: 0,
+            analysis,
+        }
+    }
 }

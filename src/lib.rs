@@ -76,7 +76,7 @@ use std::path::PathBuf;
 pub use clock::Clock;
 pub use collector::Collector;
 pub use config::{Config, ConfigError};
-pub use control::{Added, Control, ControlError, Removed};
+pub use control::{Added, Control, ControlError, LastReading, Removed, SensorAnalysis, SensorStatus};
 pub use registry::Registry;
 pub use report::Summary;
 pub use shard::Shard;

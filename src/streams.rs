@@ -334,7 +334,7 @@ impl Stream for Journal {
 }
 
 /// What one round came to: sent once per round, after its readings and anomalies.
-#[derive(Debug, Clone, Copy, PartialEq, Message)]
+#[derive(Debug, Clone, PartialEq, Message)]
 #[rtype(result = "()")]
 #[non_exhaustive]
 pub struct RoundSummary {
@@ -355,6 +355,87 @@ pub struct RoundSummary {
     /// queue, or sent to an actor that had stopped); per subscriber in the run's summary
     /// (`subscribers`).
     pub subscribers_missed: u64,
+    /// The latencies of the round's successful reads, counted by bucket (empty on a run whose
+    /// rounds nobody follows).
+    pub read_latency: LatencyCounts,
+    /// The round's reads by group actor, in the supervision tree's order: each configured
+    /// group (its own members), then the shards of the ungrouped sensors.
+    pub groups: Vec<GroupReads>,
+}
+
+/// Finite buckets of [`LatencyCounts`]: upper bounds from 100 µs, doubling, to about 13 s.
+pub const LATENCY_BUCKETS: usize = 18;
+
+/// Latencies counted by bucket, as a Prometheus histogram has them: one count per bucket of
+/// [`LatencyCounts::bound_us`] (not cumulative), the last for those above every bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LatencyCounts {
+    /// Latencies per bucket; `buckets[LATENCY_BUCKETS]` counts those above the last bound.
+    pub buckets: [u64; LATENCY_BUCKETS + 1],
+    /// Their sum, in microseconds.
+    pub sum_us: u64,
+    /// How many.
+    pub count: u64,
+}
+
+impl LatencyCounts {
+    /// The upper bound of bucket `k` (inclusive), in microseconds: `100 << k`; `None` for the
+    /// last bucket (above every bound) and past it.
+    ///
+    /// ```
+    /// use sensor_actors::streams::{LatencyCounts, LATENCY_BUCKETS};
+    /// assert_eq!(LatencyCounts::bound_us(0), Some(100));
+    /// assert_eq!(LatencyCounts::bound_us(3), Some(800));
+    /// assert_eq!(LatencyCounts::bound_us(LATENCY_BUCKETS), None);
+    /// ```
+    pub fn bound_us(k: usize) -> Option<u64> {
+        (k < LATENCY_BUCKETS).then(|| 100 << k)
+    }
+
+    /// Counts one latency of `us` microseconds: in the first bucket whose bound is at least
+    /// `us`.
+    ///
+    /// ```
+    /// use sensor_actors::streams::LatencyCounts;
+    /// let mut c = LatencyCounts::default();
+    /// for us in [100, 101, 200, 201] {
+    ///     c.observe(us);
+    /// }
+    /// assert_eq!(&c.buckets[..3], &[1, 2, 1]);
+    /// assert_eq!((c.sum_us, c.count), (602, 4));
+    /// ```
+    pub fn observe(&mut self, us: u64) {
+        let k = if us <= 100 {
+            0
+        } else {
+            (u64::BITS - ((us - 1) / 100).leading_zeros()) as usize
+        };
+        self.buckets[k.min(LATENCY_BUCKETS)] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.count += 1;
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &LatencyCounts) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+        self.count += other.count;
+    }
+}
+
+/// One group actor's reads of a round ([`RoundSummary::groups`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct GroupReads {
+    /// The group: a `[[groups]]` entry's name, or `shard-N`.
+    pub group: Arc<str>,
+    /// Whether it is a shard of the ungrouped sensors (else a configured group).
+    pub shard: bool,
+    /// Its members' reads by outcome.
+    pub reads: ReadCounts,
 }
 
 impl sealed::Sealed for RoundSummary {}

@@ -905,3 +905,93 @@ async fn a_stopped_member_is_left_out_of_its_groups_strategy() {
         ]
     );
 }
+
+#[derive(Debug, Deserialize)]
+struct ValueLine {
+    round: u64,
+    sensor: String,
+    value: f64,
+    timestamp: String,
+    latency_ms: f64,
+}
+
+/// `Control::status` mid-run: a sensor's statistics are those of its readings so far (against
+/// a naive computation over readings.jsonl up to the round of the newest reading it reports),
+/// its newest reading is that round's line, its state and restarts are the journal's; an
+/// unknown or removed id is refused as `stop` refuses it; before the run and after it, the
+/// run is not there to ask.
+#[actix_rt::test]
+async fn a_sensors_status_is_its_readings_so_far() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}[[sensors]]\ncount = 3\nlatency = [\"10ms\", \"30ms\"]\nerror_rate = 0.3\n\
+         faults = [ {{ round = 2, fault = \"panic\", sensor = \"temperature-2\" }} ]\n"
+    )
+    .replace("rounds = 5", "rounds = 8");
+    let early = Collector::new().control();
+    assert!(matches!(
+        early.status("test", "temperature-1").await,
+        Err(ControlError::NotStarted { .. })
+    ));
+    let (run, (statuses, unknown, removed, control)) = run_with(&toml, |control, t0| async move {
+        let mut statuses = Vec::new();
+        // Between rounds (5.5 s), and while round 7's reads are in flight (6.015 s).
+        for ms in [5500, 6015] {
+            at(t0, ms).await;
+            for id in ["temperature-1", "temperature-2"] {
+                statuses.push(control.status("test", id).await.unwrap());
+            }
+        }
+        let unknown = control.status("test", "nope").await;
+        control.remove("test", "temperature-3").await.unwrap();
+        let removed = control.status("test", "temperature-3").await;
+        (statuses, unknown, removed, control)
+    })
+    .await;
+    assert_eq!(
+        unknown.unwrap_err().to_string(),
+        "test: id: no sensor \"nope\" in the run"
+    );
+    assert_eq!(
+        removed.unwrap_err().to_string(),
+        "test: id: sensor \"temperature-3\" was removed in round 7"
+    );
+    assert!(matches!(
+        control.status("test", "temperature-1").await,
+        Err(ControlError::Ended { .. })
+    ));
+    let lines: Vec<ValueLine> = common::read_lines(&run.dir.path().join("readings.jsonl"));
+    for (k, status) in statuses.iter().enumerate() {
+        let id = &*status.id;
+        let a = &status.analysis;
+        let last = a.last.expect("read at least once");
+        let values: Vec<&ValueLine> = lines.iter().filter(|l| l.sensor == id && l.round <= last.round).collect();
+        let newest = values.last().unwrap();
+        assert_eq!(newest.round, last.round, "{id}");
+        assert_eq!((newest.value, last.value), (newest.value, newest.value));
+        assert_eq!(newest.timestamp, sensor_actors::sinks::rfc3339(&last.timestamp));
+        assert_eq!(newest.latency_ms, last.latency.as_secs_f64() * 1000.0);
+        let n = values.len() as f64;
+        let mean = values.iter().map(|l| l.value).sum::<f64>() / n;
+        let var = values.iter().map(|l| (l.value - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        assert_eq!(a.count, values.len() as u64, "{id}");
+        assert_eq!(a.min, values.iter().map(|l| l.value).reduce(f64::min));
+        assert_eq!(a.max, values.iter().map(|l| l.value).reduce(f64::max));
+        assert!((a.mean.unwrap() - mean).abs() <= 1e-12 * mean.abs(), "{id}");
+        assert!((a.stddev.unwrap() - var.sqrt()).abs() <= 1e-9 * var.sqrt(), "{id}");
+        // Asked at 5.5 s, round 6 was the last read; at 6.015 s round 7's 10-30 ms reads
+        // are under way, and some may have settled.
+        if k < 2 {
+            assert_eq!(last.round, run.read_rounds(id).into_iter().filter(|&r| r <= 6).max().unwrap());
+        } else {
+            assert!(last.round >= statuses[k - 2].analysis.last.unwrap().round);
+        }
+        assert_eq!((status.kind.as_ref(), status.unit.as_ref(), status.group.as_deref()), ("temperature", "C", None));
+        assert_eq!(status.state, "running");
+        let restarts = run.events.iter().filter(|e| e.sensor.as_deref() == Some(id) && e.event == "restarted").count();
+        assert_eq!(status.restarts as usize, restarts, "{id}");
+    }
+    assert_eq!(statuses[1].restarts, 1, "the panic of round 2");
+    assert_eq!(statuses[0].index, 0);
+    assert_eq!(statuses[1].index, 1);
+}

@@ -27,6 +27,7 @@ use crate::aggregator::ANOMALY_LOG;
 use crate::analysis::tracks::{RoundDigest, TrackSummary, Tracks};
 use crate::analysis::AnalysisConfig;
 use crate::config::SensorTable;
+use crate::control::SensorAnalysis;
 use crate::data::{Absence, Outcome};
 use crate::panic::quietly;
 
@@ -278,6 +279,24 @@ impl Handler<ReportTracks> for LocalAggregator {
                 .map(|g| g.tracks.summaries())
                 .unwrap_or_default(),
         )
+    }
+}
+
+/// Asks for one member's analysis so far ([`Control::status`](crate::Control::status)).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<SensorAnalysis>")]
+pub(crate) struct InspectTrack {
+    /// The group's slot.
+    pub(crate) group: usize,
+    /// The member's position in the group.
+    pub(crate) member: usize,
+}
+
+impl Handler<InspectTrack> for LocalAggregator {
+    type Result = Option<SensorAnalysis>;
+
+    fn handle(&mut self, msg: InspectTrack, _ctx: &mut Context<Self>) -> Self::Result {
+        self.groups.get(&msg.group)?.tracks.status(msg.member)
     }
 }
 

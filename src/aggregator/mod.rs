@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
 use crate::streams::{
     Anomalies, Anomaly, Journal, JournalBatch, JournalEntry, Readings, RoundOutcomes, RoundSummary, RunSummary,
+    GroupReads, LatencyCounts,
 };
 use publish::{Listed, Offer, Outlets};
 
@@ -48,6 +49,8 @@ pub(crate) struct RoundReport {
     /// What each group's analysis of the round found (counts, latencies, anomalies), in the
     /// root's group order.
     pub(crate) digests: Vec<RoundDigest>,
+    /// Each digest's group: its name, and whether it is a shard of the ungrouped sensors.
+    pub(crate) groups: Vec<(Arc<str>, bool)>,
     /// Only when readings are written (`readings.jsonl`), else empty: one outcome per sensor in
     /// configuration order, as consecutive batches: one per group when the groups hold
     /// consecutive sensors in order (the shards of the ungrouped sensors), so that no round's
@@ -377,10 +380,18 @@ impl Handler<RoundReport> for Aggregator {
         let mut findings = Vec::new();
         // Anomalies counted by the analysis, not listed (nobody reads them).
         let mut unlisted = 0;
+        // The round's latencies by bucket, for its summary's followers.
+        let follow = !self.outlets.rounds.is_empty();
+        let mut latency = LatencyCounts::default();
         for digest in &mut report.digests {
             counts.add(&digest.reads);
             for &us in &digest.latencies_us {
                 self.read_us.saturating_record(u64::from(us));
+            }
+            if follow {
+                for &us in &digest.latencies_us {
+                    latency.observe(u64::from(us));
+                }
             }
             self.read_max = self.read_max.max(digest.read_max);
             findings.append(&mut digest.findings);
@@ -416,6 +427,14 @@ impl Handler<RoundReport> for Aggregator {
                 anomalies: found,
                 process: self.round_process(),
                 subscribers_missed: self.outlets.missed(),
+                read_latency: latency,
+                groups: (report.digests.iter().zip(&report.groups))
+                    .map(|(digest, (group, shard))| GroupReads {
+                        group: group.clone(),
+                        shard: *shard,
+                        reads: digest.reads,
+                    })
+                    .collect(),
             };
             self.publish(summary, ctx);
         }
@@ -612,6 +631,7 @@ mod tests {
                 wall: Duration::from_millis(5),
                 skipped_before: 0,
                 digests: vec![digest(2, 0, &[1_000, 3_000]), digest(0, 1, &[])],
+                groups: vec![("shard-1".into(), true), ("shard-2".into(), true)],
                 outcomes: batches,
                 processed: Some(processed),
             });

@@ -217,6 +217,8 @@ mod tests {
             anomalies: 0,
             process: Default::default(),
             subscribers_missed: 0,
+            read_latency: Default::default(),
+            groups: Vec::new(),
         }
     }
 

@@ -33,8 +33,19 @@ struct Track {
     stats: RunningStats,
     window: RollingWindow,
     ewma: Ewma,
-    last: Option<f64>,
+    last: Option<LastReading>,
     anomalies: u64,
+}
+
+/// A member's newest reading as its track keeps it (for [`Tracks::status`]): 32 bytes with
+/// its `Option`, 16 more than the value alone.
+#[derive(Debug, Clone, Copy)]
+struct LastReading {
+    round: u64,
+    value: f64,
+    /// Microseconds since the Unix epoch.
+    timestamp_us: i64,
+    latency_us: u32,
 }
 
 impl Track {
@@ -228,11 +239,17 @@ impl Tracks {
                 );
             },
         );
-        if let Some(v) = value {
+        if let Some(reading) = reading {
+            let v = reading.value;
             track.stats.push(v);
             track.window.push(v);
             track.ewma.push(v, self.analysis.ewma_alpha);
-            track.last = Some(v);
+            track.last = Some(LastReading {
+                round,
+                value: v,
+                timestamp_us: reading.timestamp.timestamp_micros(),
+                latency_us: reading.latency.as_micros().min(u128::from(u32::MAX)) as u32,
+            });
         }
     }
 
@@ -247,9 +264,29 @@ impl Tracks {
                 mean: t.stats.mean(),
                 stddev: t.stats.stddev(),
                 ewma: t.ewma.value(),
-                last: t.last,
+                last: t.last.map(|r| r.value),
                 anomalies: t.anomalies,
             })
             .collect()
+    }
+
+    /// Member `local`'s results so far, with its newest reading (`None` for no such member).
+    pub(crate) fn status(&self, local: usize) -> Option<crate::control::SensorAnalysis> {
+        let t = self.tracks.get(local)?;
+        Some(crate::control::SensorAnalysis {
+            count: t.stats.count(),
+            min: t.stats.min(),
+            max: t.stats.max(),
+            mean: t.stats.mean(),
+            stddev: t.stats.stddev(),
+            ewma: t.ewma.value(),
+            anomalies: t.anomalies,
+            last: t.last.map(|r| crate::control::LastReading {
+                round: r.round,
+                value: r.value,
+                timestamp: DateTime::from_timestamp_micros(r.timestamp_us).unwrap_or_default(),
+                latency: Duration::from_micros(u64::from(r.latency_us)),
+            }),
+        })
     }
 }

@@ -1,10 +1,12 @@
 //! `/metrics`: the live view's figures as Prometheus metrics, through `prometheus-client`
-//! (OpenMetrics text). Every figure comes from the public streams: the round summaries (reads
-//! by outcome, rounds, skipped ticks, round durations, subscriber drops), the readings (read
-//! latencies, readings per configured group, per-sensor series when asked for), the anomalies
-//! and the journal (events, restarts, states); process memory and CPU are measured at each
-//! scrape. docs/live-view.md lists them.
+//! (OpenMetrics text). Every figure comes from the public API: the round summaries (reads by
+//! outcome and by configured group, rounds, skipped ticks, round durations, read latencies,
+//! subscriber drops), the anomalies and the journal (events, restarts, states), and for the
+//! per-sensor series when asked for, each sensor's status ([`Control::status`](crate::Control::status))
+//! taken at the scrape; process memory and CPU are measured at each scrape. docs/live-view.md
+//! lists them.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +20,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::model::{Model, SENSOR_STATES};
 use crate::report::ProcessStats;
-use crate::streams::RoundSummary;
+use crate::streams::{LatencyCounts, RoundSummary, LATENCY_BUCKETS};
+use crate::SensorStatus;
 
 /// The content type of `/metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -28,51 +31,14 @@ fn round_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.001, 2.0, 17)
 }
 
-/// Read latency buckets: 100 us to about 13 s, doubling, then +Inf.
-const LATENCY_BUCKETS: usize = 18;
-
-/// Upper bound of latency bucket `k`, in microseconds.
-fn latency_bound_us(k: usize) -> u64 {
-    100 << k
-}
-
-/// The read latency histogram, filled a round at a time: a round's 100,000 readings are
-/// counted into plain integers and added under one lock (prometheus-client's `Histogram` takes
-/// its lock for every observation).
+/// The read latency histogram, filled a round at a time from the round summaries' counts
+/// (prometheus-client's `Histogram` takes its lock for every observation).
 #[derive(Debug, Default, Clone)]
 pub(super) struct Latencies(Arc<Mutex<LatencyCounts>>);
 
-/// Observations per bucket (not cumulative; the last is +Inf), their sum and count.
-#[derive(Debug, Default, Clone)]
-pub(super) struct LatencyCounts {
-    buckets: [u64; LATENCY_BUCKETS + 1],
-    sum_us: u128,
-    count: u64,
-}
-
-impl LatencyCounts {
-    /// Counts one latency, in microseconds.
-    pub(super) fn observe(&mut self, us: u64) {
-        // The first bucket whose bound (100 us doubling) is at least `us`.
-        let k = if us <= 100 {
-            0
-        } else {
-            (u64::BITS - ((us - 1) / 100).leading_zeros()) as usize
-        };
-        self.buckets[k.min(LATENCY_BUCKETS)] += 1;
-        self.sum_us += u128::from(us);
-        self.count += 1;
-    }
-}
-
 impl Latencies {
     fn add(&self, round: &LatencyCounts) {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for (a, b) in all.buckets.iter_mut().zip(round.buckets) {
-            *a += b;
-        }
-        all.sum_us += round.sum_us;
-        all.count += round.count;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).add(round);
     }
 }
 
@@ -85,11 +51,7 @@ impl EncodeMetric for Latencies {
         let all = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let buckets: Vec<(f64, u64)> = (0..=LATENCY_BUCKETS)
             .map(|k| {
-                let bound = if k == LATENCY_BUCKETS {
-                    f64::INFINITY
-                } else {
-                    latency_bound_us(k) as f64 / 1e6
-                };
+                let bound = LatencyCounts::bound_us(k).map_or(f64::INFINITY, |us| us as f64 / 1e6);
                 (bound, all.buckets[k])
             })
             .collect();
@@ -163,15 +125,15 @@ pub(super) struct Metrics {
     rss: Gauge,
     peak_rss: Gauge,
     cpu: Counter<f64, AtomicU64>,
-    /// Each configured group's counter of `group_readings` (by group index): no label is
-    /// hashed or allocated per reading.
-    group_counters: Vec<Counter>,
+    /// Each configured group's counter of `group_readings`, by name.
+    group_counters: HashMap<String, Counter>,
     /// The series of the first sensors in configuration order (none unless asked for).
     sensor_series: Vec<SensorSeries>,
 }
 
 /// One sensor's own series.
 struct SensorSeries {
+    id: Arc<str>,
     readings: Counter,
     value: Gauge<f64, AtomicU64>,
     restarts: Counter,
@@ -204,7 +166,7 @@ impl Metrics {
             rss: Gauge::default(),
             peak_rss: Gauge::default(),
             cpu: Counter::default(),
-            group_counters: Vec::new(),
+            group_counters: HashMap::new(),
             sensor_series: Vec::new(),
         };
         // Every series that is known in advance exists from the first scrape, at 0.
@@ -214,11 +176,10 @@ impl Metrics {
         let group_counters = model
             .group_names()
             .map(|group| {
-                m.group_readings
-                    .get_or_create(&GroupLabel {
-                        group: group.to_string(),
-                    })
-                    .clone()
+                let label = GroupLabel {
+                    group: group.to_string(),
+                };
+                (group.to_string(), m.group_readings.get_or_create(&label).clone())
             })
             .collect();
         let sensor_series = model
@@ -227,6 +188,7 @@ impl Metrics {
             .map(|id| {
                 let label = SensorLabel { sensor: id.to_string() };
                 SensorSeries {
+                    id: id.clone(),
                     readings: m.sensor_readings.get_or_create(&label).clone(),
                     value: m.sensor_value.get_or_create(&label).clone(),
                     restarts: m.sensor_restarts.get_or_create(&label).clone(),
@@ -254,7 +216,7 @@ impl Metrics {
         );
         r.register_with_unit(
             "read_latency",
-            "Latency of the successful reads the live view received",
+            "Latency of the successful reads",
             Unit::Seconds,
             m.read_latency.clone(),
         );
@@ -338,6 +300,12 @@ impl Metrics {
         }
         self.round_duration.observe(s.wall.as_secs_f64());
         self.dropped_so_far(s.subscribers_missed);
+        self.read_latency.add(&s.read_latency);
+        for g in s.groups.iter().filter(|g| !g.shard && g.reads.ok > 0) {
+            if let Some(counter) = self.group_counters.get(&*g.group) {
+                counter.inc_by(g.reads.ok);
+            }
+        }
     }
 
     /// The run's subscribers have missed `total` messages so far.
@@ -346,30 +314,25 @@ impl Metrics {
         self.subscriber_dropped.inc_by(total.saturating_sub(known));
     }
 
-    /// A round's read latencies.
-    pub(super) fn latencies(&self, round: &LatencyCounts) {
-        self.read_latency.add(round);
+    /// The sensors with series of their own, in configuration order (none unless asked for).
+    pub(super) fn series_sensors(&self) -> Vec<Arc<str>> {
+        self.sensor_series.iter().map(|s| s.id.clone()).collect()
     }
 
-    /// The readings of a round by configured group (by group index).
-    pub(super) fn group_readings(&self, counts: &[u64]) {
-        for (counter, &n) in self.group_counters.iter().zip(counts) {
-            if n > 0 {
-                counter.inc_by(n);
+    /// The status of the sensor with series `k` (as [`Metrics::series_sensors`] lists them):
+    /// its readings so far and newest value.
+    pub(super) fn sensor_status(&self, k: usize, status: &SensorStatus) {
+        let a = &status.analysis;
+        self.sensor_figures(k, a.count, a.last.as_ref().map(|r| r.value));
+    }
+
+    /// The readings so far and newest value of the sensor with series `k`.
+    pub(super) fn sensor_figures(&self, k: usize, count: u64, last: Option<f64>) {
+        if let Some(series) = self.sensor_series.get(k) {
+            series.readings.inc_by(count.saturating_sub(series.readings.get()));
+            if let Some(value) = last {
+                series.value.set(value);
             }
-        }
-    }
-
-    /// Whether some sensors have series of their own.
-    pub(super) fn per_sensor(&self) -> bool {
-        !self.sensor_series.is_empty()
-    }
-
-    /// A reading of sensor `index`, for its own series (if it has them).
-    pub(super) fn sensor_reading(&self, index: usize, value: f64) {
-        if let Some(series) = self.sensor_series.get(index) {
-            series.readings.inc();
-            series.value.set(value);
         }
     }
 
@@ -451,7 +414,7 @@ mod tests {
             200,
             201,
             400,
-            latency_bound_us(LATENCY_BUCKETS - 1),
+            LatencyCounts::bound_us(LATENCY_BUCKETS - 1).unwrap(),
             u64::MAX / 2,
         ] {
             counts.observe(us);

@@ -5,16 +5,21 @@
 //! the metrics and the endpoints.
 //!
 //! The live view is attached like any user's subscriber, with [`LiveView::attach`]: it uses the
-//! crate's public API only (the streams, [`Config`], [`Summary`](crate::Summary)), with a
-//! bounded, lossy [`Delivery`] on every stream, so a slow scraper or browser never holds the run
-//! back: what it misses is counted in the run's `subscribers` and in
+//! crate's public API only (the streams, [`Control`], [`Config`], [`Summary`](crate::Summary)),
+//! with a bounded, lossy [`Delivery`] on every stream, so a slow scraper or browser never holds
+//! the run back: what it misses is counted in the run's `subscribers` and in
 //! `sensor_actors_subscriber_dropped_messages_total`. Each request of the server is a message
 //! to the actor ([`RenderMetrics`], [`DescribeTree`], ...), answered from its state on its own
 //! thread; the server's worker only encodes the answer.
 //!
-//! What it knows is bounded whatever the run's length: per sensor its statistics, its last
-//! [`LAST_READINGS`] readings and [`RECENT_ANOMALIES`] anomalies; [`EVENT_RING`] journal events;
-//! per client of `/api/stream` a queue of [`STREAM_QUEUE`] messages.
+//! It does not take the readings: a round's summary carries what the metrics need of them
+//! (read latencies, reads by group), and a sensor's statistics and newest reading are asked of
+//! the run ([`Control::status`]) when someone looks at it, and once a round for the sensors
+//! watched. So its cost does not grow with the readings: a few messages a round.
+//!
+//! What it knows is bounded whatever the run's length: per sensor its state and
+//! [`RECENT_ANOMALIES`] anomalies; [`EVENT_RING`] journal events; the readings of [`WATCHED`]
+//! sensors; per client of `/api/stream` a queue of [`STREAM_QUEUE`] messages.
 
 mod metrics;
 mod model;
@@ -23,14 +28,14 @@ mod server;
 
 pub use outputs::OutputCounts;
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
 use actix_web::web::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, HttpConfig};
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary};
-use crate::Collector;
+use crate::streams::{Anomalies, Delivery, Journal, RoundSummary, RunSummary};
+use crate::{Collector, Control};
 use metrics::Metrics;
 use model::Model;
 
@@ -46,10 +51,8 @@ pub use server::{configure, LiveServer, DASHBOARD, DEFAULT_PAGE, MAX_PAGE, REQUE
 /// lags.
 pub const STREAM_QUEUE: usize = 256;
 
-/// The live view's queues, in messages, per stream. Readings are the big ones (one message
-/// holds a whole round's outcomes): two rounds at most are held for it. The journal's queue is
-/// the longest: a state is only as right as the journal it was built from.
-const READINGS_QUEUE: usize = 2;
+/// The live view's queues, in messages, per stream. The journal's queue is the longest: a
+/// state is only as right as the journal it was built from.
 const JOURNAL_QUEUE: usize = 1_024;
 const OTHER_QUEUE: usize = 64;
 
@@ -61,6 +64,8 @@ pub struct LiveView {
     /// worker. A closed one (the client went away) is removed at the next message; all are
     /// dropped, ending their responses, after the run's summary.
     followers: Vec<Follower>,
+    /// The run's control, for the sensors' statuses (set by [`LiveView::attach`]).
+    control: Control,
 }
 
 struct Follower {
@@ -87,22 +92,36 @@ impl LiveView {
             model,
             metrics,
             followers: Vec::new(),
+            control: Control::default(),
         }
     }
 
-    /// Subscribes `live` to every stream of `collector`, bounded and lossy (named
-    /// `live-view/<stream>` in the summary's `subscribers`).
+    /// Subscribes `live` to the streams of `collector` it follows (all but the readings),
+    /// bounded and lossy (named `live-view/<stream>` in the summary's `subscribers`), and gives
+    /// it the collector's [`Control`] for the sensors' statuses.
     pub fn attach(live: &Addr<LiveView>, collector: Collector) -> Collector {
+        live.do_send(UseControl(collector.control()));
         let bounded = |n: usize, stream: &str| Delivery::bounded(n).named(format!("live-view/{stream}"));
         collector
-            .subscribe_with(
-                live.clone().recipient::<Readings>(),
-                bounded(READINGS_QUEUE, "readings"),
-            )
             .subscribe_with(live.clone().recipient::<Anomalies>(), bounded(OTHER_QUEUE, "anomalies"))
             .subscribe_with(live.clone().recipient::<Journal>(), bounded(JOURNAL_QUEUE, "journal"))
             .subscribe_with(live.clone().recipient::<RoundSummary>(), bounded(OTHER_QUEUE, "rounds"))
             .subscribe_with(live.clone().recipient::<RunSummary>(), bounded(OTHER_QUEUE, "end"))
+    }
+
+    /// Asks the run for the status of each watched sensor not being asked already; each answer
+    /// adds the sensor's newest reading to its history.
+    fn poll_watches(&mut self, ctx: &mut Context<Self>) {
+        for id in self.model.poll_watches() {
+            let control = self.control.clone();
+            let asked = async move {
+                let status = control.status(REQUESTER, &id).await.ok();
+                (id, status)
+            };
+            ctx.spawn(asked.into_actor(self).map(|(id, status), live, _| {
+                live.model.polled(&id, status.as_ref());
+            }));
+        }
     }
 
     /// Sends one server-sent event to every client, dropping it for those that lag.
@@ -133,26 +152,16 @@ impl Actor for LiveView {
     type Context = Context<Self>;
 }
 
-impl Handler<Readings> for LiveView {
+/// Gives the live view the run's [`Control`] ([`LiveView::attach`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct UseControl(Control);
+
+impl Handler<UseControl> for LiveView {
     type Result = ();
 
-    fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
-        let round = readings.round();
-        let mut latencies = metrics::LatencyCounts::default();
-        // Counted here, added to the shared counters once a round.
-        let mut groups = vec![0u64; self.model.group_count()];
-        let per_sensor = self.metrics.per_sensor();
-        for r in readings.iter() {
-            if let Some(g) = self.model.reading(round, &r) {
-                groups[g] += 1;
-            }
-            latencies.observe(r.reading.latency.as_micros() as u64);
-            if per_sensor {
-                self.metrics.sensor_reading(r.index, r.reading.value);
-            }
-        }
-        self.metrics.group_readings(&groups);
-        self.metrics.latencies(&latencies);
+    fn handle(&mut self, msg: UseControl, _ctx: &mut Context<Self>) {
+        self.control = msg.0;
     }
 }
 
@@ -190,10 +199,11 @@ impl Handler<Journal> for LiveView {
 impl Handler<RoundSummary> for LiveView {
     type Result = ();
 
-    fn handle(&mut self, s: RoundSummary, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, s: RoundSummary, ctx: &mut Context<Self>) {
         let view = self.model.round(&s);
         self.metrics.round(&s);
         self.broadcast("round", &view);
+        self.poll_watches(ctx);
     }
 }
 
@@ -202,6 +212,12 @@ impl Handler<RunSummary> for LiveView {
 
     fn handle(&mut self, end: RunSummary, _ctx: &mut Context<Self>) {
         self.model.finish(&end.summary);
+        // The per-sensor series as the run ended.
+        for (k, id) in self.metrics.series_sensors().iter().enumerate() {
+            if let Some(s) = self.model.final_sensor(id) {
+                self.metrics.sensor_figures(k, s.count, s.last);
+            }
+        }
         self.metrics.dropped_so_far(self.model.run.subscribers_missed);
         let run = self.model.run.clone();
         self.broadcast("end", &run);
@@ -216,10 +232,29 @@ impl Handler<RunSummary> for LiveView {
 pub struct RenderMetrics;
 
 impl Handler<RenderMetrics> for LiveView {
-    type Result = String;
+    type Result = actix::ResponseActFuture<Self, String>;
 
-    fn handle(&mut self, _: RenderMetrics, _ctx: &mut Context<Self>) -> String {
-        self.metrics.render(&self.model)
+    /// With per-sensor series, their sensors' statuses are asked for first (while the run goes
+    /// on): the scrape shows them as they are now.
+    fn handle(&mut self, _: RenderMetrics, _ctx: &mut Context<Self>) -> Self::Result {
+        let ids = if self.model.run.finished {
+            Vec::new()
+        } else {
+            self.metrics.series_sensors()
+        };
+        let control = self.control.clone();
+        let asked = async move {
+            let asks = ids.iter().map(|id| control.status(REQUESTER, id));
+            futures::future::join_all(asks).await
+        };
+        Box::pin(asked.into_actor(self).map(|statuses, live, _| {
+            for (k, status) in statuses.iter().enumerate() {
+                if let Ok(status) = status {
+                    live.metrics.sensor_status(k, status);
+                }
+            }
+            live.metrics.render(&live.model)
+        }))
     }
 }
 
@@ -265,11 +300,22 @@ pub struct DescribeSensor {
 }
 
 impl Handler<DescribeSensor> for LiveView {
-    type Result = Option<SensorView>;
+    type Result = actix::ResponseActFuture<Self, Option<SensorView>>;
 
+    /// Its statistics and newest reading are asked of the run (while it goes on), and it is
+    /// watched from now on.
     fn handle(&mut self, q: DescribeSensor, _ctx: &mut Context<Self>) -> Self::Result {
-        self.model.watch(&q.id);
-        self.model.sensor(&q.id)
+        let known = self.model.watch(&q.id);
+        let control = self.control.clone();
+        let running = known && !self.model.run.finished;
+        let asked = async move {
+            let status = match running {
+                true => control.status(REQUESTER, &q.id).await.ok(),
+                false => None,
+            };
+            (q.id, status)
+        };
+        Box::pin(asked.into_actor(self).map(|(id, status), live, _| live.model.sensor(&id, status.as_ref())))
     }
 }
 

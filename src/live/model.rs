@@ -1,8 +1,12 @@
 //! What the live view knows, built from the public streams and the configuration only: the
 //! supervision tree (the configured groups nested by `parent`, the ungrouped sensors), each
 //! sensor's state and restarts (derived from the journal, as `sensor-actors story` does), its
-//! statistics so far, last readings and recent anomalies, the run's counts and a bounded ring of
-//! recent supervision events. Plain data with unit tests; the actor around it is in `mod.rs`.
+//! recent anomalies and, for the sensors watched, their readings as the live view polled them;
+//! the run's counts and a bounded ring of recent supervision events. A sensor's statistics are
+//! not followed here (that would cost the run a pass over every reading): they are asked for
+//! with [`Control::status`](crate::Control::status) when someone looks, and taken from the
+//! run's summary once it has ended. Plain data with unit tests; the actor around it is in
+//! `mod.rs`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,9 +15,8 @@ use serde::Serialize;
 
 use crate::config::{Config, GroupSpec, RestartPolicy};
 use crate::data::{EventKind, ReadCounts, SupervisionEvent};
-use crate::stats::RunningStats;
-use crate::streams::{Anomaly, ReadingRecord, RoundSummary};
-use crate::Summary;
+use crate::streams::{Anomaly, RoundSummary};
+use crate::{SensorStatus, Summary};
 
 /// Readings kept per sensor for `/api/sensors/{id}` (the newest).
 pub const LAST_READINGS: usize = 5;
@@ -280,6 +283,17 @@ struct LastReading {
     latency_us: u64,
 }
 
+impl From<&crate::LastReading> for LastReading {
+    fn from(r: &crate::LastReading) -> Self {
+        LastReading {
+            round: r.round,
+            value: r.value,
+            timestamp_us: r.timestamp.timestamp_micros(),
+            latency_us: r.latency.as_micros() as u64,
+        }
+    }
+}
+
 impl LastReading {
     fn view(&self) -> ReadingView {
         ReadingView {
@@ -290,30 +304,6 @@ impl LastReading {
                 .unwrap_or_default(),
             latency_ms: self.latency_us as f64 / 1000.0,
         }
-    }
-}
-
-/// A sensor's newest readings: a ring of [`LAST_READINGS`].
-#[derive(Debug, Default)]
-struct LastReadings {
-    ring: [LastReading; LAST_READINGS],
-    /// Readings kept (at most the ring's size).
-    len: u8,
-    /// Where the next one goes.
-    next: u8,
-}
-
-impl LastReadings {
-    fn push(&mut self, reading: LastReading) {
-        self.ring[self.next as usize] = reading;
-        self.next = ((self.next as usize + 1) % LAST_READINGS) as u8;
-        self.len = (self.len + 1).min(LAST_READINGS as u8);
-    }
-
-    /// The readings kept, oldest first.
-    fn oldest_first(&self) -> impl Iterator<Item = &LastReading> {
-        let start = (self.next as usize + LAST_READINGS - self.len as usize) % LAST_READINGS;
-        (0..self.len as usize).map(move |k| &self.ring[(start + k) % LAST_READINGS])
     }
 }
 
@@ -336,27 +326,23 @@ struct SensorLive {
     /// Its configured group's index, [`NO_GROUP`] for none (kept here, with what a reading
     /// touches anyway).
     group: u32,
-    stats: RunningStats,
-    /// The newest readings, at most [`LAST_READINGS`], in place: a reading touches the sensor's
-    /// one record, in the order the sensors are kept (no allocation of its own to follow).
-    last: LastReadings,
     /// The newest anomalies, at most [`RECENT_ANOMALIES`].
     anomalies: VecDeque<AnomalyView>,
     anomaly_count: u64,
-    /// Whether it is watched: its readings also go to its history.
-    watched: bool,
 }
 
 /// [`SensorLive::group`] of a sensor in no configured group.
 const NO_GROUP: u32 = u32::MAX;
 
-/// A sensor followed closely since it was asked for: its readings, at most [`HISTORY`], and when
-/// it was last asked for (the order of requests).
+/// A sensor followed closely since it was asked for: its readings as polled, at most
+/// [`HISTORY`], and when it was last asked for (the order of requests).
 #[derive(Debug)]
 struct Watch {
     at: usize,
     history: VecDeque<LastReading>,
     asked: u64,
+    /// A poll of it is under way (one at a time).
+    polling: bool,
 }
 
 impl SensorLive {
@@ -538,7 +524,7 @@ pub struct SensorView {
     pub restarts: u32,
     /// Its restart policy (none for a sensor added while the run goes on).
     pub policy: Option<PolicyView>,
-    /// Readings the live view received.
+    /// Successful readings so far.
     pub count: u64,
     /// Smallest value.
     pub min: Option<f64>,
@@ -548,14 +534,18 @@ pub struct SensorView {
     pub mean: Option<f64>,
     /// Sample standard deviation.
     pub stddev: Option<f64>,
+    /// Exponentially weighted moving average.
+    pub ewma: Option<f64>,
     /// Anomalies found on it.
     pub anomalies: u64,
-    /// Its newest readings, oldest first (at most [`LAST_READINGS`]).
+    /// Its newest readings, oldest first (at most [`LAST_READINGS`]): the newest one, and the
+    /// ones before it that the live view polled while it was watched.
     pub last_readings: Vec<ReadingView>,
     /// Its newest anomalies, oldest first (at most [`RECENT_ANOMALIES`]).
     pub recent_anomalies: Vec<AnomalyView>,
-    /// Its readings since it was first asked for (and the last ones kept before), oldest first,
-    /// at most [`HISTORY`]: every sensor asked for is watched, up to [`WATCHED`] at once.
+    /// Its readings since it was first asked for, oldest first, at most [`HISTORY`]: every
+    /// sensor asked for is watched, up to [`WATCHED`] at once, and polled once a round (a fast
+    /// run's rounds can pass between two polls: then its history skips them).
     pub history: Vec<ReadingView>,
 }
 
@@ -604,6 +594,8 @@ pub(super) struct Model {
     watches: Vec<Watch>,
     /// Requests for a sensor so far (the watches' clock).
     asked: u64,
+    /// The run's summary, once it has ended.
+    summary: Option<Arc<Summary>>,
 }
 
 impl Model {
@@ -650,6 +642,7 @@ impl Model {
             anomaly_total: 0,
             watches: Vec::new(),
             asked: 0,
+            summary: None,
             sensors: Vec::with_capacity(config.sensors.len()),
             policies: Vec::new(),
             groups,
@@ -704,11 +697,6 @@ impl Model {
         self.groups.iter().map(|g| g.spec.name.as_str())
     }
 
-    /// How many configured groups there are.
-    pub(super) fn group_count(&self) -> usize {
-        self.groups.len()
-    }
-
     /// The sensors (id, configured group index) in configuration order.
     pub(super) fn sensor_ids(&self) -> impl Iterator<Item = &Arc<str>> {
         self.sensors.iter().map(|s| &s.id)
@@ -759,35 +747,6 @@ impl Model {
         }
         self.by_id.insert(id.clone(), at);
         at
-    }
-
-    /// A reading arrived; returns its configured group's index. A sensor the configuration did
-    /// not have (one added while the run goes on) is not followed.
-    pub(super) fn reading(&mut self, round: u64, r: &ReadingRecord<'_>) -> Option<usize> {
-        let at = self.place(r.index, || r.sensor())?;
-        if at >= self.configured && self.sensors[at].kind.is_empty() {
-            self.sensors[at].kind = Arc::from(r.kind);
-            self.sensors[at].unit = Arc::from(r.unit);
-        }
-        let live = &mut self.live[at];
-        live.stats.push(r.reading.value);
-        let reading = LastReading {
-            round,
-            value: r.reading.value,
-            timestamp_us: r.reading.timestamp.timestamp_micros(),
-            latency_us: r.reading.latency.as_micros() as u64,
-        };
-        live.last.push(reading);
-        let live = &self.live[at];
-        if live.watched {
-            if let Some(watch) = self.watches.iter_mut().find(|w| w.at == at) {
-                if watch.history.len() == HISTORY {
-                    watch.history.pop_front();
-                }
-                watch.history.push_back(reading);
-            }
-        }
-        self.group_index(at)
     }
 
     /// The configured group (index) of the sensor at `at`.
@@ -920,7 +879,8 @@ impl Model {
     }
 
     /// The run's summary arrived: it ended.
-    pub(super) fn finish(&mut self, summary: &Summary) {
+    pub(super) fn finish(&mut self, summary: &Arc<Summary>) {
+        self.summary = Some(summary.clone());
         self.run.finished = true;
         self.run.seed = Some(summary.seed);
         self.run.subscribers_missed = summary.subscribers.iter().map(|s| s.missed).sum();
@@ -1063,25 +1023,85 @@ impl Model {
             let oldest = (0..self.watches.len())
                 .min_by_key(|&k| self.watches[k].asked)
                 .unwrap_or(0);
-            let gone = self.watches.swap_remove(oldest);
-            self.live[gone.at].watched = false;
+            self.watches.swap_remove(oldest);
         }
-        // It starts with the readings kept for every sensor.
-        let history = self.live[at].last.oldest_first().copied().collect();
         self.watches.push(Watch {
             at,
-            history,
+            history: VecDeque::new(),
             asked: self.asked,
+            polling: false,
         });
-        self.live[at].watched = true;
         true
     }
 
-    /// One sensor; `None` for an unknown id.
-    pub(super) fn sensor(&self, id: &str) -> Option<SensorView> {
+    /// The watched sensors not being polled, marked as being polled now (none once the run has
+    /// ended).
+    pub(super) fn poll_watches(&mut self) -> Vec<Arc<str>> {
+        if self.run.finished {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for w in self.watches.iter_mut().filter(|w| !w.polling) {
+            w.polling = true;
+            due.push(self.sensors[w.at].id.clone());
+        }
+        due
+    }
+
+    /// A poll of watched sensor `id` ended, with its status if it was found.
+    pub(super) fn polled(&mut self, id: &str, status: Option<&SensorStatus>) {
+        let Some(&at) = self.by_id.get(id) else { return };
+        if let Some(w) = self.watches.iter_mut().find(|w| w.at == at) {
+            w.polling = false;
+        }
+        if let Some(status) = status {
+            self.status(at, status);
+        }
+    }
+
+    /// What a status of the sensor at `at` tells: its kind and unit (unknown here for a sensor
+    /// added while the run goes on), and its newest reading, added to its history if it is
+    /// watched and the reading is newer than the history's.
+    fn status(&mut self, at: usize, status: &SensorStatus) {
+        let info = &mut self.sensors[at];
+        if info.kind.is_empty() {
+            info.kind = status.kind.clone();
+            info.unit = status.unit.clone();
+        }
+        let Some(newest) = status.analysis.last.as_ref().map(LastReading::from) else { return };
+        if let Some(w) = self.watches.iter_mut().find(|w| w.at == at) {
+            if w.history.back().is_none_or(|r| r.round < newest.round) {
+                if w.history.len() == HISTORY {
+                    w.history.pop_front();
+                }
+                w.history.push_back(newest);
+            }
+        }
+    }
+
+    /// One sensor, with its statistics from `status` (asked of the run just now), else from the
+    /// run's summary once it has ended; `None` for an unknown id.
+    pub(super) fn sensor(&mut self, id: &str, status: Option<&SensorStatus>) -> Option<SensorView> {
         let &i = self.by_id.get(id)?;
+        if let Some(status) = status {
+            self.status(i, status);
+        }
         let (spec, live) = (&self.sensors[i], &self.live[i]);
-        Some(SensorView {
+        let history: Vec<LastReading> = self
+            .watches
+            .iter()
+            .find(|w| w.at == i)
+            .map(|w| w.history.iter().copied().collect())
+            .unwrap_or_default();
+        let mut last: Vec<LastReading> = history[history.len().saturating_sub(LAST_READINGS)..].to_vec();
+        let newest = status.and_then(|s| s.analysis.last.as_ref()).map(LastReading::from);
+        if let Some(newest) = newest.filter(|n| last.last().is_none_or(|r| r.round < n.round)) {
+            if last.len() == LAST_READINGS {
+                last.remove(0);
+            }
+            last.push(newest);
+        }
+        let mut view = SensorView {
             id: spec.id.to_string(),
             kind: spec.kind.to_string(),
             unit: spec.unit.to_string(),
@@ -1089,21 +1109,41 @@ impl Model {
             state: live.phase().state(),
             restarts: live.restarts,
             policy: self.policies.get(spec.policy as usize).cloned(),
-            count: live.stats.count(),
-            min: live.stats.min(),
-            max: live.stats.max(),
-            mean: live.stats.mean(),
-            stddev: live.stats.stddev(),
+            count: 0,
+            min: None,
+            max: None,
+            mean: None,
+            stddev: None,
+            ewma: None,
             anomalies: live.anomaly_count,
-            last_readings: live.last.oldest_first().map(LastReading::view).collect(),
-            history: self
-                .watches
-                .iter()
-                .find(|w| w.at == i)
-                .map(|w| w.history.iter().map(LastReading::view).collect())
-                .unwrap_or_default(),
+            last_readings: last.iter().map(LastReading::view).collect(),
+            history: history.iter().map(LastReading::view).collect(),
             recent_anomalies: live.anomalies.iter().cloned().collect(),
-        })
+        };
+        if let Some(a) = status.map(|s| &s.analysis) {
+            (view.count, view.min, view.max, view.mean) = (a.count, a.min, a.max, a.mean);
+            (view.stddev, view.ewma, view.anomalies) = (a.stddev, a.ewma, a.anomalies);
+        } else if let Some(s) = self.final_summary(i) {
+            (view.count, view.min, view.max, view.mean) = (s.count, s.min, s.max, s.mean);
+            (view.stddev, view.ewma, view.anomalies) = (s.stddev, s.ewma, s.anomalies);
+        }
+        Some(view)
+    }
+
+    /// The run's summary of sensor `id`, once the run has ended.
+    pub(super) fn final_sensor(&self, id: &str) -> Option<&crate::report::SensorSummary> {
+        self.final_summary(*self.by_id.get(id)?)
+    }
+
+    /// The run's summary of the sensor at `i`, once the run has ended.
+    fn final_summary(&self, i: usize) -> Option<&crate::report::SensorSummary> {
+        let sensors = &self.summary.as_ref()?.sensors;
+        let id = &*self.sensors[i].id;
+        // A configured sensor is at its index (removed ones included); an added one after them.
+        match sensors.get(i).filter(|s| s.id == id) {
+            Some(s) => Some(s),
+            None => sensors.iter().rev().find(|s| s.id == id),
+        }
     }
 
     /// The events kept after `since`.
@@ -1169,17 +1209,17 @@ mod tests {
         m.event(&event(Some("temperature-3"), None, EventKind::GaveUp));
         m.event(&event(None, Some("bus"), EventKind::RestartScheduled));
         m.count_states();
-        let state = |m: &Model, id: &str| m.sensor(id).unwrap().state;
-        assert_eq!(state(&m, "temperature-1"), "running");
-        assert_eq!(state(&m, "temperature-2"), "restarting");
-        assert_eq!(state(&m, "temperature-3"), "given_up");
-        assert_eq!(state(&m, "b-1"), "restarting");
-        assert_eq!(state(&m, "s-1"), "running", "an ancestor's event leaves it");
+        let state = |m: &mut Model, id: &str| m.sensor(id, None).unwrap().state;
+        assert_eq!(state(&mut m, "temperature-1"), "running");
+        assert_eq!(state(&mut m, "temperature-2"), "restarting");
+        assert_eq!(state(&mut m, "temperature-3"), "given_up");
+        assert_eq!(state(&mut m, "b-1"), "restarting");
+        assert_eq!(state(&mut m, "s-1"), "running", "an ancestor's event leaves it");
         m.event(&event(Some("temperature-2"), None, EventKind::Restarted));
         m.event(&event(None, Some("bus"), EventKind::Restarted));
         m.event(&event(Some("b-1"), Some("bus"), EventKind::Started));
         m.count_states();
-        assert_eq!(m.sensor("temperature-2").unwrap().restarts, 1);
+        assert_eq!(m.sensor("temperature-2", None).unwrap().restarts, 1);
         assert_eq!(m.run.restarts, 1);
         assert_eq!(
             m.run
@@ -1211,26 +1251,55 @@ mod tests {
         assert!(m.group("nope", 0, 10).is_none());
     }
 
-    /// A sensor's last readings: the newest, oldest first.
+    /// A status with the newest reading of round `round`.
+    fn status(m: &Model, id: &str, round: u64) -> SensorStatus {
+        let at = m.index_of(id).unwrap();
+        let mut analysis = crate::SensorAnalysis::default();
+        analysis.count = round;
+        analysis.last = Some(crate::LastReading {
+            round,
+            value: round as f64 / 2.0,
+            timestamp: chrono::DateTime::from_timestamp(round as i64, 0).unwrap(),
+            latency: std::time::Duration::from_micros(1_500),
+        });
+        crate::control::testing::status(id, at, analysis)
+    }
+
+    /// A watched sensor's history holds each newer reading polled once, the oldest going past
+    /// [`HISTORY`]; its last readings are the history's newest, the status's own newest last.
     #[test]
-    fn the_last_readings_are_the_newest_oldest_first() {
-        let mut last = LastReadings::default();
-        let rounds = |last: &LastReadings| last.oldest_first().map(|r| r.round).collect::<Vec<_>>();
-        assert_eq!(rounds(&last), Vec::<u64>::new());
-        for round in 1..=2 {
-            last.push(LastReading {
-                round,
-                ..LastReading::default()
-            });
+    fn the_history_holds_each_newer_reading_once() {
+        let mut m = Model::new(&config());
+        let rounds = |v: &[ReadingView]| v.iter().map(|r| r.round).collect::<Vec<_>>();
+        // Not watched: the newest only, no history.
+        let v = m.sensor("b-1", Some(&status(&m, "b-1", 3))).unwrap();
+        assert_eq!((rounds(&v.last_readings), rounds(&v.history)), (vec![3], vec![]));
+        assert_eq!((v.count, v.last_readings[0].latency_ms), (3, 1.5));
+        assert!(m.watch("b-1"));
+        assert_eq!(m.poll_watches().len(), 1);
+        assert!(m.poll_watches().is_empty(), "one poll at a time");
+        let s = status(&m, "b-1", 4);
+        m.polled("b-1", Some(&s));
+        m.polled("b-1", Some(&s));
+        for round in [4, 6, 5, 7] {
+            let s = status(&m, "b-1", round);
+            m.polled("b-1", Some(&s));
         }
-        assert_eq!(rounds(&last), [1, 2]);
-        for round in 3..=LAST_READINGS as u64 + 2 {
-            last.push(LastReading {
-                round,
-                ..LastReading::default()
-            });
+        let v = m.sensor("b-1", None).unwrap();
+        assert_eq!(rounds(&v.history), [4, 6, 7], "each round once, older ones left out");
+        assert_eq!(v.count, 0, "no statistics without a status or the summary");
+        let v = m.sensor("b-1", Some(&status(&m, "b-1", 9))).unwrap();
+        assert_eq!(rounds(&v.last_readings), [4, 6, 7, 9]);
+        assert_eq!(v.history.len(), 4);
+        for round in 10..(10 + HISTORY as u64 + 3) {
+            let s = status(&m, "b-1", round);
+            m.polled("b-1", Some(&s));
         }
-        assert_eq!(rounds(&last), (3..=LAST_READINGS as u64 + 2).collect::<Vec<_>>());
+        let v = m.sensor("b-1", None).unwrap();
+        assert_eq!(v.history.len(), HISTORY);
+        assert_eq!(v.history.last().unwrap().round, 9 + HISTORY as u64 + 3);
+        assert_eq!(rounds(&v.last_readings), rounds(&v.history[HISTORY - LAST_READINGS..]));
+        assert_eq!(m.poll_watches().len(), 1, "polled again once answered");
     }
 
     /// At most [`WATCHED`] sensors are watched; a new one ends the watch asked for least
@@ -1247,7 +1316,9 @@ mod tests {
         }
         assert!(model.watch(&id(1)), "asked for again: now the most recent");
         assert!(model.watch(&id(WATCHED + 1)));
-        let watched: Vec<bool> = model.live.iter().map(|l| l.watched).collect();
+        let watched: Vec<bool> = (0..model.live.len())
+            .map(|at| model.watches.iter().any(|w| w.at == at))
+            .collect();
         let mut expected = vec![true; WATCHED + 1];
         expected[1] = false;
         expected.push(false);

@@ -28,13 +28,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_rt::time::Instant;
 
-use super::group::{AdoptSubgroups, GroupKind, GroupSetup, OperateMember, Operation, RemoveMember, StartMembers};
+use super::group::{
+    AdoptSubgroups, GroupKind, GroupSetup, InspectMember, OperateMember, Operation, RemoveMember, StartMembers,
+};
 use super::restart::{GroupRestarts, RestartTracker};
 use super::{log_event, GroupSlot, GroupState, SensorSupervisor};
-use crate::aggregator::local::GrowTracks;
+use crate::aggregator::local::{GrowTracks, InspectTrack};
 use crate::aggregator::SensorsAdded;
 use crate::config::{validate_entry, IdIndex, SensorSpec, ADDED_ENTRY};
-use crate::control::{Added, ControlError, Removed};
+use crate::control::{Added, ControlError, Removed, SensorStatus};
 use crate::data::{EventKind, SupervisionEvent};
 use crate::driver::DriverRegistry;
 use crate::parse::{quoted, ConfigError};
@@ -69,6 +71,16 @@ pub(crate) struct OperateSensor {
     /// The sensor's id.
     pub(crate) id: String,
     pub(crate) operation: Operation,
+}
+
+/// Finds one sensor's state and analysis (from [`Control::status`](crate::Control::status)).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<SensorStatus, ControlError>")]
+pub(crate) struct InspectSensor {
+    /// Who asks: the origin of errors.
+    pub(crate) requester: String,
+    /// The sensor's id.
+    pub(crate) id: String,
 }
 
 /// Journals an event of an output (from [`Control::journal`](crate::Control::journal)).
@@ -489,6 +501,48 @@ impl Handler<OperateSensor> for SensorSupervisor {
                     why: "cannot be changed: its group is down".to_string(),
                 }),
             }
+        })
+    }
+}
+
+impl Handler<InspectSensor> for SensorSupervisor {
+    type Result = ResponseFuture<Result<SensorStatus, ControlError>>;
+
+    fn handle(&mut self, msg: InspectSensor, _ctx: &mut Context<Self>) -> Self::Result {
+        let InspectSensor { requester, id } = msg;
+        if self.closed() {
+            return Box::pin(std::future::ready(Err(ControlError::Ended { requester })));
+        }
+        let (index, k, local) = match self.locate(&requester, &id) {
+            Ok(found) => found,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let group = &self.groups[k];
+        let member = group.addr.send(InspectMember { member: local });
+        let track = self.locals[group.local].send(InspectTrack { group: k, member: local });
+        let entry = self.sensors.entry(index);
+        let (kind, unit, configured) = (entry.kind.clone(), entry.unit.clone(), entry.group.clone());
+        let id: Arc<str> = self.sensors.id(index);
+        Box::pin(async move {
+            let down = |requester: String, id: &str| ControlError::Refused {
+                requester,
+                id: id.to_string(),
+                why: "cannot be inspected: its group is down".to_string(),
+            };
+            let Ok(Some((state, restarts))) = member.await else {
+                return Err(down(requester, &id));
+            };
+            let analysis = track.await.ok().flatten().unwrap_or_default();
+            Ok(SensorStatus {
+                id,
+                index,
+                kind,
+                unit,
+                group: configured,
+                state: state.as_str(),
+                restarts,
+                analysis,
+            })
         })
     }
 }

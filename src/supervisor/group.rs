@@ -68,7 +68,7 @@ pub(crate) mod inbox;
 mod membership;
 mod operator;
 pub(crate) use membership::{AdoptSubgroups, RemoveMember, StartMembers};
-pub(crate) use operator::{OperateMember, Operation};
+pub(crate) use operator::{InspectMember, OperateMember, Operation};
 
 /// Asks a group supervisor to read its sensors for one round.
 #[derive(Debug, Clone, Message)]

@@ -30,7 +30,7 @@ use actix::prelude::*;
 use actix_rt::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) use dynamic::{AddSensors, JournalOutput, OperateSensor, RemoveSensor};
+pub(crate) use dynamic::{AddSensors, InspectSensor, JournalOutput, OperateSensor, RemoveSensor};
 use group::{ChildEscalated, Fate, Standing};
 pub(crate) use group::{GroupKind, GroupSetup, GroupSupervisor, Operation};
 pub(crate) use layout::describe;
@@ -421,6 +421,7 @@ impl SensorSupervisor {
         let n = self.sensors.len();
         let mut batches = Vec::with_capacity(self.groups.len());
         let mut digests = Vec::with_capacity(self.groups.len());
+        let mut names = Vec::with_capacity(self.groups.len());
         let mut stopped = Vec::new();
         for (k, (group, reply)) in self.groups.iter_mut().zip(replies).enumerate() {
             let reply = reply.unwrap_or_else(|e| {
@@ -442,6 +443,7 @@ impl SensorSupervisor {
                 );
             batches.push(reply.outcomes);
             digests.push(reply.digest);
+            names.push((group.name.clone(), matches!(group.setup.kind, GroupKind::Shard)));
         }
         for (k, cause) in stopped {
             self.group_stopped(k, cause, ctx);
@@ -470,6 +472,7 @@ impl SensorSupervisor {
             skipped_before: self.skipped_before,
             processed: Some(processed),
             digests,
+            groups: names,
             outcomes,
         });
         // A run that has no sensor yet (its sensors are to be discovered, or its shard is

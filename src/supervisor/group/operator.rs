@@ -127,3 +127,21 @@ impl Handler<OperateMember> for GroupSupervisor {
         }
     }
 }
+
+/// Asks for member `member`'s supervision state and restarts (for
+/// [`Control::status`](crate::Control::status)); `None` for no such member.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<(SensorState, u32)>")]
+pub(crate) struct InspectMember {
+    /// Its position in the group.
+    pub(crate) member: usize,
+}
+
+impl Handler<InspectMember> for GroupSupervisor {
+    type Result = Option<(SensorState, u32)>;
+
+    fn handle(&mut self, msg: InspectMember, _ctx: &mut Context<Self>) -> Self::Result {
+        let child = self.children.get(msg.member)?;
+        Some((child.state, child.restarts))
+    }
+}
