@@ -965,7 +965,10 @@ async fn a_sensors_status_is_its_readings_so_far() {
         let id = &*status.id;
         let a = &status.analysis;
         let last = a.last.expect("read at least once");
-        let values: Vec<&ValueLine> = lines.iter().filter(|l| l.sensor == id && l.round <= last.round).collect();
+        let values: Vec<&ValueLine> = lines
+            .iter()
+            .filter(|l| l.sensor == id && l.round <= last.round)
+            .collect();
         let newest = values.last().unwrap();
         assert_eq!(newest.round, last.round, "{id}");
         assert_eq!((newest.value, last.value), (newest.value, newest.value));
@@ -982,13 +985,23 @@ async fn a_sensors_status_is_its_readings_so_far() {
         // Asked at 5.5 s, round 6 was the last read; at 6.015 s round 7's 10-30 ms reads
         // are under way, and some may have settled.
         if k < 2 {
-            assert_eq!(last.round, run.read_rounds(id).into_iter().filter(|&r| r <= 6).max().unwrap());
+            assert_eq!(
+                last.round,
+                run.read_rounds(id).into_iter().filter(|&r| r <= 6).max().unwrap()
+            );
         } else {
             assert!(last.round >= statuses[k - 2].analysis.last.unwrap().round);
         }
-        assert_eq!((status.kind.as_ref(), status.unit.as_ref(), status.group.as_deref()), ("temperature", "C", None));
+        assert_eq!(
+            (status.kind.as_ref(), status.unit.as_ref(), status.group.as_deref()),
+            ("temperature", "C", None)
+        );
         assert_eq!(status.state, "running");
-        let restarts = run.events.iter().filter(|e| e.sensor.as_deref() == Some(id) && e.event == "restarted").count();
+        let restarts = run
+            .events
+            .iter()
+            .filter(|e| e.sensor.as_deref() == Some(id) && e.event == "restarted")
+            .count();
         assert_eq!(status.restarts as usize, restarts, "{id}");
     }
     assert_eq!(statuses[1].restarts, 1, "the panic of round 2");

@@ -6,8 +6,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr};
 use chrono::{TimeZone, Utc};
@@ -427,7 +427,7 @@ async fn a_sensor_the_events_and_the_summary() {
     until_finished(address).await;
     let watched = get_json(address, "/api/sensors/temperature-05").await;
     let s = summary.sensors.iter().find(|s| s.id == "temperature-05").unwrap();
-    let read = read.lock().unwrap();
+    let read = read.lock().unwrap().clone();
     assert_eq!(read.len() as u64, s.count);
     assert!(s.count > 20, "{}", s.count);
     let history = watched["history"].as_array().unwrap();

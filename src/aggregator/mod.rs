@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 
 use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
 use crate::streams::{
-    Anomalies, Anomaly, Journal, JournalBatch, JournalEntry, Readings, RoundOutcomes, RoundSummary, RunSummary,
-    GroupReads, LatencyCounts,
+    Anomalies, Anomaly, GroupReads, Journal, JournalBatch, JournalEntry, LatencyCounts, Readings, RoundOutcomes,
+    RoundSummary, RunSummary,
 };
 use publish::{Listed, Offer, Outlets};
 

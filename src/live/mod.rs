@@ -315,7 +315,11 @@ impl Handler<DescribeSensor> for LiveView {
             };
             (q.id, status)
         };
-        Box::pin(asked.into_actor(self).map(|(id, status), live, _| live.model.sensor(&id, status.as_ref())))
+        Box::pin(
+            asked
+                .into_actor(self)
+                .map(|(id, status), live, _| live.model.sensor(&id, status.as_ref())),
+        )
     }
 }
 

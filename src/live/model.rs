@@ -1068,7 +1068,9 @@ impl Model {
             info.kind = status.kind.clone();
             info.unit = status.unit.clone();
         }
-        let Some(newest) = status.analysis.last.as_ref().map(LastReading::from) else { return };
+        let Some(newest) = status.analysis.last.as_ref().map(LastReading::from) else {
+            return;
+        };
         if let Some(w) = self.watches.iter_mut().find(|w| w.at == at) {
             if w.history.back().is_none_or(|r| r.round < newest.round) {
                 if w.history.len() == HISTORY {
@@ -1254,14 +1256,16 @@ mod tests {
     /// A status with the newest reading of round `round`.
     fn status(m: &Model, id: &str, round: u64) -> SensorStatus {
         let at = m.index_of(id).unwrap();
-        let mut analysis = crate::SensorAnalysis::default();
-        analysis.count = round;
-        analysis.last = Some(crate::LastReading {
-            round,
-            value: round as f64 / 2.0,
-            timestamp: chrono::DateTime::from_timestamp(round as i64, 0).unwrap(),
-            latency: std::time::Duration::from_micros(1_500),
-        });
+        let analysis = crate::SensorAnalysis {
+            count: round,
+            last: Some(crate::LastReading {
+                round,
+                value: round as f64 / 2.0,
+                timestamp: chrono::DateTime::from_timestamp(round as i64, 0).unwrap(),
+                latency: std::time::Duration::from_micros(1_500),
+            }),
+            ..Default::default()
+        };
         crate::control::testing::status(id, at, analysis)
     }
 

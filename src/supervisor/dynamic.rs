@@ -519,7 +519,10 @@ impl Handler<InspectSensor> for SensorSupervisor {
         };
         let group = &self.groups[k];
         let member = group.addr.send(InspectMember { member: local });
-        let track = self.locals[group.local].send(InspectTrack { group: k, member: local });
+        let track = self.locals[group.local].send(InspectTrack {
+            group: k,
+            member: local,
+        });
         let entry = self.sensors.entry(index);
         let (kind, unit, configured) = (entry.kind.clone(), entry.unit.clone(), entry.group.clone());
         let id: Arc<str> = self.sensors.id(index);
