@@ -21,7 +21,7 @@ use crate::driver::{DriverFactory, RunStart};
 use crate::registry::Registry;
 use crate::report::Summary;
 use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Settle, Stream};
 use crate::supervisor::Shutdown;
 use crate::supervisor::{RootSetup, SensorSupervisor};
 use crate::{RunError, Shard};
@@ -197,6 +197,18 @@ impl Collector {
     /// lossless for a sink that must miss nothing).
     pub fn subscribe_with<M: Stream>(mut self, subscriber: Recipient<M>, delivery: Delivery) -> Self {
         self.outlets.add(subscriber, delivery);
+        self
+    }
+
+    /// Has `output` settle when the run's streams end, before the summary is made: the run's
+    /// end sends it [`Settle`] once everything else was delivered to the subscribers, waits for
+    /// its [`OutputReport`](crate::report::OutputReport), and puts that in the summary's
+    /// `outputs` (`summary.json`, the summary [`run`](Collector::run) returns, the
+    /// [`RunSummary`] that follows). The run's end waits for the answer: answer within a bound
+    /// of your own. An output whose actor has stopped is left out.
+    /// [`MqttOutput::attach`](crate::sinks::MqttOutput::attach) uses it.
+    pub fn settle(mut self, output: Recipient<Settle>) -> Self {
+        self.outlets.settle.push(output);
         self
     }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sensor_actors::report::OutputReport;
 use sensor_actors::sinks::{Finish, MqttOutput, MqttStats, Stats};
 use sensor_actors::streams::{Delivery, Readings};
 use sensor_actors::{Collector, Config, Shard, Summary};
@@ -355,7 +356,9 @@ fn simulated(sensors: usize, rounds: u64, interval: &str, output: &str) -> Strin
 /// 30 sensors, 10 rounds at QoS 1 into mosquitto: a test client subscribed to `sensors/+/reading`
 /// receives exactly one message per reading (300, each (sensor, round) once, the values those
 /// of the run), one per round on the rounds topic, the summary, and the status `online` then
-/// `offline`; the output counts 300 readings produced and published, none dropped or unsent.
+/// `offline`; the output counts 300 readings produced and published, none dropped or unsent,
+/// and so does `summary.json`'s `outputs` (the output settled before the summary was made),
+/// as the summary `run` returns and the one published on the summary topic.
 #[actix_rt::test]
 async fn every_reading_reaches_a_subscriber_exactly_once() {
     let broker = Mosquitto::start().await;
@@ -379,6 +382,30 @@ async fn every_reading_reaches_a_subscriber_exactly_once() {
     );
     assert_eq!(stats.stream("rounds").published, 10);
     assert_eq!(stats.stream("summary").published, 1);
+    // summary.json has the output's counts of every stream but the summary's own.
+    let summary_json = summary_file(dir.path());
+    let outputs = summary_json["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1);
+    let mqtt = &outputs[0];
+    assert_eq!(mqtt["name"], "mqtt");
+    let outcomes = |stream: &str| -> Vec<u64> {
+        ["produced", "published", "dropped", "too_large", "unsent", "held"]
+            .iter()
+            .map(|o| mqtt["streams"][stream][o].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(outcomes("readings"), [300, 300, 0, 0, 0, 0]);
+    assert_eq!(outcomes("rounds"), [10, 10, 0, 0, 0, 0]);
+    let events: u64 = summary.events.values().sum();
+    assert_eq!(outcomes("events"), [events, events, 0, 0, 0, 0]);
+    assert_eq!(events, 30);
+    let anomalies: u64 = summary.anomalies.values().sum();
+    assert_eq!(outcomes("anomalies"), [anomalies, anomalies, 0, 0, 0, 0]);
+    assert_eq!(mqtt["streams"].as_object().unwrap().len(), 4, "{mqtt}");
+    assert_eq!(mqtt["counts"]["connections"], 1);
+    assert_eq!(mqtt["counts"]["connection_failures"], 0);
+    let returned: Vec<OutputReport> = serde_json::from_value(summary_json["outputs"].clone()).unwrap();
+    assert_eq!(summary.outputs, returned);
     // The offline status goes out after everything else was acknowledged.
     watcher
         .wait_status("sensor-actors/exactly-once/status", "offline")
@@ -419,6 +446,7 @@ async fn every_reading_reaches_a_subscriber_exactly_once() {
     let summaries = watcher.on("sensor-actors/exactly-once/summary", "");
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].json()["reads"]["ok"], 300);
+    assert_eq!(summaries[0].json()["outputs"], summary_json["outputs"]);
     let statuses: Vec<String> = watcher
         .on("sensor-actors/exactly-once/status", "")
         .iter()
@@ -1128,4 +1156,161 @@ fn bad_mqtt_settings_are_one_line_errors() {
             "{stderr}"
         );
     }
+}
+
+/// The `[outputs.mqtt]` text of a run that publishes only the readings.
+fn readings_only(brokers: &str, client_id: &str, more: &str) -> String {
+    format!(
+        "brokers = [{brokers}]\nclient_id = \"{client_id}\"\n{more}\
+         [outputs.mqtt.topics]\nrounds = \"\"\nevents = \"\"\nanomalies = \"\"\nsummary = \"\"\n"
+    )
+}
+
+/// The outcomes of `stream` in `summary.json`'s report of the MQTT output, in the order
+/// produced, published, dropped, too_large, unsent, held.
+fn settled(file: &Value, stream: &str) -> Vec<u64> {
+    let mqtt = &file["outputs"][0];
+    assert_eq!(mqtt["name"], "mqtt");
+    ["produced", "published", "dropped", "too_large", "unsent", "held"]
+        .iter()
+        .map(|o| mqtt["streams"][stream][o].as_u64().unwrap())
+        .collect()
+}
+
+fn summary_file(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// No broker for the whole run (nothing listens on its port) and `buffer` = 10: of the 20
+/// readings the output holds the first 10 and drops the other 10. The run's end waits
+/// `flush_timeout` for a broker, then the summary is made: `summary.json` counts exactly 20
+/// produced, 0 published, 10 dropped, 10 held, and the failed connection attempts. `Finish`
+/// then closes at once (the end waits `flush_timeout` in all): the 10 held are unsent.
+#[actix_rt::test]
+async fn with_no_broker_summary_json_counts_the_drops_exactly() {
+    let port = free_port();
+    let text = simulated(
+        5,
+        4,
+        "10ms",
+        &readings_only(
+            &format!("\"127.0.0.1:{port}\""),
+            "nobody-listens",
+            "buffer = 10\nflush_timeout = \"300ms\"\nbackoff_min = \"20ms\"\nbackoff_max = \"50ms\"\n",
+        ),
+    );
+    let config = Collector::new().parse(&text, "down.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _) = run_with_output(collector, config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 20);
+    let file = summary_file(dir.path());
+    assert_eq!(settled(&file, "readings"), [20, 0, 10, 0, 0, 10]);
+    let counts = &file["outputs"][0]["counts"];
+    assert_eq!(counts["connections"], 0);
+    assert!(counts["connection_failures"].as_u64().unwrap() >= 1, "{counts}");
+    let c = stats.readings();
+    assert_eq!((c.produced, c.published, c.dropped, c.unsent), (20, 0, 10, 10));
+    assert_eq!(stats.connections, 0);
+}
+
+/// Records the readings of every round and the last round seen.
+#[derive(Clone, Default)]
+struct RoundBook {
+    values: Arc<Mutex<Vec<(u64, f64)>>>,
+    last_round: Arc<Mutex<u64>>,
+}
+
+impl RoundBook {
+    fn last_round(&self) -> u64 {
+        *self.last_round.lock().unwrap()
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.values.lock().unwrap().iter().map(|(_, v)| *v).collect()
+    }
+
+    /// Waits until round `round` has ended.
+    async fn wait_round(&self, round: u64) {
+        let last = self.last_round.clone();
+        wait_until(&format!("round {round}"), || *last.lock().unwrap() >= round).await;
+    }
+}
+
+impl actix::Actor for RoundBook {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Readings> for RoundBook {
+    type Result = ();
+
+    fn handle(&mut self, readings: Readings, _ctx: &mut actix::Context<Self>) {
+        let round = readings.round();
+        let mut values = self.values.lock().unwrap();
+        values.extend(readings.iter().map(|r| (round, r.reading.value)));
+    }
+}
+
+impl actix::Handler<sensor_actors::streams::RoundSummary> for RoundBook {
+    type Result = ();
+
+    fn handle(&mut self, round: sensor_actors::streams::RoundSummary, _ctx: &mut actix::Context<Self>) {
+        *self.last_round.lock().unwrap() = round.round;
+    }
+}
+
+/// A sensor of the `mqtt` driver, read every 500 ms. Once it has read a first value, a device
+/// publishes k = 5 values right after a round: the next round reads the newest (5), and the
+/// four it replaced before any read took them are counted `superseded` in `summary.json`'s
+/// `drivers.mqtt` (and in the summary `run` returns), beside `received` (every value on the
+/// sensor's topic: read or superseded).
+#[actix_rt::test]
+async fn values_replaced_before_a_read_are_counted_superseded() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let text = format!(
+        "[collection]\ninterval = \"500ms\"\n\
+         [[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"127.0.0.1:{port}\"]\ntopic = \"dev/s/value\"\nid = \"s\"\n\
+         client_id = \"superseded\"\nmax_age = \"1h\"\n"
+    );
+    let book = RoundBook::default();
+    let recorder = book.clone().start();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new()
+        .out(dir.path())
+        .unwrap()
+        .subscribe_with(recorder.clone().recipient::<Readings>(), Delivery::lossless())
+        .subscribe_with(
+            recorder.recipient::<sensor_actors::streams::RoundSummary>(),
+            Delivery::lossless(),
+        );
+    let config = collector.parse(&text, "superseded.toml").unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = actix_rt::spawn(collector.run(config, async move {
+        let _ = stopped.await;
+    }));
+    // One value per round until one is read (the sensor subscribes as it starts).
+    let start = Instant::now();
+    while book.values().is_empty() {
+        assert!(start.elapsed() < PATIENCE, "the sensor never read a value");
+        let round = book.last_round();
+        publish(port, "device", &[("dev/s/value".into(), "0".into())]).await;
+        book.wait_round(round + 1).await;
+    }
+    assert_eq!(book.values(), [0.0]);
+    // Right after a round, k values: all arrive before the next round, 500 ms later.
+    let round = book.last_round();
+    let k = 5;
+    let values: Vec<(String, String)> = (1..=k).map(|v| ("dev/s/value".into(), v.to_string())).collect();
+    publish(port, "device", &values).await;
+    book.wait_round(round + 1).await;
+    assert_eq!(book.values(), [0.0, 5.0]);
+    let _ = stop.send(());
+    let summary = run.await.unwrap().unwrap();
+    let mqtt = &summary.drivers["mqtt"];
+    assert_eq!(mqtt["superseded"], k - 1);
+    assert_eq!(mqtt["received"], summary.reads.ok + mqtt["superseded"]);
+    let file = summary_file(dir.path());
+    assert_eq!(file["drivers"]["mqtt"]["superseded"], k - 1);
+    assert_eq!(file["drivers"]["mqtt"]["received"], mqtt["received"]);
 }

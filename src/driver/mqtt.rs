@@ -16,7 +16,9 @@
 //! A read answers with the newest value received on the sensor's topic since the previous
 //! read, if it is at most `max_age` old; otherwise the sensor is `unavailable` for that round
 //! (`offline`: nothing fresh). A value that a newer one replaced before any read took it is
-//! counted (`superseded`, logged when the connection ends) — the round samples the device.
+//! counted (`superseded`) — the round samples the device: the summary's `drivers.mqtt` has
+//! `received` (messages on the topics of the run's sensors) and `superseded`, over every
+//! connection, and the log has one line per connection when the run ends.
 //! A payload that is no number (or a JSON object without the number at `field`) is a
 //! `failed` read naming the topic.
 //!
@@ -107,6 +109,28 @@ impl DriverFactory for Factory {
         for hub in hubs {
             hub.stop();
         }
+    }
+
+    /// Messages received on the topics of the run's sensors, and those replaced by a newer
+    /// one before a read took them, over every hub.
+    fn counts(&self) -> Vec<(String, u64)> {
+        let hubs: Vec<Arc<Hub>> = self
+            .hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        if hubs.is_empty() {
+            return Vec::new();
+        }
+        let (mut received, mut superseded) = (0, 0);
+        for hub in hubs {
+            let inner = hub.inner();
+            received += inner.received;
+            superseded += inner.superseded;
+        }
+        vec![("received".into(), received), ("superseded".into(), superseded)]
     }
 
     /// Starts the discovery of every entry with `{id}` in its topic.
@@ -407,7 +431,13 @@ struct HubInner {
     client: Option<AsyncClient>,
     /// The newest payload per topic, when it arrived, and whether a read took it.
     latest: HashMap<String, Latest>,
-    /// Values replaced before a read took them.
+    /// The topics a sensor of the run reads (built on this hub): only their messages are
+    /// counted (a discovery filter also brings the devices of other shards, or beyond the
+    /// limit).
+    read: HashSet<String>,
+    /// Messages received on the topics in `read`.
+    received: u64,
+    /// Of those, values replaced before a read took them.
     superseded: u64,
     /// Discovery entries: for each, the ids already added.
     discoveries: Vec<Discovery>,
@@ -451,6 +481,9 @@ impl Hub {
     fn subscribe(&self, topic: &str) {
         {
             let mut inner = self.inner();
+            if !topic.contains('+') {
+                inner.read.insert(topic.to_string());
+            }
             // A discovered sensor's topic is covered by its entry's filter already.
             if !inner.topics.iter().any(|t| covers(t, topic)) {
                 inner.topics.push(topic.to_string());
@@ -480,10 +513,11 @@ impl Hub {
         let mut inner = self.inner();
         inner.client = None;
         inner.discoveries.clear();
+        let received = std::mem::take(&mut inner.received);
         let superseded = std::mem::take(&mut inner.superseded);
-        if superseded > 0 {
+        if received > 0 {
             log::info!(
-                "mqtt driver ({}): {superseded} values were replaced by newer ones before a read took them",
+                "mqtt driver ({}): {received} values received, {superseded} of them replaced by a newer one before a read took them (superseded)",
                 self.client_id
             );
         }
@@ -553,8 +587,11 @@ impl HubInner {
                 taken: false,
             },
         );
-        if replaced.is_some_and(|l| !l.taken) {
-            self.superseded += 1;
+        if self.read.contains(topic) {
+            self.received += 1;
+            if replaced.is_some_and(|l| !l.taken) {
+                self.superseded += 1;
+            }
         }
         adds
     }
@@ -653,15 +690,6 @@ fn add(run: RunStart, entry: toml::Table) {
             Err(e) => log::warn!("mqtt driver: discovered {id} but cannot add it: {e}"),
         }
     });
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let superseded = self.inner().superseded;
-        if superseded > 0 {
-            log::info!("mqtt driver: {superseded} values were replaced by newer ones before a read took them");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Woken when a message is queued or the run's end asks for a flush.
     pub(crate) wake: Notify,
+    /// Woken (all waiters) when a message is confirmed and when the task has closed: the
+    /// output's [`Settle`](crate::streams::Settle) waits on it for its buffer to drain.
+    pub(crate) progress: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -302,6 +305,7 @@ fn finish(shared: &Shared) {
     for tx in s.closed.drain(..) {
         let _ = tx.send(());
     }
+    shared.progress.notify_waiters();
 }
 
 /// One connection to `broker`: `Ok` once the run's end is flushed and the status set offline,
@@ -442,6 +446,7 @@ async fn connection(
                     if sent.message.qos == rumqttc::QoS::AtMostOnce {
                         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         confirm(&mut s, &sent.message);
+                        shared.progress.notify_waiters();
                     } else {
                         unacked.insert(pkid, sent);
                     }
@@ -450,6 +455,7 @@ async fn connection(
                     if let Some(sent) = unacked.remove(&ack.pkid) {
                         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         confirm(&mut s, &sent.message);
+                        shared.progress.notify_waiters();
                     }
                 }
                 Some(Ok(_)) => {}
