@@ -136,29 +136,41 @@ struct Mosquitto {
     port: u16,
     dir: tempfile::TempDir,
     process: Process,
+    /// More of its configuration (more listeners).
+    extra: String,
 }
 
 impl Mosquitto {
     async fn start() -> Mosquitto {
+        Mosquitto::start_with(String::new()).await
+    }
+
+    /// With `extra` lines of configuration after the plain listener's.
+    async fn start_with(extra: String) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto runs as the user `mosquitto`, which must be able to write
         // its persistence file here.
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let port = free_port();
-        let process = Mosquitto::spawn(dir.path(), port);
+        let process = Mosquitto::spawn(dir.path(), port, &extra);
         wait_for_port(port).await;
-        Mosquitto { port, dir, process }
+        Mosquitto {
+            port,
+            dir,
+            process,
+            extra,
+        }
     }
 
-    fn spawn(dir: &Path, port: u16) -> Process {
+    fn spawn(dir: &Path, port: u16, extra: &str) -> Process {
         let program = program("mosquitto", "MOSQUITTO", "mosquitto");
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 max_queued_messages 0\nmax_inflight_messages 0\n",
+                 max_queued_messages 0\nmax_inflight_messages 0\n{extra}",
                 dir.display()
             ),
         )
@@ -172,7 +184,7 @@ impl Mosquitto {
     }
 
     async fn restart(&mut self) {
-        self.process = Mosquitto::spawn(self.dir.path(), self.port);
+        self.process = Mosquitto::spawn(self.dir.path(), self.port, &self.extra);
         wait_for_port(self.port).await;
     }
 }
@@ -1086,8 +1098,8 @@ fn bad_mqtt_settings_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
-            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b:8883\"]\n",
-            "outputs.mqtt.brokers[0]: expected the scheme mqtt:// or tcp:// (no TLS is built in), got \"mqtts://\"",
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"ws://b:8883\"]\n",
+            "outputs.mqtt.brokers[0]: expected the scheme mqtt://, tcp://, mqtts:// or ssl://, got \"ws://\"",
         ),
         (
             "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n[outputs.mqtt.topics]\nreadings = \"s/+/r\"\n",
@@ -1313,4 +1325,243 @@ async fn values_replaced_before_a_read_are_counted_superseded() {
     let file = summary_file(dir.path());
     assert_eq!(file["drivers"]["mqtt"]["superseded"], k - 1);
     assert_eq!(file["drivers"]["mqtt"]["received"], mqtt["received"]);
+}
+
+/// A certificate authority, the broker's certificate (for 127.0.0.1 and localhost), a
+/// client's certificate, and another CA that signed neither, as PEM files in a folder the
+/// broker (running as the user `mosquitto`) can read.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn make() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        };
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (cert.pem(), Issuer::new(params, key))
+        };
+        let (ca_pem, issuer) = ca("sensor-actors test CA");
+        write("ca.pem", ca_pem);
+        write("other-ca.pem", ca("another CA").0);
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose, cn: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "broker",
+        );
+        write("server.pem", server);
+        write("server.key", server_key);
+        let (client, client_key) = leaf(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, "collector");
+        write("client.pem", client);
+        write("client.key", client_key);
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// A mosquitto with, besides its plain listener, a TLS listener and one that also requires
+    /// a client certificate; their ports.
+    async fn broker(&self) -> (Mosquitto, u16, u16) {
+        let (tls, mutual) = (free_port(), free_port());
+        let files = format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            self.path("ca.pem"),
+            self.path("server.pem"),
+            self.path("server.key")
+        );
+        let broker = Mosquitto::start_with(format!(
+            "listener {tls} 127.0.0.1\n{files}listener {mutual} 127.0.0.1\n{files}require_certificate true\n"
+        ))
+        .await;
+        wait_for_port(tls).await;
+        wait_for_port(mutual).await;
+        (broker, tls, mutual)
+    }
+}
+
+/// mosquitto with a TLS listener and a mutual-TLS one, certificates made here. The output
+/// publishes over TLS (`mqtts://`, `tls_ca`): a subscriber on the plain listener receives every
+/// reading, exactly once. A sensor of the `mqtt` driver reads over mutual TLS (`tls_ca`,
+/// `tls_cert`, `tls_key`) the value a device publishes on the plain listener.
+#[actix_rt::test]
+async fn readings_arrive_over_tls() {
+    let pki = Pki::make();
+    let (broker, tls, mutual) = pki.broker().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-tls", true, &["sensors/+/reading"]).await;
+    // Out over TLS.
+    let text = simulated(
+        10,
+        3,
+        "20ms",
+        &readings_only(
+            &format!("\"mqtts://127.0.0.1:{tls}\""),
+            "over-tls",
+            &format!("tls_ca = \"{}\"\n", pki.path("ca.pem")),
+        ),
+    );
+    let config = Collector::new().parse(&text, "tls.toml").unwrap();
+    let (summary, stats, _) = run_with_output(Collector::new(), config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 30);
+    let c = stats.readings();
+    assert_eq!((c.produced, c.published, c.dropped, c.unsent), (30, 30, 0, 0));
+    assert_eq!((stats.connections, stats.connection_failures), (1, 0));
+    watcher.wait_count("sensors/", "/reading", 30).await;
+    let unique: BTreeSet<(String, u64)> = pairs(&watcher.on("sensors/", "/reading")).into_iter().collect();
+    assert_eq!(unique.len(), 30);
+    // In over mutual TLS.
+    let text = format!(
+        "[collection]\ninterval = \"50ms\"\n\
+         [[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"mqtts://127.0.0.1:{mutual}\"]\ntopic = \"dev/t/value\"\nid = \"t\"\n\
+         client_id = \"in-over-tls\"\ntls_ca = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key")
+    );
+    let (seen, shutdown) = readings_until(1);
+    let collector = Collector::new().subscribe_with(seen.clone().start().recipient::<Readings>(), Delivery::lossless());
+    let config = collector.parse(&text, "tls-in.toml").unwrap();
+    let run = actix_rt::spawn(collector.run(config, shutdown));
+    let start = Instant::now();
+    while !run.is_finished() {
+        assert!(start.elapsed() < PATIENCE, "the sensor never read over TLS");
+        publish(port, "device-tls", &[("dev/t/value".into(), "42.5".into())]).await;
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    run.await.unwrap().unwrap();
+    let read = &seen.values()["t"];
+    assert!(!read.is_empty() && read.iter().all(|v| *v == 42.5), "{read:?}");
+}
+
+/// The output trusts another CA than the one that signed the broker's certificate: every
+/// connection attempt fails the TLS handshake, and nothing panics. Each failure is counted
+/// (`connection_failures`, in `summary.json` too) and journaled: `connection_failed` naming the
+/// certificate in the output's journal, `failed` with `"output": "mqtt"` in `events.jsonl`. The
+/// readings are held up to `buffer` and the rest dropped, all counted.
+#[actix_rt::test]
+async fn a_wrong_ca_is_a_counted_connection_failure() {
+    let pki = Pki::make();
+    let (_broker, tls, _) = pki.broker().await;
+    let text = simulated(
+        5,
+        4,
+        "20ms",
+        &readings_only(
+            &format!("\"mqtts://127.0.0.1:{tls}\""),
+            "wrong-ca",
+            &format!(
+                "tls_ca = \"{}\"\nbuffer = 10\nflush_timeout = \"300ms\"\nbackoff_min = \"20ms\"\nbackoff_max = \"50ms\"\n",
+                pki.path("other-ca.pem")
+            ),
+        ),
+    );
+    let config = Collector::new().parse(&text, "wrong-ca.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _) = run_with_output(collector, config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 20);
+    assert_eq!(stats.connections, 0);
+    assert!(stats.connection_failures >= 1);
+    let failed: Vec<&str> = stats
+        .journal
+        .iter()
+        .filter(|e| e.event == "connection_failed")
+        .map(|e| e.cause.as_deref().unwrap())
+        .collect();
+    assert_eq!(failed.len() as u64, stats.connection_failures);
+    assert!(failed.iter().all(|c| c.contains("certificate")), "{failed:?}");
+    let file = summary_file(dir.path());
+    assert_eq!(settled(&file, "readings"), [20, 0, 10, 0, 0, 10]);
+    assert!(file["outputs"][0]["counts"]["connection_failures"].as_u64().unwrap() >= 1);
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let journaled: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["output"] == "mqtt" && e["event"] == "failed")
+        .collect();
+    assert!(!journaled.is_empty());
+    let prefix = format!("mqtts://127.0.0.1:{tls}: ");
+    assert!(
+        journaled.iter().all(|e| {
+            let cause = e["cause"].as_str().unwrap();
+            cause.starts_with(&prefix) && cause.contains("certificate")
+        }),
+        "{journaled:?}"
+    );
+}
+
+/// Bad TLS settings are one line naming the file, the field and what was expected, exit 2, for
+/// `check` and `run` alike: an mqtts:// broker without `tls_ca`, a CA file that is not there or
+/// holds no certificate, a certificate without its key.
+#[test]
+fn bad_tls_settings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let output = |more: &str| format!("[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b\"]\n{more}");
+    let driver = |more: &str| {
+        format!("[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"mqtts://b:8883\"]\ntopic = \"p/a\"\nid = \"a\"\n{more}")
+    };
+    let cases = [
+        (
+            output(""),
+            "outputs.mqtt.tls_ca: expected the CA certificates (a PEM file) for the mqtts:// brokers, like tls_ca = \"ca.pem\" (the system's: \"/etc/ssl/certs/ca-certificates.crt\")".to_string(),
+        ),
+        (
+            output("tls_ca = \"missing.pem\"\n"),
+            format!(
+                "outputs.mqtt.tls_ca: cannot read {}: No such file or directory (os error 2)",
+                missing.display()
+            ),
+        ),
+        (
+            driver("tls_ca = \"junk.pem\"\n"),
+            format!(
+                "sensors[0].tls_ca: expected PEM certificates (\"-----BEGIN CERTIFICATE-----\") in {}, found none",
+                junk.display()
+            ),
+        ),
+        (
+            driver("tls_ca = \"junk.pem\"\ntls_key = \"k.pem\"\n"),
+            "sensors[0].tls_cert: expected the client's certificate (a PEM file) with tls_key".to_string(),
+        ),
+    ];
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("tls{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        for args in [vec!["check"], vec!["run", "--rounds", "1", "--config"]] {
+            let out = Command::new(exe).args(&args).arg(&file).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?} {text}");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(
+                stderr,
+                format!("sensor-actors: {}: {expected}\n", file.display()),
+                "{args:?}"
+            );
+        }
+    }
 }

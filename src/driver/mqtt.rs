@@ -8,6 +8,7 @@
 //! # topic = "plant/{id}/temperature"    # ... or one per device seen: the id from the topic
 //! id = "boiler-1"
 //! client_id = "sensor-actors-in"        # fixed: the broker keeps the session across restarts
+//! # tls_ca = "ca.pem"                   # with mqtts:// brokers; tls_cert and tls_key: mutual TLS
 //! qos = 1
 //! field = "value"                       # JSON payloads: the number under this key
 //! max_age = "10s"                       # older values are not read
@@ -47,7 +48,7 @@ use super::{
     Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, RunStart, Sample,
 };
 use crate::mqtt::link::{cause, AbortOnDrop};
-use crate::mqtt::{check_client_id, parse_brokers, Backoff, Broker, Qos};
+use crate::mqtt::{check_client_id, parse_brokers, parse_tls, Backoff, Broker, MqttTls, Qos};
 use crate::parse::{parse_duration, quoted, ConfigError};
 use crate::Shard;
 
@@ -82,9 +83,18 @@ pub struct Factory {
 impl DriverFactory for Factory {
     fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
         let raw: RawSettings = keys.deserialize()?;
-        let table = keys_table(&raw);
+        let mut table = keys_table(&raw);
         let mut settings = Settings::parse(raw, keys)?;
-        settings.hub = self.hub(&settings.brokers, &settings.client_id, settings.qos);
+        // The files as resolved: a discovered sensor's entry is parsed without this base.
+        if let Some(tls) = &settings.tls {
+            let path = |p: &std::path::Path| toml::Value::from(p.display().to_string());
+            table.insert("tls_ca".into(), path(tls.ca()));
+            if let Some((cert, key)) = tls.client() {
+                table.insert("tls_cert".into(), path(cert));
+                table.insert("tls_key".into(), path(key));
+            }
+        }
+        settings.hub = self.hub(&settings.brokers, &settings.client_id, settings.qos, &settings.tls);
         settings.entry = table;
         let settings = Arc::new(settings);
         if settings.template.is_some() {
@@ -149,8 +159,9 @@ impl DriverFactory for Factory {
 }
 
 impl Factory {
-    /// The hub of `brokers` and `client_id`, shared with earlier entries.
-    fn hub(&self, brokers: &[Broker], client_id: &str, qos: Qos) -> Arc<Hub> {
+    /// The hub of `brokers` and `client_id`, shared with earlier entries (with the QoS and TLS
+    /// settings of the first).
+    fn hub(&self, brokers: &[Broker], client_id: &str, qos: Qos, tls: &Option<MqttTls>) -> Arc<Hub> {
         let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
         hubs.retain(|w| w.strong_count() > 0);
         if let Some(hub) = hubs
@@ -164,6 +175,7 @@ impl Factory {
             brokers: brokers.to_vec(),
             client_id: client_id.to_string(),
             qos,
+            tls: tls.clone(),
             shard: self.shard.clone(),
             state: Arc::new(HubState::default()),
             task: Mutex::new(None),
@@ -182,6 +194,9 @@ struct RawSettings {
     qos: Option<i64>,
     field: Option<String>,
     max_age: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     discovered: Option<RawDiscovered>,
 }
 
@@ -237,6 +252,7 @@ pub struct Settings {
     qos: Qos,
     field: Option<String>,
     max_age: Duration,
+    tls: Option<MqttTls>,
     hub: Arc<Hub>,
     /// The entry's keys, for the sensors discovery adds.
     entry: toml::Table,
@@ -279,6 +295,14 @@ impl Settings {
         if max_age.is_zero() {
             return Err(keys.error("max_age", "expected more than 0s"));
         }
+        let tls = parse_tls(
+            origin,
+            at,
+            keys.base(),
+            &brokers,
+            raw.tls_ca.as_deref(),
+            (raw.tls_cert.as_deref(), raw.tls_key.as_deref()),
+        )?;
         if raw.discovered.is_some() && template.is_none() {
             return Err(keys.error(
                 "discovered",
@@ -293,6 +317,7 @@ impl Settings {
             qos,
             field: raw.field,
             max_age,
+            tls,
             hub: Arc::new(Hub::detached()),
             entry: toml::Table::new(),
         })
@@ -410,6 +435,8 @@ struct Hub {
     brokers: Vec<Broker>,
     client_id: String,
     qos: Qos,
+    /// TLS for the `mqtts://` brokers.
+    tls: Option<MqttTls>,
     /// The run's shard (set when the run starts, before any connection).
     shard: Arc<Mutex<Option<Shard>>>,
     state: Arc<HubState>,
@@ -467,6 +494,7 @@ impl Hub {
             brokers: Vec::new(),
             client_id: String::new(),
             qos: Qos::AtLeastOnce,
+            tls: None,
             shard: Arc::default(),
             state: Arc::new(HubState::default()),
             task: Mutex::new(None),
@@ -502,8 +530,10 @@ impl Hub {
             let state = self.state.clone();
             let shard = *self.shard.lock().unwrap_or_else(|e| e.into_inner());
             let client_id = self.client_id.clone() + &shard.map(Shard::suffix).unwrap_or_default();
-            let (brokers, qos) = (self.brokers.clone(), self.qos);
-            *task = Some(AbortOnDrop(actix_rt::spawn(connect(brokers, client_id, qos, state))));
+            let (brokers, qos, tls) = (self.brokers.clone(), self.qos, self.tls.clone());
+            *task = Some(AbortOnDrop(actix_rt::spawn(connect(
+                brokers, client_id, qos, tls, state,
+            ))));
         }
     }
 
@@ -599,12 +629,16 @@ impl HubInner {
 
 /// The hub's connection: connect (failover, backoff), subscribe to every topic, keep what
 /// arrives; forever (aborted with the hub).
-async fn connect(brokers: Vec<Broker>, client_id: String, qos: Qos, state: Arc<HubState>) {
+async fn connect(brokers: Vec<Broker>, client_id: String, qos: Qos, tls: Option<MqttTls>, state: Arc<HubState>) {
     let mut backoff = Backoff::new(crate::mqtt::DEFAULT_BACKOFF_MIN, crate::mqtt::DEFAULT_BACKOFF_MAX);
     let mut next = 0usize;
     loop {
         let broker = &brokers[next % brokers.len()];
         let mut options = MqttOptions::new(client_id.clone(), broker.host.clone(), broker.port);
+        // The configuration gives every entry with an mqtts:// broker its TLS settings.
+        if let (true, Some(tls)) = (broker.tls, &tls) {
+            options.set_transport(tls.transport());
+        }
         options.set_keep_alive(crate::mqtt::DEFAULT_KEEP_ALIVE);
         // The broker keeps the session (subscriptions and QoS 1 messages) while we are away.
         options.set_clean_session(false);

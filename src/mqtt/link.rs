@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use super::{Backoff, Broker, MqttOutputConfig, MAX_MESSAGE, WINDOW};
+use super::{Backoff, Broker, MqttOutputConfig, MqttTls, MAX_MESSAGE, WINDOW};
 
 /// The output's streams, in the order of [`MqttStats::streams`](crate::sinks::MqttStats).
 pub(crate) const STREAMS: [&str; 5] = ["readings", "anomalies", "events", "rounds", "summary"];
@@ -211,8 +211,11 @@ pub(crate) fn status(client_id: &str, status: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn options(config: &MqttOutputConfig, broker: &Broker) -> MqttOptions {
+fn options(config: &MqttOutputConfig, broker: &Broker, tls: Option<&MqttTls>) -> MqttOptions {
     let mut o = MqttOptions::new(config.client_id.clone(), broker.host.clone(), broker.port);
+    if let Some(tls) = tls {
+        o.set_transport(tls.transport());
+    }
     o.set_keep_alive(config.keep_alive);
     // The output keeps what is unconfirmed itself (and sends it again on the next connection).
     o.set_clean_session(true);
@@ -316,7 +319,19 @@ async fn connection(
     broker: &Broker,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
-    let (client, eventloop) = AsyncClient::new(options(config, broker), WINDOW as usize + 2);
+    let tls = match (broker.tls, &config.tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(tls),
+        // Made without the configuration's checks (`MqttOutputConfig` by hand).
+        (true, None) => {
+            let cause = "no TLS settings (tls_ca) for an mqtts:// broker".to_string();
+            let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.failures += 1;
+            s.journal(event("connection_failed", Some(broker), Some(cause.clone()), None));
+            return Err(cause);
+        }
+    };
+    let (client, eventloop) = AsyncClient::new(options(config, broker, tls), WINDOW as usize + 2);
     // The event loop runs in a task of its own that forwards its events: receiving from a
     // channel can be cancelled safely, polling the event loop mid-write cannot. It stops at
     // the first error (polling again would reconnect behind our back).
