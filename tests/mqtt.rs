@@ -602,7 +602,7 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
 /// While it is down each device publishes one more value at QoS 1. The collector starts again
 /// with the same configuration: the broker hands its session's queued messages over, the devices
 /// are discovered again from them, and each is read with exactly the value published while the
-/// collector was down.
+/// collector was down; the driver's counts (`received`, `superseded`) account for every value.
 #[actix_rt::test]
 async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     let broker = Mosquitto::start().await;
@@ -653,7 +653,7 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     let recorder = seen.clone().start();
     let collector = Collector::new().subscribe_with(recorder.recipient::<Readings>(), Delivery::lossless());
     let config = collector.parse(&text, "plant.toml").unwrap();
-    collector.run(config, shutdown).await.unwrap();
+    let summary = collector.run(config, shutdown).await.unwrap();
     let read: BTreeMap<String, Vec<f64>> = seen.values();
     let expected: BTreeMap<String, Vec<f64>> = devices
         .iter()
@@ -661,6 +661,12 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
         .map(|(i, d)| (d.to_string(), vec![100.5 + i as f64]))
         .collect();
     assert_eq!(read, expected);
+    // Every value that arrived was read or superseded (by the one published while down, if
+    // the first run's last publications came after it left), the one that announced each
+    // device included.
+    let mqtt = &summary.drivers["mqtt"];
+    assert_eq!(summary.reads.ok, 3);
+    assert_eq!(mqtt["received"], summary.reads.ok + mqtt["superseded"], "{mqtt:?}");
 }
 
 /// Records readings per sensor; the shutdown it hands out completes once `sensors` sensors have

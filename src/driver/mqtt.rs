@@ -462,7 +462,8 @@ struct HubInner {
     /// counted (a discovery filter also brings the devices of other shards, or beyond the
     /// limit).
     read: HashSet<String>,
-    /// Messages received on the topics in `read`.
+    /// Messages received on the topics in `read` (the one waiting when a topic joined it
+    /// included).
     received: u64,
     /// Of those, values replaced before a read took them.
     superseded: u64,
@@ -509,8 +510,13 @@ impl Hub {
     fn subscribe(&self, topic: &str) {
         {
             let mut inner = self.inner();
-            if !topic.contains('+') {
-                inner.read.insert(topic.to_string());
+            // A value that arrived before the sensor was built (the one that announced a
+            // discovered device) is its first: read or superseded from here on.
+            if !topic.contains('+')
+                && inner.read.insert(topic.to_string())
+                && inner.latest.get(topic).is_some_and(|l| !l.taken)
+            {
+                inner.received += 1;
             }
             // A discovered sensor's topic is covered by its entry's filter already.
             if !inner.topics.iter().any(|t| covers(t, topic)) {
