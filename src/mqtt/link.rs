@@ -271,9 +271,20 @@ pub(crate) async fn run(config: Arc<MqttOutputConfig>, shared: Arc<Shared>) {
             let following = &config.brokers[next % config.brokers.len()];
             s.journal(event("reconnect_scheduled", Some(following), None, Some(delay)));
         }
-        // Messages queued meanwhile wait: only time ends the backoff (the run's end bounded
-        // it above).
-        tokio::time::sleep(delay).await;
+        // Messages queued meanwhile wait: only time ends the backoff, or the run's end, whose
+        // deadline bounds it (set before: above; set meanwhile: here, as it wakes the task).
+        let mut until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                _ = shared.wake.notified() => {
+                    let s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(deadline) = s.closing {
+                        until = until.min(deadline);
+                    }
+                }
+            }
+        }
         log::debug!(
             "mqtt output: after {cause}, trying {}",
             config.brokers[next % config.brokers.len()]
