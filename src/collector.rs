@@ -237,7 +237,8 @@ impl Collector {
 
     /// Runs `config` until its rounds or duration are done, every sensor has stopped, or
     /// `shutdown` completes; then settles the round in flight, delivers everything to the
-    /// subscribers (the summary last) and returns the summary.
+    /// subscribers, has the outputs attached with [`settle`](Collector::settle) settle and
+    /// report, delivers the summary (with their reports in `outputs`) last, and returns it.
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
     pub async fn run(mut self, mut config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
