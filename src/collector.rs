@@ -21,7 +21,7 @@ use crate::driver::{DriverFactory, RunStart};
 use crate::registry::Registry;
 use crate::report::Summary;
 use crate::sinks::{JsonlFiles, RoundLog, TakeOutputError};
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Settle, Stream};
 use crate::supervisor::Shutdown;
 use crate::supervisor::{RootSetup, SensorSupervisor};
 use crate::{RunError, Shard};
@@ -200,6 +200,18 @@ impl Collector {
         self
     }
 
+    /// Has `output` settle when the run's streams end, before the summary is made: the run's
+    /// end sends it [`Settle`] once everything else was delivered to the subscribers, waits for
+    /// its [`OutputReport`](crate::report::OutputReport), and puts that in the summary's
+    /// `outputs` (`summary.json`, the summary [`run`](Collector::run) returns, the
+    /// [`RunSummary`] that follows). The run's end waits for the answer: answer within a bound
+    /// of your own. An output whose actor has stopped is left out.
+    /// [`MqttOutput::attach`](crate::sinks::MqttOutput::attach) uses it.
+    pub fn settle(mut self, output: Recipient<Settle>) -> Self {
+        self.outlets.settle.push(output);
+        self
+    }
+
     /// Reads and validates the configuration file at `path` (`check` does the same).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         Config::load_with(path.as_ref(), &self.registry)
@@ -225,7 +237,8 @@ impl Collector {
 
     /// Runs `config` until its rounds or duration are done, every sensor has stopped, or
     /// `shutdown` completes; then settles the round in flight, delivers everything to the
-    /// subscribers (the summary last) and returns the summary.
+    /// subscribers, has the outputs attached with [`settle`](Collector::settle) settle and
+    /// report, delivers the summary (with their reports in `outputs`) last, and returns it.
     ///
     /// Must be called inside an actix system (the binary's `System`, or `#[actix_rt::test]`).
     pub async fn run(mut self, mut config: Config, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {

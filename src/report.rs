@@ -50,6 +50,16 @@ pub struct Summary {
     /// What each subscriber of the streams received and missed.
     #[serde(default)]
     pub subscribers: Vec<SubscriberStats>,
+    /// Counts of the drivers' own, per driver that keeps any
+    /// ([`DriverFactory::counts`](crate::driver::DriverFactory::counts)): `mqtt` has `received`
+    /// and `superseded`.
+    #[serde(default)]
+    pub drivers: BTreeMap<String, BTreeMap<String, u64>>,
+    /// What each output attached with [`Collector::settle`](crate::Collector::settle) reported
+    /// when the run's streams had ended, before this summary was made (the MQTT output: its
+    /// messages per stream and outcome).
+    #[serde(default)]
+    pub outputs: Vec<OutputReport>,
     /// What the process cost.
     pub process: ProcessStats,
     /// On a virtual clock ([`Clock::Virtual`](crate::Clock::Virtual)): its start. `process`
@@ -75,6 +85,53 @@ pub struct SubscriberStats {
     pub missed: u64,
     /// Items in the messages dropped.
     pub missed_items: u64,
+}
+
+/// An output's counts when the run's streams had ended, as in `summary.json`'s `outputs`: the
+/// answer to [`Settle`](crate::streams::Settle).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutputReport {
+    /// The output's name (`mqtt`).
+    pub name: String,
+    /// Per stream (`readings`, ...), messages per outcome (`produced`, `published`, `dropped`,
+    /// ...).
+    pub streams: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The output's other counts (`connections`, `connection_failures`, ...).
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl OutputReport {
+    /// A report of output `name`, with no counts yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        OutputReport {
+            name: name.into(),
+            ..OutputReport::default()
+        }
+    }
+
+    /// Adds stream `stream` with its messages per outcome.
+    pub fn stream<'a>(mut self, stream: &str, outcomes: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        let counts = outcomes.into_iter().map(|(o, n)| (o.to_string(), n)).collect();
+        self.streams.insert(stream.to_string(), counts);
+        self
+    }
+
+    /// Adds count `name`.
+    pub fn count(mut self, name: &str, n: u64) -> Self {
+        self.counts.insert(name.to_string(), n);
+        self
+    }
+
+    /// Messages of `stream` with `outcome` (0 when not reported).
+    pub fn get(&self, stream: &str, outcome: &str) -> u64 {
+        self.streams
+            .get(stream)
+            .and_then(|s| s.get(outcome))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// Latency percentiles in milliseconds (0 when nothing was measured).
@@ -320,6 +377,11 @@ impl Summary {
         if !missed.is_empty() {
             let _ = writeln!(out, "subscribers: {}", missed.join("; "));
         }
+        // The drivers' own counts (the mqtt driver's values received and superseded).
+        for (driver, counts) in &self.drivers {
+            let counts: Vec<String> = counts.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            let _ = writeln!(out, "driver {driver}: {}", counts.join(", "));
+        }
         // A large run lists only the sensors worth a look (not running, restarted, or with
         // anomalies), up to a screenful; summary.json always has every sensor.
         let notable = |s: &&SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
@@ -402,6 +464,8 @@ mod tests {
             seed: 1,
             sensors,
             subscribers: Vec::new(),
+            drivers: BTreeMap::new(),
+            outputs: Vec::new(),
             process: ProcessStats::default(),
             virtual_clock: None,
             groups: Vec::new(),
@@ -425,6 +489,22 @@ mod tests {
         let table = s.render_table();
         let line = table.lines().find(|l| l.starts_with("subscribers:")).unwrap();
         assert_eq!(line, "subscribers: alerts missed 30 of 50 readings");
+    }
+
+    /// A driver's own counts are one line; a run without them has none.
+    #[test]
+    fn table_has_the_drivers_counts() {
+        let mut s = summary(vec![sensor(0, "running", 0)]);
+        assert!(!s.render_table().contains("driver "));
+        s.drivers.insert(
+            "mqtt".into(),
+            BTreeMap::from([("received".to_string(), 9), ("superseded".to_string(), 4)]),
+        );
+        let table = s.render_table();
+        assert!(
+            table.lines().any(|l| l == "driver mqtt: received 9, superseded 4"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -456,6 +456,15 @@ pub struct RunSummary {
     pub summary: Arc<Summary>,
 }
 
+/// Asks an output attached with [`Collector::settle`](crate::Collector::settle) to settle as
+/// the run's streams end: to deliver what it holds, within a bound of its own (the MQTT output:
+/// its `flush_timeout`), and report its counts for the run's summary (its `outputs`). Sent once,
+/// after every reading, anomaly, journal event and round summary was handed to the subscribers;
+/// the [`RunSummary`] that holds the report comes after it.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "crate::report::OutputReport")]
+pub struct Settle;
+
 impl sealed::Sealed for RunSummary {}
 impl Stream for RunSummary {
     const NAME: &'static str = "end";

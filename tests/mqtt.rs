@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::Actor;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sensor_actors::report::OutputReport;
 use sensor_actors::sinks::{Finish, MqttOutput, MqttStats, Stats};
 use sensor_actors::streams::{Delivery, Readings};
 use sensor_actors::{Collector, Config, Shard, Summary};
@@ -135,29 +136,41 @@ struct Mosquitto {
     port: u16,
     dir: tempfile::TempDir,
     process: Process,
+    /// More of its configuration (more listeners).
+    extra: String,
 }
 
 impl Mosquitto {
     async fn start() -> Mosquitto {
+        Mosquitto::start_with(String::new()).await
+    }
+
+    /// With `extra` lines of configuration after the plain listener's.
+    async fn start_with(extra: String) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto runs as the user `mosquitto`, which must be able to write
         // its persistence file here.
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let port = free_port();
-        let process = Mosquitto::spawn(dir.path(), port);
+        let process = Mosquitto::spawn(dir.path(), port, &extra);
         wait_for_port(port).await;
-        Mosquitto { port, dir, process }
+        Mosquitto {
+            port,
+            dir,
+            process,
+            extra,
+        }
     }
 
-    fn spawn(dir: &Path, port: u16) -> Process {
+    fn spawn(dir: &Path, port: u16, extra: &str) -> Process {
         let program = program("mosquitto", "MOSQUITTO", "mosquitto");
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 max_queued_messages 0\nmax_inflight_messages 0\n",
+                 max_queued_messages 0\nmax_inflight_messages 0\n{extra}",
                 dir.display()
             ),
         )
@@ -171,7 +184,7 @@ impl Mosquitto {
     }
 
     async fn restart(&mut self) {
-        self.process = Mosquitto::spawn(self.dir.path(), self.port);
+        self.process = Mosquitto::spawn(self.dir.path(), self.port, &self.extra);
         wait_for_port(self.port).await;
     }
 }
@@ -355,7 +368,9 @@ fn simulated(sensors: usize, rounds: u64, interval: &str, output: &str) -> Strin
 /// 30 sensors, 10 rounds at QoS 1 into mosquitto: a test client subscribed to `sensors/+/reading`
 /// receives exactly one message per reading (300, each (sensor, round) once, the values those
 /// of the run), one per round on the rounds topic, the summary, and the status `online` then
-/// `offline`; the output counts 300 readings produced and published, none dropped or unsent.
+/// `offline`; the output counts 300 readings produced and published, none dropped or unsent,
+/// and so does `summary.json`'s `outputs` (the output settled before the summary was made),
+/// as the summary `run` returns and the one published on the summary topic.
 #[actix_rt::test]
 async fn every_reading_reaches_a_subscriber_exactly_once() {
     let broker = Mosquitto::start().await;
@@ -379,6 +394,30 @@ async fn every_reading_reaches_a_subscriber_exactly_once() {
     );
     assert_eq!(stats.stream("rounds").published, 10);
     assert_eq!(stats.stream("summary").published, 1);
+    // summary.json has the output's counts of every stream but the summary's own.
+    let summary_json = summary_file(dir.path());
+    let outputs = summary_json["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1);
+    let mqtt = &outputs[0];
+    assert_eq!(mqtt["name"], "mqtt");
+    let outcomes = |stream: &str| -> Vec<u64> {
+        ["produced", "published", "dropped", "too_large", "unsent", "held"]
+            .iter()
+            .map(|o| mqtt["streams"][stream][o].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(outcomes("readings"), [300, 300, 0, 0, 0, 0]);
+    assert_eq!(outcomes("rounds"), [10, 10, 0, 0, 0, 0]);
+    let events: u64 = summary.events.values().sum();
+    assert_eq!(outcomes("events"), [events, events, 0, 0, 0, 0]);
+    assert_eq!(events, 30);
+    let anomalies: u64 = summary.anomalies.values().sum();
+    assert_eq!(outcomes("anomalies"), [anomalies, anomalies, 0, 0, 0, 0]);
+    assert_eq!(mqtt["streams"].as_object().unwrap().len(), 4, "{mqtt}");
+    assert_eq!(mqtt["counts"]["connections"], 1);
+    assert_eq!(mqtt["counts"]["connection_failures"], 0);
+    let returned: Vec<OutputReport> = serde_json::from_value(summary_json["outputs"].clone()).unwrap();
+    assert_eq!(summary.outputs, returned);
     // The offline status goes out after everything else was acknowledged.
     watcher
         .wait_status("sensor-actors/exactly-once/status", "offline")
@@ -419,6 +458,7 @@ async fn every_reading_reaches_a_subscriber_exactly_once() {
     let summaries = watcher.on("sensor-actors/exactly-once/summary", "");
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].json()["reads"]["ok"], 300);
+    assert_eq!(summaries[0].json()["outputs"], summary_json["outputs"]);
     let statuses: Vec<String> = watcher
         .on("sensor-actors/exactly-once/status", "")
         .iter()
@@ -562,7 +602,7 @@ async fn a_broker_restart_loses_nothing_within_the_buffer_and_counts_the_rest() 
 /// While it is down each device publishes one more value at QoS 1. The collector starts again
 /// with the same configuration: the broker hands its session's queued messages over, the devices
 /// are discovered again from them, and each is read with exactly the value published while the
-/// collector was down.
+/// collector was down; the driver's counts (`received`, `superseded`) account for every value.
 #[actix_rt::test]
 async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     let broker = Mosquitto::start().await;
@@ -613,7 +653,7 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     let recorder = seen.clone().start();
     let collector = Collector::new().subscribe_with(recorder.recipient::<Readings>(), Delivery::lossless());
     let config = collector.parse(&text, "plant.toml").unwrap();
-    collector.run(config, shutdown).await.unwrap();
+    let summary = collector.run(config, shutdown).await.unwrap();
     let read: BTreeMap<String, Vec<f64>> = seen.values();
     let expected: BTreeMap<String, Vec<f64>> = devices
         .iter()
@@ -621,6 +661,12 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
         .map(|(i, d)| (d.to_string(), vec![100.5 + i as f64]))
         .collect();
     assert_eq!(read, expected);
+    // Every value that arrived was read or superseded (by the one published while down, if
+    // the first run's last publications came after it left), the one that announced each
+    // device included.
+    let mqtt = &summary.drivers["mqtt"];
+    assert_eq!(summary.reads.ok, 3);
+    assert_eq!(mqtt["received"], summary.reads.ok + mqtt["superseded"], "{mqtt:?}");
 }
 
 /// Records readings per sensor; the shutdown it hands out completes once `sensors` sensors have
@@ -1058,8 +1104,8 @@ fn bad_mqtt_settings_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
-            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b:8883\"]\n",
-            "outputs.mqtt.brokers[0]: expected the scheme mqtt:// or tcp:// (no TLS is built in), got \"mqtts://\"",
+            "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"ws://b:8883\"]\n",
+            "outputs.mqtt.brokers[0]: expected the scheme mqtt://, tcp://, mqtts:// or ssl://, got \"ws://\"",
         ),
         (
             "[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"b\"]\n[outputs.mqtt.topics]\nreadings = \"s/+/r\"\n",
@@ -1127,5 +1173,401 @@ fn bad_mqtt_settings_are_one_line_errors() {
             stderr.starts_with(&format!("sensor-actors: {}: {expected}", file.display())),
             "{stderr}"
         );
+    }
+}
+
+/// The `[outputs.mqtt]` text of a run that publishes only the readings.
+fn readings_only(brokers: &str, client_id: &str, more: &str) -> String {
+    format!(
+        "brokers = [{brokers}]\nclient_id = \"{client_id}\"\n{more}\
+         [outputs.mqtt.topics]\nrounds = \"\"\nevents = \"\"\nanomalies = \"\"\nsummary = \"\"\n"
+    )
+}
+
+/// The outcomes of `stream` in `summary.json`'s report of the MQTT output, in the order
+/// produced, published, dropped, too_large, unsent, held.
+fn settled(file: &Value, stream: &str) -> Vec<u64> {
+    let mqtt = &file["outputs"][0];
+    assert_eq!(mqtt["name"], "mqtt");
+    ["produced", "published", "dropped", "too_large", "unsent", "held"]
+        .iter()
+        .map(|o| mqtt["streams"][stream][o].as_u64().unwrap())
+        .collect()
+}
+
+fn summary_file(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// No broker for the whole run (nothing listens on its port) and `buffer` = 10: of the 20
+/// readings the output holds the first 10 and drops the other 10. The run's end waits
+/// `flush_timeout` for a broker, then the summary is made: `summary.json` counts exactly 20
+/// produced, 0 published, 10 dropped, 10 held, and the failed connection attempts. `Finish`
+/// then closes at once (the end waits `flush_timeout` in all): the 10 held are unsent.
+#[actix_rt::test]
+async fn with_no_broker_summary_json_counts_the_drops_exactly() {
+    let port = free_port();
+    let text = simulated(
+        5,
+        4,
+        "10ms",
+        &readings_only(
+            &format!("\"127.0.0.1:{port}\""),
+            "nobody-listens",
+            "buffer = 10\nflush_timeout = \"300ms\"\nbackoff_min = \"20ms\"\nbackoff_max = \"50ms\"\n",
+        ),
+    );
+    let config = Collector::new().parse(&text, "down.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _) = run_with_output(collector, config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 20);
+    let file = summary_file(dir.path());
+    assert_eq!(settled(&file, "readings"), [20, 0, 10, 0, 0, 10]);
+    let counts = &file["outputs"][0]["counts"];
+    assert_eq!(counts["connections"], 0);
+    assert!(counts["connection_failures"].as_u64().unwrap() >= 1, "{counts}");
+    let c = stats.readings();
+    assert_eq!((c.produced, c.published, c.dropped, c.unsent), (20, 0, 10, 10));
+    assert_eq!(stats.connections, 0);
+}
+
+/// Records the readings of every round and the last round seen.
+#[derive(Clone, Default)]
+struct RoundBook {
+    values: Arc<Mutex<Vec<(u64, f64)>>>,
+    last_round: Arc<Mutex<u64>>,
+}
+
+impl RoundBook {
+    fn last_round(&self) -> u64 {
+        *self.last_round.lock().unwrap()
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.values.lock().unwrap().iter().map(|(_, v)| *v).collect()
+    }
+
+    /// Waits until round `round` has ended.
+    async fn wait_round(&self, round: u64) {
+        let last = self.last_round.clone();
+        wait_until(&format!("round {round}"), || *last.lock().unwrap() >= round).await;
+    }
+}
+
+impl actix::Actor for RoundBook {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Readings> for RoundBook {
+    type Result = ();
+
+    fn handle(&mut self, readings: Readings, _ctx: &mut actix::Context<Self>) {
+        let round = readings.round();
+        let mut values = self.values.lock().unwrap();
+        values.extend(readings.iter().map(|r| (round, r.reading.value)));
+    }
+}
+
+impl actix::Handler<sensor_actors::streams::RoundSummary> for RoundBook {
+    type Result = ();
+
+    fn handle(&mut self, round: sensor_actors::streams::RoundSummary, _ctx: &mut actix::Context<Self>) {
+        *self.last_round.lock().unwrap() = round.round;
+    }
+}
+
+/// A sensor of the `mqtt` driver, read every 500 ms. Once it has read a first value, a device
+/// publishes k = 5 values right after a round: the next round reads the newest (5), and the
+/// four it replaced before any read took them are counted `superseded` in `summary.json`'s
+/// `drivers.mqtt` (and in the summary `run` returns), beside `received` (every value on the
+/// sensor's topic: read or superseded).
+#[actix_rt::test]
+async fn values_replaced_before_a_read_are_counted_superseded() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let text = format!(
+        "[collection]\ninterval = \"500ms\"\n\
+         [[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"127.0.0.1:{port}\"]\ntopic = \"dev/s/value\"\nid = \"s\"\n\
+         client_id = \"superseded\"\nmax_age = \"1h\"\n"
+    );
+    let book = RoundBook::default();
+    let recorder = book.clone().start();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new()
+        .out(dir.path())
+        .unwrap()
+        .subscribe_with(recorder.clone().recipient::<Readings>(), Delivery::lossless())
+        .subscribe_with(
+            recorder.recipient::<sensor_actors::streams::RoundSummary>(),
+            Delivery::lossless(),
+        );
+    let config = collector.parse(&text, "superseded.toml").unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = actix_rt::spawn(collector.run(config, async move {
+        let _ = stopped.await;
+    }));
+    // One value per round until one is read (the sensor subscribes as it starts).
+    let start = Instant::now();
+    while book.values().is_empty() {
+        assert!(start.elapsed() < PATIENCE, "the sensor never read a value");
+        let round = book.last_round();
+        publish(port, "device", &[("dev/s/value".into(), "0".into())]).await;
+        book.wait_round(round + 1).await;
+    }
+    assert_eq!(book.values(), [0.0]);
+    // Right after a round, k values: all arrive before the next round, 500 ms later.
+    let round = book.last_round();
+    let k = 5;
+    let values: Vec<(String, String)> = (1..=k).map(|v| ("dev/s/value".into(), v.to_string())).collect();
+    publish(port, "device", &values).await;
+    book.wait_round(round + 1).await;
+    assert_eq!(book.values(), [0.0, 5.0]);
+    let _ = stop.send(());
+    let summary = run.await.unwrap().unwrap();
+    let mqtt = &summary.drivers["mqtt"];
+    assert_eq!(mqtt["superseded"], k - 1);
+    assert_eq!(mqtt["received"], summary.reads.ok + mqtt["superseded"]);
+    let file = summary_file(dir.path());
+    assert_eq!(file["drivers"]["mqtt"]["superseded"], k - 1);
+    assert_eq!(file["drivers"]["mqtt"]["received"], mqtt["received"]);
+}
+
+/// A certificate authority, the broker's certificate (for 127.0.0.1 and localhost), a
+/// client's certificate, and another CA that signed neither, as PEM files in a folder the
+/// broker (running as the user `mosquitto`) can read.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn make() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        };
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (cert.pem(), Issuer::new(params, key))
+        };
+        let (ca_pem, issuer) = ca("sensor-actors test CA");
+        write("ca.pem", ca_pem);
+        write("other-ca.pem", ca("another CA").0);
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose, cn: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "broker",
+        );
+        write("server.pem", server);
+        write("server.key", server_key);
+        let (client, client_key) = leaf(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, "collector");
+        write("client.pem", client);
+        write("client.key", client_key);
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// A mosquitto with, besides its plain listener, a TLS listener and one that also requires
+    /// a client certificate; their ports.
+    async fn broker(&self) -> (Mosquitto, u16, u16) {
+        let (tls, mutual) = (free_port(), free_port());
+        let files = format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            self.path("ca.pem"),
+            self.path("server.pem"),
+            self.path("server.key")
+        );
+        let broker = Mosquitto::start_with(format!(
+            "listener {tls} 127.0.0.1\n{files}listener {mutual} 127.0.0.1\n{files}require_certificate true\n"
+        ))
+        .await;
+        wait_for_port(tls).await;
+        wait_for_port(mutual).await;
+        (broker, tls, mutual)
+    }
+}
+
+/// mosquitto with a TLS listener and a mutual-TLS one, certificates made here. The output
+/// publishes over TLS (`mqtts://`, `tls_ca`): a subscriber on the plain listener receives every
+/// reading, exactly once. A sensor of the `mqtt` driver reads over mutual TLS (`tls_ca`,
+/// `tls_cert`, `tls_key`) the value a device publishes on the plain listener.
+#[actix_rt::test]
+async fn readings_arrive_over_tls() {
+    let pki = Pki::make();
+    let (broker, tls, mutual) = pki.broker().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-tls", true, &["sensors/+/reading"]).await;
+    // Out over TLS.
+    let text = simulated(
+        10,
+        3,
+        "20ms",
+        &readings_only(
+            &format!("\"mqtts://127.0.0.1:{tls}\""),
+            "over-tls",
+            &format!("tls_ca = \"{}\"\n", pki.path("ca.pem")),
+        ),
+    );
+    let config = Collector::new().parse(&text, "tls.toml").unwrap();
+    let (summary, stats, _) = run_with_output(Collector::new(), config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 30);
+    let c = stats.readings();
+    assert_eq!((c.produced, c.published, c.dropped, c.unsent), (30, 30, 0, 0));
+    assert_eq!((stats.connections, stats.connection_failures), (1, 0));
+    watcher.wait_count("sensors/", "/reading", 30).await;
+    let unique: BTreeSet<(String, u64)> = pairs(&watcher.on("sensors/", "/reading")).into_iter().collect();
+    assert_eq!(unique.len(), 30);
+    // In over mutual TLS.
+    let text = format!(
+        "[collection]\ninterval = \"50ms\"\n\
+         [[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"mqtts://127.0.0.1:{mutual}\"]\ntopic = \"dev/t/value\"\nid = \"t\"\n\
+         client_id = \"in-over-tls\"\ntls_ca = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key")
+    );
+    let (seen, shutdown) = readings_until(1);
+    let collector = Collector::new().subscribe_with(seen.clone().start().recipient::<Readings>(), Delivery::lossless());
+    let config = collector.parse(&text, "tls-in.toml").unwrap();
+    let run = actix_rt::spawn(collector.run(config, shutdown));
+    let start = Instant::now();
+    while !run.is_finished() {
+        assert!(start.elapsed() < PATIENCE, "the sensor never read over TLS");
+        publish(port, "device-tls", &[("dev/t/value".into(), "42.5".into())]).await;
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    run.await.unwrap().unwrap();
+    let read = &seen.values()["t"];
+    assert!(!read.is_empty() && read.iter().all(|v| *v == 42.5), "{read:?}");
+}
+
+/// The output trusts another CA than the one that signed the broker's certificate: every
+/// connection attempt fails the TLS handshake, and nothing panics. Each failure is counted
+/// (`connection_failures`, in `summary.json` too) and journaled: `connection_failed` naming the
+/// certificate in the output's journal, `failed` with `"output": "mqtt"` in `events.jsonl`. The
+/// readings are held up to `buffer` and the rest dropped, all counted.
+#[actix_rt::test]
+async fn a_wrong_ca_is_a_counted_connection_failure() {
+    let pki = Pki::make();
+    let (_broker, tls, _) = pki.broker().await;
+    let text = simulated(
+        5,
+        4,
+        "20ms",
+        &readings_only(
+            &format!("\"mqtts://127.0.0.1:{tls}\""),
+            "wrong-ca",
+            &format!(
+                "tls_ca = \"{}\"\nbuffer = 10\nflush_timeout = \"300ms\"\nbackoff_min = \"20ms\"\nbackoff_max = \"50ms\"\n",
+                pki.path("other-ca.pem")
+            ),
+        ),
+    );
+    let config = Collector::new().parse(&text, "wrong-ca.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _) = run_with_output(collector, config, std::future::pending()).await;
+    assert_eq!(summary.reads.ok, 20);
+    assert_eq!(stats.connections, 0);
+    assert!(stats.connection_failures >= 1);
+    let failed: Vec<&str> = stats
+        .journal
+        .iter()
+        .filter(|e| e.event == "connection_failed")
+        .map(|e| e.cause.as_deref().unwrap())
+        .collect();
+    assert_eq!(failed.len() as u64, stats.connection_failures);
+    assert!(failed.iter().all(|c| c.contains("certificate")), "{failed:?}");
+    let file = summary_file(dir.path());
+    assert_eq!(settled(&file, "readings"), [20, 0, 10, 0, 0, 10]);
+    assert!(file["outputs"][0]["counts"]["connection_failures"].as_u64().unwrap() >= 1);
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    let journaled: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["output"] == "mqtt" && e["event"] == "failed")
+        .collect();
+    assert!(!journaled.is_empty());
+    let prefix = format!("mqtts://127.0.0.1:{tls}: ");
+    assert!(
+        journaled.iter().all(|e| {
+            let cause = e["cause"].as_str().unwrap();
+            cause.starts_with(&prefix) && cause.contains("certificate")
+        }),
+        "{journaled:?}"
+    );
+}
+
+/// Bad TLS settings are one line naming the file, the field and what was expected, exit 2, for
+/// `check` and `run` alike: an mqtts:// broker without `tls_ca`, a CA file that is not there or
+/// holds no certificate, a certificate without its key.
+#[test]
+fn bad_tls_settings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let output = |more: &str| format!("[[sensors]]\ncount = 1\n[outputs.mqtt]\nbrokers = [\"mqtts://b\"]\n{more}");
+    let driver = |more: &str| {
+        format!("[[sensors]]\ndriver = \"mqtt\"\nbrokers = [\"mqtts://b:8883\"]\ntopic = \"p/a\"\nid = \"a\"\n{more}")
+    };
+    let cases = [
+        (
+            output(""),
+            "outputs.mqtt.tls_ca: expected the CA certificates (a PEM file) for the mqtts:// brokers, like tls_ca = \"ca.pem\" (the system's: \"/etc/ssl/certs/ca-certificates.crt\")".to_string(),
+        ),
+        (
+            output("tls_ca = \"missing.pem\"\n"),
+            format!(
+                "outputs.mqtt.tls_ca: cannot read {}: No such file or directory (os error 2)",
+                missing.display()
+            ),
+        ),
+        (
+            driver("tls_ca = \"junk.pem\"\n"),
+            format!(
+                "sensors[0].tls_ca: expected PEM certificates (\"-----BEGIN CERTIFICATE-----\") in {}, found none",
+                junk.display()
+            ),
+        ),
+        (
+            driver("tls_ca = \"junk.pem\"\ntls_key = \"k.pem\"\n"),
+            "sensors[0].tls_cert: expected the client's certificate (a PEM file) with tls_key".to_string(),
+        ),
+    ];
+    let exe = env!("CARGO_BIN_EXE_sensor-actors");
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("tls{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        for args in [vec!["check"], vec!["run", "--rounds", "1", "--config"]] {
+            let out = Command::new(exe).args(&args).arg(&file).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?} {text}");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(
+                stderr,
+                format!("sensor-actors: {}: {expected}\n", file.display()),
+                "{args:?}"
+            );
+        }
     }
 }

@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
 use crate::streams::{
     Anomalies, Anomaly, GroupReads, Journal, JournalBatch, JournalEntry, LatencyCounts, Readings, RoundOutcomes,
-    RoundSummary, RunSummary,
+    RoundSummary, RunSummary, Settle,
 };
 use publish::{Listed, Offer, Outlets};
 
@@ -107,6 +107,8 @@ pub(crate) struct Finish {
     pub(crate) tracks: Vec<TrackSummary>,
     /// The groups as the run ended.
     pub(crate) groups: Vec<crate::report::GroupSummary>,
+    /// The drivers' own counts ([`DriverRegistry::counts`](crate::driver::DriverRegistry)).
+    pub(crate) drivers: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Latencies above this (one hour) are recorded as this in the histograms.
@@ -502,11 +504,26 @@ impl Handler<Finish> for Aggregator {
                 let _ = delivered.await;
             }
             .into_actor(self)
-            .then(move |(), act, ctx| {
-                // Whatever was journaled while the subscribers caught up goes out before the
-                // summary that counts it.
+            .then(|(), act, ctx| {
+                // Whatever was journaled while the subscribers caught up reaches them before
+                // the outputs settle.
                 act.publish_journal(ctx);
-                let summary = Arc::new(act.summary(finish));
+                let delivered = act.until_drained();
+                let outputs = act.outlets.settle.clone();
+                async move {
+                    let _ = delivered.await;
+                    // The outputs settle (each within its own bound) and report, together.
+                    let reports = futures::future::join_all(outputs.iter().map(|o| o.send(Settle))).await;
+                    reports.into_iter().filter_map(Result::ok).collect::<Vec<_>>()
+                }
+                .into_actor(act)
+            })
+            .then(move |outputs, act, ctx| {
+                // Whatever was journaled meanwhile goes out before the summary that counts it.
+                act.publish_journal(ctx);
+                let mut summary = act.summary(finish);
+                summary.outputs = outputs;
+                let summary = Arc::new(summary);
                 act.publish(
                     RunSummary {
                         summary: summary.clone(),
@@ -566,6 +583,8 @@ impl Aggregator {
             sensors,
             groups: finish.groups,
             subscribers: self.outlets.stats(),
+            drivers: finish.drivers,
+            outputs: Vec::new(),
             process: match virtual_clock {
                 Some(start) => ProcessStats {
                     wall_seconds: (clock::now() - start).as_seconds_f64(),
@@ -647,6 +666,7 @@ mod tests {
                 sensors: vec![(SensorState::Running, 0); 3],
                 tracks: vec![TrackSummary::default(); 3],
                 groups: Vec::new(),
+                drivers: BTreeMap::new(),
             })
             .await
             .expect("the aggregator answers Finish");

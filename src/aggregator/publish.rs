@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use actix::Recipient;
 
 use crate::report::SubscriberStats;
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Stream};
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Settle, Stream};
 
 /// One subscriber of stream `M`.
 pub(crate) struct Outlet<M: Stream> {
@@ -111,6 +111,8 @@ pub(crate) struct Outlets {
     pub(crate) journal: Vec<Outlet<Journal>>,
     pub(crate) rounds: Vec<Outlet<RoundSummary>>,
     pub(crate) end: Vec<Outlet<RunSummary>>,
+    /// The outputs asked to settle before the summary is made ([`Settle`]).
+    pub(crate) settle: Vec<Recipient<Settle>>,
 }
 
 /// Which of an [`Outlets`]' lists a stream's subscribers are in.

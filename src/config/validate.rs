@@ -93,7 +93,7 @@ impl RawConfig {
             },
             http: self.http.map(|h| h.validate(origin)).transpose()?,
             outputs: super::Outputs {
-                mqtt: self.outputs.mqtt.map(|m| m.validate(origin)).transpose()?,
+                mqtt: self.outputs.mqtt.map(|m| m.validate(origin, base)).transpose()?,
             },
         })
     }

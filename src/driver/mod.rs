@@ -269,6 +269,14 @@ pub trait DriverFactory: Send + Sync + 'static {
     /// connections of its own beyond its sensors' (the `mqtt` hubs) closes them here, so a next
     /// run with the same client ids does not compete with them. The default does nothing.
     fn run_ended(&self) {}
+
+    /// Counts of this driver's own over the run, by name, for the summary's `drivers`
+    /// (`mqtt`: `received`, `superseded`): asked once after the last round, as the run's
+    /// summary is made (before [`run_ended`](DriverFactory::run_ended)). The default counts
+    /// nothing, and the driver is left out of `drivers`.
+    fn counts(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 /// What a factory is told when a run starts ([`DriverFactory::run_started`]).

@@ -8,6 +8,7 @@
 //! # topic = "plant/{id}/temperature"    # ... or one per device seen: the id from the topic
 //! id = "boiler-1"
 //! client_id = "sensor-actors-in"        # fixed: the broker keeps the session across restarts
+//! # tls_ca = "ca.pem"                   # with mqtts:// brokers; tls_cert and tls_key: mutual TLS
 //! qos = 1
 //! field = "value"                       # JSON payloads: the number under this key
 //! max_age = "10s"                       # older values are not read
@@ -16,7 +17,9 @@
 //! A read answers with the newest value received on the sensor's topic since the previous
 //! read, if it is at most `max_age` old; otherwise the sensor is `unavailable` for that round
 //! (`offline`: nothing fresh). A value that a newer one replaced before any read took it is
-//! counted (`superseded`, logged when the connection ends) — the round samples the device.
+//! counted (`superseded`) — the round samples the device: the summary's `drivers.mqtt` has
+//! `received` (messages on the topics of the run's sensors) and `superseded`, over every
+//! connection, and the log has one line per connection when the run ends.
 //! A payload that is no number (or a JSON object without the number at `field`) is a
 //! `failed` read naming the topic.
 //!
@@ -45,7 +48,7 @@ use super::{
     Driver, DriverBuild, DriverContext, DriverFactory, DriverKeys, DriverSpec, ReadError, ReadFuture, RunStart, Sample,
 };
 use crate::mqtt::link::{cause, AbortOnDrop};
-use crate::mqtt::{check_client_id, parse_brokers, Backoff, Broker, Qos};
+use crate::mqtt::{check_client_id, parse_brokers, parse_tls, Backoff, Broker, MqttTls, Qos};
 use crate::parse::{parse_duration, quoted, ConfigError};
 use crate::Shard;
 
@@ -80,9 +83,18 @@ pub struct Factory {
 impl DriverFactory for Factory {
     fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
         let raw: RawSettings = keys.deserialize()?;
-        let table = keys_table(&raw);
+        let mut table = keys_table(&raw);
         let mut settings = Settings::parse(raw, keys)?;
-        settings.hub = self.hub(&settings.brokers, &settings.client_id, settings.qos);
+        // The files as resolved: a discovered sensor's entry is parsed without this base.
+        if let Some(tls) = &settings.tls {
+            let path = |p: &std::path::Path| toml::Value::from(p.display().to_string());
+            table.insert("tls_ca".into(), path(tls.ca()));
+            if let Some((cert, key)) = tls.client() {
+                table.insert("tls_cert".into(), path(cert));
+                table.insert("tls_key".into(), path(key));
+            }
+        }
+        settings.hub = self.hub(&settings.brokers, &settings.client_id, settings.qos, &settings.tls);
         settings.entry = table;
         let settings = Arc::new(settings);
         if settings.template.is_some() {
@@ -109,6 +121,28 @@ impl DriverFactory for Factory {
         }
     }
 
+    /// Messages received on the topics of the run's sensors, and those replaced by a newer
+    /// one before a read took them, over every hub.
+    fn counts(&self) -> Vec<(String, u64)> {
+        let hubs: Vec<Arc<Hub>> = self
+            .hubs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        if hubs.is_empty() {
+            return Vec::new();
+        }
+        let (mut received, mut superseded) = (0, 0);
+        for hub in hubs {
+            let inner = hub.inner();
+            received += inner.received;
+            superseded += inner.superseded;
+        }
+        vec![("received".into(), received), ("superseded".into(), superseded)]
+    }
+
     /// Starts the discovery of every entry with `{id}` in its topic.
     fn run_started(&self, run: &RunStart) {
         *self.shard.lock().unwrap_or_else(|e| e.into_inner()) = run.shard;
@@ -125,8 +159,9 @@ impl DriverFactory for Factory {
 }
 
 impl Factory {
-    /// The hub of `brokers` and `client_id`, shared with earlier entries.
-    fn hub(&self, brokers: &[Broker], client_id: &str, qos: Qos) -> Arc<Hub> {
+    /// The hub of `brokers` and `client_id`, shared with earlier entries (with the QoS and TLS
+    /// settings of the first).
+    fn hub(&self, brokers: &[Broker], client_id: &str, qos: Qos, tls: &Option<MqttTls>) -> Arc<Hub> {
         let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
         hubs.retain(|w| w.strong_count() > 0);
         if let Some(hub) = hubs
@@ -140,6 +175,7 @@ impl Factory {
             brokers: brokers.to_vec(),
             client_id: client_id.to_string(),
             qos,
+            tls: tls.clone(),
             shard: self.shard.clone(),
             state: Arc::new(HubState::default()),
             task: Mutex::new(None),
@@ -158,6 +194,9 @@ struct RawSettings {
     qos: Option<i64>,
     field: Option<String>,
     max_age: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     discovered: Option<RawDiscovered>,
 }
 
@@ -213,6 +252,7 @@ pub struct Settings {
     qos: Qos,
     field: Option<String>,
     max_age: Duration,
+    tls: Option<MqttTls>,
     hub: Arc<Hub>,
     /// The entry's keys, for the sensors discovery adds.
     entry: toml::Table,
@@ -255,6 +295,14 @@ impl Settings {
         if max_age.is_zero() {
             return Err(keys.error("max_age", "expected more than 0s"));
         }
+        let tls = parse_tls(
+            origin,
+            at,
+            keys.base(),
+            &brokers,
+            raw.tls_ca.as_deref(),
+            (raw.tls_cert.as_deref(), raw.tls_key.as_deref()),
+        )?;
         if raw.discovered.is_some() && template.is_none() {
             return Err(keys.error(
                 "discovered",
@@ -269,6 +317,7 @@ impl Settings {
             qos,
             field: raw.field,
             max_age,
+            tls,
             hub: Arc::new(Hub::detached()),
             entry: toml::Table::new(),
         })
@@ -386,6 +435,8 @@ struct Hub {
     brokers: Vec<Broker>,
     client_id: String,
     qos: Qos,
+    /// TLS for the `mqtts://` brokers.
+    tls: Option<MqttTls>,
     /// The run's shard (set when the run starts, before any connection).
     shard: Arc<Mutex<Option<Shard>>>,
     state: Arc<HubState>,
@@ -407,7 +458,14 @@ struct HubInner {
     client: Option<AsyncClient>,
     /// The newest payload per topic, when it arrived, and whether a read took it.
     latest: HashMap<String, Latest>,
-    /// Values replaced before a read took them.
+    /// The topics a sensor of the run reads (built on this hub): only their messages are
+    /// counted (a discovery filter also brings the devices of other shards, or beyond the
+    /// limit).
+    read: HashSet<String>,
+    /// Messages received on the topics in `read` (the one waiting when a topic joined it
+    /// included).
+    received: u64,
+    /// Of those, values replaced before a read took them.
     superseded: u64,
     /// Discovery entries: for each, the ids already added.
     discoveries: Vec<Discovery>,
@@ -437,6 +495,7 @@ impl Hub {
             brokers: Vec::new(),
             client_id: String::new(),
             qos: Qos::AtLeastOnce,
+            tls: None,
             shard: Arc::default(),
             state: Arc::new(HubState::default()),
             task: Mutex::new(None),
@@ -451,6 +510,14 @@ impl Hub {
     fn subscribe(&self, topic: &str) {
         {
             let mut inner = self.inner();
+            // A value that arrived before the sensor was built (the one that announced a
+            // discovered device) is its first: read or superseded from here on.
+            if !topic.contains('+')
+                && inner.read.insert(topic.to_string())
+                && inner.latest.get(topic).is_some_and(|l| !l.taken)
+            {
+                inner.received += 1;
+            }
             // A discovered sensor's topic is covered by its entry's filter already.
             if !inner.topics.iter().any(|t| covers(t, topic)) {
                 inner.topics.push(topic.to_string());
@@ -469,8 +536,10 @@ impl Hub {
             let state = self.state.clone();
             let shard = *self.shard.lock().unwrap_or_else(|e| e.into_inner());
             let client_id = self.client_id.clone() + &shard.map(Shard::suffix).unwrap_or_default();
-            let (brokers, qos) = (self.brokers.clone(), self.qos);
-            *task = Some(AbortOnDrop(actix_rt::spawn(connect(brokers, client_id, qos, state))));
+            let (brokers, qos, tls) = (self.brokers.clone(), self.qos, self.tls.clone());
+            *task = Some(AbortOnDrop(actix_rt::spawn(connect(
+                brokers, client_id, qos, tls, state,
+            ))));
         }
     }
 
@@ -480,10 +549,11 @@ impl Hub {
         let mut inner = self.inner();
         inner.client = None;
         inner.discoveries.clear();
+        let received = std::mem::take(&mut inner.received);
         let superseded = std::mem::take(&mut inner.superseded);
-        if superseded > 0 {
+        if received > 0 {
             log::info!(
-                "mqtt driver ({}): {superseded} values were replaced by newer ones before a read took them",
+                "mqtt driver ({}): {received} values received, {superseded} of them replaced by a newer one before a read took them (superseded)",
                 self.client_id
             );
         }
@@ -553,8 +623,11 @@ impl HubInner {
                 taken: false,
             },
         );
-        if replaced.is_some_and(|l| !l.taken) {
-            self.superseded += 1;
+        if self.read.contains(topic) {
+            self.received += 1;
+            if replaced.is_some_and(|l| !l.taken) {
+                self.superseded += 1;
+            }
         }
         adds
     }
@@ -562,12 +635,16 @@ impl HubInner {
 
 /// The hub's connection: connect (failover, backoff), subscribe to every topic, keep what
 /// arrives; forever (aborted with the hub).
-async fn connect(brokers: Vec<Broker>, client_id: String, qos: Qos, state: Arc<HubState>) {
+async fn connect(brokers: Vec<Broker>, client_id: String, qos: Qos, tls: Option<MqttTls>, state: Arc<HubState>) {
     let mut backoff = Backoff::new(crate::mqtt::DEFAULT_BACKOFF_MIN, crate::mqtt::DEFAULT_BACKOFF_MAX);
     let mut next = 0usize;
     loop {
         let broker = &brokers[next % brokers.len()];
         let mut options = MqttOptions::new(client_id.clone(), broker.host.clone(), broker.port);
+        // The configuration gives every entry with an mqtts:// broker its TLS settings.
+        if let (true, Some(tls)) = (broker.tls, &tls) {
+            options.set_transport(tls.transport());
+        }
         options.set_keep_alive(crate::mqtt::DEFAULT_KEEP_ALIVE);
         // The broker keeps the session (subscriptions and QoS 1 messages) while we are away.
         options.set_clean_session(false);
@@ -653,15 +730,6 @@ fn add(run: RunStart, entry: toml::Table) {
             Err(e) => log::warn!("mqtt driver: discovered {id} but cannot add it: {e}"),
         }
     });
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let superseded = self.inner().superseded;
-        if superseded > 0 {
-            log::info!("mqtt driver: {superseded} values were replaced by newer ones before a read took them");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! handed to parse one `[[sensors]]` entry.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +57,21 @@ impl DriverRegistry {
         for (_, factory) in &self.factories {
             factory.run_ended();
         }
+    }
+
+    /// Every factory's own counts ([`DriverFactory::counts`]) by driver name, leaving out those
+    /// that count nothing.
+    pub(crate) fn counts(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        self.factories
+            .iter()
+            .map(|(name, factory)| {
+                (
+                    name.to_string(),
+                    factory.counts().into_iter().collect::<BTreeMap<_, _>>(),
+                )
+            })
+            .filter(|(_, counts)| !counts.is_empty())
+            .collect()
     }
 
     /// The registered names, in registration order (the built-in ones first).

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use super::{Backoff, Broker, MqttOutputConfig, MAX_MESSAGE, WINDOW};
+use super::{Backoff, Broker, MqttOutputConfig, MqttTls, MAX_MESSAGE, WINDOW};
 
 /// The output's streams, in the order of [`MqttStats::streams`](crate::sinks::MqttStats).
 pub(crate) const STREAMS: [&str; 5] = ["readings", "anomalies", "events", "rounds", "summary"];
@@ -86,6 +86,9 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Woken when a message is queued or the run's end asks for a flush.
     pub(crate) wake: Notify,
+    /// Woken (all waiters) when a message is confirmed and when the task has closed: the
+    /// output's [`Settle`](crate::streams::Settle) waits on it for its buffer to drain.
+    pub(crate) progress: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -208,8 +211,11 @@ pub(crate) fn status(client_id: &str, status: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn options(config: &MqttOutputConfig, broker: &Broker) -> MqttOptions {
+fn options(config: &MqttOutputConfig, broker: &Broker, tls: Option<&MqttTls>) -> MqttOptions {
     let mut o = MqttOptions::new(config.client_id.clone(), broker.host.clone(), broker.port);
+    if let Some(tls) = tls {
+        o.set_transport(tls.transport());
+    }
     o.set_keep_alive(config.keep_alive);
     // The output keeps what is unconfirmed itself (and sends it again on the next connection).
     o.set_clean_session(true);
@@ -265,9 +271,20 @@ pub(crate) async fn run(config: Arc<MqttOutputConfig>, shared: Arc<Shared>) {
             let following = &config.brokers[next % config.brokers.len()];
             s.journal(event("reconnect_scheduled", Some(following), None, Some(delay)));
         }
-        // Messages queued meanwhile wait: only time ends the backoff (the run's end bounded
-        // it above).
-        tokio::time::sleep(delay).await;
+        // Messages queued meanwhile wait: only time ends the backoff, or the run's end, whose
+        // deadline bounds it (set before: above; set meanwhile: here, as it wakes the task).
+        let mut until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                _ = shared.wake.notified() => {
+                    let s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(deadline) = s.closing {
+                        until = until.min(deadline);
+                    }
+                }
+            }
+        }
         log::debug!(
             "mqtt output: after {cause}, trying {}",
             config.brokers[next % config.brokers.len()]
@@ -302,6 +319,7 @@ fn finish(shared: &Shared) {
     for tx in s.closed.drain(..) {
         let _ = tx.send(());
     }
+    shared.progress.notify_waiters();
 }
 
 /// One connection to `broker`: `Ok` once the run's end is flushed and the status set offline,
@@ -312,7 +330,19 @@ async fn connection(
     broker: &Broker,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
-    let (client, eventloop) = AsyncClient::new(options(config, broker), WINDOW as usize + 2);
+    let tls = match (broker.tls, &config.tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(tls),
+        // Made without the configuration's checks (`MqttOutputConfig` by hand).
+        (true, None) => {
+            let cause = "no TLS settings (tls_ca) for an mqtts:// broker".to_string();
+            let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.failures += 1;
+            s.journal(event("connection_failed", Some(broker), Some(cause.clone()), None));
+            return Err(cause);
+        }
+    };
+    let (client, eventloop) = AsyncClient::new(options(config, broker, tls), WINDOW as usize + 2);
     // The event loop runs in a task of its own that forwards its events: receiving from a
     // channel can be cancelled safely, polling the event loop mid-write cannot. It stops at
     // the first error (polling again would reconnect behind our back).
@@ -442,6 +472,7 @@ async fn connection(
                     if sent.message.qos == rumqttc::QoS::AtMostOnce {
                         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         confirm(&mut s, &sent.message);
+                        shared.progress.notify_waiters();
                     } else {
                         unacked.insert(pkid, sent);
                     }
@@ -450,6 +481,7 @@ async fn connection(
                     if let Some(sent) = unacked.remove(&ack.pkid) {
                         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                         confirm(&mut s, &sent.message);
+                        shared.progress.notify_waiters();
                     }
                 }
                 Some(Ok(_)) => {}

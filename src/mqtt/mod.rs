@@ -1,22 +1,30 @@
 //! MQTT: what the output ([`sinks::MqttOutput`](crate::sinks::MqttOutput)) and the `mqtt`
 //! driver ([`driver::mqtt`](crate::driver::mqtt)) share: broker addresses and their failover
-//! list, QoS levels, topic templates, the backoff between connection attempts, and the
-//! `[outputs.mqtt]` section of the configuration (raw serde struct and its validation).
+//! list, TLS for `mqtts://` brokers ([`MqttTls`], `tls.rs`), QoS levels, topic templates, the
+//! backoff between connection attempts, and the `[outputs.mqtt]` section of the configuration
+//! (raw serde struct and its validation).
 //!
 //! Nothing here opens a connection: the output's connection task (`link.rs`) and the driver's
 //! subscription (in the driver) do, with the `rumqttc` client (docs/deployment.md, "Choices").
 //! Every check here is a one-line [`ConfigError`] naming the file and the field.
 
 pub(crate) mod link;
+mod tls;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::parse::{parse_duration, quoted, ConfigError};
 
+pub use tls::{MqttTls, TlsError, TlsFile};
+
 /// The port of a broker address without one (MQTT's registered port).
 pub const DEFAULT_PORT: u16 = 1883;
+
+/// The port of an `mqtts://` broker address without one (MQTT over TLS's registered port).
+pub const DEFAULT_TLS_PORT: u16 = 8883;
 
 /// The output's name in the run's journal (`output` of its connection's events) and in its
 /// stream names.
@@ -68,17 +76,22 @@ pub mod topics {
     pub const STATUS: &str = "sensor-actors/{client_id}/status";
 }
 
-/// A broker's address: host and port.
+/// A broker's address: host and port, and whether the connection is TLS (`mqtts://`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
-    /// Host name or IP address.
+    /// Host name or IP address (the name the broker's certificate must carry, with TLS).
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// TLS (`mqtts://`), with the [`MqttTls`] settings of the output or driver.
+    pub tls: bool,
 }
 
 impl std::fmt::Display for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tls {
+            f.write_str("mqtts://")?;
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -88,25 +101,27 @@ impl std::fmt::Display for Broker {
 }
 
 impl Broker {
-    /// `host:port`, `host` (port 1883), or either behind `mqtt://` or `tcp://`; an IPv6 address
-    /// in brackets (`[::1]:1883`). TLS (`mqtts://`) is not built in.
+    /// `host:port`, `host` (port 1883), or either behind `mqtt://` or `tcp://`; with TLS
+    /// behind `mqtts://` or `ssl://` (port 8883 unless given); an IPv6 address in brackets
+    /// (`[::1]:1883`).
     pub fn parse(text: &str) -> Result<Broker, String> {
         let expected = || {
             format!(
-                "expected a broker address like \"127.0.0.1:1883\" or \"mqtt://broker.local:1883\", got {}",
+                "expected a broker address like \"127.0.0.1:1883\", \"mqtt://broker.local:1883\" or \"mqtts://broker.local:8883\", got {}",
                 quoted(text)
             )
         };
         let t = text.trim();
-        let rest = match t.split_once("://") {
-            Some(("mqtt" | "tcp", rest)) => rest,
+        let (rest, tls) = match t.split_once("://") {
+            Some(("mqtt" | "tcp", rest)) => (rest, false),
+            Some(("mqtts" | "ssl", rest)) => (rest, true),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "expected the scheme mqtt:// or tcp:// (no TLS is built in), got {}",
+                    "expected the scheme mqtt://, tcp://, mqtts:// or ssl://, got {}",
                     quoted(&format!("{scheme}://"))
                 ))
             }
-            None => t,
+            None => (t, false),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
@@ -134,11 +149,13 @@ impl Broker {
                 Ok(port) if port > 0 => port,
                 _ => return Err(expected()),
             },
+            None if tls => DEFAULT_TLS_PORT,
             None => DEFAULT_PORT,
         };
         Ok(Broker {
             host: host.to_string(),
             port,
+            tls,
         })
     }
 }
@@ -156,6 +173,71 @@ pub(crate) fn parse_brokers(origin: &str, field: &str, list: &[String]) -> Resul
         .enumerate()
         .map(|(i, text)| Broker::parse(text).map_err(|e| ConfigError::new(origin, format!("{field}[{i}]"), e)))
         .collect()
+}
+
+/// The TLS settings of `field` (the output's section or a `[[sensors]]` entry) of `origin`:
+/// `tls_ca` (relative to `base`) is required with `mqtts://` brokers and refused without;
+/// `tls_cert` and `tls_key` go together. Each file is read and checked here.
+pub(crate) fn parse_tls(
+    origin: &str,
+    field: &str,
+    base: &Path,
+    brokers: &[Broker],
+    ca: Option<&str>,
+    client: (Option<&str>, Option<&str>),
+) -> Result<Option<MqttTls>, ConfigError> {
+    let err = |key: &str, message: String| ConfigError::new(origin, format!("{field}.{key}"), message);
+    let tls = brokers.iter().any(|b| b.tls);
+    let ca = match (ca, tls) {
+        (None, false) => {
+            return match client {
+                (None, None) => Ok(None),
+                (Some(_), _) => Err(err(
+                    "tls_cert",
+                    "expected mqtts:// brokers with it (only TLS uses it)".into(),
+                )),
+                (None, Some(_)) => Err(err(
+                    "tls_key",
+                    "expected mqtts:// brokers with it (only TLS uses it)".into(),
+                )),
+            }
+        }
+        (None, true) => {
+            return Err(err(
+                "tls_ca",
+                "expected the CA certificates (a PEM file) for the mqtts:// brokers, like tls_ca = \"ca.pem\" \
+                 (the system's: \"/etc/ssl/certs/ca-certificates.crt\")"
+                    .into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(err(
+                "tls_ca",
+                "expected mqtts:// brokers with it (only TLS uses it)".into(),
+            ))
+        }
+        (Some(ca), true) => base.join(ca),
+    };
+    let client = match client {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(err(
+                "tls_key",
+                "expected the client's private key (a PEM file) with tls_cert".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "tls_cert",
+                "expected the client's certificate (a PEM file) with tls_key".into(),
+            ))
+        }
+    };
+    let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    MqttTls::from_pem_files(&ca, client)
+        .map(Some)
+        .map_err(|e| err(e.file.field(), e.message))
 }
 
 /// An MQTT quality of service this crate publishes and subscribes with.
@@ -378,6 +460,8 @@ pub struct MqttOutputConfig {
     pub backoff_max: Duration,
     /// How long the end of a run waits for what is held to be delivered.
     pub flush_timeout: Duration,
+    /// TLS for the `mqtts://` brokers (`tls_ca`, `tls_cert`, `tls_key`).
+    pub tls: Option<MqttTls>,
     /// Where each stream goes (`None`: not published).
     pub topics: MqttTopics,
 }
@@ -417,6 +501,7 @@ impl MqttOutputConfig {
             backoff_min: DEFAULT_BACKOFF_MIN,
             backoff_max: DEFAULT_BACKOFF_MAX,
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            tls: None,
             topics: MqttTopics {
                 readings: Some(t(topics::READINGS, &[Id, Kind, ClientId])),
                 anomalies: Some(t(topics::ANOMALIES, &[Id, Detector, ClientId])),
@@ -449,6 +534,9 @@ pub(crate) struct RawMqttOutput {
     backoff_min: Option<String>,
     backoff_max: Option<String>,
     flush_timeout: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     topics: Option<RawTopics>,
 }
 
@@ -483,8 +571,9 @@ pub(crate) fn check_client_id(text: &str) -> Result<(), String> {
 }
 
 impl RawMqttOutput {
-    /// Validates the section; errors name `outputs.mqtt.<field>`.
-    pub(crate) fn validate(self, origin: &str) -> Result<MqttOutputConfig, ConfigError> {
+    /// Validates the section (TLS files relative to `base`); errors name
+    /// `outputs.mqtt.<field>`.
+    pub(crate) fn validate(self, origin: &str, base: &Path) -> Result<MqttOutputConfig, ConfigError> {
         const AT: &str = "outputs.mqtt";
         let err = |field: &str, message: String| ConfigError::new(origin, format!("{AT}.{field}"), message);
         let brokers = match &self.brokers {
@@ -538,6 +627,14 @@ impl RawMqttOutput {
             ));
         }
         c.flush_timeout = duration("flush_timeout", &self.flush_timeout, c.flush_timeout)?;
+        c.tls = parse_tls(
+            origin,
+            AT,
+            base,
+            &c.brokers,
+            self.tls_ca.as_deref(),
+            (self.tls_cert.as_deref(), self.tls_key.as_deref()),
+        )?;
         if let Some(raw) = self.topics {
             use Placeholder::*;
             let topic =
@@ -578,7 +675,10 @@ mod tests {
         assert_eq!(b("127.0.0.1:1884").unwrap(), "127.0.0.1:1884");
         assert_eq!(b("mqtt://broker.local").unwrap(), "broker.local:1883");
         assert_eq!(b("tcp://[::1]:2000/").unwrap(), "[::1]:2000");
-        assert!(b("mqtts://x:8883").unwrap_err().contains("no TLS is built in"));
+        assert_eq!(b("mqtts://x").unwrap(), "mqtts://x:8883");
+        assert!(Broker::parse("ssl://[::1]:1").unwrap().tls);
+        assert!(!Broker::parse("x").unwrap().tls);
+        assert!(b("ws://x:1").unwrap_err().starts_with("expected the scheme"));
         assert!(b("host:0").unwrap_err().starts_with("expected a broker address"));
         assert!(b("host:99999").is_err());
         assert!(b("").is_err());
@@ -605,7 +705,7 @@ mod tests {
 
     fn section(text: &str) -> Result<MqttOutputConfig, String> {
         let raw: RawMqttOutput = toml::from_str(text).map_err(|e| e.to_string())?;
-        raw.validate("c.toml").map_err(|e| e.to_string())
+        raw.validate("c.toml", Path::new("")).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -622,7 +722,7 @@ mod tests {
         );
         assert_eq!(
             e("brokers = [\"a:1\", \"x:y\"]\n"),
-            "c.toml: outputs.mqtt.brokers[1]: expected a broker address like \"127.0.0.1:1883\" or \"mqtt://broker.local:1883\", got \"x:y\""
+            "c.toml: outputs.mqtt.brokers[1]: expected a broker address like \"127.0.0.1:1883\", \"mqtt://broker.local:1883\" or \"mqtts://broker.local:8883\", got \"x:y\""
         );
         assert_eq!(
             e("brokers = [\"a\"]\nqos = 2\n"),
@@ -642,6 +742,19 @@ mod tests {
         );
         assert!(e("brokers = [\"a\"]\n[topics]\nstatus = \"\"\n")
             .starts_with("c.toml: outputs.mqtt.topics.status: expected a topic"));
+        assert!(
+            e("brokers = [\"mqtts://a\"]\n").starts_with("c.toml: outputs.mqtt.tls_ca: expected the CA certificates")
+        );
+        assert_eq!(
+            e("brokers = [\"a\"]\ntls_ca = \"ca.pem\"\n"),
+            "c.toml: outputs.mqtt.tls_ca: expected mqtts:// brokers with it (only TLS uses it)"
+        );
+        assert_eq!(
+            e("brokers = [\"mqtts://a\"]\ntls_ca = \"ca.pem\"\ntls_cert = \"c.pem\"\n"),
+            "c.toml: outputs.mqtt.tls_key: expected the client's private key (a PEM file) with tls_cert"
+        );
+        assert!(e("brokers = [\"mqtts://a\"]\ntls_ca = \"/nonexistent/ca.pem\"\n")
+            .starts_with("c.toml: outputs.mqtt.tls_ca: cannot read /nonexistent/ca.pem: "));
     }
 
     #[test]

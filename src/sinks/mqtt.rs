@@ -9,9 +9,14 @@
 //! fit is dropped and counted per stream. A connection task (`mqtt/link.rs`), supervised by
 //! this actor, delivers the outbox with backoff and failover over the broker list, the
 //! collector's status (retained: birth `online`, last will `lost`, `offline` at a clean end)
-//! going first on every connection. [`Finish`] at the end waits up to `flush_timeout` for the
-//! outbox to drain and answers with the [`MqttStats`]: per stream, `produced = published +
-//! dropped + too_large + unsent`.
+//! going first on every connection.
+//!
+//! The run's end asks it to [`Settle`] before the run's summary is made: it waits up to
+//! `flush_timeout` for the outbox to drain and reports its counts for the summary's `outputs`
+//! (per stream, `produced = published + dropped + too_large + unsent + held`). [`Finish`] after
+//! the run delivers the summary, closes and answers with the final [`MqttStats`]: per stream,
+//! `produced = published + dropped + too_large + unsent`. The two wait `flush_timeout` at most
+//! in all: after a settle that gave up, [`Finish`] closes at once.
 
 use std::sync::Arc;
 
@@ -26,7 +31,8 @@ use super::jsonl::{AnomalyLine, EventLine, ReadingLine};
 use crate::live::OutputCounts;
 use crate::mqtt::link::{self, OutMessage, Shared, STREAMS};
 use crate::mqtt::{Backoff, MqttOutputConfig, Placeholder};
-use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary};
+use crate::report::OutputReport;
+use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Settle};
 use crate::Collector;
 
 pub use crate::mqtt::link::{LinkEvent, StreamCounts};
@@ -58,6 +64,9 @@ pub struct MqttOutput {
     restarts: u64,
     /// Where the counts go after every round and at the end (the live view's `/metrics`).
     report: Option<Recipient<OutputCounts>>,
+    /// Set when [`Settle`] gave up waiting with messages held: its deadline, which
+    /// [`Finish`] keeps (the end waits `flush_timeout` at most in all).
+    gave_up: Option<tokio::time::Instant>,
 }
 
 impl std::fmt::Debug for MqttOutput {
@@ -141,6 +150,7 @@ impl MqttOutput {
             shared: Arc::new(shared),
             restarts: 0,
             report: None,
+            gave_up: None,
         }
     }
 
@@ -176,7 +186,8 @@ impl MqttOutput {
 
     /// Subscribes `output` to the streams it publishes, losslessly (its handlers only queue;
     /// what the broker cannot take is counted by the output itself), named `mqtt/<stream>` in
-    /// the summary's `subscribers`.
+    /// the summary's `subscribers`, and has it settle before the run's summary is made
+    /// ([`Collector::settle`]): its counts are in the summary's `outputs`.
     ///
     /// Its connection's events (started, failed, a retry scheduled, restarted, stopped) go to
     /// the run's journal through the collector's [`Control`](crate::Control), with `output`
@@ -190,6 +201,7 @@ impl MqttOutput {
             .subscribe_with(output.clone().recipient::<Journal>(), lossless("events"))
             .subscribe_with(output.clone().recipient::<RoundSummary>(), lossless("rounds"))
             .subscribe_with(output.clone().recipient::<RunSummary>(), lossless("summary"))
+            .settle(output.clone().recipient::<Settle>())
     }
 
     fn start_link(&mut self, ctx: &mut Context<Self>) {
@@ -411,7 +423,9 @@ impl Handler<Finish> for MqttOutput {
             if s.finished {
                 let _ = tx.send(());
             } else {
-                let deadline = tokio::time::Instant::now() + self.config.flush_timeout;
+                let deadline = self
+                    .gave_up
+                    .unwrap_or_else(|| tokio::time::Instant::now() + self.config.flush_timeout);
                 s.closing.get_or_insert(deadline);
                 s.closed.push(tx);
             }
@@ -427,6 +441,67 @@ impl Handler<Finish> for MqttOutput {
                 act.stats()
             }),
         )
+    }
+}
+
+impl Handler<Settle> for MqttOutput {
+    type Result = ResponseActFuture<Self, OutputReport>;
+
+    /// Waits up to `flush_timeout` until the outbox holds nothing (every message of the
+    /// streams published, dropped or unsent), and reports the counts of every stream but the
+    /// summary's (which cannot count itself).
+    fn handle(&mut self, _msg: Settle, _ctx: &mut Context<Self>) -> Self::Result {
+        let deadline = tokio::time::Instant::now() + self.config.flush_timeout;
+        let shared = self.shared.clone();
+        let drained = async move {
+            loop {
+                // Created before the look, so a confirmation in between is not missed.
+                let progress = shared.progress.notified();
+                {
+                    let s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if s.finished || (s.queue.is_empty() && s.in_flight == 0) {
+                        return true;
+                    }
+                }
+                if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                    return false;
+                }
+            }
+        };
+        Box::pin(drained.into_actor(self).map(move |drained, act, _ctx| {
+            if !drained {
+                act.gave_up = Some(deadline);
+            }
+            act.settle_report()
+        }))
+    }
+}
+
+impl MqttOutput {
+    /// The counts for the run's summary: per stream but `summary`, each outcome and `held`
+    /// (in the outbox or handed to the client, not confirmed yet).
+    fn settle_report(&self) -> OutputReport {
+        let stats = self.stats();
+        let mut report = OutputReport::new(crate::mqtt::OUTPUT_NAME);
+        for (stream, c) in stats.streams.iter().filter(|(name, _)| name != "summary") {
+            let settled = c.published + c.dropped + c.too_large + c.unsent;
+            let held = c.produced.saturating_sub(settled);
+            report = report.stream(
+                stream,
+                [
+                    ("produced", c.produced),
+                    ("published", c.published),
+                    ("dropped", c.dropped),
+                    ("too_large", c.too_large),
+                    ("unsent", c.unsent),
+                    ("held", held),
+                ],
+            );
+        }
+        report
+            .count("connections", stats.connections)
+            .count("connection_failures", stats.connection_failures)
+            .count("link_restarts", stats.link_restarts)
     }
 }
 

@@ -97,7 +97,7 @@ pub(crate) struct JournalOutput {
 /// What the root keeps to add and remove sensors while the run goes on.
 pub(super) struct Roster {
     /// The drivers an added entry may name (the collector's registry).
-    drivers: DriverRegistry,
+    pub(super) drivers: DriverRegistry,
     /// The run's ids, for finding a sensor by id; made on the first request.
     ids: Option<IdIndex>,
     /// The sensors removed, by index, with the round they were removed in.

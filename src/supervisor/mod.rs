@@ -626,6 +626,7 @@ impl SensorSupervisor {
         let aggregator = self.aggregator.clone();
         let (seed, skipped_rounds, n) = (self.seed, self.skipped, self.sensors.len());
         let removed = self.roster.removed();
+        let drivers = self.roster.drivers.clone();
         let report = async move {
             let mut sensors = vec![(SensorState::GivenUp, 0); n];
             // Removed sensors say so, even in a group whose actor was lost.
@@ -663,6 +664,8 @@ impl SensorSupervisor {
                     sensors,
                     tracks,
                     groups,
+                    // After the last round: what the drivers counted over the run.
+                    drivers: drivers.counts(),
                 })
                 .await
         };
