@@ -3,16 +3,22 @@
 `--http 127.0.0.1:0` and a scraper reading /metrics every second, alternating, reporting
 reads/s and CPU seconds of each run, their medians and the median of the side-by-side ratios.
 
-    python3 benches/live.py [--sensors 100000] [--rounds 200] [--repeat 5] [--every 1.0] BINARY
+    python3 benches/live.py [--sensors 100000] [--rounds 200] [--repeat 5] [--every 1.0] [--watch 0] BINARY
 
 Reads/s is N * (R - 1) over the time from round 1's log line to round R's (start-up and summary
 left out), as benches/outputs.py measures it; CPU is the whole process's user + system time.
-The scraper starts when the server logs its address and checks that every scrape answered 200.
+The scraper starts when the server logs its address and checks that every scrape answered 200;
+with `--watch K` it first asks for K sensors (`/api/sensors/{id}`), which the live view then
+watches (polls) every round, as a dashboard showing them does.
 Standard library only.
 """
 import argparse, os, re, statistics, subprocess, tempfile, threading, time, urllib.request
 
-def scrape(address, every, stop, counts):
+def scrape(address, every, stop, counts, watch):
+    for k in range(1, watch + 1):
+        with urllib.request.urlopen(f"http://{address}/api/sensors/temperature-{k:06}", timeout=5) as r:
+            r.read()
+            counts["ok" if r.status == 200 else "bad"] += 1
     while not stop.wait(every):
         try:
             with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
@@ -21,7 +27,7 @@ def scrape(address, every, stop, counts):
         except OSError:
             counts["bad"] += 1
 
-def run(binary, config, rounds, sensors, http, every):
+def run(binary, config, rounds, sensors, http, every, watch):
     args = [binary, "run", "--config", config] + (["--http", "127.0.0.1:0"] if http else [])
     env = dict(os.environ, RUST_LOG="info")
     started, seen, stop, counts = time.time(), {}, threading.Event(), {"ok": 0, "bad": 0}
@@ -30,7 +36,7 @@ def run(binary, config, rounds, sensors, http, every):
     for line in proc.stderr:
         m = re.search(r"live view on http://([^/]+)/", line)
         if m:
-            scraper = threading.Thread(target=scrape, args=(m.group(1), every, stop, counts))
+            scraper = threading.Thread(target=scrape, args=(m.group(1), every, stop, counts, watch))
             scraper.start()
         m = re.search(r"round (\d+): ", line)
         if m:
@@ -49,6 +55,7 @@ def main():
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--every", type=float, default=1.0)
+    p.add_argument("--watch", type=int, default=0)
     p.add_argument("binary")
     a = p.parse_args()
     work = tempfile.mkdtemp()
@@ -60,7 +67,7 @@ def main():
     for i in range(a.repeat):
         # Alternate which goes first, so that neither always meets the warmer machine.
         order = (False, True) if i % 2 == 0 else (True, False)
-        pair = {http: run(a.binary, config, a.rounds, a.sensors, http, a.every) for http in order}
+        pair = {http: run(a.binary, config, a.rounds, a.sensors, http, a.every, a.watch) for http in order}
         pairs.append(pair)
         off, on = pair[False], pair[True]
         print(f"pair {i + 1}: without {off[0] / 1e6:.3f}M reads/s {off[1]:.2f} s CPU; "
