@@ -45,8 +45,8 @@ use crate::supervisor::group::inbox::Inbox;
 pub(crate) struct StartRead {
     /// The round asking; echoed in the answer, so an answer is never counted in another round.
     pub(crate) round: u64,
-    /// Whether a read known when it starts may be answered then, as [`Answer::Ahead`] (on a
-    /// virtual clock), for the group to keep until it is due; else it is waited for.
+    /// Whether a read known when it starts may be answered then, as [`Answer::Ahead`], for the
+    /// group to keep until it is due; else it is waited for.
     pub(crate) ahead: bool,
 }
 
@@ -80,19 +80,18 @@ pub(crate) enum Answer {
         /// Wall-clock time of the result.
         timestamp: DateTime<Utc>,
     },
-    /// On a virtual clock, a read whose result was known when it started
-    /// ([`ReadFuture::after`]), answered then: it completes `latency` after that instant, and
-    /// counts as of then (its group keeps it until it is due). The group knows the instant: a
-    /// paused clock stands still while anything is left to run, so the read started when its
-    /// group sent the round's reads, and the answer arrives then too. (No instant or timestamp
-    /// in the answer keeps every answer on the channel as small as before.)
+    /// A read whose result was known when it started ([`ReadFuture::after`]), answered then:
+    /// it completes `latency` after `started`, and counts as of then (its group keeps it until
+    /// it is due).
     Ahead {
         /// The round of the [`StartRead`] this answers.
         round: u64,
         /// The sample, or why there is none.
         result: Result<Sample, ReadError>,
-        /// How long the read takes: its driver's latency, up to the millisecond tokio's paused
-        /// clock wakes on.
+        /// When the sensor started the read (took its `StartRead`).
+        started: Instant,
+        /// How long the read takes: its driver's latency, up to the millisecond tokio's timers
+        /// wake on.
         latency: Duration,
     },
     /// The actor ended (stopped, crashed or unwound): any read it had is lost.
@@ -253,13 +252,14 @@ fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> An
     }
 }
 
-/// The answer of a read of `round` whose `result` is known at once and arrives `latency` later
-/// ([`ReadFuture::after`], on a virtual clock): it completes when a sleep of `latency` would
+/// The answer of a read of `round`, started at `started`, whose `result` is known at once and
+/// arrives `latency` later ([`ReadFuture::after`]): it completes when a sleep of `latency` would
 /// have woken.
-fn ahead(round: u64, latency: Duration, result: Result<Sample, ReadError>) -> Answer {
+fn ahead(round: u64, started: Instant, latency: Duration, result: Result<Sample, ReadError>) -> Answer {
     Answer::Ahead {
         round,
         result,
+        started,
         latency: clock::paused_wait(latency),
     }
 }
@@ -299,11 +299,11 @@ impl Handler<StartRead> for SensorActor {
         if let Some(result) = read.take_ready() {
             return self.finish(answer(round, started, result), ctx);
         }
-        // On a virtual clock, so is a read known in advance, with its latency, if the group
-        // takes it; a crash, which stops the actor when the read completes, is waited for.
+        // So is a read known in advance, with its latency, if the group takes it; a crash,
+        // which stops the actor when the read completes, is waited for.
         if let Some((latency, result)) = read.take_after() {
             if msg.ahead && !matches!(result, Err(ReadError::Crash(_))) {
-                return self.link.send(ahead(round, latency, result));
+                return self.link.send(ahead(round, started, latency, result));
             }
             read = ReadFuture::sleeping(latency, result);
         }

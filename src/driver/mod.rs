@@ -43,8 +43,8 @@ pub struct ReadFuture(ReadState);
 enum ReadState {
     /// The result, until taken.
     Ready(Option<Result<Sample, ReadError>>),
-    /// On a virtual clock: the latency after which the result arrives, in nanoseconds (which
-    /// keeps a read as small as a ready one), and the result; `Ready(None)` once taken.
+    /// The latency after which the result arrives, in nanoseconds (which keeps a read as small
+    /// as a ready one), and the result; `Ready(None)` once taken.
     After(u64, Result<Sample, ReadError>),
     Waiting(Pin<Box<dyn Future<Output = Result<Sample, ReadError>>>>),
 }
@@ -61,21 +61,20 @@ impl ReadFuture {
     }
 
     /// A read whose result is known when it starts and arrives `latency` later, as a
-    /// simulation's does: on the wall clock a future that sleeps for `latency` (as
-    /// [`ReadFuture::new`] over a sleep would be); with no latency, [`ReadFuture::ready`]. On a
-    /// virtual clock ([`Clock::Virtual`](crate::Clock::Virtual)) no timer is set: the sensor
-    /// answers at once with the instant its answer is due, and its group settles it as of that
-    /// instant, so simulated latencies cost no timer and no wake-up each (polled as a future, it
-    /// sleeps like the wall clock's).
+    /// simulation's does; with no latency, [`ReadFuture::ready`]. No timer is set for it: the
+    /// sensor answers at once with the instant its answer is due, and its group keeps the answer
+    /// and settles it as of that instant (as a sleep of `latency` would have ended: on tokio's
+    /// millisecond ticks), so simulated latencies cost no timer, no task and no wake-up each,
+    /// on the wall clock as on a virtual one. Where the group cannot keep answers (a group with
+    /// `max_in_flight`), and polled as a future, it is a sleep of `latency` (as
+    /// [`ReadFuture::new`] over a sleep would be).
     pub fn after(latency: Duration, result: Result<Sample, ReadError>) -> Self {
         if latency.is_zero() {
             ReadFuture::ready(result)
-        } else if crate::clock::is_virtual() {
+        } else {
             // 64 bits of nanoseconds hold 584 years (a configured latency is at most ten).
             let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             ReadFuture(ReadState::After(nanos, result))
-        } else {
-            ReadFuture::sleeping(latency, result)
         }
     }
 
@@ -106,8 +105,8 @@ impl ReadFuture {
         }
     }
 
-    /// Takes the latency and result of a read made with [`ReadFuture::after`] on a virtual clock
-    /// (once); `None` for any other read.
+    /// Takes the latency and result of a read made with [`ReadFuture::after`] (once); `None` for
+    /// any other read.
     pub(crate) fn take_after(&mut self) -> Option<(Duration, Result<Sample, ReadError>)> {
         if !matches!(self.0, ReadState::After(..)) {
             return None;
@@ -123,7 +122,7 @@ impl Future for ReadFuture {
     type Output = Result<Sample, ReadError>;
 
     /// Polls the driver's future; a ready read answers at once, and a read made with
-    /// [`ReadFuture::after`] on a virtual clock becomes a sleep of its latency at its first poll.
+    /// [`ReadFuture::after`] becomes a sleep of its latency at its first poll.
     /// Polling again after the result was taken is a bug of the caller and panics, as for any
     /// finished future.
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {

@@ -16,11 +16,13 @@
 //! are outstanding; the next is sent as one settles. A large round goes out in slices of
 //! `FAN_OUT_SLICE` (1,024) reads, the group yielding to its sensors between slices.
 //!
-//! On a virtual clock, a sensor whose read is known when it starts (a simulation's) answers at
-//! once with the instant the read completes; the group keeps such answers ([`DueAnswers`]) and
-//! settles each as of its instant, before anything that happens after it. It wakes for them only
-//! when something depends on their instants (the round's end, a full analysis batch), so
-//! simulated latencies cost no timer per read and no turn of the runtime per millisecond. A group
+//! A sensor whose read is known when it starts (a simulation's) answers at once with the
+//! instant the read completes; the group keeps such answers ([`DueAnswers`]) and settles each as
+//! of its instant, before anything that happens after it. It wakes for them only when something
+//! depends on their instants (the round's end, a full analysis batch), so simulated latencies
+//! cost no timer per read, no task and no wake-up of the sensor, and on a virtual clock no turn
+//! of the runtime per millisecond. (Supervision looks at a round's outcomes when the round ends,
+//! so settling them late decides nothing later.) A group
 //! with `max_in_flight` has its sensors wait for such reads instead: there, whether a read ending
 //! exactly at its deadline is timed out depends on the order in which tokio fires the two
 //! timers, which keeping answers until due cannot reproduce.
@@ -291,9 +293,6 @@ pub(crate) struct GroupSetup {
 /// The round a group is reading.
 struct RoundInFlight {
     round: u64,
-    /// When the round began: its reads went out then, all of them in a group without
-    /// `max_in_flight`.
-    began: Instant,
     /// Settled outcomes not yet handed to the analysis, as `(member, outcome)`: handed over
     /// every [`ANALYSIS_BATCH`] and when the round ends, so the round is analysed while its
     /// slower reads are still awaited.
@@ -327,6 +326,20 @@ struct RoundInFlight {
     resuming: bool,
 }
 
+impl RoundInFlight {
+    /// The deadline of member `member`'s read while it is ahead: that of the burst its read
+    /// went out in. `None` if it was not sent, or its deadline was handled already. (Only a
+    /// group without `max_in_flight` takes answers ahead: its reads go out in member order.)
+    fn deadline_of(&self, member: u32) -> Option<Instant> {
+        let k = self.books.order[..self.sent].binary_search(&member).ok()?;
+        if k < self.expired {
+            return None;
+        }
+        let burst = self.deadlines.partition_point(|&(_, end)| end <= k);
+        self.deadlines.get(burst).map(|&(at, _)| at)
+    }
+}
+
 /// Per-member vectors of a round that do not leave the group, reused from round to round so a
 /// round allocates only the outcome vector it hands on.
 #[derive(Default)]
@@ -337,8 +350,8 @@ struct Books {
     incarnations: Vec<u32>,
     /// The members read this round (those with an actor when it began), in send order.
     order: Vec<u32>,
-    /// Outcomes of reads answered ahead of time (on a virtual clock), kept until they are due:
-    /// exactly the awaited reads with such an answer.
+    /// Outcomes of reads answered ahead of time, kept until they are due: exactly the awaited
+    /// reads with such an answer.
     due: DueAnswers<Outcome>,
 }
 
@@ -1309,15 +1322,17 @@ impl GroupSupervisor {
                 latency,
                 timestamp,
             } if current && round == cur.round => outcome(result, latency, timestamp, self.setup.read_timeout),
-            Answer::Ahead { round, result, latency } if current && round == cur.round => {
-                // Its read started when the round's reads went out, as did every read of a group
-                // without `max_in_flight` (the only ones answered ahead), and it arrives then.
-                debug_assert_eq!(Instant::now(), cur.began, "an answer ahead arrives as its read starts");
+            Answer::Ahead {
+                round,
+                result,
+                started,
+                latency,
+            } if current && round == cur.round => {
                 // Kept until it is due. One due at or after its read's deadline is left to the
                 // deadline, which times it out: at the same instant the deadline comes first, as
                 // it does for an answer that waited on its own timer.
-                if latency < self.setup.read_timeout {
-                    let at = cur.began + latency;
+                let at = started + latency;
+                if cur.deadline_of(msg.member).is_some_and(|deadline| at < deadline) {
                     let outcome = outcome(result, latency, crate::clock::at(at), self.setup.read_timeout);
                     cur.books.due.push(at, msg.member, outcome);
                 }
@@ -1376,7 +1391,6 @@ impl Handler<ReadGroup> for GroupSupervisor {
         self.round = msg.round;
         let cur = self.current.insert(RoundInFlight {
             round: msg.round,
-            began: Instant::now(),
             batch: Vec::with_capacity(ANALYSIS_BATCH.min(n)),
             reuse: self.setup.keep_outcomes.then_some(msg.reuse),
             notes: Vec::new(),
