@@ -1,6 +1,6 @@
 //! `DueAnswers`: answers a group keeps until the instant they are due.
 //!
-//! On a virtual clock a sensor whose read is known when it starts (a simulation's, made with
+//! A sensor whose read is known when it starts (a simulation's, made with
 //! [`ReadFuture::after`](crate::driver::ReadFuture::after)) answers at once, with the instant the
 //! read completes ([`Answer::Ahead`](crate::sensor::Answer::Ahead)). Its group keeps the answer
 //! here and settles it as of that instant, the next time it acts at or after it. This is plain
@@ -9,6 +9,8 @@
 //! [`DueAnswers::pop_due`], in the order of the instants, and in member order among answers due
 //! at the same instant.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use actix_rt::time::Instant;
@@ -20,12 +22,19 @@ pub(crate) struct DueAnswers<T> {
     /// group started), so instants are kept as nanoseconds since.
     origin: Instant,
     /// `(at, member)` of each answer kept, as one number ([`key`]): in the order they came until
-    /// `sorted`, then latest first, so the earliest is popped from the end. Answers usually all
-    /// come at once (a round's reads start together) and leave in order, so this is one sort per
-    /// round and no ordering work per answer.
+    /// `sorted`, then latest first, so the earliest is popped from the end. On a virtual clock
+    /// a round's answers all come at once and leave in order, so this is one sort per round and
+    /// no ordering work per answer.
     keys: Vec<u128>,
+    /// The keys of answers that came once `keys` was sorted (answers still coming while the
+    /// first ones leave: a large round on the wall clock, whose reads go out over time): in a
+    /// heap, so that each costs a logarithm and `keys` is never sorted again.
+    late: BinaryHeap<Reverse<u128>>,
     /// Whether `keys` is sorted, latest first.
     sorted: bool,
+    /// Whether answers were taken since the queue was last empty: `keys` is sorted, and answers
+    /// that come go to `late`.
+    popped: bool,
     /// Whether `keys` holds answers pushed in ascending member order since the queue was last
     /// empty, and not sorted since: then they can be sorted by counting ([`Self::count_sort`]).
     ascending: bool,
@@ -65,7 +74,9 @@ impl<T> Default for DueAnswers<T> {
         DueAnswers {
             origin: Instant::now(),
             keys: Vec::new(),
+            late: BinaryHeap::new(),
             sorted: true,
+            popped: false,
             ascending: true,
             spare: Vec::new(),
             counts: Vec::new(),
@@ -85,9 +96,13 @@ impl<T> DueAnswers<T> {
                 .map_or((nanos, nanos), |(first, last)| (first.min(nanos), last.max(nanos))),
         );
         let key = key(nanos, member);
-        self.sorted = self.keys.last().is_none_or(|&last| last > key) && self.sorted;
-        self.ascending = self.keys.last().is_none_or(|&last| self::member(last) < member) && self.ascending;
-        self.keys.push(key);
+        if self.popped {
+            self.late.push(Reverse(key));
+        } else {
+            self.sorted = self.keys.last().is_none_or(|&last| last > key) && self.sorted;
+            self.ascending = self.keys.last().is_none_or(|&last| self::member(last) < member) && self.ascending;
+            self.keys.push(key);
+        }
         let slot = member as usize;
         if slot >= self.answers.len() {
             self.answers.resize_with(slot + 1, || None);
@@ -122,19 +137,36 @@ impl<T> DueAnswers<T> {
                 self.keys.sort_unstable_by(|a, b| b.cmp(a));
             }
             self.sorted = true;
-            // Answers pushed from now on come after sorted ones, not in member order.
-            self.ascending = false;
         }
-        let member = member(self.keys.pop()?);
-        self.bounds = match self.keys.last() {
-            Some(&first) => self.bounds.map(|(_, last)| (nanos(first), last)),
-            None => {
-                self.ascending = true;
-                None
-            }
-        };
+        self.popped = true;
+        let key = match (self.keys.last(), self.late.peek()) {
+            (Some(&sorted), Some(&Reverse(late))) if late < sorted => self.late.pop().map(|Reverse(key)| key),
+            (Some(_), _) => self.keys.pop(),
+            (None, _) => self.late.pop().map(|Reverse(key)| key),
+        }?;
+        self.bounds = self
+            .first()
+            .map(|first| (first, self.bounds.map_or(first, |(_, last)| last)));
+        if self.bounds.is_none() {
+            self.reset();
+        }
+        let member = member(key);
         let answer = self.answers[member as usize].take()?;
         Some((member, answer))
+    }
+
+    /// The earliest instant kept, in nanoseconds since the origin (once `keys` is sorted).
+    fn first(&self) -> Option<u64> {
+        let sorted = self.keys.last().copied();
+        let late = self.late.peek().map(|&Reverse(key)| key);
+        sorted.into_iter().chain(late).min().map(nanos)
+    }
+
+    /// The queue is empty: answers that come are kept in `keys` again.
+    fn reset(&mut self) {
+        self.sorted = true;
+        self.ascending = true;
+        self.popped = false;
     }
 
     /// Drops the answer kept for `member` (its read was settled otherwise); whether there was one.
@@ -145,10 +177,14 @@ impl<T> DueAnswers<T> {
         };
         drop(answer);
         self.keys.retain(|&key| self::member(key) != member);
-        let first = self.keys.iter().min().map(|&key| nanos(key));
-        let last = self.keys.iter().max().map(|&key| nanos(key));
+        self.late.retain(|&Reverse(key)| self::member(key) != member);
+        let all = || self.keys.iter().chain(self.late.iter().map(|Reverse(key)| key));
+        let first = all().min().map(|&key| nanos(key));
+        let last = all().max().map(|&key| nanos(key));
         self.bounds = first.zip(last);
-        self.ascending |= self.keys.is_empty();
+        if self.bounds.is_none() {
+            self.reset();
+        }
         true
     }
 
@@ -213,22 +249,22 @@ impl<T> DueAnswers<T> {
 
     /// How many answers are kept.
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.late.len()
     }
 
     /// Whether no answer is kept.
     pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.late.is_empty()
     }
 
     /// Drops every answer kept, keeping the memory.
     pub(crate) fn clear(&mut self) {
-        for &key in &self.keys {
+        for &key in self.keys.iter().chain(self.late.iter().map(|Reverse(key)| key)) {
             self.answers[member(key) as usize] = None;
         }
         self.keys.clear();
-        self.sorted = true;
-        self.ascending = true;
+        self.late.clear();
+        self.reset();
         self.bounds = None;
     }
 }
@@ -351,6 +387,76 @@ mod count_sort_tests {
             let expected: Vec<(u32, u32)> = expected.iter().map(|&(_, m)| (m, m)).collect();
             assert_eq!(out, expected, "case {case}");
             assert!(due.is_empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod interleaved_tests {
+    use super::*;
+
+    /// Answers that keep coming while the first ones leave (a large round on the wall clock:
+    /// its reads go out over time, and the group takes what is due as it goes), with some
+    /// removed: each pop gives the earliest due by then (instant, then member) of those kept,
+    /// as a naive search over everything kept gives it.
+    #[test]
+    fn answers_coming_while_others_leave_come_out_in_order() {
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for case in 0..32u32 {
+            let mut due = DueAnswers::default();
+            let t0 = Instant::now();
+            // The reference: every answer kept, as (nanos, member).
+            let mut kept: Vec<(u64, u32)> = Vec::new();
+            let mut now = 0u64;
+            let mut member = 0u32;
+            for _ in 0..400 {
+                match next() % 10 {
+                    // A read started now answers, due up to 500 ms later (any nanosecond).
+                    0..=5 => {
+                        let at = now + next() % 500_000_000;
+                        due.push(t0 + Duration::from_nanos(at), member, member);
+                        kept.push((at, member));
+                        member += 1;
+                    }
+                    // Time passes; what is due by now leaves, in order.
+                    6..=8 => {
+                        now += next() % 20_000_000;
+                        loop {
+                            let expected = kept.iter().copied().filter(|&(at, _)| at <= now).min();
+                            let got = due.pop_due(t0 + Duration::from_nanos(now));
+                            assert_eq!(got.map(|(m, _)| m), expected.map(|(_, m)| m), "case {case}");
+                            let Some(expected) = expected else { break };
+                            kept.retain(|&k| k != expected);
+                        }
+                    }
+                    // A read settled otherwise.
+                    _ => {
+                        if let Some(&(_, m)) = kept.get(next() as usize % kept.len().max(1)) {
+                            assert!(due.remove(m));
+                            kept.retain(|&(_, k)| k != m);
+                        }
+                    }
+                }
+                assert_eq!(due.len(), kept.len(), "case {case}");
+                let first = kept.iter().map(|&(at, _)| at).min();
+                let last = kept.iter().map(|&(at, _)| at).max();
+                assert_eq!(
+                    due.earliest(),
+                    first.map(|at| t0 + Duration::from_nanos(at)),
+                    "case {case}"
+                );
+                assert_eq!(
+                    due.latest(),
+                    last.map(|at| t0 + Duration::from_nanos(at)),
+                    "case {case}"
+                );
+            }
         }
     }
 }
