@@ -313,7 +313,16 @@ impl Collector {
             arbiters: sensor_arbiters,
             drivers: self.registry.drivers.clone(),
         };
-        let supervisor = SensorSupervisor::new(setup, aggregator, done_tx).start();
+        // The root on a thread of its own: it starts every round on its tick, never behind a
+        // long handler of the calling thread's (a subscriber formatting a round of readings)
+        // or of a shard's; it does little else.
+        let root_arbiter = (threads > 1).then(Arbiter::new);
+        let supervisor = match &root_arbiter {
+            Some(arbiter) => SensorSupervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                SensorSupervisor::new(setup, aggregator, done_tx)
+            }),
+            None => SensorSupervisor::new(setup, aggregator, done_tx).start(),
+        };
         self.control.attach(supervisor.clone());
         // Drivers that discover sensors start listening (the control is usable from here on).
         self.registry.drivers.run_started(&RunStart {
@@ -329,7 +338,7 @@ impl Collector {
             }
             futures::future::Either::Right((result, _)) => result,
         };
-        for arbiter in arbiters.iter().chain(aggregator_arbiter.as_ref()) {
+        for arbiter in arbiters.iter().chain(&aggregator_arbiter).chain(&root_arbiter) {
             arbiter.stop();
         }
         self.registry.drivers.run_ended();

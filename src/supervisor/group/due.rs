@@ -9,8 +9,6 @@
 //! [`DueAnswers::pop_due`], in the order of the instants, and in member order among answers due
 //! at the same instant.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use actix_rt::time::Instant;
@@ -27,9 +25,9 @@ pub(crate) struct DueAnswers<T> {
     /// no ordering work per answer.
     keys: Vec<u128>,
     /// The keys of answers that came once `keys` was sorted (answers still coming while the
-    /// first ones leave: a large round on the wall clock, whose reads go out over time): in a
-    /// heap, so that each costs a logarithm and `keys` is never sorted again.
-    late: BinaryHeap<Reverse<u128>>,
+    /// first ones leave: a large round on the wall clock, whose reads go out over time), by
+    /// millisecond, so that `keys` is never sorted again and each costs next to nothing.
+    late: Late,
     /// Whether `keys` is sorted, latest first.
     sorted: bool,
     /// Whether answers were taken since the queue was last empty: `keys` is sorted, and answers
@@ -74,7 +72,7 @@ impl<T> Default for DueAnswers<T> {
         DueAnswers {
             origin: Instant::now(),
             keys: Vec::new(),
-            late: BinaryHeap::new(),
+            late: Late::default(),
             sorted: true,
             popped: false,
             ascending: true,
@@ -97,7 +95,7 @@ impl<T> DueAnswers<T> {
         );
         let key = key(nanos, member);
         if self.popped {
-            self.late.push(Reverse(key));
+            self.late.push(key);
         } else {
             self.sorted = self.keys.last().is_none_or(|&last| last > key) && self.sorted;
             self.ascending = self.keys.last().is_none_or(|&last| self::member(last) < member) && self.ascending;
@@ -138,11 +136,15 @@ impl<T> DueAnswers<T> {
             }
             self.sorted = true;
         }
-        self.popped = true;
-        let key = match (self.keys.last(), self.late.peek()) {
-            (Some(&sorted), Some(&Reverse(late))) if late < sorted => self.late.pop().map(|Reverse(key)| key),
+        if !self.popped {
+            self.popped = true;
+            // Answers that come from now on are due from now on: the first millisecond of late.
+            self.late.base = by.0 / Late::BUCKET_NANOS;
+        }
+        let key = match (self.keys.last().copied(), self.late.peek()) {
+            (Some(sorted), Some(late)) if late < sorted => self.late.pop(),
             (Some(_), _) => self.keys.pop(),
-            (None, _) => self.late.pop().map(|Reverse(key)| key),
+            (None, _) => self.late.pop(),
         }?;
         self.bounds = self
             .first()
@@ -156,9 +158,9 @@ impl<T> DueAnswers<T> {
     }
 
     /// The earliest instant kept, in nanoseconds since the origin (once `keys` is sorted).
-    fn first(&self) -> Option<u64> {
+    fn first(&mut self) -> Option<u64> {
         let sorted = self.keys.last().copied();
-        let late = self.late.peek().map(|&Reverse(key)| key);
+        let late = self.late.peek();
         sorted.into_iter().chain(late).min().map(nanos)
     }
 
@@ -177,8 +179,8 @@ impl<T> DueAnswers<T> {
         };
         drop(answer);
         self.keys.retain(|&key| self::member(key) != member);
-        self.late.retain(|&Reverse(key)| self::member(key) != member);
-        let all = || self.keys.iter().chain(self.late.iter().map(|Reverse(key)| key));
+        self.late.retain(|key| self::member(key) != member);
+        let all = || self.keys.iter().chain(self.late.iter());
         let first = all().min().map(|&key| nanos(key));
         let last = all().max().map(|&key| nanos(key));
         self.bounds = first.zip(last);
@@ -249,23 +251,105 @@ impl<T> DueAnswers<T> {
 
     /// How many answers are kept.
     pub(crate) fn len(&self) -> usize {
-        self.keys.len() + self.late.len()
+        self.keys.len() + self.late.len
     }
 
     /// Whether no answer is kept.
     pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.late.is_empty()
+        self.keys.is_empty() && self.late.len == 0
     }
 
     /// Drops every answer kept, keeping the memory.
     pub(crate) fn clear(&mut self) {
-        for &key in self.keys.iter().chain(self.late.iter().map(|Reverse(key)| key)) {
+        for &key in self.keys.iter().chain(self.late.iter()) {
             self.answers[member(key) as usize] = None;
         }
         self.keys.clear();
         self.late.clear();
         self.reset();
         self.bounds = None;
+    }
+}
+
+/// Keys by the millisecond they are due in (one bucket each, from `base`), each bucket sorted
+/// latest first when it is the earliest one left: a queue that costs a push and, once per
+/// bucket, a sort of a millisecond's keys.
+#[derive(Debug, Default)]
+struct Late {
+    buckets: Vec<Vec<u128>>,
+    /// The millisecond since the origin of `buckets[0]`: no key is due before (one that is goes
+    /// to the first bucket, which is sorted whole, so it still comes first).
+    base: u64,
+    /// The first bucket that may hold keys.
+    first: usize,
+    /// Whether `buckets[first]` is sorted, latest first.
+    sorted: bool,
+    len: usize,
+}
+
+impl Late {
+    const BUCKET_NANOS: u64 = 1_000_000;
+
+    fn push(&mut self, key: u128) {
+        let b = (nanos(key) / Self::BUCKET_NANOS).saturating_sub(self.base) as usize;
+        if b >= self.buckets.len() {
+            self.buckets.resize_with(b + 1, Vec::new);
+        }
+        if b <= self.first {
+            self.first = b;
+            self.sorted = false;
+        }
+        self.buckets[b].push(key);
+        self.len += 1;
+    }
+
+    /// The earliest bucket with keys, sorted latest first.
+    fn front(&mut self) -> Option<&mut Vec<u128>> {
+        if self.len == 0 {
+            return None;
+        }
+        while self.buckets[self.first].is_empty() {
+            self.first += 1;
+            self.sorted = false;
+        }
+        let bucket = &mut self.buckets[self.first];
+        if !self.sorted {
+            bucket.sort_unstable_by(|a, b| b.cmp(a));
+            self.sorted = true;
+        }
+        Some(bucket)
+    }
+
+    fn peek(&mut self) -> Option<u128> {
+        self.front()?.last().copied()
+    }
+
+    fn pop(&mut self) -> Option<u128> {
+        let key = self.front()?.pop()?;
+        self.len -= 1;
+        if self.len == 0 {
+            self.first = 0;
+        }
+        Some(key)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(u128) -> bool) {
+        for bucket in &mut self.buckets {
+            bucket.retain(|&key| keep(key));
+        }
+        self.len = self.buckets.iter().map(Vec::len).sum();
+        if self.len == 0 {
+            self.first = 0;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &u128> {
+        self.buckets.iter().flatten()
+    }
+
+    fn clear(&mut self) {
+        self.buckets.iter_mut().for_each(Vec::clear);
+        (self.first, self.sorted, self.len) = (0, false, 0);
     }
 }
 
