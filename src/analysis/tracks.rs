@@ -49,6 +49,25 @@ struct LastReading {
 }
 
 impl Track {
+    /// Its results so far, with its newest reading.
+    fn analysis(&self) -> crate::control::SensorAnalysis {
+        crate::control::SensorAnalysis {
+            count: self.stats.count(),
+            min: self.stats.min(),
+            max: self.stats.max(),
+            mean: self.stats.mean(),
+            stddev: self.stats.stddev(),
+            ewma: self.ewma.value(),
+            anomalies: self.anomalies,
+            last: self.last.map(|r| crate::control::LastReading {
+                round: r.round,
+                value: r.value,
+                timestamp: DateTime::from_timestamp_micros(r.timestamp_us).unwrap_or_default(),
+                latency: Duration::from_micros(u64::from(r.latency_us)),
+            }),
+        }
+    }
+
     fn new(window: usize) -> Self {
         Track {
             stats: RunningStats::default(),
@@ -257,36 +276,24 @@ impl Tracks {
     pub(crate) fn summaries(&self) -> Vec<TrackSummary> {
         self.tracks
             .iter()
-            .map(|t| TrackSummary {
-                count: t.stats.count(),
-                min: t.stats.min(),
-                max: t.stats.max(),
-                mean: t.stats.mean(),
-                stddev: t.stats.stddev(),
-                ewma: t.ewma.value(),
-                last: t.last.map(|r| r.value),
-                anomalies: t.anomalies,
+            .map(|t| {
+                let a = t.analysis();
+                TrackSummary {
+                    count: a.count,
+                    min: a.min,
+                    max: a.max,
+                    mean: a.mean,
+                    stddev: a.stddev,
+                    ewma: a.ewma,
+                    last: a.last.map(|r| r.value),
+                    anomalies: a.anomalies,
+                }
             })
             .collect()
     }
 
     /// Member `local`'s results so far, with its newest reading (`None` for no such member).
     pub(crate) fn status(&self, local: usize) -> Option<crate::control::SensorAnalysis> {
-        let t = self.tracks.get(local)?;
-        Some(crate::control::SensorAnalysis {
-            count: t.stats.count(),
-            min: t.stats.min(),
-            max: t.stats.max(),
-            mean: t.stats.mean(),
-            stddev: t.stats.stddev(),
-            ewma: t.ewma.value(),
-            anomalies: t.anomalies,
-            last: t.last.map(|r| crate::control::LastReading {
-                round: r.round,
-                value: r.value,
-                timestamp: DateTime::from_timestamp_micros(r.timestamp_us).unwrap_or_default(),
-                latency: Duration::from_micros(u64::from(r.latency_us)),
-            }),
-        })
+        self.tracks.get(local).map(Track::analysis)
     }
 }

@@ -80,6 +80,14 @@ pub struct Factory {
     shard: Arc<Mutex<Option<Shard>>>,
 }
 
+impl Factory {
+    /// The hubs some entry still holds.
+    fn live_hubs(&self) -> Vec<Arc<Hub>> {
+        let hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
+        hubs.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
 impl DriverFactory for Factory {
     fn parse(&self, keys: &DriverKeys<'_>) -> Result<Arc<dyn DriverSpec>, ConfigError> {
         let raw: RawSettings = keys.deserialize()?;
@@ -109,13 +117,7 @@ impl DriverFactory for Factory {
     /// Closes every hub's connection (a next run connects again).
     fn run_ended(&self) {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        let hubs: Vec<Arc<Hub>> = self
-            .hubs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let hubs = self.live_hubs();
         for hub in hubs {
             hub.stop();
         }
@@ -124,13 +126,7 @@ impl DriverFactory for Factory {
     /// Messages received on the topics of the run's sensors, and those replaced by a newer
     /// one before a read took them, over every hub.
     fn counts(&self) -> Vec<(String, u64)> {
-        let hubs: Vec<Arc<Hub>> = self
-            .hubs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let hubs = self.live_hubs();
         if hubs.is_empty() {
             return Vec::new();
         }
