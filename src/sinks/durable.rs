@@ -143,6 +143,11 @@ pub(crate) trait Storage: Write {
     fn cut(&mut self, len: u64) -> io::Result<()>;
     /// Makes what was written durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Starts writing bytes `start..end` to the disk, without waiting for them.
+    fn start_write_back(&mut self, _start: u64, _end: u64) {}
+    /// Waits until bytes `start..end` (whose write-back was started) are on the disk, then lets
+    /// the page cache drop them.
+    fn release(&mut self, _start: u64, _end: u64) {}
 }
 
 impl Storage for File {
@@ -154,6 +159,41 @@ impl Storage for File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
     }
+
+    // Both are advice: a failure changes nothing that was written, so it is only logged.
+    #[cfg(target_os = "linux")]
+    fn start_write_back(&mut self, start: u64, end: u64) {
+        use std::os::fd::AsRawFd;
+        let (offset, len) = range(start, end);
+        // SAFETY: a plain system call on a file descriptor this `File` owns.
+        if unsafe { libc::sync_file_range(self.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) } != 0 {
+            log::debug!("sync_file_range: {}", io::Error::last_os_error());
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn release(&mut self, start: u64, end: u64) {
+        use std::os::fd::AsRawFd;
+        let (offset, len) = range(start, end);
+        let fd = self.as_raw_fd();
+        let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: plain system calls on a file descriptor this `File` owns.
+        unsafe {
+            if libc::sync_file_range(fd, offset, len, all) != 0 {
+                log::debug!("sync_file_range: {}", io::Error::last_os_error());
+            } else if libc::posix_fadvise(fd, offset, len, libc::POSIX_FADV_DONTNEED) != 0 {
+                log::debug!("posix_fadvise: {}", io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+/// `start..end` as the offset and length the system calls take.
+#[cfg(target_os = "linux")]
+fn range(start: u64, end: u64) -> (libc::off64_t, libc::off64_t) {
+    let offset = libc::off64_t::try_from(start).unwrap_or(libc::off64_t::MAX);
+    let len = libc::off64_t::try_from(end.saturating_sub(start)).unwrap_or(libc::off64_t::MAX);
+    (offset, len)
 }
 
 /// Writes whole lines and nothing else: lines are gathered in a buffer and handed to the file
@@ -174,7 +214,14 @@ pub(crate) struct LineWriter<S: Storage> {
     pub(crate) lost: u64,
     /// The error of the failing streak, while the writes fail.
     pub(crate) failing: bool,
+    /// Bytes whose write-back [`LineWriter::write_behind`] started.
+    started: u64,
+    /// Bytes it let the page cache drop.
+    released: u64,
 }
+
+/// [`LineWriter::write_behind`] hands bytes to the disk once at least this much was written.
+const WRITE_BEHIND: u64 = 16 << 20;
 
 /// A chunk is handed to the file once the buffer holds this much.
 const CHUNK: usize = 1 << 16;
@@ -189,6 +236,8 @@ impl<S: Storage> LineWriter<S> {
             written: 0,
             lost: 0,
             failing: false,
+            started: 0,
+            released: 0,
         }
     }
 
@@ -239,6 +288,25 @@ impl<S: Storage> LineWriter<S> {
         }
     }
 
+    /// Streams a large file to the disk as it grows, the way a log writer should: starts the
+    /// write-back of what was written since the last call (once that is at least 16 MiB), and
+    /// waits for the part started the time before, which has had a call's time to get there, and
+    /// lets the page cache drop it. Without it, a run writing 150 MB a second (a million
+    /// sensors) leaves gigabytes of dirty pages to the kernel, whose write-back and reclaim then
+    /// take their time from the rounds (docs/performance.md). Call it after a flush, e.g. once a
+    /// round; it changes no byte of the file, and a file that is read again is read from disk.
+    pub(crate) fn write_behind(&mut self) {
+        if self.len - self.started < WRITE_BEHIND {
+            return;
+        }
+        self.storage.start_write_back(self.started, self.len);
+        if self.started > self.released {
+            self.storage.release(self.released, self.started);
+            self.released = self.started;
+        }
+        self.started = self.len;
+    }
+
     /// Flushes and makes the file durable.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
@@ -256,6 +324,8 @@ mod tests {
     struct Flaky {
         bytes: Vec<u8>,
         fail_at: Option<usize>,
+        /// The write-back calls, in order.
+        write_back: Vec<(&'static str, u64, u64)>,
     }
 
     impl Write for Flaky {
@@ -286,6 +356,77 @@ mod tests {
         fn sync(&mut self) -> io::Result<()> {
             Ok(())
         }
+        fn start_write_back(&mut self, start: u64, end: u64) {
+            self.write_back.push(("start", start, end));
+        }
+        fn release(&mut self, start: u64, end: u64) {
+            self.write_back.push(("release", start, end));
+        }
+    }
+
+    /// Writes `bytes` bytes as one line (newline included) and flushes.
+    fn line_of(w: &mut LineWriter<Flaky>, bytes: u64) {
+        w.line(|b| {
+            b.resize(b.len() + bytes as usize - 1, b'x');
+            Ok(())
+        })
+        .unwrap();
+        w.flush().unwrap();
+    }
+
+    #[test]
+    fn write_behind_starts_each_part_once_it_is_large_enough_and_releases_the_part_before() {
+        const MIB: u64 = 1 << 20;
+        let mut w = LineWriter::new(Flaky::default());
+        line_of(&mut w, 16 * MIB - 1);
+        w.write_behind();
+        assert!(w.storage.write_back.is_empty(), "one byte short of the part");
+        line_of(&mut w, 1);
+        w.write_behind();
+        line_of(&mut w, 5 * MIB);
+        w.write_behind();
+        line_of(&mut w, 11 * MIB);
+        w.write_behind();
+        w.write_behind();
+        line_of(&mut w, 20 * MIB);
+        w.write_behind();
+        assert_eq!(
+            w.storage.write_back,
+            [
+                ("start", 0, 16 * MIB),
+                ("start", 16 * MIB, 32 * MIB),
+                ("release", 0, 16 * MIB),
+                ("start", 32 * MIB, 52 * MIB),
+                ("release", 16 * MIB, 32 * MIB),
+            ]
+        );
+        assert_eq!(w.storage.bytes.len() as u64, 52 * MIB, "nothing written changed");
+    }
+
+    #[test]
+    fn write_behind_of_a_real_file_keeps_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("readings.jsonl");
+        let mut w = LineWriter::new(create_file(&path).unwrap());
+        let line = "x".repeat(999);
+        for _ in 0..3 {
+            for _ in 0..17 * 1024 {
+                w.line(|b| {
+                    b.extend_from_slice(line.as_bytes());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            w.flush().unwrap();
+            w.write_behind();
+        }
+        // Each flush is a part of 17,408,000 bytes, over the 16 MiB: each is started at once.
+        let part = 17 * 1024 * 1000;
+        assert_eq!((w.started, w.released), (3 * part, 2 * part));
+        w.sync().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len() as u64, 3 * part);
+        assert!(text.lines().all(|l| l == line));
     }
 
     fn line(w: &mut LineWriter<Flaky>, text: &str) -> io::Result<()> {

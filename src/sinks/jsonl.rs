@@ -97,9 +97,11 @@ impl JsonLines {
         self.report(was_failing, result)
     }
 
+    /// Flushes, and streams a large file on to the disk ([`LineWriter::write_behind`]).
     fn flush(&mut self) -> Result<(), OutputError> {
         let was_failing = self.writer.failing;
         let result = self.writer.flush();
+        self.writer.write_behind();
         self.report(was_failing, result)
     }
 
