@@ -56,7 +56,8 @@ pub(crate) struct Analysed {
     pub(crate) outcomes: Vec<Outcome>,
 }
 
-/// Asks for the per-sensor results of one group, in member order.
+/// Asks for the per-sensor results of one group, in member order, as the run ends: the group's
+/// analysis state goes with the answer (its memory is free before the summary is made).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Vec<TrackSummary>")]
 pub(crate) struct ReportTracks {
@@ -275,7 +276,7 @@ impl Handler<ReportTracks> for LocalAggregator {
     fn handle(&mut self, msg: ReportTracks, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(
             self.groups
-                .get(&msg.group)
+                .remove(&msg.group)
                 .map(|g| g.tracks.summaries())
                 .unwrap_or_default(),
         )

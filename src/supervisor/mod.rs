@@ -591,10 +591,9 @@ impl SensorSupervisor {
         let requests: Vec<_> = self
             .groups
             .iter()
-            .enumerate()
-            .map(|(k, g)| {
-                let tracks = self.locals[g.local].send(ReportTracks { group: k });
-                (g.members.clone(), g.addr.send(ReportStates { ending: true }), tracks)
+            .map(|g| {
+                let states = g.addr.send(ReportStates { ending: true });
+                (g.members.clone(), g.addr.clone(), states, self.locals[g.local].clone())
             })
             .collect();
         let mut groups: Vec<GroupSummary> = self
@@ -633,9 +632,14 @@ impl SensorSupervisor {
             for index in removed {
                 sensors[index].0 = SensorState::Removed;
             }
-            let mut tracks = vec![TrackSummary::default(); n];
-            for (k, (members, states, summaries)) in requests.into_iter().enumerate() {
-                if let Ok((states, standing)) = states.await {
+            let mut answers = Vec::with_capacity(requests.len());
+            for (k, (members, group, states, local)) in requests.into_iter().enumerate() {
+                let states = states.await;
+                // Its states are taken: the group and its sensors stop now, so that their
+                // memory is free before the per-sensor results are gathered and the summary (a
+                // record per sensor) is made.
+                group.do_send(StopGroup);
+                if let Ok((states, standing)) = states {
                     for (&index, state) in members.iter().zip(states) {
                         sensors[index] = state;
                     }
@@ -648,7 +652,13 @@ impl SensorSupervisor {
                         }
                     }
                 }
-                match summaries.await {
+                answers.push((members, local, k));
+            }
+            // One group's results at a time (asked for after its sensors were told to stop, so
+            // that its arbiter drops them first), each moved into place and freed.
+            let mut tracks = vec![TrackSummary::default(); n];
+            for (members, local, k) in answers {
+                match local.send(ReportTracks { group: k }).await {
                     Ok(summaries) => {
                         for (&index, summary) in members.iter().zip(summaries) {
                             tracks[index] = summary;
@@ -670,9 +680,6 @@ impl SensorSupervisor {
                 .await
         };
         ctx.spawn(report.into_actor(self).map(|reply, act, ctx| {
-            for group in &act.groups {
-                group.addr.do_send(StopGroup);
-            }
             match (reply, act.done.take()) {
                 (Ok(mut finished), Some(done)) => {
                     finished.failure = (!act.lost.is_empty()).then(|| act.lost.join("; "));
