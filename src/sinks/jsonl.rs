@@ -1,6 +1,7 @@
 //! [`JsonlFiles`]: the `--out DIR` files, a sink attached to the streams like any user's.
 //!
-//! It writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line, handing them
+//! It writes the readings file (`readings.jsonl`, or `readings.csv` with
+//! [`ReadingsFormat::Csv`]), `anomalies.jsonl` and `events.jsonl` line by line, handing them
 //! to the files after every message (one per round and stream), so a run that is stopped or
 //! fails loses nothing it already collected, and `summary.json` when the run's summary arrives.
 //! The folder is locked against a second run, no symbolic link is followed, a failed write never
@@ -16,6 +17,7 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
 use super::durable::{self, DirLock, LineWriter};
+use crate::config::ReadingsFormat;
 use crate::data::SupervisionEvent;
 use crate::streams::{Anomalies, Anomaly, Journal, ReadingRecord, Readings, RunSummary};
 
@@ -48,16 +50,16 @@ fn lost_lines(lost: u64) -> String {
     }
 }
 
-/// A JSON Lines file being written.
-struct JsonLines {
+/// A line file being written: JSON Lines, or the rows of `readings.csv`.
+struct LineFile {
     path: PathBuf,
     writer: LineWriter<File>,
 }
 
-impl JsonLines {
-    fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
+impl LineFile {
+    fn create(path: PathBuf) -> Result<LineFile, OutputError> {
         match durable::create_file(&path) {
-            Ok(file) => Ok(JsonLines {
+            Ok(file) => Ok(LineFile {
                 path,
                 writer: LineWriter::new(file),
             }),
@@ -89,11 +91,15 @@ impl JsonLines {
         }
     }
 
+    /// Adds one JSON line.
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
+        self.write_with(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from))
+    }
+
+    /// Adds the one line `format` writes (without its newline).
+    fn write_with(&mut self, format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> Result<(), OutputError> {
         let was_failing = self.writer.failing;
-        let result = self
-            .writer
-            .line(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from));
+        let result = self.writer.line(format);
         self.report(was_failing, result)
     }
 
@@ -216,6 +222,64 @@ impl<'a> ReadingLine<'a> {
     }
 }
 
+impl ReadingLine<'_> {
+    /// The header line of `readings.csv`: the fields of a JSON line, in the same order, the
+    /// optional ones included.
+    pub const CSV_HEADER: &'static str = "round,sensor,kind,value,unit,timestamp,latency_ms,source_row,source_time";
+
+    /// Appends this reading as one row of `readings.csv`, without its newline: the fields of
+    /// [`CSV_HEADER`](Self::CSV_HEADER), numbers in the very text JSON has them in (the
+    /// shortest that reads back to the same `f64`; a value that is not a number, `null` in
+    /// JSON, is an empty field), strings as they are, quoted as RFC 4180 says only when they
+    /// hold a comma, a quote or a line break, and the fields of replayed data empty when the
+    /// reading is not replayed.
+    pub fn write_csv(&self, row: &mut Vec<u8>) -> io::Result<()> {
+        serde_json::to_writer(&mut *row, &self.round)?;
+        row.push(b',');
+        csv_field(row, self.sensor);
+        row.push(b',');
+        csv_field(row, self.kind);
+        row.push(b',');
+        if self.value.is_finite() {
+            serde_json::to_writer(&mut *row, &self.value)?;
+        }
+        row.push(b',');
+        csv_field(row, self.unit);
+        row.push(b',');
+        csv_field(row, &self.timestamp);
+        row.push(b',');
+        if self.latency_ms.is_finite() {
+            serde_json::to_writer(&mut *row, &self.latency_ms)?;
+        }
+        row.push(b',');
+        if let Some(source_row) = self.source_row {
+            serde_json::to_writer(&mut *row, &source_row)?;
+        }
+        row.push(b',');
+        if let Some(source_time) = self.source_time {
+            csv_field(row, source_time);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `text` as a CSV field: as it is, or between double quotes (its own doubled) when it
+/// holds a comma, a double quote, a carriage return or a line feed (RFC 4180).
+pub(crate) fn csv_field(row: &mut Vec<u8>, text: &str) {
+    if !text.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        row.extend_from_slice(text.as_bytes());
+        return;
+    }
+    row.push(b'"');
+    for part in text.split_inclusive('"') {
+        row.extend_from_slice(part.as_bytes());
+        if part.ends_with('"') {
+            row.push(b'"');
+        }
+    }
+    row.push(b'"');
+}
+
 impl<'a> AnomalyLine<'a> {
     /// The line of anomaly `a`.
     pub(crate) fn new(a: &'a Anomaly) -> Self {
@@ -279,9 +343,11 @@ impl<'a> EventLine<'a> {
 /// ```
 pub struct JsonlFiles {
     dir: PathBuf,
-    readings: JsonLines,
-    anomalies: JsonLines,
-    events: JsonLines,
+    /// `readings.jsonl`, or `readings.csv` when `format` is CSV.
+    readings: LineFile,
+    format: ReadingsFormat,
+    anomalies: LineFile,
+    events: LineFile,
     /// The first write error of the run.
     error: Option<OutputError>,
     /// Held while the run writes the folder.
@@ -291,9 +357,25 @@ pub struct JsonlFiles {
 impl JsonlFiles {
     /// Creates `dir` and locks it against a second writer, removes an earlier `summary.json`
     /// (it appears again only when this run ends), and creates the three line files in it
-    /// (truncating earlier ones). A symbolic link, a FIFO or a folder in place of a file is
-    /// refused, never followed or truncated.
+    /// (truncating earlier ones), the readings as `readings.jsonl`. A symbolic link, a FIFO or
+    /// a folder in place of a file is refused, never followed or truncated.
     pub fn create(dir: &Path) -> Result<JsonlFiles, OutputError> {
+        JsonlFiles::create_as(dir, ReadingsFormat::Jsonl)
+    }
+
+    /// As [`create`](Self::create), with the readings written in `format`: `readings.jsonl`,
+    /// or `readings.csv` (its header line written at once). The readings file of the other
+    /// format is removed if an earlier run left one, so that a folder holds one readings file,
+    /// this run's.
+    ///
+    /// ```no_run
+    /// use sensor_actors::config::ReadingsFormat;
+    /// use sensor_actors::sinks::JsonlFiles;
+    ///
+    /// let files = JsonlFiles::create_as("out".as_ref(), ReadingsFormat::Csv)?;
+    /// # Ok::<(), sensor_actors::OutputError>(())
+    /// ```
+    pub fn create_as(dir: &Path, format: ReadingsFormat) -> Result<JsonlFiles, OutputError> {
         let at = |path: &Path| {
             let path = path.to_path_buf();
             move |source| OutputError::new(path, source)
@@ -302,11 +384,24 @@ impl JsonlFiles {
         let lock = DirLock::take(dir).map_err(at(dir))?;
         let summary = dir.join("summary.json");
         durable::remove_if_present(&summary).map_err(at(&summary))?;
+        for other in ReadingsFormat::ALL.into_iter().filter(|&f| f != format) {
+            let path = dir.join(other.file_name());
+            durable::remove_if_present(&path).map_err(at(&path))?;
+        }
+        let mut readings = LineFile::create(dir.join(format.file_name()))?;
+        if format == ReadingsFormat::Csv {
+            readings.write_with(|row| {
+                row.extend_from_slice(ReadingLine::CSV_HEADER.as_bytes());
+                Ok(())
+            })?;
+            readings.flush()?;
+        }
         Ok(JsonlFiles {
             dir: dir.to_path_buf(),
-            readings: JsonLines::create(dir.join("readings.jsonl"))?,
-            anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
-            events: JsonLines::create(dir.join("events.jsonl"))?,
+            readings,
+            format,
+            anomalies: LineFile::create(dir.join("anomalies.jsonl"))?,
+            events: LineFile::create(dir.join("events.jsonl"))?,
             error: None,
             _lock: lock,
         })
@@ -330,7 +425,12 @@ impl Handler<Readings> for JsonlFiles {
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
         for r in readings.iter() {
-            let result = self.readings.write(&ReadingLine::new(round, &r, &r.sensor()));
+            let sensor = r.sensor();
+            let line = ReadingLine::new(round, &r, &sensor);
+            let result = match self.format {
+                ReadingsFormat::Jsonl => self.readings.write(&line),
+                ReadingsFormat::Csv => self.readings.write_with(|row| line.write_csv(row)),
+            };
             self.note(result);
         }
         let result = self.readings.flush();
