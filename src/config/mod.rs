@@ -798,6 +798,29 @@ pub fn default_unit(kind: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    /// `[outputs.files] readings_format`: JSON Lines by default, `csv` on request, anything
+    /// else refused naming the key and the two values; the flag's parser says the same.
+    #[test]
+    fn readings_format_is_jsonl_unless_csv_is_asked() {
+        let parse = |text: &str| Config::from_toml_str(&format!("{text}[[sensors]]\ncount = 1\n"), "f.toml");
+        assert_eq!(parse("").unwrap().outputs.files.readings_format, ReadingsFormat::Jsonl);
+        let csv = parse("[outputs.files]\nreadings_format = \"csv\"\n").unwrap();
+        assert_eq!(csv.outputs.files.readings_format, ReadingsFormat::Csv);
+        assert_eq!(ReadingsFormat::Csv.file_name(), "readings.csv");
+        let e = parse("[outputs.files]\nreadings_format = \"parquet\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.toml: outputs.files.readings_format: unknown variant `parquet`, expected `jsonl` or `csv` (line 2)"
+        );
+        assert_eq!(ReadingsFormat::parse("csv"), Ok(ReadingsFormat::Csv));
+        assert_eq!(
+            ReadingsFormat::parse("CSV").unwrap_err(),
+            "expected jsonl or csv, got \"CSV\""
+        );
+    }
+
     #[test]
     fn default_scenario_is_the_seed() {
         let c = Config::default_scenario();

@@ -508,3 +508,90 @@ impl Handler<TakeOutputError> for JsonlFiles {
 pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(sensor: &'a str, value: f64, source: Option<(u64, &'a str)>) -> ReadingLine<'a> {
+        ReadingLine {
+            round: 12,
+            sensor,
+            kind: "temperature",
+            value,
+            unit: "C",
+            timestamp: "2026-11-24T14:42:43.037Z".into(),
+            latency_ms: 217.931,
+            source_row: source.map(|s| s.0),
+            source_time: source.map(|s| s.1),
+        }
+    }
+
+    fn row(line: &ReadingLine<'_>) -> String {
+        let mut row = Vec::new();
+        line.write_csv(&mut row).unwrap();
+        String::from_utf8(row).unwrap()
+    }
+
+    /// Fields are quoted exactly where the `csv` crate's writer quotes them (RFC 4180: a comma,
+    /// a quote, a line break), and read back as they were.
+    #[test]
+    fn fields_are_quoted_as_the_csv_crate_quotes_them_and_read_back_whole() {
+        let texts = [
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "\"",
+            "\"\"",
+            ",",
+            "line\nbreak",
+            "cr\rhere",
+            " spaced ",
+            "semi;colon",
+            "é,ü\"",
+            "",
+        ];
+        for text in texts {
+            let mut ours = Vec::new();
+            csv_field(&mut ours, text);
+            let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+            writer.write_record([text, "x"]).unwrap();
+            let theirs = writer.into_inner().unwrap();
+            assert_eq!(
+                format!("{},x\n", String::from_utf8_lossy(&ours)),
+                String::from_utf8_lossy(&theirs),
+                "{text:?}"
+            );
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(&theirs[..]);
+            let record = reader.records().next().unwrap().unwrap();
+            assert_eq!(&record[0], text);
+        }
+    }
+
+    /// A row has the header's nine fields: numbers in the JSON line's text, the replay fields
+    /// empty when not replayed, and a value that is not a number (`null` in JSON) empty.
+    #[test]
+    fn a_row_holds_the_json_lines_fields_in_the_headers_order() {
+        let plain = line("temperature-01", 24.94243544920275, None);
+        assert_eq!(
+            row(&plain),
+            "12,temperature-01,temperature,24.94243544920275,C,2026-11-24T14:42:43.037Z,217.931,,"
+        );
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(json.contains("\"value\":24.94243544920275,") && json.contains("\"latency_ms\":217.931}"));
+        let replayed = line("m,1", 1e-7, Some((7, "Wed, 1 May 2024")));
+        assert_eq!(
+            row(&replayed),
+            "12,\"m,1\",temperature,1e-7,C,2026-11-24T14:42:43.037Z,217.931,7,\"Wed, 1 May 2024\""
+        );
+        assert!(serde_json::to_string(&replayed).unwrap().contains("\"value\":1e-7,"));
+        assert_eq!(
+            row(&line("s", f64::NAN, None)),
+            "12,s,temperature,,C,2026-11-24T14:42:43.037Z,217.931,,"
+        );
+        assert_eq!(
+            ReadingLine::CSV_HEADER.split(',').count(),
+            row(&plain).split(',').count()
+        );
+    }
+}
