@@ -72,7 +72,7 @@ pub struct Story {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Counts {
-    /// Rounds with a reading (lines of `readings.jsonl`).
+    /// Rounds with a reading (lines of `readings.jsonl`, or rows of `readings.csv`).
     pub readings: u64,
     /// Rounds without a reading, by why.
     pub without_reading: BTreeMap<GapReason, u64>,
