@@ -15,7 +15,7 @@ use crate::aggregator::publish::Outlets;
 use crate::aggregator::Aggregator;
 use crate::analysis::DetectorFactory;
 use crate::clock::{self, Clock};
-use crate::config::{Config, ConfigError, SensorTable};
+use crate::config::{Config, ConfigError, ReadingsFormat, SensorTable};
 use crate::control::Control;
 use crate::driver::{DriverFactory, RunStart};
 use crate::registry::Registry;
@@ -110,10 +110,33 @@ impl Collector {
     /// [`Collector::run`] then returns [`RunError::Output`] (with the summary) if a file could
     /// not be written. Must be called inside an actix system.
     pub fn out(self, dir: impl AsRef<Path>) -> Result<Self, RunError> {
-        let files = JsonlFiles::create(dir.as_ref()).map_err(RunError::Setup)?.start();
+        self.out_as(dir, ReadingsFormat::Jsonl)
+    }
+
+    /// As [`out`](Collector::out), with the readings written in `format`: with
+    /// [`ReadingsFormat::Csv`], `readings.csv` instead of `readings.jsonl`, the other files
+    /// unchanged (what `run --readings-format csv --out DIR` does; see
+    /// [`JsonlFiles::create_as`]). The summary's subscriber of the readings is named after the
+    /// file.
+    ///
+    /// ```no_run
+    /// use sensor_actors::config::ReadingsFormat;
+    /// use sensor_actors::Collector;
+    ///
+    /// # async fn demo(config: sensor_actors::Config) -> anyhow::Result<()> {
+    /// let collector = Collector::new().out_as("out", ReadingsFormat::Csv)?;
+    /// let summary = collector.run(config, std::future::pending()).await?;
+    /// println!("{} rows in out/readings.csv", summary.reads.ok);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn out_as(self, dir: impl AsRef<Path>, format: ReadingsFormat) -> Result<Self, RunError> {
+        let files = JsonlFiles::create_as(dir.as_ref(), format)
+            .map_err(RunError::Setup)?
+            .start();
         let lossless = |name: &str| Delivery::lossless().named(name);
         let mut collector = self
-            .subscribe_with(files.clone().recipient::<Readings>(), lossless("readings.jsonl"))
+            .subscribe_with(files.clone().recipient::<Readings>(), lossless(format.file_name()))
             .subscribe_with(files.clone().recipient::<Anomalies>(), lossless("anomalies.jsonl"))
             .subscribe_with(files.clone().recipient::<Journal>(), lossless("events.jsonl"))
             .subscribe_with(files.clone().recipient::<RunSummary>(), lossless("summary.json"));

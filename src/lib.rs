@@ -128,7 +128,8 @@ pub struct RunOptions {
 }
 
 /// Runs `config` as the binary does: the built-in drivers and detectors, the per-round log line
-/// and, with `options.out`, the JSONL files ([`sinks::JsonlFiles`]); returns the summary, or
+/// and, with `options.out`, the JSONL files ([`sinks::JsonlFiles`]; the readings in the format
+/// of `config.outputs.files`, `[outputs.files] readings_format`); returns the summary, or
 /// [`RunError::Output`] (with the summary) when a file could not be written.
 ///
 /// A shorthand for a [`Collector`] with those sinks attached. Must be called inside an actix
@@ -136,7 +137,7 @@ pub struct RunOptions {
 pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<Summary, RunError> {
     let mut collector = Collector::new().log_rounds();
     if let Some(dir) = &options.out {
-        collector = collector.out(dir)?;
+        collector = collector.out_as(dir, config.outputs.files.readings_format)?;
     }
     collector.run(config, shutdown).await
 }

@@ -360,7 +360,7 @@ fn story_errors_are_one_line_and_exit_2() {
     assert_refused(
         &story(&out, &["flaky"]),
         &format!(
-            "{}: no such file (expected the --out folder of a run: readings.jsonl, anomalies.jsonl, events.jsonl)",
+            "{}: no such file (expected the --out folder of a run: readings.jsonl or readings.csv, anomalies.jsonl, events.jsonl)",
             shown(&events)
         ),
     );

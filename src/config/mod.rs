@@ -71,6 +71,80 @@ pub struct Config {
 pub struct Outputs {
     /// `[outputs.mqtt]`: publish every stream to an MQTT broker (docs/outputs.md).
     pub mqtt: Option<crate::mqtt::MqttOutputConfig>,
+    /// `[outputs.files]`: how the `--out DIR` files are written (when a folder is given).
+    pub files: FilesConfig,
+}
+
+/// The `[outputs.files]` section: settings of the `--out DIR` files
+/// ([`JsonlFiles`](crate::sinks::JsonlFiles)); they apply when a run writes a folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilesConfig {
+    /// The format of the readings file (`readings_format`, or `run --readings-format`).
+    pub readings_format: ReadingsFormat,
+}
+
+/// The format of the readings file of an `--out` folder (docs/outputs.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReadingsFormat {
+    /// `readings.jsonl`: one JSON object per reading (the default).
+    #[default]
+    Jsonl,
+    /// `readings.csv`: a header line, then one row per reading with the same fields in the same
+    /// order; about half the bytes of JSON Lines.
+    Csv,
+}
+
+impl ReadingsFormat {
+    /// Every format, in the order they are listed to users.
+    pub const ALL: [ReadingsFormat; 2] = [ReadingsFormat::Jsonl, ReadingsFormat::Csv];
+
+    /// The name used on the command line and in the configuration: `jsonl` or `csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadingsFormat::Jsonl => "jsonl",
+            ReadingsFormat::Csv => "csv",
+        }
+    }
+
+    /// The readings file's name in the folder: `readings.jsonl` or `readings.csv`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ReadingsFormat::Jsonl => "readings.jsonl",
+            ReadingsFormat::Csv => "readings.csv",
+        }
+    }
+
+    /// Parses `jsonl` or `csv` (the command line's spelling); the error says what was expected.
+    pub fn parse(text: &str) -> Result<ReadingsFormat, String> {
+        ReadingsFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == text)
+            .ok_or_else(|| format!("expected jsonl or csv, got {}", crate::parse::quoted(text)))
+    }
+}
+
+impl std::fmt::Display for ReadingsFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[outputs.files]`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFilesOutput {
+    readings_format: Option<ReadingsFormat>,
+}
+
+impl RawFilesOutput {
+    fn validate(self) -> FilesConfig {
+        FilesConfig {
+            readings_format: self.readings_format.unwrap_or_default(),
+        }
+    }
 }
 
 /// The `[collection]` section.
@@ -723,6 +797,29 @@ pub fn default_unit(kind: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `[outputs.files] readings_format`: JSON Lines by default, `csv` on request, anything
+    /// else refused naming the key and the two values; the flag's parser says the same.
+    #[test]
+    fn readings_format_is_jsonl_unless_csv_is_asked() {
+        let parse = |text: &str| Config::from_toml_str(&format!("{text}[[sensors]]\ncount = 1\n"), "f.toml");
+        assert_eq!(parse("").unwrap().outputs.files.readings_format, ReadingsFormat::Jsonl);
+        let csv = parse("[outputs.files]\nreadings_format = \"csv\"\n").unwrap();
+        assert_eq!(csv.outputs.files.readings_format, ReadingsFormat::Csv);
+        assert_eq!(ReadingsFormat::Csv.file_name(), "readings.csv");
+        let e = parse("[outputs.files]\nreadings_format = \"parquet\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.toml: outputs.files.readings_format: unknown variant `parquet`, expected `jsonl` or `csv` (line 2)"
+        );
+        assert_eq!(ReadingsFormat::parse("csv"), Ok(ReadingsFormat::Csv));
+        assert_eq!(
+            ReadingsFormat::parse("CSV").unwrap_err(),
+            "expected jsonl or csv, got \"CSV\""
+        );
+    }
 
     #[test]
     fn default_scenario_is_the_seed() {

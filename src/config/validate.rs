@@ -94,6 +94,7 @@ impl RawConfig {
             http: self.http.map(|h| h.validate(origin)).transpose()?,
             outputs: super::Outputs {
                 mqtt: self.outputs.mqtt.map(|m| m.validate(origin, base)).transpose()?,
+                files: self.outputs.files.map(|f| f.validate()).unwrap_or_default(),
             },
         })
     }

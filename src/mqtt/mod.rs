@@ -519,6 +519,7 @@ impl MqttOutputConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutputs {
     pub(crate) mqtt: Option<RawMqttOutput>,
+    pub(crate) files: Option<crate::config::RawFilesOutput>,
 }
 
 /// `[outputs.mqtt]`, as written.

@@ -1,6 +1,7 @@
 //! [`JsonlFiles`]: the `--out DIR` files, a sink attached to the streams like any user's.
 //!
-//! It writes `readings.jsonl`, `anomalies.jsonl` and `events.jsonl` line by line, handing them
+//! It writes the readings file (`readings.jsonl`, or `readings.csv` with
+//! [`ReadingsFormat::Csv`]), `anomalies.jsonl` and `events.jsonl` line by line, handing them
 //! to the files after every message (one per round and stream), so a run that is stopped or
 //! fails loses nothing it already collected, and `summary.json` when the run's summary arrives.
 //! The folder is locked against a second run, no symbolic link is followed, a failed write never
@@ -16,6 +17,7 @@ use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
 use super::durable::{self, DirLock, LineWriter};
+use crate::config::ReadingsFormat;
 use crate::data::SupervisionEvent;
 use crate::streams::{Anomalies, Anomaly, Journal, ReadingRecord, Readings, RunSummary};
 
@@ -48,16 +50,16 @@ fn lost_lines(lost: u64) -> String {
     }
 }
 
-/// A JSON Lines file being written.
-struct JsonLines {
+/// A line file being written: JSON Lines, or the rows of `readings.csv`.
+struct LineFile {
     path: PathBuf,
     writer: LineWriter<File>,
 }
 
-impl JsonLines {
-    fn create(path: PathBuf) -> Result<JsonLines, OutputError> {
+impl LineFile {
+    fn create(path: PathBuf) -> Result<LineFile, OutputError> {
         match durable::create_file(&path) {
-            Ok(file) => Ok(JsonLines {
+            Ok(file) => Ok(LineFile {
                 path,
                 writer: LineWriter::new(file),
             }),
@@ -89,11 +91,15 @@ impl JsonLines {
         }
     }
 
+    /// Adds one JSON line.
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
+        self.write_with(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from))
+    }
+
+    /// Adds the one line `format` writes (without its newline).
+    fn write_with(&mut self, format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> Result<(), OutputError> {
         let was_failing = self.writer.failing;
-        let result = self
-            .writer
-            .line(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from));
+        let result = self.writer.line(format);
         self.report(was_failing, result)
     }
 
@@ -218,6 +224,64 @@ impl<'a> ReadingLine<'a> {
     }
 }
 
+impl ReadingLine<'_> {
+    /// The header line of `readings.csv`: the fields of a JSON line, in the same order, the
+    /// optional ones included.
+    pub const CSV_HEADER: &'static str = "round,sensor,kind,value,unit,timestamp,latency_ms,source_row,source_time";
+
+    /// Appends this reading as one row of `readings.csv`, without its newline: the fields of
+    /// [`CSV_HEADER`](Self::CSV_HEADER), numbers in the very text JSON has them in (the
+    /// shortest that reads back to the same `f64`; a value that is not a number, `null` in
+    /// JSON, is an empty field), strings as they are, quoted as RFC 4180 says only when they
+    /// hold a comma, a quote or a line break, and the fields of replayed data empty when the
+    /// reading is not replayed.
+    pub fn write_csv(&self, row: &mut Vec<u8>) -> io::Result<()> {
+        serde_json::to_writer(&mut *row, &self.round)?;
+        row.push(b',');
+        csv_field(row, self.sensor);
+        row.push(b',');
+        csv_field(row, self.kind);
+        row.push(b',');
+        if self.value.is_finite() {
+            serde_json::to_writer(&mut *row, &self.value)?;
+        }
+        row.push(b',');
+        csv_field(row, self.unit);
+        row.push(b',');
+        csv_field(row, &self.timestamp);
+        row.push(b',');
+        if self.latency_ms.is_finite() {
+            serde_json::to_writer(&mut *row, &self.latency_ms)?;
+        }
+        row.push(b',');
+        if let Some(source_row) = self.source_row {
+            serde_json::to_writer(&mut *row, &source_row)?;
+        }
+        row.push(b',');
+        if let Some(source_time) = self.source_time {
+            csv_field(row, source_time);
+        }
+        Ok(())
+    }
+}
+
+/// Appends `text` as a CSV field: as it is, or between double quotes (its own doubled) when it
+/// holds a comma, a double quote, a carriage return or a line feed (RFC 4180).
+pub(crate) fn csv_field(row: &mut Vec<u8>, text: &str) {
+    if !text.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        row.extend_from_slice(text.as_bytes());
+        return;
+    }
+    row.push(b'"');
+    for part in text.split_inclusive('"') {
+        row.extend_from_slice(part.as_bytes());
+        if part.ends_with('"') {
+            row.push(b'"');
+        }
+    }
+    row.push(b'"');
+}
+
 impl<'a> AnomalyLine<'a> {
     /// The line of anomaly `a`.
     pub(crate) fn new(a: &'a Anomaly) -> Self {
@@ -281,9 +345,11 @@ impl<'a> EventLine<'a> {
 /// ```
 pub struct JsonlFiles {
     dir: PathBuf,
-    readings: JsonLines,
-    anomalies: JsonLines,
-    events: JsonLines,
+    /// `readings.jsonl`, or `readings.csv` when `format` is CSV.
+    readings: LineFile,
+    format: ReadingsFormat,
+    anomalies: LineFile,
+    events: LineFile,
     /// The first write error of the run.
     error: Option<OutputError>,
     /// Held while the run writes the folder.
@@ -293,9 +359,25 @@ pub struct JsonlFiles {
 impl JsonlFiles {
     /// Creates `dir` and locks it against a second writer, removes an earlier `summary.json`
     /// (it appears again only when this run ends), and creates the three line files in it
-    /// (truncating earlier ones). A symbolic link, a FIFO or a folder in place of a file is
-    /// refused, never followed or truncated.
+    /// (truncating earlier ones), the readings as `readings.jsonl`. A symbolic link, a FIFO or
+    /// a folder in place of a file is refused, never followed or truncated.
     pub fn create(dir: &Path) -> Result<JsonlFiles, OutputError> {
+        JsonlFiles::create_as(dir, ReadingsFormat::Jsonl)
+    }
+
+    /// As [`create`](Self::create), with the readings written in `format`: `readings.jsonl`,
+    /// or `readings.csv` (its header line written at once). The readings file of the other
+    /// format is removed if an earlier run left one, so that a folder holds one readings file,
+    /// this run's.
+    ///
+    /// ```no_run
+    /// use sensor_actors::config::ReadingsFormat;
+    /// use sensor_actors::sinks::JsonlFiles;
+    ///
+    /// let files = JsonlFiles::create_as("out".as_ref(), ReadingsFormat::Csv)?;
+    /// # Ok::<(), sensor_actors::OutputError>(())
+    /// ```
+    pub fn create_as(dir: &Path, format: ReadingsFormat) -> Result<JsonlFiles, OutputError> {
         let at = |path: &Path| {
             let path = path.to_path_buf();
             move |source| OutputError::new(path, source)
@@ -304,11 +386,24 @@ impl JsonlFiles {
         let lock = DirLock::take(dir).map_err(at(dir))?;
         let summary = dir.join("summary.json");
         durable::remove_if_present(&summary).map_err(at(&summary))?;
+        for other in ReadingsFormat::ALL.into_iter().filter(|&f| f != format) {
+            let path = dir.join(other.file_name());
+            durable::remove_if_present(&path).map_err(at(&path))?;
+        }
+        let mut readings = LineFile::create(dir.join(format.file_name()))?;
+        if format == ReadingsFormat::Csv {
+            readings.write_with(|row| {
+                row.extend_from_slice(ReadingLine::CSV_HEADER.as_bytes());
+                Ok(())
+            })?;
+            readings.flush()?;
+        }
         Ok(JsonlFiles {
             dir: dir.to_path_buf(),
-            readings: JsonLines::create(dir.join("readings.jsonl"))?,
-            anomalies: JsonLines::create(dir.join("anomalies.jsonl"))?,
-            events: JsonLines::create(dir.join("events.jsonl"))?,
+            readings,
+            format,
+            anomalies: LineFile::create(dir.join("anomalies.jsonl"))?,
+            events: LineFile::create(dir.join("events.jsonl"))?,
             error: None,
             _lock: lock,
         })
@@ -332,7 +427,12 @@ impl Handler<Readings> for JsonlFiles {
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
         for r in readings.iter() {
-            let result = self.readings.write(&ReadingLine::new(round, &r, &r.sensor()));
+            let sensor = r.sensor();
+            let line = ReadingLine::new(round, &r, &sensor);
+            let result = match self.format {
+                ReadingsFormat::Jsonl => self.readings.write(&line),
+                ReadingsFormat::Csv => self.readings.write_with(|row| line.write_csv(row)),
+            };
             self.note(result);
         }
         let result = self.readings.flush();
@@ -409,4 +509,91 @@ impl Handler<TakeOutputError> for JsonlFiles {
 /// Formats a timestamp as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(sensor: &'a str, value: f64, source: Option<(u64, &'a str)>) -> ReadingLine<'a> {
+        ReadingLine {
+            round: 12,
+            sensor,
+            kind: "temperature",
+            value,
+            unit: "C",
+            timestamp: "2026-11-24T14:42:43.037Z".into(),
+            latency_ms: 217.931,
+            source_row: source.map(|s| s.0),
+            source_time: source.map(|s| s.1),
+        }
+    }
+
+    fn row(line: &ReadingLine<'_>) -> String {
+        let mut row = Vec::new();
+        line.write_csv(&mut row).unwrap();
+        String::from_utf8(row).unwrap()
+    }
+
+    /// Fields are quoted exactly where the `csv` crate's writer quotes them (RFC 4180: a comma,
+    /// a quote, a line break), and read back as they were.
+    #[test]
+    fn fields_are_quoted_as_the_csv_crate_quotes_them_and_read_back_whole() {
+        let texts = [
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "\"",
+            "\"\"",
+            ",",
+            "line\nbreak",
+            "cr\rhere",
+            " spaced ",
+            "semi;colon",
+            "é,ü\"",
+            "",
+        ];
+        for text in texts {
+            let mut ours = Vec::new();
+            csv_field(&mut ours, text);
+            let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+            writer.write_record([text, "x"]).unwrap();
+            let theirs = writer.into_inner().unwrap();
+            assert_eq!(
+                format!("{},x\n", String::from_utf8_lossy(&ours)),
+                String::from_utf8_lossy(&theirs),
+                "{text:?}"
+            );
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(&theirs[..]);
+            let record = reader.records().next().unwrap().unwrap();
+            assert_eq!(&record[0], text);
+        }
+    }
+
+    /// A row has the header's nine fields: numbers in the JSON line's text, the replay fields
+    /// empty when not replayed, and a value that is not a number (`null` in JSON) empty.
+    #[test]
+    fn a_row_holds_the_json_lines_fields_in_the_headers_order() {
+        let plain = line("temperature-01", 24.94243544920275, None);
+        assert_eq!(
+            row(&plain),
+            "12,temperature-01,temperature,24.94243544920275,C,2026-11-24T14:42:43.037Z,217.931,,"
+        );
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(json.contains("\"value\":24.94243544920275,") && json.contains("\"latency_ms\":217.931}"));
+        let replayed = line("m,1", 1e-7, Some((7, "Wed, 1 May 2024")));
+        assert_eq!(
+            row(&replayed),
+            "12,\"m,1\",temperature,1e-7,C,2026-11-24T14:42:43.037Z,217.931,7,\"Wed, 1 May 2024\""
+        );
+        assert!(serde_json::to_string(&replayed).unwrap().contains("\"value\":1e-7,"));
+        assert_eq!(
+            row(&line("s", f64::NAN, None)),
+            "12,s,temperature,,C,2026-11-24T14:42:43.037Z,217.931,,"
+        );
+        assert_eq!(
+            ReadingLine::CSV_HEADER.split(',').count(),
+            row(&plain).split(',').count()
+        );
+    }
 }

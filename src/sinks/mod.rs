@@ -1,8 +1,8 @@
 //! The built-in sinks: subscribers of the streams like any user's actor, attached through
 //! [`Collector::subscribe_with`](crate::Collector::subscribe_with).
 //!
-//! - [`JsonlFiles`]: `readings.jsonl`, `anomalies.jsonl`, `events.jsonl` and `summary.json`
-//!   under `--out DIR`;
+//! - [`JsonlFiles`]: `readings.jsonl` (or `readings.csv`, [`ReadingsFormat`]),
+//!   `anomalies.jsonl`, `events.jsonl` and `summary.json` under `--out DIR`;
 //! - [`RoundLog`]: the per-round log line;
 //! - [`MqttOutput`]: every stream as JSON messages to an MQTT broker (`[outputs.mqtt]`).
 //!
@@ -14,5 +14,7 @@ mod log;
 mod mqtt;
 
 pub use self::log::RoundLog;
+pub use crate::config::ReadingsFormat;
+pub(crate) use jsonl::csv_field;
 pub use jsonl::{rfc3339, AnomalyLine, EventLine, JsonlFiles, OutputError, ReadingLine, TakeOutputError};
 pub use mqtt::{Finish, LinkEvent, MqttOutput, MqttStats, Stats, StreamCounts};

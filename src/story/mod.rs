@@ -8,6 +8,8 @@
 //! The files can be huge (`readings.jsonl` holds every reading of every sensor): each is read
 //! as a stream, in chunks, and only the lines that contain the quoted sensor id (or its groups'
 //! names) are parsed (`scan`); `summary.json` is read one sensor entry at a time (`summary`).
+//! The readings may be `readings.csv` instead (`run --readings-format csv`): its rows are found
+//! the same way, by the sensor's field between commas, and read with the `csv` crate.
 //! Memory is one chunk plus this sensor's story. The timeline itself is built by pure
 //! functions (`timeline`), the text by `text`.
 
@@ -23,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ReadingsFormat;
 use crate::report::{GroupSummary, SensorSummary};
+use crate::sinks::ReadingLine;
 use scan::{ScanEnd, ScanError, CHUNK_BYTES};
 
 /// One sensor's story.
@@ -68,7 +72,7 @@ pub struct Story {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Counts {
-    /// Rounds with a reading (lines of `readings.jsonl`).
+    /// Rounds with a reading (lines of `readings.jsonl`, or rows of `readings.csv`).
     pub readings: u64,
     /// Rounds without a reading, by why.
     pub without_reading: BTreeMap<GapReason, u64>,
@@ -305,7 +309,7 @@ pub enum StoryError {
     },
     /// A line file is missing.
     #[error(
-        "{}: no such file (expected the --out folder of a run: readings.jsonl, anomalies.jsonl, events.jsonl)",
+        "{}: no such file (expected the --out folder of a run: readings.jsonl or readings.csv, anomalies.jsonl, events.jsonl)",
         path.display()
     )]
     NoFile {
@@ -365,8 +369,7 @@ fn unknown_sensor(path: &Path, sensor: &str, sensors: Option<u64>, close: &[Stri
     text
 }
 
-/// The line files of an `--out` folder.
-const READINGS: &str = "readings.jsonl";
+/// The line files of an `--out` folder (the readings' file is [`readings_file`]'s choice).
 const ANOMALIES: &str = "anomalies.jsonl";
 const EVENTS: &str = "events.jsonl";
 const SUMMARY: &str = "summary.json";
@@ -446,10 +449,34 @@ fn check_folder(dir: &Path) -> Result<(), StoryError> {
             })
         }
     }
-    for file in [READINGS, ANOMALIES, EVENTS] {
+    readings_file(dir)?;
+    for file in [ANOMALIES, EVENTS] {
         open(&dir.join(file))?;
     }
     Ok(())
+}
+
+/// The readings file of `dir` and its format: `readings.jsonl` or `readings.csv`, whichever is
+/// there. A run removes the other when it starts, so both are there only when a program that
+/// does not (an earlier version) wrote the folder since: the more recently modified is the
+/// last run's (`readings.jsonl` if they tie).
+fn readings_file(dir: &Path) -> Result<(PathBuf, ReadingsFormat), StoryError> {
+    let modified = |format: ReadingsFormat| -> Result<Option<std::time::SystemTime>, StoryError> {
+        let path = dir.join(format.file_name());
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.modified().unwrap_or(std::time::UNIX_EPOCH))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoryError::Read { path, source }),
+        }
+    };
+    let format = match (modified(ReadingsFormat::Jsonl)?, modified(ReadingsFormat::Csv)?) {
+        (Some(jsonl), Some(csv)) if csv > jsonl => ReadingsFormat::Csv,
+        (None, Some(_)) => ReadingsFormat::Csv,
+        _ => ReadingsFormat::Jsonl,
+    };
+    let path = dir.join(format.file_name());
+    open(&path)?;
+    Ok((path, format))
 }
 
 /// What the line files hold of one sensor.
@@ -473,7 +500,8 @@ impl SensorLines {
     /// `groups`. Without a summary, the group is the one its own lines name, and the last
     /// round is read from the files' last lines.
     fn read(dir: &Path, id: &str, groups: Vec<String>, without_summary: bool) -> Result<SensorLines, StoryError> {
-        let [readings, anomalies, events] = [READINGS, ANOMALIES, EVENTS].map(|f| dir.join(f));
+        let [anomalies, events] = [ANOMALIES, EVENTS].map(|f| dir.join(f));
+        let (readings, format) = readings_file(dir)?;
         let sensor_needle = needle("sensor", id);
         // Step 1: the journal, the sensor's lines and its group's own.
         let (mut journal, events_end) = read_journal(&events, id, &groups)?;
@@ -497,8 +525,21 @@ impl SensorLines {
         let breaks = journal.iter().map(|e| e.round).chain(found.iter().map(|a| a.round));
         let mut runs = timeline::RunBuilder::new(breaks.collect());
         let mut labels: Option<(String, String)> = None;
-        let readings_end = scan_file(&readings, &[&sensor_needle], |line, text| {
-            let reading: ReadingRecord = parse(&readings, line, text)?;
+        let row_needle = csv_needle(id);
+        let readings_needle = match format {
+            ReadingsFormat::Csv => {
+                check_csv_header(&readings)?;
+                &row_needle
+            }
+            _ => &sensor_needle,
+        };
+        let readings_end = scan_file(&readings, &[readings_needle], |line, text| {
+            let reading: ReadingRecord = match format {
+                // The header (its `,sensor,` is the needle of sensor `sensor`), checked above.
+                ReadingsFormat::Csv if line == 1 => return Ok(()),
+                ReadingsFormat::Csv => parse_row(&readings, line, text)?,
+                _ => parse(&readings, line, text)?,
+            };
             if reading.sensor == id {
                 labels.get_or_insert_with(|| (reading.kind.clone(), reading.unit.clone()));
                 runs.push(reading.round, reading.value, &reading.timestamp);
@@ -507,9 +548,12 @@ impl SensorLines {
         })?;
         // Step 4: without a summary, the rounds are what the files hold.
         let last_round = if without_summary {
-            last_round(&readings, &readings_end)?
-                .max(last_round(&anomalies, &anomalies_end)?)
-                .max(last_round(&events, &events_end)?)
+            match format {
+                ReadingsFormat::Csv => last_row_round(&readings, &readings_end)?,
+                _ => last_round(&readings, &readings_end)?,
+            }
+            .max(last_round(&anomalies, &anomalies_end)?)
+            .max(last_round(&events, &events_end)?)
         } else {
             0
         };
@@ -529,7 +573,7 @@ impl SensorLines {
     }
 }
 
-/// What a line of `readings.jsonl` gives the story.
+/// What a line of `readings.jsonl` (or a row of `readings.csv`) gives the story.
 #[derive(Debug, Deserialize)]
 struct ReadingRecord {
     round: u64,
@@ -546,6 +590,73 @@ struct ReadingRecord {
 fn needle(field: &str, value: &str) -> String {
     let quoted = serde_json::to_string(value).unwrap_or_default();
     format!("\"{field}\":{quoted}")
+}
+
+/// `,sensor,` as a row of `readings.csv` holds sensor `id` (CSV-quoted where needed): the
+/// round comes before it, its kind after it.
+fn csv_needle(id: &str) -> String {
+    let mut needle = vec![b','];
+    crate::sinks::csv_field(&mut needle, id);
+    needle.push(b',');
+    String::from_utf8(needle).unwrap_or_default()
+}
+
+/// Refuses a `readings.csv` whose first line is not the header a run writes (an empty file, a
+/// run stopped before its header, holds no readings).
+fn check_csv_header(path: &Path) -> Result<(), StoryError> {
+    use io::BufRead as _;
+    let mut first = String::new();
+    let limit = ReadingLine::CSV_HEADER.len() as u64 + 2;
+    io::BufReader::new(io::Read::take(open(path)?, limit))
+        .read_line(&mut first)
+        .map_err(|source| StoryError::Read {
+            path: path.into(),
+            source,
+        })?;
+    if first.is_empty() || first.trim_end_matches(['\n', '\r']) == ReadingLine::CSV_HEADER {
+        return Ok(());
+    }
+    Err(StoryError::Malformed {
+        path: path.into(),
+        line: 1,
+        reason: format!("expected the header {}", ReadingLine::CSV_HEADER),
+    })
+}
+
+/// Parses row `line` of `readings.csv`: the fields of the header, in its order.
+fn parse_row(path: &Path, line: u64, text: &str) -> Result<ReadingRecord, StoryError> {
+    let malformed = |reason: String| StoryError::Malformed {
+        path: path.into(),
+        line,
+        reason,
+    };
+    let header = csv::StringRecord::from(ReadingLine::CSV_HEADER.split(',').collect::<Vec<_>>());
+    let mut record = csv::StringRecord::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    match reader.read_record(&mut record) {
+        Ok(true) if record.len() == header.len() => {}
+        Ok(_) => {
+            return Err(malformed(format!(
+                "expected a row of {} fields as the header names, got {}",
+                header.len(),
+                record.len()
+            )))
+        }
+        Err(e) => return Err(malformed(format!("expected a CSV row as the run writes it ({e})"))),
+    }
+    record
+        .deserialize(Some(&header))
+        .map_err(|e| malformed(format!("expected a row as the run writes it ({e})")))
+}
+
+/// The round of the last whole row of `readings.csv` (0 when it has none).
+fn last_row_round(path: &Path, end: &ScanEnd) -> Result<u64, StoryError> {
+    match &end.last_line {
+        Some(text) if end.lines > 1 => Ok(parse_row(path, end.lines, text)?.round),
+        _ => Ok(0),
+    }
 }
 
 fn open(path: &Path) -> Result<File, StoryError> {

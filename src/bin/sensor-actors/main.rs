@@ -13,7 +13,7 @@ use actix::Actor as _;
 use anyhow::Context as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
-use sensor_actors::config::HttpConfig;
+use sensor_actors::config::{HttpConfig, ReadingsFormat};
 use sensor_actors::live::{LiveServer, LiveView};
 use sensor_actors::sinks::{Finish, MqttOutput};
 use sensor_actors::{Clock, Collector, Config, RunError, Shard};
@@ -113,6 +113,10 @@ struct RunArgs {
     /// Write readings.jsonl, anomalies.jsonl, events.jsonl and summary.json here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// With --out: `jsonl` (readings.jsonl, the default) or `csv` (readings.csv: a header, then
+    /// one row per reading with the same fields); overrides `[outputs.files] readings_format`.
+    #[arg(long, value_name = "FORMAT", value_parser = ReadingsFormat::parse)]
+    readings_format: Option<ReadingsFormat>,
     /// `wall`, or `virtual`: simulated time on one thread, as fast as the CPU allows; the same
     /// configuration and seed give byte-identical files (docs/supervision.md).
     #[arg(long, value_name = "CLOCK", default_value = "wall", value_parser = ["wall", "virtual"])]
@@ -425,9 +429,10 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
             }
             None => (collector, None, None),
         };
+        let format = args.readings_format.unwrap_or(config.outputs.files.readings_format);
         let collector = match &args.out {
             // A folder that cannot be written, or that another run writes: nothing started yet.
-            Some(dir) => collector.out(dir).map_err(|e| match e {
+            Some(dir) => collector.out_as(dir, format).map_err(|e| match e {
                 RunError::Setup(e) => Failure::Usage(anyhow::anyhow!("command line: --out: {e}: {}", e.source)),
                 e => Failure::Runtime(anyhow::Error::new(e).context("run failed")),
             })?,
