@@ -130,6 +130,12 @@ impl ReadingRecord<'_> {
     pub fn sensor(&self) -> Arc<str> {
         self.sensors.id(self.index)
     }
+
+    /// Writes the sensor's id at the end of `out`: [`sensor`](Self::sensor) without an
+    /// allocation, for a subscriber that formats every reading (clear a buffer, write, use).
+    pub fn write_sensor(&self, out: &mut String) {
+        self.sensors.write_id(self.index, out);
+    }
 }
 
 impl Readings {

@@ -152,6 +152,38 @@ impl Part {
         }
     }
 
+    /// Writes the id of sensor `index` (a table index within this part) at the end of `out`.
+    fn write_id(&self, index: usize, out: &mut String) {
+        match &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1] {
+            IdRun::Numbered {
+                start,
+                prefix,
+                first,
+                width,
+            } => {
+                out.push_str(prefix);
+                out.push('-');
+                let mut number = first + (index - start) as u64;
+                let mut digits = [b'0'; 20];
+                let mut at = digits.len();
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (number % 10) as u8;
+                    number /= 10;
+                    if number == 0 {
+                        break;
+                    }
+                }
+                let at = at.min(digits.len().saturating_sub(*width));
+                for _ in digits.len() - at..*width {
+                    out.push('0');
+                }
+                out.extend(digits[at..].iter().map(|&d| char::from(d)));
+            }
+            IdRun::Own { id, .. } => out.push_str(id),
+        }
+    }
+
     /// The id of sensor `index` (a table index within this part).
     fn id(&self, index: usize) -> Arc<str> {
         let run = &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1];
@@ -211,6 +243,12 @@ impl SensorTable {
     /// lines ask for it, not the read path).
     pub(crate) fn id(&self, index: usize) -> Arc<str> {
         self.part(index).id(index)
+    }
+
+    /// Writes the id of sensor `index` at the end of `out`: [`SensorTable::id`] without an
+    /// allocation (the output files write one per reading).
+    pub(crate) fn write_id(&self, index: usize, out: &mut String) {
+        self.part(index).write_id(index, out);
     }
 
     /// The settings of sensor `index`.
@@ -369,9 +407,52 @@ mod tests {
         let table = SensorTable::new(c.sensors);
         let got: Vec<String> = (0..table.len()).map(|i| table.id(i).to_string()).collect();
         assert_eq!(got, expected);
+        // Written at the end of a buffer, without an allocation of its own: the same text.
+        let mut out = String::from(">");
+        for i in 0..table.len() {
+            out.truncate(1);
+            table.write_id(i, &mut out);
+            assert_eq!(out[1..], expected[i], "sensor {i}");
+        }
         assert_eq!(table.entry(121).kind.as_ref(), "temperature");
         assert_eq!(table.entry(124).kind.as_ref(), "humidity");
         assert_eq!(table.entry(131).kind.as_ref(), "pressure");
+    }
+
+    /// A numbered id is written as `format!` pads it, for numbers shorter, as long as and
+    /// longer than the width, and widths past the 20 digits of a `u64`.
+    #[test]
+    fn numbered_ids_are_written_as_format_pads_them() {
+        for (first, width) in [
+            (0, 0),
+            (7, 1),
+            (7, 3),
+            (999, 3),
+            (1000, 3),
+            (42, 20),
+            (42, 25),
+            (u64::MAX - 1, 4),
+        ] {
+            let part = Part {
+                ids: vec![IdRun::Numbered {
+                    start: 0,
+                    prefix: "p".into(),
+                    first,
+                    width,
+                }],
+                ..Part::default()
+            };
+            for index in 0..2 {
+                let mut out = String::new();
+                part.write_id(index, &mut out);
+                assert_eq!(
+                    out,
+                    format!("p-{:0width$}", first + index as u64),
+                    "{first} width {width}"
+                );
+                assert_eq!(out, &*part.id(index));
+            }
+        }
     }
 
     /// A grown table keeps every index and id of the table it grew from, shares its

@@ -236,6 +236,71 @@ impl ReadingLine<'_> {
     /// hold a comma, a quote or a line break, and the fields of replayed data empty when the
     /// reading is not replayed.
     pub fn write_csv(&self, row: &mut Vec<u8>) -> io::Result<()> {
+        self.fields().write_csv(row)
+    }
+
+    /// The fields, as [`ReadingFormatter`] writes them.
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            round: self.round,
+            sensor: self.sensor,
+            kind: self.kind,
+            value: self.value,
+            unit: self.unit,
+            timestamp: &self.timestamp,
+            latency_ms: self.latency_ms,
+            source_row: self.source_row,
+            source_time: self.source_time,
+        }
+    }
+}
+
+/// The fields of a reading's line, borrowed.
+struct Fields<'a> {
+    round: u64,
+    sensor: &'a str,
+    kind: &'a str,
+    value: f64,
+    unit: &'a str,
+    timestamp: &'a str,
+    latency_ms: f64,
+    source_row: Option<u64>,
+    source_time: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// The line serde_json makes of the [`ReadingLine`], byte for byte, with the keys written
+    /// as they are (they need no escaping) and each value through serde_json (strings escaped,
+    /// floats in their shortest form, `null` for one that is not finite).
+    fn write_json(&self, line: &mut Vec<u8>) -> io::Result<()> {
+        line.extend_from_slice(b"{\"round\":");
+        serde_json::to_writer(&mut *line, &self.round)?;
+        line.extend_from_slice(b",\"sensor\":");
+        serde_json::to_writer(&mut *line, self.sensor)?;
+        line.extend_from_slice(b",\"kind\":");
+        serde_json::to_writer(&mut *line, self.kind)?;
+        line.extend_from_slice(b",\"value\":");
+        serde_json::to_writer(&mut *line, &self.value)?;
+        line.extend_from_slice(b",\"unit\":");
+        serde_json::to_writer(&mut *line, self.unit)?;
+        line.extend_from_slice(b",\"timestamp\":");
+        serde_json::to_writer(&mut *line, self.timestamp)?;
+        line.extend_from_slice(b",\"latency_ms\":");
+        serde_json::to_writer(&mut *line, &self.latency_ms)?;
+        if let Some(source_row) = self.source_row {
+            line.extend_from_slice(b",\"source_row\":");
+            serde_json::to_writer(&mut *line, &source_row)?;
+        }
+        if let Some(source_time) = self.source_time {
+            line.extend_from_slice(b",\"source_time\":");
+            serde_json::to_writer(&mut *line, source_time)?;
+        }
+        line.push(b'}');
+        Ok(())
+    }
+
+    /// The row of `readings.csv` ([`ReadingLine::write_csv`]).
+    fn write_csv(&self, row: &mut Vec<u8>) -> io::Result<()> {
         serde_json::to_writer(&mut *row, &self.round)?;
         row.push(b',');
         csv_field(row, self.sensor);
@@ -248,7 +313,7 @@ impl ReadingLine<'_> {
         row.push(b',');
         csv_field(row, self.unit);
         row.push(b',');
-        csv_field(row, &self.timestamp);
+        csv_field(row, self.timestamp);
         row.push(b',');
         if self.latency_ms.is_finite() {
             serde_json::to_writer(&mut *row, &self.latency_ms)?;
@@ -262,6 +327,75 @@ impl ReadingLine<'_> {
             csv_field(row, source_time);
         }
         Ok(())
+    }
+}
+
+/// Writes the lines of a round's readings without an allocation per reading: the id into a
+/// buffer kept from line to line ([`ReadingRecord::write_sensor`]), the time from the second
+/// it falls in, formatted once per second. The bytes are those of [`ReadingLine`] (JSON, as
+/// serde_json makes them) and [`ReadingLine::write_csv`].
+#[derive(Debug, Default)]
+pub(crate) struct ReadingFormatter {
+    sensor: String,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`, then the line's `.mmmZ`.
+    time: String,
+    /// The Unix second `time` starts with, if it holds one.
+    second: Option<i64>,
+}
+
+impl ReadingFormatter {
+    /// Appends the line of reading `r` of `round` (without its newline).
+    pub(crate) fn write(
+        &mut self,
+        format: ReadingsFormat,
+        round: u64,
+        r: &ReadingRecord<'_>,
+        line: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        self.sensor.clear();
+        r.write_sensor(&mut self.sensor);
+        self.format_time(&r.reading.timestamp);
+        let reading = r.reading;
+        let fields = Fields {
+            round,
+            sensor: &self.sensor,
+            kind: r.kind,
+            value: reading.value,
+            unit: r.unit,
+            timestamp: &self.time,
+            latency_ms: reading.latency.as_micros() as f64 / 1000.0,
+            source_row: reading.source_row(),
+            source_time: reading.source_time(),
+        };
+        match format {
+            ReadingsFormat::Jsonl => fields.write_json(line),
+            ReadingsFormat::Csv => fields.write_csv(line),
+        }
+    }
+
+    /// Puts [`rfc3339`] of `t` in `self.time`.
+    fn format_time(&mut self, t: &chrono::DateTime<chrono::Utc>) {
+        use chrono::{Datelike, Timelike};
+        use std::fmt::Write as _;
+        let millis = t.nanosecond() / 1_000_000;
+        // A leap second (nanoseconds past 10^9) or a year of other than four digits: as
+        // chrono writes it.
+        if millis >= 1000 || !(0..=9999).contains(&t.year()) {
+            self.time = rfc3339(t);
+            self.second = None;
+            return;
+        }
+        let second = t.timestamp();
+        if self.second != Some(second) {
+            self.time.clear();
+            let _ = write!(self.time, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+            self.second = Some(second);
+        }
+        self.time.truncate(19);
+        let digits = [millis / 100, millis / 10 % 10, millis % 10];
+        self.time.push('.');
+        self.time.extend(digits.map(|d| char::from(b'0' + d as u8)));
+        self.time.push('Z');
     }
 }
 
@@ -348,6 +482,8 @@ pub struct JsonlFiles {
     /// `readings.jsonl`, or `readings.csv` when `format` is CSV.
     readings: LineFile,
     format: ReadingsFormat,
+    /// Formats the readings' lines.
+    formatter: ReadingFormatter,
     anomalies: LineFile,
     events: LineFile,
     /// The first write error of the run.
@@ -402,6 +538,7 @@ impl JsonlFiles {
             dir: dir.to_path_buf(),
             readings,
             format,
+            formatter: ReadingFormatter::default(),
             anomalies: LineFile::create(dir.join("anomalies.jsonl"))?,
             events: LineFile::create(dir.join("events.jsonl"))?,
             error: None,
@@ -426,14 +563,14 @@ impl Handler<Readings> for JsonlFiles {
 
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
+        let (format, formatter) = (self.format, &mut self.formatter);
         for r in readings.iter() {
-            let sensor = r.sensor();
-            let line = ReadingLine::new(round, &r, &sensor);
-            let result = match self.format {
-                ReadingsFormat::Jsonl => self.readings.write(&line),
-                ReadingsFormat::Csv => self.readings.write_with(|row| line.write_csv(row)),
-            };
-            self.note(result);
+            let result = self
+                .readings
+                .write_with(|line| formatter.write(format, round, &r, line));
+            if let Err(e) = result {
+                self.error.get_or_insert(e);
+            }
         }
         let result = self.readings.flush();
         self.note(result);
@@ -514,6 +651,113 @@ pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The formatter of the files writes, for every reading, the bytes the serde path makes
+    /// (JSON) and [`ReadingLine::write_csv`] makes (CSV): values of every sort (not finite,
+    /// negative zero, the smallest and largest), times that come back to an earlier second, a
+    /// leap second and years of other than four digits (as chrono writes them), replayed
+    /// sources, numbered ids and an id that needs escaping and quoting.
+    #[test]
+    fn the_formatter_writes_the_bytes_of_the_serde_line_and_the_csv_row() {
+        use crate::config::{Config, SensorTable};
+        use crate::data::{Outcome, Reading, Source};
+        use crate::streams::RoundOutcomes;
+        use chrono::{DateTime, Utc};
+        use rand::{Rng, SeedableRng};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let config = Config::from_toml_str(
+            "[[sensors]]\nname = \"t\"\nkind = \"temperature\"\ncount = 2000\n\
+             [[sensors]]\nid = \"we\\\"ird, \\u00e9\\\\x\"\nkind = \"humidity\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let n = config.sensors.len();
+        let table = Arc::new(SensorTable::new(config.sensors));
+        assert_eq!(&*table.id(n - 1), "we\"ird, \u{e9}\\x");
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+        let specials = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.0,
+            5e-324,
+            f64::MAX,
+            1e21,
+            1e-7,
+            42.0,
+        ];
+        let base = 1_764_670_000_i64;
+        let outcomes: Vec<Outcome> = (0..n)
+            .map(|i| {
+                let value = match rng.random_range(0..4) {
+                    0 => specials[rng.random_range(0..specials.len())],
+                    1 => rng.random_range(-1e6..1e6_f64).round(),
+                    _ => rng.random_range(-50.0..50.0),
+                };
+                let timestamp: DateTime<Utc> = match i % 500 {
+                    // A leap second; years 10000, -1 and 1969.
+                    7 => DateTime::from_timestamp(base - base % 60 + 59, 1_500_000_000).unwrap(),
+                    8 => DateTime::from_timestamp(253_402_300_800 + 5, 123_000_000).unwrap(),
+                    9 => DateTime::from_timestamp(-62_198_755_200, 9_000_000).unwrap(),
+                    10 => DateTime::from_timestamp(-1, 999_999_999).unwrap(),
+                    // Mostly forward by a few milliseconds, now and then back by a second.
+                    _ => DateTime::from_timestamp(
+                        base + (i as i64 / 7) - i64::from(i % 31 == 0),
+                        rng.random_range(0..1_000_000_000),
+                    )
+                    .unwrap(),
+                };
+                let mut reading = Reading {
+                    value,
+                    timestamp,
+                    latency: Duration::from_nanos(rng.random_range(0..3_000_000_000)),
+                    source: None,
+                };
+                if i % 3 == 0 {
+                    reading.source = Some(Box::new(Source {
+                        row: (i % 2 == 0).then_some(i as u64 + 1),
+                        time: (i % 9 != 0).then(|| Arc::from(format!("2019-01-{:02} 10:00, \"{i}\"", i % 28 + 1))),
+                    }));
+                }
+                if i % 11 == 0 {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Ok(reading)
+                }
+            })
+            .collect();
+        let readings = Readings::new(
+            37,
+            Arc::new(RoundOutcomes {
+                sensors: table,
+                ok: outcomes.iter().filter(|o| matches!(o, Outcome::Ok(_))).count() as u64,
+                batches: vec![outcomes],
+            }),
+        );
+        let mut formatter = ReadingFormatter::default();
+        let mut written = 0;
+        for r in readings.iter() {
+            let sensor = r.sensor();
+            let line = ReadingLine::new(37, &r, &sensor);
+            let mut json = Vec::new();
+            formatter.write(ReadingsFormat::Jsonl, 37, &r, &mut json).unwrap();
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                serde_json::to_string(&line).unwrap(),
+                "sensor {}",
+                r.index
+            );
+            let mut csv = Vec::new();
+            formatter.write(ReadingsFormat::Csv, 37, &r, &mut csv).unwrap();
+            assert_eq!(String::from_utf8(csv).unwrap(), row(&line), "sensor {}", r.index);
+            written += 1;
+        }
+        assert_eq!(written, readings.len());
+        assert!(written > n * 9 / 10);
+    }
 
     fn line<'a>(sensor: &'a str, value: f64, source: Option<(u64, &'a str)>) -> ReadingLine<'a> {
         ReadingLine {
