@@ -409,10 +409,10 @@ mod tests {
         assert_eq!(got, expected);
         // Written at the end of a buffer, without an allocation of its own: the same text.
         let mut out = String::from(">");
-        for i in 0..table.len() {
+        for (i, id) in expected.iter().enumerate() {
             out.truncate(1);
             table.write_id(i, &mut out);
-            assert_eq!(out[1..], expected[i], "sensor {i}");
+            assert_eq!(out[1..], *id, "sensor {i}");
         }
         assert_eq!(table.entry(121).kind.as_ref(), "temperature");
         assert_eq!(table.entry(124).kind.as_ref(), "humidity");
