@@ -291,43 +291,72 @@ impl Journal {
     /// The events, in the order they happened.
     pub fn iter(&self) -> impl Iterator<Item = SupervisionEvent> + '_ {
         let sensors = &*self.batch.sensors;
-        self.batch
-            .entries
-            .iter()
-            .flat_map(move |entry| -> Box<dyn Iterator<Item = SupervisionEvent> + '_> {
-                match entry {
-                    JournalEntry::Event(event) => Box::new(std::iter::once(event.clone())),
-                    JournalEntry::Started(at, list) => Box::new(list.iter().map(move |&index| SupervisionEvent {
-                        timestamp: *at,
-                        round: 0,
-                        sensor: Some(sensors.id(index)),
-                        group: sensors.entry(index).group.clone(),
-                        output: None,
-                        event: EventKind::Started,
-                        cause: None,
-                        delay: None,
-                        restarts: None,
-                        backoff: None,
-                    })),
-                    JournalEntry::Added {
-                        at,
-                        round,
-                        cause,
-                        sensors: list,
-                    } => Box::new(list.iter().map(move |&index| SupervisionEvent {
-                        timestamp: *at,
-                        round: *round,
-                        sensor: Some(sensors.id(index)),
-                        group: sensors.entry(index).group.clone(),
-                        output: None,
-                        event: EventKind::Added,
-                        cause: Some(cause.to_string()),
-                        delay: None,
-                        restarts: None,
-                        backoff: None,
-                    })),
-                }
-            })
+        self.batch.entries.iter().flat_map(move |entry| entry.events(sensors))
+    }
+
+    /// The events in the order they happened, a first start of many sensors as one part (the
+    /// files writer writes its lines without making an event for each).
+    pub(crate) fn parts(&self) -> impl Iterator<Item = JournalPart<'_>> + '_ {
+        let sensors = &*self.batch.sensors;
+        self.batch.entries.iter().map(move |entry| match entry {
+            JournalEntry::Started(at, list) => JournalPart::Started {
+                at: *at,
+                sensors: list,
+                table: sensors,
+            },
+            _ => JournalPart::Events(entry.events(sensors)),
+        })
+    }
+}
+
+/// A part of a [`Journal`] ([`Journal::parts`]).
+pub(crate) enum JournalPart<'a> {
+    /// `started` for each of `sensors`, at `at`, as [`Journal::iter`] has them: round 0, the
+    /// sensor's id and its group.
+    Started {
+        at: DateTime<Utc>,
+        sensors: &'a [usize],
+        table: &'a SensorTable,
+    },
+    /// Any other events.
+    Events(Box<dyn Iterator<Item = SupervisionEvent> + 'a>),
+}
+
+impl JournalEntry {
+    /// Its events, with the sensors named by `sensors`.
+    fn events<'a>(&'a self, sensors: &'a SensorTable) -> Box<dyn Iterator<Item = SupervisionEvent> + 'a> {
+        match self {
+            JournalEntry::Event(event) => Box::new(std::iter::once(event.clone())),
+            JournalEntry::Started(at, list) => Box::new(list.iter().map(move |&index| SupervisionEvent {
+                timestamp: *at,
+                round: 0,
+                sensor: Some(sensors.id(index)),
+                group: sensors.entry(index).group.clone(),
+                output: None,
+                event: EventKind::Started,
+                cause: None,
+                delay: None,
+                restarts: None,
+                backoff: None,
+            })),
+            JournalEntry::Added {
+                at,
+                round,
+                cause,
+                sensors: list,
+            } => Box::new(list.iter().map(move |&index| SupervisionEvent {
+                timestamp: *at,
+                round: *round,
+                sensor: Some(sensors.id(index)),
+                group: sensors.entry(index).group.clone(),
+                output: None,
+                event: EventKind::Added,
+                cause: Some(cause.to_string()),
+                delay: None,
+                restarts: None,
+                backoff: None,
+            })),
+        }
     }
 }
 

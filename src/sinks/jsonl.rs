@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::durable::{self, DirLock, LineWriter};
 use crate::config::ReadingsFormat;
 use crate::data::SupervisionEvent;
-use crate::streams::{Anomalies, Anomaly, Journal, ReadingRecord, Readings, RunSummary};
+use crate::streams::{Anomalies, Anomaly, Journal, JournalPart, ReadingRecord, Readings, RunSummary};
 
 /// An output file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -594,9 +594,20 @@ impl Handler<Journal> for JsonlFiles {
     type Result = ();
 
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
-        for event in journal.iter() {
-            let result = self.events.write(&EventLine::new(&event));
-            self.note(result);
+        for part in journal.parts() {
+            match part {
+                JournalPart::Started { at, sensors, table } => {
+                    for result in write_started(&mut self.events, at, sensors, table) {
+                        self.note(result);
+                    }
+                }
+                JournalPart::Events(events) => {
+                    for event in events {
+                        let result = self.events.write(&EventLine::new(&event));
+                        self.note(result);
+                    }
+                }
+            }
         }
         let result = self.events.flush();
         self.note(result);
@@ -626,6 +637,44 @@ impl Handler<RunSummary> for JsonlFiles {
     }
 }
 
+/// Writes the `started` lines of `sensors` at `at`: the bytes of their [`EventLine`]s, without
+/// an event, an id and a time made for each (a million sensors start at once, and their lines
+/// would hold up the first round's readings). Returns the failed writes.
+fn write_started(
+    file: &mut LineFile,
+    at: chrono::DateTime<chrono::Utc>,
+    sensors: &[usize],
+    table: &crate::config::SensorTable,
+) -> Vec<Result<(), OutputError>> {
+    let mut head = b"{\"timestamp\":".to_vec();
+    let mut failed = Vec::new();
+    if let Err(e) = serde_json::to_writer(&mut head, &rfc3339(&at)) {
+        failed.push(file.write_with(|_| Err(e.into())));
+        return failed;
+    }
+    head.extend_from_slice(b",\"round\":0,\"sensor\":");
+    let mut id = String::new();
+    for &index in sensors {
+        id.clear();
+        table.write_id(index, &mut id);
+        let group = table.entry(index).group.as_deref();
+        let result = file.write_with(|line| {
+            line.extend_from_slice(&head);
+            serde_json::to_writer(&mut *line, &id)?;
+            if let Some(group) = group {
+                line.extend_from_slice(b",\"group\":");
+                serde_json::to_writer(&mut *line, group)?;
+            }
+            line.extend_from_slice(b",\"event\":\"started\"}");
+            Ok(())
+        });
+        if result.is_err() {
+            failed.push(result);
+        }
+    }
+    failed
+}
+
 /// Asks [`JsonlFiles`] for the first write error of the run (taking it), if any.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Option<OutputError>")]
@@ -651,6 +700,49 @@ pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A first start's lines, written without an event each, are the serde lines of the events
+    /// the journal gives: ungrouped and grouped sensors, an id that needs escaping.
+    #[test]
+    fn started_lines_are_the_serde_lines_of_the_journals_events() {
+        use crate::config::{Config, SensorTable};
+        use crate::streams::{JournalBatch, JournalEntry};
+        use std::sync::Arc;
+
+        let config = Config::from_toml_str(
+            "[[groups]]\nname = \"pu\\\"mps\"\n\
+             [[sensors]]\nname = \"t\"\nkind = \"temperature\"\ncount = 5\n\
+             [[sensors]]\nid = \"p\\\\1\"\nkind = \"pressure\"\ngroup = \"pu\\\"mps\"\n\
+             [[sensors]]\nname = \"h\"\nkind = \"humidity\"\ncount = 3\ngroup = \"pu\\\"mps\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let table = Arc::new(SensorTable::new(config.sensors));
+        let at = chrono::DateTime::from_timestamp(1_764_670_000, 123_456_789).unwrap();
+        let list: Arc<[usize]> = vec![8, 0, 5, 1, 6, 4].into();
+        let journal = Journal::new(JournalBatch {
+            sensors: table.clone(),
+            entries: vec![JournalEntry::Started(at, list.clone())],
+            len: list.len() as u64,
+        });
+        let expected: Vec<String> = journal
+            .iter()
+            .map(|event| serde_json::to_string(&EventLine::new(&event)).unwrap())
+            .collect();
+        assert!(expected.iter().any(|l| l.contains("\"group\":\"pu\\\"mps\"")));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut file = LineFile::create(path.clone()).unwrap();
+        let mut parts = journal.parts();
+        let Some(JournalPart::Started { at, sensors, table }) = parts.next() else {
+            panic!("a start is one part");
+        };
+        assert!(write_started(&mut file, at, sensors, table).is_empty());
+        assert!(parts.next().is_none());
+        file.flush().unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.lines().collect::<Vec<_>>(), expected);
+    }
 
     /// The formatter of the files writes, for every reading, the bytes the serde path makes
     /// (JSON) and [`ReadingLine::write_csv`] makes (CSV): values of every sort (not finite,
