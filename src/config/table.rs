@@ -178,7 +178,8 @@ impl Part {
                 for _ in digits.len() - at..*width {
                     out.push('0');
                 }
-                out.extend(digits[at..].iter().map(|&d| char::from(d)));
+                // ASCII digits: always UTF-8.
+                out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
             }
             IdRun::Own { id, .. } => out.push_str(id),
         }
