@@ -3,18 +3,22 @@
 for one or two builds side by side (interleaved, so a busy moment of a shared machine hits
 both), reporting medians of reads/s and CPU seconds and the median of the side-by-side ratios.
 
-    python3 benches/outputs.py [--sensors 100000] [--rounds 20] [--repeat 5] BINARY [BINARY2]
+    python3 benches/outputs.py [--sensors 100000] [--rounds 20] [--repeat 5] [--format jsonl|csv]
+                               BINARY [BINARY2]
 
 Reads/s is N * (R - 1) over the time from round 1's log line to round R's (so the start-up and
 the summary are left out); CPU is the whole process's user + system time. Standard library only.
 """
 import argparse, os, re, shutil, statistics, subprocess, tempfile, time
 
-def run(binary, config, out, rounds, sensors):
+def run(binary, config, out, rounds, sensors, fmt="jsonl"):
     args = [binary, "run", "--config", config]
     if out:
         shutil.rmtree(out, ignore_errors=True)
         args += ["--out", out]
+        if fmt != "jsonl":
+            # Only then: builds from before the flag can still be compared in JSON Lines.
+            args += ["--readings-format", fmt]
     env = dict(os.environ, RUST_LOG="info")
     started, seen = time.time(), {}
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -32,6 +36,8 @@ def main():
     p.add_argument("--sensors", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
+                   help="the readings file's format with --out")
     p.add_argument("binaries", nargs="+")
     a = p.parse_args()
     work = tempfile.mkdtemp()
@@ -43,7 +49,7 @@ def main():
     for _ in range(a.repeat):
         for out in (None, os.path.join(work, "out")):
             for b in a.binaries:
-                results.setdefault((b, bool(out)), []).append(run(b, config, out, a.rounds, a.sensors))
+                results.setdefault((b, bool(out)), []).append(run(b, config, out, a.rounds, a.sensors, a.format))
     for out in (False, True):
         label = "with --out" if out else "without --out"
         for b in a.binaries:
