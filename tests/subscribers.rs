@@ -483,3 +483,64 @@ faults = [
     assert_eq!(per_sensor(&counted), per_sensor(&listed));
     assert_eq!(counted.reads, listed.reads);
 }
+
+/// Notes the order in which the journal's and the readings' messages arrive.
+struct Order(Arc<Mutex<Vec<String>>>);
+
+impl Actor for Order {
+    type Context = Context<Self>;
+}
+
+impl Handler<Journal> for Order {
+    type Result = ();
+
+    fn handle(&mut self, msg: Journal, _ctx: &mut Context<Self>) {
+        let started = msg.iter().filter(|e| e.event.as_str() == "started").count();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("journal: {} events, {started} started", msg.len()));
+    }
+}
+
+impl Handler<Readings> for Order {
+    type Result = ();
+
+    fn handle(&mut self, msg: Readings, _ctx: &mut Context<Self>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("readings of round {}", msg.round()));
+    }
+}
+
+/// The run's first start reaches the journal's subscribers as soon as it happens, before round
+/// 1's readings (a large tree's `started` lines are written while round 1 is read, not after
+/// it), and nothing else comes with it.
+#[actix_rt::test]
+async fn the_first_start_is_published_before_round_1s_readings() {
+    tokio::time::pause();
+    let scripted = Scripted::new(|i, round| Step::ok(ms(10), round as f64 + i as f64));
+    let collection = "interval = \"1s\"\nread_timeout = \"500ms\"\nrounds = 2\nseed = 3";
+    let mut config = config(3, collection, "");
+    scripted.install(&mut config);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let order = Order(log.clone()).start();
+    let summary = Collector::new()
+        .subscribe_with(order.clone().recipient::<Journal>(), Delivery::lossless())
+        .subscribe_with(order.recipient::<Readings>(), Delivery::lossless())
+        .run(config, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(summary.events["started"], 3);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "journal: 3 events, 3 started",
+            "readings of round 1",
+            "readings of round 2"
+        ],
+        "{log:?}"
+    );
+}
