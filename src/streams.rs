@@ -241,7 +241,9 @@ impl Stream for Anomalies {
 }
 
 /// Supervision events in the order they happened, shared by every subscriber: sent after each
-/// round with the events since the previous one (and at the end of the run).
+/// round with the events since the previous one, sooner when many are waiting, and at the end
+/// of the run; the run's first start is sent as soon as each group reports it, before round 1's
+/// readings.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Journal {
