@@ -187,15 +187,13 @@ impl Part {
 
     /// The id of sensor `index` (a table index within this part).
     fn id(&self, index: usize) -> Arc<str> {
-        let run = &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1];
-        match run {
-            IdRun::Numbered {
-                start,
-                prefix,
-                first,
-                width,
-            } => format!("{prefix}-{:0width$}", first + (index - start) as u64).into(),
+        match &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1] {
             IdRun::Own { id, .. } => id.clone(),
+            IdRun::Numbered { .. } => {
+                let mut id = String::new();
+                self.write_id(index, &mut id);
+                id.into()
+            }
         }
     }
 }

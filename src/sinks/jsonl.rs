@@ -546,6 +546,35 @@ impl JsonlFiles {
         })
     }
 
+    /// Writes the `started` lines of `sensors` at `at`: the bytes of their [`EventLine`]s,
+    /// without an event, an id and a time made for each (a million sensors start at once). The
+    /// time needs no escaping (digits, `-`, `:`, `T`, `.`, `Z`).
+    fn write_started(
+        &mut self,
+        at: chrono::DateTime<chrono::Utc>,
+        sensors: &[usize],
+        table: &crate::config::SensorTable,
+    ) {
+        let head = format!("{{\"timestamp\":\"{}\",\"round\":0,\"sensor\":", rfc3339(&at));
+        let mut id = String::new();
+        for &index in sensors {
+            id.clear();
+            table.write_id(index, &mut id);
+            let group = table.entry(index).group.as_deref();
+            let result = self.events.write_with(|line| {
+                line.extend_from_slice(head.as_bytes());
+                serde_json::to_writer(&mut *line, &id)?;
+                if let Some(group) = group {
+                    line.extend_from_slice(b",\"group\":");
+                    serde_json::to_writer(&mut *line, group)?;
+                }
+                line.extend_from_slice(b",\"event\":\"started\"}");
+                Ok(())
+            });
+            self.note(result);
+        }
+    }
+
     /// Keeps the first error of the run; the run goes on collecting and the other files go on.
     fn note(&mut self, result: Result<(), OutputError>) {
         if let Err(e) = result {
@@ -563,14 +592,12 @@ impl Handler<Readings> for JsonlFiles {
 
     fn handle(&mut self, readings: Readings, _ctx: &mut Context<Self>) {
         let round = readings.round();
-        let (format, formatter) = (self.format, &mut self.formatter);
         for r in readings.iter() {
+            let (format, formatter) = (self.format, &mut self.formatter);
             let result = self
                 .readings
                 .write_with(|line| formatter.write(format, round, &r, line));
-            if let Err(e) = result {
-                self.error.get_or_insert(e);
-            }
+            self.note(result);
         }
         let result = self.readings.flush();
         self.note(result);
@@ -596,11 +623,7 @@ impl Handler<Journal> for JsonlFiles {
     fn handle(&mut self, journal: Journal, _ctx: &mut Context<Self>) {
         for part in journal.parts() {
             match part {
-                JournalPart::Started { at, sensors, table } => {
-                    for result in write_started(&mut self.events, at, sensors, table) {
-                        self.note(result);
-                    }
-                }
+                JournalPart::Started { at, sensors, table } => self.write_started(at, sensors, table),
                 JournalPart::Events(events) => {
                     for event in events {
                         let result = self.events.write(&EventLine::new(&event));
@@ -635,44 +658,6 @@ impl Handler<RunSummary> for JsonlFiles {
         }
         self.note(written);
     }
-}
-
-/// Writes the `started` lines of `sensors` at `at`: the bytes of their [`EventLine`]s, without
-/// an event, an id and a time made for each (a million sensors start at once, and their lines
-/// would hold up the first round's readings). Returns the failed writes.
-fn write_started(
-    file: &mut LineFile,
-    at: chrono::DateTime<chrono::Utc>,
-    sensors: &[usize],
-    table: &crate::config::SensorTable,
-) -> Vec<Result<(), OutputError>> {
-    let mut head = b"{\"timestamp\":".to_vec();
-    let mut failed = Vec::new();
-    if let Err(e) = serde_json::to_writer(&mut head, &rfc3339(&at)) {
-        failed.push(file.write_with(|_| Err(e.into())));
-        return failed;
-    }
-    head.extend_from_slice(b",\"round\":0,\"sensor\":");
-    let mut id = String::new();
-    for &index in sensors {
-        id.clear();
-        table.write_id(index, &mut id);
-        let group = table.entry(index).group.as_deref();
-        let result = file.write_with(|line| {
-            line.extend_from_slice(&head);
-            serde_json::to_writer(&mut *line, &id)?;
-            if let Some(group) = group {
-                line.extend_from_slice(b",\"group\":");
-                serde_json::to_writer(&mut *line, group)?;
-            }
-            line.extend_from_slice(b",\"event\":\"started\"}");
-            Ok(())
-        });
-        if result.is_err() {
-            failed.push(result);
-        }
-    }
-    failed
 }
 
 /// Asks [`JsonlFiles`] for the first write error of the run (taking it), if any.
@@ -732,14 +717,15 @@ mod tests {
         assert!(expected.iter().any(|l| l.contains("\"group\":\"pu\\\"mps\"")));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let mut file = LineFile::create(path.clone()).unwrap();
+        let mut files = JsonlFiles::create(dir.path()).unwrap();
         let mut parts = journal.parts();
         let Some(JournalPart::Started { at, sensors, table }) = parts.next() else {
             panic!("a start is one part");
         };
-        assert!(write_started(&mut file, at, sensors, table).is_empty());
+        files.write_started(at, sensors, table);
+        assert!(files.error.is_none());
         assert!(parts.next().is_none());
-        file.flush().unwrap();
+        files.events.flush().unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written.lines().collect::<Vec<_>>(), expected);
     }
