@@ -60,14 +60,15 @@ impl RunningStats {
 ///
 /// Values are kept as `f32` (7 significant digits, ample for judging anomalies) to halve the
 /// window's memory, the largest part of the per-sensor analysis state; the running statistics
-/// ([`RunningStats`]) stay in `f64`.
+/// ([`RunningStats`]) stay in `f64`. The values and their arrival order share one allocation.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
-    /// The values held, ascending (the first `len` slots).
-    sorted: Box<[f32]>,
-    /// Arrival order: `order[k]` is the position in `sorted` of the k-th slot of a ring whose
-    /// oldest entry is at `head` once full. Positions, not values: 2 bytes per value instead of 4.
-    order: Box<[u16]>,
+    /// The values held, ascending (the first `len` of the first `capacity` slots), then the
+    /// arrival order packed in the slots after them: position `k` is where in the sorted values
+    /// the k-th slot of a ring lies, whose oldest entry is at `head` once full. Positions, not
+    /// values: one byte each while they fit ([`Self::narrow`]), else two.
+    slots: Box<[f32]>,
+    capacity: u16,
     /// Index of the oldest value once full; the next write position.
     head: u16,
     len: u16,
@@ -76,70 +77,168 @@ pub struct RollingWindow {
 /// The largest rolling window (positions in it are kept as `u16`).
 pub const MAX_WINDOW: usize = u16::MAX as usize;
 
+/// The largest window whose positions, and the end of a range of them, fit in one byte.
+const NARROW_WINDOW: usize = u8::MAX as usize;
+
+/// A position in a window's sorted values: `u8` or `u16` ([`RollingWindow::narrow`]).
+trait Position: Copy {
+    fn get(self) -> usize;
+    fn of(at: usize) -> Self;
+    /// Moves every position in `lo..hi` one step up, or down: a loop without branches, which
+    /// the compiler runs several positions at a time.
+    fn shift(order: &mut [Self], lo: usize, hi: usize, up: bool);
+    /// Moves every position at or after `from` one step up.
+    fn open(order: &mut [Self], from: usize);
+}
+
+macro_rules! position {
+    ($t:ty) => {
+        impl Position for $t {
+            fn get(self) -> usize {
+                usize::from(self)
+            }
+
+            fn of(at: usize) -> Self {
+                at as $t
+            }
+
+            fn shift(order: &mut [Self], lo: usize, hi: usize, up: bool) {
+                let (lo, hi) = (lo as $t, hi as $t);
+                // A wrapping add of 1 or of -1 to each position in the range.
+                let step: $t = if up { 1 } else { <$t>::MAX };
+                for position in order.iter_mut() {
+                    let moved = <$t>::from((*position >= lo) & (*position < hi));
+                    *position = position.wrapping_add(step & moved.wrapping_neg());
+                }
+            }
+
+            fn open(order: &mut [Self], from: usize) {
+                for position in order.iter_mut() {
+                    *position += <$t>::from(usize::from(*position) >= from);
+                }
+            }
+        }
+    };
+}
+
+position!(u8);
+position!(u16);
+
+/// Adds `x` to the sorted values `sorted` (`len` of them held) and to the ring `order` at `head`,
+/// dropping the oldest value when full; where in `sorted` it went.
+fn place<P: Position>(sorted: &mut [f32], order: &mut [P], head: usize, len: usize, x: f32) -> usize {
+    let above = sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
+    let at = if len == order.len() {
+        // Full: the oldest leaves and `x` enters in one move of the values between them, and
+        // one pass shifts the positions of those values.
+        let oldest = order[head].get();
+        if above > oldest {
+            sorted.copy_within(oldest + 1..above, oldest);
+            P::shift(order, oldest + 1, above, false);
+            above - 1
+        } else {
+            sorted.copy_within(above..oldest, above + 1);
+            P::shift(order, above, oldest, true);
+            above
+        }
+    } else {
+        sorted.copy_within(above..len, above + 1);
+        P::open(&mut order[..len], above);
+        above
+    };
+    sorted[at] = x;
+    order[head] = P::of(at);
+    at
+}
+
+/// The first `n` two-byte positions of `bytes`, the bytes of a window's `f32` slots.
+fn as_wide(bytes: &mut [u8], n: usize) -> &mut [u16] {
+    let bytes = &mut bytes[..2 * n];
+    assert_eq!(
+        bytes.as_ptr().align_offset(align_of::<u16>()),
+        0,
+        "f32 slots are aligned for u16"
+    );
+    // SAFETY: in bounds (checked just above), aligned (asserted), and any two bytes are a `u16`.
+    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<u16>(), n) }
+}
+
 impl RollingWindow {
     /// An empty window holding at most `capacity` values (1 to [`MAX_WINDOW`]; clamped).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.clamp(1, MAX_WINDOW);
+        let width = if capacity <= NARROW_WINDOW { 1 } else { 2 };
+        let order_slots = (capacity * width).div_ceil(size_of::<f32>());
         RollingWindow {
-            sorted: vec![0.0; capacity].into_boxed_slice(),
-            order: vec![0; capacity].into_boxed_slice(),
+            slots: vec![0.0; capacity + order_slots].into_boxed_slice(),
+            capacity: capacity as u16,
             head: 0,
             len: 0,
         }
     }
 
     fn capacity(&self) -> usize {
-        self.order.len()
+        usize::from(self.capacity)
     }
 
-    /// The values ascending.
-    fn sorted(&self) -> &[f32] {
-        &self.sorted[..self.len as usize]
+    /// Whether positions take one byte.
+    fn narrow(&self) -> bool {
+        self.capacity() <= NARROW_WINDOW
+    }
+
+    /// The sorted values' slots, and the slots after them as bytes.
+    fn split(&self) -> (&[f32], &[u8]) {
+        let (sorted, rest) = self.slots.split_at(self.capacity());
+        // SAFETY: the bytes of the `f32` slots, read as bytes: within the same allocation,
+        // alignment 1 and every byte initialized.
+        let bytes = unsafe { std::slice::from_raw_parts(rest.as_ptr().cast::<u8>(), size_of_val(rest)) };
+        (sorted, bytes)
+    }
+
+    /// [`Self::split`], to write.
+    fn split_mut(&mut self) -> (&mut [f32], &mut [u8]) {
+        let capacity = self.capacity();
+        let (sorted, rest) = self.slots.split_at_mut(capacity);
+        // SAFETY: as in `split`; any bytes written make valid `f32` slots.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(rest.as_mut_ptr().cast::<u8>(), size_of_val(rest)) };
+        (sorted, bytes)
     }
 
     /// Adds a value, dropping the oldest when full.
     pub fn push(&mut self, x: f64) {
         let x = x as f32;
-        let capacity = self.capacity();
-        let head = self.head as usize;
-        let len = self.len as usize;
-        let above = self.sorted[..len].partition_point(|v| v.total_cmp(&x).is_le());
-        let at = if len == capacity {
-            // Full: the oldest leaves and `x` enters in one move of the values between them,
-            // and one pass shifts the positions of those values.
-            let oldest = usize::from(self.order[head]);
-            let (at, range, up) = if above > oldest {
-                self.sorted.copy_within(oldest + 1..above, oldest);
-                (above - 1, oldest + 1..above, false)
-            } else {
-                self.sorted.copy_within(above..oldest, above + 1);
-                (above, above..oldest, true)
-            };
-            let (lo, hi) = (range.start as u16, range.end as u16);
-            // One step up or down (a wrapping add of 1 or of -1) for each position in the range:
-            // a loop without branches, which the compiler runs several positions at a time.
-            let step: u16 = if up { 1 } else { u16::MAX };
-            for position in self.order.iter_mut() {
-                let moved = u16::from((*position >= lo) & (*position < hi));
-                *position = position.wrapping_add(step & moved.wrapping_neg());
-            }
-            at
+        let (capacity, head, len, narrow) = (
+            self.capacity(),
+            usize::from(self.head),
+            usize::from(self.len),
+            self.narrow(),
+        );
+        let (sorted, bytes) = self.split_mut();
+        if narrow {
+            place(sorted, &mut bytes[..capacity], head, len, x);
         } else {
-            self.sorted.copy_within(above..len, above + 1);
-            for position in &mut self.order[..len] {
-                *position += u16::from(usize::from(*position) >= above);
-            }
+            place(sorted, as_wide(bytes, capacity), head, len, x);
+        }
+        if len < capacity {
             self.len += 1;
-            above
-        };
-        self.sorted[at] = x;
-        self.order[head] = at as u16;
+        }
         self.head = ((head + 1) % capacity) as u16;
     }
 
     /// The value in ring slot `k`.
     fn at(&self, k: usize) -> f64 {
-        f64::from(self.sorted[usize::from(self.order[k])])
+        let (sorted, bytes) = self.split();
+        let position = if self.narrow() {
+            usize::from(bytes[k])
+        } else {
+            usize::from(u16::from_ne_bytes([bytes[2 * k], bytes[2 * k + 1]]))
+        };
+        f64::from(sorted[position])
+    }
+
+    /// The values ascending.
+    fn sorted(&self) -> &[f32] {
+        &self.split().0[..usize::from(self.len)]
     }
 
     /// Number of values held.
@@ -291,10 +390,15 @@ pub struct Ewma {
 impl Ewma {
     /// Adds a value with weight `alpha` (0 < alpha <= 1); the first value starts the average.
     pub fn push(&mut self, x: f64, alpha: f64) {
-        self.value = Some(match self.value {
+        self.value = Some(Self::next(self.value, x, alpha));
+    }
+
+    /// The average after `x`, from the one before (`None` before the first value).
+    pub fn next(previous: Option<f64>, x: f64, alpha: f64) -> f64 {
+        match previous {
             Some(v) => v + alpha * (x - v),
             None => x,
-        });
+        }
     }
 
     /// The current average.
@@ -377,10 +481,11 @@ mod tests {
             // Coarse values so that ties, and zero MADs, happen too.
             ((state >> 40) % 7) as f64 * 0.5
         };
-        for capacity in [1, 2, 3, 4, 7, 30] {
+        // Positions in one byte up to 255, in two from 256 on.
+        for capacity in [1, 2, 3, 4, 7, 30, 254, 255, 256, 300] {
             let mut w = RollingWindow::new(capacity);
             let mut naive_ring = std::collections::VecDeque::new();
-            for _ in 0..500 {
+            for _ in 0..700 {
                 let x = next();
                 w.push(x);
                 naive_ring.push_back(x);

@@ -27,19 +27,20 @@ use crate::stats::{Ewma, RollingWindow, RunningStats};
 pub(crate) const LATENCY_MAX_US: u32 = 3_600_000_000;
 
 /// What the analysis keeps per sensor: a few hundred bytes, its window included (its detectors'
-/// states are kept by detector, in [`Tracks`]'s columns).
+/// states are kept by detector, in [`Tracks`]'s columns). The EWMA and the newest reading are
+/// set with the first reading (the statistics' count above zero), so they need no `Option` of
+/// their own: 16 bytes less per sensor.
 #[derive(Debug)]
 struct Track {
     stats: RunningStats,
     window: RollingWindow,
-    ewma: Ewma,
-    last: Option<LastReading>,
+    ewma: f64,
+    last: LastReading,
     anomalies: u64,
 }
 
-/// A member's newest reading as its track keeps it (for [`Tracks::status`]): 32 bytes with
-/// its `Option`, 16 more than the value alone.
-#[derive(Debug, Clone, Copy)]
+/// A member's newest reading as its track keeps it (for [`Tracks::status`]).
+#[derive(Debug, Clone, Copy, Default)]
 struct LastReading {
     round: u64,
     value: f64,
@@ -49,21 +50,27 @@ struct LastReading {
 }
 
 impl Track {
+    /// Whether a reading was analysed.
+    fn read(&self) -> bool {
+        self.stats.count() > 0
+    }
+
     /// Its results so far, with its newest reading.
     fn analysis(&self) -> crate::control::SensorAnalysis {
+        let last = self.last;
         crate::control::SensorAnalysis {
             count: self.stats.count(),
             min: self.stats.min(),
             max: self.stats.max(),
             mean: self.stats.mean(),
             stddev: self.stats.stddev(),
-            ewma: self.ewma.value(),
+            ewma: self.read().then_some(self.ewma),
             anomalies: self.anomalies,
-            last: self.last.map(|r| crate::control::LastReading {
-                round: r.round,
-                value: r.value,
-                timestamp: DateTime::from_timestamp_micros(r.timestamp_us).unwrap_or_default(),
-                latency: Duration::from_micros(u64::from(r.latency_us)),
+            last: self.read().then(|| crate::control::LastReading {
+                round: last.round,
+                value: last.value,
+                timestamp: DateTime::from_timestamp_micros(last.timestamp_us).unwrap_or_default(),
+                latency: Duration::from_micros(u64::from(last.latency_us)),
             }),
         }
     }
@@ -72,8 +79,8 @@ impl Track {
         Track {
             stats: RunningStats::default(),
             window: RollingWindow::new(window),
-            ewma: Ewma::default(),
-            last: None,
+            ewma: 0.0,
+            last: LastReading::default(),
             anomalies: 0,
         }
     }
@@ -260,15 +267,15 @@ impl Tracks {
         );
         if let Some(reading) = reading {
             let v = reading.value;
+            track.ewma = Ewma::next(track.read().then_some(track.ewma), v, self.analysis.ewma_alpha);
             track.stats.push(v);
             track.window.push(v);
-            track.ewma.push(v, self.analysis.ewma_alpha);
-            track.last = Some(LastReading {
+            track.last = LastReading {
                 round,
                 value: v,
                 timestamp_us: reading.timestamp.timestamp_micros(),
                 latency_us: reading.latency.as_micros().min(u128::from(u32::MAX)) as u32,
-            });
+            };
         }
     }
 
