@@ -171,6 +171,12 @@ impl Tracks {
     /// Makes room for `members` members in all (sensors added to the group while the run goes
     /// on), the new ones with nothing observed yet.
     pub(crate) fn grow(&mut self, members: usize) {
+        // A group's first members exactly (its tracks are most of its analysis' memory); the
+        // ones added to a running group as any vector grows, so that adding one at a time stays
+        // cheap.
+        if self.tracks.is_empty() {
+            self.tracks.reserve_exact(members);
+        }
         while self.tracks.len() < members {
             self.tracks.push(Track::new(self.analysis.window));
         }
