@@ -95,7 +95,8 @@ pub(crate) fn now() -> DateTime<Utc> {
     at(Instant::now())
 }
 
-/// The time of `at`, an instant of this thread not before earlier ones.
+/// The time of `at`, an instant of this thread (converted in any order: one before the
+/// thread's anchor is counted back from it).
 pub(crate) fn at(at: Instant) -> DateTime<Utc> {
     match VIRTUAL.with(Cell::get) {
         Some((origin, start)) => virtual_clock(at, origin, start),
@@ -156,6 +157,12 @@ impl Anchor {
         })
     }
 
+    /// The wall-clock time `until` before the anchor, by chrono's arithmetic.
+    fn before(&self, until: Duration) -> DateTime<Utc> {
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(self.second, self.nano).unwrap_or_default();
+        self.date.and_time(time).and_utc() - chrono::TimeDelta::from_std(until).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
     /// The wall-clock time `since` (under [`REANCHOR_AFTER`]) after the anchor, by adding
     /// nanoseconds within the anchor's day; `None` past its midnight.
     fn after(&self, since: Duration) -> Option<DateTime<Utc>> {
@@ -174,18 +181,22 @@ thread_local! {
     static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
 }
 
-/// The wall-clock time of `at` (a monotonic instant of this thread, not before earlier ones):
+/// The wall-clock time of `at` (a monotonic instant of this thread):
 /// the thread's anchor plus the monotonic time since, the anchor being read again once it is
 /// [`REANCHOR_AFTER`] old. A read's timestamp then costs no wall-clock read and no calendar
 /// arithmetic beyond the time of day, and a step of the wall clock shows within a second.
 fn wall_clock(at: Instant) -> DateTime<Utc> {
     ANCHOR.with(|cell| {
         if let Some(anchor) = cell.get() {
-            let since = at.saturating_duration_since(anchor.at);
-            if since < REANCHOR_AFTER {
-                if let Some(wall) = anchor.after(since) {
-                    return wall;
+            match at.checked_duration_since(anchor.at) {
+                Some(since) if since < REANCHOR_AFTER => {
+                    if let Some(wall) = anchor.after(since) {
+                        return wall;
+                    }
                 }
+                Some(_) => {}
+                // Before the anchor: counted back from it (not the anchor's own time).
+                None => return anchor.before(anchor.at - at),
             }
         }
         let wall = Utc::now();
@@ -315,5 +326,20 @@ mod tests {
             wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(11)) - w2,
             TimeDelta::milliseconds(10)
         );
+    }
+
+    /// An instant before the thread's anchor is counted back from it: a group converts the
+    /// instants of the answers it keeps as they come (in member order), not in time order.
+    #[test]
+    fn wall_clock_counts_back_from_a_later_anchor() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let late = wall_clock(t0 + ms(400));
+        assert_eq!(late - wall_clock(t0 + ms(100)), TimeDelta::milliseconds(300));
+        assert_eq!(
+            late - wall_clock(t0 + ms(399) + Duration::from_nanos(999_999)),
+            TimeDelta::nanoseconds(1)
+        );
+        assert_eq!(wall_clock(t0 + ms(450)) - late, TimeDelta::milliseconds(50));
     }
 }
