@@ -74,9 +74,9 @@ pub(crate) enum Answer {
         /// The round of the [`StartRead`] this answers.
         round: u64,
         /// The sample, or why there is none.
-        result: Result<Sample, ReadError>,
+        result: ReadResult,
         /// Time from receiving `StartRead` to the result.
-        latency: Duration,
+        latency: Latency,
         /// Wall-clock time of the result.
         timestamp: DateTime<Utc>,
     },
@@ -87,12 +87,12 @@ pub(crate) enum Answer {
         /// The round of the [`StartRead`] this answers.
         round: u64,
         /// The sample, or why there is none.
-        result: Result<Sample, ReadError>,
+        result: ReadResult,
         /// When the sensor started the read (took its `StartRead`).
         started: Instant,
         /// How long the read takes: its driver's latency, up to the millisecond tokio's timers
         /// wake on.
-        latency: Duration,
+        latency: Latency,
     },
     /// The actor ended (stopped, crashed or unwound): any read it had is lost.
     Stopped,
@@ -102,6 +102,44 @@ pub(crate) enum Answer {
         /// `build: <message>`, or `panic: <message>` for a build that panicked.
         cause: String,
     },
+}
+
+/// A read's result as an answer carries it: a plain value (a simulated or live sensor's) in the
+/// answer itself, anything else (a failure, a replayed value with its source) boxed. A round's
+/// answers can all wait in the group's inbox at once: with this and [`Latency`], an answer
+/// takes 64 bytes there instead of 96.
+#[derive(Debug)]
+pub(crate) enum ReadResult {
+    /// A sample with a value only.
+    Value(f64),
+    /// Any other result.
+    Other(Box<Result<Sample, ReadError>>),
+}
+
+impl ReadResult {
+    pub(crate) fn new(result: Result<Sample, ReadError>) -> Self {
+        match result {
+            Ok(Sample {
+                value,
+                source_row: None,
+                source_time: None,
+            }) => ReadResult::Value(value),
+            other => ReadResult::Other(Box::new(other)),
+        }
+    }
+
+    /// The result.
+    pub(crate) fn into_result(self) -> Result<Sample, ReadError> {
+        match self {
+            ReadResult::Value(value) => Ok(Sample::value(value)),
+            ReadResult::Other(result) => *result,
+        }
+    }
+
+    /// Whether it is [`ReadError::Crash`].
+    fn is_crash(&self) -> bool {
+        matches!(self, ReadResult::Other(result) if matches!(**result, Err(ReadError::Crash(_))))
+    }
 }
 
 /// Where a sensor reports, and who it is there.
@@ -241,13 +279,28 @@ impl SensorActor {
     }
 }
 
+/// A read's latency as an answer carries it: nanoseconds (up to 584 years), 8 bytes where a
+/// `Duration` takes 16.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Latency(u64);
+
+impl Latency {
+    fn new(latency: Duration) -> Self {
+        Latency(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn get(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+}
+
 /// The answer of a read of `round` started at `started` and finished now.
 fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> Answer {
     let finished = Instant::now();
     Answer::Read {
         round,
-        result,
-        latency: finished - started,
+        result: ReadResult::new(result),
+        latency: Latency::new(finished - started),
         timestamp: clock::at(finished),
     }
 }
@@ -258,9 +311,9 @@ fn answer(round: u64, started: Instant, result: Result<Sample, ReadError>) -> An
 fn ahead(round: u64, started: Instant, latency: Duration, result: Result<Sample, ReadError>) -> Answer {
     Answer::Ahead {
         round,
-        result,
+        result: ReadResult::new(result),
         started,
-        latency: clock::paused_wait(latency),
+        latency: Latency::new(clock::paused_wait(latency)),
     }
 }
 
@@ -272,13 +325,11 @@ impl SensorActor {
     /// Reports a finished read to the group, or stops without answering on a crash (the group
     /// then sees a stopped actor, as for an actor that died).
     fn finish(&mut self, answer: Answer, ctx: &mut Context<Self>) {
-        if let Answer::Read {
-            result: Err(ReadError::Crash(_)),
-            ..
-        } = answer
-        {
-            ctx.stop();
-            return;
+        if let Answer::Read { result, .. } = &answer {
+            if result.is_crash() {
+                ctx.stop();
+                return;
+            }
         }
         self.link.send(answer);
     }

@@ -63,7 +63,7 @@ use crate::analysis::tracks::RoundDigest;
 use crate::config::{Directive, FailureKind, GroupStrategy, RestartPolicy, SensorEntry, SensorTable};
 use crate::data::{Absence, Backoff, EventKind, Outcome, ReadError, Reading, RestartType, SupervisionEvent};
 use crate::driver::{driver_seed, DriverContext};
-use crate::sensor::{self, Answer, GroupLink, SensorActor, SensorAnswer, StartRead, StopSensor};
+use crate::sensor::{self, Answer, GroupLink, Latency, ReadResult, SensorActor, SensorAnswer, StartRead, StopSensor};
 
 mod due;
 pub(crate) mod inbox;
@@ -352,7 +352,7 @@ struct Books {
     order: Vec<u32>,
     /// Outcomes of reads answered ahead of time, kept until they are due: exactly the awaited
     /// reads with such an answer.
-    due: DueAnswers<Outcome>,
+    due: DueAnswers<(ReadResult, Latency)>,
 }
 
 /// Reads a group sends before it yields to its sensors: they answer (and their envelopes are
@@ -1103,7 +1103,14 @@ impl GroupSupervisor {
             return cur.books.due.clear();
         }
         let by = cur.books.due.due_by(Instant::now());
-        while let Some((member, outcome)) = cur.books.due.pop_by(by) {
+        while let Some((member, at, (result, latency))) = cur.books.due.pop_by(by) {
+            // Made now, in the order of the instants (the clock converts them fastest in order).
+            let outcome = outcome(
+                result.into_result(),
+                latency.get(),
+                crate::clock::at(at),
+                self.setup.read_timeout,
+            );
             let local = member as usize;
             cur.books.awaiting[local] = false;
             cur.in_flight -= 1;
@@ -1321,7 +1328,9 @@ impl GroupSupervisor {
                 result,
                 latency,
                 timestamp,
-            } if current && round == cur.round => outcome(result, latency, timestamp, self.setup.read_timeout),
+            } if current && round == cur.round => {
+                outcome(result.into_result(), latency.get(), timestamp, self.setup.read_timeout)
+            }
             Answer::Ahead {
                 round,
                 result,
@@ -1331,10 +1340,9 @@ impl GroupSupervisor {
                 // Kept until it is due. One due at or after its read's deadline is left to the
                 // deadline, which times it out: at the same instant the deadline comes first, as
                 // it does for an answer that waited on its own timer.
-                let at = started + latency;
+                let at = started + latency.get();
                 if cur.deadline_of(msg.member).is_some_and(|deadline| at < deadline) {
-                    let outcome = outcome(result, latency, crate::clock::at(at), self.setup.read_timeout);
-                    cur.books.due.push(at, msg.member, outcome);
+                    cur.books.due.push(at, msg.member, (result, latency));
                 }
                 return self.arm(ctx);
             }

@@ -117,6 +117,7 @@ impl<T> DueAnswers<T> {
     #[cfg(test)]
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u32, T)> {
         self.pop_by(self.due_by(now))
+            .map(|(member, _, answer)| (member, answer))
     }
 
     /// What [`Self::pop_by`] takes the answers due by `now` with: converted once for a run of
@@ -125,8 +126,9 @@ impl<T> DueAnswers<T> {
         DueBy(self.since(now))
     }
 
-    /// Takes the earliest answer due by `by` (at it included), if any.
-    pub(crate) fn pop_by(&mut self, by: DueBy) -> Option<(u32, T)> {
+    /// Takes the earliest answer due by `by` (at it included), if any, with its member and the
+    /// instant it is due.
+    pub(crate) fn pop_by(&mut self, by: DueBy) -> Option<(u32, Instant, T)> {
         if self.bounds?.0 > by.0 {
             return None;
         }
@@ -154,7 +156,7 @@ impl<T> DueAnswers<T> {
         }
         let member = member(key);
         let answer = self.answers[member as usize].take()?;
-        Some((member, answer))
+        Some((member, self.at(nanos(key)), answer))
     }
 
     /// The earliest instant kept, in nanoseconds since the origin (once `keys` is sorted).
