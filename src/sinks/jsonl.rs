@@ -269,31 +269,29 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    /// The line serde_json makes of the [`ReadingLine`], byte for byte, with the keys written
-    /// as they are (they need no escaping) and each value through serde_json (strings escaped,
-    /// floats in their shortest form, `null` for one that is not finite).
-    fn write_json(&self, line: &mut Vec<u8>) -> io::Result<()> {
+    /// The line serde_json makes of the [`ReadingLine`], byte for byte, with the keys and the
+    /// kind's part written as they are made once per kind (`kind`), the time as it is (it
+    /// holds nothing to escape), a string that needs no escaping copied between quotes,
+    /// latencies of whole microseconds by [`json_millis`], and every other value through
+    /// serde_json (floats in their shortest form, `null` for one that is not finite).
+    fn write_json(&self, kind: &KindJson, line: &mut Vec<u8>) -> io::Result<()> {
         line.extend_from_slice(b"{\"round\":");
         serde_json::to_writer(&mut *line, &self.round)?;
         line.extend_from_slice(b",\"sensor\":");
-        serde_json::to_writer(&mut *line, self.sensor)?;
-        line.extend_from_slice(b",\"kind\":");
-        serde_json::to_writer(&mut *line, self.kind)?;
-        line.extend_from_slice(b",\"value\":");
+        json_str(line, self.sensor)?;
+        line.extend_from_slice(&kind.before_value);
         serde_json::to_writer(&mut *line, &self.value)?;
-        line.extend_from_slice(b",\"unit\":");
-        serde_json::to_writer(&mut *line, self.unit)?;
-        line.extend_from_slice(b",\"timestamp\":");
-        serde_json::to_writer(&mut *line, self.timestamp)?;
-        line.extend_from_slice(b",\"latency_ms\":");
-        serde_json::to_writer(&mut *line, &self.latency_ms)?;
+        line.extend_from_slice(&kind.after_value);
+        line.extend_from_slice(self.timestamp.as_bytes());
+        line.extend_from_slice(b"\",\"latency_ms\":");
+        json_millis(line, self.latency_ms)?;
         if let Some(source_row) = self.source_row {
             line.extend_from_slice(b",\"source_row\":");
             serde_json::to_writer(&mut *line, &source_row)?;
         }
         if let Some(source_time) = self.source_time {
             line.extend_from_slice(b",\"source_time\":");
-            serde_json::to_writer(&mut *line, source_time)?;
+            json_str(line, source_time)?;
         }
         line.push(b'}');
         Ok(())
@@ -330,6 +328,78 @@ impl Fields<'_> {
     }
 }
 
+/// Appends `text` as a JSON string, as serde_json writes it: between quotes as it is when it
+/// holds no character JSON escapes (a double quote, a backslash, a control character).
+fn json_str(line: &mut Vec<u8>, text: &str) -> io::Result<()> {
+    // Every byte looked at (no early exit): a loop the compiler runs several bytes at a time.
+    let plain = !text
+        .bytes()
+        .fold(false, |escaped, b| escaped | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
+        line.push(b'"');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'"');
+        return Ok(());
+    }
+    serde_json::to_writer(&mut *line, text).map_err(io::Error::from)
+}
+
+/// Appends `ms`, a latency in milliseconds, as serde_json writes it. One of a whole number of
+/// microseconds below 2^32 (71 minutes; every latency from a `Duration`, made as `micros /
+/// 1000.0`) is that decimal: its shortest form, since no other decimal of three places or
+/// fewer lies within half a unit of the last place of a double that small. The digits are
+/// written directly, with `.0` for a whole number as serde_json does; anything else goes
+/// through serde_json.
+fn json_millis(line: &mut Vec<u8>, ms: f64) -> io::Result<()> {
+    let micros = (ms * 1000.0).round();
+    if ms.is_sign_positive() && micros < 4_294_967_296.0 && micros / 1000.0 == ms {
+        let micros = micros as u64;
+        serde_json::to_writer(&mut *line, &(micros / 1000))?;
+        line.push(b'.');
+        let fraction = micros % 1000;
+        let digits = [fraction / 100, fraction / 10 % 10, fraction % 10].map(|d| b'0' + d as u8);
+        let kept = match fraction {
+            f if f % 100 == 0 => 1,
+            f if f % 10 == 0 => 2,
+            _ => 3,
+        };
+        line.extend_from_slice(&digits[..kept]);
+        return Ok(());
+    }
+    serde_json::to_writer(&mut *line, &ms).map_err(io::Error::from)
+}
+
+/// The part of a reading's JSON line that its kind and unit make, as serde_json writes it:
+/// made once for a run of readings of one kind.
+#[derive(Debug, Default)]
+struct KindJson {
+    kind: String,
+    unit: String,
+    /// `,"kind":KIND,"value":`
+    before_value: Vec<u8>,
+    /// `,"unit":UNIT,"timestamp":"`
+    after_value: Vec<u8>,
+}
+
+impl KindJson {
+    /// Made again for `kind` and `unit` unless they are those it has.
+    fn update(&mut self, kind: &str, unit: &str) -> io::Result<()> {
+        if !self.before_value.is_empty() && self.kind == kind && self.unit == unit {
+            return Ok(());
+        }
+        (self.kind, self.unit) = (kind.to_owned(), unit.to_owned());
+        self.before_value.clear();
+        self.before_value.extend_from_slice(b",\"kind\":");
+        serde_json::to_writer(&mut self.before_value, kind)?;
+        self.before_value.extend_from_slice(b",\"value\":");
+        self.after_value.clear();
+        self.after_value.extend_from_slice(b",\"unit\":");
+        serde_json::to_writer(&mut self.after_value, unit)?;
+        self.after_value.extend_from_slice(b",\"timestamp\":\"");
+        Ok(())
+    }
+}
+
 /// Writes the lines of a round's readings without an allocation per reading: the id into a
 /// buffer kept from line to line ([`ReadingRecord::write_sensor`]), the time from the second
 /// it falls in, formatted once per second. The bytes are those of [`ReadingLine`] (JSON, as
@@ -341,6 +411,8 @@ pub(crate) struct ReadingFormatter {
     time: String,
     /// The Unix second `time` starts with, if it holds one.
     second: Option<i64>,
+    /// The JSON of the kind of the last line.
+    kind: KindJson,
 }
 
 impl ReadingFormatter {
@@ -368,7 +440,10 @@ impl ReadingFormatter {
             source_time: reading.source_time(),
         };
         match format {
-            ReadingsFormat::Jsonl => fields.write_json(line),
+            ReadingsFormat::Jsonl => {
+                self.kind.update(r.kind, r.unit)?;
+                fields.write_json(&self.kind, line)
+            }
             ReadingsFormat::Csv => fields.write_csv(line),
         }
     }
@@ -788,10 +863,28 @@ mod tests {
                     )
                     .unwrap(),
                 };
+                // Latencies at the edges of the whole-microsecond path, and past it.
+                let edges = [
+                    0,
+                    1,
+                    999,
+                    1_000,
+                    1_001,
+                    10_010,
+                    123_400,
+                    4_294_967_295,
+                    4_294_967_296,
+                    10_800_000_000,
+                ];
+                let latency = match i % 500 {
+                    k @ 11..=20 => Duration::from_micros(edges[k - 11]),
+                    21 => Duration::from_nanos(1_500),
+                    _ => Duration::from_nanos(rng.random_range(0..3_000_000_000)),
+                };
                 let mut reading = Reading {
                     value,
                     timestamp,
-                    latency: Duration::from_nanos(rng.random_range(0..3_000_000_000)),
+                    latency,
                     source: None,
                 };
                 if i % 3 == 0 {
