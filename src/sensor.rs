@@ -377,3 +377,60 @@ impl Handler<StopSensor> for SensorActor {
         ctx.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Latency, ReadResult};
+    use crate::data::{ReadError, Sample};
+
+    /// A plain value stays in the answer; a value with its source, and every error, is boxed;
+    /// each comes back as it went in.
+    #[test]
+    fn a_read_result_keeps_only_a_plain_value_inline() {
+        let plain = ReadResult::new(Ok(Sample::value(-0.5)));
+        assert!(matches!(plain, ReadResult::Value(v) if v == -0.5));
+        assert_eq!(plain.into_result(), Ok(Sample::value(-0.5)));
+        let sourced = Sample {
+            value: 3.0,
+            source_row: Some(7),
+            source_time: Some(Arc::from("2019-01-01 10:00")),
+        };
+        let only_row = Sample {
+            source_time: None,
+            ..sourced.clone()
+        };
+        for result in [
+            Ok(sourced),
+            Ok(only_row),
+            Err(ReadError::Failed("x".into())),
+            Err(ReadError::Offline),
+            Err(ReadError::Crash("gone".into())),
+        ] {
+            let carried = ReadResult::new(result.clone());
+            assert!(matches!(carried, ReadResult::Other(_)), "{result:?}");
+            assert_eq!(carried.is_crash(), matches!(result, Err(ReadError::Crash(_))));
+            assert_eq!(carried.into_result(), result);
+        }
+        assert!(!ReadResult::new(Ok(Sample::value(1.0))).is_crash());
+    }
+
+    /// A latency keeps its nanoseconds, up to 584 years (then the most it can hold).
+    #[test]
+    fn a_latency_keeps_its_nanoseconds() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::new(3_600, 999_999_999),
+        ] {
+            assert_eq!(Latency::new(d).get(), d);
+        }
+        assert_eq!(Latency::new(Duration::MAX).get(), Duration::from_nanos(u64::MAX));
+        assert!(
+            size_of::<super::SensorAnswer>() <= 64,
+            "an answer, as a round's wait in the inbox"
+        );
+    }
+}
