@@ -117,6 +117,7 @@ pub(crate) enum ReadResult {
 }
 
 impl ReadResult {
+    /// Carries `result`.
     pub(crate) fn new(result: Result<Sample, ReadError>) -> Self {
         match result {
             Ok(Sample {

@@ -387,7 +387,10 @@ impl KindJson {
         if !self.before_value.is_empty() && self.kind == kind && self.unit == unit {
             return Ok(());
         }
-        (self.kind, self.unit) = (kind.to_owned(), unit.to_owned());
+        self.kind.clear();
+        self.kind.push_str(kind);
+        self.unit.clear();
+        self.unit.push_str(unit);
         self.before_value.clear();
         self.before_value.extend_from_slice(b",\"kind\":");
         serde_json::to_writer(&mut self.before_value, kind)?;
