@@ -61,7 +61,7 @@ impl RunningStats {
 /// Values are kept as `f32` (7 significant digits, ample for judging anomalies) to halve the
 /// window's memory, the largest part of the per-sensor analysis state; the running statistics
 /// ([`RunningStats`]) stay in `f64`. The values and their arrival order share one allocation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RollingWindow {
     /// The values held, ascending (the first `len` of the first `capacity` slots), then the
     /// arrival order packed in the slots after them: position `k` is where in the sorted values
@@ -72,6 +72,16 @@ pub struct RollingWindow {
     /// Index of the oldest value once full; the next write position.
     head: u16,
     len: u16,
+}
+
+impl std::fmt::Debug for RollingWindow {
+    /// Its capacity and values, oldest first (the slots hold positions too, as bytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingWindow")
+            .field("capacity", &self.capacity)
+            .field("values", &self.iter().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The largest rolling window (positions in it are kept as `u16`).
