@@ -314,7 +314,7 @@ impl Fields<'_> {
         csv_field(row, self.timestamp);
         row.push(b',');
         if self.latency_ms.is_finite() {
-            serde_json::to_writer(&mut *row, &self.latency_ms)?;
+            json_millis(row, self.latency_ms)?;
         }
         row.push(b',');
         if let Some(source_row) = self.source_row {
