@@ -304,3 +304,49 @@ async fn a_round_larger_than_a_fan_out_slice_reads_every_sensor_once() {
         assert_eq!(sensor.count, expected, "sensor {i}");
     }
 }
+
+/// On the wall clock, a reading's timestamp is its own read's end: the read's start plus its
+/// latency. The simulated sensors answer ahead and their group keeps the answers until due,
+/// converting their instants out of time order (in member order, as they come); with tokio's
+/// clock paused every read of a round starts at one instant, so timestamp minus latency is the
+/// same for all of a round's readings, to the millisecond the file writes. (Before a fix, an
+/// instant before the clock's anchor got the anchor's own time: most of a round shared one
+/// timestamp.)
+#[actix_rt::test]
+async fn wall_clock_timestamps_are_each_reads_own_end() {
+    tokio::time::pause();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new()
+        .clock(sensor_actors::Clock::Wall)
+        .out(dir.path())
+        .unwrap();
+    let config = collector
+        .parse(
+            "[collection]\ninterval = \"1s\"\nread_timeout = \"2s\"\nrounds = 3\nseed = 5\n\n\
+             [[sensors]]\nkind = \"temperature\"\ncount = 300\nlatency = [\"100ms\", \"500ms\"]\nerror_rate = 0.0\n",
+            "test.toml",
+        )
+        .unwrap();
+    let summary = collector.run(config, std::future::pending()).await.unwrap();
+    assert_eq!(summary.reads.ok, 900);
+    let readings = read_jsonl(&dir.path().join("readings.jsonl"));
+    for round in 1..=3u64 {
+        let mut latencies = Vec::new();
+        let starts: Vec<i64> = readings
+            .iter()
+            .filter(|r| r["round"] == round)
+            .map(|r| {
+                let time = chrono::DateTime::parse_from_rfc3339(r["timestamp"].as_str().unwrap()).unwrap();
+                let latency = r["latency_ms"].as_f64().unwrap();
+                latencies.push(latency as i64);
+                time.timestamp_millis() - latency as i64
+            })
+            .collect();
+        assert_eq!(starts.len(), 300);
+        let (first, last) = (starts.iter().min().unwrap(), starts.iter().max().unwrap());
+        assert!(last - first <= 1, "round {round}: reads started {first}..{last} ms");
+        // Latencies over the whole range: a timestamp shared by many readings would show.
+        latencies.sort_unstable();
+        assert!(latencies[299] - latencies[0] > 300, "{latencies:?}");
+    }
+}
