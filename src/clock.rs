@@ -181,10 +181,11 @@ thread_local! {
     static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
 }
 
-/// The wall-clock time of `at` (a monotonic instant of this thread):
-/// the thread's anchor plus the monotonic time since, the anchor being read again once it is
-/// [`REANCHOR_AFTER`] old. A read's timestamp then costs no wall-clock read and no calendar
-/// arithmetic beyond the time of day, and a step of the wall clock shows within a second.
+/// The wall-clock time of `at` (a monotonic instant of this thread, past or to come): the
+/// thread's anchor plus the monotonic time since (or minus the time until it), the anchor being
+/// read again once `at` is [`REANCHOR_AFTER`] past it. A read's timestamp then costs no
+/// wall-clock read and no calendar arithmetic beyond the time of day, and a step of the wall
+/// clock shows within a second.
 fn wall_clock(at: Instant) -> DateTime<Utc> {
     ANCHOR.with(|cell| {
         if let Some(anchor) = cell.get() {
@@ -199,9 +200,15 @@ fn wall_clock(at: Instant) -> DateTime<Utc> {
                 None => return anchor.before(anchor.at - at),
             }
         }
+        // Read again as of now, not as of `at`: an answer kept until due is converted after its
+        // instant, and taking that instant for now would shift every time converted from it.
+        let now = Instant::now();
         let wall = Utc::now();
-        cell.set(Anchor::new(at, wall));
-        wall
+        cell.set(Anchor::new(now, wall));
+        match at.checked_duration_since(now) {
+            Some(ahead) => wall + chrono::TimeDelta::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX),
+            None => wall - chrono::TimeDelta::from_std(now - at).unwrap_or(chrono::TimeDelta::MAX),
+        }
     })
 }
 
@@ -309,7 +316,8 @@ mod tests {
     }
 
     /// Timestamps follow the monotonic clock from the thread's anchor, and the anchor is read
-    /// again once it is older than `REANCHOR_AFTER`.
+    /// again, as of the moment it is read, once an instant is `REANCHOR_AFTER` past it: times
+    /// converted from the old anchor and from the new one agree.
     #[test]
     fn wall_clock_follows_the_monotonic_clock_from_an_anchor() {
         let t0 = Instant::now();
@@ -319,27 +327,50 @@ mod tests {
             wall_clock(t0 + Duration::from_millis(250)) - w0,
             TimeDelta::milliseconds(250)
         );
-        // Without a new anchor this would be 1.001 s after `w0`; read again, it is about now.
-        let w2 = wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(1));
-        assert!(w2 - w0 < TimeDelta::milliseconds(500), "{w0} {w2}");
+        // The anchor made a second and a half older (the same moment in both clocks), as if
+        // the thread had run that long: the next instant is past it, and it is read again.
+        let old = Duration::from_millis(1_500);
+        let anchor = ANCHOR.with(Cell::get).unwrap();
+        let wall = anchor.before(Duration::ZERO) - TimeDelta::from_std(old).unwrap();
+        ANCHOR.with(|cell| cell.set(Anchor::new(anchor.at.checked_sub(old).unwrap(), wall)));
+        let before = Instant::now();
+        let w1 = wall_clock(t0 + Duration::from_millis(100));
+        assert!(ANCHOR.with(Cell::get).unwrap().at >= before, "read again, as of now");
+        // Both anchors read the same clock: they agree but for its drift between two reads.
+        let drift = (w1 - w0) - TimeDelta::milliseconds(100);
+        assert!(drift.abs() < TimeDelta::milliseconds(50), "{drift}");
         assert_eq!(
-            wall_clock(t0 + REANCHOR_AFTER + Duration::from_millis(11)) - w2,
+            wall_clock(t0 + Duration::from_millis(110)) - w1,
             TimeDelta::milliseconds(10)
         );
     }
 
-    /// An instant before the thread's anchor is counted back from it: a group converts the
-    /// instants of the answers it keeps as they come (in member order), not in time order.
+    /// An instant before the thread's anchor is counted back from it, not given the anchor's
+    /// time: a group converts the instants of the answers it kept after they were due, and the
+    /// anchor may have been read in between.
     #[test]
     fn wall_clock_counts_back_from_a_later_anchor() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let late = wall_clock(t0 + ms(400));
-        assert_eq!(late - wall_clock(t0 + ms(100)), TimeDelta::milliseconds(300));
-        assert_eq!(
-            late - wall_clock(t0 + ms(399) + Duration::from_nanos(999_999)),
-            TimeDelta::nanoseconds(1)
+        let now = Instant::now();
+        let at_now = wall_clock(now);
+        let anchor = ANCHOR.with(Cell::get).unwrap().at;
+        let earlier = anchor.checked_sub(Duration::from_millis(300)).unwrap();
+        assert_eq!(wall_clock(anchor) - wall_clock(earlier), TimeDelta::milliseconds(300));
+        let just_before = anchor.checked_sub(Duration::from_nanos(1)).unwrap();
+        assert_eq!(wall_clock(anchor) - wall_clock(just_before), TimeDelta::nanoseconds(1));
+        assert_eq!(wall_clock(now), at_now);
+    }
+
+    /// The anchor is read as of now, whatever instant asked for it: one already gone (a kept
+    /// answer settled after its instant) gets its own time, not the time of the read.
+    #[test]
+    fn a_first_anchor_converts_an_instant_already_gone() {
+        ANCHOR.with(|cell| cell.set(None));
+        let gone = Instant::now().checked_sub(Duration::from_millis(300)).unwrap();
+        let w = wall_clock(gone);
+        let expected = Utc::now() - TimeDelta::milliseconds(300);
+        assert!(
+            (w - expected).abs() < TimeDelta::milliseconds(50),
+            "{w} against {expected}"
         );
-        assert_eq!(wall_clock(t0 + ms(450)) - late, TimeDelta::milliseconds(50));
     }
 }
