@@ -157,10 +157,10 @@ impl Anchor {
         })
     }
 
-    /// The wall-clock time `until` before the anchor, by chrono's arithmetic.
-    fn before(&self, until: Duration) -> DateTime<Utc> {
+    /// The anchor's wall-clock time.
+    fn wall(&self) -> DateTime<Utc> {
         let time = NaiveTime::from_num_seconds_from_midnight_opt(self.second, self.nano).unwrap_or_default();
-        self.date.and_time(time).and_utc() - chrono::TimeDelta::from_std(until).unwrap_or(chrono::TimeDelta::MAX)
+        self.date.and_time(time).and_utc()
     }
 
     /// The wall-clock time `since` (under [`REANCHOR_AFTER`]) after the anchor, by adding
@@ -197,7 +197,7 @@ fn wall_clock(at: Instant) -> DateTime<Utc> {
                 }
                 Some(_) => {}
                 // Before the anchor: counted back from it (not the anchor's own time).
-                None => return anchor.before(anchor.at - at),
+                None => return moved(anchor.wall(), anchor.at, at),
             }
         }
         // Read again as of now, not as of `at`: an answer kept until due is converted after its
@@ -205,11 +205,17 @@ fn wall_clock(at: Instant) -> DateTime<Utc> {
         let now = Instant::now();
         let wall = Utc::now();
         cell.set(Anchor::new(now, wall));
-        match at.checked_duration_since(now) {
-            Some(ahead) => wall + chrono::TimeDelta::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX),
-            None => wall - chrono::TimeDelta::from_std(now - at).unwrap_or(chrono::TimeDelta::MAX),
-        }
+        moved(wall, now, at)
     })
+}
+
+/// `wall`, the wall-clock time of instant `from`, moved to instant `to` (before or after it) by
+/// chrono's arithmetic.
+fn moved(wall: DateTime<Utc>, from: Instant, to: Instant) -> DateTime<Utc> {
+    match to.checked_duration_since(from) {
+        Some(ahead) => wall + chrono::TimeDelta::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX),
+        None => wall - chrono::TimeDelta::from_std(from - to).unwrap_or(chrono::TimeDelta::MAX),
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +337,7 @@ mod tests {
         // the thread had run that long: the next instant is past it, and it is read again.
         let old = Duration::from_millis(1_500);
         let anchor = ANCHOR.with(Cell::get).unwrap();
-        let wall = anchor.before(Duration::ZERO) - TimeDelta::from_std(old).unwrap();
+        let wall = anchor.wall() - TimeDelta::from_std(old).unwrap();
         ANCHOR.with(|cell| cell.set(Anchor::new(anchor.at.checked_sub(old).unwrap(), wall)));
         let before = Instant::now();
         let w1 = wall_clock(t0 + Duration::from_millis(100));
