@@ -404,7 +404,7 @@ impl Ewma {
     }
 
     /// The average after `x`, from the one before (`None` before the first value).
-    pub fn next(previous: Option<f64>, x: f64, alpha: f64) -> f64 {
+    pub(crate) fn next(previous: Option<f64>, x: f64, alpha: f64) -> f64 {
         match previous {
             Some(v) => v + alpha * (x - v),
             None => x,
