@@ -106,7 +106,7 @@ async fn every_read_is_counted_exactly_once() {
         assert_eq!(sensor.count, ok, "{}", sensor.id);
         assert_eq!(sensor.state, "running");
     }
-    assert_eq!(summary.sensors[3].restarts, 1);
+    assert_eq!(summary.sensors.get(3).unwrap().restarts, 1);
 
     let events: Vec<(String, String)> = read_jsonl(&dir.path().join("events.jsonl"))
         .iter()

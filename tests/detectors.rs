@@ -447,7 +447,7 @@ async fn a_registered_detector_runs_by_default_and_enabled_false_silences_it() {
     assert!(anomaly_lines(dir.path()).is_empty());
     let summary = read_summary(dir.path());
     assert!(summary.anomalies.is_empty());
-    assert_eq!(summary.sensors[0].anomalies, 0);
+    assert_eq!(summary.sensors.get(0).unwrap().anomalies, 0);
 }
 
 /// A registered detector's configuration errors are one line naming file, field and
@@ -533,8 +533,8 @@ async fn a_panicking_detector_costs_its_verdict_and_nothing_else() {
     .await;
     let summary = read_summary(dir.path());
     assert_eq!((summary.reads.requested, summary.reads.ok), (6, 6));
-    assert_eq!(summary.sensors[0].count, 3);
-    assert_eq!(summary.sensors[0].max, Some(666.0));
+    assert_eq!(summary.sensors.get(0).unwrap().count, 3);
+    assert_eq!(summary.sensors.get(0).unwrap().max, Some(666.0));
     let zeta = anomaly_lines(dir.path())
         .into_iter()
         .filter(|l| l.2 == "zeta")

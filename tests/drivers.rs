@@ -46,9 +46,9 @@ impl Run {
             .collect()
     }
 
-    fn state(&self, sensor: &str) -> (&str, u32) {
+    fn state(&self, sensor: &str) -> (String, u32) {
         let s = self.summary.sensors.iter().find(|s| s.id == sensor).unwrap();
-        (&s.state, s.restarts)
+        (s.state, s.restarts)
     }
 }
 
@@ -215,7 +215,7 @@ async fn a_build_that_fails_once_is_restarted() {
         assert_eq!((r.failed, r.timed_out), (0, 0), "{build_latency}");
         assert_eq!(run.rounds_read("flaky"), [2, 3, 4]);
         assert_eq!(run.rounds_read("steady"), [1, 2, 3, 4]);
-        assert_eq!(run.state("flaky"), ("running", 1));
+        assert_eq!(run.state("flaky"), ("running".to_string(), 1));
     }
 }
 
@@ -247,7 +247,7 @@ async fn a_build_that_always_fails_is_given_up() {
         (8, 4, 4, 0, 0)
     );
     assert_eq!(run.rounds_read("steady"), [1, 2, 3, 4]);
-    assert_eq!(run.state("broken"), ("given_up", 2));
+    assert_eq!(run.state("broken"), ("given_up".to_string(), 2));
 }
 
 /// In a configured `one_for_one` group, failed builds count against the group's intensity: two
@@ -307,7 +307,7 @@ async fn a_slow_build_times_out_its_reads_then_reads() {
         (8, 7, 1, 0, 0)
     );
     assert_eq!(run.rounds_read("slow"), [2, 3, 4]);
-    assert_eq!(run.state("slow"), ("running", 0));
+    assert_eq!(run.state("slow"), ("running".to_string(), 0));
 }
 
 /// A sensor fails twice in one round, and is failed once. With `max_in_flight = 1`, `broken`'s
@@ -351,6 +351,6 @@ read_latency = "200ms"
             "broken restarted #1",
         ]
     );
-    assert_eq!(run.state("broken"), ("running", 1));
+    assert_eq!(run.state("broken"), ("running".to_string(), 1));
     assert_eq!(run.summary.events["failed"], 1);
 }

@@ -234,7 +234,7 @@ async fn sensors_added_mid_run_are_read_from_the_next_round() {
             running("extra-2", 3)
         ]
     );
-    assert_eq!(run.summary.sensors[3].anomalies, 3);
+    assert_eq!(run.summary.sensors.get(3).unwrap().anomalies, 3);
     assert_eq!(
         run.journal(),
         [
@@ -283,7 +283,7 @@ async fn an_added_sensor_that_fails_is_restarted() {
             "4 late restarted",
         ]
     );
-    let late = &run.summary.sensors[3];
+    let late = &run.summary.sensors.get(3).unwrap();
     assert_eq!(
         (late.id.as_str(), late.state.as_str(), late.restarts),
         ("late", "running", 1)
@@ -501,7 +501,7 @@ async fn a_member_added_to_a_one_for_all_group_restarts_with_the_others() {
         .iter()
         .filter(|e| e.sensor.as_deref() == Some("bus-3"))
         .all(|e| e.group.as_deref() == Some("bus")));
-    let bus3 = &run.summary.sensors[2];
+    let bus3 = &run.summary.sensors.get(2).unwrap();
     assert_eq!(
         (bus3.id.as_str(), bus3.group.as_deref(), bus3.restarts),
         ("bus-3", Some("bus"), 1)
@@ -802,7 +802,7 @@ async fn a_removed_member_is_left_out_of_its_groups_restarts() {
     );
     let states: Vec<(String, String, u64)> = run.states();
     assert_eq!(states[1], ("bus-2".into(), "removed".into(), 2));
-    assert_eq!(run.summary.sensors[1].restarts, 0);
+    assert_eq!(run.summary.sensors.get(1).unwrap().restarts, 0);
 }
 
 /// `Control::stop` at 1.5 s stops `temperature-2` for good (it is `permanent`): rounds 3 and 4
@@ -838,8 +838,8 @@ async fn a_stopped_sensor_stays_stopped_until_restarted() {
         ]
     );
     assert_eq!(run.summary.restarts, 1);
-    assert_eq!(run.summary.sensors[1].restarts, 1);
-    assert_eq!(run.summary.sensors[1].state, "running");
+    assert_eq!(run.summary.sensors.get(1).unwrap().restarts, 1);
+    assert_eq!(run.summary.sensors.get(1).unwrap().state, "running");
 }
 
 /// A restart while the sensor's read is in flight (1.005 s: round 2's 10 ms reads went out at
@@ -857,7 +857,7 @@ async fn a_restart_during_a_read_counts_the_read_once() {
     let round_2 = &run.rounds[1];
     assert_eq!((round_2.requested, round_2.ok, round_2.unavailable), (3, 2, 1));
     assert_eq!(run.journal(), ["2 temperature-1 restarted (requested by test)"]);
-    assert_eq!(run.summary.sensors[0].state, "running");
+    assert_eq!(run.summary.sensors.get(0).unwrap().state, "running");
 }
 
 /// A member stopped by request is not taken into its group's strategy: when `g-2` panics in

@@ -241,9 +241,9 @@ async fn metrics_equal_the_runs_summary() {
             "{detector}"
         );
     }
-    let mut states: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut states: BTreeMap<String, u64> = BTreeMap::new();
     for s in &summary.sensors {
-        *states.entry(s.state.as_str()).or_default() += 1;
+        *states.entry(s.state).or_default() += 1;
     }
     assert!(states.len() > 1, "{states:?}");
     for state in sensor_actors::live::SENSOR_STATES {
@@ -273,7 +273,7 @@ async fn metrics_equal_the_runs_summary() {
     );
     assert_eq!(sample(&m, "sensor_actors_read_latency_seconds_count", &[]), r.ok as f64);
     // Per-sensor series: the first three sensors only.
-    for s in &summary.sensors[..3] {
+    for s in summary.sensors.iter().take(3) {
         assert_eq!(
             sample(&m, "sensor_actors_sensor_readings_total", &[("sensor", &s.id)]),
             s.count as f64
@@ -831,11 +831,8 @@ async fn the_controls_act_with_the_token_only() {
             pair("temperature-3", "removed")
         ]
     );
-    let states: Vec<(&str, &str)> = summary
-        .sensors
-        .iter()
-        .map(|s| (s.id.as_str(), s.state.as_str()))
-        .collect();
+    let sensors = summary.sensors.to_vec();
+    let states: Vec<(&str, &str)> = sensors.iter().map(|s| (s.id.as_str(), s.state.as_str())).collect();
     assert_eq!(
         states,
         [

@@ -636,8 +636,8 @@ async fn a_restarted_collector_gets_what_was_published_while_it_was_down() {
     }
     let summary = first.await.unwrap().unwrap();
     drop(control);
-    let ids: BTreeSet<&str> = summary.sensors.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, devices.iter().copied().collect());
+    let ids: BTreeSet<String> = summary.sensors.iter().map(|s| s.id).collect();
+    assert_eq!(ids, devices.iter().map(|d| d.to_string()).collect());
     assert!(summary.sensors.iter().all(|s| s.kind == "temperature"));
     // Each device was added once, through the run's Control.
     assert_eq!(summary.events.get("added"), Some(&3));

@@ -89,7 +89,7 @@ async fn replays_a_file_in_order_and_ends_when_it_is_exhausted() {
         (6, 5, 0, 0, 1)
     );
     assert_eq!(summary.restarts, 0);
-    let sensor = &summary.sensors[0];
+    let sensor = &summary.sensors.get(0).unwrap();
     assert_eq!(
         (sensor.id.as_str(), sensor.state.as_str(), sensor.count),
         ("t1", "stopped", 5)
@@ -125,7 +125,7 @@ async fn id_column_makes_one_sensor_per_id() {
         &[("m.csv", csv)],
     );
     let summary = replay(dir.path()).await;
-    let ids: Vec<&str> = summary.sensors.iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<String> = summary.sensors.iter().map(|s| s.id).collect();
     assert_eq!(ids, ["mote-b", "mote-a"]);
     let mut got: Vec<(String, f64, u64)> = readings(dir.path()).into_iter().map(|(s, v, r, _)| (s, v, r)).collect();
     got.sort_by_key(|r| r.2);

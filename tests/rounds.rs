@@ -140,7 +140,7 @@ async fn slow_sensor_times_out_and_its_late_reply_is_ignored() {
         .collect();
     assert_eq!(slow, [(2, 2.2), (3, 3.2), (4, 4.2)]);
     assert!(lines.iter().all(|(_, _, v)| *v != 999.0));
-    let sensor = &summary.sensors[2];
+    let sensor = &summary.sensors.get(2).unwrap();
     assert_eq!((sensor.count, sensor.min, sensor.max), (3, Some(2.2), Some(4.2)));
 }
 

@@ -361,7 +361,7 @@ async fn the_journal_and_the_summary_agree_at_the_end_of_a_run() {
     assert_eq!(lines.len() as u64, summary.events.values().sum::<u64>());
     assert_eq!(summary.restarts, count("restarted"));
     assert_eq!(summary.restarts, 0);
-    let sensor = &summary.sensors[1];
+    let sensor = &summary.sensors.get(1).unwrap();
     assert_eq!(sensor.state, "restarting");
     let last = lines.iter().rev().find(|l| l["sensor"] == "temperature-2").unwrap();
     assert_eq!(last["event"], "restart_scheduled");

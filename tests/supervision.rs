@@ -69,7 +69,7 @@ impl Outcome {
             .collect()
     }
 
-    fn sensor(&self, id: &str) -> &sensor_actors::report::SensorSummary {
+    fn sensor(&self, id: &str) -> sensor_actors::report::SensorSummary {
         self.summary.sensors.iter().find(|s| s.id == id).unwrap()
     }
 }
@@ -579,7 +579,7 @@ strategy = "one_for_all"
             "bus-2 restarted #1",
         ]
     );
-    let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
+    let states: Vec<String> = out.summary.sensors.to_vec().iter().map(|s| s.state.clone()).collect();
     assert_eq!(states, ["running", "running", "stopped"]);
 }
 
@@ -605,7 +605,7 @@ async fn no_member_event_follows_its_groups_escalation() {
             "bus-a gave_up (escalated: more than 0 restarts within 1m) #0",
         ]
     );
-    let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
+    let states: Vec<String> = out.summary.sensors.to_vec().iter().map(|s| s.state.clone()).collect();
     assert_eq!(states, ["running", "given_up", "given_up", "given_up"]);
 }
 
@@ -631,7 +631,7 @@ async fn group_escalates_and_is_given_up_while_the_run_goes_on() {
             "bus-a gave_up (escalated: more than 1 restarts within 1m) #0",
         ]
     );
-    let states: Vec<&str> = out.summary.sensors.iter().map(|s| s.state.as_str()).collect();
+    let states: Vec<String> = out.summary.sensors.to_vec().iter().map(|s| s.state.clone()).collect();
     assert_eq!(states, ["running", "given_up", "given_up", "given_up"]);
     // The summary's tree: the group escalated, the shard of the sensor outside runs on, and
     // each sensor names its group.
@@ -656,7 +656,8 @@ async fn group_escalates_and_is_given_up_while_the_run_goes_on() {
             ("shard-1", "one_for_one", true, "running", 1)
         ]
     );
-    let membership: Vec<Option<&str>> = out.summary.sensors.iter().map(|s| s.group.as_deref()).collect();
+    let sensors = out.summary.sensors.to_vec();
+    let membership: Vec<Option<&str>> = sensors.iter().map(|s| s.group.as_deref()).collect();
     assert_eq!(membership, [None, Some("bus-a"), Some("bus-a"), Some("bus-a")]);
     assert_eq!(out.summary.rounds, 5);
     for round in 3..=5 {

@@ -22,14 +22,14 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseActFu
 use hdrhistogram::Histogram;
 use tokio::sync::oneshot;
 
-use crate::analysis::tracks::{Finding, RoundDigest, TrackSummary, LATENCY_MAX_US};
+use crate::analysis::tracks::{Finding, RoundDigest, LATENCY_MAX_US};
 use crate::clock;
 use crate::config::SensorTable;
 use crate::data::{EventKind, Outcome, SupervisionEvent};
 use actix::Message;
 use chrono::{DateTime, Utc};
 
-use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorSummary, Summary};
+use crate::report::{Finished, Percentiles, ProcessStats, ReadCounts, SensorList, SensorRow, Summary};
 use crate::streams::{
     Anomalies, Anomaly, GroupReads, Journal, JournalBatch, JournalEntry, LatencyCounts, Readings, RoundOutcomes,
     RoundSummary, RunSummary, Settle,
@@ -101,10 +101,9 @@ pub(crate) struct Finish {
     pub(crate) seed: u64,
     /// Ticks skipped over the run.
     pub(crate) skipped_rounds: u64,
-    /// Per sensor: final supervision state and restart count.
-    pub(crate) sensors: Vec<(crate::data::SensorState, u32)>,
-    /// Per sensor: its analysis results (from its group).
-    pub(crate) tracks: Vec<TrackSummary>,
+    /// Per sensor, at its index: its final supervision state, restart count and analysis
+    /// results (from its group).
+    pub(crate) sensors: Vec<SensorRow>,
     /// The groups as the run ended.
     pub(crate) groups: Vec<crate::report::GroupSummary>,
     /// The drivers' own counts ([`DriverRegistry::counts`](crate::driver::DriverRegistry)).
@@ -554,39 +553,17 @@ impl Aggregator {
     /// The run's summary.
     fn summary(&self, finish: Finish) -> Summary {
         let virtual_clock = clock::virtual_start();
-        let sensors = finish
-            .tracks
-            .iter()
-            .zip(&finish.sensors)
-            .enumerate()
-            .map(|(index, (t, (state, restarts)))| SensorSummary {
-                id: self.sensors.id(index).to_string(),
-                group: self.sensors.entry(index).group.as_deref().map(str::to_string),
-                kind: self.sensors.entry(index).kind.to_string(),
-                unit: self.sensors.entry(index).unit.to_string(),
-                state: state.as_str().to_string(),
-                restarts: *restarts,
-                count: t.count,
-                min: t.min,
-                max: t.max,
-                mean: t.mean,
-                stddev: t.stddev,
-                ewma: t.ewma,
-                last: t.last,
-                anomalies: t.anomalies,
-            })
-            .collect();
         Summary {
             rounds: self.rounds,
             skipped_rounds: finish.skipped_rounds,
             reads: self.reads,
-            restarts: finish.sensors.iter().map(|(_, r)| u64::from(*r)).sum(),
+            restarts: finish.sensors.iter().map(|row| u64::from(row.restarts)).sum(),
             round_ms: Self::percentiles(&self.round_us, self.round_max),
             read_latency_ms: Self::percentiles(&self.read_us, self.read_max),
             anomalies: self.anomalies.clone(),
             events: self.events.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             seed: finish.seed,
-            sensors,
+            sensors: SensorList::of_run(self.sensors.clone(), finish.sensors),
             groups: finish.groups,
             subscribers: self.outlets.stats(),
             drivers: finish.drivers,
@@ -606,11 +583,12 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::tracks::{RoundDigest, TrackSummary};
+    use crate::analysis::tracks::RoundDigest;
     use crate::config::SensorSpec;
     use crate::data::Reading;
     use crate::data::SensorState;
     use crate::driver::{simulated, DriverSpec};
+    use crate::report::SensorRow;
     use chrono::Utc;
 
     fn reading(value: f64) -> Outcome {
@@ -669,8 +647,13 @@ mod tests {
             .send(Finish {
                 seed: 1,
                 skipped_rounds: 0,
-                sensors: vec![(SensorState::Running, 0); 3],
-                tracks: vec![TrackSummary::default(); 3],
+                sensors: vec![
+                    SensorRow {
+                        state: SensorState::Running,
+                        ..SensorRow::default()
+                    };
+                    3
+                ],
                 groups: Vec::new(),
                 drivers: BTreeMap::new(),
             })

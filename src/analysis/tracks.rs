@@ -120,25 +120,49 @@ pub(crate) struct RoundDigest {
     pub counted: Vec<(Arc<str>, u64)>,
 }
 
-/// One sensor's results over the run.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One sensor's results over the run, as kept for the summary: its figures without their
+/// `Option`s, which follow from the count (`min`, `max`, `mean`, `ewma` and `last` need a reading,
+/// `stddev` two), so that a million sensors' results take 64 bytes each.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct TrackSummary {
     /// Successful readings.
     pub count: u64,
-    /// Smallest value.
-    pub min: Option<f64>,
-    /// Largest value.
-    pub max: Option<f64>,
-    /// Mean value.
-    pub mean: Option<f64>,
-    /// Sample standard deviation.
-    pub stddev: Option<f64>,
-    /// Exponentially weighted moving average.
-    pub ewma: Option<f64>,
-    /// Last value read.
-    pub last: Option<f64>,
     /// Anomalies found.
     pub anomalies: u64,
+    /// Smallest value (0 without readings).
+    pub min: f64,
+    /// Largest value (0 without readings).
+    pub max: f64,
+    /// Mean value (0 without readings).
+    pub mean: f64,
+    /// Sample standard deviation (0 with fewer than two readings).
+    pub stddev: f64,
+    /// Exponentially weighted moving average (0 without readings).
+    pub ewma: f64,
+    /// Last value read (0 without readings).
+    pub last: f64,
+}
+
+impl TrackSummary {
+    /// The results of `analysis` (a track's, as [`Track::analysis`] gives them).
+    fn of(analysis: &crate::control::SensorAnalysis) -> Self {
+        let a = analysis;
+        TrackSummary {
+            count: a.count,
+            anomalies: a.anomalies,
+            min: a.min.unwrap_or_default(),
+            max: a.max.unwrap_or_default(),
+            mean: a.mean.unwrap_or_default(),
+            stddev: a.stddev.unwrap_or_default(),
+            ewma: a.ewma.unwrap_or_default(),
+            last: a.last.as_ref().map_or(0.0, |r| r.value),
+        }
+    }
+
+    /// A figure that needs `needs` readings: `value` when there were as many.
+    pub(crate) fn figure(&self, value: f64, needs: u64) -> Option<f64> {
+        (self.count >= needs).then_some(value)
+    }
 }
 
 /// The analysis of a set of sensors (a group's members, by their position in the group).
@@ -287,22 +311,7 @@ impl Tracks {
 
     /// Every member's results so far, in member order.
     pub(crate) fn summaries(&self) -> Vec<TrackSummary> {
-        self.tracks
-            .iter()
-            .map(|t| {
-                let a = t.analysis();
-                TrackSummary {
-                    count: a.count,
-                    min: a.min,
-                    max: a.max,
-                    mean: a.mean,
-                    stddev: a.stddev,
-                    ewma: a.ewma,
-                    last: a.last.map(|r| r.value),
-                    anomalies: a.anomalies,
-                }
-            })
-            .collect()
+        self.tracks.iter().map(|t| TrackSummary::of(&t.analysis())).collect()
     }
 
     /// Member `local`'s results so far, with its newest reading (`None` for no such member).

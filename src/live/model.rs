@@ -1133,12 +1133,12 @@ impl Model {
     }
 
     /// The run's summary of sensor `id`, once the run has ended.
-    pub(super) fn final_sensor(&self, id: &str) -> Option<&crate::report::SensorSummary> {
+    pub(super) fn final_sensor(&self, id: &str) -> Option<crate::report::SensorSummary> {
         self.final_summary(*self.by_id.get(id)?)
     }
 
     /// The run's summary of the sensor at `i`, once the run has ended.
-    fn final_summary(&self, i: usize) -> Option<&crate::report::SensorSummary> {
+    fn final_summary(&self, i: usize) -> Option<crate::report::SensorSummary> {
         let sensors = &self.summary.as_ref()?.sensors;
         let id = &*self.sensors[i].id;
         // A configured sensor is at its index (removed ones included); an added one after them.

@@ -39,12 +39,11 @@ use restart::{GroupRestarts, RestartTracker};
 use crate::aggregator::local::{LocalAggregator, ReportTracks};
 use crate::aggregator::Aggregator;
 use crate::aggregator::{Finish, RoundReport, SensorsStarted};
-use crate::analysis::tracks::TrackSummary;
 use crate::analysis::AnalysisConfig;
 use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, RootPolicy, SensorTable};
 use crate::data::{Absence, Backoff, EventKind, Outcome, SupervisionEvent};
-use crate::report::Finished;
 use crate::report::GroupSummary;
+use crate::report::{Finished, SensorRow};
 use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
 
 /// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
@@ -627,10 +626,11 @@ impl SensorSupervisor {
         let removed = self.roster.removed();
         let drivers = self.roster.drivers.clone();
         let report = async move {
-            let mut sensors = vec![(SensorState::GivenUp, 0); n];
+            // A row per sensor, in place: a million sensors' results are gathered once.
+            let mut sensors = vec![SensorRow::default(); n];
             // Removed sensors say so, even in a group whose actor was lost.
             for index in removed {
-                sensors[index].0 = SensorState::Removed;
+                sensors[index].state = SensorState::Removed;
             }
             let mut answers = Vec::with_capacity(requests.len());
             for (k, (members, group, states, local)) in requests.into_iter().enumerate() {
@@ -640,8 +640,8 @@ impl SensorSupervisor {
                 // record per sensor) is made.
                 group.do_send(StopGroup);
                 if let Ok((states, standing)) = states {
-                    for (&index, state) in members.iter().zip(states) {
-                        sensors[index] = state;
+                    for (&index, (state, restarts)) in members.iter().zip(states) {
+                        (sensors[index].state, sensors[index].restarts) = (state, restarts);
                     }
                     // It escalated as the run ended, after the root took its view.
                     if groups[k].state == "running" {
@@ -656,12 +656,11 @@ impl SensorSupervisor {
             }
             // One group's results at a time (asked for after its sensors were told to stop, so
             // that its arbiter drops them first), each moved into place and freed.
-            let mut tracks = vec![TrackSummary::default(); n];
             for (members, local, k) in answers {
                 match local.send(ReportTracks { group: k }).await {
                     Ok(summaries) => {
                         for (&index, summary) in members.iter().zip(summaries) {
-                            tracks[index] = summary;
+                            sensors[index].track = summary;
                         }
                     }
                     Err(e) => log::error!("a group did not report its analysis: {e}"),
@@ -672,7 +671,6 @@ impl SensorSupervisor {
                     seed,
                     skipped_rounds,
                     sensors,
-                    tracks,
                     groups,
                     // After the last round: what the drivers counted over the run.
                     drivers: drivers.counts(),

@@ -8,6 +8,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::ReadCounts;
+pub(crate) use sensors::SensorRow;
+pub use sensors::{SensorEntries, SensorList, SensorSummary};
+
+mod sensors;
 
 /// What the aggregator hands back at the end of a run.
 #[derive(Debug)]
@@ -41,8 +45,9 @@ pub struct Summary {
     pub events: BTreeMap<String, u64>,
     /// The seed of the run (pass it with `--seed` to reproduce the run).
     pub seed: u64,
-    /// Per-sensor statistics, in configuration order.
-    pub sensors: Vec<SensorSummary>,
+    /// Per-sensor statistics, in configuration order, then the sensors added while running in
+    /// the order they were added (kept compact: see [`SensorList`]).
+    pub sensors: SensorList,
     /// The supervision tree's groups as the run ended: the configured groups, then the shards of
     /// ungrouped sensors.
     #[serde(default)]
@@ -146,41 +151,6 @@ pub struct Percentiles {
     pub p99: f64,
     /// Largest value.
     pub max: f64,
-}
-
-/// One sensor's statistics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SensorSummary {
-    /// Sensor id.
-    pub id: String,
-    /// The `[[groups]]` entry it belongs to; absent for an ungrouped sensor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// Sensor kind.
-    pub kind: String,
-    /// Unit of the values.
-    pub unit: String,
-    /// Final supervision state: `running`, `restarting`, `stopped` or `given_up`.
-    pub state: String,
-    /// Restarts of this sensor.
-    pub restarts: u32,
-    /// Successful readings.
-    pub count: u64,
-    /// Smallest value.
-    pub min: Option<f64>,
-    /// Largest value.
-    pub max: Option<f64>,
-    /// Mean value.
-    pub mean: Option<f64>,
-    /// Sample standard deviation.
-    pub stddev: Option<f64>,
-    /// Exponentially weighted moving average.
-    pub ewma: Option<f64>,
-    /// Last value read.
-    pub last: Option<f64>,
-    /// Anomalies detected on this sensor.
-    pub anomalies: u64,
 }
 
 /// A group of the supervision tree at the end of a run.
@@ -384,8 +354,8 @@ impl Summary {
         }
         // A large run lists only the sensors worth a look (not running, restarted, or with
         // anomalies), up to a screenful; summary.json always has every sensor.
-        let notable = |s: &&SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
-        let shown: Vec<&SensorSummary> = if self.sensors.len() <= TABLE_ROWS {
+        let notable = |s: &SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
+        let shown: Vec<SensorSummary> = if self.sensors.len() <= TABLE_ROWS {
             self.sensors.iter().collect()
         } else {
             self.sensors.iter().filter(notable).take(TABLE_ROWS).collect()
@@ -413,7 +383,7 @@ impl Summary {
             );
         }
         if shown.len() < self.sensors.len() {
-            let quiet = self.sensors.len() - self.sensors.iter().filter(notable).count();
+            let quiet = self.sensors.len() - self.sensors.iter().filter(|s| notable(s)).count();
             let _ = writeln!(
                 out,
                 "({} of {} sensors listed: those not running, restarted or with anomalies; {quiet} ran quietly; summary.json has them all)",
@@ -462,7 +432,7 @@ mod tests {
             anomalies: BTreeMap::new(),
             events: BTreeMap::new(),
             seed: 1,
-            sensors,
+            sensors: sensors.into(),
             subscribers: Vec::new(),
             drivers: BTreeMap::new(),
             outputs: Vec::new(),
