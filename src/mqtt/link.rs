@@ -120,12 +120,8 @@ impl State {
         if let Some(s) = stream {
             self.counts[s].produced += 1;
             if message.payload.len() + message.topic.len() > MAX_MESSAGE {
-                self.counts[s].too_large += 1;
-                log::warn!(
-                    "mqtt output: a message of {} bytes to {} is over the limit of {MAX_MESSAGE} bytes; dropped",
-                    message.payload.len(),
-                    message.topic
-                );
+                let size = format!("a message of {} bytes", message.payload.len());
+                self.too_large(s, &size, &message.topic);
                 return false;
             }
         }
@@ -139,6 +135,13 @@ impl State {
         }
         self.queue.push_back(message);
         true
+    }
+
+    /// Counts a message of `stream` to `topic` dropped for being over [`MAX_MESSAGE`] (it was
+    /// counted produced), and says so: `what` names it and its size.
+    pub(crate) fn too_large(&mut self, stream: usize, what: &str, topic: &str) {
+        self.counts[stream].too_large += 1;
+        log::warn!("mqtt output: {what} to {topic} is over the limit of {MAX_MESSAGE} bytes; dropped");
     }
 
     pub(crate) fn journal(&mut self, event: LinkEvent) {

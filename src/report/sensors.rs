@@ -3,7 +3,7 @@
 //!
 //! A run's list is not kept as a million records. It holds the run's sensor table (the ids,
 //! kinds, units and groups the run was configured with, shared, not copied) and one fixed-size
-//! row of figures per sensor (80 bytes); an entry is made when it is asked for, and
+//! row of figures per sensor (72 bytes); an entry is made when it is asked for, and
 //! `summary.json` is written from the rows as it is encoded, a sensor at a time, without a
 //! string per sensor. A list read back from `summary.json` (or made from entries) holds its
 //! entries as they are. Both kinds give the same entries, compare equal when their entries do,
@@ -133,12 +133,12 @@ pub struct SensorList(Kept);
 #[derive(Clone)]
 enum Kept {
     /// As entries (read from `summary.json`, or made by a caller).
-    Entries(Arc<[SensorSummary]>),
+    Entries(Arc<Vec<SensorSummary>>),
     /// A run's: its sensor table (names and settings) and a row of figures per sensor, at the
     /// sensor's index. Shared: cloning a summary copies neither.
     Run {
         table: Arc<SensorTable>,
-        rows: Arc<[SensorRow]>,
+        rows: Arc<Vec<SensorRow>>,
     },
 }
 
@@ -148,7 +148,7 @@ impl SensorList {
         debug_assert!(rows.len() <= table.len(), "a row for a sensor not in the table");
         SensorList(Kept::Run {
             table,
-            rows: rows.into(),
+            rows: Arc::new(rows),
         })
     }
 
@@ -325,19 +325,19 @@ impl<'a> IntoIterator for &'a SensorList {
 
 impl From<Vec<SensorSummary>> for SensorList {
     fn from(entries: Vec<SensorSummary>) -> Self {
-        SensorList(Kept::Entries(entries.into()))
+        SensorList(Kept::Entries(Arc::new(entries)))
     }
 }
 
 impl FromIterator<SensorSummary> for SensorList {
     fn from_iter<I: IntoIterator<Item = SensorSummary>>(entries: I) -> Self {
-        SensorList(Kept::Entries(entries.into_iter().collect()))
+        SensorList(Kept::Entries(Arc::new(entries.into_iter().collect())))
     }
 }
 
 impl Default for SensorList {
     fn default() -> Self {
-        SensorList(Kept::Entries(Arc::new([])))
+        SensorList(Kept::Entries(Arc::default()))
     }
 }
 
@@ -467,6 +467,7 @@ mod tests {
         assert_eq!(list.iter().nth(4).as_ref(), Some(&expected[4]));
         assert_eq!(list.iter().len(), 5);
         assert!(SensorList::default().is_empty());
+        assert_eq!(std::mem::size_of::<SensorRow>(), 72, "the row size the docs give");
     }
 
     /// A run's list and a list of the same entries encode to the same JSON, and compare
@@ -479,7 +480,11 @@ mod tests {
         assert_eq!(json, serde_json::to_string_pretty(&listed).unwrap());
         assert_eq!(json, serde_json::to_string_pretty(&expected()).unwrap());
         assert!(json.contains("\"id\": \"p\\\\1\"") && json.contains("\"group\": \"pu\\\"mps\""));
-        assert_eq!(json.matches("\"group\"").count(), 1, "only a grouped sensor has a group");
+        assert_eq!(
+            json.matches("\"group\"").count(),
+            1,
+            "only a grouped sensor has a group"
+        );
         assert_eq!(run, listed);
         let read: SensorList = serde_json::from_str(&json).unwrap();
         assert_eq!(read, run);

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use super::jsonl::{AnomalyLine, EventLine, ReadingLine};
 use crate::live::OutputCounts;
 use crate::mqtt::link::{self, OutMessage, Shared, STREAMS};
-use crate::mqtt::{Backoff, MqttOutputConfig, Placeholder};
+use crate::mqtt::{Backoff, MqttOutputConfig, Placeholder, MAX_MESSAGE};
 use crate::report::OutputReport;
 use crate::streams::{Anomalies, Delivery, Journal, Readings, RoundSummary, RunSummary, Settle};
 use crate::Collector;
@@ -401,9 +401,50 @@ impl Handler<RunSummary> for MqttOutput {
             return;
         };
         let topic = template.render(values(&self.config.client_id, |_| None));
-        let message = self.message(4, topic, serde_json::to_vec(&*end.summary).unwrap_or_default());
-        self.queue(std::iter::once(message));
+        // Encoded within the limit: a larger summary (from about 50,000 sensors on) is dropped
+        // as soon as its text passes the limit, never held whole.
+        match encode_within(&*end.summary, MAX_MESSAGE.saturating_sub(topic.len())) {
+            Some(payload) => {
+                let message = self.message(SUMMARY, topic, payload);
+                self.queue(std::iter::once(message));
+            }
+            None => {
+                let mut s = self.lock();
+                s.counts[SUMMARY].produced += 1;
+                s.too_large(SUMMARY, "the run's summary", &topic);
+            }
+        }
     }
+}
+
+/// The summary's stream (in [`STREAMS`]).
+const SUMMARY: usize = 4;
+
+/// `value` as JSON if its text takes at most `limit` bytes; `None` as soon as it takes more.
+fn encode_within(value: &impl Serialize, limit: usize) -> Option<Vec<u8>> {
+    /// A buffer that refuses to grow past its limit.
+    struct Bounded {
+        bytes: Vec<u8>,
+        limit: usize,
+    }
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.bytes.len() + buf.len() > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded {
+        bytes: Vec::new(),
+        limit,
+    };
+    serde_json::to_writer(&mut out, value).ok()?;
+    Some(out.bytes)
 }
 
 /// Ends the output after the run: delivers what it holds within `flush_timeout`, sets the
@@ -528,5 +569,22 @@ impl Handler<JournalTo> for MqttOutput {
 
     fn handle(&mut self, msg: JournalTo, _ctx: &mut Context<Self>) {
         self.lock().control = Some(msg.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text comes whole when it takes exactly the limit, not at all when one byte more.
+    #[test]
+    fn encoding_within_a_limit_stops_one_byte_past_it() {
+        let value = vec!["a\"b"; 100];
+        let whole = serde_json::to_vec(&value).unwrap();
+        assert_eq!(encode_within(&value, whole.len()), Some(whole.clone()));
+        assert_eq!(encode_within(&value, whole.len() + 10), Some(whole.clone()));
+        assert_eq!(encode_within(&value, whole.len() - 1), None);
+        assert_eq!(encode_within(&value, 0), None);
+        assert_eq!(STREAMS[SUMMARY], "summary");
     }
 }
