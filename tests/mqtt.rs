@@ -365,6 +365,47 @@ fn simulated(sensors: usize, rounds: u64, interval: &str, output: &str) -> Strin
     )
 }
 
+/// A summary over the message limit (80,000 sensors' entries, about 20 MB as JSON) is counted
+/// produced and too large, and never reaches the broker, while the run's status still goes out
+/// after it and `summary.json` has the summary whole.
+#[actix_rt::test]
+async fn a_summary_over_the_message_limit_is_counted_too_large() {
+    let broker = Mosquitto::start().await;
+    let port = broker.port;
+    let watcher = Subscriber::start(&[port], "watcher-large", true, &["sensor-actors/#"]).await;
+    let text = simulated(
+        80_000,
+        1,
+        "0s",
+        &format!(
+            "brokers = [\"127.0.0.1:{port}\"]\nclient_id = \"large\"\n\
+             [outputs.mqtt.topics]\nreadings = \"\"\nrounds = \"\"\nevents = \"\"\nanomalies = \"\"\n"
+        ),
+    );
+    let config = Collector::new().parse(&text, "mqtt.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::new().out(dir.path()).unwrap();
+    let (summary, stats, _output) = run_with_output(collector, config, std::future::pending()).await;
+    let encoded = serde_json::to_vec(&summary).unwrap().len();
+    assert!(encoded > sensor_actors::mqtt::MAX_MESSAGE, "{encoded} bytes");
+    let counts = stats.stream("summary");
+    assert_eq!(
+        (
+            counts.produced,
+            counts.too_large,
+            counts.published,
+            counts.dropped,
+            counts.unsent
+        ),
+        (1, 1, 0, 0, 0)
+    );
+    watcher.wait_status("sensor-actors/large/status", "offline").await;
+    assert!(watcher.on("sensor-actors/large/summary", "").is_empty());
+    let file = summary_file(dir.path());
+    assert_eq!(file["sensors"].as_array().unwrap().len(), 80_000);
+    assert_eq!(file["reads"]["ok"], 80_000);
+}
+
 /// 30 sensors, 10 rounds at QoS 1 into mosquitto: a test client subscribed to `sensors/+/reading`
 /// receives exactly one message per reading (300, each (sensor, round) once, the values those
 /// of the run), one per round on the rounds topic, the summary, and the status `online` then
