@@ -41,7 +41,7 @@ pub const MAX_BUFFER: usize = 10_000_000;
 pub const WINDOW: u16 = 1_000;
 
 /// The largest message (topic and payload) published or received, in bytes: 16 MiB (a run's
-/// summary of about 100,000 sensors). A larger one is dropped and counted (`too_large`).
+/// summary of about 60,000 sensors). A larger one is dropped and counted (`too_large`).
 pub const MAX_MESSAGE: usize = 16 << 20;
 
 /// The MQTT keep-alive unless `keep_alive` says otherwise.

@@ -401,7 +401,7 @@ impl Handler<RunSummary> for MqttOutput {
             return;
         };
         let topic = template.render(values(&self.config.client_id, |_| None));
-        // Encoded within the limit: a larger summary (from about 50,000 sensors on) is dropped
+        // Encoded within the limit: a larger summary (from about 60,000 sensors on) is dropped
         // as soon as its text passes the limit, never held whole.
         match encode_within(&*end.summary, MAX_MESSAGE.saturating_sub(topic.len())) {
             Some(payload) => {
