@@ -814,7 +814,9 @@ async fn two_shards_publish_what_one_collector_does_no_sensor_twice() {
 
 /// A three-node NATS cluster with JetStream and an MQTT listener on every node. The MQTT
 /// streams are created with three replicas (`stream_replicas: 3`): left to the default, they may
-/// be created with fewer while the cluster forms, and then lose their quorum with one node.
+/// be created with fewer while the cluster forms, and then lose their quorum with one node. A
+/// QoS 1 message out for delivery when a node dies is delivered again after `ack_wait`: 2 s, not
+/// the default 30 s, the whole of the tests' patience.
 struct NatsCluster {
     nodes: Vec<Process>,
     mqtt_ports: Vec<u16>,
@@ -841,7 +843,7 @@ impl NatsCluster {
                 format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
                      jetstream {{ store_dir: \"{}\" }}\n\
-                     mqtt {{ listen: 127.0.0.1:{}, stream_replicas: 3 }}\n\
+                     mqtt {{ listen: 127.0.0.1:{}, stream_replicas: 3, ack_wait: \"2s\" }}\n\
                      cluster {{ name: sensors, listen: 127.0.0.1:{}, routes: [{}] }}\n",
                     client[i],
                     store.display(),
