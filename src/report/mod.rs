@@ -354,12 +354,19 @@ impl Summary {
         }
         // A large run lists only the sensors worth a look (not running, restarted, or with
         // anomalies), up to a screenful; summary.json always has every sensor.
+        // One pass over the entries (a run's are made as they are asked for).
         let notable = |s: &SensorSummary| s.state != "running" || s.restarts > 0 || s.anomalies > 0;
-        let shown: Vec<SensorSummary> = if self.sensors.len() <= TABLE_ROWS {
-            self.sensors.iter().collect()
+        let (mut shown, mut notables) = (Vec::new(), 0);
+        if self.sensors.len() <= TABLE_ROWS {
+            shown = self.sensors.to_vec();
         } else {
-            self.sensors.iter().filter(notable).take(TABLE_ROWS).collect()
-        };
+            for s in self.sensors.iter().filter(notable) {
+                notables += 1;
+                if shown.len() < TABLE_ROWS {
+                    shown.push(s);
+                }
+            }
+        }
         let width = shown.iter().map(|s| s.id.len()).max().unwrap_or(2).max(6);
         let _ = writeln!(
             out,
@@ -383,7 +390,7 @@ impl Summary {
             );
         }
         if shown.len() < self.sensors.len() {
-            let quiet = self.sensors.len() - self.sensors.iter().filter(|s| notable(s)).count();
+            let quiet = self.sensors.len() - notables;
             let _ = writeln!(
                 out,
                 "({} of {} sensors listed: those not running, restarted or with anomalies; {quiet} ran quietly; summary.json has them all)",
@@ -496,5 +503,28 @@ mod tests {
             "{table}"
         );
         assert!(table.ends_with("(2 of 500 sensors listed: those not running, restarted or with anomalies; 498 ran quietly; summary.json has them all)\n"));
+    }
+
+    /// Two sensors more than a screenful, one quiet: one notable sensor more than are listed.
+    /// The first screenful of notable ones is listed, and only the quiet one is counted quiet.
+    #[test]
+    fn table_counts_the_notable_sensors_it_does_not_list() {
+        let n = TABLE_ROWS + 2;
+        let sensors: Vec<SensorSummary> = (0..n)
+            .map(|i| {
+                if i == 3 {
+                    sensor(i, "running", 0)
+                } else {
+                    sensor(i, "stopped", 0)
+                }
+            })
+            .collect();
+        let table = summary(sensors).render_table();
+        let listed: Vec<&str> = table.lines().filter(|l| l.starts_with("t-")).collect();
+        assert_eq!(listed.len(), TABLE_ROWS);
+        assert!(listed.iter().all(|l| !l.starts_with("t-3 ")), "{table}");
+        assert!(listed[TABLE_ROWS - 1].starts_with(&format!("t-{} ", n - 2)), "{table}");
+        let last = format!("({TABLE_ROWS} of {n} sensors listed: those not running, restarted or with anomalies; 1 ran quietly; summary.json has them all)\n");
+        assert!(table.ends_with(&last), "{table}");
     }
 }
