@@ -144,18 +144,18 @@ pub(crate) struct TrackSummary {
 }
 
 impl TrackSummary {
-    /// The results of `analysis` (a track's, as [`Track::analysis`] gives them).
-    fn of(analysis: &crate::control::SensorAnalysis) -> Self {
-        let a = analysis;
+    /// The results of `track` (a figure it does not have yet is 0: `ewma` and `last` start so).
+    fn of(track: &Track) -> Self {
+        let stats = &track.stats;
         TrackSummary {
-            count: a.count,
-            anomalies: a.anomalies,
-            min: a.min.unwrap_or_default(),
-            max: a.max.unwrap_or_default(),
-            mean: a.mean.unwrap_or_default(),
-            stddev: a.stddev.unwrap_or_default(),
-            ewma: a.ewma.unwrap_or_default(),
-            last: a.last.as_ref().map_or(0.0, |r| r.value),
+            count: stats.count(),
+            anomalies: track.anomalies,
+            min: stats.min().unwrap_or_default(),
+            max: stats.max().unwrap_or_default(),
+            mean: stats.mean().unwrap_or_default(),
+            stddev: stats.stddev().unwrap_or_default(),
+            ewma: track.ewma,
+            last: track.last.value,
         }
     }
 
@@ -311,7 +311,7 @@ impl Tracks {
 
     /// Every member's results so far, in member order.
     pub(crate) fn summaries(&self) -> Vec<TrackSummary> {
-        self.tracks.iter().map(|t| TrackSummary::of(&t.analysis())).collect()
+        self.tracks.iter().map(TrackSummary::of).collect()
     }
 
     /// Member `local`'s results so far, with its newest reading (`None` for no such member).
