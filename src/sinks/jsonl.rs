@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use serde::{Deserialize, Serialize};
 
+use super::behind::{DirectFile, LinesBehind};
 use super::durable::{self, DirLock, LineWriter};
 use crate::config::ReadingsFormat;
 use crate::data::SupervisionEvent;
@@ -53,7 +54,15 @@ fn lost_lines(lost: u64) -> String {
 /// A line file being written: JSON Lines, or the rows of `readings.csv`.
 struct LineFile {
     path: PathBuf,
-    writer: LineWriter<File>,
+    lines: Lines,
+}
+
+/// Where a line file's lines are written.
+enum Lines {
+    /// On the caller's thread, through the page cache.
+    Here(LineWriter<File>),
+    /// By a thread of its own, directly to the disk where the file system allows it.
+    Behind(LinesBehind<DirectFile>),
 }
 
 impl LineFile {
@@ -61,20 +70,53 @@ impl LineFile {
         match durable::create_file(&path) {
             Ok(file) => Ok(LineFile {
                 path,
-                writer: LineWriter::new(file),
+                lines: Lines::Here(LineWriter::new(file)),
             }),
             Err(source) => Err(OutputError::new(path, source)),
         }
     }
 
-    /// Logs the start and the end of a streak of failed writes.
-    fn report(&mut self, was_failing: bool, result: io::Result<()>) -> Result<(), OutputError> {
+    /// A file of many lines (the readings): written by a thread of its own
+    /// ([`LinesBehind`]).
+    fn create_behind(path: PathBuf) -> Result<LineFile, OutputError> {
+        let behind = durable::create_file(&path).and_then(DirectFile::new).and_then(|file| {
+            let how = if file.is_direct() {
+                "directly"
+            } else {
+                "through the page cache"
+            };
+            log::debug!("{}: written {how}", path.display());
+            LinesBehind::start(path.clone(), file)
+        });
+        match behind {
+            Ok(behind) => Ok(LineFile {
+                path,
+                lines: Lines::Behind(behind),
+            }),
+            Err(source) => Err(OutputError::new(path, source)),
+        }
+    }
+
+    /// Lines that could not be written.
+    fn lost(&self) -> u64 {
+        match &self.lines {
+            Lines::Here(writer) => writer.lost,
+            Lines::Behind(behind) => behind.lost(),
+        }
+    }
+
+    /// Logs the start and the end of a streak of failed writes of a file written here (one
+    /// written behind logs its own).
+    fn report(&self, was_failing: bool, result: io::Result<()>) -> Result<(), OutputError> {
+        let Lines::Here(writer) = &self.lines else {
+            return result.map_err(|source| OutputError::new(self.path.clone(), source));
+        };
         match result {
-            Ok(()) if was_failing && !self.writer.failing => {
+            Ok(()) if was_failing && !writer.failing => {
                 log::warn!(
                     "{}: written again; {} lines were lost before",
                     self.path.display(),
-                    self.writer.lost
+                    writer.lost
                 );
                 Ok(())
             }
@@ -91,6 +133,11 @@ impl LineFile {
         }
     }
 
+    /// Whether the last write of a file written here failed.
+    fn failing(&self) -> bool {
+        matches!(&self.lines, Lines::Here(writer) if writer.failing)
+    }
+
     /// Adds one JSON line.
     fn write<T: Serialize>(&mut self, line: &T) -> Result<(), OutputError> {
         self.write_with(|buffer| serde_json::to_writer(buffer, line).map_err(io::Error::from))
@@ -98,22 +145,38 @@ impl LineFile {
 
     /// Adds the one line `format` writes (without its newline).
     fn write_with(&mut self, format: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> Result<(), OutputError> {
-        let was_failing = self.writer.failing;
-        let result = self.writer.line(format);
+        let was_failing = self.failing();
+        let result = match &mut self.lines {
+            Lines::Here(writer) => writer.line(format),
+            Lines::Behind(behind) => behind.line(format).inspect_err(|e| {
+                log::error!("{}: a line cannot be formatted: {e}", self.path.display());
+            }),
+        };
         self.report(was_failing, result)
     }
 
-    /// Flushes, and streams a large file on to the disk ([`LineWriter::write_behind`]).
+    /// Flushes, and streams a large file on to the disk ([`LineWriter::write_behind`]); a file
+    /// written behind is handed to its thread, and an error it met since is returned.
     fn flush(&mut self) -> Result<(), OutputError> {
-        let was_failing = self.writer.failing;
-        let result = self.writer.flush();
-        self.writer.write_behind();
+        let was_failing = self.failing();
+        let result = match &mut self.lines {
+            Lines::Here(writer) => {
+                let result = writer.flush();
+                writer.write_behind();
+                result
+            }
+            Lines::Behind(behind) => behind.flush(),
+        };
         self.report(was_failing, result)
     }
 
+    /// Flushes and makes the file durable; a file written behind once its thread wrote it all.
     fn sync(&mut self) -> Result<(), OutputError> {
-        let was_failing = self.writer.failing;
-        let result = self.writer.sync();
+        let was_failing = self.failing();
+        let result = match &mut self.lines {
+            Lines::Here(writer) => writer.sync(),
+            Lines::Behind(behind) => behind.sync(),
+        };
         self.report(was_failing, result)
     }
 }
@@ -623,7 +686,7 @@ impl JsonlFiles {
             let path = dir.join(other.file_name());
             durable::remove_if_present(&path).map_err(at(&path))?;
         }
-        let mut readings = LineFile::create(dir.join(format.file_name()))?;
+        let mut readings = LineFile::create_behind(dir.join(format.file_name()))?;
         if format == ReadingsFormat::Csv {
             readings.write_with(|row| {
                 row.extend_from_slice(ReadingLine::CSV_HEADER.as_bytes());
@@ -768,7 +831,7 @@ impl Handler<TakeOutputError> for JsonlFiles {
     fn handle(&mut self, _msg: TakeOutputError, _ctx: &mut Context<Self>) -> Self::Result {
         let lost = [&self.readings, &self.anomalies, &self.events]
             .iter()
-            .map(|file| file.writer.lost)
+            .map(|file| file.lost())
             .sum();
         MessageResult(self.error.take().map(|error| OutputError { lost, ..error }))
     }

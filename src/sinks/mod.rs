@@ -8,6 +8,7 @@
 //!
 //! The summary table is printed by the binary from the [`Summary`](crate::Summary) the run returns.
 
+mod behind;
 mod durable;
 mod jsonl;
 mod log;
