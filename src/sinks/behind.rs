@@ -31,7 +31,7 @@ const CHUNK: usize = 1 << 20;
 
 /// Chunks waiting for the writer thread at most; past them the caller waits for the disk (as
 /// the page cache makes a writer wait when too much of it is dirty).
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 
 /// A run of bytes whose start is aligned to [`ALIGN`] in memory, without unsafe code: a vector
 /// with room to spare, used from its first aligned byte on.
