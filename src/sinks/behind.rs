@@ -16,9 +16,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::durable::{LineWriter, Storage};
 
@@ -291,6 +293,56 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// How far a writer thread is: the chunks handed to it and those it is done with.
+#[derive(Debug, Default)]
+struct Progress {
+    handed: AtomicU64,
+    done: Mutex<u64>,
+    moved: Condvar,
+}
+
+impl Progress {
+    /// Waits until the thread is done with every chunk handed to it so far, or `deadline`.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let handed = self.handed.load(Ordering::Acquire);
+        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        while *done < handed {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            done = self
+                .moved
+                .wait_timeout(done, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn finished_one(&self) {
+        *self.done.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.moved.notify_all();
+    }
+}
+
+/// The writer threads of the process, for [`wait_for_written`].
+static WRITERS: Mutex<Vec<Weak<Progress>>> = Mutex::new(Vec::new());
+
+/// Waits (at most `timeout`) until every line handed to a line file's writer thread is written,
+/// in every run of the process; returns whether they all are. For a process about to end
+/// without its runs' own ending (`std::process::exit`): each round's lines are handed over when
+/// the round is written, so the files then hold every round written so far.
+pub fn wait_for_written(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let writers: Vec<Arc<Progress>> = WRITERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    writers.iter().all(|writer| writer.wait_until(deadline))
+}
+
 /// What the writer thread reports.
 #[derive(Debug, Default)]
 struct Status {
@@ -341,6 +393,7 @@ pub(crate) struct LinesBehind<S: Storage + Send + 'static> {
     /// Lines in `buffer`.
     pending: u64,
     status: Arc<Mutex<Status>>,
+    progress: Arc<Progress>,
     /// The writer thread, which gives the file back when it ends.
     thread: Option<JoinHandle<S>>,
     /// Lines that could not be formatted.
@@ -358,6 +411,12 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
         let (spare_tx, spare) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::default()));
         let shared = status.clone();
+        let progress = Arc::new(Progress::default());
+        let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+        writers.retain(|writer| writer.strong_count() > 0);
+        writers.push(Arc::downgrade(&progress));
+        drop(writers);
+        let thread_progress = progress.clone();
         let name = format!("write {}", path.file_name().unwrap_or_default().to_string_lossy());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let mut writer = LineWriter::new(storage);
@@ -379,6 +438,7 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
                         let _ = spare_tx.send(bytes);
                         let mut status = shared.lock().unwrap_or_else(PoisonError::into_inner);
                         (status.written, status.lost) = (writer.written, writer.lost);
+                        thread_progress.finished_one();
                         match result {
                             Ok(()) if was_failing => log::warn!(
                                 "{}: written again; {} lines were lost before",
@@ -412,6 +472,7 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
             base: 0,
             pending: 0,
             status,
+            progress,
             thread: Some(thread),
             unformatted: 0,
         };
@@ -467,9 +528,11 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
             Job::Sync(_) => 0,
         };
         if let Some(jobs) = &self.jobs {
+            self.progress.handed.fetch_add(1, Ordering::Release);
             if jobs.send(job).is_err() {
                 // The thread is gone (it panicked): the lines are lost.
                 self.status().lost += lines;
+                self.progress.finished_one();
             }
         }
     }
@@ -623,6 +686,33 @@ mod tests {
         w.sync().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!((w.written(), w.lost()), (10_000, 0));
+    }
+
+    /// A process about to exit waits for what its writers were handed: the lines of every
+    /// chunk are in the file without the writer being synced or closed.
+    #[test]
+    fn waiting_for_the_writers_leaves_every_line_handed_over_in_the_file() {
+        let dir = on_disk();
+        let path = dir.path().join("readings.jsonl");
+        let file = DirectFile::new(create_file(&path).unwrap()).unwrap();
+        let mut w = LinesBehind::start(path.clone(), file).unwrap();
+        let mut expected = Vec::new();
+        write(&mut w, 1..20_001, 20_000, &mut expected);
+        assert!(wait_for_written(Duration::from_secs(60)));
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        drop(w);
+    }
+
+    /// A writer that is behind makes the wait end at its deadline, unfinished.
+    #[test]
+    fn a_writer_behind_is_waited_for_until_the_deadline() {
+        let progress = Progress::default();
+        assert!(progress.wait_until(Instant::now()), "nothing handed over");
+        progress.handed.fetch_add(2, Ordering::Release);
+        progress.finished_one();
+        assert!(!progress.wait_until(Instant::now()));
+        progress.finished_one();
+        assert!(progress.wait_until(Instant::now()));
     }
 
     /// The variable that tells the test's own process to run the part that needs a file size

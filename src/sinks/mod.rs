@@ -16,6 +16,7 @@ mod mqtt;
 
 pub use self::log::RoundLog;
 pub use crate::config::ReadingsFormat;
+pub use behind::wait_for_written;
 pub(crate) use jsonl::csv_field;
 pub use jsonl::{rfc3339, AnomalyLine, EventLine, JsonlFiles, OutputError, ReadingLine, TakeOutputError};
 pub use mqtt::{Finish, LinkEvent, MqttOutput, MqttStats, Stats, StreamCounts};

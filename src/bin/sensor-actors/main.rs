@@ -608,6 +608,9 @@ impl Signals {
                     complain(format_args!(
                         "{name} received again: exiting now; the files hold every round reported so far, without summary.json"
                     ));
+                    // The readings' writer thread has the last rounds' lines on their way (a
+                    // few milliseconds of writing).
+                    sensor_actors::sinks::wait_for_written(std::time::Duration::from_secs(5));
                     std::process::exit(130);
                 }
             });
