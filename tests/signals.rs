@@ -114,6 +114,45 @@ fn a_second_signal_exits_at_once() {
     assert!(!out.join("summary.json").exists());
 }
 
+/// A second signal after a round was reported: the readings file, written by a thread of its
+/// own, holds every line of that round when the process has exited (exit code 130), in whole
+/// lines. Round 1 takes 3 s (one slow sensor), round 2 starts at once and is settling when the
+/// second signal comes.
+#[test]
+fn a_second_signal_leaves_every_reported_round_in_the_readings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("one-slow.toml");
+    std::fs::write(
+        &config,
+        "[collection]\ninterval = \"0s\"\nread_timeout = \"30s\"\nseed = 3\n\n\
+         [[sensors]]\ncount = 500\nlatency = [\"0ms\", \"1ms\"]\nerror_rate = 0.0\n\n\
+         [[sensors]]\nkind = \"humidity\"\ncount = 1\nlatency = [\"3s\", \"3s\"]\nerror_rate = 0.0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (child, lines) = start(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    wait_for(&lines, "round 1: 501 ok");
+    signal(&child, libc::SIGINT);
+    wait_for(&lines, "SIGINT received");
+    signal(&child, libc::SIGTERM);
+    let status = exit_within(child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(out.join("readings.jsonl")).unwrap();
+    assert!(text.ends_with('\n'), "ends mid-line");
+    let rounds: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rounds, vec![1; 501]);
+    assert!(!out.join("summary.json").exists());
+}
+
 /// SIGHUP stops a run gracefully, as SIGTERM does: exit 0, the summary written.
 #[test]
 fn sighup_stops_gracefully() {
