@@ -147,7 +147,11 @@ fn a_second_signal_leaves_every_reported_round_in_the_readings_file() {
     assert!(text.ends_with('\n'), "ends mid-line");
     let rounds: Vec<u64> = text
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["round"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["round"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(rounds, vec![1; 501]);
     assert!(!out.join("summary.json").exists());

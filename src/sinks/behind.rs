@@ -271,7 +271,17 @@ fn write_blocks(file: &File, chunk: &[u8], base: u64) -> io::Result<usize> {
     Ok(whole)
 }
 
+/// Turns direct writes of `file` on or off (Linux's `O_DIRECT`; elsewhere there are none).
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_file: &File, on: bool) -> io::Result<()> {
+    match on {
+        true => Err(io::ErrorKind::Unsupported.into()),
+        false => Ok(()),
+    }
+}
+
 /// Turns direct writes of `file` on or off.
+#[cfg(target_os = "linux")]
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
@@ -652,6 +662,7 @@ mod tests {
     /// Many chunks, full ones and short ones handed over at every kind of offset: the file
     /// holds every line in order, and each chunk was written directly from where it was laid
     /// out, never copied.
+    #[cfg(target_os = "linux")]
     #[test]
     fn chunks_are_written_directly_from_where_they_are_and_the_file_holds_every_line() {
         let dir = on_disk();
@@ -686,6 +697,28 @@ mod tests {
         w.sync().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!((w.written(), w.lost()), (10_000, 0));
+    }
+
+    /// A direct write the file system refuses (`EINVAL`, here an offset off the block size)
+    /// is written through the page cache instead, and so is everything after it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_refused_direct_write_goes_through_the_page_cache_from_then_on() {
+        let dir = on_disk();
+        let path = dir.path().join("readings.jsonl");
+        let mut file = DirectFile::new(create_file(&path).unwrap()).unwrap();
+        assert!(file.is_direct());
+        // As if the file's first 100 bytes were written: a direct write there is refused.
+        file.base = 100;
+        let first = vec![b'a'; 5000];
+        file.write_all(&first).unwrap();
+        assert!(!file.is_direct());
+        file.write_all(b"bc\n").unwrap();
+        file.sync().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 100 + 5000 + 3);
+        assert_eq!(&bytes[100..5100], &first[..]);
+        assert_eq!(&bytes[5100..], b"bc\n");
     }
 
     /// A process about to exit waits for what its writers were handed: the lines of every
@@ -737,6 +770,7 @@ mod tests {
     /// next lines are written after it (copied behind the file's last partial block, since
     /// the chunks were laid out for a file that had the lost lines). Run in a process of its
     /// own: the limit is the process's.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_failed_direct_write_loses_its_chunk_and_the_next_lines_follow_the_last_whole_one() {
         const NAME: &str =
