@@ -441,29 +441,17 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
                     } => {
                         let was_failing = writer.failing;
                         let len = (bytes.len() - start - prefix) as u64;
-                        let result = writer.write_lines_with(len, lines, |storage| {
-                            storage.write_chunk(&bytes[start..], prefix, base)
-                        });
+                        let result = writer
+                            .write_lines_with(len, lines, |storage| storage.write_chunk(&bytes[start..], prefix, base));
                         writer.write_behind();
                         let _ = spare_tx.send(bytes);
                         let mut status = shared.lock().unwrap_or_else(PoisonError::into_inner);
                         (status.written, status.lost) = (writer.written, writer.lost);
                         thread_progress.finished_one();
+                        writer.log_streak(&path, was_failing, &result);
                         match result {
-                            Ok(()) if was_failing => log::warn!(
-                                "{}: written again; {} lines were lost before",
-                                path.display(),
-                                writer.lost
-                            ),
-                            Ok(()) => {}
-                            Err(e) if !was_failing => {
-                                log::error!(
-                                    "{}: {e}; the file ends at its last whole line, lines are counted as lost until a write succeeds",
-                                    path.display()
-                                );
-                                status.errors.push(e);
-                            }
-                            Err(_) => {}
+                            Err(e) if !was_failing => status.errors.push(e),
+                            _ => {}
                         }
                     }
                     Job::Sync(answer) => {

@@ -337,6 +337,23 @@ impl<S: Storage> LineWriter<S> {
         self.started = self.len;
     }
 
+    /// Logs the start and the end of a streak of failed writes of this file, `path`, given
+    /// whether it was failing before the write that gave `result`.
+    pub(crate) fn log_streak(&self, path: &Path, was_failing: bool, result: &io::Result<()>) {
+        match result {
+            Ok(()) if was_failing && !self.failing => log::warn!(
+                "{}: written again; {} lines were lost before",
+                path.display(),
+                self.lost
+            ),
+            Err(e) if !was_failing => log::error!(
+                "{}: {e}; the file ends at its last whole line, lines are counted as lost until a write succeeds",
+                path.display()
+            ),
+            _ => {}
+        }
+    }
+
     /// The file, once its lines are flushed.
     pub(crate) fn into_storage(self) -> S {
         debug_assert!(self.buffer.is_empty());

@@ -108,29 +108,10 @@ impl LineFile {
     /// Logs the start and the end of a streak of failed writes of a file written here (one
     /// written behind logs its own).
     fn report(&self, was_failing: bool, result: io::Result<()>) -> Result<(), OutputError> {
-        let Lines::Here(writer) = &self.lines else {
-            return result.map_err(|source| OutputError::new(self.path.clone(), source));
-        };
-        match result {
-            Ok(()) if was_failing && !writer.failing => {
-                log::warn!(
-                    "{}: written again; {} lines were lost before",
-                    self.path.display(),
-                    writer.lost
-                );
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-            Err(source) => {
-                if !was_failing {
-                    log::error!(
-                        "{}: {source}; the file ends at its last whole line, lines are counted as lost until a write succeeds",
-                        self.path.display()
-                    );
-                }
-                Err(OutputError::new(self.path.clone(), source))
-            }
+        if let Lines::Here(writer) = &self.lines {
+            writer.log_streak(&self.path, was_failing, &result);
         }
+        result.map_err(|source| OutputError::new(self.path.clone(), source))
     }
 
     /// Whether the last write of a file written here failed.
