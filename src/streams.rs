@@ -136,6 +136,11 @@ impl ReadingRecord<'_> {
     pub fn write_sensor(&self, out: &mut String) {
         self.sensors.write_id(self.index, out);
     }
+
+    /// [`write_sensor`](Self::write_sensor) as the bytes of a line being formatted.
+    pub(crate) fn write_sensor_bytes(&self, out: &mut Vec<u8>) {
+        self.sensors.write_id_bytes(self.index, out);
+    }
 }
 
 impl Readings {

@@ -153,7 +153,7 @@ impl Part {
     }
 
     /// Writes the id of sensor `index` (a table index within this part) at the end of `out`.
-    fn write_id(&self, index: usize, out: &mut String) {
+    fn write_id(&self, index: usize, out: &mut impl IdOut) {
         match &self.ids[self.ids.partition_point(|r| r.start() <= index) - 1] {
             IdRun::Numbered {
                 start,
@@ -162,7 +162,7 @@ impl Part {
                 width,
             } => {
                 out.push_str(prefix);
-                out.push('-');
+                out.push_ascii(b"-");
                 let mut number = first + (index - start) as u64;
                 let mut digits = [b'0'; 20];
                 let mut at = digits.len();
@@ -176,10 +176,9 @@ impl Part {
                 }
                 let at = at.min(digits.len().saturating_sub(*width));
                 for _ in digits.len() - at..*width {
-                    out.push('0');
+                    out.push_ascii(b"0");
                 }
-                // ASCII digits: always UTF-8.
-                out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+                out.push_ascii(&digits[at..]);
             }
             IdRun::Own { id, .. } => out.push_str(id),
         }
@@ -247,6 +246,11 @@ impl SensorTable {
     /// Writes the id of sensor `index` at the end of `out`: [`SensorTable::id`] without an
     /// allocation (the output files write one per reading).
     pub(crate) fn write_id(&self, index: usize, out: &mut String) {
+        self.part(index).write_id(index, out);
+    }
+
+    /// [`write_id`](Self::write_id) as the bytes of a line being formatted.
+    pub(crate) fn write_id_bytes(&self, index: usize, out: &mut Vec<u8>) {
         self.part(index).write_id(index, out);
     }
 
@@ -344,6 +348,33 @@ impl IdIndex {
             let k = number.checked_sub(run.first)?;
             (run.width == width && k < run.len as u64).then(|| run.start + k as usize)
         })
+    }
+}
+
+/// Where an id is written: a `String`, or the bytes of a line being formatted.
+pub(crate) trait IdOut {
+    fn push_str(&mut self, text: &str);
+    /// ASCII bytes: digits and a dash.
+    fn push_ascii(&mut self, bytes: &[u8]);
+}
+
+impl IdOut for String {
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        String::push_str(self, std::str::from_utf8(bytes).unwrap_or_default());
+    }
+}
+
+impl IdOut for Vec<u8> {
+    fn push_str(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+
+    fn push_ascii(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
     }
 }
 

@@ -293,6 +293,7 @@ impl ReadingLine<'_> {
             unit: self.unit,
             timestamp: &self.timestamp,
             latency_ms: self.latency_ms,
+            latency_us: None,
             source_row: self.source_row,
             source_time: self.source_time,
         }
@@ -308,27 +309,27 @@ struct Fields<'a> {
     unit: &'a str,
     timestamp: &'a str,
     latency_ms: f64,
+    /// The latency in whole microseconds, when that is what it is (below 2^32): written as
+    /// its digits, without `latency_ms`'s float.
+    latency_us: Option<u32>,
     source_row: Option<u64>,
     source_time: Option<&'a str>,
 }
 
 impl Fields<'_> {
-    /// The line serde_json makes of the [`ReadingLine`], byte for byte, with the keys and the
-    /// kind's part written as they are made once per kind (`kind`), the time as it is (it
-    /// holds nothing to escape), a string that needs no escaping copied between quotes,
-    /// latencies of whole microseconds by [`json_millis`], and every other value through
-    /// serde_json (floats in their shortest form, `null` for one that is not finite).
-    fn write_json(&self, kind: &KindJson, line: &mut Vec<u8>) -> io::Result<()> {
-        line.extend_from_slice(b"{\"round\":");
-        serde_json::to_writer(&mut *line, &self.round)?;
-        line.extend_from_slice(b",\"sensor\":");
-        json_str(line, self.sensor)?;
+    /// The line serde_json makes of the [`ReadingLine`], byte for byte, from its kind on (the
+    /// formatter writes the round and the id before it): the keys and the kind's part written
+    /// as they are made once per kind (`kind`), the time as it is (it holds nothing to escape),
+    /// a string that needs no escaping copied between quotes, latencies of whole microseconds
+    /// by [`json_micros`], and every other value through serde_json (floats in their shortest
+    /// form, `null` for one that is not finite).
+    fn write_json_from_kind(&self, kind: &KindJson, line: &mut Vec<u8>) -> io::Result<()> {
         line.extend_from_slice(&kind.before_value);
         serde_json::to_writer(&mut *line, &self.value)?;
         line.extend_from_slice(&kind.after_value);
         line.extend_from_slice(self.timestamp.as_bytes());
         line.extend_from_slice(b"\",\"latency_ms\":");
-        json_millis(line, self.latency_ms)?;
+        self.write_latency(line)?;
         if let Some(source_row) = self.source_row {
             line.extend_from_slice(b",\"source_row\":");
             serde_json::to_writer(&mut *line, &source_row)?;
@@ -339,6 +340,14 @@ impl Fields<'_> {
         }
         line.push(b'}');
         Ok(())
+    }
+
+    /// The latency in milliseconds, as serde_json writes it.
+    fn write_latency(&self, line: &mut Vec<u8>) -> io::Result<()> {
+        match self.latency_us {
+            Some(micros) => json_micros(line, micros),
+            None => json_millis(line, self.latency_ms),
+        }
     }
 
     /// The row of `readings.csv` ([`ReadingLine::write_csv`]).
@@ -357,8 +366,8 @@ impl Fields<'_> {
         row.push(b',');
         csv_field(row, self.timestamp);
         row.push(b',');
-        if self.latency_ms.is_finite() {
-            json_millis(row, self.latency_ms)?;
+        if self.latency_us.is_some() || self.latency_ms.is_finite() {
+            self.write_latency(row)?;
         }
         row.push(b',');
         if let Some(source_row) = self.source_row {
@@ -375,17 +384,22 @@ impl Fields<'_> {
 /// Appends `text` as a JSON string, as serde_json writes it: between quotes as it is when it
 /// holds no character JSON escapes (a double quote, a backslash, a control character).
 fn json_str(line: &mut Vec<u8>, text: &str) -> io::Result<()> {
-    // Every byte looked at (no early exit): a loop the compiler runs several bytes at a time.
-    let plain = !text
-        .bytes()
-        .fold(false, |escaped, b| escaped | (b < 0x20) | (b == b'"') | (b == b'\\'));
-    if plain {
+    if plain_json(text.as_bytes()) {
         line.push(b'"');
         line.extend_from_slice(text.as_bytes());
         line.push(b'"');
         return Ok(());
     }
     serde_json::to_writer(&mut *line, text).map_err(io::Error::from)
+}
+
+/// Whether `text` holds no byte JSON escapes (a double quote, a backslash, a control
+/// character).
+fn plain_json(text: &[u8]) -> bool {
+    // Every byte looked at (no early exit): a loop the compiler runs several bytes at a time.
+    !text
+        .iter()
+        .fold(false, |escaped, &b| escaped | (b < 0x20) | (b == b'"') | (b == b'\\'))
 }
 
 /// Appends `ms`, a latency in milliseconds, as serde_json writes it. One of a whole number of
@@ -397,20 +411,25 @@ fn json_str(line: &mut Vec<u8>, text: &str) -> io::Result<()> {
 fn json_millis(line: &mut Vec<u8>, ms: f64) -> io::Result<()> {
     let micros = (ms * 1000.0).round();
     if ms.is_sign_positive() && micros < 4_294_967_296.0 && micros / 1000.0 == ms {
-        let micros = micros as u64;
-        serde_json::to_writer(&mut *line, &(micros / 1000))?;
-        line.push(b'.');
-        let fraction = micros % 1000;
-        let digits = [fraction / 100, fraction / 10 % 10, fraction % 10].map(|d| b'0' + d as u8);
-        let kept = match fraction {
-            f if f % 100 == 0 => 1,
-            f if f % 10 == 0 => 2,
-            _ => 3,
-        };
-        line.extend_from_slice(&digits[..kept]);
-        return Ok(());
+        return json_micros(line, micros as u32);
     }
     serde_json::to_writer(&mut *line, &ms).map_err(io::Error::from)
+}
+
+/// Appends `micros / 1000.0`, a latency in milliseconds, as serde_json writes it
+/// ([`json_millis`]): the whole milliseconds, a point, and one to three digits.
+fn json_micros(line: &mut Vec<u8>, micros: u32) -> io::Result<()> {
+    serde_json::to_writer(&mut *line, &(micros / 1000))?;
+    line.push(b'.');
+    let fraction = micros % 1000;
+    let digits = [fraction / 100, fraction / 10 % 10, fraction % 10].map(|d| b'0' + d as u8);
+    let kept = match fraction {
+        f if f % 100 == 0 => 1,
+        f if f % 10 == 0 => 2,
+        _ => 3,
+    };
+    line.extend_from_slice(&digits[..kept]);
+    Ok(())
 }
 
 /// The part of a reading's JSON line that its kind and unit make, as serde_json writes it:
@@ -453,6 +472,7 @@ impl KindJson {
 /// serde_json makes them) and [`ReadingLine::write_csv`].
 #[derive(Debug, Default)]
 pub(crate) struct ReadingFormatter {
+    /// The id, for a CSV row.
     sensor: String,
     /// `YYYY-MM-DDTHH:MM:SS` of `second`, then the line's `.mmmZ`.
     time: String,
@@ -460,6 +480,9 @@ pub(crate) struct ReadingFormatter {
     second: Option<i64>,
     /// The JSON of the kind of the last line.
     kind: KindJson,
+    /// `{"round":ROUND,"sensor":"` of the round of `head_round`.
+    head: Vec<u8>,
+    head_round: Option<u64>,
 }
 
 impl ReadingFormatter {
@@ -471,27 +494,54 @@ impl ReadingFormatter {
         r: &ReadingRecord<'_>,
         line: &mut Vec<u8>,
     ) -> io::Result<()> {
-        self.sensor.clear();
-        r.write_sensor(&mut self.sensor);
         self.format_time(&r.reading.timestamp);
         let reading = r.reading;
-        let fields = Fields {
+        let latency_us = u32::try_from(reading.latency.as_micros()).ok();
+        let mut fields = Fields {
             round,
-            sensor: &self.sensor,
+            // Written by the caller of the fields: for a JSON line, straight into the line.
+            sensor: "",
             kind: r.kind,
             value: reading.value,
             unit: r.unit,
             timestamp: &self.time,
-            latency_ms: reading.latency.as_micros() as f64 / 1000.0,
+            latency_ms: match latency_us {
+                Some(_) => 0.0,
+                None => reading.latency.as_micros() as f64 / 1000.0,
+            },
+            latency_us,
             source_row: reading.source_row(),
             source_time: reading.source_time(),
         };
         match format {
             ReadingsFormat::Jsonl => {
                 self.kind.update(r.kind, r.unit)?;
-                fields.write_json(&self.kind, line)
+                if self.head_round != Some(round) {
+                    self.head.clear();
+                    self.head.extend_from_slice(b"{\"round\":");
+                    serde_json::to_writer(&mut self.head, &round)?;
+                    self.head.extend_from_slice(b",\"sensor\":\"");
+                    self.head_round = Some(round);
+                }
+                line.extend_from_slice(&self.head);
+                let id = line.len();
+                r.write_sensor_bytes(line);
+                if plain_json(&line[id..]) {
+                    line.push(b'"');
+                } else {
+                    // Escaped as serde_json escapes it, quotes included.
+                    let text = String::from_utf8_lossy(&line[id..]).into_owned();
+                    line.truncate(id - 1);
+                    serde_json::to_writer(&mut *line, &text)?;
+                }
+                fields.write_json_from_kind(&self.kind, line)
             }
-            ReadingsFormat::Csv => fields.write_csv(line),
+            ReadingsFormat::Csv => {
+                self.sensor.clear();
+                r.write_sensor(&mut self.sensor);
+                fields.sensor = &self.sensor;
+                fields.write_csv(line)
+            }
         }
     }
 
