@@ -1506,6 +1506,12 @@ mod tests {
     use super::*;
     use crate::data::Sample;
 
+    /// What a sensor's record costs its group at a million sensors (docs/performance.md).
+    #[test]
+    fn a_child_record_is_64_bytes() {
+        assert_eq!(size_of::<Child>(), 64);
+    }
+
     /// An answer is ok exactly up to the read timeout; a microsecond later it is timed out,
     /// whatever it says.
     #[test]
