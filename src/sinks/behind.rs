@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -153,7 +152,7 @@ impl DirectFile {
         let mut tail = vec![0; (len - self.base) as usize];
         // Through the page cache: a read of at most one block, on a rare path.
         set_direct(&self.file, false)?;
-        let read = self.file.read_exact_at(&mut tail, self.base);
+        let read = read_at(&self.file, &mut tail, self.base);
         set_direct(&self.file, true)?;
         read?;
         self.stage.extend(&tail);
@@ -175,7 +174,7 @@ impl Write for DirectFile {
     /// Writes all of `bytes` or fails (then [`Storage::cut`] sets the file back).
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         if !self.direct {
-            self.file.write_all_at(bytes, self.base)?;
+            write_at(&self.file, bytes, self.base)?;
             self.base += bytes.len() as u64;
             return Ok(bytes.len());
         }
@@ -255,16 +254,44 @@ impl Storage for DirectFile {
     }
 }
 
+/// Writes all of `bytes` at `offset` of `file`.
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+/// Reads `bytes.len()` bytes at `offset` of `file`.
+#[cfg(unix)]
+fn read_at(file: &File, bytes: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+/// Writes all of `bytes` at `offset` of `file` (its position moved: no write here relies on it).
+#[cfg(not(unix))]
+fn write_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
+}
+
+/// Reads `bytes.len()` bytes at `offset` of `file`.
+#[cfg(not(unix))]
+fn read_at(mut file: &File, bytes: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(bytes)
+}
+
 /// Writes `chunk` to `file` (in direct mode) at the aligned offset `base`: its whole blocks
 /// directly, the rest through the page cache. Returns the length of the whole blocks.
 fn write_blocks(file: &File, chunk: &[u8], base: u64) -> io::Result<usize> {
     let whole = chunk.len() / ALIGN * ALIGN;
     if whole > 0 {
-        file.write_all_at(&chunk[..whole], base)?;
+        write_at(file, &chunk[..whole], base)?;
     }
     if whole < chunk.len() {
         set_direct(file, false)?;
-        let written = file.write_all_at(&chunk[whole..], base + whole as u64);
+        let written = write_at(file, &chunk[whole..], base + whole as u64);
         set_direct(file, true)?;
         written?;
     }
