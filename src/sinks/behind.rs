@@ -3,7 +3,7 @@
 //! sensors.
 //!
 //! Written through the page cache, each byte of it was copied by the kernel into a fresh page,
-//! then written back and dropped (the write-behind of [`LineWriter`]): a third of what the
+//! then written back and dropped (the write-behind of [`LineWriter`]): nearly half of what the
 //! file cost the process (docs/performance.md). Written directly, the disk reads the lines
 //! from this process's memory, and the writes wait for the disk on a thread that does nothing
 //! else, never on a thread that reads sensors.
