@@ -87,7 +87,7 @@ impl Aligned {
 /// is kept, and written again directly as the first block of the next write (the kernel first
 /// writes back and drops its cached page).
 ///
-/// A chunk laid out for it ([`Storage::write_chunk`]: aligned in memory, starting with the
+/// A chunk laid out for it ([`DirectFile::write_chunk`]: aligned in memory, starting with the
 /// file's last partial block) is written from where it is; other bytes are copied behind the
 /// partial block first. Where the file system has no direct writes (tmpfs, for one), or
 /// refuses one, everything is written through the page cache, as a plain [`File`] does.
@@ -168,6 +168,31 @@ impl DirectFile {
         self.stage.truncate(0);
         Ok(())
     }
+
+    /// Appends `chunk[prefix..]`, whole lines. A chunk laid out for the file (aligned in
+    /// memory, starting at the file's offset `base` with the `prefix` bytes the file has there)
+    /// is written from where it is; another is copied behind the file's last partial block.
+    pub(crate) fn write_chunk(&mut self, chunk: &[u8], prefix: usize, base: u64) -> io::Result<()> {
+        let laid_out =
+            self.direct && base == self.base && prefix == self.stage.len && chunk.as_ptr().align_offset(ALIGN) == 0;
+        if !laid_out {
+            self.copied += 1;
+            return self.write_all(&chunk[prefix..]);
+        }
+        match write_blocks(&self.file, chunk, base) {
+            Ok(whole) => {
+                self.stage.truncate(0);
+                self.stage.extend(&chunk[whole..]);
+                self.base = base + whole as u64;
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.stop_direct(&e)?;
+                self.write_all(&chunk[prefix..])
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Write for DirectFile {
@@ -228,28 +253,6 @@ impl Storage for DirectFile {
     fn release(&mut self, start: u64, end: u64) {
         if !self.direct {
             self.file.release(start, end);
-        }
-    }
-
-    fn write_chunk(&mut self, chunk: &[u8], prefix: usize, base: u64) -> io::Result<()> {
-        let laid_out =
-            self.direct && base == self.base && prefix == self.stage.len && chunk.as_ptr().align_offset(ALIGN) == 0;
-        if !laid_out {
-            self.copied += 1;
-            return self.write_all(&chunk[prefix..]);
-        }
-        match write_blocks(&self.file, chunk, base) {
-            Ok(whole) => {
-                self.stage.truncate(0);
-                self.stage.extend(&chunk[whole..]);
-                self.base = base + whole as u64;
-                Ok(())
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                self.stop_direct(&e)?;
-                self.write_all(&chunk[prefix..])
-            }
-            Err(e) => Err(e),
         }
     }
 }
@@ -392,7 +395,7 @@ struct Status {
 }
 
 enum Job {
-    /// A chunk of whole lines ([`Storage::write_chunk`]): `bytes[start..]` is laid out to start
+    /// A chunk of whole lines ([`DirectFile::write_chunk`]): `bytes[start..]` is laid out to start
     /// at the file's offset `base`, with `prefix` bytes the file has there, then `lines` lines.
     Lines {
         bytes: Vec<u8>,
@@ -413,7 +416,7 @@ enum Job {
 /// aligned in memory, with the last partial block of the file as it will be once the chunks
 /// before are written. The thread checks the layout against the file and copies a chunk that
 /// does not match (after a failed write).
-pub(crate) struct LinesBehind<S: Storage + Send + 'static> {
+pub(crate) struct LinesBehind {
     jobs: Option<SyncSender<Job>>,
     /// Buffers the thread is done with.
     spare: Receiver<Vec<u8>>,
@@ -432,7 +435,7 @@ pub(crate) struct LinesBehind<S: Storage + Send + 'static> {
     status: Arc<Mutex<Status>>,
     progress: Arc<Progress>,
     /// The writer thread, which gives the file back when it ends.
-    thread: Option<JoinHandle<S>>,
+    thread: Option<JoinHandle<DirectFile>>,
     /// Lines that could not be formatted.
     unformatted: u64,
 }
@@ -441,9 +444,9 @@ pub(crate) struct LinesBehind<S: Storage + Send + 'static> {
 /// line that takes it past [`CHUNK`].
 const BUFFER: usize = CHUNK + 4 * ALIGN;
 
-impl<S: Storage + Send + 'static> LinesBehind<S> {
-    /// Starts the writer thread of `storage`, the empty file at `path`.
-    pub(crate) fn start(path: PathBuf, storage: S) -> io::Result<LinesBehind<S>> {
+impl LinesBehind {
+    /// Starts the writer thread of `file`, the empty file at `path`.
+    pub(crate) fn start(path: PathBuf, file: DirectFile) -> io::Result<LinesBehind> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
         let (spare_tx, spare) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::default()));
@@ -456,7 +459,7 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
         let thread_progress = progress.clone();
         let name = format!("write {}", path.file_name().unwrap_or_default().to_string_lossy());
         let thread = std::thread::Builder::new().name(name).spawn(move || {
-            let mut writer = LineWriter::new(storage);
+            let mut writer = LineWriter::new(file);
             for job in queue {
                 match job {
                     Job::Lines {
@@ -468,8 +471,8 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
                     } => {
                         let was_failing = writer.failing;
                         let len = (bytes.len() - start - prefix) as u64;
-                        let result = writer
-                            .write_lines_with(len, lines, |storage| storage.write_chunk(&bytes[start..], prefix, base));
+                        let result =
+                            writer.write_lines_with(len, lines, |file| file.write_chunk(&bytes[start..], prefix, base));
                         writer.write_behind();
                         let _ = spare_tx.send(bytes);
                         let mut status = shared.lock().unwrap_or_else(PoisonError::into_inner);
@@ -541,16 +544,13 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
         let base = end - end % ALIGN as u64;
         let tail = self.start + (base - self.base) as usize;
         let (next, start) = self.next_buffer(&self.buffer[tail..]);
+        let lines = std::mem::take(&mut self.pending);
         let job = Job::Lines {
             bytes: std::mem::replace(&mut self.buffer, next),
             start: std::mem::replace(&mut self.start, start),
             prefix: std::mem::replace(&mut self.prefix, (end - base) as usize),
             base: std::mem::replace(&mut self.base, base),
-            lines: std::mem::take(&mut self.pending),
-        };
-        let lines = match &job {
-            Job::Lines { lines, .. } => *lines,
-            Job::Sync(_) => 0,
+            lines,
         };
         if let Some(jobs) = &self.jobs {
             self.progress.handed.fetch_add(1, Ordering::Release);
@@ -610,10 +610,10 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
     }
 }
 
-impl<S: Storage + Send + 'static> LinesBehind<S> {
+impl LinesBehind {
     /// Hands the last lines over, waits for the thread to write them and to end, and gives the
     /// file back.
-    fn stop(&mut self) -> Option<S> {
+    fn stop(&mut self) -> Option<DirectFile> {
         self.hand_over();
         self.jobs = None;
         self.thread.take().and_then(|thread| thread.join().ok())
@@ -621,12 +621,12 @@ impl<S: Storage + Send + 'static> LinesBehind<S> {
 
     /// [`stop`](Self::stop), for a test to look at the file.
     #[cfg(test)]
-    fn close(mut self) -> Option<S> {
+    fn close(mut self) -> Option<DirectFile> {
         self.stop()
     }
 }
 
-impl<S: Storage + Send + 'static> Drop for LinesBehind<S> {
+impl Drop for LinesBehind {
     /// Hands the last lines over and waits for the thread to write them.
     fn drop(&mut self) {
         self.stop();
@@ -653,12 +653,7 @@ mod tests {
 
     /// Writes lines `from..to` (handed over every `flush_every` lines) and adds them to
     /// `expected`.
-    fn write(
-        w: &mut LinesBehind<DirectFile>,
-        lines: std::ops::Range<usize>,
-        flush_every: usize,
-        expected: &mut Vec<u8>,
-    ) {
+    fn write(w: &mut LinesBehind, lines: std::ops::Range<usize>, flush_every: usize, expected: &mut Vec<u8>) {
         for i in lines {
             let text = line_text(i);
             w.line(|b| {
@@ -815,7 +810,7 @@ mod tests {
         let file = DirectFile::new(create_file(&path).unwrap()).unwrap();
         assert!(file.is_direct(), "no direct writes on the project's disk");
         let mut w = LinesBehind::start(path.clone(), file).unwrap();
-        let line = |w: &mut LinesBehind<DirectFile>, i: u32| {
+        let line = |w: &mut LinesBehind, i: u32| {
             w.line(|b| {
                 write!(b, "{i:099}").unwrap();
                 Ok(())

@@ -148,12 +148,6 @@ pub(crate) trait Storage: Write {
     /// Waits until bytes `start..end` (whose write-back was started) are on the disk, then lets
     /// the page cache drop them.
     fn release(&mut self, _start: u64, _end: u64) {}
-    /// Appends `chunk[prefix..]`, whole lines; `chunk` was laid out to start at the file's
-    /// offset `base` with the `prefix` bytes the file has there (a direct file writes such a
-    /// chunk from where it is, [`DirectFile`](super::behind::DirectFile)).
-    fn write_chunk(&mut self, chunk: &[u8], prefix: usize, _base: u64) -> io::Result<()> {
-        self.write_all(&chunk[prefix..]).and_then(|()| self.flush())
-    }
 }
 
 impl Storage for File {
@@ -271,20 +265,14 @@ impl<S: Storage> LineWriter<S> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let buffer = std::mem::take(&mut self.buffer);
+        let mut buffer = std::mem::take(&mut self.buffer);
         let lines = std::mem::take(&mut self.pending);
-        let result = self.write_lines(&buffer, lines);
+        let result = self.write_lines_with(buffer.len() as u64, lines, |storage| {
+            storage.write_all(&buffer).and_then(|()| storage.flush())
+        });
+        buffer.clear();
         self.buffer = buffer;
-        self.buffer.clear();
         result
-    }
-
-    /// Writes `bytes`, `lines` whole lines made elsewhere, after the buffered ones (which must
-    /// have been flushed): all of them, or none and they are counted as lost.
-    pub(crate) fn write_lines(&mut self, bytes: &[u8], lines: u64) -> io::Result<()> {
-        self.write_lines_with(bytes.len() as u64, lines, |storage| {
-            storage.write_all(bytes).and_then(|()| storage.flush())
-        })
     }
 
     /// Writes `len` bytes, `lines` whole lines, with `write`, after the buffered ones (which

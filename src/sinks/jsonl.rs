@@ -62,7 +62,7 @@ enum Lines {
     /// On the caller's thread, through the page cache.
     Here(LineWriter<File>),
     /// By a thread of its own, directly to the disk where the file system allows it.
-    Behind(LinesBehind<DirectFile>),
+    Behind(LinesBehind),
 }
 
 impl LineFile {
@@ -292,8 +292,7 @@ impl ReadingLine<'_> {
             value: self.value,
             unit: self.unit,
             timestamp: &self.timestamp,
-            latency_ms: self.latency_ms,
-            latency_us: None,
+            latency: Latency::Millis(self.latency_ms),
             source_row: self.source_row,
             source_time: self.source_time,
         }
@@ -308,12 +307,19 @@ struct Fields<'a> {
     value: f64,
     unit: &'a str,
     timestamp: &'a str,
-    latency_ms: f64,
-    /// The latency in whole microseconds, when that is what it is (below 2^32): written as
-    /// its digits, without `latency_ms`'s float.
-    latency_us: Option<u32>,
+    latency: Latency,
     source_row: Option<u64>,
     source_time: Option<&'a str>,
+}
+
+/// A reading's latency as its line has it, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+enum Latency {
+    /// A whole number of microseconds below 2^32: written as its digits ([`json_micros`]),
+    /// without a float.
+    Micros(u32),
+    /// Any other ([`json_millis`]).
+    Millis(f64),
 }
 
 impl Fields<'_> {
@@ -344,9 +350,9 @@ impl Fields<'_> {
 
     /// The latency in milliseconds, as serde_json writes it.
     fn write_latency(&self, line: &mut Vec<u8>) -> io::Result<()> {
-        match self.latency_us {
-            Some(micros) => json_micros(line, micros),
-            None => json_millis(line, self.latency_ms),
+        match self.latency {
+            Latency::Micros(micros) => json_micros(line, micros),
+            Latency::Millis(ms) => json_millis(line, ms),
         }
     }
 
@@ -366,7 +372,7 @@ impl Fields<'_> {
         row.push(b',');
         csv_field(row, self.timestamp);
         row.push(b',');
-        if self.latency_us.is_some() || self.latency_ms.is_finite() {
+        if !matches!(self.latency, Latency::Millis(ms) if !ms.is_finite()) {
             self.write_latency(row)?;
         }
         row.push(b',');
@@ -496,7 +502,7 @@ impl ReadingFormatter {
     ) -> io::Result<()> {
         self.format_time(&r.reading.timestamp);
         let reading = r.reading;
-        let latency_us = u32::try_from(reading.latency.as_micros()).ok();
+        let micros = reading.latency.as_micros();
         let mut fields = Fields {
             round,
             // Written by the caller of the fields: for a JSON line, straight into the line.
@@ -505,11 +511,10 @@ impl ReadingFormatter {
             value: reading.value,
             unit: r.unit,
             timestamp: &self.time,
-            latency_ms: match latency_us {
-                Some(_) => 0.0,
-                None => reading.latency.as_micros() as f64 / 1000.0,
+            latency: match u32::try_from(micros) {
+                Ok(micros) => Latency::Micros(micros),
+                Err(_) => Latency::Millis(micros as f64 / 1000.0),
             },
-            latency_us,
             source_row: reading.source_row(),
             source_time: reading.source_time(),
         };

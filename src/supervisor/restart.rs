@@ -355,6 +355,9 @@ pub(crate) fn jitter(seed: u64, index: usize, attempt: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::SensorState::{self, *};
+
+    const MS: Duration = Duration::from_millis(1);
 
     /// A compact instant measures the same durations as the instants it was made of, on either
     /// side of the process's base, and none backwards; it is half an instant's size.
@@ -374,9 +377,6 @@ mod tests {
         assert_eq!(size_of::<Since>(), 8);
         assert_eq!(size_of::<RestartTracker>(), 24);
     }
-    use crate::supervisor::SensorState::{self, *};
-
-    const MS: Duration = Duration::from_millis(1);
 
     /// The delay of a decision, without how it was chosen.
     fn delay_of(decision: ControlFlow<NoRestart, (Duration, Backoff)>) -> ControlFlow<NoRestart, Duration> {
