@@ -291,7 +291,7 @@ impl ReadingLine<'_> {
             kind: self.kind,
             value: self.value,
             unit: self.unit,
-            timestamp: &self.timestamp,
+            timestamp: self.timestamp.as_bytes(),
             latency: Latency::Millis(self.latency_ms),
             source_row: self.source_row,
             source_time: self.source_time,
@@ -306,7 +306,8 @@ struct Fields<'a> {
     kind: &'a str,
     value: f64,
     unit: &'a str,
-    timestamp: &'a str,
+    /// RFC 3339 text (written as it is in JSON: it holds nothing to escape).
+    timestamp: &'a [u8],
     latency: Latency,
     source_row: Option<u64>,
     source_time: Option<&'a str>,
@@ -322,6 +323,23 @@ enum Latency {
     Millis(f64),
 }
 
+impl Latency {
+    fn of(latency: std::time::Duration) -> Latency {
+        match u32::try_from(latency.as_micros()) {
+            Ok(micros) => Latency::Micros(micros),
+            Err(_) => Latency::long(latency),
+        }
+    }
+
+    /// Apart, and never inlined: else the compiler makes the float of every latency (a call
+    /// to convert a 128-bit integer, for each line) whether it is used or not.
+    #[cold]
+    #[inline(never)]
+    fn long(latency: std::time::Duration) -> Latency {
+        Latency::Millis(latency.as_micros() as f64 / 1000.0)
+    }
+}
+
 impl Fields<'_> {
     /// The line serde_json makes of the [`ReadingLine`], byte for byte, from its kind on (the
     /// formatter writes the round and the id before it): the keys and the kind's part written
@@ -333,7 +351,11 @@ impl Fields<'_> {
         line.extend_from_slice(&kind.before_value);
         serde_json::to_writer(&mut *line, &self.value)?;
         line.extend_from_slice(&kind.after_value);
-        line.extend_from_slice(self.timestamp.as_bytes());
+        match <&[u8; STAMP]>::try_from(self.timestamp) {
+            // The usual length, copied as a whole (no call to copy a few bytes).
+            Ok(stamp) => line.extend_from_slice(stamp),
+            Err(_) => line.extend_from_slice(self.timestamp),
+        }
         line.extend_from_slice(b"\",\"latency_ms\":");
         self.write_latency(line)?;
         if let Some(source_row) = self.source_row {
@@ -370,7 +392,7 @@ impl Fields<'_> {
         row.push(b',');
         csv_field(row, self.unit);
         row.push(b',');
-        csv_field(row, self.timestamp);
+        csv_bytes(row, self.timestamp);
         row.push(b',');
         if !matches!(self.latency, Latency::Millis(ms) if !ms.is_finite()) {
             self.write_latency(row)?;
@@ -472,6 +494,9 @@ impl KindJson {
     }
 }
 
+/// The length of a time as the lines have it: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+const STAMP: usize = 24;
+
 /// Writes the lines of a round's readings without an allocation per reading: the id into a
 /// buffer kept from line to line ([`ReadingRecord::write_sensor`]), the time from the second
 /// it falls in, formatted once per second. The bytes are those of [`ReadingLine`] (JSON, as
@@ -481,9 +506,11 @@ pub(crate) struct ReadingFormatter {
     /// The id, for a CSV row.
     sensor: String,
     /// `YYYY-MM-DDTHH:MM:SS` of `second`, then the line's `.mmmZ`.
-    time: String,
-    /// The Unix second `time` starts with, if it holds one.
+    stamp: [u8; STAMP],
+    /// The Unix second `stamp` starts with, if it holds one.
     second: Option<i64>,
+    /// The time of the line as chrono writes it, when `stamp` has no room for it.
+    other_time: String,
     /// The JSON of the kind of the last line.
     kind: KindJson,
     /// `{"round":ROUND,"sensor":"` of the round of `head_round`.
@@ -500,9 +527,8 @@ impl ReadingFormatter {
         r: &ReadingRecord<'_>,
         line: &mut Vec<u8>,
     ) -> io::Result<()> {
-        self.format_time(&r.reading.timestamp);
+        let plain_time = self.format_time(&r.reading.timestamp);
         let reading = r.reading;
-        let micros = reading.latency.as_micros();
         let mut fields = Fields {
             round,
             // Written by the caller of the fields: for a JSON line, straight into the line.
@@ -510,11 +536,12 @@ impl ReadingFormatter {
             kind: r.kind,
             value: reading.value,
             unit: r.unit,
-            timestamp: &self.time,
-            latency: match u32::try_from(micros) {
-                Ok(micros) => Latency::Micros(micros),
-                Err(_) => Latency::Millis(micros as f64 / 1000.0),
+            timestamp: if plain_time {
+                &self.stamp
+            } else {
+                self.other_time.as_bytes()
             },
+            latency: Latency::of(reading.latency),
             source_row: reading.source_row(),
             source_time: reading.source_time(),
         };
@@ -550,62 +577,66 @@ impl ReadingFormatter {
         }
     }
 
-    /// Puts [`rfc3339`] of `t` in `self.time`.
-    fn format_time(&mut self, t: &chrono::DateTime<chrono::Utc>) {
+    /// Puts [`rfc3339`] of `t` in `self.stamp`, or in `self.other_time` when it does not have
+    /// the usual length (false).
+    fn format_time(&mut self, t: &chrono::DateTime<chrono::Utc>) -> bool {
         use chrono::{Datelike, Timelike};
-        let millis = t.nanosecond() / 1_000_000;
-        // A leap second (nanoseconds past 10^9) or a year of other than four digits: as
-        // chrono writes it.
-        if millis >= 1000 || !(0..=9999).contains(&t.year()) {
-            self.time = rfc3339(t);
-            self.second = None;
-            return;
-        }
         let second = t.timestamp();
-        if self.second != Some(second) {
+        let millis = t.timestamp_subsec_millis();
+        if self.second != Some(second) || millis >= 1000 {
+            // A leap second (nanoseconds past 10^9) or a year of other than four digits: as
+            // chrono writes it.
+            let time = t.naive_utc();
+            if millis >= 1000 || !(0..=9999).contains(&time.year()) {
+                self.other_time = rfc3339(t);
+                self.second = None;
+                return false;
+            }
             // Digit by digit (a round's readings, in configuration order, go back and forth
             // across a second when their latencies do: chrono's formatter each time was 2% of
             // a round's CPU at a million sensors).
-            self.time.clear();
-            let (date, time) = (t.date_naive(), t.time());
-            let year = date.year() as u32;
-            let two = |time: &mut String, value: u32| {
-                time.push(char::from(b'0' + (value / 10) as u8));
-                time.push(char::from(b'0' + (value % 10) as u8));
-            };
-            two(&mut self.time, year / 100);
-            two(&mut self.time, year % 100);
-            for (separator, value) in [
-                ('-', date.month()),
-                ('-', date.day()),
-                ('T', time.hour()),
-                (':', time.minute()),
-                (':', time.second()),
-            ] {
-                self.time.push(separator);
-                two(&mut self.time, value);
+            let year = time.year() as u32;
+            let fields = [
+                year / 100,
+                year % 100,
+                time.month(),
+                time.day(),
+                time.hour(),
+                time.minute(),
+                time.second(),
+            ];
+            // `YYYY-MM-DDTHH:MM:SS`: where each field's two digits go.
+            for (at, value) in [0, 2, 5, 8, 11, 14, 17].into_iter().zip(fields) {
+                self.stamp[at] = b'0' + (value / 10) as u8;
+                self.stamp[at + 1] = b'0' + (value % 10) as u8;
+            }
+            for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+                self.stamp[at] = separator;
             }
             self.second = Some(second);
         }
-        self.time.truncate(19);
-        let digits = [millis / 100, millis / 10 % 10, millis % 10];
-        self.time.push('.');
-        self.time.extend(digits.map(|d| char::from(b'0' + d as u8)));
-        self.time.push('Z');
+        let digits = [millis / 100, millis / 10 % 10, millis % 10].map(|d| b'0' + d as u8);
+        self.stamp[19..].copy_from_slice(&[b'.', digits[0], digits[1], digits[2], b'Z']);
+        true
     }
 }
 
 /// Appends `text` as a CSV field: as it is, or between double quotes (its own doubled) when it
 /// holds a comma, a double quote, a carriage return or a line feed (RFC 4180).
 pub(crate) fn csv_field(row: &mut Vec<u8>, text: &str) {
-    if !text.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
-        row.extend_from_slice(text.as_bytes());
+    csv_bytes(row, text.as_bytes());
+}
+
+/// [`csv_field`] of text as its bytes.
+fn csv_bytes(row: &mut Vec<u8>, text: &[u8]) {
+    if !text.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+        row.extend_from_slice(text);
         return;
     }
     row.push(b'"');
-    for part in text.split_inclusive('"') {
-        row.extend_from_slice(part.as_bytes());
-        if part.ends_with('"') {
+    for part in text.split_inclusive(|&b| b == b'"') {
+        row.extend_from_slice(part);
+        if part.ends_with(b"\"") {
             row.push(b'"');
         }
     }
@@ -972,7 +1003,8 @@ mod tests {
                     _ => rng.random_range(-50.0..50.0),
                 };
                 let timestamp: DateTime<Utc> = match i % 500 {
-                    // A leap second; years 10000, -1 and 1969.
+                    // A leap second, after a line of the same second; years 10000, -1 and 1969.
+                    6 => DateTime::from_timestamp(base - base % 60 + 59, 500_000_000).unwrap(),
                     7 => DateTime::from_timestamp(base - base % 60 + 59, 1_500_000_000).unwrap(),
                     8 => DateTime::from_timestamp(253_402_300_800 + 5, 123_000_000).unwrap(),
                     9 => DateTime::from_timestamp(-62_198_755_200, 9_000_000).unwrap(),
