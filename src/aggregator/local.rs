@@ -41,7 +41,8 @@ pub(crate) struct Analyse {
     pub(crate) round: u64,
     /// Settled outcomes, as `(member, outcome)`: each member once per round, over the batches.
     pub(crate) outcomes: Vec<(u32, Outcome)>,
-    /// An emptied outcome vector to fill with the round's outcomes (when they go on to the root).
+    /// An outcome vector of an earlier round, to overwrite with this round's outcomes (when they
+    /// go on to the root), or an empty one.
     pub(crate) reuse: Option<Vec<Outcome>>,
     /// Whether this is the round's last batch: it is answered with the round's results.
     pub(crate) last: bool,
@@ -88,8 +89,61 @@ struct GroupTracks {
     /// The round being analysed (its batches so far).
     round: u64,
     digest: RoundDigest,
-    /// The round's outcomes in member order, when they go on to the root.
+    /// The round's outcomes in member order, when they go on to the root: a vector back from
+    /// an earlier round keeps that round's outcomes until this one's overwrite them.
     outcomes: Vec<Outcome>,
+    /// The members whose outcome the round has written into `outcomes` so far.
+    written: Written,
+}
+
+/// Which members' outcomes a round has written into its outcome vector. A vector comes back
+/// from the root with an earlier round's outcomes, which are overwritten in place (emptying a
+/// million outcomes and filling them again each round was two passes over 48 MB); a member
+/// whose outcome the round did not hand over (removed, or added after the round began) is set
+/// `unavailable` when the round ends, as the filled vector had it.
+#[derive(Debug, Default)]
+struct Written {
+    /// One bit per member.
+    words: Vec<u64>,
+    /// The bits set.
+    count: usize,
+}
+
+impl Written {
+    /// Nothing written, for a round of `members`.
+    fn reset(&mut self, members: usize) {
+        self.words.clear();
+        self.words.resize(members.div_ceil(64), 0);
+        self.count = 0;
+    }
+
+    fn mark(&mut self, local: usize) {
+        let bit = 1u64 << (local % 64);
+        if let Some(word) = self.words.get_mut(local / 64) {
+            if *word & bit == 0 {
+                *word |= bit;
+                self.count += 1;
+            }
+        }
+    }
+
+    fn has(&self, local: usize) -> bool {
+        self.words
+            .get(local / 64)
+            .is_some_and(|word| word & (1u64 << (local % 64)) != 0)
+    }
+
+    /// Sets every outcome the round did not write to `unavailable`.
+    fn fill_rest(&self, outcomes: &mut [Outcome]) {
+        if self.count == outcomes.len() {
+            return;
+        }
+        for (local, slot) in outcomes.iter_mut().enumerate() {
+            if !self.has(local) {
+                *slot = Outcome::Unavailable(Absence::Down);
+            }
+        }
+    }
 }
 
 /// The aggregator of one arbiter's groups.
@@ -157,6 +211,7 @@ impl LocalAggregator {
                     round: 0,
                     digest: RoundDigest::default(),
                     outcomes: Vec::new(),
+                    written: Written::default(),
                 };
                 (slot, group)
             })
@@ -204,13 +259,14 @@ impl Handler<Analyse> for LocalAggregator {
                 latencies_us: Vec::with_capacity(group.members.len()),
                 ..RoundDigest::default()
             };
-            group.outcomes.clear();
+            group.written.reset(group.members.len());
         }
         if let Some(reuse) = msg.reuse {
             group.outcomes = reuse;
-            group.outcomes.clear();
         }
-        if self.keep_outcomes && group.outcomes.is_empty() {
+        // A vector of this group's size is overwritten as it is; another (an empty one, which
+        // a subscriber kept; one of before sensors were added) is made that size first.
+        if self.keep_outcomes && group.outcomes.len() != group.members.len() {
             group
                 .outcomes
                 .resize(group.members.len(), Outcome::Unavailable(Absence::Down));
@@ -236,12 +292,14 @@ impl Handler<Analyse> for LocalAggregator {
                     .observe(local, index, range, msg.round, outcome, list, &mut group.digest);
                 if let Some(slot) = group.outcomes.get_mut(local) {
                     *slot = std::mem::replace(outcome, Outcome::Unavailable(Absence::Down));
+                    group.written.mark(local);
                 }
             }
         });
         if !msg.last {
             return Analysed::default();
         }
+        group.written.fill_rest(&mut group.outcomes);
         Analysed {
             digest: std::mem::take(&mut group.digest),
             outcomes: std::mem::take(&mut group.outcomes),
@@ -264,6 +322,7 @@ impl Handler<GrowTracks> for LocalAggregator {
             round: 0,
             digest: RoundDigest::default(),
             outcomes: Vec::new(),
+            written: Written::default(),
         });
         group.tracks.grow(msg.members.len());
         group.members = msg.members;
@@ -307,6 +366,77 @@ mod tests {
 
     fn batch(members: &[u32]) -> Vec<(u32, Outcome)> {
         members.iter().map(|&m| (m, Outcome::TimedOut)).collect()
+    }
+
+    fn reading(value: f64) -> Outcome {
+        Outcome::Ok(crate::data::Reading {
+            value,
+            timestamp: chrono::DateTime::from_timestamp(1_764_670_000, 0).unwrap(),
+            latency: std::time::Duration::from_millis(3),
+            source: None,
+        })
+    }
+
+    /// A round's outcomes overwrite the vector an earlier round left: every member handed over
+    /// gets its outcome, one that was not (removed, or out of the round) is `unavailable`, not
+    /// the earlier round's reading; a vector of another length is made the group's first.
+    #[actix_rt::test]
+    async fn outcomes_overwrite_an_earlier_rounds_and_the_rest_are_unavailable() {
+        use crate::config::{SensorSpec, SensorTable};
+        use crate::driver::{simulated, DriverSpec};
+        let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
+        let specs = (1..=4)
+            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
+            .collect();
+        let members: Arc<[usize]> = Arc::from([0, 1, 2, 3]);
+        let aggregator = LocalAggregator::new(
+            Arc::new(SensorTable::new(specs)),
+            Arc::new(AnalysisConfig::default()),
+            true,
+            false,
+            vec![(0, members)],
+        )
+        .start();
+        // A round's last batch (with the vector to overwrite when it is the first too).
+        let round = |round: u64, outcomes: Vec<(u32, Outcome)>, reuse: Option<Vec<Outcome>>| {
+            aggregator.send(Analyse {
+                group: 0,
+                round,
+                outcomes,
+                reuse,
+                last: true,
+            })
+        };
+        let all = (0..4).map(|m| (m, reading(f64::from(m)))).collect();
+        let first = round(1, all, Some(Vec::new())).await.unwrap().outcomes;
+        assert_eq!(first, (0..4).map(|m| reading(f64::from(m))).collect::<Vec<_>>());
+        // Members 1 and 3 are not in round 2 (over two batches, in another order).
+        let part = aggregator
+            .send(Analyse {
+                group: 0,
+                round: 2,
+                outcomes: vec![(2, Outcome::TimedOut)],
+                reuse: Some(first),
+                last: false,
+            })
+            .await
+            .unwrap();
+        assert!(
+            part.outcomes.is_empty(),
+            "only the last batch answers with the outcomes"
+        );
+        let second = round(2, vec![(0, reading(10.0))], None).await.unwrap().outcomes;
+        let down = Outcome::Unavailable(Absence::Down);
+        assert_eq!(second, [reading(10.0), down.clone(), Outcome::TimedOut, down.clone()]);
+        // A shorter vector (and then a longer one) is made four outcomes long.
+        let third = round(3, vec![(3, reading(13.0))], Some(vec![reading(99.0)]))
+            .await
+            .unwrap()
+            .outcomes;
+        assert_eq!(third, [down.clone(), down.clone(), down.clone(), reading(13.0)]);
+        let longer = vec![reading(99.0); 6];
+        let fourth = round(4, vec![(1, reading(11.0))], Some(longer)).await.unwrap().outcomes;
+        assert_eq!(fourth, [down.clone(), reading(11.0), down.clone(), down]);
     }
 
     /// A batch with a good part of the group is gone through in member order; a sparse one,

@@ -56,11 +56,11 @@ pub(crate) struct RoundReport {
     /// consecutive sensors in order (the shards of the ungrouped sensors), so that no round's
     /// outcomes are copied into one vector; else a single batch.
     pub(crate) outcomes: Vec<Vec<Outcome>>,
-    /// Answered once the aggregator has processed the report, with `outcomes` emptied (their
-    /// capacity kept), or dropped. The supervisor waits for it before sending the next report,
-    /// so at most one report waits in the aggregator's mailbox however far analysis falls behind
-    /// collection, and hands the empty batches back to the groups to fill in a later round: a
-    /// run allocates its outcome vectors in its first two rounds only.
+    /// Answered once the aggregator has processed the report, with `outcomes` as they are (the
+    /// groups overwrite them in place), or dropped. The supervisor waits for it before sending
+    /// the next report, so at most one report waits in the aggregator's mailbox however far
+    /// analysis falls behind collection, and hands the batches back to the groups for a later
+    /// round: a run allocates its outcome vectors in its first two rounds only.
     pub(crate) processed: Option<tokio::sync::oneshot::Sender<Vec<Vec<Outcome>>>>,
 }
 
@@ -318,8 +318,7 @@ impl Aggregator {
                     Batches::Owned(batches) => batches,
                     Batches::Shared(shared) => Arc::try_unwrap(shared).map(|o| o.batches).unwrap_or_default(),
                 };
-                let mut batches = batches;
-                batches.iter_mut().for_each(Vec::clear);
+                // As they are: the groups overwrite them in place.
                 let _ = processed.send(batches);
             }
         }
@@ -616,9 +615,9 @@ mod tests {
     }
 
     /// The groups' digests add up to the run's accounting and latency percentiles; a report's
-    /// outcome batches come back emptied, their capacity kept, for the groups to fill again.
+    /// outcome batches come back as they were, for the groups to overwrite.
     #[actix_rt::test]
-    async fn digests_add_up_and_batches_come_back_emptied() {
+    async fn digests_add_up_and_batches_come_back() {
         let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
         let specs = (1..=3)
             .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
@@ -640,7 +639,17 @@ mod tests {
             });
             batches = emptied.await.expect("the aggregator answers a processed report");
             assert_eq!(batches.len(), 2);
-            assert!(batches.iter().all(Vec::is_empty));
+            let values = |batch: &[Outcome]| -> Vec<f64> {
+                batch
+                    .iter()
+                    .map(|o| match o {
+                        Outcome::Ok(r) => r.value,
+                        _ => f64::NAN,
+                    })
+                    .collect()
+            };
+            assert_eq!(values(&batches[0]), [21.0, 22.0]);
+            assert_eq!(values(&batches[1]), [23.0]);
             assert!(batches[0].capacity() >= 16, "{}", batches[0].capacity());
         }
         let finished = aggregator

@@ -78,7 +78,7 @@ pub(crate) use operator::{InspectMember, OperateMember, Operation};
 pub(crate) struct ReadGroup {
     /// The round.
     pub(crate) round: u64,
-    /// An earlier round's outcome vector, emptied, for this round's outcomes (any capacity;
+    /// An earlier round's outcome vector, for this round's outcomes to overwrite (any length;
     /// empty for none).
     pub(crate) reuse: Vec<Outcome>,
 }

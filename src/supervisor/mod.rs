@@ -177,10 +177,10 @@ pub(crate) struct SensorSupervisor {
     /// (no `[[groups]]`: the shards): the groups' batches are then the round's outcomes as they
     /// are, with no copy into one vector.
     in_order: bool,
-    /// Completes when the aggregator has processed the last report (with its emptied batches);
+    /// Completes when the aggregator has processed the last report (with its batches back);
     /// the next report waits for it.
     report_processed: Option<oneshot::Receiver<Vec<Vec<Outcome>>>>,
-    /// Emptied outcome vectors of an analysed round, for the next round to fill: one per group
+    /// Outcome vectors of an analysed round, for the next round to overwrite: one per group
     /// when `in_order`, else the one merged vector.
     spare: Vec<Vec<Outcome>>,
     /// The pending next-round timer; cancelled on shutdown.
