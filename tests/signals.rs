@@ -2,7 +2,10 @@
 //! writes everything; a second one ends the process at once; SIGHUP stops gracefully too. Each
 //! test waits for the run's own log line that says where it is before signalling it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -24,6 +27,22 @@ fn start(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
         }
     });
     (child, lines)
+}
+
+/// Starts a run of the configuration `toml` (written into `dir`) with its files in `dir/out`,
+/// which it returns.
+fn start_config(dir: &Path, toml: &str) -> (Child, mpsc::Receiver<String>, PathBuf) {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = dir.join("out");
+    let (child, lines) = start(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (child, lines, out)
 }
 
 /// Waits (at most a minute) for a stderr line containing `marker`; returns the lines up to it.
@@ -85,20 +104,10 @@ fn sigint_while_starting_writes_the_summary() {
 #[test]
 fn a_second_signal_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slow.toml");
-    std::fs::write(
-        &config,
+    let (child, lines, out) = start_config(
+        dir.path(),
         "[collection]\nread_timeout = \"30s\"\n[[sensors]]\ncount = 3\nlatency = [\"20s\", \"20s\"]\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let (child, lines) = start(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    );
     wait_for(&lines, "started 3 sensor actors");
     signal(&child, libc::SIGINT);
     wait_for(&lines, "SIGINT received");
@@ -121,37 +130,24 @@ fn a_second_signal_exits_at_once() {
 #[test]
 fn a_second_signal_leaves_every_reported_round_in_the_readings_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("one-slow.toml");
-    std::fs::write(
-        &config,
+    let (child, lines, out) = start_config(
+        dir.path(),
         "[collection]\ninterval = \"0s\"\nread_timeout = \"30s\"\nseed = 3\n\n\
          [[sensors]]\ncount = 500\nlatency = [\"0ms\", \"1ms\"]\nerror_rate = 0.0\n\n\
          [[sensors]]\nkind = \"humidity\"\ncount = 1\nlatency = [\"3s\", \"3s\"]\nerror_rate = 0.0\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let (child, lines) = start(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    );
     wait_for(&lines, "round 1: 501 ok");
     signal(&child, libc::SIGINT);
     wait_for(&lines, "SIGINT received");
     signal(&child, libc::SIGTERM);
     let status = exit_within(child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(130));
-    let text = std::fs::read_to_string(out.join("readings.jsonl")).unwrap();
+    let readings = out.join("readings.jsonl");
+    let text = std::fs::read_to_string(&readings).unwrap();
     assert!(text.ends_with('\n'), "ends mid-line");
-    let rounds: Vec<u64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["round"]
-                .as_u64()
-                .unwrap()
-        })
+    let rounds: Vec<u64> = common::read_jsonl(&readings)
+        .iter()
+        .map(|l| l["round"].as_u64().unwrap())
         .collect();
     assert_eq!(rounds, vec![1; 501]);
     assert!(!out.join("summary.json").exists());

@@ -368,29 +368,15 @@ mod tests {
         members.iter().map(|&m| (m, Outcome::TimedOut)).collect()
     }
 
-    fn reading(value: f64) -> Outcome {
-        Outcome::Ok(crate::data::Reading {
-            value,
-            timestamp: chrono::DateTime::from_timestamp(1_764_670_000, 0).unwrap(),
-            latency: std::time::Duration::from_millis(3),
-            source: None,
-        })
-    }
-
     /// A round's outcomes overwrite the vector an earlier round left: every member handed over
     /// gets its outcome, one that was not (removed, or out of the round) is `unavailable`, not
     /// the earlier round's reading; a vector of another length is made the group's first.
     #[actix_rt::test]
     async fn outcomes_overwrite_an_earlier_rounds_and_the_rest_are_unavailable() {
-        use crate::config::{SensorSpec, SensorTable};
-        use crate::driver::{simulated, DriverSpec};
-        let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
-        let specs = (1..=4)
-            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
-            .collect();
+        use crate::aggregator::tests::{reading, table};
         let members: Arc<[usize]> = Arc::from([0, 1, 2, 3]);
         let aggregator = LocalAggregator::new(
-            Arc::new(SensorTable::new(specs)),
+            table(4),
             Arc::new(AnalysisConfig::default()),
             true,
             false,

@@ -588,15 +588,24 @@ mod tests {
     use crate::data::SensorState;
     use crate::driver::{simulated, DriverSpec};
     use crate::report::SensorRow;
-    use chrono::Utc;
 
-    fn reading(value: f64) -> Outcome {
+    /// A reading of `value` (at a fixed time: two of one value are equal).
+    pub(super) fn reading(value: f64) -> Outcome {
         Outcome::Ok(Reading {
             value,
-            timestamp: Utc::now(),
+            timestamp: chrono::DateTime::from_timestamp(1_764_670_000, 0).unwrap(),
             latency: Duration::from_millis(3),
             source: None,
         })
+    }
+
+    /// The table of `n` simulated temperature sensors, `t-1` to `t-n`.
+    pub(super) fn table(n: usize) -> Arc<SensorTable> {
+        let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
+        let specs = (1..=n)
+            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
+            .collect();
+        Arc::new(SensorTable::new(specs))
     }
 
     fn digest(ok: u64, failed: u64, latencies_us: &[u32]) -> RoundDigest {
@@ -618,11 +627,7 @@ mod tests {
     /// outcome batches come back as they were, for the groups to overwrite.
     #[actix_rt::test]
     async fn digests_add_up_and_batches_come_back() {
-        let driver: Arc<dyn DriverSpec> = Arc::new(simulated::Spec::new(Default::default()));
-        let specs = (1..=3)
-            .map(|i| SensorSpec::new(&format!("t-{i}"), "temperature", driver.clone()))
-            .collect();
-        let aggregator = Aggregator::new(Arc::new(SensorTable::new(specs)), Outlets::default()).start();
+        let aggregator = Aggregator::new(table(3), Outlets::default()).start();
         let mut first = Vec::with_capacity(16);
         first.extend([reading(21.0), reading(22.0)]);
         let mut batches = vec![first, vec![reading(23.0)]];
