@@ -279,6 +279,60 @@ max_restarts = 0
     );
 }
 
+/// A member waiting for its own restart when an ancestor's escalation stops its group says it
+/// stopped: its restart is called off with the group, and the root's restart of the tree
+/// schedules it again (one restart, not two). bus-a restarts its member (intensity 1); bus-b
+/// escalates to site, site to top (intensity 0 each), and top to the root, in the same round.
+/// A run that ends before the root decides leaves the member stopped, as its journal says
+/// (`tree_properties`, the saved case of a four-level tree).
+#[actix_rt::test]
+async fn a_member_waiting_for_its_restart_stops_with_an_escalating_ancestor() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}
+[root]
+max_restarts = 1
+within = \"1m\"
+backoff_min = \"300ms\"
+backoff_max = \"300ms\"
+[[groups]]
+name = \"top\"
+max_restarts = 0
+within = \"1m\"
+[[groups]]
+name = \"site\"
+parent = \"top\"
+max_restarts = 0
+within = \"1m\"
+[[groups]]
+name = \"bus-a\"
+parent = \"site\"
+max_restarts = 1
+within = \"1m\"
+[[groups]]
+name = \"bus-b\"
+parent = \"site\"
+max_restarts = 0
+within = \"1m\"
+{}{}",
+        member("a-1", "bus-a", "{ round = 2, fault = \"panic\" }", ""),
+        member("b-1", "bus-b", "{ round = 2, fault = \"panic\" }", ""),
+    );
+    let site = "group site escalated: more than 0 restarts within 1m";
+    let out = run_toml(&toml).await;
+    assert_eq!(
+        out.of("a-1"),
+        [
+            "a-1 failed (panic: injected panic in round 2)".to_string(),
+            "a-1 restart_scheduled in 200ms #0".into(),
+            format!("a-1 stopped ({site})"),
+            "a-1 restart_scheduled in 300ms #0".into(),
+            "a-1 restarted #1".into(),
+        ]
+    );
+    assert_eq!(out.sensor("a-1"), ("running".into(), 1));
+}
+
 /// A parent's strategy counts its child groups as children after its sensors: a one_for_all
 /// parent whose sensor fails stops and restarts its child group (with the group's members)
 /// together with the sensor, after the sensor's backoff.

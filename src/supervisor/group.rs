@@ -938,8 +938,13 @@ impl GroupSupervisor {
                     if self.children[local].state == SensorState::Removed {
                         continue;
                     }
-                    let was_running = self.children[local].state == SensorState::Running;
-                    if self.stop_actor(local) || was_running {
+                    // Every member still in the game says it stopped, one waiting for its
+                    // own restart too: that restart is called off with the group.
+                    let in_game = matches!(
+                        self.children[local].state,
+                        SensorState::Running | SensorState::Restarting
+                    );
+                    if self.stop_actor(local) || in_game {
                         self.journal(local, EventKind::Stopped, Some(cause.clone()), None);
                     }
                     let child = &mut self.children[local];
