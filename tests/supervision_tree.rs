@@ -333,6 +333,74 @@ within = \"1m\"
     assert_eq!(out.sensor("a-1"), ("running".into(), 1));
 }
 
+/// An escalation that climbs to a top-level group as the last round ends: the root gives that
+/// group up (without `[root]` restarts the decision is sure), and with it every group nested
+/// in it and their members, as it does in the middle of a run. bus hangs in the last round and
+/// escalates on it; site and top have intensity 0.
+#[actix_rt::test]
+async fn a_group_given_up_as_the_run_ends_takes_its_nested_groups_with_it() {
+    tokio::time::pause();
+    let base = BASE.replace("backoff_max = \"200ms\"\n", "backoff_max = \"200ms\"\nhung_after = 1\n");
+    let toml = format!(
+        "{base}
+[[groups]]
+name = \"top\"
+max_restarts = 0
+within = \"1m\"
+[[groups]]
+name = \"site\"
+parent = \"top\"
+max_restarts = 0
+within = \"1m\"
+[[groups]]
+name = \"bus\"
+parent = \"site\"
+within = \"1m\"
+{}",
+        member(
+            "bus-1",
+            "bus",
+            "{ round = 6, fault = \"hang\" }",
+            "directives = { hung = \"escalate\" }"
+        ),
+    );
+    let out = run_toml(&toml).await;
+    let hung = "bus-1 failed (hung: 1 consecutive read timeouts): escalate on hung";
+    let given_up = "escalated: more than 0 restarts within 1m";
+    assert_eq!(
+        out.journal(),
+        [
+            "bus-1 failed (hung: 1 consecutive read timeouts)".to_string(),
+            format!("bus-1 stopped (group bus escalated: {hung})"),
+            format!("bus escalated ({hung})"),
+            "site escalated (more than 0 restarts within 1m)".into(),
+            "top escalated (more than 0 restarts within 1m)".into(),
+            format!("top gave_up ({given_up}) #0"),
+            "site gave_up (group top given up) #0".into(),
+            "bus gave_up (group top given up) #0".into(),
+            "bus-1 gave_up (group bus given up: group top given up) #0".into(),
+        ]
+    );
+    // The escalations took place in the last round, 6, which the run still ended on.
+    assert!(out.events.iter().filter(|e| e.event != "started").all(|e| e.round == 6));
+    assert_eq!(out.summary.rounds, 6);
+    let states: Vec<_> = out
+        .groups()
+        .into_iter()
+        .map(|(name, _, state, _)| (name, state))
+        .collect();
+    assert_eq!(
+        states[..3],
+        [
+            ("top".to_string(), "escalated".to_string()),
+            ("site".into(), "escalated".into()),
+            ("bus".into(), "escalated".into()),
+        ]
+    );
+    assert_eq!(out.sensor("bus-1"), ("given_up".into(), 0));
+    assert_eq!(out.sensor("outside"), ("running".into(), 0));
+}
+
 /// A parent's strategy counts its child groups as children after its sensors: a one_for_all
 /// parent whose sensor fails stops and restarts its child group (with the group's members)
 /// together with the sensor, after the sensor's backoff.

@@ -122,6 +122,13 @@ pub(crate) struct ReportStates {
     pub(crate) ending: bool,
 }
 
+/// The run is ending: the group decides nothing more (no restart, no escalation, no decision
+/// of its supervisor's but a give-up). It answers once it has stopped deciding, so an
+/// escalation it sent before is in the root's mailbox by then.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct EndDecisions;
+
 /// Where a group stands as a whole, by what it knows: the root's view may lag behind when the
 /// group escalated just as the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -923,9 +930,11 @@ impl GroupSupervisor {
         }
     }
 
-    /// The group's supervisor decided about the group as a whole.
+    /// The group's supervisor decided about the group as a whole. As the run ends, only a
+    /// give-up is taken: the root records a decision that was sure for an escalation that
+    /// reached it then, and the groups nested in the given-up group are given up with it.
     fn fate(&mut self, fate: Fate, ctx: &mut Context<Self>) {
-        if self.ending {
+        if self.ending && !matches!(fate, Fate::GiveUp { .. }) {
             return;
         }
         match fate {
@@ -1454,6 +1463,16 @@ fn crash_if_scripted(name: &str, round: u64) {
         crashes.swap_remove(k);
         drop(crashes);
         panic!("scripted crash of group {name} in round {round}");
+    }
+}
+
+impl Handler<EndDecisions> for GroupSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: EndDecisions, _ctx: &mut Context<Self>) {
+        // Kept answers due by now settled before the run ends (none is kept between rounds).
+        self.settle_due();
+        self.ending = true;
     }
 }
 

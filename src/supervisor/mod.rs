@@ -44,7 +44,7 @@ use crate::config::{CollectionConfig, GroupSpec, RestartPolicy, RootPolicy, Sens
 use crate::data::{Absence, Backoff, EventKind, Outcome, SupervisionEvent};
 use crate::report::GroupSummary;
 use crate::report::{Finished, SensorRow};
-use group::{GroupRound, ReadGroup, ReportStates, StopGroup};
+use group::{EndDecisions, GroupRound, ReadGroup, ReportStates, StopGroup};
 
 /// Asks the supervisor to stop: no new rounds, settle the one in flight, flush, report.
 #[derive(Debug, Clone, Copy, Message)]
@@ -577,8 +577,8 @@ impl SensorSupervisor {
         self.aggregator.do_send(event);
     }
 
-    /// Ends the run: collects the sensors' final states, asks the aggregator for the summary,
-    /// passes it on and stops every group.
+    /// Ends the run: every group stops deciding, then the sensors' final states are collected,
+    /// the aggregator asked for the summary, which is passed on, and every group stopped.
     fn finish(&mut self, ctx: &mut Context<Self>) {
         self.stopping = true;
         if let Some(timer) = self.next_round.take() {
@@ -587,6 +587,22 @@ impl SensorSupervisor {
         // No round follows: the outcome vectors kept for the next one go before the summary
         // is built (the groups free theirs when asked for their states).
         self.spare = Vec::new();
+        // An escalation on its way as the run ends reaches the root before the states are
+        // taken: each group answers once it decides nothing more, after any escalation it sent,
+        // and the root reads its mailbox before it goes on with this. A give-up the root then
+        // records for it reaches the groups nested in it before they are asked for their states.
+        let quiet: Vec<_> = self.groups.iter().map(|g| g.addr.send(EndDecisions)).collect();
+        let all_quiet = async move {
+            for group in quiet {
+                let _ = group.await;
+            }
+        };
+        ctx.spawn(all_quiet.into_actor(self).map(|(), act, ctx| act.report(ctx)));
+    }
+
+    /// Collects the sensors' final states once no group decides any more, asks the aggregator
+    /// for the summary, passes it on and stops every group.
+    fn report(&mut self, ctx: &mut Context<Self>) {
         let requests: Vec<_> = self
             .groups
             .iter()
@@ -731,15 +747,11 @@ impl Handler<Escalation> for SensorSupervisor {
         }
         let top = self.groups[x].parent.is_none();
         // As the run ends nothing is decided any more, but a decision that was sure is
-        // recorded: a top-level group that the root gives up at once (its members said so;
-        // the groups nested in it, their states already taken, are left as they were).
+        // recorded: a top-level group that the root gives up at once (its members said so),
+        // with every group nested in it (their states are taken after this; see `finish`).
         if self.stopping {
             if top && self.root_policy.max_restarts == 0 {
-                let group = &mut self.groups[x];
-                (group.state, group.live) = (GroupState::Escalated, false);
-                let (name, restarts) = (group.name.clone(), group.restarts);
-                let cause = format!("escalated: {}", msg.cause);
-                self.journal(name, EventKind::GaveUp, Some(cause), None, Some(restarts), None);
+                self.give_up(x, format!("escalated: {}", msg.cause));
             }
             return;
         }
