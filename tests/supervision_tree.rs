@@ -401,6 +401,77 @@ within = \"1m\"
     assert_eq!(out.sensor("outside"), ("running".into(), 0));
 }
 
+/// Two escalations that cross: bus escalates to site (intensity 0) while top's own sensor
+/// crashes past top's intensity, in the same round. The root gives top up, with site and bus,
+/// before site hears of bus: site's own escalation then is moot and not journaled, so site's
+/// journal ends on its give-up, as its state does. site's member, stopped by site as it
+/// escalated, is given up with it.
+#[actix_rt::test]
+async fn an_escalation_crossing_the_give_up_of_its_group_is_not_journaled() {
+    tokio::time::pause();
+    let toml = format!(
+        "{BASE}
+[[groups]]
+name = \"top\"
+max_restarts = 1
+within = \"1m\"
+[[groups]]
+name = \"site\"
+parent = \"top\"
+max_restarts = 0
+within = \"1m\"
+[[groups]]
+name = \"bus\"
+parent = \"site\"
+max_restarts = 0
+within = \"1m\"
+{}{}{}",
+        member("gateway", "top", "{ round = 2, fault = \"crash\" }", ""),
+        member("site-1", "site", "{ round = 1, fault = \"panic\" }", ""),
+        member("bus-1", "bus", "{ round = 2, fault = \"fatal\" }", ""),
+    );
+    let out = run_toml(&toml).await;
+    let top = "group top escalated: more than 1 restarts within 1m";
+    let site = "group site escalated: more than 0 restarts within 1m";
+    assert_eq!(
+        out.of("site"),
+        [
+            // Round 1: site-1's panic, site's restart by top (top's one restart).
+            "site escalated (more than 0 restarts within 1m)".to_string(),
+            "site restart_scheduled in 200ms #0".into(),
+            "site restarted #1".into(),
+            // Round 2: top gives up, site with it; site's escalation on bus's comes after.
+            format!("site stopped ({top})"),
+            "site gave_up (group top given up) #1".into(),
+        ]
+    );
+    let site_1 = out.of("site-1");
+    assert_eq!(
+        site_1[site_1.len() - 2..],
+        [
+            format!("site-1 stopped ({site})"),
+            "site-1 gave_up (group site given up: group top given up) #1".into(),
+        ]
+    );
+    assert_eq!(out.of("bus").last().unwrap(), "bus gave_up (group top given up) #1");
+    let states: Vec<_> = out
+        .groups()
+        .into_iter()
+        .map(|(name, _, state, _)| (name, state))
+        .collect();
+    assert_eq!(
+        states[..3],
+        [
+            ("top".to_string(), "escalated".to_string()),
+            ("site".into(), "escalated".into()),
+            ("bus".into(), "escalated".into()),
+        ]
+    );
+    for id in ["gateway", "site-1", "bus-1"] {
+        assert_eq!(out.sensor(id).0, "given_up", "{id}");
+    }
+}
+
 /// A parent's strategy counts its child groups as children after its sensors: a one_for_all
 /// parent whose sensor fails stops and restarts its child group (with the group's members)
 /// together with the sensor, after the sensor's backoff.

@@ -888,10 +888,12 @@ impl GroupSupervisor {
             let restarts = (event == EventKind::GaveUp).then_some(child.restarts);
             self.journal(local, event, Some(ended.clone()), restarts);
         }
-        self.send(self.event(None, EventKind::Escalated, Some(cause.clone())));
+        // The root journals the group's `escalated`, where the group's fate is known.
+        let event = self.event(None, EventKind::Escalated, Some(cause.clone()));
         self.setup.root.do_send(Escalation {
             group: self.setup.slot,
             cause,
+            event,
         });
     }
 

@@ -59,6 +59,8 @@ pub(crate) struct Escalation {
     pub(crate) group: usize,
     /// Why it escalated.
     pub(crate) cause: String,
+    /// The group's `escalated` event, made when and in the round it escalated.
+    pub(crate) event: SupervisionEvent,
 }
 
 /// A group restarts some of its child groups (by its strategy, after one of them escalated or
@@ -742,9 +744,14 @@ impl Handler<Escalation> for SensorSupervisor {
 
     fn handle(&mut self, msg: Escalation, ctx: &mut Context<Self>) {
         let x = msg.group;
+        // An escalation that crossed a decision about the group (an ancestor's escalation
+        // stopped it, or the root gave it up, before the group heard of it) is moot: it is not
+        // journaled, so the group's own journal ends on that decision.
         if self.groups.get(x).is_none_or(|g| g.state != GroupState::Running) {
             return;
         }
+        log_event(log::Level::Info, &msg.event);
+        self.aggregator.do_send(msg.event);
         let top = self.groups[x].parent.is_none();
         // As the run ends nothing is decided any more, but a decision that was sure is
         // recorded: a top-level group that the root gives up at once (its members said so),
