@@ -66,6 +66,11 @@ impl Outcome {
             .collect()
     }
 
+    /// The final state of group `name`.
+    fn group_state(&self, name: &str) -> &str {
+        &self.summary.groups.iter().find(|g| g.name == name).unwrap().state
+    }
+
     /// `(state, restarts)` of sensor `id`.
     fn sensor(&self, id: &str) -> (String, u32) {
         let s = self.summary.sensors.iter().find(|s| s.id == id).unwrap();
@@ -116,6 +121,21 @@ fn member(id: &str, group: &str, faults: &str, extra: &str) -> String {
     )
 }
 
+/// The root restarts an escalated top-level group once within 1 min, after 300 ms.
+const ROOT_RESTARTS_ONCE: &str = r#"
+[root]
+max_restarts = 1
+within = "1m"
+backoff_min = "300ms"
+backoff_max = "300ms"
+"#;
+
+/// A `[[groups]]` entry: `name` under `parent`, `max_restarts` within 1 min.
+fn group(name: &str, parent: Option<&str>, max_restarts: u32) -> String {
+    let parent = parent.map(|p| format!("parent = \"{p}\"\n")).unwrap_or_default();
+    format!("[[groups]]\nname = \"{name}\"\n{parent}max_restarts = {max_restarts}\nwithin = \"1m\"\n")
+}
+
 /// A three-level chain, root > site > bus: bus (intensity 0) escalates on its first failure;
 /// its parent site counts the restart against its own intensity (1 within 1 min) and restarts
 /// bus after the `[supervision]` backoff. bus's second escalation exceeds site's intensity:
@@ -124,17 +144,9 @@ fn member(id: &str, group: &str, faults: &str, extra: &str) -> String {
 async fn escalation_climbs_a_chain_of_nested_groups() {
     tokio::time::pause();
     let toml = format!(
-        "{BASE}
-[[groups]]
-name = \"bus\"
-parent = \"site\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"site\"
-max_restarts = 1
-within = \"1m\"
-{}{}{}",
+        "{BASE}{}{}{}{}{}",
+        group("bus", Some("site"), 0),
+        group("site", None, 1),
         member("gateway", "site", "", ""),
         member("bus-1", "bus", "{ round = 2, fault = \"fatal\" }", ""),
         member("bus-2", "bus", "{ round = 4, fault = \"fatal\" }", ""),
@@ -200,13 +212,7 @@ within = \"1m\"
 async fn the_root_restarts_an_escalated_group_then_gives_it_up() {
     tokio::time::pause();
     let toml = format!(
-        "{BASE}
-[root]
-max_restarts = 1
-within = \"1m\"
-backoff_min = \"300ms\"
-backoff_max = \"300ms\"
-[[groups]]
+        "{BASE}{ROOT_RESTARTS_ONCE}[[groups]]
 name = \"bus\"
 max_restarts = 0
 {}{}",
@@ -289,32 +295,11 @@ max_restarts = 0
 async fn a_member_waiting_for_its_restart_stops_with_an_escalating_ancestor() {
     tokio::time::pause();
     let toml = format!(
-        "{BASE}
-[root]
-max_restarts = 1
-within = \"1m\"
-backoff_min = \"300ms\"
-backoff_max = \"300ms\"
-[[groups]]
-name = \"top\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"site\"
-parent = \"top\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"bus-a\"
-parent = \"site\"
-max_restarts = 1
-within = \"1m\"
-[[groups]]
-name = \"bus-b\"
-parent = \"site\"
-max_restarts = 0
-within = \"1m\"
-{}{}",
+        "{BASE}{ROOT_RESTARTS_ONCE}{}{}{}{}{}{}",
+        group("top", None, 0),
+        group("site", Some("top"), 0),
+        group("bus-a", Some("site"), 1),
+        group("bus-b", Some("site"), 0),
         member("a-1", "bus-a", "{ round = 2, fault = \"panic\" }", ""),
         member("b-1", "bus-b", "{ round = 2, fault = \"panic\" }", ""),
     );
@@ -343,20 +328,10 @@ async fn a_group_given_up_as_the_run_ends_takes_its_nested_groups_with_it() {
     let base = BASE.replace("backoff_max = \"200ms\"\n", "backoff_max = \"200ms\"\nhung_after = 1\n");
     let toml = format!(
         "{base}
-[[groups]]
-name = \"top\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"site\"
-parent = \"top\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"bus\"
-parent = \"site\"
-within = \"1m\"
-{}",
+{}{}{}{}",
+        group("top", None, 0),
+        group("site", Some("top"), 0),
+        group("bus", Some("site"), 1),
         member(
             "bus-1",
             "bus",
@@ -384,19 +359,9 @@ within = \"1m\"
     // The escalations took place in the last round, 6, which the run still ended on.
     assert!(out.events.iter().filter(|e| e.event != "started").all(|e| e.round == 6));
     assert_eq!(out.summary.rounds, 6);
-    let states: Vec<_> = out
-        .groups()
-        .into_iter()
-        .map(|(name, _, state, _)| (name, state))
-        .collect();
-    assert_eq!(
-        states[..3],
-        [
-            ("top".to_string(), "escalated".to_string()),
-            ("site".into(), "escalated".into()),
-            ("bus".into(), "escalated".into()),
-        ]
-    );
+    for name in ["top", "site", "bus"] {
+        assert_eq!(out.group_state(name), "escalated", "{name}");
+    }
     assert_eq!(out.sensor("bus-1"), ("given_up".into(), 0));
     assert_eq!(out.sensor("outside"), ("running".into(), 0));
 }
@@ -411,21 +376,10 @@ async fn an_escalation_crossing_the_give_up_of_its_group_is_not_journaled() {
     tokio::time::pause();
     let toml = format!(
         "{BASE}
-[[groups]]
-name = \"top\"
-max_restarts = 1
-within = \"1m\"
-[[groups]]
-name = \"site\"
-parent = \"top\"
-max_restarts = 0
-within = \"1m\"
-[[groups]]
-name = \"bus\"
-parent = \"site\"
-max_restarts = 0
-within = \"1m\"
-{}{}{}",
+{}{}{}{}{}{}",
+        group("top", None, 1),
+        group("site", Some("top"), 0),
+        group("bus", Some("site"), 0),
         member("gateway", "top", "{ round = 2, fault = \"crash\" }", ""),
         member("site-1", "site", "{ round = 1, fault = \"panic\" }", ""),
         member("bus-1", "bus", "{ round = 2, fault = \"fatal\" }", ""),
@@ -454,19 +408,9 @@ within = \"1m\"
         ]
     );
     assert_eq!(out.of("bus").last().unwrap(), "bus gave_up (group top given up) #1");
-    let states: Vec<_> = out
-        .groups()
-        .into_iter()
-        .map(|(name, _, state, _)| (name, state))
-        .collect();
-    assert_eq!(
-        states[..3],
-        [
-            ("top".to_string(), "escalated".to_string()),
-            ("site".into(), "escalated".into()),
-            ("bus".into(), "escalated".into()),
-        ]
-    );
+    for name in ["top", "site", "bus"] {
+        assert_eq!(out.group_state(name), "escalated", "{name}");
+    }
     for id in ["gateway", "site-1", "bus-1"] {
         assert_eq!(out.sensor(id).0, "given_up", "{id}");
     }
