@@ -321,6 +321,30 @@ async fn a_removed_sensor_is_no_longer_requested_and_keeps_its_counts() {
     );
 }
 
+/// A sensor removed as the run starts, before its group has started it: its journal is
+/// `started` then `removed` (the group journals the removal after the member's start, whoever
+/// asked first), never a `removed` followed by a `started`; it is never read.
+#[actix_rt::test]
+async fn a_sensor_removed_before_its_group_started_it_is_journaled_started_then_removed() {
+    tokio::time::pause();
+    let toml = format!("{BASE}{THREE}");
+    let (run, removed) = run_with(&toml, |control, _| async move {
+        control.remove("test", "temperature-2").await
+    })
+    .await;
+    assert_eq!(removed.unwrap().last_round, 0);
+    let own: Vec<(u64, &str)> = run
+        .events
+        .iter()
+        .filter(|e| e.sensor.as_deref() == Some("temperature-2"))
+        .map(|e| (e.round, e.event.as_str()))
+        .collect();
+    assert_eq!(own, [(0, "started"), (0, "removed")]);
+    assert_eq!(run.requested(), [2, 2, 2, 2, 2]);
+    assert!(run.read_rounds("temperature-2").is_empty());
+    assert_eq!(run.states()[1], ("temperature-2".to_string(), "removed".to_string(), 0));
+}
+
 /// Reads take 800 ms; the sensor is removed at 2.3 s, while its read of round 3 (2.0-2.8 s) is
 /// in flight: that read is counted once, `unavailable` (its answer, due at 2.8 s, is never
 /// counted), and round 4 does not request it.

@@ -14,18 +14,26 @@
 //!   whenever its parent is;
 //! - two runs with the same configuration write the same journal, event for event.
 //!
-//! 48 cases (or `PROPTEST_CASES`); failures are saved in
-//! `proptest-regressions/tree_holds_under_nested_faults.txt` and replayed first.
+//! A second property makes up to six changes through the run's `Control` at random instants
+//! (multiples of 50 ms: on answers, deadlines and round starts), whatever the state of the
+//! sensor or its group: sensors added (to any group, or none), removed, stopped and restarted.
+//! The same must hold (`added`: running; `removed`: removed; a removed member may end a given-up
+//! group), and two runs give the same journal and the same answers to the changes.
+//!
+//! 48 cases each (or `PROPTEST_CASES`); failures are saved in
+//! `proptest-regressions/<test>.txt` and replayed first.
 
 mod common;
 
 use std::collections::HashMap;
 use std::future::pending;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use sensor_actors::{run, Config, RunOptions, Summary};
+use sensor_actors::{run, Collector, Config, Control, RunOptions, Summary};
 use serde::Deserialize;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Event {
@@ -195,21 +203,137 @@ fn run_once(toml: &str) -> Result<(Summary, Vec<Event>), String> {
     Ok((summary, common::read_lines(&dir.path().join("events.jsonl"))))
 }
 
+/// A change made through the run's [`Control`] while it goes on.
+#[derive(Debug, Clone)]
+enum Change {
+    /// Adds sensor `x<n>` (the n-th added) to group `g<k>` (`None`: ungrouped; `k` taken
+    /// modulo the groups).
+    Add(Option<usize>, MemberCase),
+    /// Removes, stops or restarts target `t` (modulo the targets: the configured sensors, then
+    /// the added ones, whether they were added yet or not).
+    Remove(usize),
+    Stop(usize),
+    Restart(usize),
+}
+
+/// Every sensor id a change may name, for `case` and its `changes`.
+fn targets(case: &Case, changes: &[(u64, Change)]) -> Vec<String> {
+    let mut ids: Vec<String> = case
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(k, g)| (0..g.members.len()).map(move |j| format!("g{k}-s{j}")))
+        .collect();
+    ids.push("loner".into());
+    let added = changes.iter().filter(|(_, c)| matches!(c, Change::Add(..))).count();
+    ids.extend((0..added).map(|n| format!("x{n}")));
+    ids
+}
+
+/// Makes `changes` at their virtual instants (milliseconds from `t0`, in order) and says what
+/// each did, one line each.
+async fn make(control: Control, t0: Instant, case: &Case, changes: &[(u64, Change)]) -> Vec<String> {
+    let ids = targets(case, changes);
+    let mut added = 0;
+    let mut said = Vec::new();
+    for (ms, change) in changes {
+        tokio::time::sleep_until(t0 + Duration::from_millis(*ms)).await;
+        let id = |t: usize| ids[t % ids.len()].clone();
+        let result = match change {
+            Change::Add(group, member) => {
+                let group = group
+                    .filter(|_| !case.groups.is_empty())
+                    .map(|k| format!("g{}", k % case.groups.len()));
+                let entry = member_toml(&format!("x{added}"), group.as_deref(), member);
+                added += 1;
+                // The entry's body, without its `[[sensors]]` line.
+                let body = entry.split_once('\n').unwrap().1;
+                let added = control.add_toml("prop", body).await;
+                added.map(|a| format!("added {:?} from round {}", a.sensors, a.first_round))
+            }
+            Change::Remove(t) => {
+                let removed = control.remove("prop", &id(*t)).await;
+                removed.map(|r| format!("removed {} after round {}", r.sensor, r.last_round))
+            }
+            Change::Stop(t) => control
+                .stop("prop", &id(*t))
+                .await
+                .map(|()| format!("stopped {}", id(*t))),
+            Change::Restart(t) => control
+                .restart("prop", &id(*t))
+                .await
+                .map(|()| format!("restarted {}", id(*t))),
+        };
+        said.push(format!("{ms} ms: {}", result.unwrap_or_else(|e| e.to_string())));
+    }
+    said
+}
+
+/// Runs `toml` with `changes` made while it goes on, on a fresh system with the paused clock:
+/// its summary, its journal and what each change did.
+fn run_changing(
+    toml: &str,
+    case: &Case,
+    changes: &[(u64, Change)],
+) -> Result<(Summary, Vec<Event>, Vec<String>), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    });
+    let (summary, said) = system.block_on(async {
+        let collector = Collector::new().out(dir.path()).map_err(|e| e.to_string())?;
+        let control = collector.control();
+        let config = collector.parse(toml, "prop.toml").map_err(|e| e.to_string())?;
+        let (summary, said) = futures::join!(
+            collector.run(config, pending()),
+            make(control, Instant::now(), case, changes)
+        );
+        Ok::<_, String>((summary.map_err(|e| e.to_string())?, said))
+    })?;
+    Ok((summary, common::read_lines(&dir.path().join("events.jsonl")), said))
+}
+
+/// Changes at multiples of 50 ms over the run (reads take 50 ms: many fall on an answer, a
+/// deadline or a round's start), each adding, removing, stopping or restarting a sensor.
+fn changes(rounds: u64) -> impl Strategy<Value = Vec<(u64, Change)>> {
+    let change = prop_oneof![
+        (prop::option::weighted(0.8, 0usize..4), member(rounds)).prop_map(|(g, m)| Change::Add(g, m)),
+        (0usize..16).prop_map(Change::Remove),
+        (0usize..16).prop_map(Change::Stop),
+        (0usize..16).prop_map(Change::Restart),
+    ];
+    prop::collection::vec((0..rounds * 20).prop_map(|k| k * 50), 1..=6)
+        .prop_flat_map(move |mut at| {
+            at.sort_unstable();
+            let n = at.len();
+            (Just(at), prop::collection::vec(change.clone(), n))
+        })
+        .prop_map(|(at, changes)| at.into_iter().zip(changes).collect())
+}
+
 /// The state a journal ending in `event` leaves a sensor in.
 fn state_after(event: &str) -> Option<&'static str> {
     Some(match event {
-        "started" | "restarted" | "resumed" | "timed_out" => "running",
+        "started" | "added" | "restarted" | "resumed" | "timed_out" => "running",
         "restart_scheduled" => "restarting",
         "stopped" => "stopped",
         "gave_up" => "given_up",
+        "removed" => "removed",
         _ => return None,
     })
 }
 
-fn check(case: &Case, summary: &Summary, events: &[Event]) -> Result<(), String> {
+/// Checks a run of `case`; `changed`: sensors were added or removed while it went on, so a
+/// round's reads are not the configuration's count.
+fn check(case: &Case, changed: bool, summary: &Summary, events: &[Event]) -> Result<(), String> {
     let sensors: usize = case.groups.iter().map(|g| g.members.len()).sum::<usize>() + 1;
     let r = &summary.reads;
-    if r.requested != summary.rounds * sensors as u64 || r.requested != r.ok + r.failed + r.timed_out + r.unavailable {
+    let per_round = changed || r.requested == summary.rounds * sensors as u64;
+    if !per_round || r.requested != r.ok + r.failed + r.timed_out + r.unavailable {
         return Err(format!(
             "reads {r:?} for {} rounds of {sensors} sensors",
             summary.rounds
@@ -278,13 +402,17 @@ fn check(case: &Case, summary: &Summary, events: &[Event]) -> Result<(), String>
                 return Err(format!("group {name} is {state} under a given-up parent g{parent}"));
             }
         }
-        for j in 0..g.members.len() {
-            let id = format!("g{k}-s{j}");
-            let member = summary.sensors.iter().find(|s| s.id == id).unwrap();
-            let last = events.iter().rev().find(|e| e.sensor.as_deref() == Some(&*id)).unwrap();
+        // Its members, added ones included.
+        for member in summary.sensors.iter().filter(|s| s.group.as_deref() == Some(&*name)) {
+            let id = &member.id;
+            let last = events
+                .iter()
+                .rev()
+                .find(|e| e.sensor.as_deref() == Some(&**id))
+                .unwrap();
             let with_group = last.cause.as_deref().is_some_and(|c| c.starts_with("group "));
             match (state, member.state.as_str()) {
-                ("escalated", "given_up") => {}
+                ("escalated", "given_up" | "removed") => {}
                 // Stopped for good before (a normal exit, a temporary one, a stop directive),
                 // not held for a decision that never came.
                 ("escalated", "stopped") if !with_group => {}
@@ -301,23 +429,50 @@ fn check(case: &Case, summary: &Summary, events: &[Event]) -> Result<(), String>
     Ok(())
 }
 
-fn config() -> ProptestConfig {
+/// 48 cases (or `PROPTEST_CASES`); failures are saved in `file` and replayed first.
+fn config(file: &'static str) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(48);
     ProptestConfig {
         cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/proptest-regressions/tree_holds_under_nested_faults.txt"
-        )))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(file))),
         ..ProptestConfig::default()
     }
 }
 
+/// The regressions file of test `name`, beside `Cargo.toml`.
+macro_rules! regressions {
+    ($name:literal) => {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/", $name, ".txt")
+    };
+}
+
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(config(regressions!("tree_holds_under_changes")))]
+
+    /// The same trees, with sensors added, removed, stopped and restarted through the run's
+    /// `Control` at random instants (to groups that are down or given up too, and sensors in
+    /// any state): the same agreement, and the same journal and answers from the same
+    /// configuration and changes.
+    #[test]
+    fn tree_holds_under_changes((case, changes) in case().prop_flat_map(|c| {
+        let rounds = c.rounds;
+        (Just(c), changes(rounds))
+    })) {
+        let toml = case.toml();
+        let fail = |e: String| TestCaseError::fail(format!("{e}\n--- changes ---\n{changes:#?}\n--- prop.toml ---\n{toml}"));
+        let (summary, events, said) = run_changing(&toml, &case, &changes).map_err(fail)?;
+        check(&case, true, &summary, &events).map_err(|e| fail(format!("{e}\n--- changes did ---\n{}", said.join("\n"))))?;
+        let (_, again, said_again) = run_changing(&toml, &case, &changes).map_err(fail)?;
+        prop_assert_eq!(said, said_again);
+        prop_assert_eq!(events, again, "the journal differs between two runs");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(regressions!("tree_holds_under_nested_faults")))]
 
     /// Deep trees with faults at every level keep the accounting, the journal and the final
     /// states in agreement, and replay the same journal from the same configuration.
@@ -325,7 +480,7 @@ proptest! {
     fn tree_holds_under_nested_faults(case in case()) {
         let toml = case.toml();
         let (summary, events) = run_once(&toml).map_err(|e| TestCaseError::fail(format!("{e}\n--- prop.toml ---\n{toml}")))?;
-        check(&case, &summary, &events).map_err(|e| TestCaseError::fail(format!("{e}\n--- prop.toml ---\n{toml}")))?;
+        check(&case, false, &summary, &events).map_err(|e| TestCaseError::fail(format!("{e}\n--- prop.toml ---\n{toml}")))?;
         let (_, again) = run_once(&toml).map_err(TestCaseError::fail)?;
         // Timestamps are not read: the paused clock starts from the wall clock.
         prop_assert_eq!(events, again, "the journal differs between two runs\n--- prop.toml ---\n{}", toml);

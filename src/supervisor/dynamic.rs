@@ -458,9 +458,15 @@ impl Handler<RemoveSensor> for SensorSupervisor {
             restarts: None,
             backoff: None,
         };
-        log_event(log::Level::Info, &event);
-        self.aggregator.do_send(event);
-        self.groups[k].addr.do_send(RemoveMember { member: local });
+        // The group journals it as it removes the member, after the member's earlier events;
+        // a group whose actor is gone has nothing more to say of it.
+        let group = &self.groups[k].addr;
+        if group.connected() {
+            group.do_send(RemoveMember { member: local, event });
+        } else {
+            log_event(log::Level::Info, &event);
+            self.aggregator.do_send(event);
+        }
         Ok(Removed {
             sensor,
             last_round: self.round,

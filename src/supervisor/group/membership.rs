@@ -15,7 +15,7 @@ use actix_rt::time::Instant;
 
 use super::{kind_of, Action, Child, GroupSupervisor};
 use crate::config::SensorTable;
-use crate::data::{EventKind, SensorState};
+use crate::data::{EventKind, SensorState, SupervisionEvent};
 use crate::supervisor::restart::RestartTracker;
 
 /// Starts the members added to the group while the run goes on. The root sends it once the
@@ -42,11 +42,14 @@ pub(crate) struct AdoptSubgroups {
 }
 
 /// Stops a member for good: it was removed while the run goes on.
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub(crate) struct RemoveMember {
     /// Its position in the group.
     pub(crate) member: usize,
+    /// Its `removed` event, made by the root: the group journals it as it removes the member,
+    /// after whatever it journaled of the member before (its `started` too).
+    pub(crate) event: SupervisionEvent,
 }
 
 impl GroupSupervisor {
@@ -141,6 +144,7 @@ impl Handler<RemoveMember> for GroupSupervisor {
 
     fn handle(&mut self, msg: RemoveMember, ctx: &mut Context<Self>) {
         let local = msg.member;
+        self.send(msg.event);
         if self.children.get(local).is_none_or(|c| c.state == SensorState::Removed) {
             return;
         }
