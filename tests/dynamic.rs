@@ -45,6 +45,7 @@ struct Event {
     group: Option<String>,
     event: String,
     cause: Option<String>,
+    delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +344,70 @@ async fn a_sensor_removed_before_its_group_started_it_is_journaled_started_then_
     assert_eq!(run.requested(), [2, 2, 2, 2, 2]);
     assert!(run.read_rounds("temperature-2").is_empty());
     assert_eq!(run.states()[1], ("temperature-2".to_string(), "removed".to_string(), 0));
+}
+
+/// A sensor added to a group that escalated and whose restart the root has scheduled is
+/// journaled `restart_scheduled` after `added`, as its other members were, and starts with them
+/// when the restart is due. bus (intensity 0) escalates on bus-1's fatal error in round 2; the root
+/// restarts it after 600 ms; bus-3 is added at 1.2 s. A slow ungrouped sensor keeps round 2 in
+/// flight until 1.4 s: a run of 2 rounds ends before the restart, with bus-3 `restarting`, as
+/// its journal ends.
+#[actix_rt::test]
+async fn a_sensor_added_to_a_group_waiting_for_its_restart_is_journaled_restart_scheduled() {
+    tokio::time::pause();
+    let toml = |rounds: u32| {
+        format!(
+            "{}[root]\nmax_restarts = 1\nbackoff_min = \"600ms\"\nbackoff_max = \"600ms\"\n\
+             [[groups]]\nname = \"bus\"\nmax_restarts = 0\n\
+             [[sensors]]\nname = \"bus\"\ncount = 2\ngroup = \"bus\"\n{}\n\
+             [[sensors]]\nid = \"slow\"\nlatency = [\"400ms\", \"400ms\"]\nerror_rate = 0.0\n",
+            BASE.replace("rounds = 5", &format!("rounds = {rounds}")),
+            entry("faults = [{ round = 2, fault = \"fatal\", sensor = \"bus-1\" }]")
+        )
+    };
+    let add = |control: Control, t0| async move {
+        at(t0, 1200).await;
+        control
+            .add_toml("test", &entry("id = \"bus-3\"\ngroup = \"bus\""))
+            .await
+    };
+    let bus_3 = |run: &Run| -> Vec<String> {
+        let journal = run.journal().into_iter();
+        journal.filter(|l| l.contains(" bus-3 ")).collect()
+    };
+    let (run, added) = run_with(&toml(5), add).await;
+    assert_eq!(added.unwrap().first_round, 3);
+    assert_eq!(
+        bus_3(&run),
+        [
+            "2 bus-3 added (requested by test)",
+            "2 bus-3 restart_scheduled",
+            "2 bus-3 restarted"
+        ]
+    );
+    let scheduled = run.events.iter().filter(|e| e.event == "restart_scheduled");
+    let delays: Vec<(String, Option<u64>)> = scheduled
+        .map(|e| (e.sensor.clone().unwrap_or_default(), e.delay_ms))
+        .collect();
+    // The group and its members as bus-1's 10 ms read ends (at 1.011 s: a timer fires on the
+    // millisecond after its deadline), bus-3 at 1.2 s: the 411 ms left of the 600.
+    assert_eq!(
+        delays,
+        [
+            (String::new(), Some(600)),
+            ("bus-1".into(), Some(600)),
+            ("bus-2".into(), Some(600)),
+            ("bus-3".into(), Some(411))
+        ]
+    );
+    assert_eq!(run.read_rounds("bus-3"), [3, 4, 5]);
+
+    let (run, _) = run_with(&toml(2), add).await;
+    assert_eq!(
+        bus_3(&run),
+        ["2 bus-3 added (requested by test)", "2 bus-3 restart_scheduled"]
+    );
+    assert_eq!(run.states()[3], ("bus-3".to_string(), "restarting".to_string(), 0));
 }
 
 /// Reads take 800 ms; the sensor is removed at 2.3 s, while its read of round 3 (2.0-2.8 s) is

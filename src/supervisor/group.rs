@@ -388,6 +388,10 @@ pub(crate) struct GroupSupervisor {
     pending: bool,
     /// Given up as a whole (see [`Standing::GivenUp`]).
     given_up: bool,
+    /// While the group is down as a whole: why its members stopped, and when its supervisor's
+    /// restart of it is due (with that restart's backoff), once decided. A member added then
+    /// is journaled as its other members were.
+    down: Option<(String, Option<(Instant, Backoff)>)>,
     /// Bumped whenever the group as a whole is stopped or started again: a member restart
     /// scheduled before is then not carried out.
     generation: u32,
@@ -432,6 +436,7 @@ impl GroupSupervisor {
             escalated: false,
             pending: false,
             given_up: false,
+            down: None,
             generation: 0,
             subgroup_trackers,
             started: false,
@@ -867,6 +872,7 @@ impl GroupSupervisor {
         // Each member still in the game stops with the group and says so: given up when the
         // group is sure to be given up, else stopped until its supervisor decides.
         let ended = format!("group {} escalated: {cause}", self.setup.name);
+        self.down = Some((ended.clone(), None));
         let (event, state) = if self.setup.final_escalation {
             self.given_up = true;
             (EventKind::GaveUp, SensorState::GivenUp)
@@ -944,6 +950,8 @@ impl GroupSupervisor {
                 self.escalated = true;
                 self.generation += 1;
                 self.pending = restart.is_none();
+                let due = restart.map(|(delay, backoff)| (Instant::now() + delay, backoff));
+                self.down = Some((cause.clone(), due));
                 for local in 0..self.children.len() {
                     // A removed member is out of the group's fate.
                     if self.children[local].state == SensorState::Removed {
@@ -983,6 +991,7 @@ impl GroupSupervisor {
                 let now = Instant::now();
                 self.escalated = false;
                 self.pending = false;
+                self.down = None;
                 self.generation += 1;
                 self.recent = Window::default();
                 for tracker in &mut self.subgroup_trackers {

@@ -104,12 +104,22 @@ impl Handler<StartMembers> for GroupSupervisor {
             }
             return;
         }
+        // Journaled as its other members were when the group went down, so that its journal
+        // ends on its state: `stopped` while held, `restart_scheduled` (the time left of the
+        // group's restart) once that restart is decided.
         if self.escalated {
+            let (cause, due) = self.down.clone().unwrap_or_default();
             for local in added {
                 let child = &mut self.children[local];
-                child.held = self.pending;
-                if !self.pending {
-                    child.state = SensorState::Restarting;
+                match due.filter(|_| !self.pending) {
+                    Some((at, backoff)) => {
+                        child.state = SensorState::Restarting;
+                        self.journal_scheduled(local, at.saturating_duration_since(now), backoff);
+                    }
+                    None => {
+                        child.held = true;
+                        self.journal(local, EventKind::Stopped, Some(cause.clone()), None);
+                    }
                 }
             }
             return;
