@@ -184,20 +184,24 @@ fn case() -> impl Strategy<Value = Case> {
     })
 }
 
-/// Runs `toml` on a fresh system with the paused clock: its summary and journal.
-fn run_once(toml: &str) -> Result<(Summary, Vec<Event>), String> {
-    let config = Config::from_toml_str(toml, "prop.toml").map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().to_path_buf();
-    // Paused from the runtime's start, as `run --clock virtual` does: timers due in the same
-    // millisecond then fire in the same order on every run.
-    let system = actix::System::with_tokio_rt(|| {
+/// A fresh system whose clock is paused from the runtime's start, as `run --clock virtual`
+/// does: timers due in the same millisecond then fire in the same order on every run.
+fn paused_system() -> actix::SystemRunner {
+    actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
             .unwrap()
-    });
+    })
+}
+
+/// Runs `toml` on a fresh system with the paused clock: its summary and journal.
+fn run_once(toml: &str) -> Result<(Summary, Vec<Event>), String> {
+    let config = Config::from_toml_str(toml, "prop.toml").map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_path_buf();
+    let system = paused_system();
     let summary = system.block_on(run(config, RunOptions { out: Some(out) }, pending()));
     let summary = summary.map_err(|e| e.to_string())?;
     Ok((summary, common::read_lines(&dir.path().join("events.jsonl"))))
@@ -277,13 +281,7 @@ fn run_changing(
     changes: &[(u64, Change)],
 ) -> Result<(Summary, Vec<Event>, Vec<String>), String> {
     let dir = tempfile::tempdir().unwrap();
-    let system = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    });
+    let system = paused_system();
     let (summary, said) = system.block_on(async {
         let collector = Collector::new().out(dir.path()).map_err(|e| e.to_string())?;
         let control = collector.control();
